@@ -1,0 +1,38 @@
+//! The command line: one module per subcommand. Each returns an [`ExitCode`]
+//! (0 success, 1 the command found problems or failed, 2 usage error) and prints
+//! errors that say what to do next. Nothing here is needed by the daemons' logic.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Scheduled and urgent playout for a provincial network of grassroots radio stations.
+#[derive(Debug, Parser)]
+#[command(name = "loa", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {}
+
+/// Parses the process arguments and runs the chosen subcommand.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    run(cli)
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {}
+}
+
+/// Logs go to stderr, filtered by `RUST_LOG` (default `info`), so stdout stays clean for
+/// tables, CSV and JSON that people pipe elsewhere.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}

@@ -1,0 +1,16 @@
+//! `loa` — scheduled and urgent playout for a provincial network of grassroots radio
+//! stations.
+//!
+//! # Layout
+//! - [`schedule`]: TOML schedule files → model + diagnostics; cron expansion. Pure, no IO.
+//! - [`audio`]: decoding (symphonia), sinks (cpal, wav, null, clocked), the player thread.
+//! - [`clock`]: the one notion of "now" shared by the scheduler and the clocked sink, so
+//!   tests drive time instead of waiting for it.
+//! - [`cli`]: one module per subcommand; the binary in `main.rs` only dispatches.
+//!
+//! See ARCHITECTURE.md for the invariants each module keeps.
+
+pub mod audio;
+pub mod cli;
+pub mod clock;
+pub mod schedule;

@@ -1,0 +1,97 @@
+//! The schedule model: what a parsed schedule file means, independent of its TOML.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+/// Which programme layer a schedule belongs to. At equal priority, provincial wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layer {
+    Local,
+    Provincial,
+}
+
+/// How urgently an item must air. Ordered: a higher priority pre-empts a lower one.
+/// `Emergency` is never written in a schedule file; only pushed bulletins carry it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    Normal,
+    Priority,
+    Emergency,
+}
+
+/// Where an item's audio comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AudioRef {
+    /// A file path, already resolved against the schedule file's directory.
+    Path(PathBuf),
+    /// Content address: lowercase hex sha256 of the file's bytes.
+    Sha256(String),
+}
+
+/// One planned play of one item: the unit the station arms, the ledger records and the
+/// compliance report counts. Everything needed to play and to judge it is here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Occurrence {
+    /// The item's id, unique within its schedule file.
+    pub item_id: String,
+    pub title: String,
+    pub layer: Layer,
+    pub priority: Priority,
+    /// The instant the first sample must reach the speaker.
+    pub planned: DateTime<Utc>,
+    /// The schedule file's time zone, for showing `planned` as local time.
+    pub timezone: Tz,
+    pub audio: AudioRef,
+    /// A later start than `planned + max_delay` counts as missed.
+    pub max_delay: Duration,
+    /// Declared duration (`duration = "15m"`), used for overlap checks when the audio's
+    /// own length is not known.
+    pub duration: Option<Duration>,
+    /// Gain to apply when playing, in dB (0 unless the item or central says otherwise).
+    pub gain_db: f32,
+}
+
+/// How bad a diagnostic is: errors reject the file, warnings do not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Warning,
+    Error,
+}
+
+/// One problem in a schedule file, located by 1-based line and column. Displayed as
+/// `file:line:column: error|warning: message`, the form staff and editors understand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Diagnostic {
+    /// The file name as the user gave it.
+    pub origin: String,
+    pub line: usize,
+    pub column: usize,
+    pub severity: Severity,
+    pub message: String,
+}
+
+impl std::fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let severity = match self.severity {
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        };
+        write!(f, "{}:{}:{}: {}: {}", self.origin, self.line, self.column, severity, self.message)
+    }
+}
+
+/// Validity window and holidays of an item, in the file's time zone.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Validity {
+    pub from: Option<NaiveDate>,
+    pub until: Option<NaiveDate>,
+    pub skip: Vec<NaiveDate>,
+}
