@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the system packages loa needs to build and test, when they are missing.
+# Sourced by scripts/demo.sh and scripts/test.sh; safe to run again.
+set -euo pipefail
+
+need=()
+# cpal (the real sound-card sink) links against ALSA.
+dpkg -s libasound2-dev >/dev/null 2>&1 || need+=(libasound2-dev)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+# Text bulletins are rendered to speech at central; tests render a Vietnamese sentence.
+command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
+
+if ((${#need[@]})); then
+  echo "installing: ${need[*]}" >&2
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
