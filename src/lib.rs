@@ -13,4 +13,6 @@
 pub mod audio;
 pub mod cli;
 pub mod clock;
+pub mod protocol;
 pub mod schedule;
+pub mod signing;
