@@ -16,3 +16,4 @@ pub mod clock;
 pub mod protocol;
 pub mod schedule;
 pub mod signing;
+pub mod store;
