@@ -16,5 +16,8 @@ pub mod audio;
 pub mod cli;
 pub mod clock;
 pub mod ledger;
+pub mod protocol;
 pub mod schedule;
+pub mod signing;
 pub mod station;
+pub mod store;

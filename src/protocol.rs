@@ -1,0 +1,250 @@
+//! The wire format shared by station, central and the command line: serde types only.
+//!
+//! Nothing here does IO, and no other module derives a wire type of its own. Signed
+//! documents travel as a [`SignedEnvelope`]: the exact JSON bytes that were signed plus
+//! the signature, so the verifier checks the very bytes it then parses and no
+//! canonicalisation can differ between signer and verifier.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::schedule::Layer;
+
+/// Version of the HTTP API; every path starts with `/api/v1`.
+pub const API_PREFIX: &str = "/api/v1";
+
+/// What a signature covers: the signed message is `kind`, a zero byte, then the payload
+/// bytes. A manifest signature can therefore never be replayed as a bulletin's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DocumentKind {
+    Manifest,
+    Bulletin,
+}
+
+impl DocumentKind {
+    /// The domain-separation tag placed before the payload when signing.
+    pub fn tag(self) -> &'static str {
+        match self {
+            DocumentKind::Manifest => "loa-manifest-v1",
+            DocumentKind::Bulletin => "loa-bulletin-v1",
+        }
+    }
+}
+
+/// A signed document as it travels: payload bytes (base64 of the exact JSON that was
+/// signed) and an Ed25519 signature (hex) over `kind.tag() || 0x00 || payload`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedEnvelope {
+    pub kind: DocumentKind,
+    /// Standard base64 of the signed JSON bytes.
+    pub payload: String,
+    /// Hex of the 64-byte Ed25519 signature.
+    pub signature: String,
+}
+
+/// Everything one station needs to play its programmes, signed by the province.
+/// Versions grow by one each time central issues a new manifest for this station; a
+/// station refuses any version lower than the last one it accepted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub station_id: String,
+    pub version: u64,
+    pub issued_at: DateTime<Utc>,
+    /// A manifest fetched after this instant is refused (it may be a stale replay).
+    pub valid_until: DateTime<Utc>,
+    pub schedules: Vec<ManifestSchedule>,
+    /// Every audio file the schedules need, once each.
+    pub audio: Vec<ManifestAudio>,
+}
+
+/// One schedule file as staff wrote it: its TOML text, parsed at the station with the
+/// same parser central used to check it, so diagnostics point at the original lines.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ManifestSchedule {
+    /// The file name it was loaded from (e.g. `provincial.toml`), used in diagnostics.
+    pub origin: String,
+    pub layer: Layer,
+    /// The schedule file's text, unchanged.
+    pub source: String,
+    /// Each `audio = "..."` value exactly as written in the file → lowercase hex sha256.
+    /// `sha256:<hex>` values need no entry.
+    pub audio: BTreeMap<String, String>,
+}
+
+impl ManifestSchedule {
+    /// The content address for an `audio = "..."` value as written in the file.
+    pub fn audio_sha256<'a>(&'a self, written: &'a str) -> Option<&'a str> {
+        if let Some(hex) = written.strip_prefix("sha256:") {
+            return Some(hex);
+        }
+        self.audio.get(written).map(String::as_str)
+    }
+}
+
+/// One audio file a station must hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ManifestAudio {
+    /// Lowercase hex sha256 of the file's bytes: its name in every cache.
+    pub sha256: String,
+    pub size: u64,
+    /// Gain in dB that brings the file to the province's loudness target.
+    pub gain_db: f32,
+    /// The first planned play within central's planning horizon, if any: downloads go
+    /// earliest-needed first.
+    pub earliest_needed: Option<DateTime<Utc>>,
+}
+
+/// Where a schedule goes when loaded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "kind", content = "value")]
+pub enum Target {
+    All,
+    Stations(Vec<String>),
+    District(String),
+}
+
+impl std::str::FromStr for Target {
+    type Err = String;
+
+    /// Parses `all`, `district:NAME` or a comma-separated list of station ids.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text == "all" {
+            return Ok(Target::All);
+        }
+        if let Some(name) = text.strip_prefix("district:") {
+            if name.trim().is_empty() {
+                return Err("district name is empty: write --to district:NAME".into());
+            }
+            return Ok(Target::District(name.trim().to_string()));
+        }
+        let ids: Vec<String> =
+            text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+        if ids.is_empty() {
+            return Err("no target: write --to all, --to ID,ID or --to district:NAME".into());
+        }
+        Ok(Target::Stations(ids))
+    }
+}
+
+/// Operator → central: assign a schedule file to stations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadScheduleRequest {
+    /// The file name as the operator gave it, for diagnostics.
+    pub origin: String,
+    pub source: String,
+    /// `audio = "..."` values as written → sha256 (the CLI uploads missing files first).
+    pub audio: BTreeMap<String, String>,
+    pub to: Target,
+}
+
+/// Central → operator: what a successful load changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadScheduleResponse {
+    pub schedule_id: i64,
+    /// Station id → its new manifest version.
+    pub stations: BTreeMap<String, u64>,
+}
+
+/// Central → operator: an uploaded audio file as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AudioInfo {
+    pub sha256: String,
+    pub title: String,
+    pub size: u64,
+    pub duration_ms: u64,
+    /// Integrated loudness (EBU R128), LUFS.
+    pub loudness_lufs: f64,
+    /// Gain towards central's target, dB.
+    pub gain_db: f32,
+}
+
+/// Every error body central sends: one message, plus file:line:column diagnostics when
+/// a schedule was refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub diagnostics: Vec<String>,
+}
+
+/// Station → central, every minute or so: how the station is doing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// Last manifest version the station verified and holds.
+    pub manifest_version: Option<u64>,
+    /// Station clock minus central clock, milliseconds (positive: station is ahead).
+    pub clock_offset_ms: Option<i64>,
+    /// Everything needed up to this instant is cached.
+    pub ready_until: Option<DateTime<Utc>>,
+    /// Bytes of audio still to download.
+    pub missing_bytes: u64,
+    pub disk_free_bytes: Option<u64>,
+    /// Item id or bulletin id now on air, if any.
+    pub now_playing: Option<String>,
+    /// `ok`, or what is wrong with the sound output.
+    pub sink_health: String,
+    /// The station's own clock when it sent this.
+    pub sent_at: DateTime<Utc>,
+}
+
+/// Central → station: the heartbeat was stored; `server_time` lets the station estimate
+/// its clock offset (midpoint of send and receive).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeartbeatAck {
+    pub server_time: DateTime<Utc>,
+}
+
+/// One line of `loa status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StationStatus {
+    pub id: String,
+    pub name: String,
+    pub district: String,
+    /// Latest manifest version central issued for this station.
+    pub issued_version: Option<u64>,
+    pub last_seen: Option<DateTime<Utc>>,
+    pub heartbeat: Option<Heartbeat>,
+}
+
+/// Central → operator: the fleet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FleetStatus {
+    pub server_time: DateTime<Utc>,
+    pub stations: Vec<StationStatus>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_parses_all_forms_and_refuses_empty() {
+        assert_eq!("all".parse::<Target>(), Ok(Target::All));
+        assert_eq!("district:Tri Tôn".parse::<Target>(), Ok(Target::District("Tri Tôn".into())));
+        assert_eq!(
+            "a, b".parse::<Target>(),
+            Ok(Target::Stations(vec!["a".to_string(), "b".to_string()]))
+        );
+        assert!("district:".parse::<Target>().is_err());
+        assert!(" , ".parse::<Target>().is_err());
+    }
+
+    #[test]
+    fn audio_lookup_accepts_content_addresses_and_written_paths() {
+        let mut audio = BTreeMap::new();
+        audio.insert("../audio/a.mp3".to_string(), "ab".repeat(32));
+        let s = ManifestSchedule {
+            origin: "p.toml".into(),
+            layer: Layer::Provincial,
+            source: String::new(),
+            audio,
+        };
+        assert_eq!(s.audio_sha256("../audio/a.mp3"), Some("ab".repeat(32).as_str()));
+        assert_eq!(s.audio_sha256("sha256:cd"), Some("cd"));
+        assert_eq!(s.audio_sha256("other.mp3"), None);
+    }
+}

@@ -1,0 +1,180 @@
+//! Central's persistence, behind the [`Store`] trait so another database can be added
+//! later; [`SqliteStore`] is the embedded default.
+//!
+//! The store knows nothing about HTTP or signatures: it keeps stations, operator roles,
+//! the audio library's metadata (the bytes live on disk, named by sha256), schedules and
+//! their assignments, every manifest ever issued, and the latest heartbeat per station.
+//! Tokens are never stored, only their sha256.
+
+mod sqlite;
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+
+pub use sqlite::SqliteStore;
+
+use crate::protocol::{AudioInfo, Heartbeat, SignedEnvelope};
+use crate::schedule::Layer;
+
+/// Why the store refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {path}: {source}")]
+    Open { path: String, source: rusqlite::Error },
+    #[error("database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("stored value is corrupt: {0}")]
+    Corrupt(String),
+    #[error("station {0:?} already exists")]
+    StationExists(String),
+    #[error("no such station {0:?}: add it with `loa central station add`")]
+    NoSuchStation(String),
+    #[error("manifest version {version} for station {station:?} already exists")]
+    VersionTaken { station: String, version: u64 },
+}
+
+/// A registered station.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Station {
+    pub id: String,
+    pub name: String,
+    pub district: String,
+}
+
+/// What an operator token may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// The province: everything.
+    Admin,
+    /// District staff: `local` schedules for their own district's stations, and viewing.
+    District(String),
+    /// Read-only: status, logs, reports.
+    Viewer,
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Role::Admin => write!(f, "admin"),
+            Role::District(name) => write!(f, "district:{name}"),
+            Role::Viewer => write!(f, "viewer"),
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text.trim() {
+            "admin" => Ok(Role::Admin),
+            "viewer" => Ok(Role::Viewer),
+            other => match other.strip_prefix("district:") {
+                Some(name) if !name.trim().is_empty() => {
+                    Ok(Role::District(name.trim().to_string()))
+                }
+                _ => {
+                    Err(format!("unknown role {other:?}: expected admin, district:NAME or viewer"))
+                }
+            },
+        }
+    }
+}
+
+/// A schedule file as loaded, with its audio map (written value → sha256) as JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredSchedule {
+    pub id: i64,
+    pub origin: String,
+    pub layer: Layer,
+    pub source: String,
+    pub audio: std::collections::BTreeMap<String, String>,
+    pub loaded_at: DateTime<Utc>,
+}
+
+/// A manifest as issued.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredManifest {
+    pub station_id: String,
+    pub version: u64,
+    pub issued_at: DateTime<Utc>,
+    pub valid_until: DateTime<Utc>,
+    pub envelope: SignedEnvelope,
+}
+
+/// The latest heartbeat from a station, as received.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredHeartbeat {
+    pub station_id: String,
+    pub received_at: DateTime<Utc>,
+    pub heartbeat: Heartbeat,
+}
+
+/// Central's persistence. Every method is a short blocking call; implementations are
+/// shared between request handlers and must be thread-safe.
+pub trait Store: Send + Sync + 'static {
+    fn add_station(&self, station: &Station, token_hash: &str) -> Result<(), StoreError>;
+    fn station(&self, id: &str) -> Result<Option<Station>, StoreError>;
+    fn station_by_token(&self, token_hash: &str) -> Result<Option<Station>, StoreError>;
+    fn stations(&self) -> Result<Vec<Station>, StoreError>;
+
+    fn add_operator(&self, token_hash: &str, role: &Role, label: &str) -> Result<(), StoreError>;
+    fn operator_by_token(&self, token_hash: &str) -> Result<Option<Role>, StoreError>;
+
+    /// Records an audio file's metadata; re-adding the same sha256 keeps the first title.
+    fn put_audio(&self, info: &AudioInfo) -> Result<(), StoreError>;
+    fn audio(&self, sha256: &str) -> Result<Option<AudioInfo>, StoreError>;
+
+    /// Stores a schedule and assigns it to `stations`, replacing any schedule of the same
+    /// origin (file name) those stations had. One transaction: all or nothing.
+    fn load_schedule(
+        &self,
+        schedule: &StoredSchedule,
+        stations: &[String],
+        loaded_by: &str,
+    ) -> Result<i64, StoreError>;
+    fn schedules_for(&self, station_id: &str) -> Result<Vec<StoredSchedule>, StoreError>;
+
+    /// Stores a newly issued manifest; a version already taken is refused, so two
+    /// writers can never issue two different documents under one version.
+    fn put_manifest(&self, manifest: &StoredManifest) -> Result<(), StoreError>;
+    fn latest_manifest(&self, station_id: &str) -> Result<Option<StoredManifest>, StoreError>;
+
+    fn put_heartbeat(&self, heartbeat: &StoredHeartbeat) -> Result<(), StoreError>;
+    fn heartbeats(&self) -> Result<Vec<StoredHeartbeat>, StoreError>;
+}
+
+/// A new bearer token: 32 random bytes, hex, with a `loa_` prefix so it is recognisable
+/// in a config file. Shown once; only [`hash_token`] of it is stored.
+pub fn new_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    format!("loa_{}", hex::encode(bytes))
+}
+
+/// The stored form of a token: hex sha256 of its text.
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.trim().as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_parse_and_print() {
+        for text in ["admin", "viewer", "district:Tri Tôn"] {
+            assert_eq!(text.parse::<Role>().unwrap().to_string(), text);
+        }
+        assert!("district:".parse::<Role>().is_err());
+        assert!("root".parse::<Role>().unwrap_err().contains("expected admin"));
+    }
+
+    #[test]
+    fn tokens_are_random_and_hashed() {
+        let a = new_token();
+        assert_ne!(a, new_token());
+        assert_eq!(a.len(), 4 + 64);
+        assert_eq!(hash_token(&a), hash_token(&format!(" {a}\n")));
+        assert_ne!(hash_token(&a), a);
+    }
+}

@@ -1,0 +1,468 @@
+//! The embedded SQLite store: one file, WAL journal, `synchronous=FULL` so a committed
+//! write survives a power cut.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{Role, Station, Store, StoreError, StoredHeartbeat, StoredManifest, StoredSchedule};
+use crate::protocol::{AudioInfo, SignedEnvelope};
+use crate::schedule::Layer;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS stations (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    district TEXT NOT NULL,
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS operators (
+    token_hash TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    label TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audio (
+    sha256 TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    loudness_lufs REAL NOT NULL,
+    gain_db REAL NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS schedules (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    origin TEXT NOT NULL,
+    layer TEXT NOT NULL,
+    source TEXT NOT NULL,
+    audio_json TEXT NOT NULL,
+    loaded_by TEXT NOT NULL,
+    loaded_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS assignments (
+    station_id TEXT NOT NULL REFERENCES stations(id),
+    origin TEXT NOT NULL,
+    schedule_id INTEGER NOT NULL REFERENCES schedules(id),
+    PRIMARY KEY (station_id, origin)
+);
+CREATE TABLE IF NOT EXISTS manifests (
+    station_id TEXT NOT NULL REFERENCES stations(id),
+    version INTEGER NOT NULL,
+    issued_at TEXT NOT NULL,
+    valid_until TEXT NOT NULL,
+    envelope_json TEXT NOT NULL,
+    PRIMARY KEY (station_id, version)
+);
+CREATE TABLE IF NOT EXISTS heartbeats (
+    station_id TEXT PRIMARY KEY REFERENCES stations(id),
+    received_at TEXT NOT NULL,
+    body_json TEXT NOT NULL
+);
+";
+
+/// [`Store`] on one SQLite file. Calls are serialised through one connection: central's
+/// writes are small and rare next to the audio bytes it serves from disk.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and applies the schema.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let shown = path.display().to_string();
+        let conn = Connection::open(path)
+            .map_err(|source| StoreError::Open { path: shown.clone(), source })?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .and_then(|()| conn.pragma_update(None, "synchronous", "FULL"))
+            .and_then(|()| conn.pragma_update(None, "foreign_keys", "ON"))
+            .and_then(|()| conn.busy_timeout(std::time::Duration::from_secs(5)))
+            .and_then(|()| conn.execute_batch(SCHEMA))
+            .map_err(|source| StoreError::Open { path: shown, source })?;
+        Ok(Self { conn: Mutex::new(conn) })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite half-written (transactions
+        // roll back), so a poisoned lock is still safe to use.
+        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn time(text: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StoreError::Corrupt(format!("timestamp {text:?}: {e}")))
+}
+
+fn layer_text(layer: Layer) -> &'static str {
+    match layer {
+        Layer::Local => "local",
+        Layer::Provincial => "provincial",
+    }
+}
+
+fn layer(text: &str) -> Result<Layer, StoreError> {
+    match text {
+        "local" => Ok(Layer::Local),
+        "provincial" => Ok(Layer::Provincial),
+        other => Err(StoreError::Corrupt(format!("layer {other:?}"))),
+    }
+}
+
+fn station_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Station> {
+    Ok(Station { id: row.get(0)?, name: row.get(1)?, district: row.get(2)? })
+}
+
+impl Store for SqliteStore {
+    fn add_station(&self, station: &Station, token_hash: &str) -> Result<(), StoreError> {
+        let conn = self.conn();
+        let result = conn.execute(
+            "INSERT INTO stations (id, name, district, token_hash, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                station.id,
+                station.name,
+                station.district,
+                token_hash,
+                Utc::now().to_rfc3339()
+            ],
+        );
+        match result {
+            Ok(_) => Ok(()),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Err(StoreError::StationExists(station.id.clone()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn station(&self, id: &str) -> Result<Option<Station>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row("SELECT id, name, district FROM stations WHERE id = ?1", [id], station_row)
+            .optional()?)
+    }
+
+    fn station_by_token(&self, token_hash: &str) -> Result<Option<Station>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT id, name, district FROM stations WHERE token_hash = ?1",
+                [token_hash],
+                station_row,
+            )
+            .optional()?)
+    }
+
+    fn stations(&self) -> Result<Vec<Station>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT id, name, district FROM stations ORDER BY id")?;
+        let rows = stmt.query_map([], station_row)?.collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    fn add_operator(&self, token_hash: &str, role: &Role, label: &str) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO operators (token_hash, role, label, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![token_hash, role.to_string(), label, Utc::now().to_rfc3339()],
+        )?;
+        Ok(())
+    }
+
+    fn operator_by_token(&self, token_hash: &str) -> Result<Option<Role>, StoreError> {
+        let text: Option<String> = self
+            .conn()
+            .query_row("SELECT role FROM operators WHERE token_hash = ?1", [token_hash], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        text.map(|t| t.parse::<Role>().map_err(StoreError::Corrupt)).transpose()
+    }
+
+    fn put_audio(&self, info: &AudioInfo) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT OR IGNORE INTO audio
+             (sha256, title, size, duration_ms, loudness_lufs, gain_db, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                info.sha256,
+                info.title,
+                info.size as i64,
+                info.duration_ms as i64,
+                info.loudness_lufs,
+                f64::from(info.gain_db),
+                Utc::now().to_rfc3339()
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn audio(&self, sha256: &str) -> Result<Option<AudioInfo>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT sha256, title, size, duration_ms, loudness_lufs, gain_db
+                 FROM audio WHERE sha256 = ?1",
+                [sha256],
+                |r| {
+                    Ok(AudioInfo {
+                        sha256: r.get(0)?,
+                        title: r.get(1)?,
+                        size: r.get::<_, i64>(2)? as u64,
+                        duration_ms: r.get::<_, i64>(3)? as u64,
+                        loudness_lufs: r.get(4)?,
+                        gain_db: r.get::<_, f64>(5)? as f32,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    fn load_schedule(
+        &self,
+        schedule: &StoredSchedule,
+        stations: &[String],
+        loaded_by: &str,
+    ) -> Result<i64, StoreError> {
+        let audio_json = serde_json::to_string(&schedule.audio)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT INTO schedules (origin, layer, source, audio_json, loaded_by, loaded_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                schedule.origin,
+                layer_text(schedule.layer),
+                schedule.source,
+                audio_json,
+                loaded_by,
+                schedule.loaded_at.to_rfc3339()
+            ],
+        )?;
+        let id = tx.last_insert_rowid();
+        for station in stations {
+            let exists: Option<i64> = tx
+                .query_row("SELECT 1 FROM stations WHERE id = ?1", [station], |r| r.get(0))
+                .optional()?;
+            if exists.is_none() {
+                return Err(StoreError::NoSuchStation(station.clone()));
+            }
+            tx.execute(
+                "INSERT INTO assignments (station_id, origin, schedule_id) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (station_id, origin) DO UPDATE SET schedule_id = excluded.schedule_id",
+                params![station, schedule.origin, id],
+            )?;
+        }
+        tx.commit()?;
+        Ok(id)
+    }
+
+    fn schedules_for(&self, station_id: &str) -> Result<Vec<StoredSchedule>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT s.id, s.origin, s.layer, s.source, s.audio_json, s.loaded_at
+             FROM assignments a JOIN schedules s ON s.id = a.schedule_id
+             WHERE a.station_id = ?1 ORDER BY s.origin",
+        )?;
+        let rows = stmt
+            .query_map([station_id], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(id, origin, layer_name, source, audio_json, loaded_at)| {
+                Ok(StoredSchedule {
+                    id,
+                    origin,
+                    layer: layer(&layer_name)?,
+                    source,
+                    audio: serde_json::from_str(&audio_json)
+                        .map_err(|e| StoreError::Corrupt(format!("schedule {id} audio: {e}")))?,
+                    loaded_at: time(&loaded_at)?,
+                })
+            })
+            .collect()
+    }
+
+    fn put_manifest(&self, manifest: &StoredManifest) -> Result<(), StoreError> {
+        let envelope = serde_json::to_string(&manifest.envelope)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let result = self.conn().execute(
+            "INSERT INTO manifests (station_id, version, issued_at, valid_until, envelope_json)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                manifest.station_id,
+                manifest.version as i64,
+                manifest.issued_at.to_rfc3339(),
+                manifest.valid_until.to_rfc3339(),
+                envelope
+            ],
+        );
+        match result {
+            Ok(_) => Ok(()),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+            {
+                Err(StoreError::VersionTaken {
+                    station: manifest.station_id.clone(),
+                    version: manifest.version,
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn latest_manifest(&self, station_id: &str) -> Result<Option<StoredManifest>, StoreError> {
+        let row: Option<(i64, String, String, String)> = self
+            .conn()
+            .query_row(
+                "SELECT version, issued_at, valid_until, envelope_json FROM manifests
+                 WHERE station_id = ?1 ORDER BY version DESC LIMIT 1",
+                [station_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()?;
+        row.map(|(version, issued_at, valid_until, envelope)| {
+            let envelope: SignedEnvelope = serde_json::from_str(&envelope)
+                .map_err(|e| StoreError::Corrupt(format!("manifest envelope: {e}")))?;
+            Ok(StoredManifest {
+                station_id: station_id.to_string(),
+                version: version as u64,
+                issued_at: time(&issued_at)?,
+                valid_until: time(&valid_until)?,
+                envelope,
+            })
+        })
+        .transpose()
+    }
+
+    fn put_heartbeat(&self, heartbeat: &StoredHeartbeat) -> Result<(), StoreError> {
+        let body = serde_json::to_string(&heartbeat.heartbeat)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.conn().execute(
+            "INSERT INTO heartbeats (station_id, received_at, body_json) VALUES (?1, ?2, ?3)
+             ON CONFLICT (station_id) DO UPDATE
+             SET received_at = excluded.received_at, body_json = excluded.body_json",
+            params![heartbeat.station_id, heartbeat.received_at.to_rfc3339(), body],
+        )?;
+        Ok(())
+    }
+
+    fn heartbeats(&self) -> Result<Vec<StoredHeartbeat>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT station_id, received_at, body_json FROM heartbeats")?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(station_id, received_at, body)| {
+                Ok(StoredHeartbeat {
+                    received_at: time(&received_at)?,
+                    heartbeat: serde_json::from_str(&body)
+                        .map_err(|e| StoreError::Corrupt(format!("heartbeat: {e}")))?,
+                    station_id,
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::DocumentKind;
+    use crate::store::hash_token;
+    use std::collections::BTreeMap;
+
+    fn station(id: &str) -> Station {
+        Station { id: id.into(), name: format!("Đài {id}"), district: "Tri Tôn".into() }
+    }
+
+    #[test]
+    fn stations_operators_and_tokens_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("central.sqlite");
+        {
+            let store = SqliteStore::open(&path).unwrap();
+            store.add_station(&station("a"), &hash_token("tok-a")).unwrap();
+            assert!(matches!(
+                store.add_station(&station("a"), &hash_token("tok-b")),
+                Err(StoreError::StationExists(_))
+            ));
+            store.add_operator(&hash_token("op"), &Role::District("Tri Tôn".into()), "x").unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.station_by_token(&hash_token("tok-a")).unwrap(), Some(station("a")));
+        assert_eq!(store.station_by_token(&hash_token("tok-b")).unwrap(), None);
+        assert_eq!(
+            store.operator_by_token(&hash_token("op")).unwrap(),
+            Some(Role::District("Tri Tôn".into()))
+        );
+        assert_eq!(store.operator_by_token(&hash_token("tok-a")).unwrap(), None);
+    }
+
+    #[test]
+    fn loading_replaces_same_origin_and_is_all_or_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("c.sqlite")).unwrap();
+        store.add_station(&station("a"), "h1").unwrap();
+        let mut s = StoredSchedule {
+            id: 0,
+            origin: "p.toml".into(),
+            layer: Layer::Provincial,
+            source: "v1".into(),
+            audio: BTreeMap::from([("x.mp3".to_string(), "ab".repeat(32))]),
+            loaded_at: Utc::now(),
+        };
+        store.load_schedule(&s, &["a".into()], "admin").unwrap();
+        s.source = "v2".into();
+        store.load_schedule(&s, &["a".into()], "admin").unwrap();
+        let got = store.schedules_for("a").unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].source, "v2");
+        assert_eq!(got[0].audio, s.audio);
+        s.source = "v3".into();
+        let err = store.load_schedule(&s, &["a".into(), "nope".into()], "admin").unwrap_err();
+        assert!(matches!(err, StoreError::NoSuchStation(_)));
+        assert_eq!(store.schedules_for("a").unwrap()[0].source, "v2", "partial load leaked");
+    }
+
+    #[test]
+    fn manifest_versions_are_unique_and_latest_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("c.sqlite")).unwrap();
+        store.add_station(&station("a"), "h1").unwrap();
+        let m = |version| StoredManifest {
+            station_id: "a".into(),
+            version,
+            issued_at: Utc::now(),
+            valid_until: Utc::now(),
+            envelope: SignedEnvelope {
+                kind: DocumentKind::Manifest,
+                payload: String::new(),
+                signature: version.to_string(),
+            },
+        };
+        store.put_manifest(&m(1)).unwrap();
+        store.put_manifest(&m(2)).unwrap();
+        assert!(matches!(store.put_manifest(&m(2)), Err(StoreError::VersionTaken { .. })));
+        assert_eq!(store.latest_manifest("a").unwrap().unwrap().version, 2);
+        assert_eq!(store.latest_manifest("b").unwrap(), None);
+    }
+}
