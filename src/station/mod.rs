@@ -3,5 +3,6 @@
 //! exactly one ledger record per planned item.
 
 pub mod config;
+pub mod core;
 
 pub use config::{ConfigError, StationConfig};
