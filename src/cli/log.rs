@@ -72,10 +72,7 @@ fn run_inner(args: LogArgs) -> Result<ExitCode> {
     };
     let path = data_dir.join("ledger.sqlite3");
     if !path.exists() {
-        bail!(
-            "no ledger at {}: has `loa station` run with this data directory?",
-            path.display()
-        );
+        bail!("no ledger at {}: has `loa station` run with this data directory?", path.display());
     }
     let ledger = Ledger::open_existing(&path)?;
     if args.verify {
@@ -131,7 +128,9 @@ pub fn parse_time(text: &str, tz: Tz) -> Result<DateTime<Utc>> {
             .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
     };
     let Some(naive) = naive else {
-        bail!("cannot read time {text:?}: use 2026-12-01, 2026-12-01T05:30 or 2026-12-01T05:30:00+07:00")
+        bail!(
+            "cannot read time {text:?}: use 2026-12-01, 2026-12-01T05:30 or 2026-12-01T05:30:00+07:00"
+        )
     };
     tz.from_local_datetime(&naive)
         .earliest()

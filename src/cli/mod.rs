@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod log;
 pub mod schedule;
+pub mod station;
 
 /// Scheduled and urgent playout for a provincial network of grassroots radio stations.
 #[derive(Debug, Parser)]
@@ -20,6 +22,10 @@ pub struct Cli {
 pub enum Command {
     /// Check and preview schedule files.
     Schedule(schedule::ScheduleArgs),
+    /// Run the station daemon (or print its example config).
+    Station(station::StationArgs),
+    /// Show the playback log of this station's ledger.
+    Log(log::LogArgs),
 }
 
 /// Parses the process arguments and runs the chosen subcommand.
@@ -33,6 +39,8 @@ pub fn main() -> ExitCode {
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Schedule(args) => schedule::run(args),
+        Command::Station(args) => station::run(args),
+        Command::Log(args) => log::run(args),
     }
 }
 

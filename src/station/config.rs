@@ -224,7 +224,7 @@ pub fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<StationConfig,
             ));
         }
     }
-    const SINKS: [&str; 4] = ["default", "wav", "null", "clocked"];
+    const SINKS: [&str; 5] = ["default", "alsa", "wav", "null", "clocked"];
     if !SINKS.contains(&raw.audio.sink.as_str()) {
         return Err(at(
             "sink",
