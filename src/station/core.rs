@@ -24,6 +24,11 @@ use crate::schedule::{AudioRef, Layer, Occurrence, Priority};
 /// A start within this of the planned instant counts as `played`; later is `late`.
 pub const LATE_AFTER: Duration = Duration::milliseconds(1000);
 
+/// How much earlier than `fade` before a pre-empting item's start the pre-empt is
+/// issued: covers the blocks the player has already rendered ahead into the sink's
+/// buffer, so the fade is over when the new item starts.
+pub const PREEMPT_MARGIN: Duration = Duration::milliseconds(300);
+
 /// One thing to play: a scheduled occurrence or one repetition of an emergency bulletin.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Item {
@@ -182,6 +187,8 @@ struct Slot {
 pub struct Core {
     preroll: Duration,
     fade: Duration,
+    /// `fade + PREEMPT_MARGIN`: when to start fading what a prepared item pre-empts.
+    lead: Duration,
     next_id: u64,
     /// Scheduled occurrences not yet handed to the player nor recorded.
     waiting: Vec<Item>,
@@ -199,9 +206,11 @@ pub struct Core {
 
 impl Core {
     pub fn new(preroll: std::time::Duration, fade: std::time::Duration) -> Self {
+        let fade = Duration::from_std(fade).unwrap_or(Duration::milliseconds(300));
         Self {
             preroll: Duration::from_std(preroll).unwrap_or(Duration::seconds(2)),
-            fade: Duration::from_std(fade).unwrap_or(Duration::milliseconds(300)),
+            fade,
+            lead: fade + PREEMPT_MARGIN,
             next_id: 1,
             waiting: Vec::new(),
             emergencies: VecDeque::new(),
@@ -261,14 +270,14 @@ impl Core {
         };
         for item in &self.waiting {
             at(item.planned - self.preroll);
-            at(item.planned - self.fade);
+            at(item.planned - self.lead);
             at(item.deadline() + Duration::milliseconds(1));
         }
         for e in &self.emergencies {
             at(e.deadline() + Duration::milliseconds(1));
         }
         if let Some(next) = &self.next {
-            at(next.item.planned - self.fade);
+            at(next.item.planned - self.lead);
         }
         wake
     }
@@ -334,7 +343,7 @@ impl Core {
 
         // A prepared pre-empting item whose moment has come.
         if let Some(next) = &self.next
-            && now >= next.item.planned - self.fade
+            && now >= next.item.planned - self.lead
             && let Some(next) = self.next.take()
         {
             let at = next.item.planned.max(now);
@@ -612,7 +621,8 @@ impl Core {
         }
     }
 
-    fn playing_now(&self) -> Vec<PlayingNow> {
+    /// The items sounding now (started, not yet reported ended).
+    pub fn playing_now(&self) -> Vec<PlayingNow> {
         let slots = self.current.iter().chain(self.stopping.values());
         slots
             .filter_map(|s| {
@@ -876,7 +886,7 @@ mod tests {
             )
         );
         assert_eq!(s[1], ("canh-bao".into(), Outcome::Played, Some(t(10, 5)), None));
-        assert_eq!(sim.records[0].played_secs, Some(300.0), "faded out to end exactly at 10:05");
+        assert_eq!(sim.records[0].played_secs, Some(299.7), "faded out to end just before 10:05");
         assert_eq!(s.len(), 2, "a pre-empted item is not resumed: {s:?}");
     }
 

@@ -53,7 +53,7 @@ pub enum StationError {
 }
 
 /// What other parts of the station (the bulletin receiver, the sync) send the daemon.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub enum StationCommand {
     /// Play a bulletin now, pre-empting everything but another emergency.
     Emergency {
@@ -67,6 +67,23 @@ pub enum StationCommand {
     },
     /// Re-read the schedules now (e.g. after the sync dropped a new provincial file).
     Reload,
+    /// Report the status once every player report and command queued before this one
+    /// has been handled and everything due by now decided (heartbeats; tests).
+    Status(tokio::sync::oneshot::Sender<StationStatus>),
+}
+
+/// What the daemon is doing, published after every decision (for `loa status`, the
+/// sync's heartbeat, and tests that drive the clock).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StationStatus {
+    /// The clock time of the last decision.
+    pub at: Option<DateTime<Utc>>,
+    /// When the daemon next wakes by itself.
+    pub wake: Option<DateTime<Utc>>,
+    /// Items handed to the player that are still being decoded.
+    pub preparing: usize,
+    /// Items sounding now.
+    pub playing: Vec<PlayingNow>,
 }
 
 /// Sends commands to a running daemon.
@@ -99,6 +116,8 @@ pub struct Station {
     /// Records the ledger refused (disk full…), retried each turn.
     unwritten: Vec<Entry>,
     last_alive: Option<DateTime<Utc>>,
+    preparing: std::collections::HashSet<u64>,
+    status: tokio::sync::watch::Sender<StationStatus>,
 }
 
 impl Station {
@@ -152,8 +171,15 @@ impl Station {
             expanded_until: now,
             unwritten: Vec::new(),
             last_alive: None,
+            preparing: std::collections::HashSet::new(),
+            status: tokio::sync::watch::Sender::new(StationStatus::default()),
         };
         Ok((station, StationHandle { tx }))
+    }
+
+    /// Follows what the daemon is doing.
+    pub fn status(&self) -> tokio::sync::watch::Receiver<StationStatus> {
+        self.status.subscribe()
     }
 
     /// Runs until `shutdown` resolves, then fades out what plays, records it and returns.
@@ -179,11 +205,14 @@ impl Station {
             self.execute(actions);
             self.horizon = self.core.horizon(now);
             let wake = self.core.next_wake(now).map_or(next_poll, |w| w.min(next_poll));
+            let mut status = self.current_status(now);
+            status.wake = Some(wake);
+            self.status.send_replace(status);
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
                 Some(event) = self.events.recv() => self.on_player_event(event),
-                Some(command) = self.commands.recv() => self.on_command(command, now),
+                Some(command) = self.commands.recv() => self.on_command(command),
                 () = self.clock.sleep_until(wake) => {}
             }
         }
@@ -327,7 +356,18 @@ impl Station {
         self.flush_unwritten();
     }
 
-    fn on_command(&mut self, command: StationCommand, now: DateTime<Utc>) {
+    fn current_status(&self, now: DateTime<Utc>) -> StationStatus {
+        let wake = self.status.borrow().wake;
+        StationStatus {
+            at: Some(now),
+            wake,
+            preparing: self.preparing.len(),
+            playing: self.core.playing_now(),
+        }
+    }
+
+    fn on_command(&mut self, command: StationCommand) {
+        let now = self.clock.now();
         match command {
             StationCommand::Emergency { id, title, audio, repeat, expires, gain_db } => {
                 let item = Item {
@@ -347,6 +387,11 @@ impl Station {
                 let report = self.schedules.poll();
                 self.refresh(now, report.changed());
             }
+            StationCommand::Status(reply) => {
+                let actions = self.core.tick(now);
+                self.execute(actions);
+                let _ = reply.send(self.current_status(now));
+            }
         }
     }
 
@@ -360,6 +405,12 @@ impl Station {
                 silent: p.silent,
             }),
         };
+        match &event {
+            PlayerEvent::Prepared { id } | PlayerEvent::Failed { id, .. } => {
+                self.preparing.remove(id);
+            }
+            _ => {}
+        }
         let event = match event {
             PlayerEvent::Prepared { id } => {
                 tracing::debug!(id, "prepared");
@@ -395,6 +446,7 @@ impl Station {
                     match file_sha256(&path) {
                         Ok(hex) => {
                             self.core.set_sha256(id, hex);
+                            self.preparing.insert(id);
                             self.player.prepare(id, path, item.gain_db);
                         }
                         Err(e) => {
@@ -409,7 +461,12 @@ impl Station {
                     }
                 }
                 Action::StartAt { id, at } => self.player.start_at(id, at),
-                Action::Preempt { id } | Action::Cancel { id } => self.player.preempt(id),
+                Action::Preempt { id } => self.player.preempt(id),
+                Action::Cancel { id } => {
+                    // A cancelled load still reports its end; it no longer holds anything up.
+                    self.preparing.remove(&id);
+                    self.player.preempt(id);
+                }
                 Action::Record(entry) => self.record(entry),
                 Action::Playing(now_playing) => {
                     let written = if now_playing.is_empty() {

@@ -13,4 +13,4 @@ pub mod daemon;
 pub mod schedules;
 
 pub use config::{ConfigError, StationConfig};
-pub use daemon::{Station, StationCommand, StationError, StationHandle};
+pub use daemon::{Station, StationCommand, StationError, StationHandle, StationStatus};
