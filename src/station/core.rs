@@ -180,6 +180,8 @@ struct Slot {
     started: Option<DateTime<Utc>>,
     /// Why it is being stopped, once a pre-empt was issued.
     stopping: Option<String>,
+    /// As `next`: prepared to follow `current` when it ends (rather than pre-empt it).
+    follows: bool,
 }
 
 /// The scheduler's state.
@@ -277,7 +279,11 @@ impl Core {
             at(e.deadline() + Duration::milliseconds(1));
         }
         if let Some(next) = &self.next {
-            at(next.item.planned - self.lead);
+            if next.follows {
+                at(next.item.deadline() + Duration::milliseconds(1));
+            } else {
+                at(next.item.planned - self.lead);
+            }
         }
         wake
     }
@@ -343,6 +349,7 @@ impl Core {
 
         // A prepared pre-empting item whose moment has come.
         if let Some(next) = &self.next
+            && !next.follows
             && now >= next.item.planned - self.lead
             && let Some(next) = self.next.take()
         {
@@ -354,8 +361,33 @@ impl Core {
             self.start(next, at, &mut actions);
         }
 
+        // A prepared item with nothing left before it.
+        if self.current.is_none()
+            && let Some(next) = self.next.take()
+        {
+            let at = next.item.planned.max(now);
+            self.start(next, at, &mut actions);
+        }
+
         // The best waiting item that is due within the pre-roll.
         self.waiting.sort_by_key(|i| i.planned);
+        if let Some(next) = &self.next
+            && next.follows
+            && let Some(best) = self
+                .waiting
+                .iter()
+                .filter(|i| i.planned - self.preroll <= now)
+                .max_by_key(|i| rank(i))
+            && (self.current.as_ref().is_some_and(|c| outranks(best, &c.item))
+                || rank(best) > rank(&next.item))
+            && let Some(next) = self.next.take()
+        {
+            // Something more urgent is due: the follower waits again behind it.
+            tracing::info!(item = %next.item.item_id, by = %best.item_id, "disarmed for a more urgent item");
+            actions.push(Action::Cancel { id: next.id });
+            self.done.remove(&next.item.key());
+            self.waiting.push(next.item);
+        }
         let best = self
             .waiting
             .iter()
@@ -392,6 +424,15 @@ impl Core {
                         // It may already be time.
                         actions.extend(self.tick(now));
                     }
+                }
+                Some(cur) if self.next.is_none() => {
+                    // Decoded now, started the moment `cur` ends (if still within max_delay).
+                    let after = cur.item.item_id.clone();
+                    let item = self.waiting.remove(idx);
+                    let mut slot = self.arm(item, &mut actions);
+                    tracing::info!(item = %slot.item.item_id, after = %after, "armed to follow");
+                    slot.follows = true;
+                    self.next = Some(slot);
                 }
                 _ => {}
             }
@@ -487,6 +528,19 @@ impl Core {
 
     fn expire(&mut self, now: DateTime<Utc>, actions: &mut Vec<Action>) {
         let blocker = self.current.as_ref().map(|c| c.item.item_id.clone());
+        if let Some(next) = &self.next
+            && next.follows
+            && now > next.item.deadline()
+            && let Some(next) = self.next.take()
+        {
+            let reason = match &blocker {
+                Some(b) => format!("yielded to {b}"),
+                None => "could not start within max_delay".to_string(),
+            };
+            tracing::warn!(item = %next.item.item_id, planned = %next.item.planned, reason = %reason, "missed");
+            actions.push(Action::Cancel { id: next.id });
+            actions.push(Action::Record(next.item.entry(Outcome::Missed, Some(reason))));
+        }
         let mut keep = Vec::with_capacity(self.waiting.len());
         for item in std::mem::take(&mut self.waiting) {
             if now > item.deadline() {
@@ -522,7 +576,15 @@ impl Core {
         self.done.insert(item.key());
         tracing::info!(item = %item.item_id, id, planned = %item.planned, "armed");
         actions.push(Action::Prepare { id, item: item.clone() });
-        Slot { id, item, sha256: None, start_at: None, started: None, stopping: None }
+        Slot {
+            id,
+            item,
+            sha256: None,
+            start_at: None,
+            started: None,
+            stopping: None,
+            follows: false,
+        }
     }
 
     fn start(&mut self, mut slot: Slot, at: DateTime<Utc>, actions: &mut Vec<Action>) {
@@ -1033,5 +1095,40 @@ mod tests {
         assert!(matches!(&acts[0], Action::Record(e) if e.outcome == Outcome::Missed
             && e.reason.as_deref() == Some("could not start within max_delay")));
         assert_eq!(core.horizon(t(9, 6)), t(9, 6));
+    }
+
+    #[test]
+    fn back_to_back_items_are_prepared_ahead_and_follow_without_a_gap() {
+        let items =
+            vec![item("a", Provincial, Normal, t(10, 0), 5), item("b", Local, Normal, t(10, 1), 5)];
+        let mut sim = Sim::new(t(9, 0), items, &[("a", 60), ("b", 60)]);
+        sim.run_until(t(10, 0) + Duration::seconds(59));
+        assert!(sim.core.next.as_ref().is_some_and(|n| n.follows), "b is decoded while a plays");
+        sim.run_until(t(11, 0));
+        assert_eq!(
+            sim.summary(),
+            vec![
+                ("a".into(), Outcome::Played, Some(t(10, 0)), None),
+                ("b".into(), Outcome::Played, Some(t(10, 1)), None)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_follower_steps_back_for_something_more_urgent() {
+        let items = vec![
+            item("dai", Local, Normal, t(10, 0), 5),
+            item("sau", Local, Normal, t(10, 1), 30),
+            item("gap", Provincial, Normal, t(10, 2), 5),
+        ];
+        let mut sim = Sim::new(t(9, 0), items, &[("dai", 600), ("sau", 60), ("gap", 60)]);
+        sim.run_until(t(11, 0));
+        let s = sim.summary();
+        assert_eq!(
+            s[0],
+            ("dai".into(), Outcome::Preempted, Some(t(10, 0)), Some("pre-empted by gap".into()))
+        );
+        assert_eq!(s[1], ("gap".into(), Outcome::Played, Some(t(10, 2)), None));
+        assert_eq!(s[2], ("sau".into(), Outcome::Late, Some(t(10, 3)), None));
     }
 }
