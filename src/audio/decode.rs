@@ -268,6 +268,18 @@ impl FileDecoder {
                     break;
                 }
                 Err(e @ (SymphoniaError::DecodeError(_) | SymphoniaError::IoError(_))) => {
+                    // The mp3 decoder refuses a frame whose rate differs from the stream's
+                    // as "malformed"; say what it really is.
+                    if let (Some(known), Some(rate)) = (self.spec, mpeg_frame_rate(&packet.data)) {
+                        if rate != known.rate {
+                            return Err(DecodeError::RateChanged {
+                                path: self.path.clone(),
+                                at_secs: self.at_secs(),
+                                from: known.rate,
+                                to: rate,
+                            });
+                        }
+                    }
                     errors_in_a_row += 1;
                     if errors_in_a_row >= MAX_CONSECUTIVE_ERRORS {
                         self.stats.truncated = true;
@@ -275,7 +287,9 @@ impl FileDecoder {
                         break;
                     }
                     self.stats.skipped_packets += 1;
-                    tracing::warn!(path = %self.path.display(), at_secs = self.at_secs(), "corrupt packet skipped: {e}");
+                    if self.stats.skipped_packets <= 3 {
+                        tracing::warn!(path = %self.path.display(), at_secs = self.at_secs(), "corrupt packet skipped: {e}");
+                    }
                 }
                 Err(e) => {
                     return Err(DecodeError::Decode {
@@ -301,6 +315,9 @@ impl FileDecoder {
 
     fn finish(&mut self) {
         self.ended = true;
+        if self.stats.skipped_packets > 3 {
+            tracing::warn!(path = %self.path.display(), skipped = self.stats.skipped_packets, "corrupt packets skipped in all");
+        }
         if let Some(announced) = self.announced_frames {
             // Allow a packet's worth of slack: encoders disagree about padding.
             if self.decoded_frames + 4096 < announced {
@@ -308,6 +325,21 @@ impl FileDecoder {
             }
         }
     }
+}
+
+/// The sample rate in an MPEG audio frame header, if `data` starts with one.
+fn mpeg_frame_rate(data: &[u8]) -> Option<u32> {
+    let [a, b, c, ..] = *data else { return None };
+    if a != 0xFF || b & 0xE0 != 0xE0 {
+        return None;
+    }
+    let base = match (b >> 3) & 0b11 {
+        0b11 => [44_100, 48_000, 32_000], // MPEG-1
+        0b10 => [22_050, 24_000, 16_000], // MPEG-2
+        0b00 => [11_025, 12_000, 8_000],  // MPEG-2.5
+        _ => return None,
+    };
+    base.get(usize::from((c >> 2) & 0b11)).copied()
 }
 
 /// One playable item: a file decoded, converted to the sink's format, gain applied.
