@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
-use loa::audio::sinks::{ClockedSink, Recording};
+use loa::audio::sinks::{ClockedSink, Recording, WavSink};
 use loa::audio::{AudioFormat, PlayError, Player, PlayerConfig, PlayerEvent};
 use loa::clock::{Clock, ManualClock};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -283,4 +283,51 @@ fn start_without_prepare_fails_and_stop_cuts_what_plays() {
         e,
         PlayerEvent::Failed { id: 9, reason: PlayError::Stopped { id: 9 }, .. }
     )));
+}
+
+#[test]
+fn the_wav_sink_writes_what_played_and_keeps_its_header_valid_while_running() {
+    let clock = ManualClock::new(t0());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("air-check.wav");
+    let format = AudioFormat { rate: 16_000, channels: 1 };
+    let sink = WavSink::create(&out, format, clock.clone(), 1024, None).expect("wav sink");
+    let (player, mut events) =
+        Player::spawn(Box::new(sink), clock.clone(), PlayerConfig::default());
+    let item = dir.path().join("dc.wav");
+    dc_wav(&item, 16_000, 1, 1.0, 0.25);
+    player.prepare(1, item, 0.0);
+    assert!(matches!(next_event(&mut events), PlayerEvent::Prepared { id: 1 }));
+    player.start_at(1, t0() + chrono::Duration::milliseconds(500));
+    clock.advance(Duration::from_secs(3));
+    assert!(matches!(next_event(&mut events), PlayerEvent::Started { id: 1, .. }));
+    assert!(matches!(next_event(&mut events), PlayerEvent::Finished { id: 1, .. }));
+
+    // Still running, never finalised: the header already covers at least two seconds.
+    // Every look at the file finds a valid header, and it grows to cover two seconds.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let reader = hound::WavReader::open(&out).expect("a valid header mid-run");
+        if reader.duration() >= 2 * 16_000 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "header stuck at {} frames", reader.duration());
+        std::thread::yield_now();
+    }
+
+    // Shut down (the thread may be waiting for time: let it pass), then read it all.
+    let stopper = std::thread::spawn(move || player.shutdown());
+    while !stopper.is_finished() {
+        clock.advance(Duration::from_millis(100));
+        std::thread::yield_now();
+    }
+    stopper.join().expect("shutdown");
+    let mut reader = hound::WavReader::open(&out).expect("finalised wav");
+    let samples: Vec<i16> = reader.samples::<i16>().map(|s| s.expect("sample")).collect();
+    let level = (0.25 * 32767.0f32).round() as i16;
+    let first = samples.iter().position(|&s| s != 0).expect("the item is in the air-check");
+    assert_eq!(first, 8_000, "starts at 0.5 s");
+    assert!(samples[first..first + 16_000].iter().all(|&s| s == level));
+    assert!(samples[first + 16_000..].iter().all(|&s| s == 0), "silence after the item");
+    assert!(samples.len() >= 3 * 16_000);
 }
