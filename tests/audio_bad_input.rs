@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use loa::audio::sinks::{self, SinkOptions};
 use loa::audio::{DecodeError, PlayError, Player, PlayerConfig, PlayerEvent, ProofOfPlay};
-use loa::clock::{Clock, SharedClock, SystemClock};
+use loa::clock::{SharedClock, SystemClock};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use audio_support::*;
