@@ -18,13 +18,15 @@ use symphonia::core::codecs::audio::{AudioDecoder, AudioDecoderOptions};
 use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::probe::Hint;
 use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
-use symphonia::core::io::MediaSourceStream;
+use symphonia::core::io::{MediaSource, MediaSourceStream, ReadOnlySource};
 use symphonia::core::meta::MetadataOptions;
 
 /// Frames fed to the resampler per call; also the granularity of decode-ahead.
 const RESAMPLE_CHUNK: usize = 1024;
 /// Demuxer errors in a row after which a damaged file is given up on (ends or fails).
 const MAX_CONSECUTIVE_ERRORS: u32 = 64;
+/// Frames in a row at another sample rate that mean the rate really changed.
+const RATE_CHANGE_FRAMES: u32 = 3;
 
 /// Why a file cannot be (or stopped being) decoded. Every message names the file.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -92,6 +94,10 @@ struct FileDecoder {
     announced_frames: Option<u64>,
     decoded_frames: u64,
     stats: DecodeStats,
+    /// A run of frames refused for having another rate: (that rate, how many).
+    rate_streak: Option<(u32, u32)>,
+    /// Timestamp the next packet should have, to notice dropped pages.
+    next_pts: Option<i64>,
     ended: bool,
     format_name: &'static str,
     codec_name: &'static str,
@@ -116,24 +122,17 @@ impl FileDecoder {
             }
             _ => {}
         }
-        let mss = MediaSourceStream::new(Box::new(file), Default::default());
-        let mut hint = Hint::new();
-        if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
-            hint.with_extension(ext);
-        }
-        let reader = symphonia::default::get_probe()
-            .probe(&hint, mss, FormatOptions::default(), MetadataOptions::default())
-            .map_err(|e| match e {
-                SymphoniaError::IoError(io) if io.kind() == ErrorKind::UnexpectedEof => {
-                    DecodeError::NotAudio {
-                        path: path_buf.clone(),
-                        detail: "file too short".into(),
-                    }
-                }
-                other => {
-                    DecodeError::NotAudio { path: path_buf.clone(), detail: other.to_string() }
-                }
-            })?;
+        let reader = match probe_reader(path, Box::new(file), true) {
+            Ok(reader) => reader,
+            // A reader that looks at the end of a seekable file (ogg does, for its length)
+            // trips over a truncated or damaged tail. Reading it as a plain stream, front to
+            // back, plays what is there.
+            Err(seekable) => match File::open(path) {
+                Ok(file) => probe_reader(path, Box::new(ReadOnlySource::new(file)), false)
+                    .map_err(|_| seekable)?,
+                Err(_) => return Err(seekable),
+            },
+        };
         let format_name = reader.format_info().short_name;
         let track = reader
             .default_track(TrackType::Audio)
@@ -161,6 +160,8 @@ impl FileDecoder {
             announced_frames,
             decoded_frames: 0,
             stats: DecodeStats::default(),
+            rate_streak: None,
+            next_pts: None,
             ended: false,
             format_name,
             codec_name,
@@ -194,6 +195,7 @@ impl FileDecoder {
                 }
                 Err(SymphoniaError::DecodeError(msg)) | Err(SymphoniaError::LimitError(msg)) => {
                     errors_in_a_row += 1;
+                    self.stats.skipped_packets += 1;
                     tracing::warn!(path = %self.path.display(), at_secs = self.at_secs(), "damaged data skipped: {msg}");
                     if errors_in_a_row >= MAX_CONSECUTIVE_ERRORS {
                         self.stats.truncated = true;
@@ -219,8 +221,20 @@ impl FileDecoder {
             if packet.track_id != self.track_id {
                 continue;
             }
+            // Pages the demuxer dropped silently (ogg skips pages failing their CRC) show as
+            // a jump in timestamps.
+            let pts = packet.pts.get();
+            if let Some(expected) = self.next_pts {
+                let gap = pts.saturating_sub(expected);
+                if gap > 0 && gap as u64 > packet.dur.get() / 2 && self.decoded_frames > 0 {
+                    self.stats.skipped_packets += 1;
+                    tracing::warn!(path = %self.path.display(), at_secs = self.at_secs(), gap, "damaged data skipped: a gap in the stream");
+                }
+            }
+            self.next_pts = Some(pts.saturating_add(packet.dur.get().min(i64::MAX as u64) as i64));
             match self.decoder.decode(&packet) {
                 Ok(buf) => {
+                    self.rate_streak = None;
                     let spec = AudioFormat {
                         rate: buf.spec().rate(),
                         channels: buf.spec().channels().count(),
@@ -268,6 +282,25 @@ impl FileDecoder {
                     break;
                 }
                 Err(e @ (SymphoniaError::DecodeError(_) | SymphoniaError::IoError(_))) => {
+                    // The mp3 decoder refuses a frame whose rate differs from the stream's
+                    // as "malformed"; say what it really is.
+                    // A few such frames in a row, not one: random bytes can look like a
+                    // frame header too.
+                    if let (Some(known), Some(rate)) = (self.spec, mpeg_frame_rate(&packet.data)) {
+                        let streak = match self.rate_streak {
+                            Some((r, n)) if r == rate => n + 1,
+                            _ => 1,
+                        };
+                        self.rate_streak = Some((rate, streak));
+                        if rate != known.rate && streak >= RATE_CHANGE_FRAMES {
+                            return Err(DecodeError::RateChanged {
+                                path: self.path.clone(),
+                                at_secs: self.at_secs(),
+                                from: known.rate,
+                                to: rate,
+                            });
+                        }
+                    }
                     errors_in_a_row += 1;
                     if errors_in_a_row >= MAX_CONSECUTIVE_ERRORS {
                         self.stats.truncated = true;
@@ -275,7 +308,9 @@ impl FileDecoder {
                         break;
                     }
                     self.stats.skipped_packets += 1;
-                    tracing::warn!(path = %self.path.display(), at_secs = self.at_secs(), "corrupt packet skipped: {e}");
+                    if self.stats.skipped_packets <= 3 {
+                        tracing::warn!(path = %self.path.display(), at_secs = self.at_secs(), "corrupt packet skipped: {e}");
+                    }
                 }
                 Err(e) => {
                     return Err(DecodeError::Decode {
@@ -301,6 +336,9 @@ impl FileDecoder {
 
     fn finish(&mut self) {
         self.ended = true;
+        if self.stats.skipped_packets > 3 {
+            tracing::warn!(path = %self.path.display(), skipped = self.stats.skipped_packets, "corrupt packets skipped in all");
+        }
         if let Some(announced) = self.announced_frames {
             // Allow a packet's worth of slack: encoders disagree about padding.
             if self.decoded_frames + 4096 < announced {
@@ -308,6 +346,48 @@ impl FileDecoder {
             }
         }
     }
+}
+
+/// Finds a format reader for `source`, with an error that says what is wrong with the file.
+fn probe_reader(
+    path: &Path,
+    source: Box<dyn MediaSource>,
+    hint_extension: bool,
+) -> Result<Box<dyn FormatReader>, DecodeError> {
+    let mss = MediaSourceStream::new(source, Default::default());
+    let mut hint = Hint::new();
+    if hint_extension {
+        if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
+            hint.with_extension(ext);
+        }
+    }
+    symphonia::default::get_probe()
+        .probe(&hint, mss, FormatOptions::default(), MetadataOptions::default())
+        .map_err(|e| {
+            let detail = match e {
+                SymphoniaError::IoError(io) if io.kind() == ErrorKind::UnexpectedEof => {
+                    "its header is damaged or the file is cut short".to_string()
+                }
+                SymphoniaError::Unsupported(_) => "no known audio format found".to_string(),
+                other => format!("damaged header: {other}"),
+            };
+            DecodeError::NotAudio { path: path.to_path_buf(), detail }
+        })
+}
+
+/// The sample rate in an MPEG audio frame header, if `data` starts with one.
+fn mpeg_frame_rate(data: &[u8]) -> Option<u32> {
+    let [a, b, c, ..] = *data else { return None };
+    if a != 0xFF || b & 0xE0 != 0xE0 {
+        return None;
+    }
+    let base = match (b >> 3) & 0b11 {
+        0b11 => [44_100, 48_000, 32_000], // MPEG-1
+        0b10 => [22_050, 24_000, 16_000], // MPEG-2
+        0b00 => [11_025, 12_000, 8_000],  // MPEG-2.5
+        _ => return None,
+    };
+    base.get(usize::from((c >> 2) & 0b11)).copied()
 }
 
 /// One playable item: a file decoded, converted to the sink's format, gain applied.

@@ -214,6 +214,18 @@ impl Player {
     }
 }
 
+impl Player {
+    /// Stops the thread and waits for it, so the sink has flushed (WAV header written,
+    /// sound card drained). Do not call with a manual clock nobody advances: the thread may
+    /// be waiting inside the sink for time to pass.
+    pub fn shutdown(mut self) {
+        let _ = self.tx.send(Cmd::Shutdown);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 impl Drop for Player {
     fn drop(&mut self) {
         let _ = self.tx.send(Cmd::Shutdown);

@@ -33,7 +33,10 @@ struct Shared {
 
 struct State {
     shared: Mutex<Shared>,
+    /// Signalled by the callback when it took frames.
     room: Condvar,
+    /// Signalled by the writer when it added frames.
+    data: Condvar,
 }
 
 impl State {
@@ -119,6 +122,7 @@ impl DeviceSink {
                 underruns: 0,
             }),
             room: Condvar::new(),
+            data: Condvar::new(),
         });
         let clock = options.clock.clone();
         let stream = match supported.sample_format() {
@@ -163,6 +167,12 @@ where
     let err_state = state.clone();
     let clock = clock.clone();
     let channels = format.channels;
+    let period = match config.buffer_size {
+        cpal::BufferSize::Fixed(frames) => {
+            Duration::from_secs_f64(f64::from(frames) / f64::from(format.rate.max(1)))
+        }
+        cpal::BufferSize::Default => Duration::from_millis(20),
+    };
     device
         .build_output_stream(
             config,
@@ -172,6 +182,16 @@ where
                 let latency = ts.playback.saturating_duration_since(ts.callback);
                 let latency = chrono::Duration::from_std(latency).unwrap_or_default();
                 let mut shared = cb_state.lock();
+                // Short of frames: give the player up to one period to deliver them, rather
+                // than play a gap. (A device that drains faster than real time, like the
+                // test file tap, is thereby paced by the player.)
+                let waited_from = std::time::Instant::now();
+                while shared.ring.len() < data.len() {
+                    let Some(left) = period.checked_sub(waited_from.elapsed()) else { break };
+                    let (guard, _) =
+                        cb_state.data.wait_timeout(shared, left).unwrap_or_else(|p| p.into_inner());
+                    shared = guard;
+                }
                 shared.anchor = Some((shared.taken, now + latency));
                 shared.latency = latency;
                 let n = data.len().min(shared.ring.len());
@@ -254,6 +274,8 @@ impl Sink for DeviceSink {
                 return Err(SinkError::Device { detail: e.clone() });
             }
             shared.ring.extend(chunk.iter().copied());
+            drop(shared);
+            self.state.data.notify_all();
             self.written += (chunk.len() / self.format.channels) as u64;
         }
         Ok(())

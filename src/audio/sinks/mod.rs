@@ -141,7 +141,13 @@ pub fn open(name: &str, options: SinkOptions) -> Result<Box<dyn Sink>, SinkError
         "default" | "alsa" => open_device(options),
         "wav" => {
             let path = options.path.clone().ok_or(SinkError::NeedsPath { name: name.into() })?;
-            let sink = WavSink::create(&path, format, options.clock, options.buffer_frames)?;
+            let sink = WavSink::create(
+                &path,
+                format,
+                options.clock,
+                options.buffer_frames,
+                Some(Duration::from_secs(2)),
+            )?;
             Ok(Box::new(sink))
         }
         "clocked" => {

@@ -20,12 +20,16 @@ pub struct WavSink {
 }
 
 impl WavSink {
-    /// Creates (truncates) `path`; frame 0 plays at the clock's current time.
+    /// Creates (truncates) `path`; frame 0 plays at the clock's current time. With
+    /// `resync_after`, a writer that fell that far behind real time skips ahead (the gap is
+    /// not in the file) instead of catching up in a burst; `None` keeps the ideal timeline
+    /// (tests with a manual clock that jumps).
     pub fn create(
         path: &Path,
         format: AudioFormat,
         clock: SharedClock,
         buffer_frames: usize,
+        resync_after: Option<std::time::Duration>,
     ) -> Result<Self, SinkError> {
         let spec = hound::WavSpec {
             channels: format.channels as u16,
@@ -36,7 +40,10 @@ impl WavSink {
         let writer = hound::WavWriter::create(path, spec)
             .map_err(|e| SinkError::Wav { path: path.to_path_buf(), detail: e.to_string() })?;
         let (clock, _) = ClockedSink::new(format, clock, buffer_frames, false);
-        let clock = clock.with_resync_after(std::time::Duration::from_secs(2));
+        let clock = match resync_after {
+            Some(lag) => clock.with_resync_after(lag),
+            None => clock,
+        };
         Ok(Self { clock, writer: Some(writer), path: path.to_path_buf(), since_flush: 0 })
     }
 
