@@ -249,6 +249,12 @@ impl Core {
             self.done.remove(&cur.item.key());
             actions.push(Action::Cancel { id: cur.id });
         }
+        // Keys far behind every candidate can never come back: keep the set small over
+        // months of running.
+        if let Some(oldest) = items.iter().map(|i| i.planned).min() {
+            let floor = oldest - Duration::days(1);
+            self.done.retain(|(_, planned)| *planned >= floor);
+        }
         self.waiting = items.into_iter().filter(|i| !self.done.contains(&i.key())).collect();
         self.waiting.sort_by_key(|i| i.planned);
         actions
