@@ -281,6 +281,16 @@ fn daemon_cost(sink: &str, label: &str) {
         audio,
         if audio > 0.0 { cpu.as_secs_f64() / audio } else { f64::NAN }
     );
+    if let Ok(meta) = std::fs::metadata(&capture) {
+        // The tap's negotiated format is 48 kHz stereo f32 (`loa audio play` prints it).
+        let rendered = meta.len() as f64 / (48_000.0 * 2.0 * 4.0);
+        println!(
+            "  the tap took {rendered:.0} s of sound (silence included) in {:.1} s of wall time: \
+             {:.4} CPU-s per second rendered",
+            wall.as_secs_f64(),
+            cpu.as_secs_f64() / rendered.max(f64::MIN_POSITIVE)
+        );
+    }
 }
 
 fn main() {

@@ -578,7 +578,11 @@ impl Core {
             };
             tracing::warn!(item = %next.item.item_id, planned = %next.item.planned, reason = %reason, "missed");
             actions.push(Action::Cancel { id: next.id });
-            actions.push(Action::Record(next.item.entry(Outcome::Missed, Some(reason))));
+            let mut entry = next.item.entry(Outcome::Missed, Some(reason));
+            if next.sha256.is_some() {
+                entry.audio_sha256 = next.sha256;
+            }
+            actions.push(Action::Record(entry));
         }
         let mut keep = Vec::with_capacity(self.waiting.len());
         for item in std::mem::take(&mut self.waiting) {
