@@ -21,7 +21,10 @@ use std::cmp::Reverse;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use chrono::{DateTime, Datelike, LocalResult, NaiveDateTime, NaiveTime, TimeZone, Timelike, Utc};
+use chrono::{
+    DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone,
+    Timelike, Utc,
+};
 use chrono_tz::Tz;
 
 use super::model::*;
@@ -31,6 +34,25 @@ use super::model::*;
 /// calendar repeats every 400 years; 28 covers every weekday/Feb-29 pairing in
 /// 1901–2099).
 const NEVER_HORIZON_YEARS: i32 = 28;
+
+/// Nothing plays before this wall-clock time: searches start here at the earliest.
+const EARLIEST: NaiveDateTime = match NaiveDate::from_ymd_opt(1900, 1, 1) {
+    Some(d) => d.and_time(NaiveTime::MIN),
+    None => NaiveDateTime::MIN,
+};
+
+/// Where "does this item ever play?" starts looking when the item has no `from`.
+const ERA_START: NaiveDateTime = match NaiveDate::from_ymd_opt(2000, 1, 1) {
+    Some(d) => d.and_time(NaiveTime::MIN),
+    None => NaiveDateTime::MIN,
+};
+
+/// The wall-clock time of `t` in `tz`, or `None` at the far ends of chrono's range
+/// (where chrono's own conversion would panic).
+pub fn local_time(t: DateTime<Utc>, tz: Tz) -> Option<NaiveDateTime> {
+    let offset = tz.offset_from_utc_datetime(&t.naive_utc()).fix();
+    t.naive_utc().checked_add_signed(chrono::Duration::seconds(offset.local_minus_utc().into()))
+}
 
 /// The instant a wall-clock time in `tz` plays at, by the rules in the module docs.
 pub fn to_instant(naive: NaiveDateTime, tz: Tz) -> DateTime<Utc> {
@@ -47,7 +69,7 @@ fn after_gap(naive: NaiveDateTime, tz: Tz) -> DateTime<Utc> {
     // Any zone's offset is within ±15 h, so `lo` shows earlier and `hi` later than
     // `naive`; bisect on whole seconds between them.
     let shows_later = |secs: i64| {
-        DateTime::from_timestamp(secs, 0).is_none_or(|t| t.with_timezone(&tz).naive_local() > naive)
+        DateTime::from_timestamp(secs, 0).and_then(|t| local_time(t, tz)).is_none_or(|l| l > naive)
     };
     let centre = naive.and_utc().timestamp();
     let (mut lo, mut hi) = (centre - 15 * 3600, centre + 15 * 3600);
@@ -82,19 +104,19 @@ impl<'a> ItemPlays<'a> {
         let validity_start = item.validity.from.map(|d| d.and_time(NaiveTime::MIN));
         // Start from the wall-clock time of `from`, whole seconds: anything earlier on
         // the wall clock maps to an earlier instant (the mapping never goes back).
-        let from_local = from.map(|f| {
-            let local = f.with_timezone(&tz).naive_local();
-            local.with_nanosecond(0).unwrap_or(local)
+        let from_local = from.map(|f| match local_time(f, tz) {
+            Some(local) => local.with_nanosecond(0).unwrap_or(local),
+            // Beyond what a calendar can show: before everything, or after it.
+            None if f.year() < 0 => EARLIEST,
+            None => NaiveDateTime::MAX,
         });
         let start = match (validity_start, from_local) {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
         };
-        let start = start.or_else(|| {
-            // No bound at all (a "does it ever play" question): start with the calendar
-            // of the item's own era.
-            chrono::NaiveDate::from_ymd_opt(2000, 1, 1).map(|d| d.and_time(NaiveTime::MIN))
-        });
+        // No bound at all (a "does it ever play" question): start in the item's own era.
+        let start = start.unwrap_or(ERA_START).max(EARLIEST);
+        let start = (start < NaiveDateTime::MAX).then_some(start);
         let end =
             item.validity.until.and_then(|d| d.succ_opt()).map(|d| d.and_time(NaiveTime::MIN));
         ItemPlays { item, tz, cursor: start, inclusive: true, end, from, last: None }
@@ -114,8 +136,7 @@ impl<'a> ItemPlays<'a> {
             }
             Recurrence::AtLocal(at) => (self.inclusive && *at >= cursor).then_some(*at),
             Recurrence::AtInstant(at) => {
-                let local = at.with_timezone(&self.tz).naive_local();
-                (self.inclusive && local >= cursor).then_some(local)
+                local_time(*at, self.tz).filter(|local| self.inclusive && *local >= cursor)
             }
         };
         self.inclusive = false;
@@ -165,7 +186,8 @@ pub fn first_play(item: &Item, tz: Tz, from: Option<DateTime<Utc>>) -> Option<Da
 /// has no end date, so a pattern that matches no real day ends the search quickly.
 fn bounded(item: &Item, tz: Tz, from: Option<DateTime<Utc>>) -> ItemPlays<'_> {
     let plays = ItemPlays::new(item, tz, from);
-    if item.validity.until.is_some() {
+    // A one-off has a single candidate, and a bounded range its own end.
+    if item.validity.until.is_some() || !matches!(item.recurrence, Recurrence::Cron { .. }) {
         return plays;
     }
     match plays.cursor.and_then(|c| c.with_year(c.year() + NEVER_HORIZON_YEARS)) {
@@ -206,7 +228,7 @@ fn plays_between(schedules: &[Schedule], from: DateTime<Utc>, until: DateTime<Ut
     }
     for (si, s) in schedules.iter().enumerate() {
         // Wall-clock bound a little past `until` in any offset; instants decide.
-        let end = (until + chrono::Duration::days(1)).naive_utc();
+        let end = until.checked_add_signed(chrono::Duration::days(1)).unwrap_or(until).naive_utc();
         for (ii, item) in s.items.iter().enumerate() {
             let plays = ItemPlays::new(item, s.timezone, Some(from)).limit(end);
             for planned in plays.take_while(|p| *p < until) {
@@ -368,8 +390,10 @@ impl Timeline {
             Priority::Priority => "priority",
             Priority::Emergency => "emergency",
         };
-        let local =
-            |p: &Play, tz: Tz| p.planned.with_timezone(&tz).format("%a %Y-%m-%d %H:%M").to_string();
+        let local = |p: &Play, tz: Tz| match local_time(p.planned, tz) {
+            Some(l) => l.format("%a %Y-%m-%d %H:%M").to_string(),
+            None => p.planned.format("%a %Y-%m-%d %H:%M UTC").to_string(),
+        };
         let (at_a, at_b) = (local(first, sa.timezone), local(second, sb.timezone));
         if std::ptr::eq(a, b) {
             let message = format!(

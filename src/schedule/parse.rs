@@ -50,6 +50,7 @@ pub fn parse(source: &str, origin: &str, base_dir: &Path) -> Parsed {
         lines: LineIndex::new(source),
         diagnostics: Vec::new(),
         audio: Vec::new(),
+        crons: CronCache::default(),
     };
     let schedule = cx.document(base_dir);
     let mut diagnostics = cx.diagnostics;
@@ -85,6 +86,55 @@ struct Cx<'a> {
     lines: LineIndex,
     diagnostics: Vec<Diagnostic>,
     audio: Vec<(AudioRef, Pos)>,
+    crons: CronCache,
+}
+
+/// Parsed cron parts shared between the items of one file.
+///
+/// croner's parser fills a bit per possible year (1-5000) for every expression, which
+/// makes a parse cost ~15 us; a province-sized file has thousands of items but far
+/// fewer distinct time-of-day and date parts. An expression is therefore built from a
+/// parsed date part (`day month weekday`, parsed as `0 0 0 day month weekday`) with the
+/// second, minute and hour components of its parsed time part swapped in. Both halves
+/// go through croner's own parser, and croner parses each field independently, so the
+/// result equals a full parse (checked by a test); anything unusual (nicknames, a half
+/// that does not parse) takes the full parse, which also names the bad field. The
+/// composed `Cron`'s own pattern text is the date half's: keep `Recurrence::Cron::expr`
+/// for display.
+#[derive(Default)]
+struct CronCache {
+    times: HashMap<String, Option<[croner::CronComponent; 3]>>,
+    dates: HashMap<String, Option<croner::Cron>>,
+}
+
+impl CronCache {
+    fn compose(&mut self, parser: &CronParser, fields: &[&str]) -> Option<croner::Cron> {
+        let (time, date) = match fields {
+            [m, h, dom, mon, dow] => (format!("0 {m} {h}"), format!("{dom} {mon} {dow}")),
+            [s, m, h, dom, mon, dow] => (format!("{s} {m} {h}"), format!("{dom} {mon} {dow}")),
+            _ => return None,
+        };
+        let time_part = self
+            .times
+            .entry(time)
+            .or_insert_with_key(|t| {
+                let c = parser.parse(&format!("{t} * * *")).ok()?;
+                Some([c.pattern.seconds, c.pattern.minutes, c.pattern.hours])
+            })
+            .clone()?;
+        let date_part =
+            self.dates.entry(date).or_insert_with_key(|d| parser.parse(&format!("0 0 0 {d}")).ok());
+        let mut cron = date_part.clone()?;
+        let [seconds, minutes, hours] = time_part;
+        cron.pattern.seconds = seconds;
+        cron.pattern.minutes = minutes;
+        cron.pattern.hours = hours;
+        Some(cron)
+    }
+}
+
+fn cron_parser() -> CronParser {
+    CronParser::builder().seconds(Seconds::Optional).year(Year::Disallowed).build()
 }
 
 type Value<'i> = Spanned<DeValue<'i>>;
@@ -581,8 +631,13 @@ impl<'a> Cx<'a> {
                 return None;
             }
         };
-        let parser =
-            CronParser::builder().seconds(Seconds::Optional).year(Year::Disallowed).build();
+        let parser = cron_parser();
+        if !nickname {
+            let texts: Vec<&str> = fields.iter().map(|(_, f)| *f).collect();
+            if let Some(cron) = self.crons.compose(&parser, &texts) {
+                return Some(Recurrence::Cron { expr: expr.to_string(), cron });
+            }
+        }
         match parser.parse(expr) {
             Ok(cron) => Some(Recurrence::Cron { expr: expr.to_string(), cron }),
             Err(whole) => {
@@ -792,6 +847,77 @@ mod tests {
         let after = src.find("\"\n").unwrap_or(0) + 1;
         assert_eq!(idx.pos(src, after), Pos { line: 1, column: 14 });
         assert_eq!(idx.pos(src, src.len()), Pos { line: 2, column: 7 });
+    }
+
+    #[test]
+    fn composed_crons_equal_full_parses() {
+        let exprs = [
+            "30 5 * * 1-6",
+            "0 17 * * MON-SAT",
+            "0 8 L * *",
+            "0 8 15W * *",
+            "0 18 * * 1#1",
+            "0 18 * * 5L",
+            "*/15 6-9 * * 0,7",
+            "15 30 5 * * *",
+            "0 0 29 2 *",
+            "0 8 1 * 1",
+            "0 8 1 * +1",
+            "0 8 ? * 3",
+            "5-10/2 */3 1,15 JAN,jul sun",
+        ];
+        let parser = cron_parser();
+        let mut cache = CronCache::default();
+        let start = NaiveDate::from_ymd_opt(2027, 1, 1)
+            .map(|d| d.and_time(NaiveTime::MIN))
+            .unwrap_or_default();
+        for expr in exprs {
+            let fields: Vec<&str> = expr.split_whitespace().collect();
+            let full = parser.parse(expr).map_err(|e| format!("{expr}: {e}"));
+            let composed = cache.compose(&parser, &fields);
+            match (full, composed) {
+                (Ok(full), Some(composed)) => {
+                    assert_eq!(full.pattern, composed.pattern, "{expr}");
+                    let a: Vec<NaiveDateTime> = full.iter_after(start).take(20).collect();
+                    let b: Vec<NaiveDateTime> = composed.iter_after(start).take(20).collect();
+                    assert_eq!(a, b, "{expr}");
+                }
+                (full, composed) => panic!("{expr}: full {full:?}, composed {composed:?}"),
+            }
+        }
+        for bad in ["0 25 * * *", "0 6 * * 8", "0 sáu * * *", "0 6 32 * *"] {
+            let fields: Vec<&str> = bad.split_whitespace().collect();
+            assert!(cache.compose(&parser, &fields).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn composed_crons_agree_with_full_parses_on_random_fields() {
+        use rand::{Rng, SeedableRng};
+        const FIELD: &[&str] = &[
+            "*", "0", "1", "5", "7", "8", "23", "24", "29", "31", "59", "60", "*/15", "*/0", "1-5",
+            "5-1", "1,3,5", "L", "5L", "1#1", "1#6", "15W", "?", "JAN", "MON-FRI", "+1", "-", "x",
+        ];
+        let parser = cron_parser();
+        let mut cache = CronCache::default();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(99);
+        let mut agreed_ok = 0;
+        for _ in 0..3000 {
+            let n = rng.random_range(5..7);
+            let fields: Vec<&str> =
+                (0..n).map(|_| FIELD[rng.random_range(0..FIELD.len())]).collect();
+            let full = parser.parse(&fields.join(" "));
+            let composed = cache.compose(&parser, &fields);
+            match (full, composed) {
+                (Ok(f), Some(c)) => {
+                    assert_eq!(f.pattern, c.pattern, "{fields:?}");
+                    agreed_ok += 1;
+                }
+                (Err(_), None) => {}
+                (f, c) => panic!("{fields:?}: full {f:?} composed {c:?}"),
+            }
+        }
+        assert!(agreed_ok > 30, "only {agreed_ok} random expressions parsed");
     }
 
     #[test]
