@@ -87,7 +87,8 @@ fn after_gap(naive: NaiveDateTime, tz: Tz) -> DateTime<Utc> {
 
 /// The plays of one item, in order, from a starting instant on.
 pub(crate) struct ItemPlays<'a> {
-    item: &'a Item,
+    recurrence: &'a Recurrence,
+    validity: &'a Validity,
     tz: Tz,
     /// Next wall-clock time to search from (`None`: finished).
     cursor: Option<NaiveDateTime>,
@@ -97,11 +98,101 @@ pub(crate) struct ItemPlays<'a> {
     /// Plays before this instant are not returned.
     from: Option<DateTime<Utc>>,
     last: Option<DateTime<Utc>>,
+    /// For cron items: the day-by-day walk, set up on the first search.
+    walk: Option<DayWalk>,
+}
+
+/// croner's last searchable year; patterns never match past it.
+const LAST_YEAR: i32 = 5000;
+
+/// Enumerates a cron pattern's wall-clock times day by day. croner decides which days
+/// match (`year_match`, `month_match`, `day_match`: `L`, `W`, `#` and the crontab
+/// day-of-month/weekday rule) and which times of day (its parsed hour, minute and
+/// second values); this only walks the calendar. Much cheaper than one croner search
+/// per play, which recounts the pattern every time; a test checks both agree.
+struct DayWalk {
+    /// Matching times of day, in seconds from midnight, ascending.
+    times: Vec<u32>,
+    day: NaiveDate,
+    /// Next index into `times` on `day`.
+    next: usize,
+    day_matches: Option<bool>,
+}
+
+impl DayWalk {
+    /// A walk returning times at or after `start`.
+    fn new(pattern: &croner::CronPattern, start: NaiveDateTime) -> Self {
+        let mut times = Vec::new();
+        for h in pattern.hours.values() {
+            for m in pattern.minutes.values() {
+                for s in pattern.seconds.values() {
+                    times.push(u32::from(h) * 3600 + u32::from(m) * 60 + u32::from(s));
+                }
+            }
+        }
+        times.sort_unstable();
+        let start_secs = start.num_seconds_from_midnight();
+        let next = times.partition_point(|t| *t < start_secs);
+        DayWalk { times, day: start.date(), next, day_matches: None }
+    }
+
+    fn next(
+        &mut self,
+        pattern: &croner::CronPattern,
+        end: Option<NaiveDateTime>,
+    ) -> Option<NaiveDateTime> {
+        if self.times.is_empty() {
+            return None;
+        }
+        loop {
+            if self.day.year() > LAST_YEAR
+                || end.is_some_and(|e| self.day.and_time(NaiveTime::MIN) >= e)
+            {
+                return None;
+            }
+            let day = self.day;
+            let matches = *self.day_matches.get_or_insert_with(|| day_matches(pattern, day));
+            if matches {
+                if let Some(&t) = self.times.get(self.next) {
+                    self.next += 1;
+                    let time = NaiveTime::from_num_seconds_from_midnight_opt(t, 0)?;
+                    return Some(day.and_time(time));
+                }
+            }
+            self.day = self.day.succ_opt()?;
+            self.next = 0;
+            self.day_matches = None;
+        }
+    }
+}
+
+fn day_matches(pattern: &croner::CronPattern, day: NaiveDate) -> bool {
+    let weekday = match day.weekday().num_days_from_sunday() {
+        0 => croner::Weekday::Sunday,
+        1 => croner::Weekday::Monday,
+        2 => croner::Weekday::Tuesday,
+        3 => croner::Weekday::Wednesday,
+        4 => croner::Weekday::Thursday,
+        5 => croner::Weekday::Friday,
+        _ => croner::Weekday::Saturday,
+    };
+    pattern.year_match(day.year()).unwrap_or(false)
+        && pattern.month_match(day.month()).unwrap_or(false)
+        && pattern.day_match(day.year(), day.month(), day.day(), weekday).unwrap_or(false)
 }
 
 impl<'a> ItemPlays<'a> {
     pub(crate) fn new(item: &'a Item, tz: Tz, from: Option<DateTime<Utc>>) -> Self {
-        let validity_start = item.validity.from.map(|d| d.and_time(NaiveTime::MIN));
+        Self::of(&item.recurrence, &item.validity, tz, from)
+    }
+
+    fn of(
+        recurrence: &'a Recurrence,
+        validity: &'a Validity,
+        tz: Tz,
+        from: Option<DateTime<Utc>>,
+    ) -> Self {
+        let validity_start = validity.from.map(|d| d.and_time(NaiveTime::MIN));
         // Start from the wall-clock time of `from`, whole seconds: anything earlier on
         // the wall clock maps to an earlier instant (the mapping never goes back).
         let from_local = from.map(|f| match local_time(f, tz) {
@@ -117,9 +208,18 @@ impl<'a> ItemPlays<'a> {
         // No bound at all (a "does it ever play" question): start in the item's own era.
         let start = start.unwrap_or(ERA_START).max(EARLIEST);
         let start = (start < NaiveDateTime::MAX).then_some(start);
-        let end =
-            item.validity.until.and_then(|d| d.succ_opt()).map(|d| d.and_time(NaiveTime::MIN));
-        ItemPlays { item, tz, cursor: start, inclusive: true, end, from, last: None }
+        let end = validity.until.and_then(|d| d.succ_opt()).map(|d| d.and_time(NaiveTime::MIN));
+        ItemPlays {
+            recurrence,
+            validity,
+            tz,
+            cursor: start,
+            inclusive: true,
+            end,
+            from,
+            last: None,
+            walk: None,
+        }
     }
 
     /// Bounds the search to wall-clock times before `end` (in addition to validity).
@@ -130,9 +230,10 @@ impl<'a> ItemPlays<'a> {
 
     fn next_wall_clock(&mut self) -> Option<NaiveDateTime> {
         let cursor = self.cursor?;
-        let found = match &self.item.recurrence {
+        let found = match self.recurrence {
             Recurrence::Cron { cron, .. } => {
-                cron.find_next_occurrence(&cursor, self.inclusive).ok()
+                let walk = self.walk.get_or_insert_with(|| DayWalk::new(&cron.pattern, cursor));
+                walk.next(&cron.pattern, self.end)
             }
             Recurrence::AtLocal(at) => (self.inclusive && *at >= cursor).then_some(*at),
             Recurrence::AtInstant(at) => {
@@ -157,10 +258,10 @@ impl Iterator for ItemPlays<'_> {
     fn next(&mut self) -> Option<DateTime<Utc>> {
         loop {
             let wall = self.next_wall_clock()?;
-            if self.item.validity.skip.binary_search(&wall.date()).is_ok() {
+            if self.validity.skip.binary_search(&wall.date()).is_ok() {
                 continue;
             }
-            let instant = match &self.item.recurrence {
+            let instant = match self.recurrence {
                 Recurrence::AtInstant(at) => *at,
                 _ => to_instant(wall, self.tz),
             };
@@ -179,15 +280,27 @@ impl Iterator for ItemPlays<'_> {
 /// The item's first play at or after `from` (or ever, when `from` is `None`), if any:
 /// `None` means it never plays.
 pub fn first_play(item: &Item, tz: Tz, from: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
-    bounded(item, tz, from).next()
+    bounded(&item.recurrence, &item.validity, tz, from).next()
+}
+
+/// Whether a recurrence with this validity plays at all. Whether a day plays does not
+/// depend on the time of day (a time lost to a DST gap still plays after it), so the
+/// parser asks this once per distinct date pattern and validity.
+pub(crate) fn ever_plays(recurrence: &Recurrence, validity: &Validity, tz: Tz) -> bool {
+    bounded(recurrence, validity, tz, None).next().is_some()
 }
 
 /// The item's plays from `from`, searched at most [`NEVER_HORIZON_YEARS`] ahead when it
 /// has no end date, so a pattern that matches no real day ends the search quickly.
-fn bounded(item: &Item, tz: Tz, from: Option<DateTime<Utc>>) -> ItemPlays<'_> {
-    let plays = ItemPlays::new(item, tz, from);
+fn bounded<'a>(
+    recurrence: &'a Recurrence,
+    validity: &'a Validity,
+    tz: Tz,
+    from: Option<DateTime<Utc>>,
+) -> ItemPlays<'a> {
+    let plays = ItemPlays::of(recurrence, validity, tz, from);
     // A one-off has a single candidate, and a bounded range its own end.
-    if item.validity.until.is_some() || !matches!(item.recurrence, Recurrence::Cron { .. }) {
+    if validity.until.is_some() || !matches!(recurrence, Recurrence::Cron { .. }) {
         return plays;
     }
     match plays.cursor.and_then(|c| c.with_year(c.year() + NEVER_HORIZON_YEARS)) {
@@ -244,7 +357,7 @@ fn plays_next(schedules: &[Schedule], from: DateTime<Utc>, n: usize) -> Vec<Play
     let mut out = Vec::new();
     for (si, s) in schedules.iter().enumerate() {
         for (ii, item) in s.items.iter().enumerate() {
-            let plays = bounded(item, s.timezone, Some(from));
+            let plays = bounded(&item.recurrence, &item.validity, s.timezone, Some(from));
             for planned in plays.take(n) {
                 out.push(Play { planned, schedule: si, item: ii });
             }
@@ -423,5 +536,52 @@ impl Timeline {
                 b.id, a.id, sa.origin, a.pos.line
             ),
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use croner::parser::{CronParser, Seconds, Year};
+    use rand::{Rng, SeedableRng};
+
+    /// The day walk lists exactly the times croner's own search finds.
+    #[test]
+    fn day_walk_agrees_with_croner_search() {
+        const FIELD: &[&str] = &[
+            "*", "0", "1", "5", "7", "23", "29", "30", "31", "59", "*/15", "*/7", "1-5", "5-6",
+            "1,3,5", "L", "5L", "1#1", "2#5", "15W", "LW", "?", "JAN", "FEB", "MON-FRI", "+1",
+        ];
+        let parser =
+            CronParser::builder().seconds(Seconds::Optional).year(Year::Disallowed).build();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(4);
+        let start = NaiveDate::from_ymd_opt(2027, 2, 27)
+            .and_then(|d| d.and_hms_opt(13, 7, 0))
+            .unwrap_or(ERA_START);
+        let mut compared = 0;
+        for _ in 0..4000 {
+            let n = rng.random_range(5..7);
+            let fields: Vec<&str> =
+                (0..n).map(|_| FIELD[rng.random_range(0..FIELD.len())]).collect();
+            let Ok(cron) = parser.parse(&fields.join(" ")) else { continue };
+            let mut walk = DayWalk::new(&cron.pattern, start);
+            let mut cursor = start;
+            let mut inclusive = true;
+            for _ in 0..25 {
+                let Ok(found) = cron.find_next_occurrence(&cursor, inclusive) else { break };
+                if found.year() > 2040 {
+                    break;
+                }
+                assert_eq!(
+                    walk.next(&cron.pattern, None),
+                    Some(found),
+                    "{fields:?} after {cursor}"
+                );
+                cursor = found;
+                inclusive = false;
+                compared += 1;
+            }
+        }
+        assert!(compared > 2000, "only {compared} plays compared");
     }
 }

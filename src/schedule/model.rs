@@ -89,7 +89,7 @@ impl std::fmt::Display for Diagnostic {
 }
 
 /// Validity window and holidays of an item, in the file's time zone.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Validity {
     pub from: Option<NaiveDate>,
     pub until: Option<NaiveDate>,
