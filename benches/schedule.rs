@@ -88,12 +88,6 @@ fn main() {
 
     let (p_best, p_med, parsed) = time(|| schedule::parse(&source, "bench.toml", &base));
     let (t_best, t_med, _) = time(|| toml::de::DeTable::parse_recoverable(&source).1.len());
-    let (f_best, f_med, _) = time(|| {
-        let s = parsed.schedule.as_ref();
-        s.map_or(0, |s| {
-            s.items.iter().filter(|i| schedule::first_play(i, s.timezone, None).is_some()).count()
-        })
-    });
     let (c_best, c_med, missing) =
         time(|| schedule::check_files(&parsed, "bench.toml", &|p: &Path| p.is_file()));
     let Some(sched) = parsed.schedule.clone() else {
@@ -108,7 +102,6 @@ fn main() {
     println!("                        best       median");
     println!("parse              {} {}", ms(p_best), ms(p_med));
     println!("  of which TOML    {} {}", ms(t_best), ms(t_med));
-    println!("  of which 1st play{} {}   (the never-plays check)", ms(f_best), ms(f_med));
     println!("check audio files  {} {}   ({} missing)", ms(c_best), ms(c_med), missing.len());
     println!("expand one week    {} {}   ({} plays)", ms(e_best), ms(e_med), plays.len());
     println!("overlaps one week  {} {}   ({} diagnostics)", ms(o_best), ms(o_med), overlaps.len());

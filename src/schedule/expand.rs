@@ -99,7 +99,7 @@ pub(crate) struct ItemPlays<'a> {
     from: Option<DateTime<Utc>>,
     last: Option<DateTime<Utc>>,
     /// For cron items: the day-by-day walk, set up on the first search.
-    walk: Option<DayWalk>,
+    walk: Option<DayWalk<'a>>,
 }
 
 /// croner's last searchable year; patterns never match past it.
@@ -110,27 +110,38 @@ const LAST_YEAR: i32 = 5000;
 /// day-of-month/weekday rule) and which times of day (its parsed hour, minute and
 /// second values); this only walks the calendar. Much cheaper than one croner search
 /// per play, which recounts the pattern every time; a test checks both agree.
-struct DayWalk {
+struct DayWalk<'a> {
     /// Matching times of day, in seconds from midnight, ascending.
-    times: Vec<u32>,
+    times: &'a [u32],
     day: NaiveDate,
     /// Next index into `times` on `day`.
     next: usize,
     day_matches: Option<bool>,
 }
 
-impl DayWalk {
-    /// A walk returning times at or after `start`.
-    fn new(pattern: &croner::CronPattern, start: NaiveDateTime) -> Self {
-        let mut times = Vec::new();
-        for h in pattern.hours.values() {
-            for m in pattern.minutes.values() {
-                for s in pattern.seconds.values() {
-                    times.push(u32::from(h) * 3600 + u32::from(m) * 60 + u32::from(s));
-                }
+/// The times of day (seconds from midnight, ascending) that croner's parsed hour,
+/// minute and second fields match.
+pub(crate) fn times_of_day(
+    hours: &croner::CronComponent,
+    minutes: &croner::CronComponent,
+    seconds: &croner::CronComponent,
+) -> Vec<u32> {
+    let (hours, minutes, seconds) = (hours.values(), minutes.values(), seconds.values());
+    let mut times = Vec::with_capacity(hours.len() * minutes.len() * seconds.len());
+    for h in &hours {
+        for m in &minutes {
+            for s in &seconds {
+                times.push(u32::from(*h) * 3600 + u32::from(*m) * 60 + u32::from(*s));
             }
         }
-        times.sort_unstable();
+    }
+    times.sort_unstable();
+    times
+}
+
+impl<'a> DayWalk<'a> {
+    /// A walk returning times at or after `start`.
+    fn new(times: &'a [u32], start: NaiveDateTime) -> Self {
         let start_secs = start.num_seconds_from_midnight();
         let next = times.partition_point(|t| *t < start_secs);
         DayWalk { times, day: start.date(), next, day_matches: None }
@@ -231,9 +242,9 @@ impl<'a> ItemPlays<'a> {
     fn next_wall_clock(&mut self) -> Option<NaiveDateTime> {
         let cursor = self.cursor?;
         let found = match self.recurrence {
-            Recurrence::Cron { cron, .. } => {
-                let walk = self.walk.get_or_insert_with(|| DayWalk::new(&cron.pattern, cursor));
-                walk.next(&cron.pattern, self.end)
+            Recurrence::Cron(spec) => {
+                let walk = self.walk.get_or_insert_with(|| DayWalk::new(&spec.times, cursor));
+                walk.next(&spec.days.pattern, self.end)
             }
             Recurrence::AtLocal(at) => (self.inclusive && *at >= cursor).then_some(*at),
             Recurrence::AtInstant(at) => {
@@ -300,7 +311,7 @@ fn bounded<'a>(
 ) -> ItemPlays<'a> {
     let plays = ItemPlays::of(recurrence, validity, tz, from);
     // A one-off has a single candidate, and a bounded range its own end.
-    if validity.until.is_some() || !matches!(recurrence, Recurrence::Cron { .. }) {
+    if validity.until.is_some() || !matches!(recurrence, Recurrence::Cron(_)) {
         return plays;
     }
     match plays.cursor.and_then(|c| c.with_year(c.year() + NEVER_HORIZON_YEARS)) {
@@ -539,6 +550,16 @@ impl Timeline {
     }
 }
 
+/// For the parser's tests: the wall-clock times of `spec` from `start`, one per call.
+#[cfg(test)]
+pub(crate) fn tests_walk(
+    spec: &CronSpec,
+    start: NaiveDateTime,
+) -> impl FnMut() -> Option<NaiveDateTime> + '_ {
+    let mut walk = DayWalk::new(&spec.times, start);
+    move || walk.next(&spec.days.pattern, None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -564,7 +585,9 @@ mod tests {
             let fields: Vec<&str> =
                 (0..n).map(|_| FIELD[rng.random_range(0..FIELD.len())]).collect();
             let Ok(cron) = parser.parse(&fields.join(" ")) else { continue };
-            let mut walk = DayWalk::new(&cron.pattern, start);
+            let p = &cron.pattern;
+            let times = times_of_day(&p.hours, &p.minutes, &p.seconds);
+            let mut walk = DayWalk::new(&times, start);
             let mut cursor = start;
             let mut inclusive = true;
             for _ in 0..25 {

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime, TimeZone};
@@ -16,7 +17,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 use toml::value::{Datetime, Offset};
 
-use super::expand::{ever_plays, first_play};
+use super::expand::{ever_plays, first_play, times_of_day};
 use super::model::*;
 
 /// The time zone a file gets when it does not say.
@@ -92,19 +93,18 @@ struct Cx<'a> {
 /// Parsed cron parts shared between the items of one file.
 ///
 /// croner's parser fills a bit per possible year (1-5000) for every expression, which
-/// makes a parse cost ~15 us; a province-sized file has thousands of items but far
-/// fewer distinct time-of-day and date parts. An expression is therefore built from a
-/// parsed date part (`day month weekday`, parsed as `0 0 0 day month weekday`) with the
-/// second, minute and hour components of its parsed time part swapped in. Both halves
-/// go through croner's own parser, and croner parses each field independently, so the
-/// result equals a full parse (checked by a test); anything unusual (nicknames, a half
-/// that does not parse) takes the full parse, which also names the bad field. The
-/// composed `Cron`'s own pattern text is the date half's: keep `Recurrence::Cron::expr`
-/// for display.
+/// makes a parse cost ~15 us and each parsed pattern ~5 kB; a province-sized file has
+/// thousands of items but far fewer distinct date parts (`day month weekday`) and time
+/// parts (`second minute hour`). Each date part is parsed once by croner (as
+/// `0 0 0 day month weekday`) and shared; each time part is parsed once, field by field,
+/// with croner's own component parser (plain numeric fields only), into the list of
+/// times of day. croner parses each field independently, so this equals a full parse
+/// (checked by tests); anything else (nicknames, names or letters in time fields, a
+/// half that does not parse) takes the full parse, which also names a bad field.
 #[derive(Default)]
 struct CronCache {
-    times: HashMap<String, Option<[croner::CronComponent; 3]>>,
-    dates: HashMap<String, Option<croner::Cron>>,
+    times: HashMap<String, Option<Arc<[u32]>>>,
+    dates: HashMap<String, Option<Arc<croner::Cron>>>,
     /// Whether a date part plays at all within a validity (see [`ever_plays`]).
     plays: HashMap<(String, Validity), bool>,
 }
@@ -120,55 +120,63 @@ fn time_component(field: &str, max: u16) -> Option<croner::CronComponent> {
     Some(c)
 }
 
+/// The date fields of a 5- or 6-field expression, as one string.
+fn date_fields(expr: &str) -> Option<String> {
+    let fields: Vec<&str> = expr.split_whitespace().collect();
+    match fields.as_slice() {
+        [_, _, dom, mon, dow] | [_, _, _, dom, mon, dow] => Some(format!("{dom} {mon} {dow}")),
+        _ => None,
+    }
+}
+
 impl CronCache {
-    fn compose(&mut self, parser: &CronParser, fields: &[&str]) -> Option<croner::Cron> {
+    fn compose(&mut self, parser: &CronParser, expr: &str, fields: &[&str]) -> Option<CronSpec> {
         let ([s, m, h], date) = match fields {
             [m, h, dom, mon, dow] => (["0", m, h], format!("{dom} {mon} {dow}")),
             [s, m, h, dom, mon, dow] => ([*s, m, h], format!("{dom} {mon} {dow}")),
             _ => return None,
         };
-        let time_part = self
+        let times = self
             .times
             .entry(format!("{s} {m} {h}"))
             .or_insert_with(|| {
-                Some([time_component(s, 59)?, time_component(m, 59)?, time_component(h, 23)?])
+                let (s, m, h) =
+                    (time_component(s, 59)?, time_component(m, 59)?, time_component(h, 23)?);
+                Some(times_of_day(&h, &m, &s).into())
             })
             .clone()?;
-        let date_part =
-            self.dates.entry(date).or_insert_with_key(|d| parser.parse(&format!("0 0 0 {d}")).ok());
-        let mut cron = date_part.clone()?;
-        let [seconds, minutes, hours] = time_part;
-        cron.pattern.seconds = seconds;
-        cron.pattern.minutes = minutes;
-        cron.pattern.hours = hours;
-        Some(cron)
+        let days = self
+            .dates
+            .entry(date)
+            .or_insert_with_key(|d| parser.parse(&format!("0 0 0 {d}")).ok().map(Arc::new))
+            .clone()?;
+        Some(CronSpec { expr: expr.to_string(), days, times })
     }
-}
 
-impl CronCache {
-    /// Whether `item` plays at all: answered once per date part and validity for crons
-    /// built by [`CronCache::compose`], else by expanding the item itself.
+    /// Whether `item` plays at all: whether a day plays does not depend on the time of
+    /// day, so this is answered once per date part and validity.
     fn ever_plays(&mut self, item: &Item, tz: Tz) -> bool {
-        let Recurrence::Cron { expr, .. } = &item.recurrence else {
+        let Recurrence::Cron(spec) = &item.recurrence else {
             return first_play(item, tz, None).is_some();
         };
-        let fields: Vec<&str> = expr.split_whitespace().collect();
-        let date = match fields.as_slice() {
-            [_, _, dom, mon, dow] | [_, _, _, dom, mon, dow] => format!("{dom} {mon} {dow}"),
-            _ => return first_play(item, tz, None).is_some(),
-        };
-        let Some(Some(date_cron)) = self.dates.get(&date) else {
+        let Some(date) = date_fields(&spec.expr) else {
             return first_play(item, tz, None).is_some();
         };
         let key = (date, item.validity.clone());
         if let Some(known) = self.plays.get(&key) {
             return *known;
         }
-        let days = Recurrence::Cron { expr: key.0.clone(), cron: date_cron.clone() };
-        let plays = ever_plays(&days, &item.validity, tz);
+        let plays = ever_plays(&item.recurrence, &item.validity, tz);
         self.plays.insert(key, plays);
         plays
     }
+}
+
+/// A full croner parse as a [`CronSpec`].
+fn spec_of(expr: &str, cron: croner::Cron) -> CronSpec {
+    let p = &cron.pattern;
+    let times = times_of_day(&p.hours, &p.minutes, &p.seconds).into();
+    CronSpec { expr: expr.to_string(), days: Arc::new(cron), times }
 }
 
 fn cron_parser() -> CronParser {
@@ -606,7 +614,7 @@ impl<'a> Cx<'a> {
         if let Some(tz) = tz {
             if !self.crons.ever_plays(&item, tz) {
                 let why = match &item.recurrence {
-                    Recurrence::Cron { expr, .. } => format!(
+                    Recurrence::Cron(CronSpec { expr, .. }) => format!(
                         "cron \"{expr}\" matches no day within its validity range and skip dates"
                     ),
                     _ => "its `at` falls outside its validity range or on a skip date".to_string(),
@@ -672,12 +680,12 @@ impl<'a> Cx<'a> {
         let parser = cron_parser();
         if !nickname {
             let texts: Vec<&str> = fields.iter().map(|(_, f)| *f).collect();
-            if let Some(cron) = self.crons.compose(&parser, &texts) {
-                return Some(Recurrence::Cron { expr: expr.to_string(), cron });
+            if let Some(spec) = self.crons.compose(&parser, expr, &texts) {
+                return Some(Recurrence::Cron(spec));
             }
         }
         match parser.parse(expr) {
-            Ok(cron) => Some(Recurrence::Cron { expr: expr.to_string(), cron }),
+            Ok(cron) => Some(Recurrence::Cron(spec_of(expr, cron))),
             Err(whole) => {
                 // Find the fields that are wrong on their own, to name them.
                 let mut named = false;
@@ -887,6 +895,21 @@ mod tests {
         assert_eq!(idx.pos(src, src.len()), Pos { line: 2, column: 7 });
     }
 
+    /// A composed spec means what croner's full parse of the same text means.
+    fn assert_same(full: &croner::Cron, composed: &CronSpec, expr: &str) {
+        let p = &full.pattern;
+        assert_eq!(
+            &times_of_day(&p.hours, &p.minutes, &p.seconds)[..],
+            &composed.times[..],
+            "times of {expr}"
+        );
+        let mut dates_only = full.clone();
+        dates_only.pattern.seconds = composed.days.pattern.seconds.clone();
+        dates_only.pattern.minutes = composed.days.pattern.minutes.clone();
+        dates_only.pattern.hours = composed.days.pattern.hours.clone();
+        assert_eq!(dates_only.pattern, composed.days.pattern, "days of {expr}");
+    }
+
     #[test]
     fn composed_crons_equal_full_parses() {
         let exprs = [
@@ -912,12 +935,13 @@ mod tests {
         for expr in exprs {
             let fields: Vec<&str> = expr.split_whitespace().collect();
             let full = parser.parse(expr).map_err(|e| format!("{expr}: {e}"));
-            let composed = cache.compose(&parser, &fields);
+            let composed = cache.compose(&parser, expr, &fields);
             match (full, composed) {
                 (Ok(full), Some(composed)) => {
-                    assert_eq!(full.pattern, composed.pattern, "{expr}");
+                    assert_same(&full, &composed, expr);
                     let a: Vec<NaiveDateTime> = full.iter_after(start).take(20).collect();
-                    let b: Vec<NaiveDateTime> = composed.iter_after(start).take(20).collect();
+                    let mut walk = crate::schedule::expand::tests_walk(&composed, start);
+                    let b: Vec<NaiveDateTime> = (0..20).map_while(|_| walk()).collect();
                     assert_eq!(a, b, "{expr}");
                 }
                 (full, composed) => panic!("{expr}: full {full:?}, composed {composed:?}"),
@@ -925,7 +949,7 @@ mod tests {
         }
         for bad in ["0 25 * * *", "0 6 * * 8", "0 sáu * * *", "0 6 32 * *"] {
             let fields: Vec<&str> = bad.split_whitespace().collect();
-            assert!(cache.compose(&parser, &fields).is_none(), "{bad}");
+            assert!(cache.compose(&parser, bad, &fields).is_none(), "{bad}");
         }
     }
 
@@ -944,11 +968,12 @@ mod tests {
             let n = rng.random_range(5..7);
             let fields: Vec<&str> =
                 (0..n).map(|_| FIELD[rng.random_range(0..FIELD.len())]).collect();
-            let full = parser.parse(&fields.join(" "));
-            let composed = cache.compose(&parser, &fields);
+            let expr = fields.join(" ");
+            let full = parser.parse(&expr);
+            let composed = cache.compose(&parser, &expr, &fields);
             match (full, composed) {
                 (Ok(f), Some(c)) => {
-                    assert_eq!(f.pattern, c.pattern, "{fields:?}");
+                    assert_same(&f, &c, &expr);
                     agreed_ok += 1;
                 }
                 // Not composed: the full parse decides, as in `Cx::cron`.
