@@ -2,11 +2,12 @@
 //! (0 success, 1 the command found problems or failed, 2 usage error) and prints
 //! errors that say what to do next. Nothing here is needed by the daemons' logic.
 
+pub mod audio;
+pub mod schedule;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-
-pub mod schedule;
 
 /// Scheduled and urgent playout for a provincial network of grassroots radio stations.
 #[derive(Debug, Parser)]
@@ -20,6 +21,9 @@ pub struct Cli {
 pub enum Command {
     /// Check and preview schedule files.
     Schedule(schedule::ScheduleArgs),
+    /// Look at audio files and outputs; play a file through a sink
+    #[command(subcommand)]
+    Audio(audio::AudioCommand),
 }
 
 /// Parses the process arguments and runs the chosen subcommand.
@@ -33,6 +37,7 @@ pub fn main() -> ExitCode {
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Schedule(args) => schedule::run(args),
+        Command::Audio(command) => audio::run(command),
     }
 }
 
@@ -40,7 +45,9 @@ pub fn run(cli: Cli) -> ExitCode {
 /// tables, CSV and JSON that people pipe elsewhere.
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        // symphonia logs routine probing (and "errors" for files it merely rejects) at
+        // info/error; the audio module reports what matters itself.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,symphonia_core=off,symphonia_bundle_mp3=warn,symphonia_format_ogg=warn,symphonia_format_riff=warn,symphonia_bundle_flac=warn"));
     let _ =
         tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
