@@ -271,19 +271,23 @@ impl<'a> Cx<'a> {
                             );
                             continue;
                         };
-                        let item = self.item(table, entry.span().start, base_dir, timezone);
-                        if let Some(item) = item {
-                            if let Some(first) = seen.get(&item.id) {
+                        // Duplicate ids are found from the raw table, so they are
+                        // reported even when the item has other problems.
+                        let start = entry.span().start;
+                        if let Some(DeValue::String(id)) = table.get("id").map(|v| v.get_ref()) {
+                            let pos = self.pos(start);
+                            if let Some(first) = seen.get(id.as_ref()) {
                                 let message = format!(
-                                    "duplicate item id \"{}\": already used at line {}; \
+                                    "duplicate item id \"{id}\": already used at line {}; \
                                      give each item its own id",
-                                    item.id, first.line
+                                    first.line
                                 );
-                                let d = Diagnostic::error(self.origin, item.pos, message);
-                                self.diagnostics.push(d);
+                                self.diagnostics.push(Diagnostic::error(self.origin, pos, message));
                             } else {
-                                seen.insert(item.id.clone(), item.pos);
+                                seen.insert(id.to_string(), pos);
                             }
+                        }
+                        if let Some(item) = self.item(table, start, base_dir, timezone) {
                             items.push(item);
                         }
                     }
@@ -810,6 +814,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, &'static str> {
     let text = text.trim();
     if text.is_empty() {
         return Err("it is empty");
+    }
+    if !text.chars().all(|c| c.is_ascii_digit() || matches!(c, 'h' | 'm' | 's')) {
+        return Err("use only digits and the units h, m and s");
     }
     let mut total: u64 = 0;
     let mut number: Option<u64> = None;
