@@ -76,7 +76,7 @@ fn time<T>(f: impl Fn() -> T) -> (Figures, T) {
     };
     walls.sort();
     let figures = Figures { best: walls[0], median: walls[RUNS / 2], cpu };
-    (figures, last.unwrap_or_else(|| f()))
+    (figures, last.unwrap_or_else(f))
 }
 
 fn ms(d: Duration) -> String {

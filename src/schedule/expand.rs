@@ -163,12 +163,10 @@ impl<'a> DayWalk<'a> {
             }
             let day = self.day;
             let matches = *self.day_matches.get_or_insert_with(|| day_matches(pattern, day));
-            if matches {
-                if let Some(&t) = self.times.get(self.next) {
-                    self.next += 1;
-                    let time = NaiveTime::from_num_seconds_from_midnight_opt(t, 0)?;
-                    return Some(day.and_time(time));
-                }
+            if matches && let Some(&t) = self.times.get(self.next) {
+                self.next += 1;
+                let time = NaiveTime::from_num_seconds_from_midnight_opt(t, 0)?;
+                return Some(day.and_time(time));
             }
             self.day = self.day.succ_opt()?;
             self.next = 0;

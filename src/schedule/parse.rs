@@ -521,13 +521,10 @@ impl<'a> Cx<'a> {
         let until = t.get("until").map(|v| (self.date(v, "until"), v.span().start));
         let from_date = from.and_then(|f| f.0);
         let until_date = until.and_then(|u| u.0);
-        if let (Some(f), Some((Some(u), at))) = (from_date, until) {
-            if u < f {
-                self.error(
-                    at,
-                    format!("`until` {u} is before `from` {f}: the item would never play"),
-                );
-            }
+        if let (Some(f), Some((Some(u), at))) = (from_date, until)
+            && u < f
+        {
+            self.error(at, format!("`until` {u} is before `from` {f}: the item would never play"));
         }
         let mut skip = Vec::new();
         if let Some(v) = t.get("skip") {
@@ -615,17 +612,17 @@ impl<'a> Cx<'a> {
             pos,
             audio_pos,
         };
-        if let Some(tz) = tz {
-            if !self.crons.ever_plays(&item, tz) {
-                let why = match &item.recurrence {
-                    Recurrence::Cron(CronSpec { expr, .. }) => format!(
-                        "cron \"{expr}\" matches no day within its validity range and skip dates"
-                    ),
-                    _ => "its `at` falls outside its validity range or on a skip date".to_string(),
-                };
-                self.error(start, format!("{named} never plays: {why}"));
-                return None;
-            }
+        if let Some(tz) = tz
+            && !self.crons.ever_plays(&item, tz)
+        {
+            let why = match &item.recurrence {
+                Recurrence::Cron(CronSpec { expr, .. }) => format!(
+                    "cron \"{expr}\" matches no day within its validity range and skip dates"
+                ),
+                _ => "its `at` falls outside its validity range or on a skip date".to_string(),
+            };
+            self.error(start, format!("{named} never plays: {why}"));
+            return None;
         }
         Some(item)
     }
