@@ -63,3 +63,22 @@ fn day_of_month_and_weekday_follow_crontab_either_matches() {
     // Tuesday the 1st (day of month), then Mondays, then the next 1st.
     assert_eq!(days, ["Tue 01", "Mon 07", "Mon 14", "Mon 21"]);
 }
+
+/// The commented example in README.md's schedule section is a valid schedule.
+#[test]
+fn readme_example_parses() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let section = readme.split("<!-- section: schedules -->").nth(1).expect("schedules section");
+    let example = section
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a toml example in the schedules section");
+    let parsed = schedule::parse(example, "README.md", Path::new("schedules"));
+    let shown: Vec<String> = parsed.diagnostics.iter().map(ToString::to_string).collect();
+    assert!(shown.is_empty(), "{shown:#?}");
+    let s = parsed.schedule.expect("valid");
+    assert_eq!(s.items.len(), 2);
+    assert!(matches!(s.items[1].recurrence, Recurrence::AtLocal(_)));
+}
