@@ -3,14 +3,13 @@
 //! errors that say what to do next. Nothing here is needed by the daemons' logic.
 
 pub mod audio;
+pub mod log;
+pub mod schedule;
+pub mod station;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-
-pub mod log;
-pub mod schedule;
-pub mod station;
 
 /// Scheduled and urgent playout for a provincial network of grassroots radio stations.
 #[derive(Debug, Parser)]

@@ -247,12 +247,15 @@ fn json_row(o: &Occurrence) -> serde_json::Value {
 
 fn write_table(out: &mut impl Write, plays: &[Occurrence]) -> std::io::Result<()> {
     let header = ["LOCAL TIME", "DAY", "ITEM", "TITLE", "LAYER", "PRIORITY"];
+    // Seconds only when some play is not on a whole minute (6-field cron).
+    let with_seconds = plays.iter().any(|o| o.planned.timestamp() % 60 != 0);
+    let time_format = if with_seconds { "%Y-%m-%d %H:%M:%S %:z" } else { "%Y-%m-%d %H:%M %:z" };
     let rows: Vec<[String; 6]> = plays
         .iter()
         .map(|o| {
             let local = o.planned.with_timezone(&o.timezone);
             [
-                local.format("%Y-%m-%d %H:%M %:z").to_string(),
+                local.format(time_format).to_string(),
                 local.format("%a").to_string(),
                 o.item_id.clone(),
                 o.title.clone(),

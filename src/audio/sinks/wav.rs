@@ -104,10 +104,8 @@ impl Sink for WavSink {
 
 impl Drop for WavSink {
     fn drop(&mut self) {
-        if let Some(writer) = self.writer.take() {
-            if let Err(e) = writer.finalize() {
-                tracing::warn!(path = %self.path.display(), "cannot finalise air-check: {e}");
-            }
+        if let Some(Err(e)) = self.writer.take().map(|writer| writer.finalize()) {
+            tracing::warn!(path = %self.path.display(), "cannot finalise air-check: {e}");
         }
     }
 }
