@@ -331,3 +331,68 @@ fn the_wav_sink_writes_what_played_and_keeps_its_header_valid_while_running() {
     assert!(samples[first + 16_000..].iter().all(|&s| s == 0), "silence after the item");
     assert!(samples.len() >= 2 * 16_000);
 }
+
+#[test]
+fn a_reused_id_is_refused_and_the_first_item_plays_on() {
+    let mut rig = rig(PlayerConfig::default());
+    let path = rig.dir.path().join("dc.wav");
+    dc_wav(&path, RATE, 2, 0.5, 0.5);
+    prepare(&mut rig, 1, &path, 0.0);
+    rig.player.prepare(1, path.clone(), 0.0);
+    match next_event(&mut rig.events) {
+        PlayerEvent::Failed { id: 1, reason: PlayError::Duplicate { id: 1 }, proof: None } => {}
+        other => panic!("expected Duplicate, got {other:?}"),
+    }
+    rig.player.start_at(1, t0());
+    rig.clock.advance(Duration::from_secs(1));
+    assert!(matches!(next_event(&mut rig.events), PlayerEvent::Started { id: 1, .. }));
+    match next_event(&mut rig.events) {
+        PlayerEvent::Finished { id: 1, proof } => assert_eq!(proof.frames, 24_000),
+        other => panic!("expected Finished, got {other:?}"),
+    }
+    // Once ended, the id may be used again.
+    prepare(&mut rig, 1, &path, 0.0);
+}
+
+#[test]
+fn every_request_ends_in_exactly_one_final_event() {
+    let mut rig = rig(PlayerConfig::default());
+    let good = rig.dir.path().join("dc.wav");
+    dc_wav(&good, RATE, 2, 0.2, 0.5);
+    // A load that fails, pre-empted while it loads: only the failure is reported.
+    rig.player.prepare(1, rig.dir.path().join("missing.mp3"), 0.0);
+    rig.player.preempt(1);
+    let mut finals: std::collections::HashMap<u64, Vec<PlayerEvent>> = Default::default();
+    let failed = next_event(&mut rig.events);
+    finals.entry(1).or_default().push(failed);
+    // Prepared, pre-empted before its start: ends pre-empted, having played nothing.
+    prepare(&mut rig, 2, &good, 0.0);
+    rig.player.preempt(2);
+    // Prepared and started, then stopped while playing.
+    prepare(&mut rig, 3, &good, 0.0);
+    rig.player.start_at(3, t0() + chrono::Duration::milliseconds(100));
+    rig.clock.advance(Duration::from_secs(1));
+    wait_for_frames(&rig.recording, u64::from(RATE));
+
+    // Drain everything the thread has said, then let it run on and check it says no more.
+    for round in 0..2 {
+        while let Ok(event) = rig.events.try_recv() {
+            let id = match &event {
+                PlayerEvent::Finished { id, .. }
+                | PlayerEvent::Preempted { id, .. }
+                | PlayerEvent::Failed { id, .. } => *id,
+                _ => continue,
+            };
+            finals.entry(id).or_default().push(event);
+        }
+        if round == 0 {
+            rig.clock.advance(Duration::from_secs(1));
+            wait_for_frames(&rig.recording, 2 * u64::from(RATE));
+        }
+    }
+    assert_eq!(finals.len(), 3, "{finals:?}");
+    assert!(finals.values().all(|events| events.len() == 1), "{finals:?}");
+    assert!(matches!(finals[&1][0], PlayerEvent::Failed { reason: PlayError::Decode(_), .. }));
+    assert!(matches!(finals[&2][0], PlayerEvent::Preempted { played: Duration::ZERO, .. }));
+    assert!(matches!(finals[&3][0], PlayerEvent::Finished { .. }));
+}
