@@ -396,3 +396,45 @@ fn every_request_ends_in_exactly_one_final_event() {
     assert!(matches!(finals[&2][0], PlayerEvent::Preempted { played: Duration::ZERO, .. }));
     assert!(matches!(finals[&3][0], PlayerEvent::Finished { .. }));
 }
+
+#[test]
+fn an_urgent_item_starts_on_its_frame_while_the_preempted_one_fades_under_it() {
+    let fade = Duration::from_millis(200);
+    let mut rig = rig(PlayerConfig { fade, ..PlayerConfig::default() });
+    let normal = rig.dir.path().join("normal.wav");
+    dc_wav(&normal, RATE, 2, 5.0, 0.25);
+    let urgent = rig.dir.path().join("urgent.wav");
+    dc_wav(&urgent, RATE, 2, 0.5, 0.5);
+    prepare(&mut rig, 10, &normal, 0.0);
+    prepare(&mut rig, 11, &urgent, 0.0);
+    rig.player.start_at(10, t0() + chrono::Duration::milliseconds(100));
+    rig.clock.advance(Duration::from_secs(1));
+    wait_for_frames(&rig.recording, u64::from(RATE));
+    // The station's pre-emption: fade the normal item, start the urgent one just after.
+    // (The fade begins within ~43 ms of the command, at about 1.0 s, and lasts 200 ms.)
+    let urgent_at = t0() + chrono::Duration::milliseconds(1_100);
+    rig.player.preempt(10);
+    rig.player.start_at(11, urgent_at);
+    rig.clock.advance(Duration::from_secs(2));
+
+    let mut finals = std::collections::HashMap::new();
+    while finals.len() < 2 {
+        match next_event(&mut rig.events) {
+            PlayerEvent::Preempted { id, .. } | PlayerEvent::Finished { id, .. } => {
+                finals.insert(id, true);
+            }
+            PlayerEvent::Started { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let left = channel(&rig.recording.samples(), 2, 0);
+    let start = rig.recording.frame_at(urgent_at).round() as usize;
+    // Before: the normal item alone (fading or not); from the urgent frame on, the urgent
+    // item is there at full level on top of whatever is left of the fade.
+    assert!(left[start - 1] <= 0.25 + 1e-6, "urgent item early: {}", left[start - 1]);
+    assert!(left[start] >= 0.5 - 1e-6, "urgent item missing at its frame: {}", left[start]);
+    assert!(left[start..start + 24_000].iter().all(|&s| (0.5 - 1e-6..=0.75 + 1e-6).contains(&s)));
+    assert!(left[start..start + 24_000].iter().any(|&s| s > 0.5 + 1e-3), "no overlap: a gap?");
+    // The fade has finished by the time the urgent item ends: it plays alone at 0.5.
+    assert!(left[start + 23_000..start + 24_000].iter().all(|&s| (s - 0.5).abs() < 1e-6));
+}
