@@ -438,3 +438,24 @@ fn an_urgent_item_starts_on_its_frame_while_the_preempted_one_fades_under_it() {
     // The fade has finished by the time the urgent item ends: it plays alone at 0.5.
     assert!(left[start + 23_000..start + 24_000].iter().all(|&s| (s - 0.5).abs() < 1e-6));
 }
+
+#[test]
+fn a_far_future_start_on_the_unpaced_null_sink_waits_for_its_instant() {
+    let clock = ManualClock::new(t0());
+    let options = loa::audio::SinkOptions { clock: clock.clone(), ..Default::default() };
+    let sink = loa::audio::sinks::open("null", options).expect("null sink");
+    let (player, mut events) = Player::spawn(sink, clock.clone(), PlayerConfig::default());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("dc.wav");
+    dc_wav(&path, RATE, 2, 0.5, 0.5);
+    player.prepare(1, path, 0.0);
+    assert!(matches!(next_event(&mut events), PlayerEvent::Prepared { id: 1 }));
+    let at = t0() + chrono::Duration::hours(6);
+    player.start_at(1, at);
+    clock.advance(Duration::from_secs(6 * 3600));
+    match next_event(&mut events) {
+        PlayerEvent::Started { id: 1, at: started } => assert_eq!(started, at),
+        other => panic!("expected Started, got {other:?}"),
+    }
+    assert!(matches!(next_event(&mut events), PlayerEvent::Finished { id: 1, .. }));
+}

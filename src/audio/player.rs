@@ -10,7 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::mpsc::{self, Receiver, RecvError, Sender, TryRecvError};
+use std::sync::mpsc::{self, Receiver, RecvError, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -21,6 +21,9 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use super::decode::{AudioFormat, DecodeError, Source};
 use super::sinks::{Sink, SinkError, after_frames, frames_to_duration};
 use crate::clock::SharedClock;
+
+/// How often an idle thread on an unpaced sink looks at the clock for a future start.
+const UNPACED_POLL: Duration = Duration::from_millis(5);
 
 /// Identifies one planned playback, chosen by the caller (the station's ledger id).
 pub type RequestId = u64;
@@ -417,20 +420,43 @@ impl Engine {
     fn run(mut self, rx: Receiver<Cmd>) {
         tracing::debug!(sink = self.sink.name(), rate = self.format.rate, "audio thread running");
         loop {
-            // An unpaced or broken sink has no stream to keep alive: wait for work.
-            let idle = self.playing.is_empty()
-                && !self
-                    .waiting
-                    .values()
-                    .any(|w| matches!(w, Waiting::Ready { start: Some(_), .. }));
-            if self.broken.is_some() || (idle && !self.sink.paced()) {
-                match rx.recv() {
+            // An unpaced or broken sink has no stream to keep alive: wait for work, or for
+            // the next start to come within a block (rendering hours of silence to an
+            // unpaced sink would only burn CPU).
+            let next_start = self
+                .waiting
+                .values()
+                .filter_map(|w| match w {
+                    Waiting::Ready { start, .. } => *start,
+                    Waiting::Loading { .. } => None,
+                })
+                .min();
+            let unpaced_idle = self.playing.is_empty() && !self.sink.paced();
+            let lead =
+                after_frames(self.clock.now(), self.config.block_frames as u64, self.format.rate);
+            let wait = if self.broken.is_some() || (unpaced_idle && next_start.is_none()) {
+                Some(None)
+            } else if unpaced_idle && next_start.is_some_and(|t| t > lead) {
+                Some(Some(UNPACED_POLL))
+            } else {
+                None
+            };
+            if let Some(timeout) = wait {
+                let cmd = match timeout {
+                    None => rx.recv().map_err(|RecvError| RecvTimeoutError::Disconnected),
+                    Some(timeout) => rx.recv_timeout(timeout),
+                };
+                match cmd {
                     Ok(cmd) => {
                         if !self.handle(cmd) {
                             break;
                         }
                     }
-                    Err(RecvError) => break,
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+                if timeout.is_some() {
+                    continue;
                 }
             }
             let mut open = true;
