@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod schedule;
+
 /// Scheduled and urgent playout for a provincial network of grassroots radio stations.
 #[derive(Debug, Parser)]
 #[command(name = "loa", version, about)]
@@ -15,7 +17,10 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Check and preview schedule files.
+    Schedule(schedule::ScheduleArgs),
+}
 
 /// Parses the process arguments and runs the chosen subcommand.
 pub fn main() -> ExitCode {
@@ -26,7 +31,9 @@ pub fn main() -> ExitCode {
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
-    match cli.command {}
+    match cli.command {
+        Command::Schedule(args) => schedule::run(args),
+    }
 }
 
 /// Logs go to stderr, filtered by `RUST_LOG` (default `info`), so stdout stays clean for
@@ -34,5 +41,6 @@ pub fn run(cli: Cli) -> ExitCode {
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
@@ -94,4 +94,95 @@ pub struct Validity {
     pub from: Option<NaiveDate>,
     pub until: Option<NaiveDate>,
     pub skip: Vec<NaiveDate>,
+}
+
+/// A 1-based line and column (in characters) inside a schedule file, kept on parsed
+/// items so that later checks (missing audio, overlaps) can point at the right place.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Pos {
+    pub line: usize,
+    pub column: usize,
+}
+
+/// When an item plays.
+#[derive(Debug, Clone)]
+pub enum Recurrence {
+    /// A crontab expression (`expr` as written), in the file's time zone. Day-of-month
+    /// and weekday follow POSIX cron: when both are restricted, either one matching is
+    /// enough.
+    Cron { expr: String, cron: croner::Cron },
+    /// A one-off play at a wall-clock time in the file's time zone.
+    AtLocal(NaiveDateTime),
+    /// A one-off play at an absolute instant (`at` written with an offset or `Z`).
+    AtInstant(DateTime<Utc>),
+}
+
+/// One programme item of a schedule file, fully validated.
+#[derive(Debug, Clone)]
+pub struct Item {
+    /// Unique within its file; letters, digits, `-` and `_`.
+    pub id: String,
+    pub title: String,
+    pub audio: AudioRef,
+    /// `Normal` or `Priority`; never `Emergency`.
+    pub priority: Priority,
+    pub recurrence: Recurrence,
+    pub validity: Validity,
+    /// A later start than planned + `max_delay` counts as missed (default 5 minutes).
+    pub max_delay: Duration,
+    /// Declared length, used for overlap checks when the audio's own length is unknown.
+    pub duration: Option<Duration>,
+    pub gain_db: f32,
+    /// Where the item's `[[item]]` header (or inline table) starts.
+    pub pos: Pos,
+    /// Where the item's `audio` value is written.
+    pub audio_pos: Pos,
+}
+
+/// A parsed, error-free schedule file.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// The file name as the user gave it; used in diagnostics.
+    pub origin: String,
+    pub layer: Layer,
+    pub timezone: Tz,
+    pub items: Vec<Item>,
+}
+
+/// The result of [`parse`](super::parse): a schedule only when no diagnostic is an
+/// error, and every diagnostic found (errors and warnings), sorted by position.
+#[derive(Debug, Clone)]
+pub struct Parsed {
+    pub schedule: Option<Schedule>,
+    pub diagnostics: Vec<Diagnostic>,
+    /// Every audio reference that parsed, with where it is written, even when other
+    /// keys have errors: lets [`check_files`](super::check_files) report a missing
+    /// file alongside everything else.
+    pub audio: Vec<(AudioRef, Pos)>,
+}
+
+impl Diagnostic {
+    /// An error at `pos` in `origin`.
+    pub fn error(origin: &str, pos: Pos, message: impl Into<String>) -> Self {
+        Self::new(origin, pos, Severity::Error, message)
+    }
+
+    /// A warning at `pos` in `origin`.
+    pub fn warning(origin: &str, pos: Pos, message: impl Into<String>) -> Self {
+        Self::new(origin, pos, Severity::Warning, message)
+    }
+
+    fn new(origin: &str, pos: Pos, severity: Severity, message: impl Into<String>) -> Self {
+        Diagnostic {
+            origin: origin.to_string(),
+            line: pos.line,
+            column: pos.column,
+            severity,
+            message: message.into(),
+        }
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
 }
