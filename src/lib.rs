@@ -11,9 +11,12 @@
 //! See ARCHITECTURE.md for the invariants each module keeps.
 
 pub mod audio;
+pub mod central;
 pub mod cli;
 pub mod clock;
 pub mod protocol;
 pub mod schedule;
 pub mod signing;
 pub mod store;
+#[doc(hidden)]
+pub mod testing;
