@@ -18,5 +18,6 @@ pub mod protocol;
 pub mod schedule;
 pub mod signing;
 pub mod store;
+pub mod sync;
 #[doc(hidden)]
 pub mod testing;

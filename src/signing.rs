@@ -241,6 +241,26 @@ pub fn verify_manifest(
     Ok(VerifiedManifest { manifest, envelope: envelope.clone() })
 }
 
+/// Re-verifies a manifest this station accepted earlier and stored (e.g. after a
+/// restart): signature and station only. Expiry is not checked: a station with no
+/// network keeps playing its last good schedule.
+pub fn verify_stored_manifest(
+    key: &PublicKey,
+    envelope: &SignedEnvelope,
+    station_id: &str,
+) -> Result<VerifiedManifest, SigningError> {
+    let payload = key.verify_envelope(DocumentKind::Manifest, envelope)?;
+    let manifest: Manifest = serde_json::from_slice(&payload)
+        .map_err(|source| SigningError::Payload { kind: DocumentKind::Manifest, source })?;
+    if manifest.station_id != station_id {
+        return Err(SigningError::WrongStation {
+            expected: station_id.to_string(),
+            found: manifest.station_id,
+        });
+    }
+    Ok(VerifiedManifest { manifest, envelope: envelope.clone() })
+}
+
 fn signed_message(kind: DocumentKind, payload: &[u8]) -> Vec<u8> {
     let tag = kind.tag().as_bytes();
     let mut message = Vec::with_capacity(tag.len() + 1 + payload.len());
