@@ -6,7 +6,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod audio_add;
+pub mod central;
+pub mod remote;
 pub mod schedule;
+pub mod schedule_load;
+pub mod status;
 
 /// Scheduled and urgent playout for a provincial network of grassroots radio stations.
 #[derive(Debug, Parser)]
@@ -18,8 +23,26 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Check and preview schedule files.
-    Schedule(schedule::ScheduleArgs),
+    /// Check, preview and load schedule files.
+    Schedule(schedule_load::ScheduleCli),
+    /// The provincial server: set up, register stations and operators, serve.
+    Central(central::CentralArgs),
+    /// Audio library at central.
+    Audio(AudioArgs),
+    /// The fleet as central sees it.
+    Status(status::StatusArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AudioArgs {
+    #[command(subcommand)]
+    pub command: AudioCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AudioCommand {
+    /// Upload audio files to central's library (skips files it already holds).
+    Add(audio_add::AudioAddArgs),
 }
 
 /// Parses the process arguments and runs the chosen subcommand.
@@ -32,7 +55,10 @@ pub fn main() -> ExitCode {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Schedule(args) => schedule::run(args),
+        Command::Schedule(args) => schedule_load::run(args),
+        Command::Central(args) => central::run(args),
+        Command::Audio(AudioArgs { command: AudioCommand::Add(args) }) => audio_add::run(args),
+        Command::Status(args) => status::run(args),
     }
 }
 
