@@ -319,6 +319,9 @@ async fn post_schedule(
     }
     let schedule =
         manifest::check_schedule(&request.source, &request.origin).map_err(ApiError::Schedule)?;
+
+    // Who may send this where is decided before anything about its content is judged.
+    let stations = resolve_target(&state, &role, &request.to, schedule.layer)?;
     let needed = manifest::resolve_audio(&schedule, &request.audio)
         .map_err(|d| ApiError::Schedule(vec![d]))?;
     for sha in needed.iter().collect::<BTreeSet<_>>() {
@@ -328,7 +331,6 @@ async fn post_schedule(
             )));
         }
     }
-    let stations = resolve_target(&state, &role, &request.to, schedule.layer)?;
     let stored = StoredSchedule {
         id: 0,
         origin: request.origin.clone(),
