@@ -205,3 +205,8 @@ pub fn report(e: &anyhow::Error) -> std::process::ExitCode {
     eprintln!("error: {e:#}");
     std::process::ExitCode::from(1)
 }
+
+/// Hex sha256 of bytes in memory.
+pub fn sha256_bytes(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
