@@ -46,18 +46,21 @@ pub fn to_instant(naive: NaiveDateTime, tz: Tz) -> DateTime<Utc> {
 fn after_gap(naive: NaiveDateTime, tz: Tz) -> DateTime<Utc> {
     // Any zone's offset is within ±15 h, so `lo` shows earlier and `hi` later than
     // `naive`; bisect on whole seconds between them.
-    let as_utc = naive.and_utc();
-    let mut lo = as_utc - chrono::Duration::hours(15);
-    let mut hi = as_utc + chrono::Duration::hours(15);
-    while (hi - lo).num_seconds() > 1 {
+    let shows_later = |secs: i64| {
+        DateTime::from_timestamp(secs, 0).is_none_or(|t| t.with_timezone(&tz).naive_local() > naive)
+    };
+    let centre = naive.and_utc().timestamp();
+    let (mut lo, mut hi) = (centre - 15 * 3600, centre + 15 * 3600);
+    // Invariant: `lo` shows no later than `naive`, `hi` shows later.
+    while hi - lo > 1 {
         let mid = lo + (hi - lo) / 2;
-        if mid.with_timezone(&tz).naive_local() > naive {
+        if shows_later(mid) {
             hi = mid;
         } else {
             lo = mid;
         }
     }
-    hi.with_nanosecond(0).unwrap_or(hi)
+    DateTime::from_timestamp(hi, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// The plays of one item, in order, from a starting instant on.

@@ -596,20 +596,28 @@ impl<'a> Cx<'a> {
                         (0..fields.len()).map(|j| if j == i { *field } else { "*" }).collect();
                     if let Err(e) = parser.parse(&probe.join(" ")) {
                         named = true;
-                        let range = match names[i] {
-                            "second" | "minute" => " (0-59)",
-                            "hour" => " (0-23)",
-                            "day of month" => " (1-31)",
-                            "month" => " (1-12 or JAN-DEC)",
-                            _ => " (0-7, 1 = Monday, 0 and 7 = Sunday, or MON-SUN)",
+                        let (range, extra) = match names[i] {
+                            "second" | "minute" => ("0-59", ""),
+                            "hour" => ("0-23", ""),
+                            "day of month" => ("1-31", ", L (last day), W (nearest weekday)"),
+                            "month" => ("1-12", ", JAN-DEC"),
+                            _ => (
+                                "0-7, 1 = Monday, 0 and 7 = Sunday",
+                                ", MON-SUN, 5#1 (first Friday)",
+                            ),
+                        };
+                        let why = match e {
+                            croner::errors::CronError::IllegalCharacters(_) => {
+                                format!("unexpected characters; use numbers with * , - /{extra}")
+                            }
+                            other => cron_message(&other),
                         };
                         self.error(
                             at(*offset),
                             format!(
-                                "cron field {} ({}{range}) \"{field}\" is invalid: {}",
+                                "cron field {} ({}, {range}) \"{field}\" is invalid: {why}",
                                 i + 1,
                                 names[i],
-                                cron_message(&e)
                             ),
                         );
                     }
