@@ -3,13 +3,6 @@
 
 use std::path::Path;
 
-use symphonia::core::codecs::audio::AudioDecoderOptions;
-use symphonia::core::errors::Error as SymphoniaError;
-use symphonia::core::formats::probe::Hint;
-use symphonia::core::formats::{FormatOptions, TrackType};
-use symphonia::core::io::MediaSourceStream;
-use symphonia::core::meta::MetadataOptions;
-
 /// What central needs to know about an uploaded file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Measured {
@@ -21,95 +14,28 @@ pub struct Measured {
 /// Why an upload is not playable audio.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
-    #[error("cannot read uploaded file: {0}")]
-    Io(#[from] std::io::Error),
     #[error("not a supported audio file (mp3, ogg vorbis, flac, wav): {0}")]
     Format(String),
     #[error("audio decodes to no samples: nothing to play")]
     Empty,
-    #[error("cannot measure loudness: {0}")]
-    Loudness(String),
 }
 
-/// Decodes the whole file (a corrupt packet is skipped, a truncated end counts as end of
-/// stream) and measures its integrated loudness.
+/// Decodes the whole file with the same decoder the stations play with
+/// ([`crate::audio::probe`]) and takes its length and integrated loudness.
 pub fn measure(path: &Path) -> Result<Measured, IngestError> {
-    let file = std::fs::File::open(path)?;
-    let stream = MediaSourceStream::new(Box::new(file), Default::default());
-    let mut format = symphonia::default::get_probe()
-        .probe(&Hint::new(), stream, FormatOptions::default(), MetadataOptions::default())
-        .map_err(|e| IngestError::Format(e.to_string()))?;
-    let track = format
-        .default_track(TrackType::Audio)
-        .ok_or_else(|| IngestError::Format("no audio track".into()))?;
-    let track_id = track.id;
-    let params = track
-        .codec_params
-        .as_ref()
-        .and_then(|p| p.audio())
-        .ok_or_else(|| IngestError::Format("track has no audio codec parameters".into()))?;
-    let mut decoder = symphonia::default::get_codecs()
-        .make_audio_decoder(params, &AudioDecoderOptions::default())
-        .map_err(|e| IngestError::Format(e.to_string()))?;
-
-    let mut meter: Option<(ebur128::EbuR128, u32, usize)> = None;
-    let mut frames: u64 = 0;
-    let mut samples: Vec<f32> = Vec::new();
-    loop {
-        let packet = match format.next_packet() {
-            Ok(Some(packet)) => packet,
-            Ok(None) => break,
-            Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                break;
-            }
-            Err(e) => return Err(IngestError::Format(e.to_string())),
-        };
-        if packet.track_id != track_id {
-            continue;
-        }
-        let buffer = match decoder.decode(&packet) {
-            Ok(buffer) => buffer,
-            Err(SymphoniaError::DecodeError(message)) => {
-                tracing::warn!("skipping a corrupt packet in upload: {message}");
-                continue;
-            }
-            Err(e) => return Err(IngestError::Format(e.to_string())),
-        };
-        let rate = buffer.spec().rate();
-        let channels = buffer.spec().channels().count();
-        if rate == 0 || channels == 0 {
-            return Err(IngestError::Format("stream reports zero rate or channels".into()));
-        }
-        let fresh = match &meter {
-            Some((_, r, c)) => *r != rate || *c != channels,
-            None => true,
-        };
-        if fresh {
-            if meter.is_some() {
-                return Err(IngestError::Format(
-                    "sample rate or channels change mid-stream".into(),
-                ));
-            }
-            let m = ebur128::EbuR128::new(channels as u32, rate, ebur128::Mode::I)
-                .map_err(|e| IngestError::Loudness(e.to_string()))?;
-            meter = Some((m, rate, channels));
-        }
-        samples.resize(buffer.samples_interleaved(), 0.0);
-        buffer.copy_to_slice_interleaved(&mut samples);
-        frames += buffer.frames() as u64;
-        if let Some((m, _, _)) = meter.as_mut() {
-            m.add_frames_f32(&samples).map_err(|e| IngestError::Loudness(e.to_string()))?;
-        }
-    }
-    let Some((meter, rate, _)) = meter else { return Err(IngestError::Empty) };
-    if frames == 0 {
+    let report = crate::audio::probe(path).map_err(|e| IngestError::Format(e.to_string()))?;
+    let duration_ms = u64::try_from(report.duration.as_millis()).unwrap_or(u64::MAX);
+    if duration_ms == 0 {
         return Err(IngestError::Empty);
     }
-    let loudness = meter.loudness_global().map_err(|e| IngestError::Loudness(e.to_string()))?;
     Ok(Measured {
-        duration_ms: frames * 1000 / u64::from(rate),
-        // Silence measures as -inf: record the quietest finite value instead.
-        loudness_lufs: if loudness.is_finite() { loudness } else { -70.0 },
+        duration_ms,
+        // Digital silence measures as -inf: record the quietest finite value instead.
+        loudness_lufs: if report.integrated_lufs.is_finite() {
+            report.integrated_lufs
+        } else {
+            -70.0
+        },
     })
 }
 
@@ -136,6 +62,16 @@ mod tests {
         let junk = dir.path().join("junk.mp3");
         std::fs::write(&junk, b"this is not audio at all, just text").unwrap();
         assert!(matches!(measure(&junk), Err(IngestError::Format(_))));
+    }
+
+    #[test]
+    fn shipped_mp3_and_ogg_samples_are_measured() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("audio");
+        for name in ["ban-tin.mp3", "nhac-hieu.ogg"] {
+            let m = measure(&root.join(name)).unwrap();
+            assert!(m.duration_ms > 500, "{name}: {m:?}");
+            assert!((-40.0..0.0).contains(&m.loudness_lufs), "{name}: {m:?}");
+        }
     }
 
     #[test]

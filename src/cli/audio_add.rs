@@ -4,10 +4,26 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::Args;
+use clap::{Args, Subcommand};
 
 use super::remote::{self, Remote, RemoteArgs};
 use crate::protocol::AudioInfo;
+
+/// `loa audio …`: the local commands of [`super::audio`] plus `add`.
+#[derive(Debug, Subcommand)]
+pub enum AudioAll {
+    #[command(flatten)]
+    Local(super::audio::AudioCommand),
+    /// Upload audio files to central's library (skips files it already holds).
+    Add(AudioAddArgs),
+}
+
+pub fn run_all(command: AudioAll) -> ExitCode {
+    match command {
+        AudioAll::Local(command) => super::audio::run(command),
+        AudioAll::Add(args) => run(args),
+    }
+}
 
 #[derive(Debug, Args)]
 pub struct AudioAddArgs {

@@ -2,6 +2,8 @@
 //! (0 success, 1 the command found problems or failed, 2 usage error) and prints
 //! errors that say what to do next. Nothing here is needed by the daemons' logic.
 
+pub mod audio;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -27,22 +29,11 @@ pub enum Command {
     Schedule(schedule_load::ScheduleCli),
     /// The provincial server: set up, register stations and operators, serve.
     Central(central::CentralArgs),
-    /// Audio library at central.
-    Audio(AudioArgs),
+    /// Look at audio files and outputs; play a file; add files to central's library
+    #[command(subcommand)]
+    Audio(audio_add::AudioAll),
     /// The fleet as central sees it.
     Status(status::StatusArgs),
-}
-
-#[derive(Debug, clap::Args)]
-pub struct AudioArgs {
-    #[command(subcommand)]
-    pub command: AudioCommand,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum AudioCommand {
-    /// Upload audio files to central's library (skips files it already holds).
-    Add(audio_add::AudioAddArgs),
 }
 
 /// Parses the process arguments and runs the chosen subcommand.
@@ -57,7 +48,7 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Schedule(args) => schedule_load::run(args),
         Command::Central(args) => central::run(args),
-        Command::Audio(AudioArgs { command: AudioCommand::Add(args) }) => audio_add::run(args),
+        Command::Audio(command) => audio_add::run_all(command),
         Command::Status(args) => status::run(args),
     }
 }
@@ -66,7 +57,9 @@ pub fn run(cli: Cli) -> ExitCode {
 /// tables, CSV and JSON that people pipe elsewhere.
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        // symphonia logs routine probing (and "errors" for files it merely rejects) at
+        // info/error; the audio module reports what matters itself.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,symphonia_core=off,symphonia_bundle_mp3=warn,symphonia_format_ogg=warn,symphonia_format_riff=warn,symphonia_bundle_flac=warn"));
     let _ =
         tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }

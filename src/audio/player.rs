@@ -1,0 +1,652 @@
+//! The player: a handle that sends commands to one audio thread, which keeps the sink's
+//! stream running (silence when idle) and places each start on the exact frame.
+//!
+//! Timing model: before rendering each block, the thread asks the sink when the block's
+//! first frame will reach the speaker (`t0`). An item due at `T` starts at frame
+//! `round((T − t0) · rate)` of the first block where that index is below the block
+//! length — sample-accurate, whatever the block size or when the command arrived. A start
+//! already past begins at the next block and reports that block's instant. Events carry
+//! the request id; every id ends in exactly one of `Finished`, `Preempted` or `Failed`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, RecvError, Sender, TryRecvError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+use super::decode::{AudioFormat, DecodeError, Source};
+use super::sinks::{Sink, SinkError, after_frames, frames_to_duration};
+use crate::clock::SharedClock;
+
+/// Identifies one planned playback, chosen by the caller (the station's ledger id).
+pub type RequestId = u64;
+
+/// How the player fades, judges silence and renders.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlayerConfig {
+    /// Fade-out length of a pre-emption.
+    pub fade: Duration,
+    /// RMS level under which audio counts as silence.
+    pub silence_threshold_dbfs: f32,
+    /// A silent stretch this long (or an item silent throughout) flags the proof `silent`.
+    pub silence_min: Duration,
+    /// Frames rendered per block. Smaller reacts faster to pre-emption; a start lands on
+    /// its exact frame regardless.
+    pub block_frames: usize,
+}
+
+impl Default for PlayerConfig {
+    fn default() -> Self {
+        Self {
+            fade: Duration::from_millis(300),
+            silence_threshold_dbfs: -50.0,
+            silence_min: Duration::from_secs(5),
+            block_frames: 1024,
+        }
+    }
+}
+
+/// Evidence that an item went out: what the sink received for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProofOfPlay {
+    /// Frames of this item written to the sink (after gain and fade).
+    pub frames: u64,
+    pub duration: Duration,
+    /// Sample peak, dBFS (`-inf` if nothing played).
+    pub peak_dbfs: f32,
+    /// RMS over the whole item, dBFS.
+    pub rms_dbfs: f32,
+    /// Dead air: a stretch of at least `silence_min` under the threshold, or an item silent
+    /// throughout.
+    pub silent: bool,
+    /// Corrupt packets skipped while decoding.
+    pub skipped_packets: u32,
+    /// The file ended before its header said it would.
+    pub truncated: bool,
+}
+
+/// Why an item did not play to its end.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PlayError {
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error("request {id} was never prepared; call prepare before start_at")]
+    NotPrepared { id: RequestId },
+    #[error("request {id} is already prepared or playing; give each playback its own id")]
+    Duplicate { id: RequestId },
+    #[error("request {id} was stopped before it started")]
+    Stopped { id: RequestId },
+}
+
+/// What the player reports, each tagged with the request id.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PlayerEvent {
+    /// Opened and first buffers decoded; ready to start on time.
+    Prepared {
+        id: RequestId,
+    },
+    /// The instant its first sample reaches the speaker.
+    Started {
+        id: RequestId,
+        at: DateTime<Utc>,
+    },
+    Finished {
+        id: RequestId,
+        proof: ProofOfPlay,
+    },
+    /// Faded out (or stopped) after `played`.
+    Preempted {
+        id: RequestId,
+        played: Duration,
+        proof: ProofOfPlay,
+    },
+    Failed {
+        id: RequestId,
+        reason: PlayError,
+        proof: Option<ProofOfPlay>,
+    },
+}
+
+enum Cmd {
+    Preparing(RequestId),
+    Loaded(RequestId, Option<Box<Source>>),
+    StartAt(RequestId, DateTime<Utc>),
+    Preempt(RequestId),
+    Stop,
+    Shutdown,
+}
+
+/// Handle to the audio thread. Dropping it stops the thread after the block in flight.
+pub struct Player {
+    tx: Sender<Cmd>,
+    events: UnboundedSender<PlayerEvent>,
+    format: AudioFormat,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Player {
+    /// Starts the audio thread on `sink`; events arrive on the returned receiver.
+    pub fn spawn(
+        sink: Box<dyn Sink>,
+        clock: SharedClock,
+        config: PlayerConfig,
+    ) -> (Player, UnboundedReceiver<PlayerEvent>) {
+        let (tx, rx) = mpsc::channel();
+        let (events, events_rx) = unbounded_channel();
+        let format = sink.format();
+        let engine = Engine::new(sink, clock, config, events.clone());
+        let thread = std::thread::Builder::new()
+            .name("loa-audio".into())
+            .spawn(move || engine.run(rx))
+            .map_err(|e| tracing::error!("cannot start the audio thread: {e}"))
+            .ok();
+        (Player { tx, events, format, thread }, events_rx)
+    }
+
+    /// The rate and channels everything is converted to.
+    pub fn format(&self) -> AudioFormat {
+        self.format
+    }
+
+    /// Opens `path` and decodes its first buffers on a helper thread, then reports
+    /// `Prepared` (or `Failed`). `gain_db` is applied to every sample.
+    pub fn prepare(&self, id: RequestId, path: PathBuf, gain_db: f32) {
+        if self.tx.send(Cmd::Preparing(id)).is_err() {
+            let _ = self.events.send(PlayerEvent::Failed {
+                id,
+                reason: PlayError::Stopped { id },
+                proof: None,
+            });
+            return;
+        }
+        let tx = self.tx.clone();
+        let events = self.events.clone();
+        let format = self.format;
+        let spawned =
+            std::thread::Builder::new().name(format!("loa-prepare-{id}")).spawn(move || {
+                match Source::open(&path, format, gain_db) {
+                    Ok(source) => {
+                        let _ = tx.send(Cmd::Loaded(id, Some(Box::new(source))));
+                        let _ = events.send(PlayerEvent::Prepared { id });
+                    }
+                    Err(e) => {
+                        tracing::warn!(id, "cannot prepare: {e}");
+                        let _ = tx.send(Cmd::Loaded(id, None));
+                        let _ = events.send(PlayerEvent::Failed {
+                            id,
+                            reason: PlayError::Decode(e),
+                            proof: None,
+                        });
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            let _ = self.tx.send(Cmd::Loaded(id, None));
+            let _ = self.events.send(PlayerEvent::Failed {
+                id,
+                reason: PlayError::Sink(SinkError::Device {
+                    detail: format!("cannot start a decoding thread: {e}"),
+                }),
+                proof: None,
+            });
+        }
+    }
+
+    /// Starts a prepared item so its first sample reaches the speaker at `at` (at once if
+    /// `at` has passed).
+    pub fn start_at(&self, id: RequestId, at: DateTime<Utc>) {
+        let _ = self.tx.send(Cmd::StartAt(id, at));
+    }
+
+    /// Fades the item out over the configured fade; an item not yet started is dropped.
+    pub fn preempt(&self, id: RequestId) {
+        let _ = self.tx.send(Cmd::Preempt(id));
+    }
+
+    /// Cuts everything now: playing items end `Preempted`, waiting ones `Failed`.
+    pub fn stop(&self) {
+        let _ = self.tx.send(Cmd::Stop);
+    }
+}
+
+impl Player {
+    /// Stops the thread and waits for it, so the sink has flushed (WAV header written,
+    /// sound card drained). Do not call with a manual clock nobody advances: the thread may
+    /// be waiting inside the sink for time to pass.
+    pub fn shutdown(mut self) {
+        let _ = self.tx.send(Cmd::Shutdown);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Player {
+    fn drop(&mut self) {
+        let _ = self.tx.send(Cmd::Shutdown);
+        // Not joined: with a manual clock that no test advances any more, the thread waits
+        // inside the sink; it exits at its next block.
+        drop(self.thread.take());
+    }
+}
+
+/// Running sums for a [`ProofOfPlay`].
+struct ProofAcc {
+    frames: u64,
+    peak: f32,
+    sum_sq: f64,
+    samples: u64,
+    window_frames: u64,
+    window_sq: f64,
+    window_len: u64,
+    threshold_sq: f64,
+    run: u64,
+    longest_run: u64,
+    silence_min_frames: u64,
+    rate: u32,
+}
+
+impl ProofAcc {
+    fn new(config: &PlayerConfig, format: AudioFormat) -> Self {
+        let threshold = 10f64.powf(f64::from(config.silence_threshold_dbfs) / 20.0);
+        Self {
+            frames: 0,
+            peak: 0.0,
+            sum_sq: 0.0,
+            samples: 0,
+            window_frames: u64::from(format.rate / 10).max(1),
+            window_sq: 0.0,
+            window_len: 0,
+            threshold_sq: threshold * threshold,
+            run: 0,
+            longest_run: 0,
+            silence_min_frames: (config.silence_min.as_secs_f64() * f64::from(format.rate)) as u64,
+            rate: format.rate,
+        }
+    }
+
+    fn add(&mut self, samples: &[f32], channels: usize) {
+        for frame in samples.chunks_exact(channels) {
+            let mut sq = 0f64;
+            for &s in frame {
+                self.peak = self.peak.max(s.abs());
+                sq += f64::from(s) * f64::from(s);
+            }
+            self.sum_sq += sq;
+            self.samples += channels as u64;
+            self.window_sq += sq / channels as f64;
+            self.window_len += 1;
+            if self.window_len == self.window_frames {
+                if self.window_sq / (self.window_len as f64) < self.threshold_sq {
+                    self.run += self.window_len;
+                    self.longest_run = self.longest_run.max(self.run);
+                } else {
+                    self.run = 0;
+                }
+                self.window_sq = 0.0;
+                self.window_len = 0;
+            }
+            self.frames += 1;
+        }
+    }
+
+    fn finish(&self, source: Option<&Source>) -> ProofOfPlay {
+        let rms_sq = if self.samples > 0 { self.sum_sq / self.samples as f64 } else { 0.0 };
+        let stats = source.map(|s| s.stats()).unwrap_or_default();
+        ProofOfPlay {
+            frames: self.frames,
+            duration: frames_to_duration(self.frames, self.rate),
+            peak_dbfs: dbfs(f64::from(self.peak)),
+            rms_dbfs: dbfs(rms_sq.sqrt()),
+            silent: self.frames == 0
+                || (self.silence_min_frames > 0 && self.longest_run >= self.silence_min_frames)
+                || rms_sq < self.threshold_sq,
+            skipped_packets: stats.skipped_packets,
+            truncated: stats.truncated,
+        }
+    }
+}
+
+fn dbfs(amplitude: f64) -> f32 {
+    if amplitude > 0.0 { (20.0 * amplitude.log10()) as f32 } else { f32::NEG_INFINITY }
+}
+
+enum Waiting {
+    Loading { start: Option<DateTime<Utc>>, cancelled: bool },
+    Ready { source: Box<Source>, start: Option<DateTime<Utc>> },
+}
+
+struct Playing {
+    id: RequestId,
+    source: Box<Source>,
+    proof: ProofAcc,
+    /// Frames left of the fade-out and its total, once pre-empted.
+    fade: Option<(u64, u64)>,
+    /// Frame within the next block where it begins (non-zero only in its first block).
+    offset: usize,
+}
+
+struct Engine {
+    sink: Box<dyn Sink>,
+    clock: SharedClock,
+    config: PlayerConfig,
+    events: UnboundedSender<PlayerEvent>,
+    format: AudioFormat,
+    waiting: HashMap<RequestId, Waiting>,
+    playing: Vec<Playing>,
+    broken: Option<SinkError>,
+    mix: Vec<f32>,
+    scratch: Vec<f32>,
+}
+
+impl Engine {
+    fn new(
+        sink: Box<dyn Sink>,
+        clock: SharedClock,
+        config: PlayerConfig,
+        events: UnboundedSender<PlayerEvent>,
+    ) -> Self {
+        let format = sink.format();
+        Self {
+            sink,
+            clock,
+            config,
+            events,
+            format,
+            waiting: HashMap::new(),
+            playing: Vec::new(),
+            broken: None,
+            mix: Vec::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    fn emit(&self, event: PlayerEvent) {
+        let _ = self.events.send(event);
+    }
+
+    fn run(mut self, rx: Receiver<Cmd>) {
+        tracing::debug!(sink = self.sink.name(), rate = self.format.rate, "audio thread running");
+        loop {
+            // An unpaced or broken sink has no stream to keep alive: wait for work.
+            let idle = self.playing.is_empty()
+                && !self
+                    .waiting
+                    .values()
+                    .any(|w| matches!(w, Waiting::Ready { start: Some(_), .. }));
+            if self.broken.is_some() || (idle && !self.sink.paced()) {
+                match rx.recv() {
+                    Ok(cmd) => {
+                        if !self.handle(cmd) {
+                            break;
+                        }
+                    }
+                    Err(RecvError) => break,
+                }
+            }
+            let mut open = true;
+            loop {
+                match rx.try_recv() {
+                    Ok(cmd) => {
+                        if !self.handle(cmd) {
+                            open = false;
+                            break;
+                        }
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        open = false;
+                        break;
+                    }
+                }
+            }
+            if !open {
+                break;
+            }
+            if self.broken.is_none() {
+                self.render_block();
+            }
+        }
+        if let Err(e) = self.sink.flush() {
+            tracing::warn!("sink flush on shutdown: {e}");
+        }
+        tracing::debug!("audio thread stopped");
+    }
+
+    /// Applies one command; false means shut down.
+    fn handle(&mut self, cmd: Cmd) -> bool {
+        match cmd {
+            Cmd::Preparing(id) => {
+                if self.waiting.contains_key(&id) || self.playing.iter().any(|p| p.id == id) {
+                    self.emit(PlayerEvent::Failed {
+                        id,
+                        reason: PlayError::Duplicate { id },
+                        proof: None,
+                    });
+                } else {
+                    self.waiting.insert(id, Waiting::Loading { start: None, cancelled: false });
+                }
+            }
+            Cmd::Loaded(id, source) => match (self.waiting.remove(&id), source) {
+                (Some(Waiting::Loading { cancelled: true, .. }), _) => {
+                    self.emit(PlayerEvent::Preempted {
+                        id,
+                        played: Duration::ZERO,
+                        proof: ProofAcc::new(&self.config, self.format).finish(None),
+                    });
+                }
+                (Some(Waiting::Loading { start, .. }), Some(source)) => {
+                    if let Some(e) = &self.broken {
+                        self.emit(PlayerEvent::Failed {
+                            id,
+                            reason: PlayError::Sink(e.clone()),
+                            proof: None,
+                        });
+                    } else {
+                        self.waiting.insert(id, Waiting::Ready { source, start });
+                    }
+                }
+                // Failed to load: the preparing thread reported it already.
+                (Some(_), None) | (None, _) => {}
+                (Some(other @ Waiting::Ready { .. }), Some(_)) => {
+                    self.waiting.insert(id, other);
+                }
+            },
+            Cmd::StartAt(id, at) => match self.waiting.get_mut(&id) {
+                Some(Waiting::Loading { start, .. }) | Some(Waiting::Ready { start, .. }) => {
+                    *start = Some(at);
+                }
+                None if self.playing.iter().any(|p| p.id == id) => {
+                    tracing::warn!(id, "start_at for an item already playing; ignored");
+                }
+                None => {
+                    tracing::warn!(id, "start_at for an item that is not prepared");
+                    self.emit(PlayerEvent::Failed {
+                        id,
+                        reason: PlayError::NotPrepared { id },
+                        proof: None,
+                    });
+                }
+            },
+            Cmd::Preempt(id) => {
+                let fade = (self.config.fade.as_secs_f64() * f64::from(self.format.rate)) as u64;
+                if let Some(p) = self.playing.iter_mut().find(|p| p.id == id) {
+                    if p.fade.is_none() {
+                        p.fade = Some((fade, fade.max(1)));
+                    }
+                } else {
+                    match self.waiting.remove(&id) {
+                        Some(Waiting::Loading { start, .. }) => {
+                            self.waiting.insert(id, Waiting::Loading { start, cancelled: true });
+                        }
+                        Some(Waiting::Ready { .. }) => {
+                            self.emit(PlayerEvent::Preempted {
+                                id,
+                                played: Duration::ZERO,
+                                proof: ProofAcc::new(&self.config, self.format).finish(None),
+                            });
+                        }
+                        None => tracing::debug!(id, "pre-empt for an unknown item; ignored"),
+                    }
+                }
+            }
+            Cmd::Stop => self.stop_all(None),
+            Cmd::Shutdown => {
+                self.stop_all(None);
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Ends every item: playing ones as pre-empted (or failed on a sink error), waiting ones
+    /// as failed.
+    fn stop_all(&mut self, sink_error: Option<&SinkError>) {
+        for p in std::mem::take(&mut self.playing) {
+            let proof = p.proof.finish(Some(&p.source));
+            let event = match sink_error {
+                Some(e) => PlayerEvent::Failed {
+                    id: p.id,
+                    reason: PlayError::Sink(e.clone()),
+                    proof: Some(proof),
+                },
+                None => PlayerEvent::Preempted { id: p.id, played: proof.duration, proof },
+            };
+            self.emit(event);
+        }
+        let mut ids: Vec<RequestId> = self
+            .waiting
+            .iter()
+            .filter(|(_, w)| matches!(w, Waiting::Ready { .. }))
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort_unstable();
+        for id in ids {
+            self.waiting.remove(&id);
+            let reason = match sink_error {
+                Some(e) => PlayError::Sink(e.clone()),
+                None => PlayError::Stopped { id },
+            };
+            self.emit(PlayerEvent::Failed { id, reason, proof: None });
+        }
+        // Items still loading end when their load lands.
+        for w in self.waiting.values_mut() {
+            if let Waiting::Loading { cancelled, .. } = w {
+                *cancelled = true;
+            }
+        }
+    }
+
+    fn render_block(&mut self) {
+        let channels = self.format.channels;
+        let block = self.config.block_frames.max(1);
+        let t0 = self.sink.next_frame_at();
+        self.start_due(t0, block);
+
+        self.mix.clear();
+        self.mix.resize(block * channels, 0.0);
+        let mut ended: Vec<(usize, Option<DecodeError>)> = Vec::new();
+        for (index, p) in self.playing.iter_mut().enumerate() {
+            let from = p.offset * channels;
+            p.offset = 0;
+            let mut want = block * channels - from;
+            if let Some((left, _)) = p.fade {
+                want = want.min(left as usize * channels);
+            }
+            self.scratch.clear();
+            self.scratch.resize(want, 0.0);
+            let got = match p.source.fill(&mut self.scratch) {
+                Ok(frames) => frames,
+                Err(e) => {
+                    ended.push((index, Some(e)));
+                    continue;
+                }
+            };
+            let samples = &mut self.scratch[..got * channels];
+            if let Some((left, total)) = p.fade.as_mut() {
+                for frame in samples.chunks_exact_mut(channels) {
+                    let g = *left as f32 / *total as f32;
+                    for s in frame {
+                        *s *= g;
+                    }
+                    *left = left.saturating_sub(1);
+                }
+            }
+            p.proof.add(samples, channels);
+            for (m, s) in self.mix[from..from + samples.len()].iter_mut().zip(samples.iter()) {
+                *m += *s;
+            }
+            let faded_out = matches!(p.fade, Some((0, _)));
+            if got * channels < want || faded_out {
+                ended.push((index, None));
+            }
+        }
+        for s in &mut self.mix {
+            *s = s.clamp(-1.0, 1.0);
+        }
+        let write = self.sink.write(&self.mix);
+
+        for (index, error) in ended.into_iter().rev() {
+            let p = self.playing.remove(index);
+            let proof = p.proof.finish(Some(&p.source));
+            let event = match (error, p.fade) {
+                (Some(e), _) => PlayerEvent::Failed {
+                    id: p.id,
+                    reason: PlayError::Decode(e),
+                    proof: Some(proof),
+                },
+                (None, Some(_)) => {
+                    PlayerEvent::Preempted { id: p.id, played: proof.duration, proof }
+                }
+                (None, None) => PlayerEvent::Finished { id: p.id, proof },
+            };
+            self.emit(event);
+        }
+        if let Err(e) = write {
+            tracing::error!(sink = self.sink.name(), "sink failed: {e}");
+            self.stop_all(Some(&e));
+            self.broken = Some(e);
+        }
+    }
+
+    /// Moves items due within this block (or overdue) from waiting to playing, at their
+    /// exact frame.
+    fn start_due(&mut self, t0: DateTime<Utc>, block: usize) {
+        let rate = i128::from(self.format.rate);
+        let mut due: Vec<(RequestId, usize)> = Vec::new();
+        for (id, w) in &self.waiting {
+            if let Waiting::Ready { start: Some(at), .. } = w {
+                let ns = (*at - t0).num_nanoseconds().map(i128::from).unwrap_or(i128::MAX);
+                // Nearest frame: round(ns · rate / 1e9).
+                let frame = if ns >= 0 {
+                    (ns * rate + 500_000_000) / 1_000_000_000
+                } else {
+                    (ns * rate - 500_000_000) / 1_000_000_000
+                };
+                if frame < block as i128 {
+                    due.push((*id, frame.max(0) as usize));
+                }
+            }
+        }
+        due.sort_unstable();
+        for (id, offset) in due {
+            if let Some(Waiting::Ready { source, .. }) = self.waiting.remove(&id) {
+                let at = after_frames(t0, offset as u64, self.format.rate);
+                tracing::debug!(id, %at, now = %self.clock.now(), "item starts");
+                self.emit(PlayerEvent::Started { id, at });
+                self.playing.push(Playing {
+                    id,
+                    source,
+                    proof: ProofAcc::new(&self.config, self.format),
+                    fade: None,
+                    offset,
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,300 @@
+//! The real output: a sound card through cpal (ALSA on Linux), fixed 1024-frame buffers,
+//! f32 or i16 as the device takes.
+//!
+//! The player writes into a ring the cpal callback drains. Each callback records which
+//! ring frame it starts with and when that frame will be heard: the clock's now plus the
+//! device's own latency (`playback − callback` from cpal's `OutputCallbackInfo`). From
+//! that anchor, the instant of any frame written later follows by counting frames.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
+use cpal::{FromSample, OutputCallbackInfo, SampleFormat, SizedSample, StreamConfig};
+
+use super::{AudioFormat, DeviceInfo, Sink, SinkError, SinkOptions, after_frames};
+use crate::clock::SharedClock;
+
+/// How long `write` waits for the device to take frames before calling it stalled.
+const STALL: Duration = Duration::from_secs(5);
+
+struct Shared {
+    ring: VecDeque<f32>,
+    /// Frames ever taken out of the ring by the callback.
+    taken: u64,
+    /// (ring frame index, instant it reaches the speaker) from the latest callback.
+    anchor: Option<(u64, DateTime<Utc>)>,
+    latency: chrono::Duration,
+    error: Option<String>,
+    underruns: u64,
+}
+
+struct State {
+    shared: Mutex<Shared>,
+    /// Signalled by the callback when it took frames.
+    room: Condvar,
+    /// Signalled by the writer when it added frames.
+    data: Condvar,
+}
+
+impl State {
+    fn lock(&self) -> MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The cpal sink. See the module docs.
+pub struct DeviceSink {
+    format: AudioFormat,
+    state: Arc<State>,
+    clock: SharedClock,
+    /// Frames ever written into the ring.
+    written: u64,
+    capacity_samples: usize,
+    sample_format: SampleFormat,
+    _stream: cpal::Stream,
+}
+
+fn device_err(e: impl std::fmt::Display) -> SinkError {
+    SinkError::Device { detail: e.to_string() }
+}
+
+fn find_device(name: Option<&str>) -> Result<cpal::Device, SinkError> {
+    let host = cpal::default_host();
+    match name {
+        None | Some("default") => host
+            .default_output_device()
+            .ok_or_else(|| SinkError::Device { detail: "no default output device".into() }),
+        Some(wanted) => {
+            let devices = host.output_devices().map_err(device_err)?;
+            for device in devices {
+                let id = device.id().map(|id| id.to_string()).unwrap_or_default();
+                let desc = device.description().map(|d| d.name().to_string()).unwrap_or_default();
+                if id == wanted || desc == wanted {
+                    return Ok(device);
+                }
+            }
+            Err(SinkError::Device { detail: format!("no output device named {wanted:?}") })
+        }
+    }
+}
+
+/// Output devices cpal sees on the default host.
+pub fn list() -> Result<Vec<DeviceInfo>, SinkError> {
+    let host = cpal::default_host();
+    let default_id = host.default_output_device().and_then(|d| d.id().ok()).map(|i| i.to_string());
+    let mut out = Vec::new();
+    for device in host.output_devices().map_err(device_err)? {
+        let name = device.id().map(|id| id.to_string()).unwrap_or_else(|_| "?".into());
+        let description = device.description().map(|d| d.to_string()).unwrap_or_default();
+        let is_default = default_id.as_deref() == Some(name.as_str());
+        out.push(DeviceInfo { name, description, is_default });
+    }
+    Ok(out)
+}
+
+impl DeviceSink {
+    /// Opens the device and starts its stream; it plays silence until frames arrive.
+    pub fn open(options: SinkOptions) -> Result<Self, SinkError> {
+        let device = find_device(options.device.as_deref())?;
+        let supported = device.default_output_config().map_err(device_err)?;
+        let format = AudioFormat {
+            rate: supported.sample_rate(),
+            channels: usize::from(supported.channels()),
+        };
+        if format.channels == 0 {
+            return Err(SinkError::Device { detail: "device reports 0 channels".into() });
+        }
+        let config = StreamConfig {
+            channels: supported.channels(),
+            sample_rate: supported.sample_rate(),
+            buffer_size: cpal::BufferSize::Fixed(options.buffer_frames as u32),
+        };
+        let state = Arc::new(State {
+            shared: Mutex::new(Shared {
+                ring: VecDeque::new(),
+                taken: 0,
+                anchor: None,
+                latency: chrono::Duration::zero(),
+                error: None,
+                underruns: 0,
+            }),
+            room: Condvar::new(),
+            data: Condvar::new(),
+        });
+        let clock = options.clock.clone();
+        let stream = match supported.sample_format() {
+            SampleFormat::F32 => build::<f32>(&device, config, &state, &clock, format),
+            SampleFormat::I16 => build::<i16>(&device, config, &state, &clock, format),
+            SampleFormat::I32 => build::<i32>(&device, config, &state, &clock, format),
+            SampleFormat::U8 => build::<u8>(&device, config, &state, &clock, format),
+            other => Err(SinkError::Device {
+                detail: format!("the device's sample format {other} is not supported"),
+            }),
+        }?;
+        stream.play().map_err(device_err)?;
+        tracing::info!(
+            rate = format.rate,
+            channels = format.channels,
+            sample_format = %supported.sample_format(),
+            "sound card stream started"
+        );
+        Ok(Self {
+            format,
+            state,
+            clock: options.clock,
+            written: 0,
+            capacity_samples: options.buffer_frames * 2 * format.channels,
+            sample_format: supported.sample_format(),
+            _stream: stream,
+        })
+    }
+}
+
+fn build<T>(
+    device: &cpal::Device,
+    config: StreamConfig,
+    state: &Arc<State>,
+    clock: &SharedClock,
+    format: AudioFormat,
+) -> Result<cpal::Stream, SinkError>
+where
+    T: SizedSample + FromSample<f32>,
+{
+    let cb_state = state.clone();
+    let err_state = state.clone();
+    let clock = clock.clone();
+    let channels = format.channels;
+    let period = match config.buffer_size {
+        cpal::BufferSize::Fixed(frames) => {
+            Duration::from_secs_f64(f64::from(frames) / f64::from(format.rate.max(1)))
+        }
+        cpal::BufferSize::Default => Duration::from_millis(20),
+    };
+    device
+        .build_output_stream(
+            config,
+            move |data: &mut [T], info: &OutputCallbackInfo| {
+                let now = clock.now();
+                let ts = info.timestamp();
+                let latency = ts.playback.saturating_duration_since(ts.callback);
+                let latency = chrono::Duration::from_std(latency).unwrap_or_default();
+                let mut shared = cb_state.lock();
+                // Short of frames: give the player up to one period to deliver them, rather
+                // than play a gap. (A device that drains faster than real time, like the
+                // test file tap, is thereby paced by the player.)
+                let waited_from = std::time::Instant::now();
+                while shared.ring.len() < data.len() {
+                    let Some(left) = period.checked_sub(waited_from.elapsed()) else { break };
+                    let (guard, _) =
+                        cb_state.data.wait_timeout(shared, left).unwrap_or_else(|p| p.into_inner());
+                    shared = guard;
+                }
+                shared.anchor = Some((shared.taken, now + latency));
+                shared.latency = latency;
+                let n = data.len().min(shared.ring.len());
+                for (d, s) in data[..n].iter_mut().zip(shared.ring.drain(..n)) {
+                    *d = T::from_sample(s);
+                }
+                if n < data.len() {
+                    if shared.taken > 0 && n > 0 {
+                        shared.underruns += 1;
+                    }
+                    for d in &mut data[n..] {
+                        *d = T::from_sample(0.0f32);
+                    }
+                }
+                shared.taken += (n / channels) as u64;
+                drop(shared);
+                cb_state.room.notify_all();
+            },
+            move |e| {
+                tracing::error!("sound card stream error: {e}");
+                err_state.lock().error = Some(e.to_string());
+                err_state.room.notify_all();
+            },
+            None,
+        )
+        .map_err(device_err)
+}
+
+impl Sink for DeviceSink {
+    fn name(&self) -> &str {
+        "alsa"
+    }
+
+    fn format(&self) -> AudioFormat {
+        self.format
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} Hz, {} channels, {}",
+            self.format.rate, self.format.channels, self.sample_format
+        )
+    }
+
+    fn next_frame_at(&mut self) -> DateTime<Utc> {
+        let shared = self.state.lock();
+        let now = self.clock.now();
+        let earliest = now + shared.latency;
+        match shared.anchor {
+            Some((frame, at)) => {
+                let at = after_frames(at, self.written.saturating_sub(frame), self.format.rate);
+                at.max(earliest)
+            }
+            None => after_frames(
+                earliest,
+                (shared.ring.len() / self.format.channels) as u64,
+                self.format.rate,
+            ),
+        }
+    }
+
+    fn write(&mut self, samples: &[f32]) -> Result<(), SinkError> {
+        let step = self.capacity_samples / 2;
+        for chunk in samples.chunks(step.max(self.format.channels)) {
+            let mut shared = self.state.lock();
+            while shared.ring.len() + chunk.len() > self.capacity_samples {
+                if let Some(e) = &shared.error {
+                    return Err(SinkError::Device { detail: e.clone() });
+                }
+                let (guard, timeout) =
+                    self.state.room.wait_timeout(shared, STALL).unwrap_or_else(|p| p.into_inner());
+                shared = guard;
+                if timeout.timed_out() && shared.ring.len() + chunk.len() > self.capacity_samples {
+                    return Err(SinkError::Device {
+                        detail: format!("the device took no audio for {} s", STALL.as_secs()),
+                    });
+                }
+            }
+            if let Some(e) = &shared.error {
+                return Err(SinkError::Device { detail: e.clone() });
+            }
+            shared.ring.extend(chunk.iter().copied());
+            drop(shared);
+            self.state.data.notify_all();
+            self.written += (chunk.len() / self.format.channels) as u64;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        // Let what was written drain to the device, within reason.
+        let mut shared = self.state.lock();
+        if shared.underruns > 0 {
+            tracing::warn!(underruns = shared.underruns, "the sound card ran dry mid-stream");
+        }
+        while !shared.ring.is_empty() && shared.error.is_none() {
+            let (guard, timeout) =
+                self.state.room.wait_timeout(shared, STALL).unwrap_or_else(|p| p.into_inner());
+            shared = guard;
+            if timeout.timed_out() {
+                break;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,333 @@
+//! The player against the clocked sink and a manual clock: starts land on the frame for
+//! their instant, pre-emptions fade within the configured time, gain and proof of play
+//! are right. Time only moves when the test moves it.
+
+mod audio_support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeZone, Utc};
+use loa::audio::sinks::{ClockedSink, Recording, WavSink};
+use loa::audio::{AudioFormat, PlayError, Player, PlayerConfig, PlayerEvent};
+use loa::clock::{Clock, ManualClock};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use audio_support::*;
+
+const RATE: u32 = 48_000;
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 1, 5, 30, 0).single().expect("valid instant")
+}
+
+struct Rig {
+    clock: Arc<ManualClock>,
+    player: Player,
+    events: UnboundedReceiver<PlayerEvent>,
+    recording: Recording,
+    dir: tempfile::TempDir,
+}
+
+fn rig(config: PlayerConfig) -> Rig {
+    let clock = ManualClock::new(t0());
+    let format = AudioFormat { rate: RATE, channels: 2 };
+    let (sink, recording) = ClockedSink::new(format, clock.clone(), 1024, true);
+    let (player, events) = Player::spawn(Box::new(sink), clock.clone(), config);
+    Rig {
+        clock,
+        player,
+        events,
+        recording: recording.expect("recording requested"),
+        dir: tempfile::tempdir().expect("temp dir"),
+    }
+}
+
+/// The next event, waiting (in real time) at most 20 s for the audio thread to produce it.
+fn next_event(events: &mut UnboundedReceiver<PlayerEvent>) -> PlayerEvent {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match events.try_recv() {
+            Ok(event) => return event,
+            Err(tokio::sync::mpsc::error::TryRecvError::Empty) if Instant::now() < deadline => {
+                std::thread::yield_now();
+            }
+            Err(e) => panic!("no player event within 20 s: {e:?}"),
+        }
+    }
+}
+
+/// Waits until the audio thread has written at least `frames` frames.
+fn wait_for_frames(recording: &Recording, frames: u64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while recording.frames() < frames {
+        assert!(Instant::now() < deadline, "audio thread stuck at {} frames", recording.frames());
+        std::thread::yield_now();
+    }
+}
+
+fn prepare(rig: &mut Rig, id: u64, path: &std::path::Path, gain_db: f32) {
+    rig.player.prepare(id, path.to_path_buf(), gain_db);
+    match next_event(&mut rig.events) {
+        PlayerEvent::Prepared { id: got } => assert_eq!(got, id),
+        other => panic!("expected Prepared, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_start_at_t_lands_on_the_frame_for_t() {
+    let mut rig = rig(PlayerConfig::default());
+    let path = rig.dir.path().join("dc.wav");
+    dc_wav(&path, RATE, 2, 1.0, 0.5);
+    prepare(&mut rig, 7, &path, 0.0);
+
+    // Not on a frame boundary, nor on a block boundary: 1.234567 s after the origin.
+    let at = t0() + chrono::Duration::nanoseconds(1_234_567_000);
+    rig.player.start_at(7, at);
+    rig.clock.advance(Duration::from_secs(4));
+
+    let started = match next_event(&mut rig.events) {
+        PlayerEvent::Started { id: 7, at } => at,
+        other => panic!("expected Started, got {other:?}"),
+    };
+    let proof = match next_event(&mut rig.events) {
+        PlayerEvent::Finished { id: 7, proof } => proof,
+        other => panic!("expected Finished, got {other:?}"),
+    };
+    let one_frame = chrono::Duration::nanoseconds(1_000_000_000 / i64::from(RATE) + 1);
+    assert!((started - at).abs() <= one_frame, "reported start {started} vs asked {at}");
+
+    let expected_frame = rig.recording.frame_at(at);
+    let samples = rig.recording.samples();
+    let left = channel(&samples, 2, 0);
+    let first = first_above(&left, 0.0).expect("the item played") as f64;
+    assert!(
+        (first - expected_frame).abs() <= 1.0,
+        "first sample at frame {first}, the frame for T is {expected_frame:.2}"
+    );
+    // Exactly the file's frames, at its level, then silence again.
+    assert_eq!(proof.frames, u64::from(RATE));
+    let last = last_above(&left, 0.0).expect("played") as f64;
+    assert_eq!(last - first + 1.0, f64::from(RATE));
+    assert!((proof.peak_dbfs - (-6.02)).abs() < 0.01, "peak {}", proof.peak_dbfs);
+    assert!(!proof.silent);
+}
+
+#[test]
+fn a_resampled_start_is_compensated_for_the_resampler_delay() {
+    let mut rig = rig(PlayerConfig::default());
+    let path = rig.dir.path().join("tone-44k1.wav");
+    tone_wav(&path, 44_100, 1, 0.5, 1_000.0, 0.5);
+    prepare(&mut rig, 1, &path, 0.0);
+    let at = t0() + chrono::Duration::milliseconds(500);
+    rig.player.start_at(1, at);
+    rig.clock.advance(Duration::from_secs(2));
+    assert!(matches!(next_event(&mut rig.events), PlayerEvent::Started { id: 1, .. }));
+    let proof = match next_event(&mut rig.events) {
+        PlayerEvent::Finished { id: 1, proof } => proof,
+        other => panic!("expected Finished, got {other:?}"),
+    };
+    let left = channel(&rig.recording.samples(), 2, 1);
+    let expected = rig.recording.frame_at(at);
+    // A band-limited onset rises over a few samples; its steep part is at the start frame.
+    let onset = first_above(&left, 0.25).expect("tone played") as f64;
+    assert!((onset - expected).abs() <= 2.0, "onset {onset} vs {expected}");
+    // 0.5 s at 48 kHz, converted (not dropped): right length, pitch and level.
+    assert_eq!(proof.frames, 24_000);
+    let body = &left[onset as usize + 1000..onset as usize + 20_000];
+    assert!((frequency(body, RATE) - 1000.0).abs() < 0.5, "freq {}", frequency(body, RATE));
+    assert!((rms(body) - 0.5 / 2f64.sqrt()).abs() < 0.005, "rms {}", rms(body));
+}
+
+#[test]
+fn a_late_start_begins_at_once_and_reports_the_actual_instant() {
+    let mut rig = rig(PlayerConfig::default());
+    let path = rig.dir.path().join("dc.wav");
+    dc_wav(&path, RATE, 1, 0.2, 0.25);
+    rig.clock.advance(Duration::from_secs(3));
+    wait_for_frames(&rig.recording, 3 * u64::from(RATE));
+    prepare(&mut rig, 2, &path, 0.0);
+    let asked = t0() + chrono::Duration::seconds(1);
+    rig.player.start_at(2, asked);
+    rig.clock.advance(Duration::from_secs(1));
+    let started = match next_event(&mut rig.events) {
+        PlayerEvent::Started { id: 2, at } => at,
+        other => panic!("expected Started, got {other:?}"),
+    };
+    assert!(matches!(next_event(&mut rig.events), PlayerEvent::Finished { id: 2, .. }));
+    assert!(started >= t0() + chrono::Duration::seconds(3), "started {started} before now");
+    let first = first_above(&channel(&rig.recording.samples(), 2, 0), 0.0).expect("played");
+    assert_eq!(rig.recording.time_of_frame(first as u64), started);
+}
+
+#[test]
+fn a_preemption_fades_out_within_the_configured_time() {
+    let fade = Duration::from_millis(300);
+    let mut rig = rig(PlayerConfig { fade, ..PlayerConfig::default() });
+    let path = rig.dir.path().join("long.wav");
+    dc_wav(&path, RATE, 2, 10.0, 0.5);
+    prepare(&mut rig, 3, &path, 0.0);
+    rig.player.start_at(3, t0() + chrono::Duration::milliseconds(100));
+
+    // Let two seconds play, and wait until the audio thread is there too.
+    rig.clock.advance(Duration::from_secs(2));
+    let preempted_at = rig.clock.now();
+    let at_frame = 2 * u64::from(RATE);
+    wait_for_frames(&rig.recording, at_frame);
+    assert!(matches!(next_event(&mut rig.events), PlayerEvent::Started { id: 3, .. }));
+    rig.player.preempt(3);
+    rig.clock.advance(Duration::from_secs(2));
+
+    let (played, proof) = match next_event(&mut rig.events) {
+        PlayerEvent::Preempted { id: 3, played, proof } => (played, proof),
+        other => panic!("expected Preempted, got {other:?}"),
+    };
+    let left = channel(&rig.recording.samples(), 2, 0);
+    let fade_frames = (fade.as_secs_f64() * f64::from(RATE)) as usize;
+    let fade_start = left.iter().position(|&s| s > 0.0 && s < 0.5).expect("a fade");
+    let last = last_above(&left, 0.0).expect("played");
+    assert!(last - fade_start < fade_frames, "fade took {} frames", last - fade_start + 1);
+    assert!(last - fade_start + 2 >= fade_frames, "fade too short: {}", last - fade_start);
+    // A steady ramp down, then silence for good.
+    assert!(left[fade_start..=last].windows(2).all(|w| w[1] <= w[0]), "fade not monotonic");
+    assert!(left[last + 1..].iter().all(|&s| s == 0.0));
+    // It reacted within one buffer and one block of the command.
+    let reaction = fade_start as f64 - rig.recording.frame_at(preempted_at);
+    assert!((0.0..=2048.0 + 1.0).contains(&reaction), "reacted after {reaction} frames");
+    let first = first_above(&left, 0.0).expect("played");
+    assert_eq!(proof.frames as usize, last - first + 1);
+    assert_eq!(played, proof.duration);
+}
+
+#[test]
+fn gain_is_applied_and_measured_in_the_proof() {
+    let mut rig = rig(PlayerConfig::default());
+    let path = rig.dir.path().join("dc.wav");
+    dc_wav(&path, RATE, 2, 0.5, 0.5);
+    prepare(&mut rig, 4, &path, -6.0);
+    rig.player.start_at(4, t0());
+    rig.clock.advance(Duration::from_secs(2));
+    assert!(matches!(next_event(&mut rig.events), PlayerEvent::Started { id: 4, .. }));
+    let proof = match next_event(&mut rig.events) {
+        PlayerEvent::Finished { id: 4, proof } => proof,
+        other => panic!("expected Finished, got {other:?}"),
+    };
+    assert!((proof.peak_dbfs - (-12.02)).abs() < 0.01, "peak {}", proof.peak_dbfs);
+    assert!((proof.rms_dbfs - (-12.02)).abs() < 0.01, "rms {}", proof.rms_dbfs);
+    let peak = rig.recording.samples().iter().fold(0f32, |p, s| p.max(s.abs()));
+    assert!((peak - 0.5 * 10f32.powf(-6.0 / 20.0)).abs() < 1e-4);
+}
+
+#[test]
+fn dead_air_inside_an_item_is_flagged_silent() {
+    let mut rig = rig(PlayerConfig::default());
+    let gap = rig.dir.path().join("gap.wav");
+    // 1 s tone, 6 s of silence, 1 s tone.
+    write_wav(&gap, 16_000, 1, Bits::Int16, 8 * 16_000, |i| {
+        if (16_000..7 * 16_000).contains(&i) { 0.0 } else { 0.5 * ((i as f32) * 0.3).sin() }
+    });
+    let fine = rig.dir.path().join("fine.wav");
+    tone_wav(&fine, 16_000, 1, 2.0, 440.0, 0.5);
+    prepare(&mut rig, 5, &gap, 0.0);
+    prepare(&mut rig, 6, &fine, 0.0);
+    rig.player.start_at(5, t0());
+    rig.player.start_at(6, t0() + chrono::Duration::seconds(9));
+    rig.clock.advance(Duration::from_secs(12));
+    let mut proofs = std::collections::HashMap::new();
+    while proofs.len() < 2 {
+        if let PlayerEvent::Finished { id, proof } = next_event(&mut rig.events) {
+            proofs.insert(id, proof);
+        }
+    }
+    assert!(proofs[&5].silent, "6 s of dead air not flagged: {:?}", proofs[&5]);
+    assert!(!proofs[&6].silent, "a steady tone flagged silent: {:?}", proofs[&6]);
+    assert!((proofs[&6].duration.as_secs_f64() - 2.0).abs() < 1e-3);
+}
+
+#[test]
+fn start_without_prepare_fails_and_stop_cuts_what_plays() {
+    let mut rig = rig(PlayerConfig::default());
+    rig.player.start_at(99, t0());
+    // Commands are taken between blocks, and the audio thread waits for time to pass.
+    rig.clock.advance(Duration::from_millis(100));
+    match next_event(&mut rig.events) {
+        PlayerEvent::Failed { id: 99, reason: PlayError::NotPrepared { id: 99 }, proof: None } => {}
+        other => panic!("expected NotPrepared, got {other:?}"),
+    }
+    let path = rig.dir.path().join("dc.wav");
+    dc_wav(&path, RATE, 2, 5.0, 0.5);
+    prepare(&mut rig, 8, &path, 0.0);
+    let waiting = rig.dir.path().join("waiting.wav");
+    dc_wav(&waiting, RATE, 2, 1.0, 0.5);
+    prepare(&mut rig, 9, &waiting, 0.0);
+    rig.player.start_at(8, t0() + chrono::Duration::milliseconds(100));
+    rig.clock.advance(Duration::from_millis(900));
+    wait_for_frames(&rig.recording, u64::from(RATE));
+    assert!(matches!(next_event(&mut rig.events), PlayerEvent::Started { id: 8, .. }));
+    rig.player.stop();
+    rig.clock.advance(Duration::from_secs(1));
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        seen.push(next_event(&mut rig.events));
+    }
+    assert!(
+        seen.iter().any(|e| matches!(e, PlayerEvent::Preempted { id: 8, played, .. }
+        if *played > Duration::from_millis(800) && *played < Duration::from_millis(1100))),
+        "{seen:?}"
+    );
+    // Cut at once, no fade: the last half second written is silence.
+    wait_for_frames(&rig.recording, 2 * u64::from(RATE));
+    let samples = rig.recording.samples();
+    assert!(samples[samples.len() - u64::from(RATE) as usize..].iter().all(|&s| s == 0.0));
+    assert!(seen.iter().any(|e| matches!(
+        e,
+        PlayerEvent::Failed { id: 9, reason: PlayError::Stopped { id: 9 }, .. }
+    )));
+}
+
+#[test]
+fn the_wav_sink_writes_what_played_and_keeps_its_header_valid_while_running() {
+    let clock = ManualClock::new(t0());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("air-check.wav");
+    let format = AudioFormat { rate: 16_000, channels: 1 };
+    let sink = WavSink::create(&out, format, clock.clone(), 1024, None).expect("wav sink");
+    let (player, mut events) =
+        Player::spawn(Box::new(sink), clock.clone(), PlayerConfig::default());
+    let item = dir.path().join("dc.wav");
+    dc_wav(&item, 16_000, 1, 1.0, 0.25);
+    player.prepare(1, item, 0.0);
+    assert!(matches!(next_event(&mut events), PlayerEvent::Prepared { id: 1 }));
+    player.start_at(1, t0() + chrono::Duration::milliseconds(500));
+    clock.advance(Duration::from_secs(3));
+    assert!(matches!(next_event(&mut events), PlayerEvent::Started { id: 1, .. }));
+    assert!(matches!(next_event(&mut events), PlayerEvent::Finished { id: 1, .. }));
+
+    // Still running, never finalised: the header already covers at least two seconds.
+    // Every look at the file finds a valid header, and it grows to cover two seconds.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let reader = hound::WavReader::open(&out).expect("a valid header mid-run");
+        if reader.duration() >= 2 * 16_000 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "header stuck at {} frames", reader.duration());
+        std::thread::yield_now();
+    }
+
+    // Shut down (the thread may be waiting for time: let it pass), then read it all.
+    let stopper = std::thread::spawn(move || player.shutdown());
+    while !stopper.is_finished() {
+        clock.advance(Duration::from_millis(100));
+        std::thread::yield_now();
+    }
+    stopper.join().expect("shutdown");
+    let mut reader = hound::WavReader::open(&out).expect("finalised wav");
+    let samples: Vec<i16> = reader.samples::<i16>().map(|s| s.expect("sample")).collect();
+    let level = (0.25 * 32767.0f32).round() as i16;
+    let first = samples.iter().position(|&s| s != 0).expect("the item is in the air-check");
+    assert_eq!(first, 8_000, "starts at 0.5 s");
+    assert!(samples[first..first + 16_000].iter().all(|&s| s == level));
+    assert!(samples[first + 16_000..].iter().all(|&s| s == 0), "silence after the item");
+    assert!(samples.len() >= 2 * 16_000);
+}
