@@ -162,6 +162,11 @@ impl PublicKey {
         Ok(Self { key })
     }
 
+    /// From raw key bytes (e.g. a station config's `province_key`), refusing weak keys.
+    pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, SigningError> {
+        Self::from_hex(&hex::encode(bytes))
+    }
+
     pub fn to_hex(&self) -> String {
         hex::encode(self.key.to_bytes())
     }
