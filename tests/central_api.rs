@@ -404,3 +404,46 @@ async fn station_keeps_its_manifest_while_central_is_down_and_catches_up_after()
     assert_eq!(report.downloaded, [c.sha256.clone()]);
     assert_eq!(t0(), central.clock.now());
 }
+
+#[tokio::test]
+async fn run_hands_over_each_new_manifest_and_reports_readiness() {
+    let central = Central::start().await;
+    let token = central.add_station("tri-ton", "Tri Tôn");
+    let cache = tempfile::tempdir().unwrap();
+    let syncer = central.syncer("tri-ton", &token, cache.path());
+    let (versions, mut received) = tokio::sync::mpsc::unbounded_channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(syncer.run(
+        Duration::ZERO,
+        move |m| {
+            let _ = versions.send(m.manifest.version);
+        },
+        || StationReport { now_playing: None, sink_health: "ok".into(), disk_free_bytes: None },
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    assert_eq!(received.recv().await, Some(1));
+    let (a, b) = central.provincial().await;
+    assert_eq!(received.recv().await, Some(2));
+    // Wait (bounded) for the heartbeat that reports the new version fully cached.
+    let reported = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let beats = central.state.store.heartbeats().unwrap();
+            if let Some(h) = beats.first().map(|b| &b.heartbeat)
+                && h.manifest_version == Some(2)
+                && h.missing_bytes == 0
+            {
+                return h.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("a heartbeat reporting version 2 fully cached");
+    assert_eq!(reported.sink_health, "ok");
+    let _ = stop.send(());
+    task.await.unwrap();
+    let cache = loa::sync::Cache::open(cache.path()).unwrap();
+    assert!(cache.contains(&a.sha256) && cache.contains(&b.sha256));
+}

@@ -90,7 +90,7 @@ async fn get_manifest(
     let known = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).map(String::from);
     let wait = Duration::from_secs(query.wait.unwrap_or(0)).min(MAX_WAIT);
     let deadline = tokio::time::Instant::now() + wait;
-    let mut changes = state.changed.subscribe();
+    let mut changes = state.watch_station(&station.id);
     loop {
         let current = manifest::current(&state, &station.id).await?;
         let tag = etag(current.version);
@@ -104,7 +104,7 @@ async fn get_manifest(
             )
                 .into_response());
         }
-        // Wait for any manifest to change (then re-check ours) or the deadline.
+        // Wait for a new version for this station, or the deadline.
         match tokio::time::timeout_at(deadline, changes.changed()).await {
             Ok(Ok(())) => continue,
             _ => return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, tag)]).into_response()),

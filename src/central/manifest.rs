@@ -71,6 +71,10 @@ fn sha_of(audio: &AudioRef, map: &BTreeMap<String, String>) -> Option<String> {
 /// Builds, signs and stores the next manifest version for `station_id`.
 pub async fn issue(state: &AppState, station_id: &str) -> Result<StoredManifest, ApiError> {
     let _serial = state.issue_lock.lock().await;
+    issue_locked(state, station_id)
+}
+
+fn issue_locked(state: &AppState, station_id: &str) -> Result<StoredManifest, ApiError> {
     let now = state.clock.now();
     let stored = state.store.schedules_for(station_id)?;
     let previous = state.store.latest_manifest(station_id)?;
@@ -95,20 +99,29 @@ pub async fn issue(state: &AppState, station_id: &str) -> Result<StoredManifest,
     };
     state.store.put_manifest(&stored)?;
     tracing::info!(station = station_id, version, "issued manifest");
-    state.changed.send_modify(|n| *n += 1);
+    state.announce(station_id, version);
     Ok(stored)
 }
 
 /// The manifest a station should hold now: the latest, or a fresh version when there is
 /// none yet or the latest is past half its validity.
 pub async fn current(state: &AppState, station_id: &str) -> Result<StoredManifest, ApiError> {
-    if let Some(latest) = state.store.latest_manifest(station_id)? {
-        let half = (latest.valid_until - latest.issued_at) / 2;
-        if state.clock.now() < latest.issued_at + half {
-            return Ok(latest);
-        }
+    if let Some(latest) = fresh(state, station_id)? {
+        return Ok(latest);
     }
-    issue(state, station_id).await
+    let _serial = state.issue_lock.lock().await;
+    // Another request may have re-issued while this one waited for the lock.
+    if let Some(latest) = fresh(state, station_id)? {
+        return Ok(latest);
+    }
+    issue_locked(state, station_id)
+}
+
+fn fresh(state: &AppState, station_id: &str) -> Result<Option<StoredManifest>, ApiError> {
+    Ok(state.store.latest_manifest(station_id)?.filter(|latest| {
+        let half = (latest.valid_until - latest.issued_at) / 2;
+        state.clock.now() < latest.issued_at + half
+    }))
 }
 
 fn contents(

@@ -11,6 +11,7 @@ pub mod config;
 pub mod ingest;
 pub mod manifest;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -108,8 +109,10 @@ pub struct AppState {
     pub key: ProvinceKey,
     pub clock: SharedClock,
     pub config: CentralConfig,
-    /// Bumped whenever any manifest is issued; long-polls wait on it.
-    pub changed: tokio::sync::watch::Sender<u64>,
+    /// Per station, the latest manifest version issued: a long-poll waits on its own
+    /// station's channel only, so loading a schedule for 10,000 stations wakes each
+    /// waiting station once.
+    versions: std::sync::Mutex<HashMap<String, tokio::sync::watch::Sender<u64>>>,
     /// Serialises manifest issuing so versions never collide.
     pub issue_lock: tokio::sync::Mutex<()>,
 }
@@ -121,6 +124,28 @@ impl AppState {
 
     pub fn tmp_dir(&self) -> PathBuf {
         self.config.data_dir.join(TMP_DIR)
+    }
+
+    fn version_channel<T>(
+        &self,
+        station_id: &str,
+        f: impl FnOnce(&tokio::sync::watch::Sender<u64>) -> T,
+    ) -> T {
+        let mut map = self.versions.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let sender =
+            map.entry(station_id.to_string()).or_insert_with(|| tokio::sync::watch::channel(0).0);
+        f(sender)
+    }
+
+    /// A receiver that changes whenever a manifest is issued for `station_id`.
+    pub fn watch_station(&self, station_id: &str) -> tokio::sync::watch::Receiver<u64> {
+        self.version_channel(station_id, |s| s.subscribe())
+    }
+
+    pub(crate) fn announce(&self, station_id: &str, version: u64) {
+        self.version_channel(station_id, |s| {
+            s.send_replace(version);
+        });
     }
 }
 
@@ -139,13 +164,12 @@ pub fn open(config: CentralConfig, clock: SharedClock) -> Result<Arc<AppState>, 
         })?;
     }
     let store = SqliteStore::open(&dir.join(DB_FILE))?;
-    let (changed, _) = tokio::sync::watch::channel(0);
     Ok(Arc::new(AppState {
         store: Arc::new(store),
         key,
         clock,
         config,
-        changed,
+        versions: std::sync::Mutex::new(HashMap::new()),
         issue_lock: tokio::sync::Mutex::new(()),
     }))
 }
