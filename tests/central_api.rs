@@ -152,6 +152,23 @@ async fn district_tokens_are_scoped_to_local_schedules_in_their_district() {
     assert!(central.state.store.schedules_for("chau-doc").unwrap().is_empty());
     assert_eq!(central.state.store.schedules_for("tri-ton").unwrap().len(), 1);
 
+    // Naming a local file like the provincial one does not replace the provincial one.
+    central.provincial().await;
+    let own = Target::District("Tri Tôn".into());
+    let response = central.load(&district, "provincial.toml", LOCAL, &audio, own).await;
+    assert_eq!(response.status(), 200);
+    let layers: Vec<_> = central
+        .state
+        .store
+        .schedules_for("tri-ton")
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.layer, s.origin))
+        .collect();
+    use loa::schedule::Layer;
+    assert!(layers.contains(&(Layer::Provincial, "provincial.toml".into())), "{layers:?}");
+    assert!(layers.contains(&(Layer::Local, "provincial.toml".into())), "{layers:?}");
+
     let viewer = central.add_operator(Role::Viewer);
     let response = central.load(&viewer, "xa.toml", LOCAL, &audio, Target::All).await;
     assert_eq!(response.status(), 403);

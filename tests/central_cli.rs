@@ -174,6 +174,7 @@ async fn cli_loaded_schedule_reaches_two_stations_verified() {
     let out = remote(&url, &admin, &["audio", "add", sang.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("already in central's library"));
+    assert!(stdout(&out).contains(" LUFS") && !stdout(&out).contains("NaN"), "{}", stdout(&out));
     let sang_sha = stdout(&out).split_whitespace().next().unwrap().to_string();
     let jingle = dir.path().join("jingle.wav");
     std::fs::write(&jingle, loa::testing::wav_bytes(1.0, 880.0, 0.5)).unwrap();

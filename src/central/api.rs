@@ -37,6 +37,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/station/manifest", get(get_manifest))
         .route("/api/v1/station/heartbeat", post(post_heartbeat))
         .route("/api/v1/audio/{sha256}", get(get_audio))
+        .route("/api/v1/library/{sha256}", get(get_library_entry))
         .route("/api/v1/audio", put(put_audio).layer(DefaultBodyLimit::disable()))
         .route("/api/v1/schedules", post(post_schedule))
         .route("/api/v1/status", get(get_status))
@@ -203,6 +204,24 @@ async fn get_audio(
         h.insert(header::CONTENT_RANGE, v);
     }
     Ok(response)
+}
+
+async fn get_library_entry(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(sha256): Path<String>,
+) -> Result<Response, ApiError> {
+    operator_auth(&state, &headers)?;
+    if !valid_sha256(&sha256) {
+        return Err(ApiError::BadRequest(format!(
+            "{sha256:?} is not a sha256: audio is named by 64 lowercase hex digits"
+        )));
+    }
+    let info = state
+        .store
+        .audio(&sha256)?
+        .ok_or_else(|| ApiError::NotFound(format!("no audio sha256:{sha256} in the library")))?;
+    Ok(axum::Json(info).into_response())
 }
 
 #[derive(Debug, Deserialize)]

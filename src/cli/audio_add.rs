@@ -61,8 +61,7 @@ pub fn run(args: AudioAddArgs) -> ExitCode {
     }
 }
 
-/// Uploads `file` unless central already holds its sha256; returns central's record
-/// (a minimal one when it was already there).
+/// Uploads `file` unless central already holds its sha256; returns central's record.
 pub async fn ensure_uploaded(
     remote: &Remote,
     file: &Path,
@@ -72,17 +71,9 @@ pub async fn ensure_uploaded(
     let title = title.map(String::from).unwrap_or_else(|| {
         file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
     });
-    if remote.has_audio(&sha256).await? {
+    if let Some(info) = remote.library_entry(&sha256).await? {
         eprintln!("{}: already in central's library", file.display());
-        let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
-        return Ok(AudioInfo {
-            sha256,
-            title,
-            size,
-            duration_ms: 0,
-            loudness_lufs: f64::NAN,
-            gain_db: 0.0,
-        });
+        return Ok(info);
     }
     let info = remote.upload_audio(file, &title).await?;
     if info.sha256 != sha256 {

@@ -108,18 +108,20 @@ impl Remote {
         anyhow!("cannot reach central at {}: {e}", self.base)
     }
 
-    /// Whether central's library already holds `sha256`.
-    pub async fn has_audio(&self, sha256: &str) -> anyhow::Result<bool> {
+    /// Central's record of `sha256`, or `None` when its library does not hold it.
+    pub async fn library_entry(&self, sha256: &str) -> anyhow::Result<Option<AudioInfo>> {
         let response = self
             .http
-            .head(self.url(&format!("/api/v1/audio/{sha256}")))
+            .get(self.url(&format!("/api/v1/library/{sha256}")))
             .bearer_auth(&self.token)
             .send()
             .await
             .map_err(|e| self.send_error(e))?;
         match response.status() {
-            s if s.is_success() => Ok(true),
-            reqwest::StatusCode::NOT_FOUND => Ok(false),
+            s if s.is_success() => {
+                Ok(Some(response.json().await.context("central's answer is not valid JSON")?))
+            }
+            reqwest::StatusCode::NOT_FOUND => Ok(None),
             _ => Err(self.fail("audio lookup", response).await),
         }
     }
