@@ -6,6 +6,8 @@
 //! - [`audio`]: decoding (symphonia), sinks (cpal, wav, null, clocked), the player thread.
 //! - [`clock`]: the one notion of "now" shared by the scheduler and the clocked sink, so
 //!   tests drive time instead of waiting for it.
+//! - [`ledger`]: the station's durable, hash-chained record of every planned item (SQLite).
+//! - [`station`]: the station daemon — config, scheduler, player control, recovery.
 //! - [`cli`]: one module per subcommand; the binary in `main.rs` only dispatches.
 //!
 //! See ARCHITECTURE.md for the invariants each module keeps.
@@ -14,9 +16,11 @@ pub mod audio;
 pub mod central;
 pub mod cli;
 pub mod clock;
+pub mod ledger;
 pub mod protocol;
 pub mod schedule;
 pub mod signing;
+pub mod station;
 pub mod store;
 pub mod sync;
 #[doc(hidden)]

@@ -10,9 +10,11 @@ use clap::{Parser, Subcommand};
 
 pub mod audio_add;
 pub mod central;
+pub mod log;
 pub mod remote;
 pub mod schedule;
 pub mod schedule_load;
+pub mod station;
 pub mod status;
 
 /// Scheduled and urgent playout for a provincial network of grassroots radio stations.
@@ -27,6 +29,10 @@ pub struct Cli {
 pub enum Command {
     /// Check, preview and load schedule files.
     Schedule(schedule_load::ScheduleCli),
+    /// Run the station daemon (or print its example config).
+    Station(station::StationArgs),
+    /// Show the playback log of this station's ledger.
+    Log(log::LogArgs),
     /// The provincial server: set up, register stations and operators, serve.
     Central(central::CentralArgs),
     /// Look at audio files and outputs; play a file; add files to central's library
@@ -47,6 +53,8 @@ pub fn main() -> ExitCode {
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Schedule(args) => schedule_load::run(args),
+        Command::Station(args) => station::run(args),
+        Command::Log(args) => log::run(args),
         Command::Central(args) => central::run(args),
         Command::Audio(command) => audio_add::run_all(command),
         Command::Status(args) => status::run(args),

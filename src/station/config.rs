@@ -1,0 +1,377 @@
+//! The station's configuration file (`station.toml`): parsed, validated and resolved
+//! once at start-up, so the daemon never meets a half-valid setting at 05:30.
+//!
+//! Errors carry `file:line:column` (from the TOML span) and say what to change.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use serde::Deserialize;
+
+/// The commented example shipped in the binary (`loa station --print-config`).
+pub const EXAMPLE: &str = include_str!("station.example.toml");
+
+/// A configuration problem. `Display` is the full message users see.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source} (check the path given to --config)")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{origin}:{line}:{column}: error: {message}")]
+    Invalid { origin: String, line: usize, column: usize, message: String },
+}
+
+/// The resolved configuration the daemon runs with. Paths are absolute or relative to
+/// the process's directory (already joined with the config file's directory).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StationConfig {
+    pub station_id: String,
+    pub central_url: Option<String>,
+    pub token: Option<String>,
+    pub data_dir: PathBuf,
+    pub timezone: Tz,
+    /// The province's Ed25519 public key bytes.
+    pub province_key: Option<[u8; 32]>,
+    pub provincial_schedule: Option<PathBuf>,
+    pub local_schedules: Option<PathBuf>,
+    pub sink: String,
+    pub wav_path: Option<PathBuf>,
+    pub fade: Duration,
+    pub preroll: Duration,
+    pub silence_threshold_dbfs: f32,
+}
+
+impl StationConfig {
+    /// A standalone configuration with every default, for tests and `loa demo`.
+    pub fn standalone(station_id: &str, data_dir: PathBuf) -> Self {
+        Self {
+            station_id: station_id.to_string(),
+            central_url: None,
+            token: None,
+            data_dir,
+            timezone: chrono_tz::Asia::Ho_Chi_Minh,
+            province_key: None,
+            provincial_schedule: None,
+            local_schedules: None,
+            sink: "null".to_string(),
+            wav_path: None,
+            fade: Duration::from_millis(DEFAULT_FADE_MS),
+            preroll: Duration::from_millis(DEFAULT_PREROLL_MS),
+            silence_threshold_dbfs: DEFAULT_SILENCE_DBFS,
+        }
+    }
+
+    /// The ledger's file inside the data directory.
+    pub fn ledger_path(&self) -> PathBuf {
+        self.data_dir.join("ledger.sqlite3")
+    }
+
+    /// Where central's sync drops the verified provincial schedule. When present it
+    /// replaces `provincial_schedule`.
+    pub fn synced_provincial_path(&self) -> PathBuf {
+        self.data_dir.join("provincial.toml")
+    }
+}
+
+const DEFAULT_FADE_MS: u64 = 300;
+const DEFAULT_PREROLL_MS: u64 = 2000;
+const DEFAULT_SILENCE_DBFS: f32 = -60.0;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    station_id: String,
+    central_url: Option<String>,
+    token: Option<String>,
+    #[serde(default = "default_data_dir")]
+    data_dir: PathBuf,
+    #[serde(default = "default_timezone")]
+    timezone: String,
+    province_key: Option<String>,
+    provincial_schedule: Option<PathBuf>,
+    local_schedules: Option<PathBuf>,
+    #[serde(default)]
+    audio: RawAudio,
+    #[serde(default)]
+    silence: RawSilence,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudio {
+    #[serde(default = "default_sink")]
+    sink: String,
+    wav_path: Option<PathBuf>,
+    #[serde(default = "default_fade")]
+    fade_ms: u64,
+    #[serde(default = "default_preroll")]
+    preroll_ms: u64,
+}
+
+impl Default for RawAudio {
+    fn default() -> Self {
+        Self {
+            sink: default_sink(),
+            wav_path: None,
+            fade_ms: DEFAULT_FADE_MS,
+            preroll_ms: DEFAULT_PREROLL_MS,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSilence {
+    #[serde(default = "default_silence")]
+    threshold_dbfs: f32,
+}
+
+impl Default for RawSilence {
+    fn default() -> Self {
+        Self { threshold_dbfs: DEFAULT_SILENCE_DBFS }
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+fn default_timezone() -> String {
+    "Asia/Ho_Chi_Minh".to_string()
+}
+fn default_sink() -> String {
+    "default".to_string()
+}
+fn default_fade() -> u64 {
+    DEFAULT_FADE_MS
+}
+fn default_preroll() -> u64 {
+    DEFAULT_PREROLL_MS
+}
+fn default_silence() -> f32 {
+    DEFAULT_SILENCE_DBFS
+}
+
+/// Reads and validates a configuration file.
+pub fn load(path: &Path) -> Result<StationConfig, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    parse(&text, &path.display().to_string(), base)
+}
+
+/// Parses configuration text. `origin` names it in errors; relative paths are joined
+/// to `base_dir`.
+pub fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<StationConfig, ConfigError> {
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+        ConfigError::Invalid {
+            origin: origin.to_string(),
+            line,
+            column,
+            message: e.message().trim().to_string(),
+        }
+    })?;
+    let at = |key: &str, message: String| {
+        let (line, column) = find_key(text, key);
+        ConfigError::Invalid { origin: origin.to_string(), line, column, message }
+    };
+
+    let id_ok = !raw.station_id.is_empty()
+        && raw.station_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !id_ok {
+        return Err(at(
+            "station_id",
+            format!(
+                "station_id {:?} must be non-empty letters, digits, '-' or '_' (e.g. \"xa-an-binh\")",
+                raw.station_id
+            ),
+        ));
+    }
+    let timezone: Tz = raw.timezone.parse().map_err(|_| {
+        at(
+            "timezone",
+            format!(
+                "unknown time zone {:?}: use an IANA name such as \"Asia/Ho_Chi_Minh\"",
+                raw.timezone
+            ),
+        )
+    })?;
+    let province_key = match &raw.province_key {
+        None => None,
+        Some(text) => Some(parse_key(text).map_err(|m| at("province_key", m))?),
+    };
+    if let Some(url) = &raw.central_url {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(at(
+                "central_url",
+                format!("central_url {url:?} must start with http:// or https://"),
+            ));
+        }
+        if province_key.is_none() {
+            return Err(at(
+                "central_url",
+                "a station that talks to central needs province_key (the province's public key) to verify what it receives".to_string(),
+            ));
+        }
+        if raw.token.is_none() {
+            return Err(at(
+                "central_url",
+                "a station that talks to central needs the token central issued to it".to_string(),
+            ));
+        }
+    }
+    const SINKS: [&str; 5] = ["default", "alsa", "wav", "null", "clocked"];
+    if !SINKS.contains(&raw.audio.sink.as_str()) {
+        return Err(at(
+            "sink",
+            format!("unknown sink {:?}: choose one of {}", raw.audio.sink, SINKS.join(", ")),
+        ));
+    }
+    if raw.audio.sink == "wav" && raw.audio.wav_path.is_none() {
+        return Err(at("sink", "sink = \"wav\" needs wav_path = \"FILE.wav\"".to_string()));
+    }
+    if raw.audio.fade_ms > 10_000 {
+        return Err(at("fade_ms", "fade_ms must be at most 10000 (10 s)".to_string()));
+    }
+    if raw.audio.preroll_ms > 60_000 {
+        return Err(at("preroll_ms", "preroll_ms must be at most 60000 (1 min)".to_string()));
+    }
+    if !(raw.silence.threshold_dbfs.is_finite() && raw.silence.threshold_dbfs < 0.0) {
+        return Err(at(
+            "threshold_dbfs",
+            "threshold_dbfs must be a negative number of dBFS, e.g. -60.0".to_string(),
+        ));
+    }
+
+    let resolve = |p: PathBuf| if p.is_absolute() { p } else { base_dir.join(p) };
+    Ok(StationConfig {
+        station_id: raw.station_id,
+        central_url: raw.central_url,
+        token: raw.token,
+        data_dir: resolve(raw.data_dir),
+        timezone,
+        province_key,
+        provincial_schedule: raw.provincial_schedule.map(resolve),
+        local_schedules: raw.local_schedules.map(resolve),
+        sink: raw.audio.sink,
+        wav_path: raw.audio.wav_path.map(resolve),
+        fade: Duration::from_millis(raw.audio.fade_ms),
+        preroll: Duration::from_millis(raw.audio.preroll_ms),
+        silence_threshold_dbfs: raw.silence.threshold_dbfs,
+    })
+}
+
+/// Accepts a 32-byte key as 64 hex digits or base64 (standard, padded or not).
+pub fn parse_key(text: &str) -> Result<[u8; 32], String> {
+    use base64::Engine as _;
+    let text = text.trim();
+    let bytes = if text.len() == 64 && text.chars().all(|c| c.is_ascii_hexdigit()) {
+        hex::decode(text).map_err(|e| format!("province_key is not valid hex: {e}"))?
+    } else {
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(text))
+            .map_err(|_| {
+                "province_key must be 64 hex digits or base64 of 32 bytes (ask the province for its public key)".to_string()
+            })?
+    };
+    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
+        format!("province_key decodes to {} bytes; an Ed25519 public key has 32", bytes.len())
+    })
+}
+
+/// 1-based line and column of a byte offset.
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map(|s| s.chars().count()).unwrap_or(0) + 1;
+    (line, column)
+}
+
+/// Locates `key = …` (first uncommented occurrence) for errors found after parsing.
+fn find_key(text: &str, key: &str) -> (usize, usize) {
+    for (i, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with('#') {
+            continue;
+        }
+        if let Some(rest) = trimmed.strip_prefix(key)
+            && rest.trim_start().starts_with('=')
+        {
+            let column = line.len() - trimmed.len() + 1;
+            return (i + 1, column);
+        }
+    }
+    (1, 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_parses_with_documented_defaults() {
+        let c = parse(EXAMPLE, "station.toml", Path::new("/etc/loa")).expect("example is valid");
+        assert_eq!(c.station_id, "xa-an-binh");
+        assert_eq!(c.central_url, None);
+        assert_eq!(c.data_dir, PathBuf::from("/etc/loa/data"));
+        assert_eq!(c.timezone, chrono_tz::Asia::Ho_Chi_Minh);
+        assert_eq!(c.local_schedules, Some(PathBuf::from("/etc/loa/schedules/local")));
+        assert_eq!(c.sink, "default");
+        assert_eq!(c.fade, Duration::from_millis(300));
+        assert_eq!(c.preroll, Duration::from_secs(2));
+        assert_eq!(c.silence_threshold_dbfs, -60.0);
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = parse("station_id = \"a\"\n", "s.toml", Path::new("")).expect("valid");
+        assert_eq!(c.sink, "default");
+        assert_eq!(c.data_dir, PathBuf::from("data"));
+    }
+
+    #[test]
+    fn unknown_key_is_located() {
+        let text = "station_id = \"a\"\n[audio]\nsinc = \"wav\"\n";
+        let err = parse(text, "s.toml", Path::new("")).expect_err("typo");
+        let msg = err.to_string();
+        assert!(msg.starts_with("s.toml:3:1: error: unknown field `sinc`"), "{msg}");
+    }
+
+    #[test]
+    fn bad_values_say_where_and_what_to_do() {
+        let err = parse("station_id = \"a\"\ntimezone = \"Hanoi\"\n", "s.toml", Path::new(""))
+            .expect_err("bad tz");
+        assert!(err.to_string().starts_with("s.toml:2:1: error: unknown time zone"), "{err}");
+
+        let err = parse("station_id = \"a\"\n[audio]\nsink = \"wav\"\n", "s.toml", Path::new(""))
+            .expect_err("wav without path");
+        assert!(err.to_string().contains("s.toml:3:1: error: sink = \"wav\" needs wav_path"));
+
+        let err = parse("station_id = \"a b\"\n", "s.toml", Path::new("")).expect_err("bad id");
+        assert!(err.to_string().contains("s.toml:1:1"), "{err}");
+
+        let text = "station_id = \"a\"\ncentral_url = \"http://c:1\"\ntoken = \"t\"\n";
+        let err = parse(text, "s.toml", Path::new("")).expect_err("no key");
+        assert!(err.to_string().contains("needs province_key"), "{err}");
+
+        let err = parse("station_id = 5\n", "s.toml", Path::new("")).expect_err("type");
+        assert!(err.to_string().starts_with("s.toml:1:14: error:"), "{err}");
+    }
+
+    #[test]
+    fn keys_accept_hex_and_base64_and_reject_wrong_lengths() {
+        let hex_key = "11".repeat(32);
+        assert_eq!(parse_key(&hex_key), Ok([0x11; 32]));
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+        assert_eq!(parse_key(&b64), Ok([7; 32]));
+        assert!(parse_key("AAAA").expect_err("short").contains("3 bytes"));
+        assert!(parse_key("not a key!").is_err());
+    }
+}

@@ -1,0 +1,515 @@
+//! The daemon's IO shell around [`Core`]: it feeds the core the time (from the injected
+//! clock), the schedules' occurrences, the player's reports and commands, and carries
+//! out what the core decides — player calls, ledger records, state for crash recovery.
+//!
+//! Recovery on start-up (what a crash or power cut leaves behind):
+//! - an item that was sounding is recorded `failed`, reason "interrupted: station
+//!   stopped", with what is known of its start and the last instant the daemon was alive
+//!   (it did not play to its end, and nothing chose to stop it, so it is not `preempted`);
+//! - every occurrence planned from the saved horizon on that has no record and whose
+//!   `max_delay` has passed is recorded `missed`, reason "station was not running" (or
+//!   "station stopped before it could start" when it was due while the daemon still ran);
+//! - occurrences still within their `max_delay` are played, late.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+use super::config::StationConfig;
+use super::core::{Action, Bulletin, Core, Item, PlayingNow, PlayoutEvent, Proof, audio_path};
+use super::schedules::ScheduleSet;
+use crate::audio::player::{PlayError, Player, PlayerConfig, PlayerEvent};
+use crate::audio::sinks::{self, Sink, SinkOptions};
+use crate::clock::SharedClock;
+use crate::ledger::{Appended, Entry, Ledger, LedgerError, Levels, Outcome, state};
+use crate::schedule::{AudioRef, Layer, Priority};
+
+/// How often the schedules are polled and the alive mark is written.
+pub const POLL_EVERY: Duration = Duration::from_secs(2);
+/// How far ahead occurrences are expanded.
+const LOOKAHEAD: chrono::Duration = chrono::Duration::hours(1);
+/// Levels below this are stored as this (the ledger and JSON cannot hold -inf).
+const FLOOR_DBFS: f64 = -200.0;
+
+/// A station daemon failure that stops it from starting or running.
+#[derive(Debug, thiserror::Error)]
+pub enum StationError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(
+        "cannot open the {sink} sink: {detail} (check [audio] sink in the config; `loa audio devices` lists devices)"
+    )]
+    Sink { sink: String, detail: String },
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What other parts of the station (the bulletin receiver, the sync) send the daemon.
+#[derive(Debug)]
+pub enum StationCommand {
+    /// Play a bulletin now, pre-empting everything but another emergency.
+    Emergency {
+        id: String,
+        title: String,
+        audio: PathBuf,
+        /// Extra plays after the first.
+        repeat: u32,
+        expires: Option<DateTime<Utc>>,
+        gain_db: f32,
+    },
+    /// Re-read the schedules now (e.g. after the sync dropped a new provincial file).
+    Reload,
+    /// Report the status once every player report and command queued before this one
+    /// has been handled and everything due by now decided (heartbeats; tests).
+    Status(tokio::sync::oneshot::Sender<StationStatus>),
+}
+
+/// What the daemon is doing, published after every decision (for `loa status`, the
+/// sync's heartbeat, and tests that drive the clock).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StationStatus {
+    /// The clock time of the last decision.
+    pub at: Option<DateTime<Utc>>,
+    /// When the daemon next wakes by itself.
+    pub wake: Option<DateTime<Utc>>,
+    /// Items handed to the player that are still being decoded.
+    pub preparing: usize,
+    /// Items sounding now.
+    pub playing: Vec<PlayingNow>,
+}
+
+/// Sends commands to a running daemon.
+#[derive(Debug, Clone)]
+pub struct StationHandle {
+    tx: UnboundedSender<StationCommand>,
+}
+
+impl StationHandle {
+    /// Returns false when the daemon has stopped.
+    pub fn send(&self, command: StationCommand) -> bool {
+        self.tx.send(command).is_ok()
+    }
+}
+
+/// The station daemon.
+pub struct Station {
+    config: StationConfig,
+    clock: SharedClock,
+    ledger: Ledger,
+    player: Player,
+    events: UnboundedReceiver<PlayerEvent>,
+    commands: UnboundedReceiver<StationCommand>,
+    core: Core,
+    schedules: ScheduleSet,
+    /// Every occurrence planned before this is recorded or known to the core.
+    horizon: DateTime<Utc>,
+    /// Occurrences up to here have been handed to the core.
+    expanded_until: DateTime<Utc>,
+    /// Records the ledger refused (disk full…), retried each turn.
+    unwritten: Vec<Entry>,
+    last_alive: Option<DateTime<Utc>>,
+    preparing: std::collections::HashSet<u64>,
+    status: tokio::sync::watch::Sender<StationStatus>,
+}
+
+impl Station {
+    /// Opens the sink named in the config and builds the daemon.
+    pub fn from_config(
+        config: StationConfig,
+        clock: SharedClock,
+    ) -> Result<(Self, StationHandle), StationError> {
+        let options = SinkOptions {
+            path: config.wav_path.clone(),
+            clock: clock.clone(),
+            ..SinkOptions::default()
+        };
+        let sink = sinks::open(&config.sink, options)
+            .map_err(|e| StationError::Sink { sink: config.sink.clone(), detail: e.to_string() })?;
+        Self::with_sink(config, clock, sink)
+    }
+
+    /// Builds the daemon on a given sink (tests pass a recording clocked sink).
+    pub fn with_sink(
+        config: StationConfig,
+        clock: SharedClock,
+        sink: Box<dyn Sink>,
+    ) -> Result<(Self, StationHandle), StationError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| StationError::DataDir {
+            path: config.data_dir.display().to_string(),
+            source,
+        })?;
+        let ledger = Ledger::open(&config.ledger_path(), &config.station_id)?;
+        let player_config = PlayerConfig {
+            fade: config.fade,
+            silence_threshold_dbfs: config.silence_threshold_dbfs,
+            ..PlayerConfig::default()
+        };
+        let (player, events) = Player::spawn(sink, clock.clone(), player_config);
+        let (tx, commands) = unbounded_channel();
+        let mut provincial = vec![config.synced_provincial_path()];
+        provincial.extend(config.provincial_schedule.clone());
+        let schedules = ScheduleSet::new(provincial, config.local_schedules.clone());
+        let now = clock.now();
+        let station = Self {
+            core: Core::new(config.preroll, config.fade),
+            config,
+            clock,
+            ledger,
+            player,
+            events,
+            commands,
+            schedules,
+            horizon: now,
+            expanded_until: now,
+            unwritten: Vec::new(),
+            last_alive: None,
+            preparing: std::collections::HashSet::new(),
+            status: tokio::sync::watch::Sender::new(StationStatus::default()),
+        };
+        Ok((station, StationHandle { tx }))
+    }
+
+    /// Follows what the daemon is doing.
+    pub fn status(&self) -> tokio::sync::watch::Receiver<StationStatus> {
+        self.status.subscribe()
+    }
+
+    /// Runs until `shutdown` resolves, then fades out what plays, records it and returns.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), StationError> {
+        let now = self.clock.now();
+        tracing::info!(station = %self.config.station_id, "station starting");
+        self.schedules.poll();
+        self.recover(now)?;
+        self.refresh(now, true);
+        let mut next_poll = now;
+        tokio::pin!(shutdown);
+        loop {
+            let now = self.clock.now();
+            if now >= next_poll {
+                next_poll = now + chrono::Duration::from_std(POLL_EVERY).unwrap_or_default();
+                let report = self.schedules.poll();
+                self.refresh(now, report.changed());
+                self.mark_alive(now);
+            } else if now + LOOKAHEAD / 2 > self.expanded_until {
+                self.refresh(now, false);
+            }
+            let actions = self.core.tick(now);
+            self.execute(actions);
+            self.horizon = self.core.horizon(now);
+            let wake = self.core.next_wake(now).map_or(next_poll, |w| w.min(next_poll));
+            let mut status = self.current_status(now);
+            status.wake = Some(wake);
+            self.status.send_replace(status);
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                Some(event) = self.events.recv() => self.on_player_event(event),
+                Some(command) = self.commands.recv() => self.on_command(command),
+                () = self.clock.sleep_until(wake) => {}
+            }
+        }
+        self.stop().await
+    }
+
+    /// Fades out, records and persists; the horizon saved before lets the next start
+    /// account for everything left undecided.
+    async fn stop(mut self) -> Result<(), StationError> {
+        let now = self.clock.now();
+        tracing::info!("station stopping");
+        self.mark_alive(now);
+        let actions = self.core.shutdown(now);
+        self.execute(actions);
+        // The fade takes `fade` of the sink's time; a generous real-time bound covers a
+        // stalled sink so shutdown never hangs.
+        let bound = self.config.fade + Duration::from_secs(5);
+        let waited = tokio::time::timeout(bound, async {
+            while !self.core.is_idle() {
+                match self.events.recv().await {
+                    Some(event) => self.on_player_event(event),
+                    None => break,
+                }
+            }
+        })
+        .await;
+        if waited.is_err() {
+            tracing::warn!("the player did not confirm the fade-out in time");
+        }
+        self.flush_unwritten();
+        let now = self.clock.now();
+        self.ledger.set_state_time(state::ALIVE, now)?;
+        self.player.stop();
+        tracing::info!("station stopped");
+        Ok(())
+    }
+
+    /// Records what the previous run left undecided (see the module docs).
+    fn recover(&mut self, now: DateTime<Utc>) -> Result<(), StationError> {
+        let alive = self.ledger.state_time(state::ALIVE)?;
+        let horizon = self.ledger.state_time(state::HORIZON)?;
+        if let Some(playing) = self.ledger.state(state::PLAYING)? {
+            let items: Vec<PlayingNow> = serde_json::from_str(&playing).unwrap_or_else(|e| {
+                tracing::error!(
+                    "cannot read the interrupted item's state ({e}); it goes unrecorded"
+                );
+                Vec::new()
+            });
+            for p in items {
+                let ended = alive.unwrap_or(p.started).max(p.started);
+                let entry = Entry {
+                    item_id: p.item_id,
+                    title: p.title,
+                    layer: p.layer,
+                    priority: p.priority,
+                    planned: p.planned,
+                    outcome: Outcome::Failed,
+                    started: Some(p.started),
+                    ended: Some(ended),
+                    delay_ms: Some((p.started - p.planned).num_milliseconds()),
+                    played_secs: Some((ended - p.started).num_milliseconds() as f64 / 1000.0),
+                    reason: Some("interrupted: station stopped".to_string()),
+                    audio_sha256: p.audio_sha256,
+                    levels: None,
+                };
+                tracing::warn!(item = %entry.item_id, "failed: interrupted: station stopped");
+                self.record(entry);
+            }
+            self.ledger.clear_state(state::PLAYING)?;
+        }
+        let Some(horizon) = horizon else {
+            // First start: nothing was planned for this station before now.
+            self.horizon = now;
+            return Ok(());
+        };
+        self.horizon = horizon.min(now);
+        let timeline = self.schedules.timeline();
+        let mut missed = 0;
+        for occ in timeline.occurrences(self.horizon, now) {
+            let item = Item::from_occurrence(&occ);
+            if item.deadline() >= now || self.ledger.contains(&item.item_id, item.planned)? {
+                continue;
+            }
+            let reason = match alive {
+                Some(alive) if item.planned <= alive => "station stopped before it could start",
+                _ => "station was not running",
+            };
+            tracing::warn!(item = %item.item_id, planned = %item.planned, reason, "missed");
+            let mut entry = Entry::missed(
+                &item.item_id,
+                &item.title,
+                item.layer,
+                item.priority,
+                item.planned,
+                reason,
+            );
+            if let AudioRef::Sha256(hex) = &item.audio {
+                entry.audio_sha256 = Some(hex.clone());
+            }
+            self.record(entry);
+            missed += 1;
+        }
+        tracing::info!(down_since = ?alive, missed, "recovered from the previous run");
+        Ok(())
+    }
+
+    /// Hands the core every occurrence from the horizon to the look-ahead that the
+    /// ledger does not hold yet.
+    fn refresh(&mut self, now: DateTime<Utc>, force: bool) {
+        if !force && now + LOOKAHEAD / 2 <= self.expanded_until {
+            return;
+        }
+        let until = now + LOOKAHEAD;
+        let timeline = self.schedules.timeline();
+        let mut items = Vec::new();
+        for occ in timeline.occurrences(self.horizon, until) {
+            match self.ledger.contains(&occ.item_id, occ.planned) {
+                Ok(true) => {}
+                Ok(false) => items.push(Item::from_occurrence(&occ)),
+                Err(e) => {
+                    tracing::error!("cannot read the ledger: {e}");
+                    items.push(Item::from_occurrence(&occ));
+                }
+            }
+        }
+        self.expanded_until = until;
+        let actions = self.core.set_candidates(items);
+        self.execute(actions);
+    }
+
+    fn mark_alive(&mut self, now: DateTime<Utc>) {
+        let horizon = self.core.horizon(now).min(self.horizon);
+        let written = self
+            .ledger
+            .set_state_time(state::HORIZON, horizon)
+            .and_then(|()| self.ledger.set_state_time(state::ALIVE, now));
+        if let Err(e) = written {
+            tracing::error!("cannot write the alive mark: {e}");
+        }
+        self.last_alive = Some(now);
+        self.flush_unwritten();
+    }
+
+    fn current_status(&self, now: DateTime<Utc>) -> StationStatus {
+        let wake = self.status.borrow().wake;
+        StationStatus {
+            at: Some(now),
+            wake,
+            preparing: self.preparing.len(),
+            playing: self.core.playing_now(),
+        }
+    }
+
+    fn on_command(&mut self, command: StationCommand) {
+        let now = self.clock.now();
+        match command {
+            StationCommand::Emergency { id, title, audio, repeat, expires, gain_db } => {
+                let item = Item {
+                    item_id: id,
+                    title,
+                    layer: Layer::Provincial,
+                    priority: Priority::Emergency,
+                    planned: now,
+                    max_delay: chrono::Duration::hours(1),
+                    audio: AudioRef::Path(audio),
+                    gain_db,
+                    bulletin: Some(Bulletin { repeats_left: repeat, expires }),
+                };
+                self.core.push_emergency(item);
+            }
+            StationCommand::Reload => {
+                let report = self.schedules.poll();
+                self.refresh(now, report.changed());
+            }
+            StationCommand::Status(reply) => {
+                let actions = self.core.tick(now);
+                self.execute(actions);
+                let _ = reply.send(self.current_status(now));
+            }
+        }
+    }
+
+    fn on_player_event(&mut self, event: PlayerEvent) {
+        let now = self.clock.now();
+        let proof = |p: &crate::audio::player::ProofOfPlay| Proof {
+            played: p.duration,
+            levels: Some(Levels {
+                peak_dbfs: f64::from(p.peak_dbfs).max(FLOOR_DBFS),
+                rms_dbfs: f64::from(p.rms_dbfs).max(FLOOR_DBFS),
+                silent: p.silent,
+            }),
+        };
+        match &event {
+            PlayerEvent::Prepared { id } | PlayerEvent::Failed { id, .. } => {
+                self.preparing.remove(id);
+            }
+            _ => {}
+        }
+        let event = match event {
+            PlayerEvent::Prepared { id } => {
+                tracing::debug!(id, "prepared");
+                return;
+            }
+            PlayerEvent::Started { id, at } => PlayoutEvent::Started { id, at },
+            PlayerEvent::Finished { id, proof: p } => {
+                PlayoutEvent::Finished { id, proof: proof(&p) }
+            }
+            PlayerEvent::Preempted { id, proof: p, .. } => {
+                PlayoutEvent::Preempted { id, proof: proof(&p) }
+            }
+            PlayerEvent::Failed { id, reason, proof: p } => {
+                let reason = match reason {
+                    PlayError::Decode(e) => format!("audio unreadable: {e}"),
+                    PlayError::Sink(e) => format!("sink error: {e}"),
+                    other => other.to_string(),
+                };
+                PlayoutEvent::Failed { id, reason, proof: p.as_ref().map(proof) }
+            }
+        };
+        let actions = self.core.on_event(now, event);
+        self.execute(actions);
+    }
+
+    /// Carries out the core's decisions in order.
+    fn execute(&mut self, actions: Vec<Action>) {
+        let mut queue: std::collections::VecDeque<Action> = actions.into();
+        while let Some(action) = queue.pop_front() {
+            match action {
+                Action::Prepare { id, item } => {
+                    let path = audio_path(&item, &self.config.data_dir.join("audio"));
+                    match file_sha256(&path) {
+                        Ok(hex) => {
+                            self.core.set_sha256(id, hex);
+                            self.preparing.insert(id);
+                            self.player.prepare(id, path, item.gain_db);
+                        }
+                        Err(e) => {
+                            let reason = if e.kind() == std::io::ErrorKind::NotFound {
+                                format!("audio missing: {}", path.display())
+                            } else {
+                                format!("audio unreadable: {}: {e}", path.display())
+                            };
+                            let event = PlayoutEvent::Failed { id, reason, proof: None };
+                            queue.extend(self.core.on_event(self.clock.now(), event));
+                        }
+                    }
+                }
+                Action::StartAt { id, at } => self.player.start_at(id, at),
+                Action::Preempt { id } => self.player.preempt(id),
+                Action::Cancel { id } => {
+                    // A cancelled load still reports its end; it no longer holds anything up.
+                    self.preparing.remove(&id);
+                    self.player.preempt(id);
+                }
+                Action::Record(entry) => self.record(entry),
+                Action::Playing(now_playing) => {
+                    let written = if now_playing.is_empty() {
+                        self.ledger.clear_state(state::PLAYING)
+                    } else {
+                        let json = serde_json::to_string(&now_playing).unwrap_or_default();
+                        self.ledger.set_state(state::PLAYING, &json)
+                    };
+                    if let Err(e) = written {
+                        tracing::error!("cannot persist what is playing: {e}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes a record durably (or keeps it to retry if the disk refuses).
+    fn record(&mut self, entry: Entry) {
+        match self.ledger.append(entry.clone()) {
+            Ok(Appended::New(r)) => {
+                tracing::info!(seq = r.seq, item = %r.entry.item_id, outcome = %r.entry.outcome, "recorded");
+            }
+            Ok(Appended::Duplicate(r)) => {
+                tracing::warn!(seq = r.seq, item = %r.entry.item_id, "already recorded; kept the first record");
+            }
+            Err(e) => {
+                tracing::error!(item = %entry.item_id, "cannot write the ledger, will retry: {e}");
+                self.unwritten.push(entry);
+            }
+        }
+    }
+
+    fn flush_unwritten(&mut self) {
+        for entry in std::mem::take(&mut self.unwritten) {
+            self.record(entry);
+        }
+    }
+}
+
+/// Lowercase hex sha256 of a file, streamed.
+pub fn file_sha256(path: &Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher)?;
+    Ok(hex::encode(hasher.finalize()))
+}

@@ -1,0 +1,16 @@
+//! The station daemon: loads its configuration and schedules, arms each occurrence on
+//! the injected clock, drives the audio player, applies the priority rules, and writes
+//! exactly one ledger record per planned item.
+//!
+//! - [`config`]: `station.toml` → [`StationConfig`], errors at file:line:column.
+//! - [`core`]: the scheduler's decisions as a pure state machine (no IO, no clock).
+//! - [`schedules`]: the provincial file and the watched local directory.
+//! - [`daemon`]: the IO shell — clock, player, ledger, commands, crash recovery.
+
+pub mod config;
+pub mod core;
+pub mod daemon;
+pub mod schedules;
+
+pub use config::{ConfigError, StationConfig};
+pub use daemon::{Station, StationCommand, StationError, StationHandle, StationStatus};

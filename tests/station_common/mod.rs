@@ -1,0 +1,255 @@
+//! Shared fixture for the station daemon tests: a temporary station directory, generated
+//! audio, a ManualClock and a clocked sink the test can see catching up with the clock.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use loa::audio::sinks::{ClockedSink, Recording};
+use loa::audio::{AudioFormat, Sink, SinkError};
+use loa::clock::{Clock, ManualClock, SharedClock};
+use loa::ledger::{Filter, Ledger, Record};
+use loa::station::{Station, StationCommand, StationConfig, StationHandle, StationStatus};
+
+pub const RATE: u32 = 8_000;
+const BUFFER_FRAMES: usize = 512;
+
+/// Local time in Asia/Ho_Chi_Minh on 2026-12-01 (a Tuesday).
+pub fn local(h: u32, m: u32, s: u32) -> DateTime<Utc> {
+    chrono_tz::Asia::Ho_Chi_Minh
+        .with_ymd_and_hms(2026, 12, 1, h, m, s)
+        .single()
+        .expect("valid local time")
+        .to_utc()
+}
+
+/// Writes a mono 8 kHz cosine WAV (first sample at full swing) of `seconds` at half scale (-6 dBFS peak).
+pub fn write_tone(path: &Path, seconds: f64) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: RATE,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).expect("create wav");
+    let n = (seconds * f64::from(RATE)) as usize;
+    for i in 0..n {
+        let s = (i as f64 * 440.0 * std::f64::consts::TAU / f64::from(RATE)).cos() * 0.5;
+        w.write_sample((s * f64::from(i16::MAX)) as i16).expect("sample");
+    }
+    w.finalize().expect("finalize wav");
+}
+
+/// A clocked sink that publishes the instant its current write waits for, so the test
+/// knows when the audio thread has caught up with the clock.
+struct TapSink {
+    inner: ClockedSink,
+    last_at: DateTime<Utc>,
+    writing: Arc<Mutex<DateTime<Utc>>>,
+}
+
+impl Sink for TapSink {
+    fn name(&self) -> &str {
+        "clocked"
+    }
+    fn format(&self) -> AudioFormat {
+        self.inner.format()
+    }
+    fn next_frame_at(&mut self) -> DateTime<Utc> {
+        self.last_at = self.inner.next_frame_at();
+        self.last_at
+    }
+    fn write(&mut self, samples: &[f32]) -> Result<(), SinkError> {
+        // The clocked sink blocks until all but its buffer of these frames has played.
+        let frames = (samples.len() / self.inner.format().channels) as i64;
+        let wait = (frames - BUFFER_FRAMES as i64).max(0) * 1_000_000 / i64::from(RATE);
+        *self.writing.lock().unwrap_or_else(|p| p.into_inner()) =
+            self.last_at + chrono::Duration::microseconds(wait);
+        self.inner.write(samples)
+    }
+}
+
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub clock: Arc<ManualClock>,
+    pub config: StationConfig,
+    pub recording: Option<Recording>,
+    writing: Arc<Mutex<DateTime<Utc>>>,
+    pub handle: Option<StationHandle>,
+    status: Option<tokio::sync::watch::Receiver<StationStatus>>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Fixture {
+    /// A station directory with `audio/` and `schedules/local/`, the clock at `start`.
+    pub fn new(start: DateTime<Utc>) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("audio")).expect("audio dir");
+        std::fs::create_dir_all(dir.path().join("schedules/local")).expect("local dir");
+        let mut config = StationConfig::standalone("xa-thu", dir.path().join("data"));
+        config.provincial_schedule = Some(dir.path().join("schedules/provincial.toml"));
+        config.local_schedules = Some(dir.path().join("schedules/local"));
+        Self {
+            dir,
+            clock: ManualClock::new(start),
+            config,
+            recording: None,
+            writing: Arc::new(Mutex::new(start)),
+            handle: None,
+            status: None,
+            shutdown: None,
+            task: None,
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn tone(&self, name: &str, seconds: f64) -> PathBuf {
+        let p = self.path(&format!("audio/{name}"));
+        write_tone(&p, seconds);
+        p
+    }
+
+    /// Writes a schedule file (relative to the station directory).
+    pub fn schedule(&self, rel: &str, text: &str) {
+        std::fs::write(self.path(rel), text).expect("write schedule");
+    }
+
+    /// Starts the daemon on a recording clocked sink.
+    pub fn start(&mut self) {
+        let format = AudioFormat { rate: RATE, channels: 1 };
+        let shared: SharedClock = self.clock.clone();
+        let (sink, recording) = ClockedSink::new(format, shared.clone(), BUFFER_FRAMES, true);
+        let sink = sink.with_resync_after(Duration::from_secs(1));
+        self.recording = recording;
+        *self.writing.lock().unwrap_or_else(|p| p.into_inner()) = self.clock.now();
+        let tap = TapSink { inner: sink, last_at: self.clock.now(), writing: self.writing.clone() };
+        let (station, handle) =
+            Station::with_sink(self.config.clone(), shared, Box::new(tap)).expect("station starts");
+        self.status = Some(station.status());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        self.task = Some(tokio::spawn(async move {
+            station
+                .run(async {
+                    let _ = rx.await;
+                })
+                .await
+                .expect("station runs");
+        }));
+        self.shutdown = Some(tx);
+        self.handle = Some(handle);
+    }
+
+    /// Waits (real time, bounded) until the audio thread has rendered past the clock and
+    /// the daemon has made every decision due by now, with no item still decoding.
+    async fn caught_up(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let writing = *self.writing.lock().unwrap_or_else(|p| p.into_inner());
+            let now = self.clock.now();
+            if writing > now && self.settled().await {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the audio thread stopped following the clock"
+            );
+            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+    }
+
+    /// Whether the daemon, after handling every report the player sent so far, has made
+    /// every decision due by now and has nothing still decoding.
+    async fn settled(&self) -> bool {
+        let Some(handle) = &self.handle else { return true };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if !handle.send(StationCommand::Status(tx)) {
+            return true;
+        }
+        rx.await.map_or(true, |s| s.preparing == 0)
+    }
+
+    /// Moves the clock to `until` in 50 ms steps, letting the daemon and the audio thread
+    /// follow each step.
+    pub async fn run_until(&self, until: DateTime<Utc>) {
+        let step = chrono::Duration::milliseconds(50);
+        while self.clock.now() < until {
+            let next = (self.clock.now() + step).min(until);
+            self.clock.set(next);
+            self.caught_up().await;
+            for _ in 0..4 {
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+
+    /// Jumps the clock (nothing may be due in between).
+    pub async fn jump_to(&self, to: DateTime<Utc>) {
+        self.clock.set(to);
+        self.caught_up().await;
+    }
+
+    pub fn ledger(&self) -> Ledger {
+        Ledger::open_existing(&self.config.ledger_path()).expect("ledger")
+    }
+
+    pub fn records(&self) -> Vec<Record> {
+        self.ledger().query(&Filter::default()).expect("query")
+    }
+
+    /// Polls the ledger until it holds `n` records (bounded real-time wait).
+    pub async fn wait_records(&self, n: usize) -> Vec<Record> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let records = self.records();
+            if records.len() >= n {
+                return records;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "expected {n} records, have {}: {:#?}",
+                records.len(),
+                records
+                    .iter()
+                    .map(|r| (&r.entry.item_id, r.entry.outcome, &r.entry.reason))
+                    .collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// Asks the daemon to stop (as SIGTERM would) and waits for it.
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            // The fade-out is paced by the clock: keep it moving while the daemon stops.
+            let mut task = task;
+            loop {
+                tokio::select! {
+                    r = &mut task => { r.expect("station task"); return; }
+                    () = tokio::time::sleep(Duration::from_millis(1)) => {
+                        self.clock.advance(Duration::from_millis(20));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The first frame of the recording whose sample is not silent, at or after `from`.
+pub fn first_sound(recording: &Recording, from: u64) -> Option<u64> {
+    let samples = recording.samples();
+    let ch = recording.format().channels;
+    (from as usize..samples.len() / ch)
+        .find(|&f| samples[f * ch..(f + 1) * ch].iter().any(|s| s.abs() > 1e-4))
+        .map(|f| f as u64)
+}
