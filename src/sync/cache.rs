@@ -50,6 +50,12 @@ impl Cache {
         &self.root
     }
 
+    /// The directory of verified files, each named by its sha256 (what the station's
+    /// `audio_path(item, cache_dir)` expects as `cache_dir`).
+    pub fn audio_dir(&self) -> PathBuf {
+        self.root.join("audio")
+    }
+
     /// Where a verified file lives (whether or not it is there yet). The player opens
     /// audio only through this path.
     pub fn audio_path(&self, sha256: &str) -> PathBuf {
