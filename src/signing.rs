@@ -377,6 +377,37 @@ mod tests {
     }
 
     #[test]
+    fn random_envelopes_never_panic_and_never_verify() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let k = key();
+        let good = k.sign(DocumentKind::Manifest, &manifest(3)).unwrap();
+        for _ in 0..200 {
+            let mut env = good.clone();
+            let mut payload =
+                base64::engine::general_purpose::STANDARD.decode(&env.payload).unwrap();
+            match rng.random_range(0..3) {
+                0 => {
+                    let i = rng.random_range(0..payload.len());
+                    payload[i] ^= rng.random_range(1..=255u8);
+                    env.payload = base64::engine::general_purpose::STANDARD.encode(&payload);
+                }
+                1 => {
+                    let len = rng.random_range(0..200);
+                    env.signature =
+                        (0..len).map(|_| rng.random_range(b'0'..=b'z') as char).collect();
+                }
+                _ => {
+                    let len = rng.random_range(0..300);
+                    let bytes: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+                    env.payload = base64::engine::general_purpose::STANDARD.encode(bytes);
+                }
+            }
+            assert!(verify_manifest(&k.public(), &env, "tri-ton", None, t(2)).is_err());
+        }
+    }
+
+    #[test]
     fn key_file_round_trips_with_owner_only_permissions_and_is_never_overwritten() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("province.key");

@@ -464,3 +464,22 @@ async fn run_hands_over_each_new_manifest_and_reports_readiness() {
     let cache = loa::sync::Cache::open(cache.path()).unwrap();
     assert!(cache.contains(&a.sha256) && cache.contains(&b.sha256));
 }
+
+#[tokio::test]
+async fn a_blob_longer_than_the_manifest_says_is_refused_and_not_kept() {
+    let central = Central::start().await;
+    let token = central.add_station("tri-ton", "Tri Tôn");
+    let (a, _b) = central.provincial().await;
+    let cache = tempfile::tempdir().unwrap();
+    let syncer = central.syncer("tri-ton", &token, cache.path());
+    let lying =
+        loa::sync::Download { sha256: a.sha256.clone(), size: a.size - 10, earliest_needed: None };
+    let mut received = 0;
+    let err = syncer.download(&lying, &mut received).await.unwrap_err();
+    assert!(matches!(err, SyncError::Oversize { .. }), "{err}");
+    assert!(!syncer.cache().contains(&a.sha256));
+    let bad_name =
+        loa::sync::Download { sha256: "../../etc/passwd".into(), size: 1, earliest_needed: None };
+    let err = syncer.download(&bad_name, &mut received).await.unwrap_err();
+    assert!(matches!(err, SyncError::BadName(_)), "{err}");
+}
