@@ -388,7 +388,8 @@ fn resolve_target(
         }
         Target::Stations(ids) => {
             let mut chosen = Vec::new();
-            for id in ids {
+            let unique: BTreeSet<&String> = ids.iter().collect();
+            for id in unique {
                 let station = all.iter().find(|s| &s.id == id).cloned().ok_or_else(|| {
                     ApiError::NotFound(format!("no station {id:?}: see `loa status` for the list"))
                 })?;
