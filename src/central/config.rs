@@ -28,10 +28,11 @@ manifest_valid_hours = 168
 # How far ahead central looks when ordering downloads (earliest needed first).
 planning_horizon_hours = 48
 
-# HTTPS is not built into this version: terminate TLS in front of central (a reverse
-# proxy) if the link needs it. Signatures protect what plays even on plain HTTP.
-# tls_cert = "/etc/loa/cert.pem"
-# tls_key = "/etc/loa/key.pem"
+# HTTPS: set both to serve TLS (rustls) instead of plain HTTP. PEM files; the chain
+# starts with central's own certificate. Stations and the CLI then need the CA that
+# signed it (station `ca_cert`, CLI `--ca-cert`). Signatures protect what plays either way.
+# tls_cert = "/etc/loa/central-cert.pem"
+# tls_key = "/etc/loa/central-key.pem"
 "#;
 
 /// Central's configuration.
@@ -81,10 +82,15 @@ impl CentralConfig {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Read { path: shown.clone(), source })?;
         let mut config = Self::parse(&text, &shown)?;
-        if config.data_dir.is_relative()
-            && let Some(dir) = path.parent()
-        {
-            config.data_dir = dir.join(&config.data_dir);
+        if let Some(dir) = path.parent() {
+            for p in [Some(&mut config.data_dir), config.tls_cert.as_mut(), config.tls_key.as_mut()]
+                .into_iter()
+                .flatten()
+            {
+                if p.is_relative() {
+                    *p = dir.join(&*p);
+                }
+            }
         }
         Ok(config)
     }
@@ -112,11 +118,8 @@ impl CentralConfig {
         if !(-70.0..=0.0).contains(&config.loudness_target_lufs) {
             return Err(invalid("loudness_target_lufs must be between -70 and 0"));
         }
-        if config.tls_cert.is_some() || config.tls_key.is_some() {
-            return Err(invalid(
-                "tls_cert/tls_key: HTTPS is not built into this version; terminate TLS in a \
-                 reverse proxy in front of central and remove these keys",
-            ));
+        if config.tls_cert.is_some() != config.tls_key.is_some() {
+            return Err(invalid("set both tls_cert and tls_key for HTTPS, or neither"));
         }
         Ok(config)
     }
@@ -150,6 +153,6 @@ mod tests {
         let err = CentralConfig::parse("\nlisen = 1\n", "c.toml").unwrap_err().to_string();
         assert!(err.starts_with("c.toml:2:1") && err.contains("lisen"), "{err}");
         let err = CentralConfig::parse("tls_cert = \"a\"\n", "c.toml").unwrap_err().to_string();
-        assert!(err.contains("reverse proxy"), "{err}");
+        assert!(err.contains("set both tls_cert and tls_key"), "{err}");
     }
 }

@@ -10,6 +10,7 @@ mod api;
 pub mod config;
 pub mod ingest;
 pub mod manifest;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -51,6 +52,8 @@ pub enum CentralError {
     Bind { addr: String, source: std::io::Error },
     #[error("server failed: {0}")]
     Serve(std::io::Error),
+    #[error("tls: {path}: {message}")]
+    Tls { path: String, message: String },
 }
 
 /// What `loa central init` prints.
@@ -180,6 +183,20 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), CentralError> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(CentralError::Serve)
+}
+
+/// Serves the API over HTTPS on `listener` until `shutdown` resolves.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    state: Arc<AppState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), CentralError> {
+    let listener = tls::TlsListener::new(listener, acceptor).map_err(CentralError::Serve)?;
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await

@@ -154,9 +154,19 @@ fn serve(config: CentralConfig) -> anyhow::Result<()> {
             .await
             .map_err(|source| central::CentralError::Bind { addr: listen.to_string(), source })?;
         let addr = listener.local_addr()?;
-        eprintln!("loa central listening on http://{addr}");
+        let tls = match (&state.config.tls_cert, &state.config.tls_key) {
+            (Some(cert), Some(key)) => Some(central::tls::acceptor(cert, key)?),
+            _ => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        eprintln!("loa central listening on {scheme}://{addr}");
         eprintln!("public key: {}", state.key.public_hex());
-        central::serve(listener, state, shutdown_signal()).await?;
+        match tls {
+            Some(acceptor) => {
+                central::serve_tls(listener, acceptor, state, shutdown_signal()).await?
+            }
+            None => central::serve(listener, state, shutdown_signal()).await?,
+        }
         eprintln!("loa central stopped");
         Ok(())
     })

@@ -25,6 +25,9 @@ pub struct RemoteArgs {
     /// Client config file with `central` and `token` (default ~/.config/loa/client.toml).
     #[arg(long, env = "LOA_CLIENT_CONFIG", global = true)]
     pub client_config: Option<PathBuf>,
+    /// PEM of the CA that signed central's certificate (for https:// URLs).
+    #[arg(long, env = "LOA_CA_CERT", global = true)]
+    pub ca_cert: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -32,6 +35,7 @@ pub struct RemoteArgs {
 struct ClientFile {
     central: Option<String>,
     token: Option<String>,
+    ca_cert: Option<PathBuf>,
 }
 
 /// A resolved connection to central.
@@ -63,10 +67,20 @@ impl RemoteArgs {
         if !base.starts_with("http://") && !base.starts_with("https://") {
             bail!("central URL {base:?} must start with http:// or https://");
         }
-        let http = reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .build()
-            .context("cannot set up the HTTP client")?;
+        let mut builder =
+            reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(10));
+        if let Some(path) = self.ca_cert.clone().or(file.ca_cert) {
+            let pem = std::fs::read(&path)
+                .with_context(|| format!("cannot read CA certificate {}", path.display()))?;
+            let cert = reqwest::Certificate::from_pem(&pem)
+                .with_context(|| format!("{} is not a PEM certificate", path.display()))?;
+            builder = builder.add_root_certificate(cert);
+        } else if base.starts_with("https://") {
+            bail!(
+                "{base} is https: pass --ca-cert FILE (or LOA_CA_CERT) with the CA that signed central's certificate"
+            );
+        }
+        let http = builder.build().context("cannot set up the HTTP client")?;
         Ok(Remote {
             base: base.trim_end_matches('/').to_string(),
             token: token.trim().to_string(),

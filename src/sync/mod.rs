@@ -47,6 +47,9 @@ pub struct SyncConfig {
     pub max_attempts: u32,
     /// Unneeded audio stays this long before it is deleted (default 24 h).
     pub eviction_grace: Duration,
+    /// PEM of the CA that signed central's certificate, for `https://` URLs. Only this
+    /// CA is trusted (no built-in web roots).
+    pub ca_cert_pem: Option<Vec<u8>>,
 }
 
 impl SyncConfig {
@@ -68,6 +71,7 @@ impl SyncConfig {
             backoff: Backoff::default(),
             max_attempts: 8,
             eviction_grace: Duration::from_secs(24 * 3600),
+            ca_cert_pem: None,
         }
     }
 }
@@ -97,6 +101,8 @@ pub enum SyncError {
     BadName(String),
     #[error(transparent)]
     Cache(#[from] CacheError),
+    #[error("ca_cert is not a PEM certificate: {0}")]
+    CaCert(reqwest::Error),
 }
 
 /// What one [`Syncer::sync_audio`] pass did.
@@ -152,9 +158,15 @@ impl Syncer {
             }
             None => None,
         };
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
-            .read_timeout(config.long_poll + Duration::from_secs(30))
+            .read_timeout(config.long_poll + Duration::from_secs(30));
+        if let Some(pem) = &config.ca_cert_pem {
+            builder = builder.add_root_certificate(
+                reqwest::Certificate::from_pem(pem).map_err(SyncError::CaCert)?,
+            );
+        }
+        let http = builder
             .build()
             .map_err(|source| SyncError::Http { url: config.central.clone(), source })?;
         Ok(Self {
