@@ -421,6 +421,17 @@ impl std::fmt::Debug for Source {
 impl Source {
     /// Opens `path` and decodes its first buffers, so problems show now, not at air time.
     pub fn open(path: &Path, out_format: AudioFormat, gain_db: f32) -> Result<Self, DecodeError> {
+        if out_format.rate == 0 || out_format.channels == 0 {
+            return Err(DecodeError::Resample {
+                path: path.to_path_buf(),
+                from: 0,
+                to: out_format.rate,
+                detail: format!(
+                    "the output has {} channels at {} Hz",
+                    out_format.channels, out_format.rate
+                ),
+            });
+        }
         let mut inner = FileDecoder::open(path)?;
         let mut scratch = Vec::new();
         inner.next_into(&mut scratch)?;

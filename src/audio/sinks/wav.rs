@@ -61,6 +61,11 @@ impl Sink for WavSink {
         self.clock.format()
     }
 
+    fn describe(&self) -> String {
+        let f = self.clock.format();
+        format!("{} Hz, {} channels, 16-bit wav", f.rate, f.channels)
+    }
+
     fn next_frame_at(&mut self) -> DateTime<Utc> {
         self.clock.next_frame_at()
     }
