@@ -112,3 +112,38 @@ fn a_tone_played_through_cpal_reaches_the_alsa_file_tap_intact() {
         assert_eq!(channel(cap, ch, 1), channel(cap, ch, 0), "mono not copied to both channels");
     }
 }
+
+#[test]
+fn a_killed_air_check_still_has_a_valid_wav_header() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("air-check.wav");
+    let news = Path::new(env!("CARGO_MANIFEST_DIR")).join("audio/ban-tin.mp3");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_loa"))
+        .args(["audio", "play", "--sink", "wav", "--rate", "16000", "--channels", "1", "--out"])
+        .arg(&out)
+        .arg(&news)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run loa");
+    // The wav sink plays in real time and rewrites its header every second of audio.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let covered = hound::WavReader::open(&out).map(|r| r.duration()).unwrap_or(0);
+        if covered >= 16_000 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no second of audio written");
+        assert!(child.try_wait().expect("child status").is_none(), "loa exited early");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().expect("kill -9 loa");
+    let _ = child.wait();
+    let mut reader = hound::WavReader::open(&out).expect("valid header after kill");
+    let spec = reader.spec();
+    assert_eq!((spec.sample_rate, spec.channels, spec.bits_per_sample), (16_000, 1, 16));
+    let samples: Vec<i16> = reader.samples::<i16>().map(|s| s.expect("readable sample")).collect();
+    assert!(samples.len() >= 16_000, "{} samples", samples.len());
+    assert!(samples.iter().any(|&s| s.abs() > 1_000), "the speech is in the air-check");
+}

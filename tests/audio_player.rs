@@ -331,3 +331,131 @@ fn the_wav_sink_writes_what_played_and_keeps_its_header_valid_while_running() {
     assert!(samples[first + 16_000..].iter().all(|&s| s == 0), "silence after the item");
     assert!(samples.len() >= 2 * 16_000);
 }
+
+#[test]
+fn a_reused_id_is_refused_and_the_first_item_plays_on() {
+    let mut rig = rig(PlayerConfig::default());
+    let path = rig.dir.path().join("dc.wav");
+    dc_wav(&path, RATE, 2, 0.5, 0.5);
+    prepare(&mut rig, 1, &path, 0.0);
+    rig.player.prepare(1, path.clone(), 0.0);
+    match next_event(&mut rig.events) {
+        PlayerEvent::Failed { id: 1, reason: PlayError::Duplicate { id: 1 }, proof: None } => {}
+        other => panic!("expected Duplicate, got {other:?}"),
+    }
+    rig.player.start_at(1, t0());
+    rig.clock.advance(Duration::from_secs(1));
+    assert!(matches!(next_event(&mut rig.events), PlayerEvent::Started { id: 1, .. }));
+    match next_event(&mut rig.events) {
+        PlayerEvent::Finished { id: 1, proof } => assert_eq!(proof.frames, 24_000),
+        other => panic!("expected Finished, got {other:?}"),
+    }
+    // Once ended, the id may be used again.
+    prepare(&mut rig, 1, &path, 0.0);
+}
+
+#[test]
+fn every_request_ends_in_exactly_one_final_event() {
+    let mut rig = rig(PlayerConfig::default());
+    let good = rig.dir.path().join("dc.wav");
+    dc_wav(&good, RATE, 2, 0.2, 0.5);
+    // A load that fails, pre-empted while it loads: only the failure is reported.
+    rig.player.prepare(1, rig.dir.path().join("missing.mp3"), 0.0);
+    rig.player.preempt(1);
+    let mut finals: std::collections::HashMap<u64, Vec<PlayerEvent>> = Default::default();
+    let failed = next_event(&mut rig.events);
+    finals.entry(1).or_default().push(failed);
+    // Prepared, pre-empted before its start: ends pre-empted, having played nothing.
+    prepare(&mut rig, 2, &good, 0.0);
+    rig.player.preempt(2);
+    // Prepared and started, then stopped while playing.
+    prepare(&mut rig, 3, &good, 0.0);
+    rig.player.start_at(3, t0() + chrono::Duration::milliseconds(100));
+    rig.clock.advance(Duration::from_secs(1));
+    wait_for_frames(&rig.recording, u64::from(RATE));
+
+    // Drain everything the thread has said, then let it run on and check it says no more.
+    for round in 0..2 {
+        while let Ok(event) = rig.events.try_recv() {
+            let id = match &event {
+                PlayerEvent::Finished { id, .. }
+                | PlayerEvent::Preempted { id, .. }
+                | PlayerEvent::Failed { id, .. } => *id,
+                _ => continue,
+            };
+            finals.entry(id).or_default().push(event);
+        }
+        if round == 0 {
+            rig.clock.advance(Duration::from_secs(1));
+            wait_for_frames(&rig.recording, 2 * u64::from(RATE));
+        }
+    }
+    assert_eq!(finals.len(), 3, "{finals:?}");
+    assert!(finals.values().all(|events| events.len() == 1), "{finals:?}");
+    assert!(matches!(finals[&1][0], PlayerEvent::Failed { reason: PlayError::Decode(_), .. }));
+    assert!(matches!(finals[&2][0], PlayerEvent::Preempted { played: Duration::ZERO, .. }));
+    assert!(matches!(finals[&3][0], PlayerEvent::Finished { .. }));
+}
+
+#[test]
+fn an_urgent_item_starts_on_its_frame_while_the_preempted_one_fades_under_it() {
+    let fade = Duration::from_millis(200);
+    let mut rig = rig(PlayerConfig { fade, ..PlayerConfig::default() });
+    let normal = rig.dir.path().join("normal.wav");
+    dc_wav(&normal, RATE, 2, 5.0, 0.25);
+    let urgent = rig.dir.path().join("urgent.wav");
+    dc_wav(&urgent, RATE, 2, 0.5, 0.5);
+    prepare(&mut rig, 10, &normal, 0.0);
+    prepare(&mut rig, 11, &urgent, 0.0);
+    rig.player.start_at(10, t0() + chrono::Duration::milliseconds(100));
+    rig.clock.advance(Duration::from_secs(1));
+    wait_for_frames(&rig.recording, u64::from(RATE));
+    // The station's pre-emption: fade the normal item, start the urgent one just after.
+    // (The fade begins within ~43 ms of the command, at about 1.0 s, and lasts 200 ms.)
+    let urgent_at = t0() + chrono::Duration::milliseconds(1_100);
+    rig.player.preempt(10);
+    rig.player.start_at(11, urgent_at);
+    rig.clock.advance(Duration::from_secs(2));
+
+    let mut finals = std::collections::HashMap::new();
+    while finals.len() < 2 {
+        match next_event(&mut rig.events) {
+            PlayerEvent::Preempted { id, .. } | PlayerEvent::Finished { id, .. } => {
+                finals.insert(id, true);
+            }
+            PlayerEvent::Started { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let left = channel(&rig.recording.samples(), 2, 0);
+    let start = rig.recording.frame_at(urgent_at).round() as usize;
+    // Before: the normal item alone (fading or not); from the urgent frame on, the urgent
+    // item is there at full level on top of whatever is left of the fade.
+    assert!(left[start - 1] <= 0.25 + 1e-6, "urgent item early: {}", left[start - 1]);
+    assert!(left[start] >= 0.5 - 1e-6, "urgent item missing at its frame: {}", left[start]);
+    assert!(left[start..start + 24_000].iter().all(|&s| (0.5 - 1e-6..=0.75 + 1e-6).contains(&s)));
+    assert!(left[start..start + 24_000].iter().any(|&s| s > 0.5 + 1e-3), "no overlap: a gap?");
+    // The fade has finished by the time the urgent item ends: it plays alone at 0.5.
+    assert!(left[start + 23_000..start + 24_000].iter().all(|&s| (s - 0.5).abs() < 1e-6));
+}
+
+#[test]
+fn a_far_future_start_on_the_unpaced_null_sink_waits_for_its_instant() {
+    let clock = ManualClock::new(t0());
+    let options = loa::audio::SinkOptions { clock: clock.clone(), ..Default::default() };
+    let sink = loa::audio::sinks::open("null", options).expect("null sink");
+    let (player, mut events) = Player::spawn(sink, clock.clone(), PlayerConfig::default());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("dc.wav");
+    dc_wav(&path, RATE, 2, 0.5, 0.5);
+    player.prepare(1, path, 0.0);
+    assert!(matches!(next_event(&mut events), PlayerEvent::Prepared { id: 1 }));
+    let at = t0() + chrono::Duration::hours(6);
+    player.start_at(1, at);
+    clock.advance(Duration::from_secs(6 * 3600));
+    match next_event(&mut events) {
+        PlayerEvent::Started { id: 1, at: started } => assert_eq!(started, at),
+        other => panic!("expected Started, got {other:?}"),
+    }
+    assert!(matches!(next_event(&mut events), PlayerEvent::Finished { id: 1, .. }));
+}

@@ -108,6 +108,12 @@ fn dst_overlap_plays_once_at_the_first_occurrence() {
         planned(&s, "2027-10-31T00:00:00+02:00", "2027-10-31T12:00:00+01:00"),
         ["2027-10-31T02:00:00+02:00", "2027-10-31T02:30:00+02:00"]
     );
+    // A one-off in the repeated hour: the first of the two instants.
+    let s = one(BERLIN, "at = 2027-10-31T02:30:00");
+    assert_eq!(
+        planned(&s, "2027-10-01T00:00:00+02:00", "2027-11-01T00:00:00+01:00"),
+        ["2027-10-31T02:30:00+02:00"]
+    );
     // Starting during the repeated hour, after the play: it does not play again.
     let s = one(BERLIN, "cron = \"30 2 * * *\"");
     let next = s.next(t("2027-10-31T02:10:00+01:00"), 1);

@@ -178,3 +178,22 @@ fn random_cron_fields_never_panic() {
         exercise(&source);
     }
 }
+
+#[test]
+fn extreme_instants_never_panic() {
+    let src = format!(
+        "layer = \"local\"\ntimezone = \"Pacific/Kiritimati\"\n\
+         [[item]]\nid = \"a\"\ntitle = \"A\"\naudio = \"sha256:{h}\"\ncron = \"0 0 * * *\"\n\
+         [[item]]\nid = \"b\"\ntitle = \"B\"\naudio = \"sha256:{h}\"\nat = 9999-12-31T23:59:59\n",
+        h = "ab".repeat(32)
+    );
+    let parsed = exercise(&src);
+    let Some(s) = parsed.schedule else { panic!("{:?}", parsed.diagnostics) };
+    let tl = Timeline::new(vec![s]);
+    let (min, max) = (DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC);
+    assert!(tl.next(max, 3).is_empty());
+    assert!(tl.occurrences(max, max).is_empty());
+    let near_end = instant("9999-12-31T00:00:00Z");
+    assert!(tl.occurrences(near_end, max).iter().any(|o| o.item_id == "b"));
+    assert_eq!(tl.next(min, 1).len(), 1);
+}

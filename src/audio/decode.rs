@@ -356,10 +356,8 @@ fn probe_reader(
 ) -> Result<Box<dyn FormatReader>, DecodeError> {
     let mss = MediaSourceStream::new(source, Default::default());
     let mut hint = Hint::new();
-    if hint_extension {
-        if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
-            hint.with_extension(ext);
-        }
+    if let Some(ext) = path.extension().and_then(|e| e.to_str()).filter(|_| hint_extension) {
+        hint.with_extension(ext);
     }
     symphonia::default::get_probe()
         .probe(&hint, mss, FormatOptions::default(), MetadataOptions::default())
@@ -423,6 +421,17 @@ impl std::fmt::Debug for Source {
 impl Source {
     /// Opens `path` and decodes its first buffers, so problems show now, not at air time.
     pub fn open(path: &Path, out_format: AudioFormat, gain_db: f32) -> Result<Self, DecodeError> {
+        if out_format.rate == 0 || out_format.channels == 0 {
+            return Err(DecodeError::Resample {
+                path: path.to_path_buf(),
+                from: 0,
+                to: out_format.rate,
+                detail: format!(
+                    "the output has {} channels at {} Hz",
+                    out_format.channels, out_format.rate
+                ),
+            });
+        }
         let mut inner = FileDecoder::open(path)?;
         let mut scratch = Vec::new();
         inner.next_into(&mut scratch)?;
@@ -684,4 +693,27 @@ pub fn probe(path: &Path) -> Result<ProbeReport, DecodeError> {
 /// Linear amplitude to dBFS; silence is `-inf`.
 pub fn to_dbfs(amplitude: f64) -> f64 {
     if amplitude > 0.0 { 20.0 * amplitude.log10() } else { f64::NEG_INFINITY }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mpeg_frame_headers_give_their_sample_rate() {
+        // MPEG-1 layer III, 44.1 kHz; MPEG-2, 22.05 kHz; MPEG-2.5, 8 kHz.
+        assert_eq!(mpeg_frame_rate(&[0xFF, 0xFB, 0x90, 0x00]), Some(44_100));
+        assert_eq!(mpeg_frame_rate(&[0xFF, 0xF3, 0x80, 0x00]), Some(22_050));
+        assert_eq!(mpeg_frame_rate(&[0xFF, 0xE3, 0x88, 0x00]), Some(8_000));
+        // Not a frame header, reserved version, too short.
+        assert_eq!(mpeg_frame_rate(&[0x49, 0x44, 0x33, 0x04]), None);
+        assert_eq!(mpeg_frame_rate(&[0xFF, 0xEB, 0x90, 0x00]), None);
+        assert_eq!(mpeg_frame_rate(&[0xFF]), None);
+    }
+
+    #[test]
+    fn dbfs_of_silence_is_minus_infinity() {
+        assert_eq!(to_dbfs(0.0), f64::NEG_INFINITY);
+        assert!((to_dbfs(0.5) - (-6.0206)).abs() < 1e-3);
+    }
 }

@@ -8,9 +8,10 @@
 //! already past begins at the next block and reports that block's instant. Events carry
 //! the request id; every id ends in exactly one of `Finished`, `Preempted` or `Failed`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::mpsc::{self, Receiver, RecvError, Sender, TryRecvError};
+use std::sync::mpsc::{self, Receiver, RecvError, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -20,6 +21,9 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use super::decode::{AudioFormat, DecodeError, Source};
 use super::sinks::{Sink, SinkError, after_frames, frames_to_duration};
 use crate::clock::SharedClock;
+
+/// How often an idle thread on an unpaced sink looks at the clock for a future start.
+const UNPACED_POLL: Duration = Duration::from_millis(5);
 
 /// Identifies one planned playback, chosen by the caller (the station's ledger id).
 pub type RequestId = u64;
@@ -112,6 +116,31 @@ pub enum PlayerEvent {
     },
 }
 
+/// The event channel plus the set of ids not yet ended, so a reused id is refused at once.
+#[derive(Clone)]
+struct Events {
+    tx: UnboundedSender<PlayerEvent>,
+    live: Arc<Mutex<HashSet<RequestId>>>,
+}
+
+impl Events {
+    fn live(&self) -> MutexGuard<'_, HashSet<RequestId>> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn send(&self, event: PlayerEvent) {
+        match &event {
+            PlayerEvent::Finished { id, .. }
+            | PlayerEvent::Preempted { id, .. }
+            | PlayerEvent::Failed { id, .. } => {
+                self.live().remove(id);
+            }
+            PlayerEvent::Prepared { .. } | PlayerEvent::Started { .. } => {}
+        }
+        let _ = self.tx.send(event);
+    }
+}
+
 enum Cmd {
     Preparing(RequestId),
     Loaded(RequestId, Option<Box<Source>>),
@@ -124,7 +153,7 @@ enum Cmd {
 /// Handle to the audio thread. Dropping it stops the thread after the block in flight.
 pub struct Player {
     tx: Sender<Cmd>,
-    events: UnboundedSender<PlayerEvent>,
+    events: Events,
     format: AudioFormat,
     thread: Option<JoinHandle<()>>,
 }
@@ -137,7 +166,8 @@ impl Player {
         config: PlayerConfig,
     ) -> (Player, UnboundedReceiver<PlayerEvent>) {
         let (tx, rx) = mpsc::channel();
-        let (events, events_rx) = unbounded_channel();
+        let (events_tx, events_rx) = unbounded_channel();
+        let events = Events { tx: events_tx, live: Arc::new(Mutex::new(HashSet::new())) };
         let format = sink.format();
         let engine = Engine::new(sink, clock, config, events.clone());
         let thread = std::thread::Builder::new()
@@ -156,8 +186,17 @@ impl Player {
     /// Opens `path` and decodes its first buffers on a helper thread, then reports
     /// `Prepared` (or `Failed`). `gain_db` is applied to every sample.
     pub fn prepare(&self, id: RequestId, path: PathBuf, gain_db: f32) {
+        if !self.events.live().insert(id) {
+            // Reported directly: the live item keeps its id and its one final event.
+            let _ = self.events.tx.send(PlayerEvent::Failed {
+                id,
+                reason: PlayError::Duplicate { id },
+                proof: None,
+            });
+            return;
+        }
         if self.tx.send(Cmd::Preparing(id)).is_err() {
-            let _ = self.events.send(PlayerEvent::Failed {
+            self.events.send(PlayerEvent::Failed {
                 id,
                 reason: PlayError::Stopped { id },
                 proof: None,
@@ -172,7 +211,7 @@ impl Player {
                 match Source::open(&path, format, gain_db) {
                     Ok(source) => {
                         let _ = tx.send(Cmd::Loaded(id, Some(Box::new(source))));
-                        let _ = events.send(PlayerEvent::Prepared { id });
+                        events.send(PlayerEvent::Prepared { id });
                     }
                     Err(e) => {
                         tracing::warn!(id, "cannot prepare: {e}");
@@ -187,7 +226,7 @@ impl Player {
             });
         if let Err(e) = spawned {
             let _ = self.tx.send(Cmd::Loaded(id, None));
-            let _ = self.events.send(PlayerEvent::Failed {
+            self.events.send(PlayerEvent::Failed {
                 id,
                 reason: PlayError::Sink(SinkError::Device {
                     detail: format!("cannot start a decoding thread: {e}"),
@@ -316,9 +355,22 @@ fn dbfs(amplitude: f64) -> f32 {
     if amplitude > 0.0 { (20.0 * amplitude.log10()) as f32 } else { f32::NEG_INFINITY }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cancel {
+    Preempt,
+    Stop,
+}
+
 enum Waiting {
-    Loading { start: Option<DateTime<Utc>>, cancelled: bool },
-    Ready { source: Box<Source>, start: Option<DateTime<Utc>> },
+    /// `cancelled`: pre-empted or stopped before its load landed; ends when it lands.
+    Loading {
+        start: Option<DateTime<Utc>>,
+        cancelled: Option<Cancel>,
+    },
+    Ready {
+        source: Box<Source>,
+        start: Option<DateTime<Utc>>,
+    },
 }
 
 struct Playing {
@@ -335,7 +387,7 @@ struct Engine {
     sink: Box<dyn Sink>,
     clock: SharedClock,
     config: PlayerConfig,
-    events: UnboundedSender<PlayerEvent>,
+    events: Events,
     format: AudioFormat,
     waiting: HashMap<RequestId, Waiting>,
     playing: Vec<Playing>,
@@ -345,12 +397,7 @@ struct Engine {
 }
 
 impl Engine {
-    fn new(
-        sink: Box<dyn Sink>,
-        clock: SharedClock,
-        config: PlayerConfig,
-        events: UnboundedSender<PlayerEvent>,
-    ) -> Self {
+    fn new(sink: Box<dyn Sink>, clock: SharedClock, config: PlayerConfig, events: Events) -> Self {
         let format = sink.format();
         Self {
             sink,
@@ -367,26 +414,49 @@ impl Engine {
     }
 
     fn emit(&self, event: PlayerEvent) {
-        let _ = self.events.send(event);
+        self.events.send(event);
     }
 
     fn run(mut self, rx: Receiver<Cmd>) {
         tracing::debug!(sink = self.sink.name(), rate = self.format.rate, "audio thread running");
         loop {
-            // An unpaced or broken sink has no stream to keep alive: wait for work.
-            let idle = self.playing.is_empty()
-                && !self
-                    .waiting
-                    .values()
-                    .any(|w| matches!(w, Waiting::Ready { start: Some(_), .. }));
-            if self.broken.is_some() || (idle && !self.sink.paced()) {
-                match rx.recv() {
+            // An unpaced or broken sink has no stream to keep alive: wait for work, or for
+            // the next start to come within a block (rendering hours of silence to an
+            // unpaced sink would only burn CPU).
+            let next_start = self
+                .waiting
+                .values()
+                .filter_map(|w| match w {
+                    Waiting::Ready { start, .. } => *start,
+                    Waiting::Loading { .. } => None,
+                })
+                .min();
+            let unpaced_idle = self.playing.is_empty() && !self.sink.paced();
+            let lead =
+                after_frames(self.clock.now(), self.config.block_frames as u64, self.format.rate);
+            let wait = if self.broken.is_some() || (unpaced_idle && next_start.is_none()) {
+                Some(None)
+            } else if unpaced_idle && next_start.is_some_and(|t| t > lead) {
+                Some(Some(UNPACED_POLL))
+            } else {
+                None
+            };
+            if let Some(timeout) = wait {
+                let cmd = match timeout {
+                    None => rx.recv().map_err(|RecvError| RecvTimeoutError::Disconnected),
+                    Some(timeout) => rx.recv_timeout(timeout),
+                };
+                match cmd {
                     Ok(cmd) => {
                         if !self.handle(cmd) {
                             break;
                         }
                     }
-                    Err(RecvError) => break,
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+                if timeout.is_some() {
+                    continue;
                 }
             }
             let mut open = true;
@@ -423,21 +493,32 @@ impl Engine {
         match cmd {
             Cmd::Preparing(id) => {
                 if self.waiting.contains_key(&id) || self.playing.iter().any(|p| p.id == id) {
-                    self.emit(PlayerEvent::Failed {
+                    // The handle refuses reused ids; this is a last defence. The live item
+                    // keeps its id, so this is not its final event.
+                    let _ = self.events.tx.send(PlayerEvent::Failed {
                         id,
                         reason: PlayError::Duplicate { id },
                         proof: None,
                     });
                 } else {
-                    self.waiting.insert(id, Waiting::Loading { start: None, cancelled: false });
+                    self.waiting.insert(id, Waiting::Loading { start: None, cancelled: None });
                 }
             }
             Cmd::Loaded(id, source) => match (self.waiting.remove(&id), source) {
-                (Some(Waiting::Loading { cancelled: true, .. }), _) => {
+                // A failed load was reported by the preparing thread already.
+                (Some(Waiting::Loading { .. }), None) | (None, _) => {}
+                (Some(Waiting::Loading { cancelled: Some(Cancel::Preempt), .. }), Some(_)) => {
                     self.emit(PlayerEvent::Preempted {
                         id,
                         played: Duration::ZERO,
                         proof: ProofAcc::new(&self.config, self.format).finish(None),
+                    });
+                }
+                (Some(Waiting::Loading { cancelled: Some(Cancel::Stop), .. }), Some(_)) => {
+                    self.emit(PlayerEvent::Failed {
+                        id,
+                        reason: PlayError::Stopped { id },
+                        proof: None,
                     });
                 }
                 (Some(Waiting::Loading { start, .. }), Some(source)) => {
@@ -451,9 +532,8 @@ impl Engine {
                         self.waiting.insert(id, Waiting::Ready { source, start });
                     }
                 }
-                // Failed to load: the preparing thread reported it already.
-                (Some(_), None) | (None, _) => {}
-                (Some(other @ Waiting::Ready { .. }), Some(_)) => {
+                // Not ours to replace (cannot happen through the handle).
+                (Some(other @ Waiting::Ready { .. }), _) => {
                     self.waiting.insert(id, other);
                 }
             },
@@ -482,7 +562,10 @@ impl Engine {
                 } else {
                     match self.waiting.remove(&id) {
                         Some(Waiting::Loading { start, .. }) => {
-                            self.waiting.insert(id, Waiting::Loading { start, cancelled: true });
+                            self.waiting.insert(
+                                id,
+                                Waiting::Loading { start, cancelled: Some(Cancel::Preempt) },
+                            );
                         }
                         Some(Waiting::Ready { .. }) => {
                             self.emit(PlayerEvent::Preempted {
@@ -537,7 +620,7 @@ impl Engine {
         // Items still loading end when their load lands.
         for w in self.waiting.values_mut() {
             if let Waiting::Loading { cancelled, .. } = w {
-                *cancelled = true;
+                *cancelled = Some(Cancel::Stop);
             }
         }
     }

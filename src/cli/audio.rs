@@ -73,8 +73,9 @@ pub fn run(command: AudioCommand) -> ExitCode {
 
 fn probe_files(files: &[PathBuf]) -> ExitCode {
     let mut failed = 0;
+    let width = files.iter().map(|f| f.display().to_string().chars().count()).max().unwrap_or(4);
     println!(
-        "{:<32} {:<6} {:<10} {:>9} {:>7} {:>3} {:>9} {:>9}",
+        "{:<width$} {:<6} {:<10} {:>9} {:>7} {:>3} {:>9} {:>9}",
         "file", "format", "codec", "duration", "rate", "ch", "loudness", "peak"
     );
     for file in files {
@@ -88,7 +89,7 @@ fn probe_files(files: &[PathBuf]) -> ExitCode {
                     notes.push(format!("{} corrupt packets skipped", r.stats.skipped_packets));
                 }
                 println!(
-                    "{:<32} {:<6} {:<10} {:>8.2}s {:>7} {:>3} {:>5.1} LUFS {:>4.1} dBFS{}",
+                    "{:<width$} {:<6} {:<10} {:>8.2}s {:>7} {:>3} {:>5.1} LUFS {:>4.1} dBFS{}",
                     file.display(),
                     r.format,
                     r.codec,

@@ -3,11 +3,6 @@
 //! errors that say what to do next. Nothing here is needed by the daemons' logic.
 
 pub mod audio;
-
-use std::process::ExitCode;
-
-use clap::{Parser, Subcommand};
-
 pub mod audio_add;
 pub mod central;
 pub mod log;
@@ -16,6 +11,10 @@ pub mod schedule;
 pub mod schedule_load;
 pub mod station;
 pub mod status;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
 
 /// Scheduled and urgent playout for a provincial network of grassroots radio stations.
 #[derive(Debug, Parser)]

@@ -21,7 +21,10 @@ use std::cmp::Reverse;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use chrono::{DateTime, Datelike, LocalResult, NaiveDateTime, NaiveTime, TimeZone, Timelike, Utc};
+use chrono::{
+    DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone,
+    Timelike, Utc,
+};
 use chrono_tz::Tz;
 
 use super::model::*;
@@ -31,6 +34,25 @@ use super::model::*;
 /// calendar repeats every 400 years; 28 covers every weekday/Feb-29 pairing in
 /// 1901–2099).
 const NEVER_HORIZON_YEARS: i32 = 28;
+
+/// Nothing plays before this wall-clock time: searches start here at the earliest.
+const EARLIEST: NaiveDateTime = match NaiveDate::from_ymd_opt(1900, 1, 1) {
+    Some(d) => d.and_time(NaiveTime::MIN),
+    None => NaiveDateTime::MIN,
+};
+
+/// Where "does this item ever play?" starts looking when the item has no `from`.
+const ERA_START: NaiveDateTime = match NaiveDate::from_ymd_opt(2000, 1, 1) {
+    Some(d) => d.and_time(NaiveTime::MIN),
+    None => NaiveDateTime::MIN,
+};
+
+/// The wall-clock time of `t` in `tz`, or `None` at the far ends of chrono's range
+/// (where chrono's own conversion would panic).
+pub fn local_time(t: DateTime<Utc>, tz: Tz) -> Option<NaiveDateTime> {
+    let offset = tz.offset_from_utc_datetime(&t.naive_utc()).fix();
+    t.naive_utc().checked_add_signed(chrono::Duration::seconds(offset.local_minus_utc().into()))
+}
 
 /// The instant a wall-clock time in `tz` plays at, by the rules in the module docs.
 pub fn to_instant(naive: NaiveDateTime, tz: Tz) -> DateTime<Utc> {
@@ -47,7 +69,7 @@ fn after_gap(naive: NaiveDateTime, tz: Tz) -> DateTime<Utc> {
     // Any zone's offset is within ±15 h, so `lo` shows earlier and `hi` later than
     // `naive`; bisect on whole seconds between them.
     let shows_later = |secs: i64| {
-        DateTime::from_timestamp(secs, 0).is_none_or(|t| t.with_timezone(&tz).naive_local() > naive)
+        DateTime::from_timestamp(secs, 0).and_then(|t| local_time(t, tz)).is_none_or(|l| l > naive)
     };
     let centre = naive.and_utc().timestamp();
     let (mut lo, mut hi) = (centre - 15 * 3600, centre + 15 * 3600);
@@ -65,7 +87,8 @@ fn after_gap(naive: NaiveDateTime, tz: Tz) -> DateTime<Utc> {
 
 /// The plays of one item, in order, from a starting instant on.
 pub(crate) struct ItemPlays<'a> {
-    item: &'a Item,
+    recurrence: &'a Recurrence,
+    validity: &'a Validity,
     tz: Tz,
     /// Next wall-clock time to search from (`None`: finished).
     cursor: Option<NaiveDateTime>,
@@ -75,29 +98,137 @@ pub(crate) struct ItemPlays<'a> {
     /// Plays before this instant are not returned.
     from: Option<DateTime<Utc>>,
     last: Option<DateTime<Utc>>,
+    /// For cron items: the day-by-day walk, set up on the first search.
+    walk: Option<DayWalk<'a>>,
+}
+
+/// croner's last searchable year; patterns never match past it.
+const LAST_YEAR: i32 = 5000;
+
+/// Enumerates a cron pattern's wall-clock times day by day. croner decides which days
+/// match (`year_match`, `month_match`, `day_match`: `L`, `W`, `#` and the crontab
+/// day-of-month/weekday rule) and which times of day (its parsed hour, minute and
+/// second values); this only walks the calendar. Much cheaper than one croner search
+/// per play, which recounts the pattern every time; a test checks both agree.
+struct DayWalk<'a> {
+    /// Matching times of day, in seconds from midnight, ascending.
+    times: &'a [u32],
+    day: NaiveDate,
+    /// Next index into `times` on `day`.
+    next: usize,
+    day_matches: Option<bool>,
+}
+
+/// The times of day (seconds from midnight, ascending) that croner's parsed hour,
+/// minute and second fields match.
+pub(crate) fn times_of_day(
+    hours: &croner::CronComponent,
+    minutes: &croner::CronComponent,
+    seconds: &croner::CronComponent,
+) -> Vec<u32> {
+    let (hours, minutes, seconds) = (hours.values(), minutes.values(), seconds.values());
+    let mut times = Vec::with_capacity(hours.len() * minutes.len() * seconds.len());
+    for h in &hours {
+        for m in &minutes {
+            for s in &seconds {
+                times.push(u32::from(*h) * 3600 + u32::from(*m) * 60 + u32::from(*s));
+            }
+        }
+    }
+    times.sort_unstable();
+    times
+}
+
+impl<'a> DayWalk<'a> {
+    /// A walk returning times at or after `start`.
+    fn new(times: &'a [u32], start: NaiveDateTime) -> Self {
+        let start_secs = start.num_seconds_from_midnight();
+        let next = times.partition_point(|t| *t < start_secs);
+        DayWalk { times, day: start.date(), next, day_matches: None }
+    }
+
+    fn next(
+        &mut self,
+        pattern: &croner::CronPattern,
+        end: Option<NaiveDateTime>,
+    ) -> Option<NaiveDateTime> {
+        if self.times.is_empty() {
+            return None;
+        }
+        loop {
+            if self.day.year() > LAST_YEAR
+                || end.is_some_and(|e| self.day.and_time(NaiveTime::MIN) >= e)
+            {
+                return None;
+            }
+            let day = self.day;
+            let matches = *self.day_matches.get_or_insert_with(|| day_matches(pattern, day));
+            if matches && let Some(&t) = self.times.get(self.next) {
+                self.next += 1;
+                let time = NaiveTime::from_num_seconds_from_midnight_opt(t, 0)?;
+                return Some(day.and_time(time));
+            }
+            self.day = self.day.succ_opt()?;
+            self.next = 0;
+            self.day_matches = None;
+        }
+    }
+}
+
+fn day_matches(pattern: &croner::CronPattern, day: NaiveDate) -> bool {
+    let weekday = match day.weekday().num_days_from_sunday() {
+        0 => croner::Weekday::Sunday,
+        1 => croner::Weekday::Monday,
+        2 => croner::Weekday::Tuesday,
+        3 => croner::Weekday::Wednesday,
+        4 => croner::Weekday::Thursday,
+        5 => croner::Weekday::Friday,
+        _ => croner::Weekday::Saturday,
+    };
+    pattern.year_match(day.year()).unwrap_or(false)
+        && pattern.month_match(day.month()).unwrap_or(false)
+        && pattern.day_match(day.year(), day.month(), day.day(), weekday).unwrap_or(false)
 }
 
 impl<'a> ItemPlays<'a> {
     pub(crate) fn new(item: &'a Item, tz: Tz, from: Option<DateTime<Utc>>) -> Self {
-        let validity_start = item.validity.from.map(|d| d.and_time(NaiveTime::MIN));
+        Self::of(&item.recurrence, &item.validity, tz, from)
+    }
+
+    fn of(
+        recurrence: &'a Recurrence,
+        validity: &'a Validity,
+        tz: Tz,
+        from: Option<DateTime<Utc>>,
+    ) -> Self {
+        let validity_start = validity.from.map(|d| d.and_time(NaiveTime::MIN));
         // Start from the wall-clock time of `from`, whole seconds: anything earlier on
         // the wall clock maps to an earlier instant (the mapping never goes back).
-        let from_local = from.map(|f| {
-            let local = f.with_timezone(&tz).naive_local();
-            local.with_nanosecond(0).unwrap_or(local)
+        let from_local = from.map(|f| match local_time(f, tz) {
+            Some(local) => local.with_nanosecond(0).unwrap_or(local),
+            // Beyond what a calendar can show: before everything, or after it.
+            None if f.year() < 0 => EARLIEST,
+            None => NaiveDateTime::MAX,
         });
         let start = match (validity_start, from_local) {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
         };
-        let start = start.or_else(|| {
-            // No bound at all (a "does it ever play" question): start with the calendar
-            // of the item's own era.
-            chrono::NaiveDate::from_ymd_opt(2000, 1, 1).map(|d| d.and_time(NaiveTime::MIN))
-        });
-        let end =
-            item.validity.until.and_then(|d| d.succ_opt()).map(|d| d.and_time(NaiveTime::MIN));
-        ItemPlays { item, tz, cursor: start, inclusive: true, end, from, last: None }
+        // No bound at all (a "does it ever play" question): start in the item's own era.
+        let start = start.unwrap_or(ERA_START).max(EARLIEST);
+        let start = (start < NaiveDateTime::MAX).then_some(start);
+        let end = validity.until.and_then(|d| d.succ_opt()).map(|d| d.and_time(NaiveTime::MIN));
+        ItemPlays {
+            recurrence,
+            validity,
+            tz,
+            cursor: start,
+            inclusive: true,
+            end,
+            from,
+            last: None,
+            walk: None,
+        }
     }
 
     /// Bounds the search to wall-clock times before `end` (in addition to validity).
@@ -108,14 +239,14 @@ impl<'a> ItemPlays<'a> {
 
     fn next_wall_clock(&mut self) -> Option<NaiveDateTime> {
         let cursor = self.cursor?;
-        let found = match &self.item.recurrence {
-            Recurrence::Cron { cron, .. } => {
-                cron.find_next_occurrence(&cursor, self.inclusive).ok()
+        let found = match self.recurrence {
+            Recurrence::Cron(spec) => {
+                let walk = self.walk.get_or_insert_with(|| DayWalk::new(&spec.times, cursor));
+                walk.next(&spec.days.pattern, self.end)
             }
             Recurrence::AtLocal(at) => (self.inclusive && *at >= cursor).then_some(*at),
             Recurrence::AtInstant(at) => {
-                let local = at.with_timezone(&self.tz).naive_local();
-                (self.inclusive && local >= cursor).then_some(local)
+                local_time(*at, self.tz).filter(|local| self.inclusive && *local >= cursor)
             }
         };
         self.inclusive = false;
@@ -136,10 +267,10 @@ impl Iterator for ItemPlays<'_> {
     fn next(&mut self) -> Option<DateTime<Utc>> {
         loop {
             let wall = self.next_wall_clock()?;
-            if self.item.validity.skip.binary_search(&wall.date()).is_ok() {
+            if self.validity.skip.binary_search(&wall.date()).is_ok() {
                 continue;
             }
-            let instant = match &self.item.recurrence {
+            let instant = match self.recurrence {
                 Recurrence::AtInstant(at) => *at,
                 _ => to_instant(wall, self.tz),
             };
@@ -158,14 +289,27 @@ impl Iterator for ItemPlays<'_> {
 /// The item's first play at or after `from` (or ever, when `from` is `None`), if any:
 /// `None` means it never plays.
 pub fn first_play(item: &Item, tz: Tz, from: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
-    bounded(item, tz, from).next()
+    bounded(&item.recurrence, &item.validity, tz, from).next()
+}
+
+/// Whether a recurrence with this validity plays at all. Whether a day plays does not
+/// depend on the time of day (a time lost to a DST gap still plays after it), so the
+/// parser asks this once per distinct date pattern and validity.
+pub(crate) fn ever_plays(recurrence: &Recurrence, validity: &Validity, tz: Tz) -> bool {
+    bounded(recurrence, validity, tz, None).next().is_some()
 }
 
 /// The item's plays from `from`, searched at most [`NEVER_HORIZON_YEARS`] ahead when it
 /// has no end date, so a pattern that matches no real day ends the search quickly.
-fn bounded(item: &Item, tz: Tz, from: Option<DateTime<Utc>>) -> ItemPlays<'_> {
-    let plays = ItemPlays::new(item, tz, from);
-    if item.validity.until.is_some() {
+fn bounded<'a>(
+    recurrence: &'a Recurrence,
+    validity: &'a Validity,
+    tz: Tz,
+    from: Option<DateTime<Utc>>,
+) -> ItemPlays<'a> {
+    let plays = ItemPlays::of(recurrence, validity, tz, from);
+    // A one-off has a single candidate, and a bounded range its own end.
+    if validity.until.is_some() || !matches!(recurrence, Recurrence::Cron(_)) {
         return plays;
     }
     match plays.cursor.and_then(|c| c.with_year(c.year() + NEVER_HORIZON_YEARS)) {
@@ -206,7 +350,7 @@ fn plays_between(schedules: &[Schedule], from: DateTime<Utc>, until: DateTime<Ut
     }
     for (si, s) in schedules.iter().enumerate() {
         // Wall-clock bound a little past `until` in any offset; instants decide.
-        let end = (until + chrono::Duration::days(1)).naive_utc();
+        let end = until.checked_add_signed(chrono::Duration::days(1)).unwrap_or(until).naive_utc();
         for (ii, item) in s.items.iter().enumerate() {
             let plays = ItemPlays::new(item, s.timezone, Some(from)).limit(end);
             for planned in plays.take_while(|p| *p < until) {
@@ -222,7 +366,7 @@ fn plays_next(schedules: &[Schedule], from: DateTime<Utc>, n: usize) -> Vec<Play
     let mut out = Vec::new();
     for (si, s) in schedules.iter().enumerate() {
         for (ii, item) in s.items.iter().enumerate() {
-            let plays = bounded(item, s.timezone, Some(from));
+            let plays = bounded(&item.recurrence, &item.validity, s.timezone, Some(from));
             for planned in plays.take(n) {
                 out.push(Play { planned, schedule: si, item: ii });
             }
@@ -368,8 +512,10 @@ impl Timeline {
             Priority::Priority => "priority",
             Priority::Emergency => "emergency",
         };
-        let local =
-            |p: &Play, tz: Tz| p.planned.with_timezone(&tz).format("%a %Y-%m-%d %H:%M").to_string();
+        let local = |p: &Play, tz: Tz| match local_time(p.planned, tz) {
+            Some(l) => l.format("%a %Y-%m-%d %H:%M").to_string(),
+            None => p.planned.format("%a %Y-%m-%d %H:%M UTC").to_string(),
+        };
         let (at_a, at_b) = (local(first, sa.timezone), local(second, sb.timezone));
         if std::ptr::eq(a, b) {
             let message = format!(
@@ -399,5 +545,64 @@ impl Timeline {
                 b.id, a.id, sa.origin, a.pos.line
             ),
         ));
+    }
+}
+
+/// For the parser's tests: the wall-clock times of `spec` from `start`, one per call.
+#[cfg(test)]
+pub(crate) fn tests_walk(
+    spec: &CronSpec,
+    start: NaiveDateTime,
+) -> impl FnMut() -> Option<NaiveDateTime> + '_ {
+    let mut walk = DayWalk::new(&spec.times, start);
+    move || walk.next(&spec.days.pattern, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use croner::parser::{CronParser, Seconds, Year};
+    use rand::{Rng, SeedableRng};
+
+    /// The day walk lists exactly the times croner's own search finds.
+    #[test]
+    fn day_walk_agrees_with_croner_search() {
+        const FIELD: &[&str] = &[
+            "*", "0", "1", "5", "7", "23", "29", "30", "31", "59", "*/15", "*/7", "1-5", "5-6",
+            "1,3,5", "L", "5L", "1#1", "2#5", "15W", "LW", "?", "JAN", "FEB", "MON-FRI", "+1",
+        ];
+        let parser =
+            CronParser::builder().seconds(Seconds::Optional).year(Year::Disallowed).build();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(4);
+        let start = NaiveDate::from_ymd_opt(2027, 2, 27)
+            .and_then(|d| d.and_hms_opt(13, 7, 0))
+            .unwrap_or(ERA_START);
+        let mut compared = 0;
+        for _ in 0..4000 {
+            let n = rng.random_range(5..7);
+            let fields: Vec<&str> =
+                (0..n).map(|_| FIELD[rng.random_range(0..FIELD.len())]).collect();
+            let Ok(cron) = parser.parse(&fields.join(" ")) else { continue };
+            let p = &cron.pattern;
+            let times = times_of_day(&p.hours, &p.minutes, &p.seconds);
+            let mut walk = DayWalk::new(&times, start);
+            let mut cursor = start;
+            let mut inclusive = true;
+            for _ in 0..25 {
+                let Ok(found) = cron.find_next_occurrence(&cursor, inclusive) else { break };
+                if found.year() > 2040 {
+                    break;
+                }
+                assert_eq!(
+                    walk.next(&cron.pattern, None),
+                    Some(found),
+                    "{fields:?} after {cursor}"
+                );
+                cursor = found;
+                inclusive = false;
+                compared += 1;
+            }
+        }
+        assert!(compared > 2000, "only {compared} plays compared");
     }
 }

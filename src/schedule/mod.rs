@@ -13,6 +13,7 @@ pub mod expand;
 pub mod model;
 mod parse;
 
+use std::collections::HashMap;
 use std::path::Path;
 
 pub use expand::{Timeline, first_play, to_instant};
@@ -20,26 +21,29 @@ pub use model::*;
 pub use parse::{DEFAULT_MAX_DELAY, DEFAULT_TIMEZONE, parse, parse_duration};
 
 /// Errors for every audio path in `parsed` for which `exists` says no, at the line and
-/// column of its `audio` value. `origin` is the name the file is reported under.
+/// column of its `audio` value. `origin` is the name the file is reported under. Each
+/// distinct path is asked about once.
 pub fn check_files(
     parsed: &Parsed,
     origin: &str,
     exists: &dyn Fn(&Path) -> bool,
 ) -> Vec<Diagnostic> {
-    parsed
-        .audio
-        .iter()
-        .filter_map(|(audio, pos)| match audio {
-            AudioRef::Path(path) if !exists(path) => Some(Diagnostic::error(
-                origin,
-                *pos,
-                format!(
-                    "audio file {} does not exist: check the name (paths are relative to the \
-                     schedule file's folder) or use \"sha256:<hex>\" for audio central holds",
-                    path.display()
-                ),
-            )),
-            _ => None,
-        })
-        .collect()
+    let mut known: HashMap<&Path, bool> = HashMap::new();
+    let mut out = Vec::new();
+    for (audio, pos) in &parsed.audio {
+        let AudioRef::Path(path) = audio else { continue };
+        if *known.entry(path).or_insert_with(|| exists(path)) {
+            continue;
+        }
+        out.push(Diagnostic::error(
+            origin,
+            *pos,
+            format!(
+                "audio file {} does not exist: check the name (paths are relative to the \
+                 schedule file's folder) or use \"sha256:<hex>\" for audio central holds",
+                path.display()
+            ),
+        ));
+    }
+    out
 }

@@ -1,6 +1,7 @@
 //! The schedule model: what a parsed schedule file means, independent of its TOML.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
@@ -89,7 +90,7 @@ impl std::fmt::Display for Diagnostic {
 }
 
 /// Validity window and holidays of an item, in the file's time zone.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Validity {
     pub from: Option<NaiveDate>,
     pub until: Option<NaiveDate>,
@@ -110,11 +111,25 @@ pub enum Recurrence {
     /// A crontab expression (`expr` as written), in the file's time zone. Day-of-month
     /// and weekday follow POSIX cron: when both are restricted, either one matching is
     /// enough.
-    Cron { expr: String, cron: croner::Cron },
+    Cron(CronSpec),
     /// A one-off play at a wall-clock time in the file's time zone.
     AtLocal(NaiveDateTime),
     /// A one-off play at an absolute instant (`at` written with an offset or `Z`).
     AtInstant(DateTime<Utc>),
+}
+
+/// A parsed cron expression, split the way expansion uses it: which days (croner's
+/// matchers) and which times of day. Both halves are shared between the items of a file
+/// that have the same date fields or the same time fields.
+#[derive(Debug, Clone)]
+pub struct CronSpec {
+    /// The expression as written in the file.
+    pub expr: String,
+    /// croner's parse of the expression; only its date fields (day of month, month,
+    /// weekday, year) are used: the time fields may be left at 00:00:00.
+    pub days: Arc<croner::Cron>,
+    /// The matching times of day, in seconds from midnight, ascending, never empty.
+    pub times: Arc<[u32]>,
 }
 
 /// One programme item of a schedule file, fully validated.

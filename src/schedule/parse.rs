@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime, TimeZone};
@@ -16,7 +17,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 use toml::value::{Datetime, Offset};
 
-use super::expand::first_play;
+use super::expand::{ever_plays, first_play, times_of_day};
 use super::model::*;
 
 /// The time zone a file gets when it does not say.
@@ -50,6 +51,7 @@ pub fn parse(source: &str, origin: &str, base_dir: &Path) -> Parsed {
         lines: LineIndex::new(source),
         diagnostics: Vec::new(),
         audio: Vec::new(),
+        crons: CronCache::default(),
     };
     let schedule = cx.document(base_dir);
     let mut diagnostics = cx.diagnostics;
@@ -85,6 +87,100 @@ struct Cx<'a> {
     lines: LineIndex,
     diagnostics: Vec<Diagnostic>,
     audio: Vec<(AudioRef, Pos)>,
+    crons: CronCache,
+}
+
+/// Parsed cron parts shared between the items of one file.
+///
+/// croner's parser fills a bit per possible year (1-5000) for every expression, which
+/// makes a parse cost ~15 us and each parsed pattern ~5 kB; a province-sized file has
+/// thousands of items but far fewer distinct date parts (`day month weekday`) and time
+/// parts (`second minute hour`). Each date part is parsed once by croner (as
+/// `0 0 0 day month weekday`) and shared; each time part is parsed once, field by field,
+/// with croner's own component parser (plain numeric fields only), into the list of
+/// times of day. croner parses each field independently, so this equals a full parse
+/// (checked by tests); anything else (nicknames, names or letters in time fields, a
+/// half that does not parse) takes the full parse, which also names a bad field.
+#[derive(Default)]
+struct CronCache {
+    times: HashMap<String, Option<Arc<[u32]>>>,
+    dates: HashMap<String, Option<Arc<croner::Cron>>>,
+    /// Whether a date part plays at all within a validity (see [`ever_plays`]).
+    plays: HashMap<(String, Validity), bool>,
+}
+
+/// One time field parsed the way croner's parser does it (same range, no special
+/// features), for plain numeric fields only; anything else takes the full parse.
+fn time_component(field: &str, max: u16) -> Option<croner::CronComponent> {
+    if field.is_empty() || !field.bytes().all(|b| b.is_ascii_digit() || b"*/,-".contains(&b)) {
+        return None;
+    }
+    let mut c = croner::CronComponent::new(0, max, 0, 0);
+    c.parse(field).ok()?;
+    Some(c)
+}
+
+/// The date fields of a 5- or 6-field expression, as one string.
+fn date_fields(expr: &str) -> Option<String> {
+    let fields: Vec<&str> = expr.split_whitespace().collect();
+    match fields.as_slice() {
+        [_, _, dom, mon, dow] | [_, _, _, dom, mon, dow] => Some(format!("{dom} {mon} {dow}")),
+        _ => None,
+    }
+}
+
+impl CronCache {
+    fn compose(&mut self, parser: &CronParser, expr: &str, fields: &[&str]) -> Option<CronSpec> {
+        let ([s, m, h], date) = match fields {
+            [m, h, dom, mon, dow] => (["0", m, h], format!("{dom} {mon} {dow}")),
+            [s, m, h, dom, mon, dow] => ([*s, m, h], format!("{dom} {mon} {dow}")),
+            _ => return None,
+        };
+        let times = self
+            .times
+            .entry(format!("{s} {m} {h}"))
+            .or_insert_with(|| {
+                let (s, m, h) =
+                    (time_component(s, 59)?, time_component(m, 59)?, time_component(h, 23)?);
+                Some(times_of_day(&h, &m, &s).into())
+            })
+            .clone()?;
+        let days = self
+            .dates
+            .entry(date)
+            .or_insert_with_key(|d| parser.parse(&format!("0 0 0 {d}")).ok().map(Arc::new))
+            .clone()?;
+        Some(CronSpec { expr: expr.to_string(), days, times })
+    }
+
+    /// Whether `item` plays at all: whether a day plays does not depend on the time of
+    /// day, so this is answered once per date part and validity.
+    fn ever_plays(&mut self, item: &Item, tz: Tz) -> bool {
+        let Recurrence::Cron(spec) = &item.recurrence else {
+            return first_play(item, tz, None).is_some();
+        };
+        let Some(date) = date_fields(&spec.expr) else {
+            return first_play(item, tz, None).is_some();
+        };
+        let key = (date, item.validity.clone());
+        if let Some(known) = self.plays.get(&key) {
+            return *known;
+        }
+        let plays = ever_plays(&item.recurrence, &item.validity, tz);
+        self.plays.insert(key, plays);
+        plays
+    }
+}
+
+/// A full croner parse as a [`CronSpec`].
+fn spec_of(expr: &str, cron: croner::Cron) -> CronSpec {
+    let p = &cron.pattern;
+    let times = times_of_day(&p.hours, &p.minutes, &p.seconds).into();
+    CronSpec { expr: expr.to_string(), days: Arc::new(cron), times }
+}
+
+fn cron_parser() -> CronParser {
+    CronParser::builder().seconds(Seconds::Optional).year(Year::Disallowed).build()
 }
 
 type Value<'i> = Spanned<DeValue<'i>>;
@@ -175,19 +271,23 @@ impl<'a> Cx<'a> {
                             );
                             continue;
                         };
-                        let item = self.item(table, entry.span().start, base_dir, timezone);
-                        if let Some(item) = item {
-                            if let Some(first) = seen.get(&item.id) {
+                        // Duplicate ids are found from the raw table, so they are
+                        // reported even when the item has other problems.
+                        let start = entry.span().start;
+                        if let Some(DeValue::String(id)) = table.get("id").map(|v| v.get_ref()) {
+                            let pos = self.pos(start);
+                            if let Some(first) = seen.get(id.as_ref()) {
                                 let message = format!(
-                                    "duplicate item id \"{}\": already used at line {}; \
+                                    "duplicate item id \"{id}\": already used at line {}; \
                                      give each item its own id",
-                                    item.id, first.line
+                                    first.line
                                 );
-                                let d = Diagnostic::error(self.origin, item.pos, message);
-                                self.diagnostics.push(d);
+                                self.diagnostics.push(Diagnostic::error(self.origin, pos, message));
                             } else {
-                                seen.insert(item.id.clone(), item.pos);
+                                seen.insert(id.to_string(), pos);
                             }
+                        }
+                        if let Some(item) = self.item(table, start, base_dir, timezone) {
                             items.push(item);
                         }
                     }
@@ -421,13 +521,10 @@ impl<'a> Cx<'a> {
         let until = t.get("until").map(|v| (self.date(v, "until"), v.span().start));
         let from_date = from.and_then(|f| f.0);
         let until_date = until.and_then(|u| u.0);
-        if let (Some(f), Some((Some(u), at))) = (from_date, until) {
-            if u < f {
-                self.error(
-                    at,
-                    format!("`until` {u} is before `from` {f}: the item would never play"),
-                );
-            }
+        if let (Some(f), Some((Some(u), at))) = (from_date, until)
+            && u < f
+        {
+            self.error(at, format!("`until` {u} is before `from` {f}: the item would never play"));
         }
         let mut skip = Vec::new();
         if let Some(v) = t.get("skip") {
@@ -515,17 +612,17 @@ impl<'a> Cx<'a> {
             pos,
             audio_pos,
         };
-        if let Some(tz) = tz {
-            if first_play(&item, tz, None).is_none() {
-                let why = match &item.recurrence {
-                    Recurrence::Cron { expr, .. } => format!(
-                        "cron \"{expr}\" matches no day within its validity range and skip dates"
-                    ),
-                    _ => "its `at` falls outside its validity range or on a skip date".to_string(),
-                };
-                self.error(start, format!("{named} never plays: {why}"));
-                return None;
-            }
+        if let Some(tz) = tz
+            && !self.crons.ever_plays(&item, tz)
+        {
+            let why = match &item.recurrence {
+                Recurrence::Cron(CronSpec { expr, .. }) => format!(
+                    "cron \"{expr}\" matches no day within its validity range and skip dates"
+                ),
+                _ => "its `at` falls outside its validity range or on a skip date".to_string(),
+            };
+            self.error(start, format!("{named} never plays: {why}"));
+            return None;
         }
         Some(item)
     }
@@ -581,10 +678,15 @@ impl<'a> Cx<'a> {
                 return None;
             }
         };
-        let parser =
-            CronParser::builder().seconds(Seconds::Optional).year(Year::Disallowed).build();
+        let parser = cron_parser();
+        if !nickname {
+            let texts: Vec<&str> = fields.iter().map(|(_, f)| *f).collect();
+            if let Some(spec) = self.crons.compose(&parser, expr, &texts) {
+                return Some(Recurrence::Cron(spec));
+            }
+        }
         match parser.parse(expr) {
-            Ok(cron) => Some(Recurrence::Cron { expr: expr.to_string(), cron }),
+            Ok(cron) => Some(Recurrence::Cron(spec_of(expr, cron))),
             Err(whole) => {
                 // Find the fields that are wrong on their own, to name them.
                 let mut named = false;
@@ -710,6 +812,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, &'static str> {
     if text.is_empty() {
         return Err("it is empty");
     }
+    if !text.chars().all(|c| c.is_ascii_digit() || matches!(c, 'h' | 'm' | 's')) {
+        return Err("use only digits and the units h, m and s");
+    }
     let mut total: u64 = 0;
     let mut number: Option<u64> = None;
     let mut last_unit = 0;
@@ -792,6 +897,95 @@ mod tests {
         let after = src.find("\"\n").unwrap_or(0) + 1;
         assert_eq!(idx.pos(src, after), Pos { line: 1, column: 14 });
         assert_eq!(idx.pos(src, src.len()), Pos { line: 2, column: 7 });
+    }
+
+    /// A composed spec means what croner's full parse of the same text means.
+    fn assert_same(full: &croner::Cron, composed: &CronSpec, expr: &str) {
+        let p = &full.pattern;
+        assert_eq!(
+            &times_of_day(&p.hours, &p.minutes, &p.seconds)[..],
+            &composed.times[..],
+            "times of {expr}"
+        );
+        let mut dates_only = full.clone();
+        dates_only.pattern.seconds = composed.days.pattern.seconds.clone();
+        dates_only.pattern.minutes = composed.days.pattern.minutes.clone();
+        dates_only.pattern.hours = composed.days.pattern.hours.clone();
+        assert_eq!(dates_only.pattern, composed.days.pattern, "days of {expr}");
+    }
+
+    #[test]
+    fn composed_crons_equal_full_parses() {
+        let exprs = [
+            "30 5 * * 1-6",
+            "0 17 * * MON-SAT",
+            "0 8 L * *",
+            "0 8 15W * *",
+            "0 18 * * 1#1",
+            "0 18 * * 5L",
+            "*/15 6-9 * * 0,7",
+            "15 30 5 * * *",
+            "0 0 29 2 *",
+            "0 8 1 * 1",
+            "0 8 1 * +1",
+            "0 8 ? * 3",
+            "5-10/2 */3 1,15 JAN,jul sun",
+        ];
+        let parser = cron_parser();
+        let mut cache = CronCache::default();
+        let start = NaiveDate::from_ymd_opt(2027, 1, 1)
+            .map(|d| d.and_time(NaiveTime::MIN))
+            .unwrap_or_default();
+        for expr in exprs {
+            let fields: Vec<&str> = expr.split_whitespace().collect();
+            let full = parser.parse(expr).map_err(|e| format!("{expr}: {e}"));
+            let composed = cache.compose(&parser, expr, &fields);
+            match (full, composed) {
+                (Ok(full), Some(composed)) => {
+                    assert_same(&full, &composed, expr);
+                    let a: Vec<NaiveDateTime> = full.iter_after(start).take(20).collect();
+                    let mut walk = crate::schedule::expand::tests_walk(&composed, start);
+                    let b: Vec<NaiveDateTime> = (0..20).map_while(|_| walk()).collect();
+                    assert_eq!(a, b, "{expr}");
+                }
+                (full, composed) => panic!("{expr}: full {full:?}, composed {composed:?}"),
+            }
+        }
+        for bad in ["0 25 * * *", "0 6 * * 8", "0 sáu * * *", "0 6 32 * *"] {
+            let fields: Vec<&str> = bad.split_whitespace().collect();
+            assert!(cache.compose(&parser, bad, &fields).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn composed_crons_agree_with_full_parses_on_random_fields() {
+        use rand::{Rng, SeedableRng};
+        const FIELD: &[&str] = &[
+            "*", "0", "1", "5", "7", "8", "23", "24", "29", "31", "59", "60", "*/15", "*/0", "1-5",
+            "5-1", "1,3,5", "L", "5L", "1#1", "1#6", "15W", "?", "JAN", "MON-FRI", "+1", "-", "x",
+        ];
+        let parser = cron_parser();
+        let mut cache = CronCache::default();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(99);
+        let mut agreed_ok = 0;
+        for _ in 0..3000 {
+            let n = rng.random_range(5..7);
+            let fields: Vec<&str> =
+                (0..n).map(|_| FIELD[rng.random_range(0..FIELD.len())]).collect();
+            let expr = fields.join(" ");
+            let full = parser.parse(&expr);
+            let composed = cache.compose(&parser, &expr, &fields);
+            match (full, composed) {
+                (Ok(f), Some(c)) => {
+                    assert_same(&f, &c, &expr);
+                    agreed_ok += 1;
+                }
+                // Not composed: the full parse decides, as in `Cx::cron`.
+                (_, None) => {}
+                (Err(e), Some(_)) => panic!("{fields:?}: composed, but croner says {e}"),
+            }
+        }
+        assert!(agreed_ok > 30, "only {agreed_ok} random expressions parsed");
     }
 
     #[test]

@@ -19,6 +19,8 @@ use crate::clock::SharedClock;
 
 /// How long `write` waits for the device to take frames before calling it stalled.
 const STALL: Duration = Duration::from_secs(5);
+/// How long a callback short of frames waits for the player before playing silence.
+const CALLBACK_PATIENCE: Duration = Duration::from_millis(500);
 
 struct Shared {
     ring: VecDeque<f32>,
@@ -29,6 +31,8 @@ struct Shared {
     latency: chrono::Duration,
     error: Option<String>,
     underruns: u64,
+    /// Set on drop: callbacks stop waiting for frames that will not come.
+    closing: bool,
 }
 
 struct State {
@@ -120,6 +124,7 @@ impl DeviceSink {
                 latency: chrono::Duration::zero(),
                 error: None,
                 underruns: 0,
+                closing: false,
             }),
             room: Condvar::new(),
             data: Condvar::new(),
@@ -167,12 +172,7 @@ where
     let err_state = state.clone();
     let clock = clock.clone();
     let channels = format.channels;
-    let period = match config.buffer_size {
-        cpal::BufferSize::Fixed(frames) => {
-            Duration::from_secs_f64(f64::from(frames) / f64::from(format.rate.max(1)))
-        }
-        cpal::BufferSize::Default => Duration::from_millis(20),
-    };
+    let patience = CALLBACK_PATIENCE;
     device
         .build_output_stream(
             config,
@@ -182,12 +182,13 @@ where
                 let latency = ts.playback.saturating_duration_since(ts.callback);
                 let latency = chrono::Duration::from_std(latency).unwrap_or_default();
                 let mut shared = cb_state.lock();
-                // Short of frames: give the player up to one period to deliver them, rather
-                // than play a gap. (A device that drains faster than real time, like the
-                // test file tap, is thereby paced by the player.)
+                // Short of frames: the player writes continuously (silence when idle), so
+                // they are on their way; wait for them rather than play a gap. On a sound
+                // card the device has underrun either way; a device that drains faster
+                // than real time (the test file tap) is thereby paced by the player.
                 let waited_from = std::time::Instant::now();
-                while shared.ring.len() < data.len() {
-                    let Some(left) = period.checked_sub(waited_from.elapsed()) else { break };
+                while shared.ring.len() < data.len() && !shared.closing {
+                    let Some(left) = patience.checked_sub(waited_from.elapsed()) else { break };
                     let (guard, _) =
                         cb_state.data.wait_timeout(shared, left).unwrap_or_else(|p| p.into_inner());
                     shared = guard;
@@ -296,5 +297,12 @@ impl Sink for DeviceSink {
             }
         }
         Ok(())
+    }
+}
+
+impl Drop for DeviceSink {
+    fn drop(&mut self) {
+        self.state.lock().closing = true;
+        self.state.data.notify_all();
     }
 }

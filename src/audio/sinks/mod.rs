@@ -220,3 +220,35 @@ pub(crate) fn after_frames(origin: DateTime<Utc>, frames: u64, rate: u32) -> Dat
     let d = chrono::Duration::from_std(frames_to_duration(frames, rate)).unwrap_or_default();
     origin.checked_add_signed(d).unwrap_or(origin)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn an_unknown_sink_name_lists_the_known_ones() {
+        let err = open("speaker", SinkOptions::default()).err().expect("unknown name");
+        let message = err.to_string();
+        for name in ["default", "alsa", "wav", "clocked", "null"] {
+            assert!(message.contains(name), "{message}");
+        }
+    }
+
+    #[test]
+    fn the_wav_sink_needs_a_path_and_formats_are_checked() {
+        assert!(matches!(open("wav", SinkOptions::default()), Err(SinkError::NeedsPath { .. })));
+        let zero = SinkOptions { channels: 0, ..SinkOptions::default() };
+        assert!(matches!(open("null", zero), Err(SinkError::Format { .. })));
+        let slow = SinkOptions { rate: 100, ..SinkOptions::default() };
+        assert!(matches!(open("clocked", slow), Err(SinkError::Format { .. })));
+    }
+
+    #[test]
+    fn frame_instants_are_exact_to_the_nanosecond() {
+        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 5, 30, 0).single().expect("instant");
+        assert_eq!(after_frames(t0, 48_000, 48_000), t0 + chrono::Duration::seconds(1));
+        assert_eq!(after_frames(t0, 1, 48_000), t0 + chrono::Duration::nanoseconds(20_833));
+        assert_eq!(frames_to_duration(66_150, 44_100), Duration::from_millis(1_500));
+    }
+}

@@ -61,6 +61,11 @@ impl Sink for WavSink {
         self.clock.format()
     }
 
+    fn describe(&self) -> String {
+        let f = self.clock.format();
+        format!("{} Hz, {} channels, 16-bit wav", f.rate, f.channels)
+    }
+
     fn next_frame_at(&mut self) -> DateTime<Utc> {
         self.clock.next_frame_at()
     }
@@ -104,10 +109,8 @@ impl Sink for WavSink {
 
 impl Drop for WavSink {
     fn drop(&mut self) {
-        if let Some(writer) = self.writer.take() {
-            if let Err(e) = writer.finalize() {
-                tracing::warn!(path = %self.path.display(), "cannot finalise air-check: {e}");
-            }
+        if let Some(Err(e)) = self.writer.take().map(|writer| writer.finalize()) {
+            tracing::warn!(path = %self.path.display(), "cannot finalise air-check: {e}");
         }
     }
 }
