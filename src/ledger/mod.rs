@@ -407,6 +407,20 @@ impl Ledger {
         Ok(())
     }
 
+    /// Writes several state values in one durable transaction (one fsync).
+    pub fn set_states(&mut self, pairs: &[(&str, &str)]) -> Result<(), LedgerError> {
+        let tx = self.conn.transaction()?;
+        for (key, value) in pairs {
+            tx.execute(
+                "INSERT INTO state (key, value) VALUES (?1, ?2) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [key, value],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Removes a state value.
     pub fn clear_state(&mut self, key: &str) -> Result<(), LedgerError> {
         self.conn.execute("DELETE FROM state WHERE key = ?1", [key])?;
@@ -575,6 +589,8 @@ mod tests {
         l.set_state_time(state::ALIVE, t(8, 0)).expect("set");
         l.set_state_time(state::ALIVE, t(8, 1)).expect("set");
         assert_eq!(l.state_time(state::ALIVE).expect("state"), Some(t(8, 1)));
+        l.set_states(&[(state::ALIVE, "x"), (state::HORIZON, "y")]).expect("set both");
+        assert_eq!(l.state(state::HORIZON).expect("state").as_deref(), Some("y"));
         l.clear_state(state::ALIVE).expect("clear");
         assert_eq!(l.state(state::ALIVE).expect("state"), None);
     }

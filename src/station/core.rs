@@ -249,6 +249,12 @@ impl Core {
             self.done.remove(&cur.item.key());
             actions.push(Action::Cancel { id: cur.id });
         }
+        // Keys far behind every candidate can never come back: keep the set small over
+        // months of running.
+        if let Some(oldest) = items.iter().map(|i| i.planned).min() {
+            let floor = oldest - Duration::days(1);
+            self.done.retain(|(_, planned)| *planned >= floor);
+        }
         self.waiting = items.into_iter().filter(|i| !self.done.contains(&i.key())).collect();
         self.waiting.sort_by_key(|i| i.planned);
         actions
@@ -281,6 +287,9 @@ impl Core {
         if let Some(next) = &self.next {
             if next.follows {
                 at(next.item.deadline() + Duration::milliseconds(1));
+                if next.start_at.is_some() {
+                    at(next.item.planned - self.lead);
+                }
             } else {
                 at(next.item.planned - self.lead);
             }
@@ -361,12 +370,34 @@ impl Core {
             self.start(next, at, &mut actions);
         }
 
+        // A follower told to start at its planned instant, while what it follows still
+        // plays when the fade would have to begin: take the start back; it follows the
+        // end instead (re-armed below).
+        if let Some(next) = &self.next
+            && next.follows
+            && next.start_at.is_some()
+            && next.started.is_none()
+            && now >= next.item.planned - self.lead
+            && self.current.is_some()
+            && let Some(next) = self.next.take()
+        {
+            tracing::info!(item = %next.item.item_id, "start withdrawn: the item before it still plays");
+            actions.push(Action::Cancel { id: next.id });
+            self.done.remove(&next.item.key());
+            self.waiting.push(next.item);
+        }
+
         // A prepared item with nothing left before it.
         if self.current.is_none()
             && let Some(next) = self.next.take()
         {
-            let at = next.item.planned.max(now);
-            self.start(next, at, &mut actions);
+            if next.follows && next.start_at.is_some() {
+                // Its start is already with the player.
+                self.current = Some(next);
+            } else {
+                let at = next.item.planned.max(now);
+                self.start(next, at, &mut actions);
+            }
         }
 
         // The best waiting item that is due within the pre-roll.
@@ -432,6 +463,13 @@ impl Core {
                     let mut slot = self.arm(item, &mut actions);
                     tracing::info!(item = %slot.item.item_id, after = %after, "armed to follow");
                     slot.follows = true;
+                    if slot.item.planned - self.lead > now {
+                        // Most programmes end before the next one is due: hand the player
+                        // the exact start now, so it does not hang on reacting to the end.
+                        // Withdrawn above if `cur` still plays at the pre-empt lead.
+                        slot.start_at = Some(slot.item.planned);
+                        actions.push(Action::StartAt { id: slot.id, at: slot.item.planned });
+                    }
                     self.next = Some(slot);
                 }
                 _ => {}
@@ -530,6 +568,7 @@ impl Core {
         let blocker = self.current.as_ref().map(|c| c.item.item_id.clone());
         if let Some(next) = &self.next
             && next.follows
+            && next.started.is_none()
             && now > next.item.deadline()
             && let Some(next) = self.next.take()
         {
@@ -539,7 +578,11 @@ impl Core {
             };
             tracing::warn!(item = %next.item.item_id, planned = %next.item.planned, reason = %reason, "missed");
             actions.push(Action::Cancel { id: next.id });
-            actions.push(Action::Record(next.item.entry(Outcome::Missed, Some(reason))));
+            let mut entry = next.item.entry(Outcome::Missed, Some(reason));
+            if next.sha256.is_some() {
+                entry.audio_sha256 = next.sha256;
+            }
+            actions.push(Action::Record(entry));
         }
         let mut keep = Vec::with_capacity(self.waiting.len());
         for item in std::mem::take(&mut self.waiting) {
@@ -1103,7 +1146,10 @@ mod tests {
             vec![item("a", Provincial, Normal, t(10, 0), 5), item("b", Local, Normal, t(10, 1), 5)];
         let mut sim = Sim::new(t(9, 0), items, &[("a", 60), ("b", 60)]);
         sim.run_until(t(10, 0) + Duration::seconds(59));
-        assert!(sim.core.next.as_ref().is_some_and(|n| n.follows), "b is decoded while a plays");
+        assert!(
+            sim.core.next.as_ref().is_some_and(|n| n.follows && n.start_at == Some(t(10, 1))),
+            "b is decoded and its start handed over while a plays"
+        );
         sim.run_until(t(11, 0));
         assert_eq!(
             sim.summary(),

@@ -67,6 +67,9 @@ pub enum StationCommand {
     },
     /// Re-read the schedules now (e.g. after the sync dropped a new provincial file).
     Reload,
+    /// Play this verified provincial schedule instead of the provincial file (the sync
+    /// hands it over after checking its signature).
+    Provincial(Box<crate::schedule::Schedule>),
     /// Report the status once every player report and command queued before this one
     /// has been handled and everything due by now decided (heartbeats; tests).
     Status(tokio::sync::oneshot::Sender<StationStatus>),
@@ -345,10 +348,10 @@ impl Station {
 
     fn mark_alive(&mut self, now: DateTime<Utc>) {
         let horizon = self.core.horizon(now).min(self.horizon);
-        let written = self
-            .ledger
-            .set_state_time(state::HORIZON, horizon)
-            .and_then(|()| self.ledger.set_state_time(state::ALIVE, now));
+        let written = self.ledger.set_states(&[
+            (state::HORIZON, &crate::ledger::time_text(horizon)),
+            (state::ALIVE, &crate::ledger::time_text(now)),
+        ]);
         if let Err(e) = written {
             tracing::error!("cannot write the alive mark: {e}");
         }
@@ -386,6 +389,11 @@ impl Station {
             StationCommand::Reload => {
                 let report = self.schedules.poll();
                 self.refresh(now, report.changed());
+            }
+            StationCommand::Provincial(schedule) => {
+                if self.schedules.push_provincial(*schedule) {
+                    self.refresh(now, true);
+                }
             }
             StationCommand::Status(reply) => {
                 let actions = self.core.tick(now);
@@ -437,8 +445,11 @@ impl Station {
     }
 
     /// Carries out the core's decisions in order.
+    /// Player commands go first, ledger writes after them: an fsync must never delay a
+    /// start (records still reach disk before anything reports them).
     fn execute(&mut self, actions: Vec<Action>) {
         let mut queue: std::collections::VecDeque<Action> = actions.into();
+        let mut writes = Vec::new();
         while let Some(action) = queue.pop_front() {
             match action {
                 Action::Prepare { id, item } => {
@@ -467,6 +478,11 @@ impl Station {
                     self.preparing.remove(&id);
                     self.player.preempt(id);
                 }
+                Action::Record(_) | Action::Playing(_) => writes.push(action),
+            }
+        }
+        for action in writes {
+            match action {
                 Action::Record(entry) => self.record(entry),
                 Action::Playing(now_playing) => {
                     let written = if now_playing.is_empty() {
@@ -479,6 +495,7 @@ impl Station {
                         tracing::error!("cannot persist what is playing: {e}");
                     }
                 }
+                _ => {}
             }
         }
     }

@@ -42,13 +42,16 @@ pub struct ScheduleSet {
     provincial: Vec<PathBuf>,
     local_dir: Option<PathBuf>,
     files: BTreeMap<PathBuf, Watched>,
+    /// A verified provincial schedule handed over in memory (by the sync); replaces
+    /// the provincial file while set.
+    pushed: Option<Schedule>,
 }
 
 impl ScheduleSet {
     /// `provincial` lists candidate files in order of preference (central's synced copy
     /// first); the first that exists is used.
     pub fn new(provincial: Vec<PathBuf>, local_dir: Option<PathBuf>) -> Self {
-        Self { provincial, local_dir, files: BTreeMap::new() }
+        Self { provincial, local_dir, files: BTreeMap::new(), pushed: None }
     }
 
     /// Every file that should be watched now, with the layer it must declare.
@@ -122,9 +125,26 @@ impl ScheduleSet {
         report
     }
 
+    /// Replaces the provincial schedule with one already parsed and verified elsewhere.
+    /// A schedule whose layer is not provincial is refused (returns false).
+    pub fn push_provincial(&mut self, schedule: Schedule) -> bool {
+        if schedule.layer != Layer::Provincial {
+            tracing::warn!(origin = %schedule.origin, "rejected schedule: a pushed provincial schedule must say layer = \"provincial\"");
+            return false;
+        }
+        tracing::info!(origin = %schedule.origin, items = schedule.items.len(), "provincial schedule received");
+        self.pushed = Some(schedule);
+        true
+    }
+
     /// The merged timeline of every last good schedule.
     pub fn timeline(&self) -> Timeline {
-        Timeline::new(self.files.values().filter_map(|w| w.good.clone()).collect())
+        let files = self
+            .files
+            .values()
+            .filter(|w| self.pushed.is_none() || w.layer == Layer::Local)
+            .filter_map(|w| w.good.clone());
+        Timeline::new(self.pushed.iter().cloned().chain(files).collect())
     }
 }
 
@@ -209,5 +229,26 @@ mod tests {
         std::fs::write(&synced, GOOD.replace("local", "provincial")).expect("w");
         let r = set.poll();
         assert_eq!((r.loaded, r.removed), (vec![synced], vec![conf]));
+    }
+
+    #[test]
+    fn a_pushed_provincial_schedule_replaces_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conf = dir.path().join("provincial.toml");
+        let text = GOOD.replace("local", "provincial");
+        std::fs::write(&conf, &text).expect("w");
+        let mut set = ScheduleSet::new(vec![conf], None);
+        set.poll();
+        let parsed = schedule::parse(&text.replace("\"a\"", "\"b\""), "central", dir.path());
+        assert!(set.push_provincial(parsed.schedule.expect("valid")));
+        let ids: Vec<String> = set
+            .timeline()
+            .schedules()
+            .iter()
+            .flat_map(|s| s.items.iter().map(|i| i.id.clone()))
+            .collect();
+        assert_eq!(ids, ["b"]);
+        let local = schedule::parse(GOOD, "x", dir.path()).schedule.expect("valid");
+        assert!(!set.push_provincial(local));
     }
 }

@@ -1,0 +1,303 @@
+//! Station figures. Run with `cargo bench --bench station`; it prints its figures.
+//!
+//! 1. On-time start error: the real daemon (scheduler, player, SQLite ledger) plays
+//!    ≥ 200 short items from a schedule on the clocked sink paced by the system clock,
+//!    while two threads keep both cores busy. The error is the recorded start (the
+//!    sink's timeline, re-anchored to the wall clock after any underrun) minus the
+//!    planned instant.
+//! 2. The `loa station` process playing MP3, peak RSS (VmHWM) and CPU seconds per audio
+//!    second, twice: on the clocked sink (decode, resample, render, ledger — paced in real
+//!    time like a sound card) and through cpal into the ALSA file tap
+//!    (tests/alsa/file-tap.conf.in). The tap's null slave does not pace, so the second
+//!    process renders (silence, mostly) as fast as it can: its CPU figure is the rig's,
+//!    not what a sound card costs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
+use loa::audio::AudioFormat;
+use loa::audio::sinks::ClockedSink;
+use loa::clock::{SharedClock, SystemClock};
+use loa::ledger::{Filter, Ledger, Outcome, Record};
+use loa::station::{Station, StationConfig};
+
+const STARTS: usize = 220;
+const SPACING_MS: i64 = 200;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn write_tone(path: &Path, rate: u32, seconds: f64) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).expect("bench wav");
+    for i in 0..(seconds * f64::from(rate)) as usize {
+        let s = (i as f64 * 440.0 * std::f64::consts::TAU / f64::from(rate)).sin() * 0.5;
+        w.write_sample((s * 32767.0) as i16).expect("bench wav");
+    }
+    w.finalize().expect("bench wav");
+}
+
+fn at(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn records(db: &Path) -> Vec<Record> {
+    Ledger::open_existing(db).and_then(|l| l.query(&Filter::default())).unwrap_or_default()
+}
+
+fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+/// Two threads that keep both cores busy until dropped.
+struct Load {
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<u64>>,
+}
+
+impl Load {
+    fn start(n: usize) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = (0..n)
+            .map(|i| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut x = i as u64 + 1;
+                    while !stop.load(Ordering::Relaxed) {
+                        for _ in 0..10_000 {
+                            x = x
+                                .wrapping_mul(6364136223846793005)
+                                .wrapping_add(1442695040888963407);
+                        }
+                    }
+                    x
+                })
+            })
+            .collect();
+        Self { stop, threads }
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+fn start_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // 44.1 kHz so the resampler to the sink's 48 kHz runs too.
+    write_tone(&dir.path().join("tone.wav"), 44_100, 0.08);
+    let first = Utc::now().trunc_subsecs(0) + chrono::Duration::seconds(4);
+    let mut toml = String::from("layer = \"provincial\"\n");
+    for i in 0..STARTS {
+        let planned = first + chrono::Duration::milliseconds(SPACING_MS * i as i64);
+        toml.push_str(&format!(
+            "[[item]]\nid = \"i{i}\"\ntitle = \"Mục {i}\"\naudio = \"tone.wav\"\nat = {}\n",
+            at(planned)
+        ));
+    }
+    std::fs::write(dir.path().join("provincial.toml"), toml).expect("schedule");
+    let mut config = StationConfig::standalone("bench", dir.path().join("data"));
+    config.provincial_schedule = Some(dir.path().join("provincial.toml"));
+    let db = config.ledger_path();
+
+    let clock: SharedClock = Arc::new(SystemClock);
+    let format = AudioFormat { rate: 48_000, channels: 2 };
+    let (sink, _) = ClockedSink::new(format, clock.clone(), 1024, false);
+    // A late write means a real card would have played a gap: move the timeline, so a
+    // start that came too late shows up as late.
+    let sink = sink.with_resync_after(Duration::from_millis(2));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let daemon = runtime.spawn(async move {
+        let (station, _handle) =
+            Station::with_sink(config, clock, Box::new(sink)).expect("station starts");
+        station
+            .run(async {
+                let _ = stop_rx.await;
+            })
+            .await
+    });
+    let load = Load::start(2);
+    let all = wait_for("every start recorded", Duration::from_secs(120), || {
+        let all = records(&db);
+        (all.len() >= STARTS).then_some(all)
+    });
+    drop(load);
+    let _ = stop_tx.send(());
+    let _ = runtime.block_on(daemon);
+
+    let mut errors_ms: Vec<f64> = Vec::new();
+    let mut not_played = 0;
+    for r in &all {
+        match (r.entry.outcome, r.entry.started) {
+            (Outcome::Played | Outcome::Late, Some(started)) => {
+                let err = (started - r.entry.planned).num_microseconds().unwrap_or(i64::MAX);
+                errors_ms.push(err as f64 / 1000.0);
+            }
+            _ => not_played += 1,
+        }
+    }
+    errors_ms.sort_by(f64::total_cmp);
+    let abs: Vec<f64> = {
+        let mut a: Vec<f64> = errors_ms.iter().map(|e| e.abs()).collect();
+        a.sort_by(f64::total_cmp);
+        a
+    };
+    println!("start error, clocked sink at 48 kHz, both cores loaded by 2 busy threads:");
+    println!("  starts recorded: {} (not played: {not_played})", all.len());
+    if !abs.is_empty() {
+        println!(
+            "  |error| p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms  (signed min {:.3} ms, max {:.3} ms)",
+            percentile(&abs, 0.50),
+            percentile(&abs, 0.99),
+            abs[abs.len() - 1],
+            errors_ms[0],
+            errors_ms[errors_ms.len() - 1],
+        );
+        let over = |ms: f64| abs.iter().filter(|e| **e > ms).count();
+        println!(
+            "  starts off by > 1 ms: {}, > 10 ms: {}, > 100 ms: {}",
+            over(1.0),
+            over(10.0),
+            over(100.0)
+        );
+    }
+}
+
+/// VmHWM (peak resident set) of a process, in kB.
+fn peak_rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// User + system CPU time of a process.
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(Duration::from_millis((utime + stime) * 10))
+}
+
+/// Runs `loa station` with `sink` playing the sample MP3 twice and prints its cost.
+fn daemon_cost(sink: &str, label: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let capture = dir.path().join("capture.raw");
+    let template = std::fs::read_to_string(root().join("tests/alsa/file-tap.conf.in"))
+        .expect("tests/alsa/file-tap.conf.in");
+    let alsa_conf = dir.path().join("alsa.conf");
+    std::fs::write(&alsa_conf, template.replace("@OUT@", &capture.display().to_string()))
+        .expect("alsa conf");
+    let mp3 = root().join("audio/ban-tin.mp3");
+    let first = Utc::now().trunc_subsecs(0) + chrono::Duration::seconds(3);
+    let mut toml = String::from("layer = \"provincial\"\n");
+    for (i, offset) in [0i64, 30].iter().enumerate() {
+        toml.push_str(&format!(
+            "[[item]]\nid = \"ban-tin-{i}\"\ntitle = \"Bản tin\"\naudio = \"{}\"\nat = {}\n",
+            mp3.display(),
+            at(first + chrono::Duration::seconds(*offset))
+        ));
+    }
+    std::fs::write(dir.path().join("provincial.toml"), toml).expect("schedule");
+    let config = dir.path().join("station.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "station_id = \"bench\"\ndata_dir = \"data\"\nprovincial_schedule = \"provincial.toml\"\n\
+             [audio]\nsink = \"{sink}\"\n"
+        ),
+    )
+    .expect("config");
+    let db = dir.path().join("data/ledger.sqlite3");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_loa"))
+        .args(["station", "--config"])
+        .arg(&config)
+        .env("ALSA_CONFIG_PATH", &alsa_conf)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start loa station");
+    let pid = child.id();
+    let started = Instant::now();
+    let all = wait_for("both bulletins recorded", Duration::from_secs(120), || {
+        let all = records(&db);
+        (all.len() >= 2).then_some(all)
+    });
+    let cpu = cpu_time(pid).unwrap_or_default();
+    let rss = peak_rss_kb(pid).unwrap_or_default();
+    let wall = started.elapsed();
+    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let _ = child.wait();
+    let audio: f64 = all.iter().filter_map(|r| r.entry.played_secs).sum();
+    println!("loa station process, MP3 (44.1 kHz mono 48 kb/s) → {label}:");
+    for r in &all {
+        println!(
+            "  {} {} played {:.1} s, start error {:?} ms",
+            r.entry.item_id,
+            r.entry.outcome,
+            r.entry.played_secs.unwrap_or(0.0),
+            r.entry.delay_ms
+        );
+    }
+    println!("  wall {:.1} s (whole process life, idle included)", wall.as_secs_f64());
+    println!("  peak RSS (VmHWM) {:.1} MB", rss as f64 / 1024.0);
+    println!(
+        "  CPU {:.2} s for {:.1} audio s = {:.4} CPU-s per audio second",
+        cpu.as_secs_f64(),
+        audio,
+        if audio > 0.0 { cpu.as_secs_f64() / audio } else { f64::NAN }
+    );
+    if let Ok(meta) = std::fs::metadata(&capture) {
+        // The tap's negotiated format is 48 kHz stereo f32 (`loa audio play` prints it).
+        let rendered = meta.len() as f64 / (48_000.0 * 2.0 * 4.0);
+        println!(
+            "  the tap took {rendered:.0} s of sound (silence included) in {:.1} s of wall time: \
+             {:.4} CPU-s per second rendered",
+            wall.as_secs_f64(),
+            cpu.as_secs_f64() / rendered.max(f64::MIN_POSITIVE)
+        );
+    }
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    start_error();
+    daemon_cost("clocked", "clocked sink at 48 kHz stereo, paced by the system clock");
+    daemon_cost("default", "cpal → ALSA file tap (tests/alsa/file-tap.conf.in)");
+}
