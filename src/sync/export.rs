@@ -7,8 +7,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::protocol::ManifestSchedule;
-use crate::schedule::{self, AudioRef};
+use crate::protocol::{Manifest, ManifestSchedule};
+use crate::schedule::{self, AudioRef, Schedule};
 
 /// Why a manifest schedule could not be exported.
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +97,32 @@ pub fn resolved_source(schedule: &ManifestSchedule) -> Result<String, ExportErro
         });
     }
     Ok(text)
+}
+
+/// Every schedule of a verified manifest, parsed, with audio as `sha256:` references and
+/// central's normalising gain added to each item's own `gain_db`. Ready for the station
+/// daemon (e.g. `StationCommand::Provincial` for the provincial one).
+pub fn schedules(manifest: &Manifest) -> Result<Vec<Schedule>, ExportError> {
+    let mut out = Vec::new();
+    for s in &manifest.schedules {
+        let text = resolved_source(s)?;
+        let parsed = schedule::parse(&text, &s.origin, Path::new(""));
+        let Some(mut parsed) = parsed.schedule else {
+            return Err(ExportError::Parse {
+                origin: s.origin.clone(),
+                first: "the resolved schedule does not parse".into(),
+            });
+        };
+        for item in &mut parsed.items {
+            if let AudioRef::Sha256(hex) = &item.audio
+                && let Some(audio) = manifest.audio.iter().find(|a| &a.sha256 == hex)
+            {
+                item.gain_db += audio.gain_db;
+            }
+        }
+        out.push(parsed);
+    }
+    Ok(out)
 }
 
 /// Writes each schedule's resolved text to `dir/<layer>/<origin>` (atomically: temp
@@ -198,6 +224,30 @@ cron = "0 18 * * *"
             audio,
             [AudioRef::Sha256(a), AudioRef::Sha256(b), AudioRef::Sha256("c".repeat(64))]
         );
+    }
+
+    #[test]
+    fn parsed_schedules_carry_central_gain() {
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        let s = schedule(&[("../audio/bản tin.mp3", &a), ("lit\\eral.wav", &b)]);
+        let audio = |sha: &str, gain_db| crate::protocol::ManifestAudio {
+            sha256: sha.into(),
+            size: 1,
+            gain_db,
+            earliest_needed: None,
+        };
+        let t = chrono::Utc::now();
+        let manifest = Manifest {
+            station_id: "x".into(),
+            version: 1,
+            issued_at: t,
+            valid_until: t,
+            schedules: vec![s],
+            audio: vec![audio(&a, 3.5), audio(&b, -2.0)],
+        };
+        let got = schedules(&manifest).unwrap();
+        let gains: Vec<f32> = got[0].items.iter().map(|i| i.gain_db).collect();
+        assert_eq!(gains, [3.5, -2.0, 0.0]);
     }
 
     #[test]

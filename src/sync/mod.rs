@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use std::io::{Read, Seek, Write};
 
 pub use cache::{Cache, CacheError};
-pub use export::{ExportError, resolved_source, write_schedules};
+pub use export::{ExportError, resolved_source, schedules, write_schedules};
 pub use plan::{Backoff, Download, Readiness, clock_offset_ms, plan, readiness};
 
 use crate::clock::SharedClock;
