@@ -13,6 +13,7 @@
 //! See ARCHITECTURE.md for the invariants each module keeps.
 
 pub mod audio;
+pub mod central;
 pub mod cli;
 pub mod clock;
 pub mod ledger;
@@ -21,3 +22,6 @@ pub mod schedule;
 pub mod signing;
 pub mod station;
 pub mod store;
+pub mod sync;
+#[doc(hidden)]
+pub mod testing;

@@ -162,6 +162,11 @@ impl PublicKey {
         Ok(Self { key })
     }
 
+    /// From raw key bytes (e.g. a station config's `province_key`), refusing weak keys.
+    pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, SigningError> {
+        Self::from_hex(&hex::encode(bytes))
+    }
+
     pub fn to_hex(&self) -> String {
         hex::encode(self.key.to_bytes())
     }
@@ -236,6 +241,26 @@ pub fn verify_manifest(
             version: manifest.version,
             valid_until: manifest.valid_until,
             now,
+        });
+    }
+    Ok(VerifiedManifest { manifest, envelope: envelope.clone() })
+}
+
+/// Re-verifies a manifest this station accepted earlier and stored (e.g. after a
+/// restart): signature and station only. Expiry is not checked: a station with no
+/// network keeps playing its last good schedule.
+pub fn verify_stored_manifest(
+    key: &PublicKey,
+    envelope: &SignedEnvelope,
+    station_id: &str,
+) -> Result<VerifiedManifest, SigningError> {
+    let payload = key.verify_envelope(DocumentKind::Manifest, envelope)?;
+    let manifest: Manifest = serde_json::from_slice(&payload)
+        .map_err(|source| SigningError::Payload { kind: DocumentKind::Manifest, source })?;
+    if manifest.station_id != station_id {
+        return Err(SigningError::WrongStation {
+            expected: station_id.to_string(),
+            found: manifest.station_id,
         });
     }
     Ok(VerifiedManifest { manifest, envelope: envelope.clone() })
@@ -349,6 +374,37 @@ mod tests {
         let env = k.sign(DocumentKind::Manifest, &serde_json::json!({"x": 1})).unwrap();
         let err = verify_manifest(&k.public(), &env, "tri-ton", None, t(2)).unwrap_err();
         assert!(matches!(err, SigningError::Payload { .. }), "{err}");
+    }
+
+    #[test]
+    fn random_envelopes_never_panic_and_never_verify() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let k = key();
+        let good = k.sign(DocumentKind::Manifest, &manifest(3)).unwrap();
+        for _ in 0..200 {
+            let mut env = good.clone();
+            let mut payload =
+                base64::engine::general_purpose::STANDARD.decode(&env.payload).unwrap();
+            match rng.random_range(0..3) {
+                0 => {
+                    let i = rng.random_range(0..payload.len());
+                    payload[i] ^= rng.random_range(1..=255u8);
+                    env.payload = base64::engine::general_purpose::STANDARD.encode(&payload);
+                }
+                1 => {
+                    let len = rng.random_range(0..200);
+                    env.signature =
+                        (0..len).map(|_| rng.random_range(b'0'..=b'z') as char).collect();
+                }
+                _ => {
+                    let len = rng.random_range(0..300);
+                    let bytes: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+                    env.payload = base64::engine::general_purpose::STANDARD.encode(bytes);
+                }
+            }
+            assert!(verify_manifest(&k.public(), &env, "tri-ton", None, t(2)).is_err());
+        }
     }
 
     #[test]

@@ -3,9 +3,14 @@
 //! errors that say what to do next. Nothing here is needed by the daemons' logic.
 
 pub mod audio;
+pub mod audio_add;
+pub mod central;
 pub mod log;
+pub mod remote;
 pub mod schedule;
+pub mod schedule_load;
 pub mod station;
+pub mod status;
 
 use std::process::ExitCode;
 
@@ -21,15 +26,19 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Check and preview schedule files.
-    Schedule(schedule::ScheduleArgs),
+    /// Check, preview and load schedule files.
+    Schedule(schedule_load::ScheduleCli),
     /// Run the station daemon (or print its example config).
     Station(station::StationArgs),
     /// Show the playback log of this station's ledger.
     Log(log::LogArgs),
-    /// Look at audio files and outputs; play a file through a sink
+    /// The provincial server: set up, register stations and operators, serve.
+    Central(central::CentralArgs),
+    /// Look at audio files and outputs; play a file; add files to central's library
     #[command(subcommand)]
-    Audio(audio::AudioCommand),
+    Audio(audio_add::AudioAll),
+    /// The fleet as central sees it.
+    Status(status::StatusArgs),
 }
 
 /// Parses the process arguments and runs the chosen subcommand.
@@ -42,10 +51,12 @@ pub fn main() -> ExitCode {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Schedule(args) => schedule::run(args),
+        Command::Schedule(args) => schedule_load::run(args),
         Command::Station(args) => station::run(args),
         Command::Log(args) => log::run(args),
-        Command::Audio(command) => audio::run(command),
+        Command::Central(args) => central::run(args),
+        Command::Audio(command) => audio_add::run_all(command),
+        Command::Status(args) => status::run(args),
     }
 }
 

@@ -2,6 +2,7 @@
 //! schedule files. All the meaning lives in [`crate::schedule`]; this module reads
 //! files, asks the file system whether audio exists, and prints.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -64,11 +65,23 @@ fn parse_instant(s: &str) -> Result<DateTime<Utc>, String> {
     })
 }
 
-/// The length of an item's audio, for overlap checks. Returns `None` for now, so the
-/// declared `duration` is used; the integrator wires this to the audio module's probe
-/// (`loa audio probe`) for `AudioRef::Path`, and to central's catalogue for sha256.
-pub fn audio_duration(_audio: &AudioRef) -> Option<Duration> {
-    None
+/// The length of each distinct audio file the schedules reference, measured by decoding
+/// it once (`loa audio probe`), for overlap checks: a declared `duration` is only a
+/// fallback for audio this machine does not have (a `sha256:` reference, or a file that
+/// does not decode — which `check_files`/the station report on their own).
+fn audio_durations(schedules: &[Schedule]) -> HashMap<AudioRef, Duration> {
+    let mut durations = HashMap::new();
+    for item in schedules.iter().flat_map(|s| &s.items) {
+        if let AudioRef::Path(path) = &item.audio {
+            if durations.contains_key(&item.audio) {
+                continue;
+            }
+            if let Ok(report) = crate::audio::probe(path) {
+                durations.insert(item.audio.clone(), report.duration);
+            }
+        }
+    }
+    durations
 }
 
 pub fn run(args: ScheduleArgs) -> ExitCode {
@@ -143,7 +156,9 @@ fn check(files: &[PathBuf], from: DateTime<Utc>, days: u32) -> anyhow::Result<Ex
     }
     let valid: Vec<Schedule> = loaded.iter().filter_map(|f| f.schedule.clone()).collect();
     let until = from + chrono::Duration::days(days.into());
-    let conflicts = schedule::Timeline::new(valid).conflicts(from, until, &audio_duration);
+    let durations = audio_durations(&valid);
+    let duration_of = |audio: &AudioRef| durations.get(audio).copied();
+    let conflicts = schedule::Timeline::new(valid).conflicts(from, until, &duration_of);
     for d in conflicts {
         if let Some(file) = loaded.iter_mut().find(|f| f.origin == d.origin) {
             file.diagnostics.push(d);

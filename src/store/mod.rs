@@ -126,7 +126,8 @@ pub trait Store: Send + Sync + 'static {
     fn audio(&self, sha256: &str) -> Result<Option<AudioInfo>, StoreError>;
 
     /// Stores a schedule and assigns it to `stations`, replacing any schedule of the same
-    /// origin (file name) those stations had. One transaction: all or nothing.
+    /// layer and origin (file name) those stations had — so a district's local file can
+    /// never replace a provincial one by taking its name. One transaction: all or nothing.
     fn load_schedule(
         &self,
         schedule: &StoredSchedule,

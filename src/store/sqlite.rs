@@ -45,9 +45,10 @@ CREATE TABLE IF NOT EXISTS schedules (
 );
 CREATE TABLE IF NOT EXISTS assignments (
     station_id TEXT NOT NULL REFERENCES stations(id),
+    layer TEXT NOT NULL,
     origin TEXT NOT NULL,
     schedule_id INTEGER NOT NULL REFERENCES schedules(id),
-    PRIMARY KEY (station_id, origin)
+    PRIMARY KEY (station_id, layer, origin)
 );
 CREATE TABLE IF NOT EXISTS manifests (
     station_id TEXT NOT NULL REFERENCES stations(id),
@@ -255,9 +256,11 @@ impl Store for SqliteStore {
                 return Err(StoreError::NoSuchStation(station.clone()));
             }
             tx.execute(
-                "INSERT INTO assignments (station_id, origin, schedule_id) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (station_id, origin) DO UPDATE SET schedule_id = excluded.schedule_id",
-                params![station, schedule.origin, id],
+                "INSERT INTO assignments (station_id, layer, origin, schedule_id)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (station_id, layer, origin)
+                 DO UPDATE SET schedule_id = excluded.schedule_id",
+                params![station, layer_text(schedule.layer), schedule.origin, id],
             )?;
         }
         tx.commit()?;
@@ -269,7 +272,7 @@ impl Store for SqliteStore {
         let mut stmt = conn.prepare(
             "SELECT s.id, s.origin, s.layer, s.source, s.audio_json, s.loaded_at
              FROM assignments a JOIN schedules s ON s.id = a.schedule_id
-             WHERE a.station_id = ?1 ORDER BY s.origin",
+             WHERE a.station_id = ?1 ORDER BY s.layer DESC, s.origin",
         )?;
         let rows = stmt
             .query_map([station_id], |r| {
@@ -441,6 +444,13 @@ mod tests {
         let err = store.load_schedule(&s, &["a".into(), "nope".into()], "admin").unwrap_err();
         assert!(matches!(err, StoreError::NoSuchStation(_)));
         assert_eq!(store.schedules_for("a").unwrap()[0].source, "v2", "partial load leaked");
+        // A local file with the same name never replaces the provincial one.
+        s.layer = Layer::Local;
+        s.source = "local".into();
+        store.load_schedule(&s, &["a".into()], "district:x").unwrap();
+        let got = store.schedules_for("a").unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!((got[0].layer, got[0].source.as_str()), (Layer::Provincial, "v2"));
     }
 
     #[test]

@@ -1,0 +1,474 @@
+//! The HTTP routes. Station routes authenticate a station token; operator routes an
+//! operator token and check its role. Bodies are parsed here (not by extractors) so a
+//! malformed request gets the same clear JSON error as every other refusal.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::SeekFrom;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+use super::{ApiError, AppState, ingest, manifest};
+use crate::protocol::{
+    AudioInfo, FleetStatus, Heartbeat, HeartbeatAck, LoadScheduleRequest, LoadScheduleResponse,
+    StationStatus, Target,
+};
+use crate::schedule::Layer;
+use crate::store::{Role, Station, StoredHeartbeat, StoredSchedule, hash_token};
+
+/// Longest a manifest long-poll may wait.
+const MAX_WAIT: Duration = Duration::from_secs(60);
+/// JSON bodies (schedules, heartbeats) are small.
+const JSON_LIMIT: usize = 2 * 1024 * 1024;
+
+/// The API under `/api/v1`.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/api/v1/station/manifest", get(get_manifest))
+        .route("/api/v1/station/heartbeat", post(post_heartbeat))
+        .route("/api/v1/audio/{sha256}", get(get_audio))
+        .route("/api/v1/library/{sha256}", get(get_library_entry))
+        .route("/api/v1/audio", put(put_audio).layer(DefaultBodyLimit::disable()))
+        .route("/api/v1/schedules", post(post_schedule))
+        .route("/api/v1/status", get(get_status))
+        .layer(DefaultBodyLimit::max(JSON_LIMIT))
+        .with_state(state)
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    value.strip_prefix("Bearer ").map(|t| t.trim().to_string())
+}
+
+fn station_auth(state: &AppState, headers: &HeaderMap) -> Result<Station, ApiError> {
+    let token = bearer(headers).ok_or(ApiError::Unauthorized)?;
+    state.store.station_by_token(&hash_token(&token))?.ok_or(ApiError::Unauthorized)
+}
+
+fn operator_auth(state: &AppState, headers: &HeaderMap) -> Result<Role, ApiError> {
+    let token = bearer(headers).ok_or(ApiError::Unauthorized)?;
+    state.store.operator_by_token(&hash_token(&token))?.ok_or(ApiError::Unauthorized)
+}
+
+/// Audio is named by sha256 only: this is what keeps request paths out of the file
+/// system (no `..`, no slashes).
+fn valid_sha256(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes, what: &str) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::BadRequest(format!("{what} is not valid JSON of the expected shape: {e}"))
+    })
+}
+
+#[derive(Debug, Deserialize)]
+struct WaitQuery {
+    /// Seconds to hold the request open when the station already has the latest version.
+    wait: Option<u64>,
+}
+
+fn etag(version: u64) -> String {
+    format!("\"v{version}\"")
+}
+
+async fn get_manifest(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(query): Query<WaitQuery>,
+) -> Result<Response, ApiError> {
+    let station = station_auth(&state, &headers)?;
+    let known = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).map(String::from);
+    let wait = Duration::from_secs(query.wait.unwrap_or(0)).min(MAX_WAIT);
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut changes = state.watch_station(&station.id);
+    loop {
+        let current = manifest::current(&state, &station.id).await?;
+        let tag = etag(current.version);
+        if known.as_deref() != Some(tag.as_str()) {
+            let body = serde_json::to_vec(&current.envelope)
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            return Ok((
+                StatusCode::OK,
+                [(header::ETAG, tag), (header::CONTENT_TYPE, "application/json".into())],
+                body,
+            )
+                .into_response());
+        }
+        // Wait for a new version for this station, or the deadline.
+        match tokio::time::timeout_at(deadline, changes.changed()).await {
+            Ok(Ok(())) => continue,
+            _ => return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, tag)]).into_response()),
+        }
+    }
+}
+
+async fn post_heartbeat(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let station = station_auth(&state, &headers)?;
+    let heartbeat: Heartbeat = parse_json(&body, "heartbeat")?;
+    let now = state.clock.now();
+    state.store.put_heartbeat(&StoredHeartbeat {
+        station_id: station.id,
+        received_at: now,
+        heartbeat,
+    })?;
+    Ok(axum::Json(HeartbeatAck { server_time: state.clock.now() }).into_response())
+}
+
+/// Parses `bytes=START-` or `bytes=START-END` (one range; that is all stations send).
+fn parse_range(value: &str, size: u64) -> Result<(u64, u64), ApiError> {
+    let bad = || ApiError::Range { size };
+    let spec = value.trim().strip_prefix("bytes=").ok_or_else(bad)?;
+    let (start, end) = spec.split_once('-').ok_or_else(bad)?;
+    let start: u64 = start.trim().parse().map_err(|_| bad())?;
+    let end: u64 = if end.trim().is_empty() {
+        size.saturating_sub(1)
+    } else {
+        end.trim().parse::<u64>().map_err(|_| bad())?.min(size.saturating_sub(1))
+    };
+    if start >= size || end < start {
+        return Err(bad());
+    }
+    Ok((start, end))
+}
+
+async fn get_audio(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(sha256): Path<String>,
+) -> Result<Response, ApiError> {
+    if station_auth(&state, &headers).is_err() {
+        operator_auth(&state, &headers)?;
+    }
+    if !valid_sha256(&sha256) {
+        return Err(ApiError::BadRequest(format!(
+            "{sha256:?} is not a sha256: audio is named by 64 lowercase hex digits"
+        )));
+    }
+    let path = state.audio_dir().join(&sha256);
+    let mut file = match tokio::fs::File::open(&path).await {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ApiError::NotFound(format!("no audio sha256:{sha256} in the library")));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let size = file.metadata().await?.len();
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let (status, start, end) = match range {
+        Some(value) => {
+            let (start, end) = parse_range(value, size)?;
+            (StatusCode::PARTIAL_CONTENT, start, end)
+        }
+        None => (StatusCode::OK, 0, size.saturating_sub(1)),
+    };
+    let length = if size == 0 { 0 } else { end - start + 1 };
+    file.seek(SeekFrom::Start(start)).await?;
+    let stream = futures_util::stream::unfold((file, length), |(mut file, left)| async move {
+        if left == 0 {
+            return None;
+        }
+        let mut buffer = vec![0u8; (64 * 1024).min(left as usize)];
+        match file.read(&mut buffer).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buffer.truncate(n);
+                Some((Ok::<_, std::io::Error>(Bytes::from(buffer)), (file, left - n as u64)))
+            }
+            Err(e) => Some((Err(e), (file, 0))),
+        }
+    });
+    let mut response = Response::new(Body::from_stream(stream));
+    *response.status_mut() = status;
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    if status == StatusCode::PARTIAL_CONTENT
+        && let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{size}"))
+    {
+        h.insert(header::CONTENT_RANGE, v);
+    }
+    Ok(response)
+}
+
+async fn get_library_entry(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(sha256): Path<String>,
+) -> Result<Response, ApiError> {
+    operator_auth(&state, &headers)?;
+    if !valid_sha256(&sha256) {
+        return Err(ApiError::BadRequest(format!(
+            "{sha256:?} is not a sha256: audio is named by 64 lowercase hex digits"
+        )));
+    }
+    let info = state
+        .store
+        .audio(&sha256)?
+        .ok_or_else(|| ApiError::NotFound(format!("no audio sha256:{sha256} in the library")))?;
+    Ok(axum::Json(info).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct UploadQuery {
+    title: Option<String>,
+}
+
+/// Removes the temporary upload file however the handler ends.
+struct TempFile(std::path::PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+async fn put_audio(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(query): Query<UploadQuery>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let role = operator_auth(&state, &headers)?;
+    if role == Role::Viewer {
+        return Err(ApiError::Forbidden("viewer tokens cannot upload audio".into()));
+    }
+    let limit = state.config.upload_limit_bytes();
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::TooLarge { limit });
+    }
+    let nonce: u64 = rand::random();
+    let temp = TempFile(state.tmp_dir().join(format!("upload-{nonce:016x}")));
+    let mut file = tokio::fs::File::create(&temp.0).await?;
+    let mut hasher = Sha256::new();
+    let mut size: u64 = 0;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("upload interrupted: {e}")))?;
+        size += chunk.len() as u64;
+        if size > limit {
+            return Err(ApiError::TooLarge { limit });
+        }
+        hasher.update(&chunk);
+        file.write_all(&chunk).await?;
+    }
+    file.sync_all().await?;
+    drop(file);
+    if size == 0 {
+        return Err(ApiError::BadRequest("upload is empty: send the audio file's bytes".into()));
+    }
+    let sha256 = hex::encode(hasher.finalize());
+    let path = temp.0.clone();
+    let measured = tokio::task::spawn_blocking(move || ingest::measure(&path))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| ApiError::BadRequest(format!("upload refused: {e}")))?;
+    let title = query.title.unwrap_or_else(|| sha256[..12].to_string());
+    let info = AudioInfo {
+        sha256: sha256.clone(),
+        title,
+        size,
+        duration_ms: measured.duration_ms,
+        loudness_lufs: measured.loudness_lufs,
+        gain_db: ingest::gain_towards(state.config.loudness_target_lufs, measured.loudness_lufs),
+    };
+    let final_path = state.audio_dir().join(&sha256);
+    tokio::fs::rename(&temp.0, &final_path).await?;
+    if let Ok(dir) = tokio::fs::File::open(state.audio_dir()).await {
+        let _ = dir.sync_all().await;
+    }
+    state.store.put_audio(&info)?;
+    let stored = state.store.audio(&sha256)?.unwrap_or(info);
+    tracing::info!(sha256, size, lufs = stored.loudness_lufs, "audio stored");
+    Ok(axum::Json(stored).into_response())
+}
+
+/// File names travel as labels only, but a name with a path in it is a sign of a
+/// confused or malicious client: refuse it.
+fn valid_origin(origin: &str) -> bool {
+    !origin.is_empty()
+        && origin.len() <= 255
+        && !origin.contains(['/', '\\'])
+        && origin != "."
+        && origin != ".."
+        && !origin.chars().any(char::is_control)
+}
+
+async fn post_schedule(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let role = operator_auth(&state, &headers)?;
+    if role == Role::Viewer {
+        return Err(ApiError::Forbidden("viewer tokens cannot load schedules".into()));
+    }
+    let request: LoadScheduleRequest = parse_json(&body, "schedule load request")?;
+    if !valid_origin(&request.origin) {
+        return Err(ApiError::BadRequest(format!(
+            "schedule name {:?} must be a plain file name (no folders)",
+            request.origin
+        )));
+    }
+    for (written, sha) in &request.audio {
+        if !valid_sha256(sha) {
+            return Err(ApiError::BadRequest(format!(
+                "audio {written:?} maps to {sha:?}, which is not a sha256"
+            )));
+        }
+    }
+    let schedule =
+        manifest::check_schedule(&request.source, &request.origin).map_err(ApiError::Schedule)?;
+
+    // Who may send this where is decided before anything about its content is judged.
+    let stations = resolve_target(&state, &role, &request.to, schedule.layer)?;
+    let needed = manifest::resolve_audio(&schedule, &request.audio)
+        .map_err(|d| ApiError::Schedule(vec![d]))?;
+    for sha in needed.iter().collect::<BTreeSet<_>>() {
+        if state.store.audio(sha)?.is_none() {
+            return Err(ApiError::BadRequest(format!(
+                "audio sha256:{sha} is not in the library: upload it with `loa audio add`"
+            )));
+        }
+    }
+    let stored = StoredSchedule {
+        id: 0,
+        origin: request.origin.clone(),
+        layer: schedule.layer,
+        source: request.source,
+        audio: request.audio,
+        loaded_at: state.clock.now(),
+    };
+    let ids: Vec<String> = stations.iter().map(|s| s.id.clone()).collect();
+    let schedule_id = state.store.load_schedule(&stored, &ids, &role.to_string())?;
+    let mut versions = BTreeMap::new();
+    for id in ids {
+        let issued = manifest::issue(&state, &id).await?;
+        versions.insert(id, issued.version);
+    }
+    tracing::info!(schedule_id, origin = stored.origin, by = %role, "schedule loaded");
+    Ok(axum::Json(LoadScheduleResponse { schedule_id, stations: versions }).into_response())
+}
+
+/// The stations a load goes to, after checking the role may reach every one of them.
+fn resolve_target(
+    state: &AppState,
+    role: &Role,
+    to: &Target,
+    layer: Layer,
+) -> Result<Vec<Station>, ApiError> {
+    let all = state.store.stations()?;
+    let chosen: Vec<Station> = match to {
+        Target::All => all,
+        Target::District(name) => {
+            let chosen: Vec<Station> = all.into_iter().filter(|s| &s.district == name).collect();
+            if chosen.is_empty() {
+                return Err(ApiError::NotFound(format!("no stations in district {name:?}")));
+            }
+            chosen
+        }
+        Target::Stations(ids) => {
+            let mut chosen = Vec::new();
+            let unique: BTreeSet<&String> = ids.iter().collect();
+            for id in unique {
+                let station = all.iter().find(|s| &s.id == id).cloned().ok_or_else(|| {
+                    ApiError::NotFound(format!("no station {id:?}: see `loa status` for the list"))
+                })?;
+                chosen.push(station);
+            }
+            chosen
+        }
+    };
+    if let Role::District(own) = role {
+        if layer != Layer::Local {
+            return Err(ApiError::Forbidden(format!(
+                "district tokens may load only layer = \"local\" schedules; this one is {layer:?}"
+            )));
+        }
+        if matches!(to, Target::All) {
+            return Err(ApiError::Forbidden(format!(
+                "district tokens cannot target all stations: use --to district:{own}"
+            )));
+        }
+        if let Some(other) = chosen.iter().find(|s| &s.district != own) {
+            return Err(ApiError::Forbidden(format!(
+                "station {:?} is in district {:?}; this token may assign only to district {own:?}",
+                other.id, other.district
+            )));
+        }
+    }
+    Ok(chosen)
+}
+
+async fn get_status(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let role = operator_auth(&state, &headers)?;
+    let heartbeats: BTreeMap<String, StoredHeartbeat> =
+        state.store.heartbeats()?.into_iter().map(|h| (h.station_id.clone(), h)).collect();
+    let mut stations = Vec::new();
+    for s in state.store.stations()? {
+        if let Role::District(own) = &role
+            && &s.district != own
+        {
+            continue;
+        }
+        let issued_version = state.store.latest_manifest(&s.id)?.map(|m| m.version);
+        let beat = heartbeats.get(&s.id);
+        stations.push(StationStatus {
+            id: s.id,
+            name: s.name,
+            district: s.district,
+            issued_version,
+            last_seen: beat.map(|b| b.received_at),
+            heartbeat: beat.map(|b| b.heartbeat.clone()),
+        });
+    }
+    Ok(axum::Json(FleetStatus { server_time: state.clock.now(), stations }).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_parse_and_refuse_nonsense() {
+        assert_eq!(parse_range("bytes=0-", 10).unwrap(), (0, 9));
+        assert_eq!(parse_range("bytes=4-6", 10).unwrap(), (4, 6));
+        assert_eq!(parse_range("bytes=4-100", 10).unwrap(), (4, 9));
+        for bad in ["bytes=10-", "bytes=5-4", "items=0-", "bytes=a-"] {
+            assert!(parse_range(bad, 10).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn names_with_paths_are_refused() {
+        assert!(valid_origin("provincial.toml"));
+        for bad in ["../x.toml", "a/b.toml", "..", "a\\b", "x\n"] {
+            assert!(!valid_origin(bad), "{bad:?}");
+        }
+        assert!(!valid_sha256("../../etc/passwd"));
+        assert!(!valid_sha256(&"A".repeat(64)));
+        assert!(valid_sha256(&"a".repeat(64)));
+    }
+}

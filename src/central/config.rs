@@ -1,0 +1,158 @@
+//! `central.toml`: where central listens and keeps its data. Every key has a default, so
+//! an empty file (or none) is a valid configuration.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The commented example shipped with the program (`loa central --print-config`).
+pub const EXAMPLE: &str = r#"# central.toml — the provincial server. Every key is optional; defaults shown.
+
+# Address and port to listen on. Stations dial out to this.
+listen = "0.0.0.0:8480"
+
+# Where the database, the signing key and the audio library live.
+data_dir = "/var/lib/loa/central"
+
+# Largest audio upload accepted, in megabytes.
+upload_limit_mb = 200
+
+# Loudness every file is normalised towards (EBU R128 integrated, LUFS).
+loudness_target_lufs = -16.0
+
+# A manifest is valid this long after it is issued; central re-issues it at half-life,
+# so a station that polls never holds an expiring one.
+manifest_valid_hours = 168
+
+# How far ahead central looks when ordering downloads (earliest needed first).
+planning_horizon_hours = 48
+
+# HTTPS: set both to serve TLS (rustls) instead of plain HTTP. PEM files; the chain
+# starts with central's own certificate. Stations and the CLI then need the CA that
+# signed it (station `ca_cert`, CLI `--ca-cert`). Signatures protect what plays either way.
+# tls_cert = "/etc/loa/central-cert.pem"
+# tls_key = "/etc/loa/central-key.pem"
+"#;
+
+/// Central's configuration.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CentralConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub upload_limit_mb: u64,
+    pub loudness_target_lufs: f64,
+    pub manifest_valid_hours: u32,
+    pub planning_horizon_hours: u32,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+}
+
+impl Default for CentralConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8480)),
+            data_dir: PathBuf::from("/var/lib/loa/central"),
+            upload_limit_mb: 200,
+            loudness_target_lufs: -16.0,
+            manifest_valid_hours: 168,
+            planning_horizon_hours: 48,
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+impl CentralConfig {
+    /// Reads a config file; a relative `data_dir` is taken relative to the file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: shown.clone(), source })?;
+        let mut config = Self::parse(&text, &shown)?;
+        if let Some(dir) = path.parent() {
+            for p in [Some(&mut config.data_dir), config.tls_cert.as_mut(), config.tls_key.as_mut()]
+                .into_iter()
+                .flatten()
+            {
+                if p.is_relative() {
+                    *p = dir.join(&*p);
+                }
+            }
+        }
+        Ok(config)
+    }
+
+    /// Parses config text; `origin` names it in errors (with line and column).
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let config: Self = toml::from_str(text).map_err(|e| {
+            let (line, column) =
+                e.span().map(|span| line_column(text, span.start)).unwrap_or((1, 1));
+            ConfigError::Parse {
+                path: format!("{origin}:{line}:{column}"),
+                message: e.message().to_string(),
+            }
+        })?;
+        let invalid = |message: &str| ConfigError::Invalid {
+            path: origin.to_string(),
+            message: message.to_string(),
+        };
+        if config.upload_limit_mb == 0 {
+            return Err(invalid("upload_limit_mb must be at least 1"));
+        }
+        if config.manifest_valid_hours == 0 {
+            return Err(invalid("manifest_valid_hours must be at least 1"));
+        }
+        if !(-70.0..=0.0).contains(&config.loudness_target_lufs) {
+            return Err(invalid("loudness_target_lufs must be between -70 and 0"));
+        }
+        if config.tls_cert.is_some() != config.tls_key.is_some() {
+            return Err(invalid("set both tls_cert and tls_key for HTTPS, or neither"));
+        }
+        Ok(config)
+    }
+
+    pub fn upload_limit_bytes(&self) -> u64 {
+        self.upload_limit_mb.saturating_mul(1024 * 1024)
+    }
+}
+
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset.min(text.len())).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_parses_to_the_defaults() {
+        assert_eq!(CentralConfig::parse(EXAMPLE, "example").unwrap(), CentralConfig::default());
+        assert_eq!(CentralConfig::parse("", "empty").unwrap(), CentralConfig::default());
+    }
+
+    #[test]
+    fn errors_name_the_place() {
+        let err = CentralConfig::parse("listen = \"x\"\n", "c.toml").unwrap_err().to_string();
+        assert!(err.starts_with("c.toml:1:10"), "{err}");
+        let err = CentralConfig::parse("\nlisen = 1\n", "c.toml").unwrap_err().to_string();
+        assert!(err.starts_with("c.toml:2:1") && err.contains("lisen"), "{err}");
+        let err = CentralConfig::parse("tls_cert = \"a\"\n", "c.toml").unwrap_err().to_string();
+        assert!(err.contains("set both tls_cert and tls_key"), "{err}");
+    }
+}

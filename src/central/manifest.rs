@@ -1,0 +1,174 @@
+//! Building and signing a station's manifest from what the store says it is assigned.
+//!
+//! Versions are issued under one lock, so they grow by exactly one per station and two
+//! requests can never sign different documents under the same version.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+
+use super::{ApiError, AppState};
+use crate::protocol::{DocumentKind, Manifest, ManifestAudio, ManifestSchedule};
+use crate::schedule::{self, AudioRef, Schedule};
+use crate::store::{StoredManifest, StoredSchedule};
+
+/// The key a schedule's `audio = "..."` value has in [`ManifestSchedule::audio`]: the
+/// path the parser yields with an empty base directory (i.e. as written), or `None` for
+/// a `sha256:` reference.
+pub fn audio_key(audio: &AudioRef) -> Option<String> {
+    match audio {
+        AudioRef::Path(path) => Some(path.to_string_lossy().into_owned()),
+        AudioRef::Sha256(_) => None,
+    }
+}
+
+/// Parses schedule text the way stations will (empty base directory). Errors come back
+/// as `file:line:column: error: message` lines.
+pub fn check_schedule(source: &str, origin: &str) -> Result<Schedule, Vec<String>> {
+    let parsed = schedule::parse(source, origin, Path::new(""));
+    match parsed.schedule {
+        Some(schedule) => Ok(schedule),
+        None => Err(parsed
+            .diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .map(ToString::to_string)
+            .collect()),
+    }
+}
+
+/// The sha256 every item of `schedule` plays, using `audio` for written paths.
+pub fn resolve_audio(
+    schedule: &Schedule,
+    audio: &BTreeMap<String, String>,
+) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for item in &schedule.items {
+        let sha = sha_of(&item.audio, audio).ok_or_else(|| {
+            format!(
+                "{}:{}:{}: error: audio {:?} of item {:?} was not uploaded: run `loa schedule load` \
+                 from the schedule's folder so it can upload it",
+                schedule.origin,
+                item.audio_pos.line,
+                item.audio_pos.column,
+                audio_key(&item.audio).unwrap_or_default(),
+                item.id
+            )
+        })?;
+        out.push(sha);
+    }
+    Ok(out)
+}
+
+fn sha_of(audio: &AudioRef, map: &BTreeMap<String, String>) -> Option<String> {
+    match audio {
+        AudioRef::Sha256(hex) => Some(hex.to_lowercase()),
+        AudioRef::Path(_) => audio_key(audio).and_then(|k| map.get(&k).cloned()),
+    }
+}
+
+/// Builds, signs and stores the next manifest version for `station_id`.
+pub async fn issue(state: &AppState, station_id: &str) -> Result<StoredManifest, ApiError> {
+    let _serial = state.issue_lock.lock().await;
+    issue_locked(state, station_id)
+}
+
+fn issue_locked(state: &AppState, station_id: &str) -> Result<StoredManifest, ApiError> {
+    let now = state.clock.now();
+    let stored = state.store.schedules_for(station_id)?;
+    let previous = state.store.latest_manifest(station_id)?;
+    let version = previous.as_ref().map(|m| m.version + 1).unwrap_or(1);
+    let horizon = now + chrono::Duration::hours(i64::from(state.config.planning_horizon_hours));
+    let (schedules, audio) = contents(state, &stored, now, horizon)?;
+    let manifest = Manifest {
+        station_id: station_id.to_string(),
+        version,
+        issued_at: now,
+        valid_until: now + chrono::Duration::hours(i64::from(state.config.manifest_valid_hours)),
+        schedules,
+        audio,
+    };
+    let envelope = state.key.sign(DocumentKind::Manifest, &manifest)?;
+    let stored = StoredManifest {
+        station_id: station_id.to_string(),
+        version,
+        issued_at: manifest.issued_at,
+        valid_until: manifest.valid_until,
+        envelope,
+    };
+    state.store.put_manifest(&stored)?;
+    tracing::info!(station = station_id, version, "issued manifest");
+    state.announce(station_id, version);
+    Ok(stored)
+}
+
+/// The manifest a station should hold now: the latest, or a fresh version when there is
+/// none yet or the latest is past half its validity.
+pub async fn current(state: &AppState, station_id: &str) -> Result<StoredManifest, ApiError> {
+    if let Some(latest) = fresh(state, station_id)? {
+        return Ok(latest);
+    }
+    let _serial = state.issue_lock.lock().await;
+    // Another request may have re-issued while this one waited for the lock.
+    if let Some(latest) = fresh(state, station_id)? {
+        return Ok(latest);
+    }
+    issue_locked(state, station_id)
+}
+
+fn fresh(state: &AppState, station_id: &str) -> Result<Option<StoredManifest>, ApiError> {
+    Ok(state.store.latest_manifest(station_id)?.filter(|latest| {
+        let half = (latest.valid_until - latest.issued_at) / 2;
+        state.clock.now() < latest.issued_at + half
+    }))
+}
+
+fn contents(
+    state: &AppState,
+    stored: &[StoredSchedule],
+    now: DateTime<Utc>,
+    horizon: DateTime<Utc>,
+) -> Result<(Vec<ManifestSchedule>, Vec<ManifestAudio>), ApiError> {
+    let mut earliest: BTreeMap<String, Option<DateTime<Utc>>> = BTreeMap::new();
+    let mut schedules = Vec::new();
+    for s in stored {
+        let schedule = check_schedule(&s.source, &s.origin).map_err(|d| {
+            ApiError::Internal(format!(
+                "stored schedule {} no longer parses: {}",
+                s.id,
+                d.join("; ")
+            ))
+        })?;
+        for sha in resolve_audio(&schedule, &s.audio).map_err(ApiError::Internal)? {
+            earliest.entry(sha).or_insert(None);
+        }
+        for occurrence in schedule.occurrences(now, horizon) {
+            if let Some(sha) = sha_of(&occurrence.audio, &s.audio) {
+                let slot = earliest.entry(sha).or_insert(None);
+                if slot.is_none_or(|t| occurrence.planned < t) {
+                    *slot = Some(occurrence.planned);
+                }
+            }
+        }
+        schedules.push(ManifestSchedule {
+            origin: s.origin.clone(),
+            layer: s.layer,
+            source: s.source.clone(),
+            audio: s.audio.clone(),
+        });
+    }
+    let mut audio = Vec::new();
+    for (sha, earliest_needed) in earliest {
+        let info = state.store.audio(&sha)?.ok_or_else(|| {
+            ApiError::Internal(format!("audio sha256:{sha} is assigned but not in the library"))
+        })?;
+        audio.push(ManifestAudio {
+            sha256: sha,
+            size: info.size,
+            gain_db: info.gain_db,
+            earliest_needed,
+        });
+    }
+    Ok((schedules, audio))
+}

@@ -1,0 +1,305 @@
+//! The provincial server: identities, the audio library, schedule assignment and signed
+//! per-station manifests, served over HTTP (axum).
+//!
+//! Central never plays anything and never trusts a client's claim about who it is: every
+//! request carries a bearer token whose sha256 the store knows. The entry points are
+//! [`init`] (data directory + signing key + first admin token), [`add_station`],
+//! [`add_operator`], [`open`] and [`serve`].
+
+mod api;
+pub mod config;
+pub mod ingest;
+pub mod manifest;
+pub mod tls;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+pub use api::router;
+pub use config::CentralConfig;
+
+use crate::clock::SharedClock;
+use crate::protocol::ErrorBody;
+use crate::signing::{ProvinceKey, SigningError};
+use crate::store::{self, Role, SqliteStore, Station, Store, StoreError};
+
+/// File names inside the data directory.
+pub const DB_FILE: &str = "central.sqlite";
+pub const KEY_FILE: &str = "province.key";
+pub const AUDIO_DIR: &str = "audio";
+pub const TMP_DIR: &str = "tmp";
+
+/// Why a central operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CentralError {
+    #[error("cannot create {path}: {source}")]
+    CreateDir { path: String, source: std::io::Error },
+    #[error(
+        "{0} is not a central data directory (no {KEY_FILE}): run `loa central init --data-dir {0}` first"
+    )]
+    NotInitialised(String),
+    #[error(transparent)]
+    Signing(#[from] SigningError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("station id {0:?} is not valid: use 1-64 lowercase letters, digits, '-' or '_'")]
+    BadStationId(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+    #[error("server failed: {0}")]
+    Serve(std::io::Error),
+    #[error("tls: {path}: {message}")]
+    Tls { path: String, message: String },
+}
+
+/// What `loa central init` prints.
+#[derive(Debug, Clone)]
+pub struct Initialised {
+    pub public_key: String,
+    pub admin_token: String,
+}
+
+/// Creates the data directory, the province's signing key (0600) and a first admin
+/// token. Refuses to replace an existing key.
+pub fn init(data_dir: &Path) -> Result<Initialised, CentralError> {
+    for dir in [data_dir.to_path_buf(), data_dir.join(AUDIO_DIR), data_dir.join(TMP_DIR)] {
+        std::fs::create_dir_all(&dir).map_err(|source| CentralError::CreateDir {
+            path: dir.display().to_string(),
+            source,
+        })?;
+    }
+    let key = ProvinceKey::generate();
+    key.create_file(&data_dir.join(KEY_FILE))?;
+    let store = SqliteStore::open(&data_dir.join(DB_FILE))?;
+    let admin_token = store::new_token();
+    store.add_operator(&store::hash_token(&admin_token), &Role::Admin, "created by init")?;
+    Ok(Initialised { public_key: key.public_hex(), admin_token })
+}
+
+/// A station id is used in URLs, file names and logs: keep it plain.
+pub fn valid_station_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// Registers a station and returns its token (shown once; only its hash is kept).
+pub fn add_station(store: &dyn Store, station: &Station) -> Result<String, CentralError> {
+    if !valid_station_id(&station.id) {
+        return Err(CentralError::BadStationId(station.id.clone()));
+    }
+    let token = store::new_token();
+    store.add_station(station, &store::hash_token(&token))?;
+    Ok(token)
+}
+
+/// Creates an operator token with `role` and returns it (shown once).
+pub fn add_operator(store: &dyn Store, role: &Role, label: &str) -> Result<String, CentralError> {
+    let token = store::new_token();
+    store.add_operator(&store::hash_token(&token), role, label)?;
+    Ok(token)
+}
+
+/// Everything request handlers share.
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub key: ProvinceKey,
+    pub clock: SharedClock,
+    pub config: CentralConfig,
+    /// Per station, the latest manifest version issued: a long-poll waits on its own
+    /// station's channel only, so loading a schedule for 10,000 stations wakes each
+    /// waiting station once.
+    versions: std::sync::Mutex<HashMap<String, tokio::sync::watch::Sender<u64>>>,
+    /// Serialises manifest issuing so versions never collide.
+    pub issue_lock: tokio::sync::Mutex<()>,
+}
+
+impl AppState {
+    pub fn audio_dir(&self) -> PathBuf {
+        self.config.data_dir.join(AUDIO_DIR)
+    }
+
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.config.data_dir.join(TMP_DIR)
+    }
+
+    fn version_channel<T>(
+        &self,
+        station_id: &str,
+        f: impl FnOnce(&tokio::sync::watch::Sender<u64>) -> T,
+    ) -> T {
+        let mut map = self.versions.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let sender =
+            map.entry(station_id.to_string()).or_insert_with(|| tokio::sync::watch::channel(0).0);
+        f(sender)
+    }
+
+    /// A receiver that changes whenever a manifest is issued for `station_id`.
+    pub fn watch_station(&self, station_id: &str) -> tokio::sync::watch::Receiver<u64> {
+        self.version_channel(station_id, |s| s.subscribe())
+    }
+
+    pub(crate) fn announce(&self, station_id: &str, version: u64) {
+        self.version_channel(station_id, |s| {
+            s.send_replace(version);
+        });
+    }
+}
+
+/// Opens an initialised data directory: its store and signing key.
+pub fn open(config: CentralConfig, clock: SharedClock) -> Result<Arc<AppState>, CentralError> {
+    let dir = &config.data_dir;
+    let key_path = dir.join(KEY_FILE);
+    if !key_path.exists() {
+        return Err(CentralError::NotInitialised(dir.display().to_string()));
+    }
+    let key = ProvinceKey::load_file(&key_path)?;
+    for sub in [dir.join(AUDIO_DIR), dir.join(TMP_DIR)] {
+        std::fs::create_dir_all(&sub).map_err(|source| CentralError::CreateDir {
+            path: sub.display().to_string(),
+            source,
+        })?;
+    }
+    let store = SqliteStore::open(&dir.join(DB_FILE))?;
+    Ok(Arc::new(AppState {
+        store: Arc::new(store),
+        key,
+        clock,
+        config,
+        versions: std::sync::Mutex::new(HashMap::new()),
+        issue_lock: tokio::sync::Mutex::new(()),
+    }))
+}
+
+/// Serves the API on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), CentralError> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(CentralError::Serve)
+}
+
+/// Serves the API over HTTPS on `listener` until `shutdown` resolves.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    state: Arc<AppState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), CentralError> {
+    let listener = tls::TlsListener::new(listener, acceptor).map_err(CentralError::Serve)?;
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(CentralError::Serve)
+}
+
+/// An HTTP error: a status and a message that says what to do next. Every refusal is
+/// logged, so an attack leaves a trace at central.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("missing or unknown bearer token: use the token printed by `loa central`")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("schedule has errors")]
+    Schedule(Vec<String>),
+    #[error(
+        "upload is larger than the limit of {limit} bytes: raise upload_limit_mb in central.toml"
+    )]
+    TooLarge { limit: u64 },
+    #[error("requested range is not satisfiable: file has {size} bytes")]
+    Range { size: u64 },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+impl From<SigningError> for ApiError {
+    fn from(e: SigningError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+impl From<std::io::Error> for ApiError {
+    fn from(e: std::io::Error) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Schedule(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Range { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status.is_server_error() {
+            tracing::error!(%status, "{self}");
+        } else {
+            tracing::warn!(%status, "refused: {self}");
+        }
+        let diagnostics = match &self {
+            ApiError::Schedule(d) => d.clone(),
+            _ => Vec::new(),
+        };
+        (status, axum::Json(ErrorBody { error: self.to_string(), diagnostics })).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn station_ids_are_plain() {
+        assert!(valid_station_id("tri-ton_01"));
+        for bad in ["", "../etc", "A", "a/b", "a b", &"x".repeat(65)] {
+            assert!(!valid_station_id(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn init_refuses_to_replace_the_key_and_open_needs_init() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("central");
+        let clock: SharedClock = Arc::new(crate::clock::SystemClock);
+        let config = CentralConfig { data_dir: data.clone(), ..CentralConfig::default() };
+        assert!(matches!(
+            open(config.clone(), clock.clone()),
+            Err(CentralError::NotInitialised(_))
+        ));
+        let first = init(&data).unwrap();
+        assert_eq!(first.public_key.len(), 64);
+        assert!(matches!(init(&data), Err(CentralError::Signing(SigningError::KeyExists { .. }))));
+        let state = open(config, clock).unwrap();
+        assert_eq!(state.key.public_hex(), first.public_key);
+        assert_eq!(
+            state.store.operator_by_token(&store::hash_token(&first.admin_token)).unwrap(),
+            Some(Role::Admin)
+        );
+    }
+}

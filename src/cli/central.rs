@@ -1,0 +1,195 @@
+//! `loa central …`: set up and run the provincial server.
+//!
+//! - `loa central init [--data-dir D]`: data directory, signing key (0600), first admin
+//!   token; prints the public key to pin in every station config.
+//! - `loa central station add ID --name N --district D`: prints the station token once.
+//! - `loa central token add --role admin|district:NAME|viewer`: prints the token once.
+//! - `loa central example-config`: the commented configuration with its defaults.
+//! - `loa central [--config FILE] [--listen ADDR]`: serve.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+
+use super::remote;
+use crate::central::{self, CentralConfig, config::EXAMPLE};
+use crate::clock::{SharedClock, SystemClock};
+use crate::store::{Role, SqliteStore, Station};
+
+#[derive(Debug, Args)]
+pub struct CentralArgs {
+    #[command(subcommand)]
+    pub command: Option<CentralCommand>,
+    /// Configuration file (TOML; see `loa central example-config`).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// Data directory (overrides `data_dir` in the config).
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on (overrides `listen` in the config).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CentralCommand {
+    /// Create the data directory, the province's signing key and a first admin token.
+    Init,
+    /// Manage stations.
+    Station {
+        #[command(subcommand)]
+        command: StationCommand,
+    },
+    /// Manage operator tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Print the commented example configuration (all defaults).
+    ExampleConfig,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StationCommand {
+    /// Register a station and print its token (shown once).
+    Add {
+        /// Station id: lowercase letters, digits, '-' or '_'.
+        id: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        district: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an operator token and print it (shown once).
+    Add {
+        /// admin, district:NAME or viewer.
+        #[arg(long, value_parser = |s: &str| s.parse::<Role>())]
+        role: Role,
+        /// A note saying whose token this is.
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+}
+
+pub fn run(args: CentralArgs) -> ExitCode {
+    match run_inner(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => remote::report(&e),
+    }
+}
+
+fn config(args: &CentralArgs) -> anyhow::Result<CentralConfig> {
+    let mut config = match &args.config {
+        Some(path) => CentralConfig::load(path)?,
+        None => CentralConfig::default(),
+    };
+    if let Some(dir) = &args.data_dir {
+        config.data_dir = dir.clone();
+    }
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    Ok(config)
+}
+
+fn run_inner(args: CentralArgs) -> anyhow::Result<()> {
+    let config = config(&args)?;
+    let store = || {
+        let path = config.data_dir.join(central::DB_FILE);
+        if !config.data_dir.join(central::KEY_FILE).exists() {
+            return Err(central::CentralError::NotInitialised(
+                config.data_dir.display().to_string(),
+            )
+            .into());
+        }
+        SqliteStore::open(&path).map_err(anyhow::Error::from)
+    };
+    match args.command {
+        Some(CentralCommand::Init) => {
+            let done = central::init(&config.data_dir)?;
+            println!("data directory: {}", config.data_dir.display());
+            println!("public key (pin it in every station config): {}", done.public_key);
+            println!("admin token (shown once, keep it safe): {}", done.admin_token);
+            Ok(())
+        }
+        Some(CentralCommand::Station { command: StationCommand::Add { id, name, district } }) => {
+            let station = Station { id: id.clone(), name, district };
+            let token = central::add_station(&store()?, &station)?;
+            println!("station {id} added; its token (shown once, put it in the station config):");
+            println!("{token}");
+            Ok(())
+        }
+        Some(CentralCommand::Token { command: TokenCommand::Add { role, label } }) => {
+            let token = central::add_operator(&store()?, &role, &label)?;
+            println!("{role} token (shown once):");
+            println!("{token}");
+            Ok(())
+        }
+        Some(CentralCommand::ExampleConfig) => {
+            print!("{EXAMPLE}");
+            Ok(())
+        }
+        None => serve(config),
+    }
+}
+
+fn serve(config: CentralConfig) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let clock: SharedClock = Arc::new(SystemClock);
+        let listen = config.listen;
+        let state = central::open(config, clock)?;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|source| central::CentralError::Bind { addr: listen.to_string(), source })?;
+        let addr = listener.local_addr()?;
+        let tls = match (&state.config.tls_cert, &state.config.tls_key) {
+            (Some(cert), Some(key)) => Some(central::tls::acceptor(cert, key)?),
+            _ => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        eprintln!("loa central listening on {scheme}://{addr}");
+        eprintln!("public key: {}", state.key.public_hex());
+        match tls {
+            Some(acceptor) => {
+                central::serve_tls(listener, acceptor, state, shutdown_signal()).await?
+            }
+            None => central::serve(listener, state, shutdown_signal()).await?,
+        }
+        eprintln!("loa central stopped");
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,228 @@
+//! Shared plumbing for commands that talk to central: where it is, which token to send,
+//! and turning central's JSON errors into messages that say what to do next.
+//!
+//! The URL and token come from flags, then the environment (`LOA_CENTRAL`, `LOA_TOKEN`),
+//! then a client config file (`--client-config`, `LOA_CLIENT_CONFIG`, or
+//! `~/.config/loa/client.toml` with `central = "..."` and `token = "..."`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, anyhow, bail};
+use clap::Args;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::protocol::{AudioInfo, ErrorBody};
+
+#[derive(Debug, Clone, Args)]
+pub struct RemoteArgs {
+    /// Central's URL, e.g. http://central.example:8480.
+    #[arg(long, env = "LOA_CENTRAL", global = true)]
+    pub central: Option<String>,
+    /// Operator token (printed by `loa central init` or `loa central token add`).
+    #[arg(long, env = "LOA_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+    /// Client config file with `central` and `token` (default ~/.config/loa/client.toml).
+    #[arg(long, env = "LOA_CLIENT_CONFIG", global = true)]
+    pub client_config: Option<PathBuf>,
+    /// PEM of the CA that signed central's certificate (for https:// URLs).
+    #[arg(long, env = "LOA_CA_CERT", global = true)]
+    pub ca_cert: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientFile {
+    central: Option<String>,
+    token: Option<String>,
+    ca_cert: Option<PathBuf>,
+}
+
+/// A resolved connection to central.
+pub struct Remote {
+    pub base: String,
+    pub token: String,
+    pub http: reqwest::Client,
+}
+
+impl RemoteArgs {
+    pub fn resolve(&self) -> anyhow::Result<Remote> {
+        let file = match &self.client_config {
+            Some(path) => Some(read_client_file(path)?),
+            None => match std::env::var_os("HOME") {
+                Some(home) => {
+                    let path = Path::new(&home).join(".config/loa/client.toml");
+                    if path.is_file() { Some(read_client_file(&path)?) } else { None }
+                }
+                None => None,
+            },
+        }
+        .unwrap_or_default();
+        let base = self.central.clone().or(file.central).ok_or_else(|| {
+            anyhow!("no central URL: pass --central URL, set LOA_CENTRAL, or write `central = \"http://...\"` in ~/.config/loa/client.toml")
+        })?;
+        let token = self.token.clone().or(file.token).ok_or_else(|| {
+            anyhow!("no token: pass --token, set LOA_TOKEN, or write `token = \"...\"` in ~/.config/loa/client.toml")
+        })?;
+        if !base.starts_with("http://") && !base.starts_with("https://") {
+            bail!("central URL {base:?} must start with http:// or https://");
+        }
+        let mut builder =
+            reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(10));
+        if let Some(path) = self.ca_cert.clone().or(file.ca_cert) {
+            let pem = std::fs::read(&path)
+                .with_context(|| format!("cannot read CA certificate {}", path.display()))?;
+            let cert = reqwest::Certificate::from_pem(&pem)
+                .with_context(|| format!("{} is not a PEM certificate", path.display()))?;
+            builder = builder.add_root_certificate(cert);
+        } else if base.starts_with("https://") {
+            bail!(
+                "{base} is https: pass --ca-cert FILE (or LOA_CA_CERT) with the CA that signed central's certificate"
+            );
+        }
+        let http = builder.build().context("cannot set up the HTTP client")?;
+        Ok(Remote {
+            base: base.trim_end_matches('/').to_string(),
+            token: token.trim().to_string(),
+            http,
+        })
+    }
+}
+
+fn read_client_file(path: &Path) -> anyhow::Result<ClientFile> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    toml::from_str(&text).map_err(|e| anyhow!("{}: {}", path.display(), e.message()))
+}
+
+impl Remote {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Turns a non-success answer into an error carrying central's message and any
+    /// file:line:column diagnostics.
+    pub async fn fail(&self, what: &str, response: reqwest::Response) -> anyhow::Error {
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        match serde_json::from_str::<ErrorBody>(&text) {
+            Ok(body) if !body.diagnostics.is_empty() => {
+                anyhow!(
+                    "{}\n{what} refused by central ({status}): {}",
+                    body.diagnostics.join("\n"),
+                    body.error
+                )
+            }
+            Ok(body) => anyhow!("{what} refused by central ({status}): {}", body.error),
+            Err(_) => anyhow!("{what} refused by central ({status}): {text}"),
+        }
+    }
+
+    fn send_error(&self, e: reqwest::Error) -> anyhow::Error {
+        anyhow!("cannot reach central at {}: {e}", self.base)
+    }
+
+    /// Central's record of `sha256`, or `None` when its library does not hold it.
+    pub async fn library_entry(&self, sha256: &str) -> anyhow::Result<Option<AudioInfo>> {
+        let response = self
+            .http
+            .get(self.url(&format!("/api/v1/library/{sha256}")))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| self.send_error(e))?;
+        match response.status() {
+            s if s.is_success() => {
+                Ok(Some(response.json().await.context("central's answer is not valid JSON")?))
+            }
+            reqwest::StatusCode::NOT_FOUND => Ok(None),
+            _ => Err(self.fail("audio lookup", response).await),
+        }
+    }
+
+    /// Uploads one file, showing progress on stderr; returns what central stored.
+    pub async fn upload_audio(&self, path: &Path, title: &str) -> anyhow::Result<AudioInfo> {
+        use futures_util::StreamExt;
+        use tokio::io::AsyncReadExt;
+        let file = tokio::fs::File::open(path)
+            .await
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        let size = file.metadata().await?.len();
+        let name = path.display().to_string();
+        let stream =
+            futures_util::stream::unfold((file, 0u64, 0u64), move |(mut file, sent, shown)| {
+                let name = name.clone();
+                async move {
+                    let mut buffer = vec![0u8; 64 * 1024];
+                    match file.read(&mut buffer).await {
+                        Ok(0) => {
+                            eprintln!("\r{name}: 100%");
+                            None
+                        }
+                        Ok(n) => {
+                            buffer.truncate(n);
+                            let sent = sent + n as u64;
+                            let pct = if size == 0 { 100 } else { sent * 100 / size };
+                            if pct != shown {
+                                eprint!("\r{name}: {pct}%");
+                            }
+                            Some((Ok::<_, std::io::Error>(buffer), (file, sent, pct)))
+                        }
+                        Err(e) => Some((Err(e), (file, sent, shown))),
+                    }
+                }
+            })
+            .boxed();
+        let response = self
+            .http
+            .put(self.url("/api/v1/audio"))
+            .query(&[("title", title)])
+            .bearer_auth(&self.token)
+            .header(reqwest::header::CONTENT_LENGTH, size)
+            .body(reqwest::Body::wrap_stream(stream))
+            .send()
+            .await
+            .map_err(|e| self.send_error(e))?;
+        if !response.status().is_success() {
+            return Err(self.fail(&format!("upload of {}", path.display()), response).await);
+        }
+        response.json().await.context("central's answer to the upload is not valid JSON")
+    }
+}
+
+/// Hex sha256 of a file's bytes.
+pub fn sha256_file(path: &Path) -> anyhow::Result<String> {
+    use std::io::Read;
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let n =
+            file.read(&mut buffer).with_context(|| format!("cannot read {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// A current-thread runtime for one command.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Prints an error chain and returns exit code 1.
+pub fn report(e: &anyhow::Error) -> std::process::ExitCode {
+    eprintln!("error: {e:#}");
+    std::process::ExitCode::from(1)
+}
+
+/// Hex sha256 of bytes in memory.
+pub fn sha256_bytes(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}

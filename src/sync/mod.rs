@@ -1,0 +1,520 @@
+//! The station side of distribution: fetch the signed manifest (long-poll), verify it,
+//! download the audio it needs into the cache (resumable, verified), evict what is no
+//! longer needed, and send heartbeats.
+//!
+//! [`Syncer`] is the entry point for the station daemon. It knows nothing about playing:
+//! it hands over [`VerifiedManifest`]s and keeps [`Cache`] complete. Decisions (order,
+//! readiness, backoff, clock offset) are pure functions in [`plan`].
+
+pub mod cache;
+pub mod export;
+pub mod plan;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use reqwest::StatusCode;
+use reqwest::header;
+use sha2::{Digest, Sha256};
+use std::io::{Read, Seek, Write};
+
+pub use cache::{Cache, CacheError};
+pub use export::{ExportError, resolved_source, schedules, write_schedules};
+pub use plan::{Backoff, Download, Readiness, clock_offset_ms, plan, readiness};
+
+use crate::clock::SharedClock;
+use crate::protocol::{ErrorBody, Heartbeat, HeartbeatAck, SignedEnvelope};
+use crate::signing::{self, PublicKey, SigningError, VerifiedManifest};
+
+/// How a station reaches central and what it trusts.
+#[derive(Debug, Clone)]
+pub struct SyncConfig {
+    /// Base URL, e.g. `http://central.example:8480`.
+    pub central: String,
+    /// This station's bearer token (from `loa central station add`).
+    pub token: String,
+    pub station_id: String,
+    /// The province's pinned public key (from `loa central init`).
+    pub public_key: PublicKey,
+    pub cache_dir: PathBuf,
+    /// How long one manifest request may wait for a change (default 30 s).
+    pub long_poll: Duration,
+    pub backoff: Backoff,
+    /// Attempts per file per pass before moving on to the next file (default 8).
+    pub max_attempts: u32,
+    /// Unneeded audio stays this long before it is deleted (default 24 h).
+    pub eviction_grace: Duration,
+    /// PEM of the CA that signed central's certificate, for `https://` URLs. Only this
+    /// CA is trusted (no built-in web roots).
+    pub ca_cert_pem: Option<Vec<u8>>,
+}
+
+impl SyncConfig {
+    /// A configuration with the documented defaults.
+    pub fn new(
+        central: &str,
+        token: &str,
+        station_id: &str,
+        public_key: PublicKey,
+        cache_dir: PathBuf,
+    ) -> Self {
+        Self {
+            central: central.trim_end_matches('/').to_string(),
+            token: token.to_string(),
+            station_id: station_id.to_string(),
+            public_key,
+            cache_dir,
+            long_poll: Duration::from_secs(30),
+            backoff: Backoff::default(),
+            max_attempts: 8,
+            eviction_grace: Duration::from_secs(24 * 3600),
+            ca_cert_pem: None,
+        }
+    }
+}
+
+/// Why a sync step failed. Every refusal of content is also logged.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("cannot reach central at {url}: {source}")]
+    Http { url: String, source: reqwest::Error },
+    #[error("central answered {status} to {what}: {message}")]
+    Status { what: String, status: StatusCode, message: String },
+    #[error("central refused this station's token (401): check `token` in the station config")]
+    Unauthorized,
+    #[error("manifest from central is not a signed envelope: {0}")]
+    Malformed(serde_json::Error),
+    #[error("manifest refused: {0}")]
+    Refused(#[from] SigningError),
+    #[error(
+        "audio sha256:{expected} arrived with different bytes (sha256:{actual}): discarded, will download again"
+    )]
+    HashMismatch { expected: String, actual: String },
+    #[error("audio sha256:{sha256} ended after {got} of {expected} bytes: will resume")]
+    Truncated { sha256: String, got: u64, expected: u64 },
+    #[error("audio sha256:{sha256} is larger than the {expected} bytes the manifest promised")]
+    Oversize { sha256: String, expected: u64 },
+    #[error("audio name {0:?} is not a sha256: refused")]
+    BadName(String),
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    #[error("ca_cert is not a PEM certificate: {0}")]
+    CaCert(reqwest::Error),
+}
+
+/// What one [`Syncer::sync_audio`] pass did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SyncReport {
+    pub downloaded: Vec<String>,
+    /// sha256 → last error, for files that ran out of attempts this pass.
+    pub failed: Vec<(String, String)>,
+    /// Body bytes received from central, including bytes of attempts that were cut.
+    pub bytes_received: u64,
+}
+
+/// What the daemon knows and the heartbeat reports.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StationReport {
+    pub now_playing: Option<String>,
+    /// `ok` or what is wrong with the sound output.
+    pub sink_health: String,
+    pub disk_free_bytes: Option<u64>,
+}
+
+/// The station's sync client. Typical use by the daemon:
+/// `let mut s = Syncer::new(config, clock)?; loop { if let Some(m) = s.poll_manifest().await? { apply(m) } s.sync_audio().await; s.evict()?; s.send_heartbeat(report).await?; }`
+/// or simply [`Syncer::run`].
+pub struct Syncer {
+    config: SyncConfig,
+    clock: SharedClock,
+    http: reqwest::Client,
+    cache: Cache,
+    accepted: Option<VerifiedManifest>,
+    clock_offset_ms: Option<i64>,
+    unneeded_since: HashMap<String, DateTime<Utc>>,
+}
+
+impl Syncer {
+    /// Opens the cache and re-verifies the manifest accepted before a restart, so the
+    /// station can play at once and rollback protection survives restarts.
+    pub fn new(config: SyncConfig, clock: SharedClock) -> Result<Self, SyncError> {
+        let cache = Cache::open(&config.cache_dir)?;
+        let accepted = match cache.load_manifest()? {
+            Some(envelope) => {
+                match signing::verify_stored_manifest(
+                    &config.public_key,
+                    &envelope,
+                    &config.station_id,
+                ) {
+                    Ok(v) => Some(v),
+                    Err(e) => {
+                        tracing::warn!("stored manifest no longer verifies, ignoring it: {e}");
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(config.long_poll + Duration::from_secs(30));
+        if let Some(pem) = &config.ca_cert_pem {
+            builder = builder.add_root_certificate(
+                reqwest::Certificate::from_pem(pem).map_err(SyncError::CaCert)?,
+            );
+        }
+        let http = builder
+            .build()
+            .map_err(|source| SyncError::Http { url: config.central.clone(), source })?;
+        Ok(Self {
+            config,
+            clock,
+            http,
+            cache,
+            accepted,
+            clock_offset_ms: None,
+            unneeded_since: HashMap::new(),
+        })
+    }
+
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    /// The last manifest this station verified and accepted.
+    pub fn current(&self) -> Option<&VerifiedManifest> {
+        self.accepted.as_ref()
+    }
+
+    /// The latest clock offset estimate (station minus central, ms).
+    pub fn clock_offset_ms(&self) -> Option<i64> {
+        self.clock_offset_ms
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.config.central)
+    }
+
+    async fn error_status(what: &str, response: reqwest::Response) -> SyncError {
+        let status = response.status();
+        if status == StatusCode::UNAUTHORIZED {
+            return SyncError::Unauthorized;
+        }
+        let text = response.text().await.unwrap_or_default();
+        let message = serde_json::from_str::<ErrorBody>(&text).map(|b| b.error).unwrap_or(text);
+        SyncError::Status { what: what.to_string(), status, message }
+    }
+
+    /// Asks central for a newer manifest, waiting up to the long-poll time for one.
+    /// Returns the newly accepted manifest, or `None` when nothing changed. A manifest
+    /// that fails verification is refused, logged, and leaves the accepted one in place.
+    pub async fn poll_manifest(&mut self) -> Result<Option<VerifiedManifest>, SyncError> {
+        self.fetch_manifest(self.config.long_poll).await
+    }
+
+    /// [`Syncer::poll_manifest`] with an explicit wait (zero: answer at once).
+    pub async fn fetch_manifest(
+        &mut self,
+        wait: Duration,
+    ) -> Result<Option<VerifiedManifest>, SyncError> {
+        let url = self.url(&format!("/api/v1/station/manifest?wait={}", wait.as_secs()));
+        let mut request = self.http.get(&url).bearer_auth(&self.config.token);
+        let accepted_version = self.accepted.as_ref().map(|m| m.manifest.version);
+        if let Some(version) = accepted_version {
+            request = request.header(header::IF_NONE_MATCH, format!("\"v{version}\""));
+        }
+        let response =
+            request.send().await.map_err(|source| SyncError::Http { url: url.clone(), source })?;
+        if response.status() == StatusCode::NOT_MODIFIED {
+            return Ok(None);
+        }
+        if !response.status().is_success() {
+            return Err(Self::error_status("manifest request", response).await);
+        }
+        let bytes = response.bytes().await.map_err(|source| SyncError::Http { url, source })?;
+        let envelope: SignedEnvelope =
+            serde_json::from_slice(&bytes).map_err(SyncError::Malformed).inspect_err(|e| {
+                tracing::warn!("{e}");
+            })?;
+        self.accept(&envelope)
+    }
+
+    /// Verifies an envelope (however it arrived) and makes it the accepted manifest if
+    /// it is newer. Refusals are logged.
+    pub fn accept(
+        &mut self,
+        envelope: &SignedEnvelope,
+    ) -> Result<Option<VerifiedManifest>, SyncError> {
+        let accepted_version = self.accepted.as_ref().map(|m| m.manifest.version);
+        let verified = signing::verify_manifest(
+            &self.config.public_key,
+            envelope,
+            &self.config.station_id,
+            accepted_version,
+            self.clock.now(),
+        )
+        .inspect_err(|e| {
+            tracing::warn!(station = self.config.station_id, "manifest refused: {e}")
+        })?;
+        if Some(verified.manifest.version) == accepted_version {
+            return Ok(None);
+        }
+        self.cache.save_manifest(envelope)?;
+        tracing::info!(version = verified.manifest.version, "manifest accepted");
+        self.accepted = Some(verified.clone());
+        Ok(Some(verified))
+    }
+
+    /// How far ahead the station can play with what it holds; `None` before any
+    /// manifest was accepted.
+    pub fn readiness(&self) -> Result<Option<Readiness>, SyncError> {
+        let Some(accepted) = &self.accepted else { return Ok(None) };
+        Ok(Some(readiness(&accepted.manifest, &self.cache.cached()?)))
+    }
+
+    /// Downloads everything the accepted manifest needs and the cache lacks, earliest
+    /// needed first, each with retries (backoff + jitter). A file that keeps failing is
+    /// reported and the pass moves on, so one bad file never blocks the others.
+    pub async fn sync_audio(&mut self) -> Result<SyncReport, SyncError> {
+        let mut report = SyncReport::default();
+        let Some(accepted) = &self.accepted else { return Ok(report) };
+        let downloads = plan(&accepted.manifest, &self.cache.cached()?);
+        for download in downloads {
+            let mut attempt = 0;
+            loop {
+                match self.download(&download, &mut report.bytes_received).await {
+                    Ok(()) => {
+                        report.downloaded.push(download.sha256.clone());
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(sha256 = download.sha256, attempt, "download failed: {e}");
+                        attempt += 1;
+                        if attempt >= self.config.max_attempts {
+                            report.failed.push((download.sha256.clone(), e.to_string()));
+                            break;
+                        }
+                        let delay = self.config.backoff.delay(attempt - 1, rand::random::<f64>());
+                        tokio::time::sleep(delay).await;
+                    }
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// One attempt at one file: resume from the partial file with an HTTP Range, then
+    /// verify the whole file's sha256 and move it into the cache.
+    pub async fn download(
+        &self,
+        download: &Download,
+        bytes_received: &mut u64,
+    ) -> Result<(), SyncError> {
+        let sha = &download.sha256;
+        if !cache::is_sha256(sha) {
+            return Err(SyncError::BadName(sha.clone()));
+        }
+        let partial = self.cache.partial_path(sha);
+        let io = |source| CacheError { path: partial.display().to_string(), source };
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&partial)
+            .map_err(io)?;
+        let mut have = file.metadata().map_err(io)?.len();
+        if have > download.size {
+            file.set_len(0).map_err(io)?;
+            have = 0;
+        }
+        if have < download.size {
+            let url = self.url(&format!("/api/v1/audio/{sha}"));
+            let mut request = self.http.get(&url).bearer_auth(&self.config.token);
+            if have > 0 {
+                request = request.header(header::RANGE, format!("bytes={have}-"));
+            }
+            let response = request
+                .send()
+                .await
+                .map_err(|source| SyncError::Http { url: url.clone(), source })?;
+            match response.status() {
+                StatusCode::PARTIAL_CONTENT => {}
+                StatusCode::OK => {
+                    // Central ignored the range: start over.
+                    file.set_len(0).map_err(io)?;
+                    have = 0;
+                }
+                StatusCode::RANGE_NOT_SATISFIABLE => {
+                    file.set_len(0).map_err(io)?;
+                    return Err(SyncError::Truncated {
+                        sha256: sha.clone(),
+                        got: 0,
+                        expected: download.size,
+                    });
+                }
+                _ => return Err(Self::error_status("audio download", response).await),
+            }
+            file.seek(std::io::SeekFrom::Start(have)).map_err(io)?;
+            let mut stream = response.bytes_stream();
+            let mut failure = None;
+            while let Some(chunk) = stream.next().await {
+                match chunk {
+                    Ok(chunk) => {
+                        *bytes_received += chunk.len() as u64;
+                        if have + chunk.len() as u64 > download.size {
+                            drop(file);
+                            let _ = std::fs::remove_file(&partial);
+                            return Err(SyncError::Oversize {
+                                sha256: sha.clone(),
+                                expected: download.size,
+                            });
+                        }
+                        file.write_all(&chunk).map_err(io)?;
+                        have += chunk.len() as u64;
+                    }
+                    Err(source) => {
+                        failure = Some(SyncError::Http { url: url.clone(), source });
+                        break;
+                    }
+                }
+            }
+            // Keep what arrived, durably, so the next attempt resumes after it.
+            file.sync_data().map_err(io)?;
+            if let Some(e) = failure {
+                return Err(e);
+            }
+        }
+        if have < download.size {
+            return Err(SyncError::Truncated {
+                sha256: sha.clone(),
+                got: have,
+                expected: download.size,
+            });
+        }
+        file.seek(std::io::SeekFrom::Start(0)).map_err(io)?;
+        let mut hasher = Sha256::new();
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            let n = file.read(&mut buffer).map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buffer[..n]);
+        }
+        drop(file);
+        let actual = hex::encode(hasher.finalize());
+        if &actual != sha {
+            let _ = std::fs::remove_file(&partial);
+            let e = SyncError::HashMismatch { expected: sha.clone(), actual };
+            tracing::warn!("{e}");
+            return Err(e);
+        }
+        self.cache.commit(sha)?;
+        tracing::info!(sha256 = sha, size = download.size, "audio verified and cached");
+        Ok(())
+    }
+
+    /// Deletes cached audio the accepted manifest has not needed for the grace period.
+    pub fn evict(&mut self) -> Result<Vec<String>, SyncError> {
+        let Some(accepted) = &self.accepted else { return Ok(Vec::new()) };
+        let needed = accepted.manifest.audio.iter().map(|a| a.sha256.clone()).collect();
+        Ok(self.cache.evict(
+            &needed,
+            self.clock.now(),
+            self.config.eviction_grace,
+            &mut self.unneeded_since,
+        )?)
+    }
+
+    /// Sends a heartbeat and updates the clock offset estimate from central's answer.
+    pub async fn send_heartbeat(&mut self, report: &StationReport) -> Result<i64, SyncError> {
+        let readiness = self.readiness()?;
+        let heartbeat = Heartbeat {
+            manifest_version: self.accepted.as_ref().map(|m| m.manifest.version),
+            clock_offset_ms: self.clock_offset_ms,
+            ready_until: readiness.as_ref().map(|r| r.ready_until),
+            missing_bytes: readiness.as_ref().map(|r| r.missing_bytes).unwrap_or(0),
+            disk_free_bytes: report.disk_free_bytes,
+            now_playing: report.now_playing.clone(),
+            sink_health: report.sink_health.clone(),
+            sent_at: self.clock.now(),
+        };
+        let url = self.url("/api/v1/station/heartbeat");
+        let sent = self.clock.now();
+        let response = self
+            .http
+            .post(&url)
+            .bearer_auth(&self.config.token)
+            .json(&heartbeat)
+            .send()
+            .await
+            .map_err(|source| SyncError::Http { url: url.clone(), source })?;
+        if !response.status().is_success() {
+            return Err(Self::error_status("heartbeat", response).await);
+        }
+        let ack: HeartbeatAck =
+            response.json().await.map_err(|source| SyncError::Http { url, source })?;
+        let offset = clock_offset_ms(sent, ack.server_time, self.clock.now());
+        self.clock_offset_ms = Some(offset);
+        Ok(offset)
+    }
+
+    /// Runs until `shutdown` resolves: long-poll the manifest, hand each newly accepted
+    /// one to `on_manifest`, sync audio, evict, and send a heartbeat built from `report`
+    /// about every `heartbeat_every`. Errors are logged and retried with backoff; the
+    /// accepted manifest stays in force throughout.
+    pub async fn run(
+        mut self,
+        heartbeat_every: Duration,
+        mut on_manifest: impl FnMut(&VerifiedManifest) + Send,
+        report: impl Fn() -> StationReport + Send,
+        shutdown: impl std::future::Future<Output = ()> + Send,
+    ) {
+        if let Some(m) = &self.accepted {
+            on_manifest(m);
+        }
+        let mut failures: u32 = 0;
+        let mut last_heartbeat: Option<tokio::time::Instant> = None;
+        tokio::pin!(shutdown);
+        loop {
+            let step = async {
+                if let Some(m) = self.poll_manifest().await? {
+                    on_manifest(&m);
+                }
+                let pass = self.sync_audio().await?;
+                for (sha, e) in &pass.failed {
+                    tracing::warn!(sha256 = sha, "still missing after retries: {e}");
+                }
+                self.evict()?;
+                if last_heartbeat.is_none_or(|t| t.elapsed() >= heartbeat_every) {
+                    self.send_heartbeat(&report()).await?;
+                    last_heartbeat = Some(tokio::time::Instant::now());
+                }
+                Ok::<(), SyncError>(())
+            };
+            let outcome = tokio::select! {
+                outcome = step => outcome,
+                () = &mut shutdown => return,
+            };
+            let delay = match outcome {
+                Ok(()) => {
+                    failures = 0;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!("sync: {e}");
+                    failures = failures.saturating_add(1);
+                    self.config.backoff.delay(failures - 1, rand::random::<f64>())
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = &mut shutdown => return,
+            }
+        }
+    }
+}

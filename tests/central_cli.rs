@@ -1,0 +1,242 @@
+//! The real `loa` binary end to end: `loa central init`, `station add`, `token add`,
+//! serving, `loa audio add`, `loa schedule load` and `loa status`, with the station sync
+//! client fetching and verifying what the CLI loaded.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use loa::clock::{SharedClock, SystemClock};
+use loa::signing::PublicKey;
+use loa::sync::{StationReport, SyncConfig, Syncer};
+
+const LOA: &str = env!("CARGO_BIN_EXE_loa");
+
+fn loa(args: &[&str]) -> Output {
+    Command::new(LOA).args(args).env_remove("LOA_CENTRAL").env_remove("LOA_TOKEN").output().unwrap()
+}
+
+fn remote(url: &str, token: &str, args: &[&str]) -> Output {
+    Command::new(LOA)
+        .args(args)
+        .env("LOA_CENTRAL", url)
+        .env("LOA_TOKEN", token)
+        .env("HOME", "/nonexistent")
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn last_line(o: &Output) -> String {
+    stdout(o).lines().last().unwrap_or_default().trim().to_string()
+}
+
+/// The running server; killed when dropped.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_server(config: &Path) -> (Server, String) {
+    let mut child = Command::new(LOA)
+        .args(["central", "--config", config.to_str().unwrap()])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("loa central listening on ") {
+                let _ = tx.send(url.trim().to_string());
+            }
+        }
+    });
+    let url = rx.recv_timeout(Duration::from_secs(30)).expect("central printed its address");
+    (Server(child), url)
+}
+
+fn write_fixture(dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir.join("audio")).unwrap();
+    std::fs::create_dir_all(dir.join("schedules")).unwrap();
+    std::fs::write(dir.join("audio/sang.wav"), loa::testing::wav_bytes(2.0, 440.0, 0.2)).unwrap();
+    std::fs::write(dir.join("audio/chieu.wav"), loa::testing::wav_bytes(1.5, 550.0, 0.2)).unwrap();
+    let schedule = dir.join("schedules/provincial.toml");
+    std::fs::write(
+        &schedule,
+        r#"layer = "provincial"
+timezone = "Asia/Ho_Chi_Minh"
+
+[[item]]
+id = "ban-tin-sang"
+title = "Bản tin thời sự buổi sáng"
+audio = "../audio/sang.wav"
+cron = "30 5 * * 1-6"
+priority = "priority"
+
+[[item]]
+id = "ban-tin-chieu"
+title = "Bản tin chiều"
+audio = "../audio/chieu.wav"
+cron = "0 17 * * 1-6"
+"#,
+    )
+    .unwrap();
+    schedule
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_loaded_schedule_reaches_two_stations_verified() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("central");
+    let data_s = data.to_str().unwrap();
+
+    let init = loa(&["central", "init", "--data-dir", data_s]);
+    assert!(init.status.success(), "{}", stderr(&init));
+    let text = stdout(&init);
+    let public_key = text
+        .lines()
+        .find_map(|l| l.strip_prefix("public key (pin it in every station config): "))
+        .unwrap()
+        .to_string();
+    let admin = text
+        .lines()
+        .find_map(|l| l.strip_prefix("admin token (shown once, keep it safe): "))
+        .unwrap()
+        .to_string();
+    let again = loa(&["central", "init", "--data-dir", data_s]);
+    assert!(!again.status.success());
+    assert!(stderr(&again).contains("refusing to overwrite"), "{}", stderr(&again));
+
+    let mut tokens = Vec::new();
+    for id in ["tri-ton", "ba-chuc"] {
+        let out = loa(&[
+            "central",
+            "station",
+            "add",
+            id,
+            "--name",
+            id,
+            "--district",
+            "Tri Tôn",
+            "--data-dir",
+            data_s,
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        tokens.push((id, last_line(&out)));
+    }
+    let out = loa(&["central", "token", "add", "--role", "district:Tri Tôn", "--data-dir", data_s]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let district = last_line(&out);
+
+    let config = dir.path().join("central.toml");
+    std::fs::write(&config, format!("listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n", data_s))
+        .unwrap();
+    let (_server, url) = start_server(&config);
+
+    let schedule = write_fixture(&dir.path().join("work"));
+    let schedule_s = schedule.to_str().unwrap();
+
+    // A district token may not load a provincial schedule.
+    let out =
+        remote(&url, &district, &["schedule", "load", schedule_s, "--to", "district:Tri Tôn"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("district tokens may load only"), "{}", stderr(&out));
+
+    // A schedule with an error is refused with file:line:column, before any upload.
+    let bad = schedule.with_file_name("bad.toml");
+    std::fs::write(&bad, "layer = \"provincial\"\n[[item]]\nid = \"x\"\ntitle = \"x\"\naudio = \"../audio/sang.wav\"\ncron = \"30 25 * * *\"\n").unwrap();
+    let out = remote(&url, &admin, &["schedule", "load", bad.to_str().unwrap(), "--to", "all"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("bad.toml:6:"), "{}", stderr(&out));
+
+    let out = remote(&url, &admin, &["schedule", "load", schedule_s, "--to", "all"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("loaded provincial.toml"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("tri-ton: manifest v1"), "{}", stdout(&out));
+
+    // Already uploaded: `loa audio add` says so and still prints the sha256.
+    let sang = schedule.parent().unwrap().join("../audio/sang.wav");
+    let out = remote(&url, &admin, &["audio", "add", sang.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("already in central's library"));
+    assert!(stdout(&out).contains(" LUFS") && !stdout(&out).contains("NaN"), "{}", stdout(&out));
+    let sang_sha = stdout(&out).split_whitespace().next().unwrap().to_string();
+    let jingle = dir.path().join("jingle.wav");
+    std::fs::write(&jingle, loa::testing::wav_bytes(1.0, 880.0, 0.5)).unwrap();
+    let out =
+        remote(&url, &admin, &["audio", "add", jingle.to_str().unwrap(), "--title", "Nhạc hiệu"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("100%"), "upload progress on stderr: {}", stderr(&out));
+    assert!(stdout(&out).contains("Nhạc hiệu  1.0 s"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("LUFS"), "{}", stdout(&out));
+    let garbage = dir.path().join("notes.mp3");
+    std::fs::write(&garbage, "không phải âm thanh").unwrap();
+    let out = remote(&url, &admin, &["audio", "add", garbage.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("not a supported audio file"), "{}", stderr(&out));
+
+    let key = PublicKey::from_hex(&public_key).unwrap();
+    let clock: SharedClock = Arc::new(SystemClock);
+    let mut caches = Vec::new();
+    for (id, token) in &tokens {
+        let cache = tempfile::tempdir().unwrap();
+        let config = SyncConfig::new(&url, token, id, key, cache.path().to_path_buf());
+        let mut syncer = Syncer::new(config, clock.clone()).unwrap();
+        let manifest = syncer.fetch_manifest(Duration::ZERO).await.unwrap().unwrap();
+        assert_eq!(manifest.manifest.schedules[0].origin, "provincial.toml");
+        assert_eq!(manifest.manifest.audio.len(), 2);
+        let report = syncer.sync_audio().await.unwrap();
+        assert_eq!(report.downloaded.len(), 2, "{report:?}");
+        assert!(syncer.cache().contains(&sang_sha));
+        let written = manifest.manifest.schedules[0].audio_sha256("../audio/sang.wav");
+        assert_eq!(written, Some(sang_sha.as_str()));
+        let status =
+            StationReport { now_playing: None, sink_health: "ok".into(), disk_free_bytes: None };
+        syncer.send_heartbeat(&status).await.unwrap();
+        caches.push(cache);
+    }
+
+    let out = remote(&url, &admin, &["status"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = stdout(&out);
+    for (id, _) in &tokens {
+        let line = table.lines().find(|l| l.starts_with(id)).unwrap_or_else(|| panic!("{table}"));
+        assert!(line.contains("ready") && line.contains("v1/v1"), "{table}");
+    }
+
+    // A station token is not an operator token.
+    let out = remote(&url, &tokens[0].1, &["status"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("401"), "{}", stderr(&out));
+}
+
+#[test]
+fn cli_without_central_or_token_says_what_to_do() {
+    let out = Command::new(LOA)
+        .args(["status"])
+        .env_remove("LOA_CENTRAL")
+        .env_remove("LOA_TOKEN")
+        .env("HOME", "/nonexistent")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("LOA_CENTRAL"), "{}", stderr(&out));
+    let out = loa(&["central", "--config", "/nonexistent/central.toml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("cannot read /nonexistent/central.toml"), "{}", stderr(&out));
+}
