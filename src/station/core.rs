@@ -786,6 +786,9 @@ mod tests {
         }
     }
 
+    /// (item, outcome, started, reason) of a record.
+    type Summary = (String, Outcome, Option<DateTime<Utc>>, Option<String>);
+
     /// A player that starts exactly when told, plays each item for its length and takes
     /// `FADE_MS` to fade out: enough to check every decision without audio.
     struct Sim {
@@ -888,10 +891,10 @@ mod tests {
                     consider(*at, 0, *id);
                 }
                 for id in self.starts.keys() {
-                    if let Some(end) = self.end_of(*id) {
-                        if !self.fades.contains_key(id) {
-                            consider(end, 2, *id);
-                        }
+                    if let Some(end) = self.end_of(*id)
+                        && !self.fades.contains_key(id)
+                    {
+                        consider(end, 2, *id);
                     }
                 }
                 if let Some(w) = self.core.next_wake(self.now) {
@@ -935,7 +938,7 @@ mod tests {
             panic!("simulation did not settle");
         }
 
-        fn summary(&self) -> Vec<(String, Outcome, Option<DateTime<Utc>>, Option<String>)> {
+        fn summary(&self) -> Vec<Summary> {
             self.records
                 .iter()
                 .map(|e| (e.item_id.clone(), e.outcome, e.started, e.reason.clone()))

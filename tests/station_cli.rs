@@ -1,0 +1,100 @@
+//! `loa station` and `loa log` as users meet them: the shipped example, and errors that
+//! say where and what to do.
+
+use std::process::Command;
+
+fn loa(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_loa")).args(args).output().expect("run loa")
+}
+
+#[test]
+fn print_config_is_the_valid_commented_example() {
+    let out = loa(&["station", "--print-config"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    assert!(text.starts_with("# loa station configuration"));
+    let parsed = loa::station::config::parse(&text, "example", std::path::Path::new("/etc/loa"));
+    assert!(parsed.is_ok(), "{parsed:?}");
+}
+
+#[test]
+fn a_bad_config_stops_the_start_with_file_line_column() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("station.toml");
+    std::fs::write(&path, "station_id = \"xa\"\n[audio]\nsink = \"loa-to\"\n").expect("write");
+    let out = loa(&["station", "--config", path.to_str().expect("utf-8 path")]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{}:3:1: error: unknown sink \"loa-to\"", path.display())),
+        "{err}"
+    );
+
+    let out = loa(&["station", "--config", "/nonexistent/station.toml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read /nonexistent/station.toml"));
+}
+
+#[test]
+fn log_without_a_ledger_says_what_to_do() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = loa(&["log", "--data-dir", dir.path().to_str().expect("utf-8 path")]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no ledger at") && err.contains("has `loa station` run"), "{err}");
+
+    let out = loa(&["log"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--data-dir DIR or --config"));
+
+    let out = loa(&["log", "--data-dir", ".", "--outcome", "lost"]);
+    assert_eq!(out.status.code(), Some(2), "clap rejects an unknown outcome");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("choose one of played"));
+}
+
+#[test]
+fn log_prints_table_and_csv_of_a_ledger() {
+    use chrono::TimeZone;
+    use loa::ledger::{Entry, Ledger};
+    use loa::schedule::{Layer, Priority};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let planned = chrono::Utc.with_ymd_and_hms(2026, 11, 30, 22, 30, 0).single().expect("time");
+    {
+        let mut l = Ledger::open(&dir.path().join("ledger.sqlite3"), "xa-a").expect("ledger");
+        l.append(Entry::missed(
+            "ban-tin",
+            "Bản tin, sáng",
+            Layer::Provincial,
+            Priority::Priority,
+            planned,
+            "station was not running",
+        ))
+        .expect("append");
+    }
+    let d = dir.path().to_str().expect("utf-8 path");
+    let out = loa(&["log", "--data-dir", d]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("2026-12-01 05:30:00")
+            && table.contains("missed")
+            && table.contains("station was not running"),
+        "{table}"
+    );
+    let out = loa(&[
+        "log",
+        "--data-dir",
+        d,
+        "--format",
+        "csv",
+        "--since",
+        "2026-12-01",
+        "--until",
+        "2026-12-02",
+    ]);
+    let csv = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 2, "{csv}");
+    assert!(lines[1].starts_with("xa-a,1,ban-tin,\"Bản tin, sáng\",provincial,priority,"), "{csv}");
+    let out = loa(&["log", "--data-dir", d, "--since", "2026-12-02"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no records match"));
+}
