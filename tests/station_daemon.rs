@@ -293,3 +293,51 @@ async fn an_emergency_preempts_and_shutdown_fades_and_records() {
     assert_eq!(fx.ledger().state("playing").expect("state"), None, "nothing left half-played");
     assert_eq!(fx.ledger().verify().expect("verify").first_break, None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_pushed_by_the_sync_play_content_addressed_audio_beside_local_files() {
+    let mut fx = Fixture::new(local(9, 59, 50));
+    let tone = fx.tone("tinh.wav", 1.0);
+    let sha = file_sha256(&tone).expect("sha");
+    // The sync keeps verified audio in <data_dir>/audio/<sha256>.
+    std::fs::create_dir_all(fx.config.data_dir.join("audio")).expect("cache dir");
+    std::fs::copy(&tone, fx.config.data_dir.join("audio").join(&sha)).expect("cache");
+    fx.tone("xa.wav", 1.0);
+    // The provincial file says one thing; central's pushed copy replaces it.
+    fx.schedule(
+        "schedules/provincial.toml",
+        &format!(
+            "layer = \"provincial\"\n{}",
+            item("cu", "tinh.wav", "at = 2026-12-01T10:00:05", "")
+        ),
+    );
+    fx.schedule(
+        "schedules/local/xa.toml",
+        &format!(
+            "layer = \"local\"\n{}",
+            local_item("xa", "xa.wav", "at = 2026-12-01T10:00:20", "")
+        ),
+    );
+    fx.start();
+    let text = format!(
+        "layer = \"provincial\"\n[[item]]\nid = \"tu-trung-uong\"\ntitle = \"Từ tỉnh\"\naudio = \"sha256:{sha}\"\nat = 2026-12-01T10:00:10\n"
+    );
+    let parsed = loa::schedule::parse(&text, "central", std::path::Path::new(""));
+    let schedule = parsed.schedule.expect("valid schedule");
+    assert!(fx.handle.as_ref().expect("handle").send(StationCommand::Central(vec![schedule])));
+    fx.run_until(local(10, 0, 25)).await;
+    let records = fx.wait_records(2).await;
+    let got: Vec<_> = records
+        .iter()
+        .map(|r| (r.entry.item_id.as_str(), r.entry.outcome, r.entry.started))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("tu-trung-uong", Outcome::Played, Some(local(10, 0, 10))),
+            ("xa", Outcome::Played, Some(local(10, 0, 20))),
+        ]
+    );
+    assert_eq!(records[0].entry.audio_sha256.as_deref(), Some(sha.as_str()));
+    fx.stop().await;
+}

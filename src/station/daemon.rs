@@ -70,6 +70,9 @@ pub enum StationCommand {
     /// Play this verified provincial schedule instead of the provincial file (the sync
     /// hands it over after checking its signature).
     Provincial(Box<crate::schedule::Schedule>),
+    /// Play these verified schedules from central (provincial and district-assigned)
+    /// instead of the provincial file; the local directory keeps playing beside them.
+    Central(Vec<crate::schedule::Schedule>),
     /// Report the status once every player report and command queued before this one
     /// has been handled and everything due by now decided (heartbeats; tests).
     Status(tokio::sync::oneshot::Sender<StationStatus>),
@@ -399,6 +402,10 @@ impl Station {
                 if self.schedules.push_provincial(*schedule) {
                     self.refresh(now, true);
                 }
+            }
+            StationCommand::Central(schedules) => {
+                self.schedules.push_central(schedules);
+                self.refresh(now, true);
             }
             StationCommand::Status(reply) => {
                 let actions = self.core.tick(now);

@@ -42,9 +42,10 @@ pub struct ScheduleSet {
     provincial: Vec<PathBuf>,
     local_dir: Option<PathBuf>,
     files: BTreeMap<PathBuf, Watched>,
-    /// A verified provincial schedule handed over in memory (by the sync); replaces
-    /// the provincial file while set.
-    pushed: Option<Schedule>,
+    /// Verified schedules handed over in memory by the sync (central's provincial and
+    /// district-assigned ones); while set, they replace the provincial file. The local
+    /// directory keeps playing beside them.
+    pushed: Option<Vec<Schedule>>,
 }
 
 impl ScheduleSet {
@@ -132,9 +133,18 @@ impl ScheduleSet {
             tracing::warn!(origin = %schedule.origin, "rejected schedule: a pushed provincial schedule must say layer = \"provincial\"");
             return false;
         }
-        tracing::info!(origin = %schedule.origin, items = schedule.items.len(), "provincial schedule received");
-        self.pushed = Some(schedule);
+        self.push_central(vec![schedule]);
         true
+    }
+
+    /// Replaces everything central delivered with `schedules` (any layers), already
+    /// parsed and verified by the sync. They replace the provincial file; the station's
+    /// own local directory keeps playing beside them.
+    pub fn push_central(&mut self, schedules: Vec<Schedule>) {
+        for s in &schedules {
+            tracing::info!(origin = %s.origin, layer = ?s.layer, items = s.items.len(), "schedule received from central");
+        }
+        self.pushed = Some(schedules);
     }
 
     /// The merged timeline of every last good schedule.
@@ -144,7 +154,7 @@ impl ScheduleSet {
             .values()
             .filter(|w| self.pushed.is_none() || w.layer == Layer::Local)
             .filter_map(|w| w.good.clone());
-        Timeline::new(self.pushed.iter().cloned().chain(files).collect())
+        Timeline::new(self.pushed.iter().flatten().cloned().chain(files).collect())
     }
 }
 
