@@ -69,7 +69,7 @@ fn sigkill_mid_item_then_restart_leaves_a_complete_ledger() {
     write_tone(&root.join("b.wav"), 4.0);
 
     // One-off items a few seconds apart, from the next whole second on.
-    let t0 = Utc::now().trunc_subsecs(0) + chrono::Duration::seconds(2);
+    let t0 = Utc::now().trunc_subsecs(0) + chrono::Duration::seconds(3);
     let s = |n: i64| t0 + chrono::Duration::seconds(n);
     let plan = [
         ("a", "a.wav", s(1)),
