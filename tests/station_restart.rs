@@ -134,11 +134,8 @@ fn sigkill_mid_item_then_restart_leaves_a_complete_ledger() {
         "second run's log:\n{log}"
     );
     let b = &all[1].entry;
-    assert_eq!(
-        b.started.map(|t| t.trunc_subsecs(0)),
-        Some(s(3)),
-        "the interrupted item keeps its start"
-    );
+    let off = b.started.map(|t| (t - s(3)).num_milliseconds().abs());
+    assert!(off.is_some_and(|ms| ms < 10), "the interrupted item keeps its start: {:?}", b.started);
     // What it played is known up to the last alive mark (a lower bound).
     assert!(b.played_secs.is_some_and(|p| (0.0..4.0).contains(&p)), "{:?}", b.played_secs);
     let ledger = Ledger::open_existing(&db).expect("ledger");
