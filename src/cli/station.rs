@@ -44,8 +44,23 @@ fn run_daemon(args: StationArgs) -> Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let (station, _handle) = Station::from_config(config, Arc::new(SystemClock))?;
+        let clock: crate::clock::SharedClock = Arc::new(SystemClock);
+        let (station, handle) = Station::from_config(config.clone(), clock.clone())?;
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let receiver = crate::station::bulletins::spawn_for(
+            &config,
+            clock,
+            handle,
+            station.status(),
+            async move {
+                let _ = stop_rx.await;
+            },
+        )?;
         station.run(shutdown_signal()).await?;
+        let _ = stop_tx.send(());
+        if let Some(task) = receiver {
+            let _ = task.await;
+        }
         Ok(())
     })
 }
