@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use crate::clock::SystemClock;
+use crate::station::uplink::Uplink;
 use crate::station::{Station, config};
 
 /// Run the station daemon.
@@ -49,16 +50,29 @@ fn run_daemon(args: StationArgs) -> Result<()> {
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let receiver = crate::station::bulletins::spawn_for(
             &config,
-            clock,
-            handle,
+            clock.clone(),
+            handle.clone(),
             station.status(),
             async move {
                 let _ = stop_rx.await;
             },
         )?;
+        // With central configured, the uplink (sync, heartbeats, playlog) runs beside
+        // the daemon and stops after it, so the records of the shutdown go up too.
+        let uplink = Uplink::from_config(&config, handle, clock)?.map(|uplink| {
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let task = tokio::spawn(uplink.run(async {
+                let _ = stopped.await;
+            }));
+            (stop, task)
+        });
         station.run(shutdown_signal()).await?;
         let _ = stop_tx.send(());
         if let Some(task) = receiver {
+            let _ = task.await;
+        }
+        if let Some((stop, task)) = uplink {
+            let _ = stop.send(());
             let _ = task.await;
         }
         Ok(())

@@ -7,12 +7,14 @@
 //! - [`schedules`]: the provincial file and the watched local directory.
 //! - [`bulletins`]: the bulletin receiver (event stream, checks, priority download).
 //! - [`daemon`]: the IO shell — clock, player, ledger, commands, crash recovery.
+//! - [`uplink`]: with central configured, the sync, heartbeats and playlog reporting.
 
 pub mod bulletins;
 pub mod config;
 pub mod core;
 pub mod daemon;
 pub mod schedules;
+pub mod uplink;
 
 pub use config::{ConfigError, StationConfig};
 pub use daemon::{Station, StationCommand, StationError, StationHandle, StationStatus};
