@@ -325,7 +325,12 @@ impl Receiver {
         shutdown: impl std::future::Future<Output = ()>,
     ) {
         if let Some(status) = status {
-            tokio::spawn(track(status, self.tracked.clone(), self.reporter.clone()));
+            tokio::spawn(track(
+                status,
+                self.tracked.clone(),
+                self.reporter.clone(),
+                self.clock.clone(),
+            ));
         }
         tokio::pin!(shutdown);
         let mut attempt = 0u32;
@@ -761,6 +766,7 @@ async fn track(
     mut status: tokio::sync::watch::Receiver<StationStatus>,
     tracked: Arc<Mutex<HashMap<String, Tracked>>>,
     reporter: Reporter,
+    clock: SharedClock,
 ) {
     loop {
         let playing = status.borrow_and_update().playing.clone();
@@ -792,7 +798,7 @@ async fn track(
                             reports.push(DeliveryReport {
                                 bulletin_id: id.clone(),
                                 state: DeliveryState::Finished,
-                                at: Utc::now(),
+                                at: clock.now(),
                                 latency_ms: None,
                                 reason: None,
                             });
