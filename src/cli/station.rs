@@ -47,6 +47,16 @@ fn run_daemon(args: StationArgs) -> Result<()> {
     runtime.block_on(async move {
         let clock: crate::clock::SharedClock = Arc::new(SystemClock);
         let (station, handle) = Station::from_config(config.clone(), clock.clone())?;
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let receiver = crate::station::bulletins::spawn_for(
+            &config,
+            clock.clone(),
+            handle.clone(),
+            station.status(),
+            async move {
+                let _ = stop_rx.await;
+            },
+        )?;
         // With central configured, the uplink (sync, heartbeats, playlog) runs beside
         // the daemon and stops after it, so the records of the shutdown go up too.
         let uplink = Uplink::from_config(&config, handle, clock)?.map(|uplink| {
@@ -57,6 +67,10 @@ fn run_daemon(args: StationArgs) -> Result<()> {
             (stop, task)
         });
         station.run(shutdown_signal()).await?;
+        let _ = stop_tx.send(());
+        if let Some(task) = receiver {
+            let _ = task.await;
+        }
         if let Some((stop, task)) = uplink {
             let _ = stop.send(());
             let _ = task.await;
