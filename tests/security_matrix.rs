@@ -1,0 +1,766 @@
+//! The security matrix: every central API route × every kind of caller, every way a
+//! signed document can be faked, and every bad upload — each row a named case, checked
+//! against a real central over loopback. A failing row names itself in the message.
+//!
+//! Callers: no token, an unknown token, a station's own token, another station's token,
+//! a viewer, a district operator of the station's district, one of another district, and
+//! the province's admin.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use common::{Central, LOCAL, t0};
+use loa::protocol::{
+    DocumentKind, FleetStatus, Heartbeat, LoadScheduleRequest, SignedEnvelope, Target,
+};
+use loa::signing::{ProvinceKey, PublicKey, SigningError, verify_manifest};
+use loa::store::Role;
+
+/// Who sends a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Who {
+    NoToken,
+    UnknownToken,
+    Station,
+    OtherStation,
+    Viewer,
+    District,
+    OtherDistrict,
+    Admin,
+}
+
+const EVERYONE: [Who; 8] = [
+    Who::NoToken,
+    Who::UnknownToken,
+    Who::Station,
+    Who::OtherStation,
+    Who::Viewer,
+    Who::District,
+    Who::OtherDistrict,
+    Who::Admin,
+];
+
+/// The fleet the matrix runs against: `tri-ton` in district "Tri Tôn" (the station under
+/// test), `chau-doc` in "Châu Đốc" (the other one), one token per kind of caller.
+struct Fleet {
+    central: Central,
+    tokens: BTreeMap<&'static str, String>,
+    audio_sha: String,
+}
+
+impl Fleet {
+    async fn start() -> Self {
+        let central = Central::start_with(|c| c.upload_limit_mb = 1).await;
+        let mut tokens = BTreeMap::new();
+        tokens.insert("station", central.add_station("tri-ton", "Tri Tôn"));
+        tokens.insert("other-station", central.add_station("chau-doc", "Châu Đốc"));
+        tokens.insert("viewer", central.add_operator(Role::Viewer));
+        tokens.insert("district", central.add_operator(Role::District("Tri Tôn".into())));
+        tokens.insert("other-district", central.add_operator(Role::District("Châu Đốc".into())));
+        tokens.insert("admin", central.admin.clone());
+        let audio = central.upload_ok(loa::testing::wav_bytes(0.5, 440.0, 0.3), "a").await;
+        Self { central, tokens, audio_sha: audio.sha256 }
+    }
+
+    fn token(&self, who: Who) -> Option<String> {
+        let key = match who {
+            Who::NoToken => return None,
+            Who::UnknownToken => return Some("loa_0123456789abcdef0123456789abcdef".into()),
+            Who::Station => "station",
+            Who::OtherStation => "other-station",
+            Who::Viewer => "viewer",
+            Who::District => "district",
+            Who::OtherDistrict => "other-district",
+            Who::Admin => "admin",
+        };
+        self.tokens.get(key).cloned()
+    }
+}
+
+/// One route, with a valid request body for it.
+#[derive(Debug, Clone, Copy)]
+enum Route {
+    Manifest,
+    Heartbeat,
+    AudioBlob,
+    LibraryEntry,
+    Upload,
+    LoadLocalToStation,
+    LoadProvincialToAll,
+    Status,
+}
+
+impl Route {
+    fn name(self) -> &'static str {
+        match self {
+            Route::Manifest => "GET /api/v1/station/manifest",
+            Route::Heartbeat => "POST /api/v1/station/heartbeat",
+            Route::AudioBlob => "GET /api/v1/audio/{sha256}",
+            Route::LibraryEntry => "GET /api/v1/library/{sha256}",
+            Route::Upload => "PUT /api/v1/audio",
+            Route::LoadLocalToStation => "POST /api/v1/schedules (local, to tri-ton)",
+            Route::LoadProvincialToAll => "POST /api/v1/schedules (provincial, to all)",
+            Route::Status => "GET /api/v1/status",
+        }
+    }
+
+    /// The expected status for `who`. Station routes answer only station tokens (and
+    /// only about the caller's own station); operator routes answer only operator
+    /// tokens, by role.
+    fn expected(self, who: Who) -> u16 {
+        use Who::*;
+        match (self, who) {
+            (_, NoToken | UnknownToken) => 401,
+            (Route::Manifest | Route::Heartbeat, Station | OtherStation) => 200,
+            (Route::Manifest | Route::Heartbeat, _) => 401,
+            // Audio bytes: any station (signatures decide what plays) or operator.
+            (Route::AudioBlob, _) => 200,
+            (_, Station | OtherStation) => 401,
+            (Route::LibraryEntry | Route::Status, _) => 200,
+            (Route::Upload, Viewer) => 403,
+            (Route::Upload, _) => 200,
+            (Route::LoadLocalToStation, Viewer | OtherDistrict) => 403,
+            (Route::LoadLocalToStation, _) => 200,
+            (Route::LoadProvincialToAll, Admin) => 200,
+            (Route::LoadProvincialToAll, _) => 403,
+        }
+    }
+}
+
+const ROUTES: [Route; 8] = [
+    Route::Manifest,
+    Route::Heartbeat,
+    Route::AudioBlob,
+    Route::LibraryEntry,
+    Route::Upload,
+    Route::LoadLocalToStation,
+    Route::LoadProvincialToAll,
+    Route::Status,
+];
+
+const PROVINCIAL_ONE: &str = r#"layer = "provincial"
+
+[[item]]
+id = "ban-tin"
+title = "Bản tin"
+audio = "audio/a.wav"
+cron = "30 5 * * *"
+"#;
+
+fn heartbeat(from: &str) -> Heartbeat {
+    Heartbeat {
+        manifest_version: None,
+        clock_offset_ms: None,
+        ready_until: None,
+        missing_bytes: 0,
+        disk_free_bytes: None,
+        now_playing: Some(format!("sent-by-{from}")),
+        sink_health: "ok".into(),
+        sent_at: t0(),
+    }
+}
+
+async fn send(fleet: &Fleet, route: Route, who: Who) -> (u16, String) {
+    let url = &fleet.central.url;
+    let client = reqwest::Client::new();
+    let sha = &fleet.audio_sha;
+    let load = |source: &str, to: Target| LoadScheduleRequest {
+        origin: "matrix.toml".into(),
+        source: source.into(),
+        audio: [("audio/a.wav".to_string(), sha.clone())].into_iter().collect(),
+        to,
+    };
+    let request = match route {
+        Route::Manifest => client.get(format!("{url}/api/v1/station/manifest")),
+        Route::Heartbeat => client
+            .post(format!("{url}/api/v1/station/heartbeat"))
+            .json(&heartbeat(&format!("{who:?}"))),
+        Route::AudioBlob => client.get(format!("{url}/api/v1/audio/{sha}")),
+        Route::LibraryEntry => client.get(format!("{url}/api/v1/library/{sha}")),
+        Route::Upload => client
+            .put(format!("{url}/api/v1/audio?title=matrix"))
+            .body(loa::testing::wav_bytes(0.3, 550.0, 0.3)),
+        Route::LoadLocalToStation => client
+            .post(format!("{url}/api/v1/schedules"))
+            .json(&load(LOCAL, Target::Stations(vec!["tri-ton".into()]))),
+        Route::LoadProvincialToAll => {
+            client.post(format!("{url}/api/v1/schedules")).json(&load(PROVINCIAL_ONE, Target::All))
+        }
+        Route::Status => client.get(format!("{url}/api/v1/status")),
+    };
+    let request = match fleet.token(who) {
+        Some(token) => request.bearer_auth(token),
+        None => request,
+    };
+    let response = request.send().await.expect("central answers on loopback");
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap_or_default())
+}
+
+/// What a successful answer may reveal to `who`, beyond its status.
+fn check_body(route: Route, who: Who, body: &str) -> Result<(), String> {
+    match (route, who) {
+        (Route::Manifest, Who::Station | Who::OtherStation) => {
+            let envelope: SignedEnvelope =
+                serde_json::from_str(body).map_err(|e| format!("not an envelope: {e}"))?;
+            let payload = base64::engine::general_purpose::STANDARD
+                .decode(&envelope.payload)
+                .map_err(|e| e.to_string())?;
+            let json: serde_json::Value =
+                serde_json::from_slice(&payload).map_err(|e| e.to_string())?;
+            let own = if who == Who::Station { "tri-ton" } else { "chau-doc" };
+            if json["station_id"] != own {
+                return Err(format!("a {who:?} token got the manifest of {}", json["station_id"]));
+            }
+        }
+        (Route::Status, _) => {
+            let fleet: FleetStatus = serde_json::from_str(body).map_err(|e| e.to_string())?;
+            let mut ids: Vec<&str> = fleet.stations.iter().map(|s| s.id.as_str()).collect();
+            ids.sort();
+            let visible: &[&str] = match who {
+                Who::District => &["tri-ton"],
+                Who::OtherDistrict => &["chau-doc"],
+                _ => &["chau-doc", "tri-ton"],
+            };
+            if ids != visible {
+                return Err(format!("{who:?} sees stations {ids:?}, expected {visible:?}"));
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn every_route_answers_every_caller_as_its_role_allows() {
+    let fleet = Fleet::start().await;
+    let mut failures = Vec::new();
+    let mut rows = 0;
+    for route in ROUTES {
+        for who in EVERYONE {
+            rows += 1;
+            let case = format!("{} as {who:?}", route.name());
+            let expected = route.expected(who);
+            let (status, body) = send(&fleet, route, who).await;
+            if status != expected {
+                failures.push(format!("{case}: got {status}, expected {expected}: {body}"));
+                continue;
+            }
+            if status == 200 {
+                if let Err(why) = check_body(route, who, &body) {
+                    failures.push(format!("{case}: {why}"));
+                }
+            } else if !body.contains("\"error\"") {
+                failures.push(format!("{case}: refusal without a JSON error: {body:?}"));
+            }
+        }
+    }
+    assert_eq!(rows, 64);
+    assert!(
+        failures.is_empty(),
+        "{} of {rows} rows failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+
+    // A heartbeat is filed under the token's station, whatever it claims: the other
+    // station's beat never lands on tri-ton.
+    let (_, body) = send(&fleet, Route::Status, Who::Admin).await;
+    let status: FleetStatus = serde_json::from_str(&body).unwrap();
+    let playing = |id: &str| {
+        status
+            .stations
+            .iter()
+            .find(|s| s.id == id)
+            .and_then(|s| s.heartbeat.as_ref())
+            .and_then(|h| h.now_playing.clone())
+    };
+    assert_eq!(playing("tri-ton").as_deref(), Some("sent-by-Station"));
+    assert_eq!(playing("chau-doc").as_deref(), Some("sent-by-OtherStation"));
+}
+
+#[tokio::test]
+async fn malformed_authorization_headers_are_refused() {
+    let fleet = Fleet::start().await;
+    let station = fleet.token(Who::Station).unwrap();
+    let admin = fleet.token(Who::Admin).unwrap();
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("token without Bearer", station.clone(), "/api/v1/station/manifest"),
+        ("basic scheme", format!("Basic {station}"), "/api/v1/station/manifest"),
+        ("empty bearer", "Bearer ".into(), "/api/v1/station/manifest"),
+        ("token prefix only", format!("Bearer {}", &station[..8]), "/api/v1/station/manifest"),
+        ("token with extra byte", format!("Bearer {station}x"), "/api/v1/station/manifest"),
+        (
+            "sha256 of the token",
+            format!("Bearer {}", loa::store::hash_token(&admin)),
+            "/api/v1/status",
+        ),
+        ("admin token without Bearer", admin.clone(), "/api/v1/status"),
+    ];
+    let client = reqwest::Client::new();
+    let mut failures = Vec::new();
+    for (name, header, path) in &cases {
+        let response = client
+            .get(format!("{}{path}", fleet.central.url))
+            .header("authorization", header)
+            .send()
+            .await
+            .unwrap();
+        if response.status() != 401 {
+            failures.push(format!("{name}: got {}", response.status()));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+// ---------------------------------------------------------------------------------------
+// Signatures
+
+fn payload_json(envelope: &SignedEnvelope) -> serde_json::Value {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(&envelope.payload).unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+fn with_payload(envelope: &SignedEnvelope, json: &serde_json::Value) -> SignedEnvelope {
+    SignedEnvelope {
+        payload: base64::engine::general_purpose::STANDARD
+            .encode(serde_json::to_vec(json).unwrap()),
+        ..envelope.clone()
+    }
+}
+
+/// What a row expects from [`verify_manifest`].
+#[derive(Debug)]
+enum Expect {
+    Accepted(u64),
+    Refused(fn(&SigningError) -> bool),
+}
+
+struct SigCase {
+    name: &'static str,
+    key: PublicKey,
+    envelope: SignedEnvelope,
+    station: &'static str,
+    accepted: Option<u64>,
+    now: DateTime<Utc>,
+    expect: Expect,
+}
+
+async fn fetch_envelope(central: &Central, token: &str) -> SignedEnvelope {
+    let response = reqwest::Client::new()
+        .get(format!("{}/api/v1/station/manifest", central.url))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn forged_foreign_zero_replayed_expired_and_rolled_back_manifests_are_refused() {
+    let central = Central::start().await;
+    let token = central.add_station("tri-ton", "Tri Tôn");
+    let other = central.add_station("chau-doc", "Châu Đốc");
+    let v1 = fetch_envelope(&central, &token).await;
+    central.provincial().await;
+    let v2 = fetch_envelope(&central, &token).await;
+    let theirs = fetch_envelope(&central, &other).await;
+    let key = central.public_key();
+    let now = t0();
+    let json = payload_json(&v2);
+    assert_eq!(json["version"], 2);
+    let valid_until: DateTime<Utc> = serde_json::from_value(json["valid_until"].clone()).unwrap();
+
+    let mut forged_version = json.clone();
+    forged_version["version"] = serde_json::json!(1_000_000);
+    let mut forged_schedule = json.clone();
+    forged_schedule["schedules"][0]["source"] = serde_json::json!("layer = \"provincial\"\n");
+    let mut forged_expiry = json.clone();
+    forged_expiry["valid_until"] = serde_json::json!("2099-01-01T00:00:00Z");
+    let attacker = ProvinceKey::from_seed([7; 32]);
+    let mut zero_sig = v2.clone();
+    zero_sig.signature = "00".repeat(64);
+    let mut short_sig = v2.clone();
+    short_sig.signature.truncate(100);
+    let mut not_hex = v2.clone();
+    not_hex.signature = "zz".repeat(64);
+    let mut bad_base64 = v2.clone();
+    bad_base64.payload = "%%% not base64 %%%".into();
+    let mut relabelled = v2.clone();
+    relabelled.kind = DocumentKind::Bulletin;
+    // The province's own signature, but over a bulletin: domain separation must refuse it
+    // as a manifest.
+    let mut cross_kind = attacker.sign(DocumentKind::Bulletin, &json).unwrap();
+    cross_kind.kind = DocumentKind::Manifest;
+    let signed_nonsense =
+        central.state.key.sign(DocumentKind::Manifest, &serde_json::json!({"hello": 1})).unwrap();
+    let mut signed_as_bulletin = central.state.key.sign(DocumentKind::Bulletin, &json).unwrap();
+    signed_as_bulletin.kind = DocumentKind::Manifest;
+
+    let cases = vec![
+        SigCase {
+            name: "genuine v2",
+            key,
+            envelope: v2.clone(),
+            station: "tri-ton",
+            accepted: Some(1),
+            now,
+            expect: Expect::Accepted(2),
+        },
+        SigCase {
+            name: "genuine v2 fetched again (same version)",
+            key,
+            envelope: v2.clone(),
+            station: "tri-ton",
+            accepted: Some(2),
+            now,
+            expect: Expect::Accepted(2),
+        },
+        SigCase {
+            name: "forged: version raised, signature kept",
+            key,
+            envelope: with_payload(&v2, &forged_version),
+            station: "tri-ton",
+            accepted: None,
+            now,
+            expect: Expect::Refused(|e| matches!(e, SigningError::BadSignature)),
+        },
+        SigCase {
+            name: "forged: schedule replaced, signature kept",
+            key,
+            envelope: with_payload(&v2, &forged_schedule),
+            station: "tri-ton",
+            accepted: None,
+            now,
+            expect: Expect::Refused(|e| matches!(e, SigningError::BadSignature)),
+        },
+        SigCase {
+            name: "forged: expiry extended, signature kept",
+            key,
+            envelope: with_payload(&v2, &forged_expiry),
+            station: "tri-ton",
+            accepted: None,
+            now,
+            expect: Expect::Refused(|e| matches!(e, SigningError::BadSignature)),
+        },
+        SigCase {
+            name: "wrong key: signed by another key",
+            key,
+            envelope: attacker.sign(DocumentKind::Manifest, &forged_version).unwrap(),
+            station: "tri-ton",
+            accepted: None,
+            now,
+            expect: Expect::Refused(|e| matches!(e, SigningError::BadSignature)),
+        },
+        SigCase {
+            name: "wrong key: station pinned to the attacker's key",
+            key: attacker.public(),
+            envelope: v2.clone(),
+            station: "tri-ton",
+            accepted: None,
+            now,
+            expect: Expect::Refused(|e| matches!(e, SigningError::BadSignature)),
+        },
+        SigCase {
+            name: "all-zero signature",
+            key,
+            envelope: zero_sig,
+            station: "tri-ton",
+            accepted: None,
+            now,
+            expect: Expect::Refused(|e| matches!(e, SigningError::ZeroSignature)),
+        },
+        SigCase {
+            name: "signature too short",
+            key,
+            envelope: short_sig,
+            station: "tri-ton",
+            accepted: None,
+            now,
+            expect: Expect::Refused(|e| matches!(e, SigningError::SignatureEncoding)),
+        },
+        SigCase {
+            name: "signature not hex",
+            key,
+            envelope: not_hex,
+            station: "tri-ton",
+            accepted: None,
+            now,
+            expect: Expect::Refused(|e| matches!(e, SigningError::SignatureEncoding)),
+        },
+        SigCase {
+            name: "payload not base64",
+            key,
+            envelope: bad_base64,
+            station: "tri-ton",
+            accepted: None,
+            now,
+            expect: Expect::Refused(|e| matches!(e, SigningError::PayloadEncoding(_))),
+        },
+        SigCase {
+            name: "manifest relabelled as a bulletin",
+            key,
+            envelope: relabelled,
+            station: "tri-ton",
+            accepted: None,
+            now,
+            expect: Expect::Refused(|e| matches!(e, SigningError::WrongKind { .. })),
+        },
+        SigCase {
+            name: "province's bulletin signature passed off as a manifest",
+            key,
+            envelope: signed_as_bulletin,
+            station: "tri-ton",
+            accepted: None,
+            now,
+            expect: Expect::Refused(|e| matches!(e, SigningError::BadSignature)),
+        },
+        SigCase {
+            name: "attacker's bulletin signature passed off as a manifest",
+            key,
+            envelope: cross_kind,
+            station: "tri-ton",
+            accepted: None,
+            now,
+            expect: Expect::Refused(|e| matches!(e, SigningError::BadSignature)),
+        },
+        SigCase {
+            name: "signed, but not a manifest",
+            key,
+            envelope: signed_nonsense,
+            station: "tri-ton",
+            accepted: None,
+            now,
+            expect: Expect::Refused(|e| matches!(e, SigningError::Payload { .. })),
+        },
+        SigCase {
+            name: "replay: another station's genuine manifest",
+            key,
+            envelope: theirs,
+            station: "tri-ton",
+            accepted: None,
+            now,
+            expect: Expect::Refused(|e| matches!(e, SigningError::WrongStation { .. })),
+        },
+        SigCase {
+            name: "replay/rollback: genuine v1 after v2",
+            key,
+            envelope: v1.clone(),
+            station: "tri-ton",
+            accepted: Some(2),
+            now,
+            expect: Expect::Refused(|e| {
+                matches!(e, SigningError::Rollback { accepted: 2, found: 1 })
+            }),
+        },
+        SigCase {
+            name: "expired: genuine v2 one second after valid_until",
+            key,
+            envelope: v2.clone(),
+            station: "tri-ton",
+            accepted: None,
+            now: valid_until + chrono::Duration::seconds(1),
+            expect: Expect::Refused(|e| matches!(e, SigningError::Expired { .. })),
+        },
+    ];
+    let mut failures = Vec::new();
+    for case in &cases {
+        let got = verify_manifest(&case.key, &case.envelope, case.station, case.accepted, case.now);
+        let ok = match (&case.expect, &got) {
+            (Expect::Accepted(version), Ok(m)) => m.manifest.version == *version,
+            (Expect::Refused(matches), Err(e)) => matches(e),
+            _ => false,
+        };
+        if !ok {
+            failures.push(format!(
+                "{}: expected {:?}, got {:?}",
+                case.name,
+                case.expect,
+                got.map(|m| m.manifest.version)
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} rows failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn weak_public_keys_are_never_pinned() {
+    // All-zero, the identity point and a small-order point: keys under which forged
+    // signatures could verify.
+    let identity = {
+        let mut b = [0u8; 32];
+        b[0] = 1;
+        b
+    };
+    let small_order =
+        hex::decode("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa").unwrap();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("all-zero key", vec![0u8; 32]),
+        ("identity point", identity.to_vec()),
+        ("small-order point", small_order),
+    ];
+    for (name, bytes) in cases {
+        let bytes: [u8; 32] = bytes.try_into().unwrap();
+        let got = PublicKey::from_bytes(&bytes);
+        assert!(got.is_err(), "{name}: accepted as a province key");
+        let got = PublicKey::from_hex(&hex::encode(bytes));
+        assert!(got.is_err(), "{name}: accepted from hex");
+    }
+}
+
+/// A station whose connection is hijacked (plain HTTP, DNS spoofed, a rogue box on the
+/// LAN) gets an impostor "central" that serves a forged manifest: the station refuses it
+/// and keeps the genuine one it holds.
+#[tokio::test]
+async fn an_impostor_central_cannot_make_a_station_accept_a_forged_manifest() {
+    let central = Central::start().await;
+    let token = central.add_station("tri-ton", "Tri Tôn");
+    central.provincial().await;
+    let cache = tempfile::tempdir().unwrap();
+    let mut genuine = central.syncer("tri-ton", &token, cache.path());
+    let held = genuine.fetch_manifest(Duration::ZERO).await.unwrap().unwrap();
+    drop(genuine);
+
+    let mut json = payload_json(&held.envelope);
+    json["version"] = serde_json::json!(held.manifest.version + 1);
+    json["schedules"] = serde_json::json!([]);
+    let forged = ProvinceKey::from_seed([9; 32]).sign(DocumentKind::Manifest, &json).unwrap();
+    let body = serde_json::to_vec(&forged).unwrap();
+    let impostor = axum::Router::new().route(
+        "/api/v1/station/manifest",
+        axum::routing::get(move || {
+            let body = body.clone();
+            async move { ([("content-type", "application/json"), ("etag", "\"v99\"")], body) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, impostor).await });
+
+    let mut hijacked =
+        central.syncer_via(&format!("http://{addr}"), "tri-ton", &token, cache.path());
+    assert_eq!(hijacked.current().unwrap().manifest.version, held.manifest.version);
+    let err = hijacked.fetch_manifest(Duration::ZERO).await.unwrap_err();
+    assert!(err.to_string().contains("signature"), "{err}");
+    assert_eq!(hijacked.current().unwrap().manifest, held.manifest, "the genuine manifest stays");
+    // And after a restart the forged one was never stored.
+    drop(hijacked);
+    let reopened = central.syncer("tri-ton", &token, cache.path());
+    assert_eq!(reopened.current().unwrap().manifest, held.manifest);
+    server.abort();
+}
+
+// ---------------------------------------------------------------------------------------
+// Uploads and names
+
+#[tokio::test]
+async fn bad_uploads_and_names_change_nothing() {
+    let fleet = Fleet::start().await;
+    let central = &fleet.central;
+    let admin = central.admin.clone();
+    let client = reqwest::Client::new();
+    let library_before = std::fs::read_dir(central.state.audio_dir()).unwrap().count();
+    let mut failures = Vec::new();
+
+    // (name, body, expected status, text the error must contain)
+    let mut zip = b"PK\x03\x04".to_vec();
+    zip.extend(vec![0u8; 4000]);
+    let mut truncated_header = loa::testing::wav_bytes(0.2, 440.0, 0.3);
+    truncated_header.truncate(20);
+    let uploads: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        ("too large: one byte over 1 MiB", vec![0u8; 1024 * 1024 + 1], 413, "upload_limit_mb"),
+        (
+            "not audio: plain text",
+            b"#!/bin/sh\nrm -rf /\n".to_vec(),
+            400,
+            "not a supported audio file",
+        ),
+        ("not audio: zip archive", zip, 400, "upload refused"),
+        ("not audio: truncated wav header", truncated_header, 400, "upload refused"),
+        ("empty", Vec::new(), 400, "empty"),
+    ];
+    for (name, body, expected, text) in uploads {
+        let response = central.upload(&admin, body, "x").await;
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap();
+        if status != expected || !body.contains(text) {
+            failures.push(format!(
+                "upload {name}: got {status} {body:?}, expected {expected} with {text:?}"
+            ));
+        }
+    }
+
+    // Titles are labels: a path in one goes nowhere near the file system.
+    let response = central
+        .upload(&admin, loa::testing::wav_bytes(0.2, 300.0, 0.3), "..%2F..%2Fetc%2Fpasswd")
+        .await;
+    assert_eq!(response.status(), 200, "a title is only a label");
+    let info: loa::protocol::AudioInfo = response.json().await.unwrap();
+    assert_eq!(info.title, "../../etc/passwd");
+    assert!(central.state.audio_dir().join(&info.sha256).is_file());
+
+    // Paths where a sha256 belongs.
+    for (name, path) in [
+        ("dot-dot encoded", "..%2F..%2Fcentral.sqlite"),
+        ("dot-dot-encoded key file", "%2E%2E%2Fprovince.key"),
+        ("absolute", "%2Fetc%2Fpasswd"),
+        ("uppercase hex", &fleet.audio_sha.to_uppercase()),
+        ("sha256 plus suffix", &format!("{}.part", fleet.audio_sha)),
+        ("unknown sha256", &"0".repeat(64)),
+    ] {
+        for route in ["audio", "library"] {
+            let response = client
+                .get(format!("{}/api/v1/{route}/{path}", central.url))
+                .bearer_auth(&admin)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            if status != 400 && status != 404 {
+                failures.push(format!("GET {route}/{name}: got {status}"));
+            }
+        }
+    }
+
+    // Schedule names and audio mappings.
+    let sha = fleet.audio_sha.as_str();
+    let to = || Target::Stations(vec!["tri-ton".into()]);
+    for (name, origin, audio, expected) in [
+        ("origin with ../", "../../etc/cron.d/x", sha, 400u16),
+        ("origin absolute", "/etc/x.toml", sha, 400),
+        ("origin with backslash", "..\\x.toml", sha, 400),
+        ("origin with newline", "x\n.toml", sha, 400),
+        ("origin is ..", "..", sha, 400),
+        ("audio mapped to a path", "x.toml", "../../central.sqlite", 400),
+        ("audio not in the library", "x.toml", &"ab".repeat(32), 400),
+    ] {
+        let response = central.load(&admin, origin, LOCAL, &[("audio/a.wav", audio)], to()).await;
+        let status = response.status().as_u16();
+        if status != expected {
+            let body = response.text().await.unwrap();
+            failures.push(format!("load {name}: got {status} {body}, expected {expected}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_eq!(
+        std::fs::read_dir(central.state.tmp_dir()).unwrap().count(),
+        0,
+        "no temporary files left"
+    );
+    assert_eq!(
+        std::fs::read_dir(central.state.audio_dir()).unwrap().count(),
+        library_before + 1,
+        "only the one good upload entered the library"
+    );
+}
