@@ -764,3 +764,76 @@ async fn bad_uploads_and_names_change_nothing() {
         "only the one good upload entered the library"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Rotation and revocation
+
+#[tokio::test]
+async fn a_rotated_station_token_and_a_revoked_operator_are_refused_at_once() {
+    let central = Central::start().await;
+    let old = central.add_station("tri-ton", "Tri Tôn");
+    let store = central.state.store.as_ref();
+    let district =
+        loa::central::add_operator(store, &Role::District("Tri Tôn".into()), "cán bộ huyện")
+            .unwrap();
+    let get = |path: &'static str, token: String| {
+        let url = format!("{}{path}", central.url);
+        async move { reqwest::Client::new().get(url).bearer_auth(token).send().await.unwrap().status() }
+    };
+    assert_eq!(get("/api/v1/station/manifest", old.clone()).await, 200);
+    let new = loa::central::rotate_station_token(store, "tri-ton").unwrap();
+    assert_ne!(new, old);
+    assert_eq!(get("/api/v1/station/manifest", old).await, 401, "old station token still works");
+    assert_eq!(get("/api/v1/station/manifest", new).await, 200);
+    assert!(matches!(
+        loa::central::rotate_station_token(store, "no-such"),
+        Err(loa::central::CentralError::NoSuchStation(_))
+    ));
+
+    assert_eq!(get("/api/v1/status", district.clone()).await, 200);
+    assert!(matches!(
+        loa::central::revoke_operators(store, " "),
+        Err(loa::central::CentralError::EmptyLabel)
+    ));
+    assert_eq!(loa::central::revoke_operators(store, "cán bộ huyện").unwrap(), 1);
+    assert_eq!(get("/api/v1/status", district).await, 401, "revoked operator still works");
+    assert_eq!(get("/api/v1/status", central.admin.clone()).await, 200, "others unaffected");
+}
+
+#[tokio::test]
+async fn after_a_key_rotation_stations_pinned_to_the_new_key_get_a_re_signed_manifest() {
+    let central = Central::start().await;
+    let token = central.add_station("tri-ton", "Tri Tôn");
+    central.provincial().await;
+    let old_key = central.public_key();
+    let cache = tempfile::tempdir().unwrap();
+    let mut station = central.syncer("tri-ton", &token, cache.path());
+    let before = station.fetch_manifest(Duration::ZERO).await.unwrap().unwrap();
+
+    let parts = central.stop().await;
+    let new_hex = loa::central::rotate_key(&parts.1.data_dir, 1_700_000_000).unwrap();
+    assert_ne!(new_hex, old_key.to_hex());
+    assert!(parts.1.data_dir.join("province.key.old-1700000000").is_file());
+    let central = Central::restart(parts).await;
+    assert_eq!(central.public_key().to_hex(), new_hex);
+
+    // A station still pinned to the old key refuses everything and keeps what it has.
+    let mut config = loa::sync::SyncConfig::new(
+        &central.url,
+        &token,
+        "tri-ton",
+        old_key,
+        cache.path().to_path_buf(),
+    );
+    config.long_poll = Duration::from_secs(5);
+    let mut pinned_old = loa::sync::Syncer::new(config, central.clock.clone()).unwrap();
+    let err = pinned_old.fetch_manifest(Duration::ZERO).await.unwrap_err();
+    assert!(err.to_string().contains("signature"), "{err}");
+    assert_eq!(pinned_old.current().unwrap().manifest, before.manifest);
+
+    // A station re-pinned to the new key accepts a newer, re-signed version.
+    let mut repinned = central.syncer("tri-ton", &token, cache.path());
+    let got = repinned.fetch_manifest(Duration::ZERO).await.unwrap().expect("re-signed manifest");
+    assert!(got.manifest.version > before.manifest.version);
+    assert_eq!(got.manifest.schedules, before.manifest.schedules);
+}

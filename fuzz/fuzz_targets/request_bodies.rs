@@ -1,0 +1,16 @@
+//! The JSON bodies stations and operators send to central (heartbeat, schedule load),
+//! decoded and checked as central does before anything is stored.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use loa::protocol::{Heartbeat, LoadScheduleRequest};
+
+fuzz_target!(|data: &[u8]| {
+    let _ = serde_json::from_slice::<Heartbeat>(data);
+    if let Ok(request) = serde_json::from_slice::<LoadScheduleRequest>(data) {
+        if let Ok(schedule) = loa::central::manifest::check_schedule(&request.source, &request.origin)
+        {
+            let _ = loa::central::manifest::resolve_audio(&schedule, &request.audio);
+        }
+    }
+});
