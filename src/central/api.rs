@@ -41,6 +41,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/audio", put(put_audio).layer(DefaultBodyLimit::disable()))
         .route("/api/v1/schedules", post(post_schedule))
         .route("/api/v1/status", get(get_status))
+        .merge(super::bulletins::routes())
         .layer(DefaultBodyLimit::max(JSON_LIMIT))
         .with_state(state)
 }
