@@ -15,7 +15,9 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use common::{Central, LOCAL, t0};
 use loa::protocol::{
-    DocumentKind, FleetStatus, Heartbeat, LoadScheduleRequest, SignedEnvelope, Target,
+    BulletinEvents, BulletinPriority, DeliveryReport, DeliveryState, DocumentKind, FleetStatus,
+    Heartbeat, LoadScheduleRequest, PushBulletinRequest, PushBulletinResponse, SignedEnvelope,
+    Target,
 };
 use loa::signing::{ProvinceKey, PublicKey, SigningError, verify_manifest};
 use loa::store::Role;
@@ -50,6 +52,8 @@ struct Fleet {
     central: Central,
     tokens: BTreeMap<&'static str, String>,
     audio_sha: String,
+    /// A test bulletin pushed by the admin to tri-ton only.
+    bulletin_id: String,
 }
 
 impl Fleet {
@@ -63,7 +67,39 @@ impl Fleet {
         tokens.insert("other-district", central.add_operator(Role::District("Châu Đốc".into())));
         tokens.insert("admin", central.admin.clone());
         let audio = central.upload_ok(loa::testing::wav_bytes(0.5, 440.0, 0.3), "a").await;
-        Self { central, tokens, audio_sha: audio.sha256 }
+        let mut fleet =
+            Self { central, tokens, audio_sha: audio.sha256, bulletin_id: String::new() };
+        fleet.bulletin_id = fleet.push_as_admin().await;
+        fleet
+    }
+
+    fn push_request(&self, to: Target) -> PushBulletinRequest {
+        PushBulletinRequest {
+            title: Some("Kiểm tra".into()),
+            audio_sha256: Some(self.audio_sha.clone()),
+            text: None,
+            voice: None,
+            to,
+            priority: BulletinPriority::Test,
+            repeat: 0,
+            interval_secs: 0,
+            expires_secs: 3600,
+            tone: false,
+        }
+    }
+
+    /// Pushes a test bulletin to tri-ton as the admin; returns its id.
+    async fn push_as_admin(&self) -> String {
+        let response = reqwest::Client::new()
+            .post(format!("{}/api/v1/bulletins", self.central.url))
+            .bearer_auth(&self.central.admin)
+            .json(&self.push_request(Target::Stations(vec!["tri-ton".into()])))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let pushed: PushBulletinResponse = response.json().await.unwrap();
+        pushed.id
     }
 
     fn token(&self, who: Who) -> Option<String> {
@@ -92,6 +128,14 @@ enum Route {
     LoadLocalToStation,
     LoadProvincialToAll,
     Status,
+    PushToStation,
+    PushToAll,
+    ListBulletins,
+    ShowBulletin,
+    CancelBulletin,
+    EventStream,
+    EventPoll,
+    Delivery,
 }
 
 impl Route {
@@ -105,6 +149,14 @@ impl Route {
             Route::LoadLocalToStation => "POST /api/v1/schedules (local, to tri-ton)",
             Route::LoadProvincialToAll => "POST /api/v1/schedules (provincial, to all)",
             Route::Status => "GET /api/v1/status",
+            Route::PushToStation => "POST /api/v1/bulletins (to tri-ton)",
+            Route::PushToAll => "POST /api/v1/bulletins (to all)",
+            Route::ListBulletins => "GET /api/v1/bulletins",
+            Route::ShowBulletin => "GET /api/v1/bulletins/{id}",
+            Route::CancelBulletin => "POST /api/v1/bulletins/{id}/cancel (bulletin for tri-ton)",
+            Route::EventStream => "GET /api/v1/station/events (SSE)",
+            Route::EventPoll => "GET /api/v1/station/events/poll",
+            Route::Delivery => "POST /api/v1/station/bulletins/delivery (bulletin for tri-ton)",
         }
     }
 
@@ -116,11 +168,27 @@ impl Route {
         match (self, who) {
             (_, NoToken | UnknownToken) => 401,
             (Route::Manifest | Route::Heartbeat, Station | OtherStation) => 200,
-            (Route::Manifest | Route::Heartbeat, _) => 401,
+            (Route::EventStream | Route::EventPoll, Station | OtherStation) => 200,
+            // A station may report only on bulletins sent to it.
+            (Route::Delivery, Station) => 204,
+            (Route::Delivery, OtherStation) => 404,
+            (
+                Route::Manifest
+                | Route::Heartbeat
+                | Route::EventStream
+                | Route::EventPoll
+                | Route::Delivery,
+                _,
+            ) => 401,
             // Audio bytes: any station (signatures decide what plays) or operator.
             (Route::AudioBlob, _) => 200,
             (_, Station | OtherStation) => 401,
             (Route::LibraryEntry | Route::Status, _) => 200,
+            (Route::ListBulletins | Route::ShowBulletin, _) => 200,
+            (Route::PushToStation | Route::CancelBulletin, Viewer | OtherDistrict) => 403,
+            (Route::PushToStation | Route::CancelBulletin, _) => 200,
+            (Route::PushToAll, Admin) => 200,
+            (Route::PushToAll, _) => 403,
             (Route::Upload, Viewer) => 403,
             (Route::Upload, _) => 200,
             (Route::LoadLocalToStation, Viewer | OtherDistrict) => 403,
@@ -131,7 +199,7 @@ impl Route {
     }
 }
 
-const ROUTES: [Route; 8] = [
+const ROUTES: [Route; 16] = [
     Route::Manifest,
     Route::Heartbeat,
     Route::AudioBlob,
@@ -140,6 +208,14 @@ const ROUTES: [Route; 8] = [
     Route::LoadLocalToStation,
     Route::LoadProvincialToAll,
     Route::Status,
+    Route::PushToStation,
+    Route::PushToAll,
+    Route::ListBulletins,
+    Route::ShowBulletin,
+    Route::CancelBulletin,
+    Route::EventStream,
+    Route::EventPoll,
+    Route::Delivery,
 ];
 
 const PROVINCIAL_ONE: &str = r#"layer = "provincial"
@@ -191,6 +267,30 @@ async fn send(fleet: &Fleet, route: Route, who: Who) -> (u16, String) {
             client.post(format!("{url}/api/v1/schedules")).json(&load(PROVINCIAL_ONE, Target::All))
         }
         Route::Status => client.get(format!("{url}/api/v1/status")),
+        Route::PushToStation => client
+            .post(format!("{url}/api/v1/bulletins"))
+            .json(&fleet.push_request(Target::Stations(vec!["tri-ton".into()]))),
+        Route::PushToAll => {
+            client.post(format!("{url}/api/v1/bulletins")).json(&fleet.push_request(Target::All))
+        }
+        Route::ListBulletins => client.get(format!("{url}/api/v1/bulletins")),
+        Route::ShowBulletin => client.get(format!("{url}/api/v1/bulletins/{}", fleet.bulletin_id)),
+        Route::CancelBulletin => {
+            // A fresh bulletin per row: a cancelled one cannot be cancelled again.
+            let id = fleet.push_as_admin().await;
+            client.post(format!("{url}/api/v1/bulletins/{id}/cancel"))
+        }
+        Route::EventStream => client.get(format!("{url}/api/v1/station/events")),
+        Route::EventPoll => client.get(format!("{url}/api/v1/station/events/poll?after=0")),
+        Route::Delivery => {
+            client.post(format!("{url}/api/v1/station/bulletins/delivery")).json(&DeliveryReport {
+                bulletin_id: fleet.bulletin_id.clone(),
+                state: DeliveryState::Delivered,
+                at: t0(),
+                latency_ms: None,
+                reason: None,
+            })
+        }
     };
     let request = match fleet.token(who) {
         Some(token) => request.bearer_auth(token),
@@ -198,11 +298,16 @@ async fn send(fleet: &Fleet, route: Route, who: Who) -> (u16, String) {
     };
     let response = request.send().await.expect("central answers on loopback");
     let status = response.status().as_u16();
+    if matches!(route, Route::EventStream) && status == 200 {
+        // The stream stays open: its status and content type are the answer.
+        let kind = response.headers().get("content-type").cloned();
+        return (status, format!("{kind:?}"));
+    }
     (status, response.text().await.unwrap_or_default())
 }
 
 /// What a successful answer may reveal to `who`, beyond its status.
-fn check_body(route: Route, who: Who, body: &str) -> Result<(), String> {
+fn check_body(route: Route, who: Who, body: &str, fleet_bulletin: &str) -> Result<(), String> {
     match (route, who) {
         (Route::Manifest, Who::Station | Who::OtherStation) => {
             let envelope: SignedEnvelope =
@@ -230,6 +335,31 @@ fn check_body(route: Route, who: Who, body: &str) -> Result<(), String> {
                 return Err(format!("{who:?} sees stations {ids:?}, expected {visible:?}"));
             }
         }
+        (Route::EventStream, _) => {
+            if !body.contains("text/event-stream") {
+                return Err(format!("not an event stream: {body}"));
+            }
+        }
+        (Route::EventPoll, Who::Station | Who::OtherStation) => {
+            let events: BulletinEvents = serde_json::from_str(body).map_err(|e| e.to_string())?;
+            // Only bulletins for the caller's own station: tri-ton's own test bulletin
+            // never reaches chau-doc.
+            let own = if who == Who::Station { "tri-ton" } else { "chau-doc" };
+            let mut ids = Vec::new();
+            for event in &events.events {
+                let json = payload_json(&event.envelope);
+                let targets = json["targets"].as_array().cloned().unwrap_or_default();
+                if !targets.iter().any(|t| t == own) {
+                    return Err(format!("{who:?} received an event for {targets:?}"));
+                }
+                ids.push(json["id"].as_str().unwrap_or_default().to_string());
+            }
+            if ids.iter().any(String::is_empty)
+                || (who == Who::Station) != ids.contains(&fleet_bulletin.to_string())
+            {
+                return Err(format!("{who:?} received bulletins {ids:?}"));
+            }
+        }
         _ => {}
     }
     Ok(())
@@ -250,8 +380,8 @@ async fn every_route_answers_every_caller_as_its_role_allows() {
                 failures.push(format!("{case}: got {status}, expected {expected}: {body}"));
                 continue;
             }
-            if status == 200 {
-                if let Err(why) = check_body(route, who, &body) {
+            if status == 200 || status == 204 {
+                if let Err(why) = check_body(route, who, &body, &fleet.bulletin_id) {
                     failures.push(format!("{case}: {why}"));
                 }
             } else if !body.contains("\"error\"") {
@@ -259,7 +389,7 @@ async fn every_route_answers_every_caller_as_its_role_allows() {
             }
         }
     }
-    assert_eq!(rows, 64);
+    assert_eq!(rows, ROUTES.len() * EVERYONE.len());
     assert!(
         failures.is_empty(),
         "{} of {rows} rows failed:\n{}",
@@ -836,4 +966,123 @@ async fn after_a_key_rotation_stations_pinned_to_the_new_key_get_a_re_signed_man
     let got = repinned.fetch_manifest(Duration::ZERO).await.unwrap().expect("re-signed manifest");
     assert!(got.manifest.version > before.manifest.version);
     assert_eq!(got.manifest.schedules, before.manifest.schedules);
+}
+
+/// Bulletins and cancel orders as central signs them, taken from the station's event
+/// feed, against every forgery at the signature layer. (Replay and expiry of bulletins
+/// are judged by the station's event client.)
+#[tokio::test]
+async fn forged_foreign_zero_and_cross_kind_bulletins_are_refused() {
+    let fleet = Fleet::start().await;
+    let central = &fleet.central;
+    let cancel = reqwest::Client::new()
+        .post(format!("{}/api/v1/bulletins/{}/cancel", central.url, fleet.bulletin_id))
+        .bearer_auth(&central.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancel.status(), 200);
+    let events: BulletinEvents = reqwest::Client::new()
+        .get(format!("{}/api/v1/station/events/poll?after=0", central.url))
+        .bearer_auth(fleet.token(Who::Station).unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let find =
+        |kind| events.events.iter().map(|e| e.envelope.clone()).find(|e| e.kind == kind).unwrap();
+    let bulletin = find(DocumentKind::Bulletin);
+    let order = find(DocumentKind::BulletinCancel);
+    let key = central.public_key();
+    let json = payload_json(&bulletin);
+    assert_eq!(json["id"], fleet.bulletin_id.as_str());
+
+    let mut retargeted = json.clone();
+    retargeted["targets"] = serde_json::json!(["tri-ton", "chau-doc"]);
+    let mut test_to_emergency = json.clone();
+    test_to_emergency["priority"] = serde_json::json!("emergency");
+    let mut longer = json.clone();
+    longer["expires_at"] = serde_json::json!("2099-01-01T00:00:00Z");
+    let attacker = ProvinceKey::from_seed([3; 32]);
+    let mut zero = bulletin.clone();
+    zero.signature = "00".repeat(64);
+    let mut as_cancel = bulletin.clone();
+    as_cancel.kind = DocumentKind::BulletinCancel;
+    let mut order_as_bulletin = order.clone();
+    order_as_bulletin.kind = DocumentKind::Bulletin;
+    let manifest = central.state.key.sign(DocumentKind::Manifest, &json).unwrap();
+    let mut manifest_as_bulletin = manifest.clone();
+    manifest_as_bulletin.kind = DocumentKind::Bulletin;
+
+    type Check = fn(&Result<Vec<u8>, SigningError>) -> bool;
+    let ok: Check = |r| r.is_ok();
+    let bad_sig: Check = |r| matches!(r, Err(SigningError::BadSignature));
+    let wrong_kind: Check = |r| matches!(r, Err(SigningError::WrongKind { .. }));
+    let cases: Vec<(&str, DocumentKind, SignedEnvelope, Check)> = vec![
+        ("genuine bulletin", DocumentKind::Bulletin, bulletin.clone(), ok),
+        ("genuine cancel order", DocumentKind::BulletinCancel, order.clone(), ok),
+        (
+            "forged: more targets",
+            DocumentKind::Bulletin,
+            with_payload(&bulletin, &retargeted),
+            bad_sig,
+        ),
+        (
+            "forged: test turned into emergency",
+            DocumentKind::Bulletin,
+            with_payload(&bulletin, &test_to_emergency),
+            bad_sig,
+        ),
+        (
+            "forged: expiry extended",
+            DocumentKind::Bulletin,
+            with_payload(&bulletin, &longer),
+            bad_sig,
+        ),
+        (
+            "wrong key",
+            DocumentKind::Bulletin,
+            attacker.sign(DocumentKind::Bulletin, &json).unwrap(),
+            bad_sig,
+        ),
+        ("all-zero signature", DocumentKind::Bulletin, zero, |r| {
+            matches!(r, Err(SigningError::ZeroSignature))
+        }),
+        ("bulletin relabelled as a cancel order", DocumentKind::BulletinCancel, as_cancel, bad_sig),
+        (
+            "cancel order relabelled as a bulletin",
+            DocumentKind::Bulletin,
+            order_as_bulletin,
+            bad_sig,
+        ),
+        (
+            "manifest signature relabelled as a bulletin",
+            DocumentKind::Bulletin,
+            manifest_as_bulletin,
+            bad_sig,
+        ),
+        ("a manifest where a bulletin is expected", DocumentKind::Bulletin, manifest, wrong_kind),
+        (
+            "a bulletin where a cancel is expected",
+            DocumentKind::BulletinCancel,
+            bulletin.clone(),
+            wrong_kind,
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, kind, envelope, check) in &cases {
+        let got = key.verify_envelope(*kind, envelope);
+        if !check(&got) {
+            failures.push(format!("{name}: got {:?}", got.map(|p| p.len())));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} rows failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }

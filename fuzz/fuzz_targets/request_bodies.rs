@@ -1,12 +1,15 @@
-//! The JSON bodies stations and operators send to central (heartbeat, schedule load),
+//! The JSON bodies stations and operators send to central (heartbeat, schedule load,
+//! bulletin push, delivery report),
 //! decoded and checked as central does before anything is stored.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use loa::protocol::{Heartbeat, LoadScheduleRequest};
+use loa::protocol::{DeliveryReport, Heartbeat, LoadScheduleRequest, PushBulletinRequest};
 
 fuzz_target!(|data: &[u8]| {
     let _ = serde_json::from_slice::<Heartbeat>(data);
+    let _ = serde_json::from_slice::<DeliveryReport>(data);
+    let _ = serde_json::from_slice::<PushBulletinRequest>(data);
     if let Ok(request) = serde_json::from_slice::<LoadScheduleRequest>(data) {
         if let Ok(schedule) = loa::central::manifest::check_schedule(&request.source, &request.origin)
         {
