@@ -467,6 +467,25 @@ impl Station {
                 Action::Prepare { id, item } => {
                     let path = audio_path(&item, &self.config.data_dir.join("audio"));
                     match file_sha256(&path) {
+                        Ok(hex) if expected_sha256(&item).is_some_and(|want| want != hex) => {
+                            // Content-addressed audio whose bytes changed on disk (bit rot,
+                            // tampering, a torn write): never aired. Removing it lets the
+                            // sync, which trusts names in its cache, fetch it again.
+                            let want = expected_sha256(&item).unwrap_or_default();
+                            let removed = std::fs::remove_file(&path).is_ok();
+                            let reason = format!(
+                                "audio corrupt: {} has sha256 {hex}, expected {want}; {}",
+                                path.display(),
+                                if removed {
+                                    "removed so the sync downloads it again"
+                                } else {
+                                    "could not remove it: delete it by hand"
+                                }
+                            );
+                            tracing::error!(item = %item.item_id, "{reason}");
+                            let event = PlayoutEvent::Failed { id, reason, proof: None };
+                            queue.extend(self.core.on_event(self.clock.now(), event));
+                        }
                         Ok(hex) => {
                             self.core.set_sha256(id, hex);
                             self.preparing.insert(id);
@@ -532,6 +551,14 @@ impl Station {
         for entry in std::mem::take(&mut self.unwritten) {
             self.record(entry);
         }
+    }
+}
+
+/// The sha256 a content-addressed item's file must have (`audio = "sha256:<hex>"`).
+fn expected_sha256(item: &Item) -> Option<String> {
+    match &item.audio {
+        AudioRef::Sha256(hex) => Some(hex.to_ascii_lowercase()),
+        AudioRef::Path(_) => None,
     }
 }
 
