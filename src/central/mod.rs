@@ -11,6 +11,8 @@ pub mod bulletins;
 pub mod config;
 pub mod ingest;
 pub mod manifest;
+mod playlog;
+pub mod report;
 pub mod tls;
 
 use std::collections::HashMap;
