@@ -317,6 +317,73 @@ impl DeliveryState {
             DeliveryState::Finished => "finished",
             DeliveryState::TestOk => "test-ok",
             DeliveryState::Failed => "failed",
+        }
+    }
+}
+
+/// Station → central: a bulletin reached a state here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryReport {
+    pub bulletin_id: String,
+    pub state: DeliveryState,
+    /// The station's clock when it happened.
+    pub at: DateTime<Utc>,
+    /// For `started`: first sample minus the bulletin's `issued_at`, milliseconds.
+    pub latency_ms: Option<i64>,
+    pub reason: Option<String>,
+}
+
+/// Operator → central: push a bulletin. Exactly one of `audio_sha256` (already in the
+/// library) and `text` (rendered with espeak-ng at central).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PushBulletinRequest {
+    pub title: Option<String>,
+    pub audio_sha256: Option<String>,
+    pub text: Option<String>,
+    /// espeak-ng voice for `text` (default `vi`).
+    pub voice: Option<String>,
+    pub to: Target,
+    pub priority: BulletinPriority,
+    pub repeat: u32,
+    pub interval_secs: u64,
+    pub expires_secs: u64,
+    pub tone: bool,
+}
+
+/// Central → operator: the pushed bulletin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PushBulletinResponse {
+    pub id: String,
+    pub targets: Vec<String>,
+    pub audio_sha256: String,
+    pub issued_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// One station's view of a bulletin in `loa bulletin show`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StationDelivery {
+    pub station_id: String,
+    /// The furthest state reached (`failed` wins), or `None`: not reached.
+    pub state: Option<DeliveryState>,
+    pub at: Option<DateTime<Utc>>,
+    pub latency_ms: Option<i64>,
+    pub reason: Option<String>,
+    /// Holding the event stream open right now.
+    pub connected: bool,
+    /// Last heartbeat or stream contact, for "not reached (offline since …)".
+    pub last_seen: Option<DateTime<Utc>>,
+}
+
+/// A bulletin as `loa bulletin list` / `show` see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BulletinInfo {
+    pub doc: BulletinDoc,
+    pub cancelled_at: Option<DateTime<Utc>>,
+    pub issued_by: String,
+    pub stations: Vec<StationDelivery>,
+}
+
 /// Station → central: ledger records in sequence order, sent as soon as they are
 /// written and again until acknowledged. Central stores them idempotently on
 /// `(station, seq)`.
@@ -399,67 +466,6 @@ impl ReportStatus {
     }
 }
 
-/// Station → central: a bulletin reached a state here.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DeliveryReport {
-    pub bulletin_id: String,
-    pub state: DeliveryState,
-    /// The station's clock when it happened.
-    pub at: DateTime<Utc>,
-    /// For `started`: first sample minus the bulletin's `issued_at`, milliseconds.
-    pub latency_ms: Option<i64>,
-    pub reason: Option<String>,
-}
-
-/// Operator → central: push a bulletin. Exactly one of `audio_sha256` (already in the
-/// library) and `text` (rendered with espeak-ng at central).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PushBulletinRequest {
-    pub title: Option<String>,
-    pub audio_sha256: Option<String>,
-    pub text: Option<String>,
-    /// espeak-ng voice for `text` (default `vi`).
-    pub voice: Option<String>,
-    pub to: Target,
-    pub priority: BulletinPriority,
-    pub repeat: u32,
-    pub interval_secs: u64,
-    pub expires_secs: u64,
-    pub tone: bool,
-}
-
-/// Central → operator: the pushed bulletin.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PushBulletinResponse {
-    pub id: String,
-    pub targets: Vec<String>,
-    pub audio_sha256: String,
-    pub issued_at: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
-}
-
-/// One station's view of a bulletin in `loa bulletin show`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StationDelivery {
-    pub station_id: String,
-    /// The furthest state reached (`failed` wins), or `None`: not reached.
-    pub state: Option<DeliveryState>,
-    pub at: Option<DateTime<Utc>>,
-    pub latency_ms: Option<i64>,
-    pub reason: Option<String>,
-    /// Holding the event stream open right now.
-    pub connected: bool,
-    /// Last heartbeat or stream contact, for "not reached (offline since …)".
-    pub last_seen: Option<DateTime<Utc>>,
-}
-
-/// A bulletin as `loa bulletin list` / `show` see it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BulletinInfo {
-    pub doc: BulletinDoc,
-    pub cancelled_at: Option<DateTime<Utc>>,
-    pub issued_by: String,
-    pub stations: Vec<StationDelivery>,
 /// One planned provincial item at one station.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReportRow {

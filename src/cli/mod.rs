@@ -4,6 +4,7 @@
 
 pub mod audio;
 pub mod audio_add;
+pub mod bulletin;
 pub mod central;
 pub mod log;
 pub mod remote;
@@ -39,6 +40,9 @@ pub enum Command {
     Audio(audio_add::AudioAll),
     /// The fleet as central sees it.
     Status(status::StatusArgs),
+    /// Urgent bulletins: push, cancel, list, show.
+    #[command(subcommand)]
+    Bulletin(bulletin::BulletinCommand),
 }
 
 /// Parses the process arguments and runs the chosen subcommand.
@@ -57,6 +61,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Central(args) => central::run(args),
         Command::Audio(command) => audio_add::run_all(command),
         Command::Status(args) => status::run(args),
+        Command::Bulletin(command) => bulletin::run(command),
     }
 }
 
