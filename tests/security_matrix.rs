@@ -14,11 +14,13 @@ use std::time::Duration;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use common::{Central, LOCAL, t0};
+use loa::ledger::{Entry, Ledger, Record};
 use loa::protocol::{
-    BulletinEvents, BulletinPriority, DeliveryReport, DeliveryState, DocumentKind, FleetStatus,
-    Heartbeat, LoadScheduleRequest, PushBulletinRequest, PushBulletinResponse, SignedEnvelope,
-    Target,
+    BulletinEvents, BulletinPriority, DailyReport, DeliveryReport, DeliveryState, DocumentKind,
+    FleetStatus, Heartbeat, LoadScheduleRequest, PlaylogBatch, PushBulletinRequest,
+    PushBulletinResponse, SignedEnvelope, Target,
 };
+use loa::schedule::{Layer, Priority};
 use loa::signing::{ProvinceKey, PublicKey, SigningError, verify_manifest};
 use loa::store::Role;
 
@@ -54,6 +56,9 @@ struct Fleet {
     audio_sha: String,
     /// A test bulletin pushed by the admin to tri-ton only.
     bulletin_id: String,
+    /// A real ledger record of tri-ton's, as its uplink would send it.
+    batch: PlaylogBatch,
+    _ledger_dir: tempfile::TempDir,
 }
 
 impl Fleet {
@@ -67,8 +72,26 @@ impl Fleet {
         tokens.insert("other-district", central.add_operator(Role::District("Châu Đốc".into())));
         tokens.insert("admin", central.admin.clone());
         let audio = central.upload_ok(loa::testing::wav_bytes(0.5, 440.0, 0.3), "a").await;
-        let mut fleet =
-            Self { central, tokens, audio_sha: audio.sha256, bulletin_id: String::new() };
+        let ledger_dir = tempfile::tempdir().unwrap();
+        let mut ledger =
+            Ledger::open(&ledger_dir.path().join("ledger.sqlite3"), "tri-ton").unwrap();
+        let entry = Entry::missed(
+            "ban-tin-sang",
+            "Bản tin sáng",
+            Layer::Provincial,
+            Priority::Priority,
+            t0(),
+            "station was not running",
+        );
+        let record = ledger.append(entry).unwrap().record().clone();
+        let mut fleet = Self {
+            central,
+            tokens,
+            audio_sha: audio.sha256,
+            bulletin_id: String::new(),
+            batch: PlaylogBatch { records: vec![record] },
+            _ledger_dir: ledger_dir,
+        };
         fleet.bulletin_id = fleet.push_as_admin().await;
         fleet
     }
@@ -136,6 +159,9 @@ enum Route {
     EventStream,
     EventPoll,
     Delivery,
+    Playlog,
+    ReadPlaylog,
+    Report,
 }
 
 impl Route {
@@ -157,6 +183,9 @@ impl Route {
             Route::EventStream => "GET /api/v1/station/events (SSE)",
             Route::EventPoll => "GET /api/v1/station/events/poll",
             Route::Delivery => "POST /api/v1/station/bulletins/delivery (bulletin for tri-ton)",
+            Route::Playlog => "POST /api/v1/station/playlog (tri-ton's record)",
+            Route::ReadPlaylog => "GET /api/v1/playlog",
+            Route::Report => "GET /api/v1/report?date=2026-12-01",
         }
     }
 
@@ -172,12 +201,16 @@ impl Route {
             // A station may report only on bulletins sent to it.
             (Route::Delivery, Station) => 204,
             (Route::Delivery, OtherStation) => 404,
+            // A station may send only its own records.
+            (Route::Playlog, Station) => 200,
+            (Route::Playlog, OtherStation) => 400,
             (
                 Route::Manifest
                 | Route::Heartbeat
                 | Route::EventStream
                 | Route::EventPoll
-                | Route::Delivery,
+                | Route::Delivery
+                | Route::Playlog,
                 _,
             ) => 401,
             // Audio bytes: any station (signatures decide what plays) or operator.
@@ -185,6 +218,7 @@ impl Route {
             (_, Station | OtherStation) => 401,
             (Route::LibraryEntry | Route::Status, _) => 200,
             (Route::ListBulletins | Route::ShowBulletin, _) => 200,
+            (Route::ReadPlaylog | Route::Report, _) => 200,
             (Route::PushToStation | Route::CancelBulletin, Viewer | OtherDistrict) => 403,
             (Route::PushToStation | Route::CancelBulletin, _) => 200,
             (Route::PushToAll, Admin) => 200,
@@ -199,7 +233,7 @@ impl Route {
     }
 }
 
-const ROUTES: [Route; 16] = [
+const ROUTES: [Route; 19] = [
     Route::Manifest,
     Route::Heartbeat,
     Route::AudioBlob,
@@ -216,6 +250,9 @@ const ROUTES: [Route; 16] = [
     Route::EventStream,
     Route::EventPoll,
     Route::Delivery,
+    Route::Playlog,
+    Route::ReadPlaylog,
+    Route::Report,
 ];
 
 const PROVINCIAL_ONE: &str = r#"layer = "provincial"
@@ -291,6 +328,9 @@ async fn send(fleet: &Fleet, route: Route, who: Who) -> (u16, String) {
                 reason: None,
             })
         }
+        Route::Playlog => client.post(format!("{url}/api/v1/station/playlog")).json(&fleet.batch),
+        Route::ReadPlaylog => client.get(format!("{url}/api/v1/playlog")),
+        Route::Report => client.get(format!("{url}/api/v1/report?date=2026-12-01")),
     };
     let request = match fleet.token(who) {
         Some(token) => request.bearer_auth(token),
@@ -333,6 +373,25 @@ fn check_body(route: Route, who: Who, body: &str, fleet_bulletin: &str) -> Resul
             };
             if ids != visible {
                 return Err(format!("{who:?} sees stations {ids:?}, expected {visible:?}"));
+            }
+        }
+        (Route::ReadPlaylog, _) => {
+            let records: Vec<Record> = serde_json::from_str(body).map_err(|e| e.to_string())?;
+            let stations: Vec<&str> = records.iter().map(|r| r.station.as_str()).collect();
+            let expected: &[&str] = if who == Who::OtherDistrict { &[] } else { &["tri-ton"] };
+            if stations != expected {
+                return Err(format!("{who:?} sees records of {stations:?}, expected {expected:?}"));
+            }
+        }
+        (Route::Report, _) => {
+            let report: DailyReport = serde_json::from_str(body).map_err(|e| e.to_string())?;
+            let forbidden = match who {
+                Who::District => Some("chau-doc"),
+                Who::OtherDistrict => Some("tri-ton"),
+                _ => None,
+            };
+            if let Some(row) = report.rows.iter().find(|r| Some(r.station.as_str()) == forbidden) {
+                return Err(format!("{who:?} sees a report row of {}", row.station));
             }
         }
         (Route::EventStream, _) => {
@@ -966,6 +1025,19 @@ async fn after_a_key_rotation_stations_pinned_to_the_new_key_get_a_re_signed_man
     let got = repinned.fetch_manifest(Duration::ZERO).await.unwrap().expect("re-signed manifest");
     assert!(got.manifest.version > before.manifest.version);
     assert_eq!(got.manifest.schedules, before.manifest.schedules);
+
+    // The daily report still reads the manifests signed before the rotation.
+    let response = reqwest::Client::new()
+        .get(format!("{}/api/v1/report?date=2026-12-01", central.url))
+        .bearer_auth(&central.admin)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    assert_eq!(status, 200, "{text}");
+    let report: DailyReport = serde_json::from_str(&text).unwrap();
+    assert!(report.rows.iter().any(|r| r.item_id == "ban-tin-chieu"), "{text}");
 }
 
 /// Bulletins and cancel orders as central signs them, taken from the station's event

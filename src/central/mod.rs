@@ -167,6 +167,18 @@ pub fn rotate_key(data_dir: &Path, now_unix: i64) -> Result<String, CentralError
     Ok(key.public_hex())
 }
 
+/// The public halves of keys [`rotate_key`] retired (`province.key.old-*`): manifests
+/// central signed before a rotation are still its own, and reports read them.
+pub fn retired_keys(data_dir: &Path) -> Vec<crate::signing::PublicKey> {
+    let Ok(entries) = std::fs::read_dir(data_dir) else { return Vec::new() };
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&format!("{KEY_FILE}.old-")))
+        .filter_map(|e| ProvinceKey::load_file(&e.path()).ok())
+        .map(|k| k.public())
+        .collect()
+}
+
 /// Everything request handlers share.
 pub struct AppState {
     pub store: Arc<dyn Store>,
