@@ -416,7 +416,25 @@ async fn stations_and_central_survive_kills_cuts_and_corruption() {
                     )
                 })
                 .collect();
-            panic!("not settled after 90 s (seed {seed}): {summary:?}; logs in {}", root.display());
+            // The last words of each station's log, so a failure explains itself.
+            let tails: Vec<String> = stations
+                .iter()
+                .map(|s| {
+                    let log =
+                        std::fs::read_to_string(s.dir.join("station.log")).unwrap_or_default();
+                    let lines: Vec<&str> = log
+                        .lines()
+                        .filter(|l| l.contains("ERROR") || l.contains("error"))
+                        .collect();
+                    let tail = lines[lines.len().saturating_sub(5)..].join("\n");
+                    format!("--- {} ---\n{tail}", s.id)
+                })
+                .collect();
+            panic!(
+                "not settled after 90 s (seed {seed}): {summary:?}; logs in {}\n{}",
+                root.display(),
+                tails.join("\n")
+            );
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }

@@ -1158,3 +1158,50 @@ async fn forged_foreign_zero_and_cross_kind_bulletins_are_refused() {
         failures.join("\n")
     );
 }
+
+/// The rotation commands as an administrator types them.
+#[test]
+fn rotation_commands_print_what_to_do_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("central");
+    let data = data.to_str().unwrap();
+    let loa = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_loa"))
+            .args(["central", "--data-dir", data])
+            .args(args)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let (ok, init) = loa(&["init"]);
+    assert!(ok, "{init}");
+    let (ok, added) =
+        loa(&["station", "add", "tri-ton", "--name", "Tri Tôn", "--district", "Tri Tôn"]);
+    assert!(ok, "{added}");
+    let (ok, text) = loa(&["station", "rotate-token", "tri-ton"]);
+    assert!(ok && text.contains("old token refused"), "{text}");
+    let new_token = text.lines().last().unwrap().trim();
+    assert!(new_token.starts_with("loa_") && !added.contains(new_token), "{text}");
+    let (ok, text) = loa(&["station", "rotate-token", "no-such"]);
+    assert!(!ok && text.contains("no station \"no-such\""), "{text}");
+
+    let (ok, text) = loa(&["token", "add", "--role", "viewer", "--label", "kiểm toán"]);
+    assert!(ok, "{text}");
+    let (ok, text) = loa(&["token", "revoke", "--label", "kiểm toán"]);
+    assert!(ok && text.contains("revoked 1 token"), "{text}");
+    let (ok, text) = loa(&["token", "revoke", "--label", "kiểm toán"]);
+    assert!(!ok && text.contains("nothing revoked"), "{text}");
+
+    let (ok, text) = loa(&["rotate-key"]);
+    assert!(ok && text.contains("set province_key"), "{text}");
+    let old_public = init.lines().find(|l| l.contains("public key")).unwrap();
+    let new_public = text.lines().find(|l| l.contains("new public key")).unwrap();
+    let hex_of = |line: &str| line.rsplit(' ').next().unwrap().trim().to_string();
+    assert_ne!(hex_of(old_public), hex_of(new_public));
+    assert_eq!(hex_of(new_public).len(), 64);
+}
