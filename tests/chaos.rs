@@ -505,8 +505,13 @@ async fn stations_and_central_survive_kills_cuts_and_corruption() {
                 break;
             }
         }
-        // No bulletin aired twice.
+        // No bulletin aired twice, and none with other bytes than its audio's.
         if let Some(b) = &bulletin {
+            for r in local.iter().filter(|r| &r.entry.item_id == b && r.entry.started.is_some()) {
+                if r.entry.audio_sha256.as_deref() != Some(shas[0].as_str()) {
+                    problems.push(format!("{id}: bulletin aired audio {:?}", r.entry.audio_sha256));
+                }
+            }
             let aired =
                 local.iter().filter(|r| &r.entry.item_id == b && r.entry.started.is_some()).count();
             if aired > 1 {

@@ -1,4 +1,5 @@
-//! Tampered audio at the station: a content-addressed file whose bytes changed in the
+//! Tampered audio at the station: a content-addressed file (a scheduled `sha256:` item or
+//! a bulletin, both read from the cache) whose bytes changed in the
 //! cache after it was verified (bit rot, a torn write, someone on the box) is never
 //! aired; the item is recorded failed with the reason, the file is removed so the sync
 //! fetches it again, and the next item still plays.
@@ -47,5 +48,43 @@ async fn a_cached_file_whose_bytes_changed_is_not_aired() {
     assert_eq!(records[0].entry.started, None, "nothing of it was aired");
     assert!(!cache.join(&bad_sha).exists(), "the tampered file is gone, so the sync refetches it");
     assert!(cache.join(&good_sha).exists());
+    fx.stop().await;
+}
+
+/// Bulletins play from the same content-addressed cache (the receiver verified the
+/// download, but the file may change on disk before it plays): a file there whose bytes
+/// no longer match its name is refused too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulletin_from_a_tampered_cache_file_is_not_aired() {
+    let mut fx = Fixture::new(local(9, 59, 50));
+    let tone = fx.tone("bao.wav", 1.0);
+    let cache = fx.config.data_dir.join("audio");
+    std::fs::create_dir_all(&cache).expect("cache dir");
+    let sha = file_sha256(&tone).expect("sha");
+    let mut bytes = std::fs::read(&tone).expect("read");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    std::fs::write(cache.join(&sha), &bytes).expect("cache tampered");
+    fx.start();
+    fx.run_until(local(9, 59, 52)).await;
+    let sent = fx.handle.as_ref().expect("handle").send(StationCommand::Emergency {
+        id: "bao-lu".into(),
+        title: "Cảnh báo lũ".into(),
+        audio: cache.join(&sha),
+        repeat: 0,
+        expires: None,
+        gain_db: 0.0,
+        interval: std::time::Duration::ZERO,
+        tone: None,
+    });
+    assert!(sent);
+    fx.run_until(local(9, 59, 56)).await;
+    let records = fx.wait_records(1).await;
+    assert_eq!(
+        (records[0].entry.item_id.as_str(), records[0].entry.outcome),
+        ("bao-lu", Outcome::Failed)
+    );
+    assert!(records[0].entry.reason.as_deref().unwrap_or_default().starts_with("audio corrupt:"));
+    assert_eq!(records[0].entry.started, None);
     fx.stop().await;
 }

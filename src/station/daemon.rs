@@ -528,13 +528,15 @@ impl Station {
         while let Some(action) = queue.pop_front() {
             match action {
                 Action::Prepare { id, item } => {
-                    let path = audio_path(&item, &self.config.data_dir.join("audio"));
+                    let cache = self.config.data_dir.join("audio");
+                    let path = audio_path(&item, &cache);
+                    let expected = expected_sha256(&item, &path, &cache);
                     match file_sha256(&path) {
-                        Ok(hex) if expected_sha256(&item).is_some_and(|want| want != hex) => {
+                        Ok(hex) if expected.as_ref().is_some_and(|want| *want != hex) => {
                             // Content-addressed audio whose bytes changed on disk (bit rot,
                             // tampering, a torn write): never aired. Removing it lets the
                             // sync, which trusts names in its cache, fetch it again.
-                            let want = expected_sha256(&item).unwrap_or_default();
+                            let want = expected.unwrap_or_default();
                             let removed = std::fs::remove_file(&path).is_ok();
                             let reason = format!(
                                 "audio corrupt: {} has sha256 {hex}, expected {want}; {}",
@@ -617,11 +619,17 @@ impl Station {
     }
 }
 
-/// The sha256 a content-addressed item's file must have (`audio = "sha256:<hex>"`).
-fn expected_sha256(item: &Item) -> Option<String> {
+/// The sha256 an item's file must have: the one it names (`audio = "sha256:<hex>"`), or,
+/// for a file in the content-addressed cache (bulletins play from there), its name.
+fn expected_sha256(item: &Item, path: &Path, cache: &Path) -> Option<String> {
     match &item.audio {
         AudioRef::Sha256(hex) => Some(hex.to_ascii_lowercase()),
-        AudioRef::Path(_) => None,
+        AudioRef::Path(_) => {
+            let name = path.file_name()?.to_str()?;
+            let in_cache = path.parent() == Some(cache);
+            let named = name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit());
+            (in_cache && named).then(|| name.to_ascii_lowercase())
+        }
     }
 }
 
