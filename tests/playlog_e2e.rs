@@ -257,8 +257,8 @@ fn schedule_reaches_two_stations_plays_and_survives_central_outage() {
     std::fs::write(work.join("audio/tone.wav"), loa::testing::wav_bytes(1.5, 440.0, 0.5))
         .expect("tone");
     let now = Utc::now();
-    let first = now + chrono::Duration::seconds(14);
-    let second = now + chrono::Duration::seconds(32);
+    let first = now + chrono::Duration::seconds(20);
+    let second = now + chrono::Duration::seconds(40);
     let schedule = work.join("provincial.toml");
     std::fs::write(
         &schedule,

@@ -38,6 +38,9 @@ pub struct StationDay {
 /// stations report within seconds, so this is a margin for a slow link, not a delay.
 const REPORT_GRACE: chrono::Duration = chrono::Duration::minutes(2);
 
+/// A station silent this long counts as offline (heartbeats come every minute by default).
+const OFFLINE_AFTER: chrono::Duration = chrono::Duration::minutes(5);
+
 /// The instants a local date covers in `tz`: `[start, end)`.
 pub fn day_bounds(date: NaiveDate, tz: Tz) -> (DateTime<Utc>, DateTime<Utc>) {
     let start = to_instant(date.and_time(chrono::NaiveTime::MIN), tz);
@@ -113,9 +116,11 @@ fn row_for(
         }
         None => {
             let seen = match day.last_seen {
-                Some(t) => {
-                    format!("station last seen {}", t.with_timezone(&tz).format("%Y-%m-%d %H:%M"))
-                }
+                Some(t) if now - t > OFFLINE_AFTER => format!(
+                    "station offline since {}",
+                    t.with_timezone(&tz).format("%Y-%m-%d %H:%M")
+                ),
+                Some(_) => "station online but has not reported it".to_string(),
                 None => "station never seen by central".to_string(),
             };
             (ReportStatus::NotReported, None, seen)
@@ -336,6 +341,8 @@ cron = "0 17 * * *"
         // The next day everything unreported has passed its deadline.
         let later = build(date, tz, until + chrono::Duration::hours(1), &days);
         assert_eq!(later.rows.iter().filter(|r| r.status == ReportStatus::NotReported).count(), 4);
+        let b_chieu = later.rows.iter().find(|r| r.station == "b" && r.item_id == "chieu").unwrap();
+        assert_eq!(b_chieu.detail, "station offline since 2026-12-01 08:00");
     }
 
     #[test]

@@ -91,7 +91,13 @@ pub(super) fn ingest(
     // The previous record of this batch, so a contiguous batch checks its links in memory.
     let mut previous: Option<(u64, &str)> = None;
     for (i, record) in records.iter().enumerate() {
-        let json = serde_json::to_string(record).map_err(corrupt)?;
+        // Stored as the station wrote it: `acked` is the station's bookkeeping, not content.
+        let json = if record.acked {
+            serde_json::to_string(&Record { acked: false, ..record.clone() })
+        } else {
+            serde_json::to_string(record)
+        }
+        .map_err(corrupt)?;
         let inserted = tx
             .prepare_cached(
                 "INSERT OR IGNORE INTO playlog
