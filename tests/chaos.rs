@@ -105,6 +105,19 @@ impl CentralProc {
     }
 }
 
+/// A failing assertion must not leave daemons running: kill on drop.
+impl Drop for CentralProc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+impl Drop for StationProc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 struct StationProc {
     id: &'static str,
     dir: PathBuf,
