@@ -298,9 +298,9 @@ async fn put_audio(
     };
     let final_path = state.audio_dir().join(&sha256);
     tokio::fs::rename(&temp.0, &final_path).await?;
-    if let Ok(dir) = tokio::fs::File::open(state.audio_dir()).await {
-        let _ = dir.sync_all().await;
-    }
+    // The library row is written only once the renamed file is durable (directory
+    // fsynced): a power cut can leave an unlisted file, never a listed missing one.
+    tokio::fs::File::open(state.audio_dir()).await?.sync_all().await?;
     state.store.put_audio(&info)?;
     let stored = state.store.audio(&sha256)?.unwrap_or(info);
     tracing::info!(sha256, size, lufs = stored.loudness_lufs, "audio stored");

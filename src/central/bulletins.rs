@@ -537,7 +537,10 @@ async fn speech_audio(
             measured.loudness_lufs,
         ),
     };
+    // Durable before it is listed: fsync the file, rename, fsync the directory.
+    tokio::fs::File::open(&temp).await?.sync_all().await?;
     tokio::fs::rename(&temp, state.audio_dir().join(&sha256)).await?;
+    tokio::fs::File::open(state.audio_dir()).await?.sync_all().await?;
     state.store.put_audio(&info)?;
     Ok(state.store.audio(&sha256)?.unwrap_or(info))
 }

@@ -117,10 +117,15 @@ pub async fn current(state: &AppState, station_id: &str) -> Result<StoredManifes
     issue_locked(state, station_id)
 }
 
+/// The latest manifest if it is still worth serving: before half its validity, and
+/// signed by the key central holds now (after a key rotation every station gets a
+/// re-signed version rather than one its new pinned key refuses).
 fn fresh(state: &AppState, station_id: &str) -> Result<Option<StoredManifest>, ApiError> {
+    let public = state.key.public();
     Ok(state.store.latest_manifest(station_id)?.filter(|latest| {
         let half = (latest.valid_until - latest.issued_at) / 2;
         state.clock.now() < latest.issued_at + half
+            && public.verify_envelope(DocumentKind::Manifest, &latest.envelope).is_ok()
     }))
 }
 

@@ -51,6 +51,14 @@ pub enum CentralError {
     Store(#[from] StoreError),
     #[error("station id {0:?} is not valid: use 1-64 lowercase letters, digits, '-' or '_'")]
     BadStationId(String),
+    #[error("no station {0:?}: see `loa status` for the list")]
+    NoSuchStation(String),
+    #[error(
+        "an operator label is needed to revoke tokens (the one given to `loa central token add --label`)"
+    )]
+    EmptyLabel,
+    #[error("cannot move the old key {path} aside: {source}")]
+    KeyAside { path: String, source: std::io::Error },
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: String, source: std::io::Error },
     #[error("server failed: {0}")]
@@ -109,6 +117,66 @@ pub fn add_operator(store: &dyn Store, role: &Role, label: &str) -> Result<Strin
     let token = store::new_token();
     store.add_operator(&store::hash_token(&token), role, label)?;
     Ok(token)
+}
+
+/// Gives a station a new token and returns it (shown once). The old token is refused
+/// from now on: use it when a station box is lost, stolen or its config leaked.
+pub fn rotate_station_token(store: &dyn Store, id: &str) -> Result<String, CentralError> {
+    let token = store::new_token();
+    if !store.set_station_token(id, &store::hash_token(&token))? {
+        return Err(CentralError::NoSuchStation(id.to_string()));
+    }
+    Ok(token)
+}
+
+/// Revokes every operator token created with `label`; returns how many.
+pub fn revoke_operators(store: &dyn Store, label: &str) -> Result<usize, CentralError> {
+    if label.trim().is_empty() {
+        return Err(CentralError::EmptyLabel);
+    }
+    Ok(store.revoke_operators(label)?)
+}
+
+/// Replaces the province's signing key: the old seed is kept beside it as
+/// `province.key.old-<unix seconds>` (never deleted), a new one is written (0600), and
+/// its public key returned. Central must be stopped while this runs; once restarted it
+/// re-signs every station's manifest under the new key on the next request (see
+/// `manifest::current`). Stations refuse the new signatures until their `province_key`
+/// is changed to the new public key — they keep playing their last good schedule.
+pub fn rotate_key(data_dir: &Path, now_unix: i64) -> Result<String, CentralError> {
+    let path = data_dir.join(KEY_FILE);
+    if !path.exists() {
+        return Err(CentralError::NotInitialised(data_dir.display().to_string()));
+    }
+    // Prove the current key is readable before moving it.
+    ProvinceKey::load_file(&path)?;
+    let aside = data_dir.join(format!("{KEY_FILE}.old-{now_unix}"));
+    if aside.exists() {
+        return Err(CentralError::KeyAside {
+            path: aside.display().to_string(),
+            source: std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+        });
+    }
+    std::fs::rename(&path, &aside)
+        .map_err(|source| CentralError::KeyAside { path: path.display().to_string(), source })?;
+    let key = ProvinceKey::generate();
+    key.create_file(&path)?;
+    std::fs::File::open(data_dir).and_then(|d| d.sync_all()).map_err(|source| {
+        CentralError::KeyAside { path: data_dir.display().to_string(), source }
+    })?;
+    Ok(key.public_hex())
+}
+
+/// The public halves of keys [`rotate_key`] retired (`province.key.old-*`): manifests
+/// central signed before a rotation are still its own, and reports read them.
+pub fn retired_keys(data_dir: &Path) -> Vec<crate::signing::PublicKey> {
+    let Ok(entries) = std::fs::read_dir(data_dir) else { return Vec::new() };
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&format!("{KEY_FILE}.old-")))
+        .filter_map(|e| ProvinceKey::load_file(&e.path()).ok())
+        .map(|k| k.public())
+        .collect()
 }
 
 /// Everything request handlers share.

@@ -160,7 +160,17 @@ async fn get_report(
     for station in stations {
         let mut manifests = Vec::new();
         for stored in state.store.manifests_between(&station.id, from, until)? {
-            let verified = signing::verify_stored_manifest(&public, &stored.envelope, &station.id)?;
+            // Signed by the current key, or by one retired by `loa central rotate-key`.
+            let verified =
+                match signing::verify_stored_manifest(&public, &stored.envelope, &station.id) {
+                    Ok(v) => v,
+                    Err(e) => super::retired_keys(&state.config.data_dir)
+                        .iter()
+                        .find_map(|k| {
+                            signing::verify_stored_manifest(k, &stored.envelope, &station.id).ok()
+                        })
+                        .ok_or(e)?,
+                };
             let schedules = crate::sync::schedules(&verified.manifest).map_err(|e| {
                 ApiError::Internal(format!("manifest v{} of {}: {e}", stored.version, station.id))
             })?;

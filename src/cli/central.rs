@@ -49,6 +49,8 @@ pub enum CentralCommand {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Replace the province's signing key (central stopped; see SECURITY.md).
+    RotateKey,
     /// Print the commented example configuration (all defaults).
     ExampleConfig,
 }
@@ -64,6 +66,11 @@ pub enum StationCommand {
         #[arg(long)]
         district: String,
     },
+    /// Give a station a new token (the old one is refused at once) and print it.
+    RotateToken {
+        /// Station id.
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -75,6 +82,11 @@ pub enum TokenCommand {
         role: Role,
         /// A note saying whose token this is.
         #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// Revoke every operator token created with this label.
+    Revoke {
+        #[arg(long)]
         label: String,
     },
 }
@@ -131,6 +143,29 @@ fn run_inner(args: CentralArgs) -> anyhow::Result<()> {
             let token = central::add_operator(&store()?, &role, &label)?;
             println!("{role} token (shown once):");
             println!("{token}");
+            Ok(())
+        }
+        Some(CentralCommand::Station { command: StationCommand::RotateToken { id } }) => {
+            let token = central::rotate_station_token(&store()?, &id)?;
+            println!("station {id}: old token refused from now on; new token (shown once):");
+            println!("{token}");
+            Ok(())
+        }
+        Some(CentralCommand::Token { command: TokenCommand::Revoke { label } }) => {
+            let n = central::revoke_operators(&store()?, &label)?;
+            if n == 0 {
+                anyhow::bail!("no operator token has the label {label:?}: nothing revoked");
+            }
+            println!("revoked {n} token(s) labelled {label:?}");
+            Ok(())
+        }
+        Some(CentralCommand::RotateKey) => {
+            let public = central::rotate_key(&config.data_dir, chrono::Utc::now().timestamp())?;
+            println!("new public key (set province_key to it in every station config): {public}");
+            println!(
+                "the old key is kept beside it as {}.old-*; restart central now",
+                central::KEY_FILE
+            );
             Ok(())
         }
         Some(CentralCommand::ExampleConfig) => {

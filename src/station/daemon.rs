@@ -128,6 +128,10 @@ pub struct Station {
     /// Records the ledger refused (disk full…), retried each turn.
     unwritten: Vec<Entry>,
     last_alive: Option<DateTime<Utc>>,
+    /// The previous run's horizon and last alive mark, kept until central's schedules
+    /// arrive: they reach the daemon after start-up recovery, and what they planned
+    /// while the station was down must still end in a record.
+    recovered: Option<(DateTime<Utc>, Option<DateTime<Utc>>)>,
     preparing: std::collections::HashSet<u64>,
     status: tokio::sync::watch::Sender<StationStatus>,
 }
@@ -183,6 +187,7 @@ impl Station {
             expanded_until: now,
             unwritten: Vec::new(),
             last_alive: None,
+            recovered: None,
             preparing: std::collections::HashSet::new(),
             status: tokio::sync::watch::Sender::new(StationStatus::default()),
         };
@@ -306,11 +311,29 @@ impl Station {
             return Ok(());
         };
         self.horizon = horizon.min(now);
+        self.recovered = Some((self.horizon, alive));
+        let missed = self.record_missed(self.horizon, now, alive);
+        tracing::info!(down_since = ?alive, missed, "recovered from the previous run");
+        Ok(())
+    }
+
+    /// Records `missed` every occurrence planned in `[from, now)` that has no record and
+    /// whose `max_delay` has passed; returns how many.
+    fn record_missed(
+        &mut self,
+        from: DateTime<Utc>,
+        now: DateTime<Utc>,
+        alive: Option<DateTime<Utc>>,
+    ) -> usize {
         let timeline = self.schedules.timeline();
         let mut missed = 0;
-        for occ in timeline.occurrences(self.horizon, now) {
+        for occ in timeline.occurrences(from, now) {
             let item = Item::from_occurrence(&occ);
-            if item.deadline() >= now || self.ledger.contains(&item.item_id, item.planned)? {
+            // An unreadable ledger: better a duplicate refused by the ledger's
+            // (item, planned) key than a gap.
+            if item.deadline() >= now
+                || self.ledger.contains(&item.item_id, item.planned).unwrap_or(false)
+            {
                 continue;
             }
             let reason = match alive {
@@ -332,8 +355,7 @@ impl Station {
             self.record(entry);
             missed += 1;
         }
-        tracing::info!(down_since = ?alive, missed, "recovered from the previous run");
-        Ok(())
+        missed
     }
 
     /// Hands the core every occurrence from the horizon to the look-ahead that the
@@ -438,6 +460,14 @@ impl Station {
             }
             StationCommand::Central(schedules) => {
                 self.schedules.push_central(schedules);
+                if let Some((from, alive)) = self.recovered.take() {
+                    // Central's schedules arrived after start-up recovery: account for
+                    // what they planned while the station was down, and hand the core
+                    // what may still start late.
+                    let missed = self.record_missed(from, now, alive);
+                    self.horizon = self.horizon.min(from);
+                    tracing::info!(missed, "recovered central's items from the previous run");
+                }
                 self.refresh(now, true);
             }
             StationCommand::Status(reply) => {
@@ -498,8 +528,29 @@ impl Station {
         while let Some(action) = queue.pop_front() {
             match action {
                 Action::Prepare { id, item } => {
-                    let path = audio_path(&item, &self.config.data_dir.join("audio"));
+                    let cache = self.config.data_dir.join("audio");
+                    let path = audio_path(&item, &cache);
+                    let expected = expected_sha256(&item, &path, &cache);
                     match file_sha256(&path) {
+                        Ok(hex) if expected.as_ref().is_some_and(|want| *want != hex) => {
+                            // Content-addressed audio whose bytes changed on disk (bit rot,
+                            // tampering, a torn write): never aired. Removing it lets the
+                            // sync, which trusts names in its cache, fetch it again.
+                            let want = expected.unwrap_or_default();
+                            let removed = std::fs::remove_file(&path).is_ok();
+                            let reason = format!(
+                                "audio corrupt: {} has sha256 {hex}, expected {want}; {}",
+                                path.display(),
+                                if removed {
+                                    "removed so the sync downloads it again"
+                                } else {
+                                    "could not remove it: delete it by hand"
+                                }
+                            );
+                            tracing::error!(item = %item.item_id, "{reason}");
+                            let event = PlayoutEvent::Failed { id, reason, proof: None };
+                            queue.extend(self.core.on_event(self.clock.now(), event));
+                        }
                         Ok(hex) => {
                             self.core.set_sha256(id, hex);
                             self.preparing.insert(id);
@@ -564,6 +615,20 @@ impl Station {
     fn flush_unwritten(&mut self) {
         for entry in std::mem::take(&mut self.unwritten) {
             self.record(entry);
+        }
+    }
+}
+
+/// The sha256 an item's file must have: the one it names (`audio = "sha256:<hex>"`), or,
+/// for a file in the content-addressed cache (bulletins play from there), its name.
+fn expected_sha256(item: &Item, path: &Path, cache: &Path) -> Option<String> {
+    match &item.audio {
+        AudioRef::Sha256(hex) => Some(hex.to_ascii_lowercase()),
+        AudioRef::Path(_) => {
+            let name = path.file_name()?.to_str()?;
+            let in_cache = path.parent() == Some(cache);
+            let named = name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit());
+            (in_cache && named).then(|| name.to_ascii_lowercase())
         }
     }
 }

@@ -120,8 +120,14 @@ pub trait Store: Send + Sync + 'static {
     fn station_by_token(&self, token_hash: &str) -> Result<Option<Station>, StoreError>;
     fn stations(&self) -> Result<Vec<Station>, StoreError>;
 
+    /// Replaces a station's token hash: the old token stops working at once. `false`
+    /// when there is no such station.
+    fn set_station_token(&self, id: &str, token_hash: &str) -> Result<bool, StoreError>;
+
     fn add_operator(&self, token_hash: &str, role: &Role, label: &str) -> Result<(), StoreError>;
     fn operator_by_token(&self, token_hash: &str) -> Result<Option<Role>, StoreError>;
+    /// Deletes every operator token with this label; returns how many there were.
+    fn revoke_operators(&self, label: &str) -> Result<usize, StoreError>;
 
     /// Records an audio file's metadata; re-adding the same sha256 keeps the first title.
     fn put_audio(&self, info: &AudioInfo) -> Result<(), StoreError>;

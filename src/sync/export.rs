@@ -167,7 +167,8 @@ pub fn write_schedules(
                 let _ = std::fs::remove_file(entry.path());
             }
         }
-        let _ = std::fs::File::open(&sub).and_then(|d| d.sync_all());
+        // The renames above are durable only once the directory itself is on disk.
+        std::fs::File::open(&sub).and_then(|d| d.sync_all()).map_err(io(&sub))?;
     }
     Ok(written)
 }
