@@ -272,3 +272,45 @@ async fn roles_cancel_and_text_to_speech_at_central() {
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("--audio FILE or --text TEXT"));
 }
+
+/// A link that keeps dropping mid-download must delay a warning, not lose it: the
+/// receiver retries the bulletin's audio until it arrives (here: eight cut connections in
+/// a row, more than any fixed number of quick tries would cover) and then hands it over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulletin_whose_audio_download_keeps_failing_is_retried_until_it_arrives() {
+    let central = Central::start().await;
+    let token = central.add_station("tri-ton", "Tri Tôn");
+    let audio = central.upload_ok(loa::testing::wav_bytes(1.0, 660.0, 0.3), "bao").await;
+    let pushed = push_ok(&central, &request(&audio.sha256, Target::All, 600)).await;
+    let events: BulletinEvents = reqwest::Client::new()
+        .get(format!("{}/api/v1/station/events/poll?after=0", central.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(events.events.len(), 1);
+
+    // The audio (32 KB) only goes through a proxy that cuts its first eight connections
+    // after 300 bytes, so each early download ends short.
+    let faults = loa::testing::Faults { cut_after_bytes: 300, cuts: 8, delay: Duration::ZERO };
+    let proxy = loa::testing::FaultyProxy::start(central.addr, faults).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("http://{}", proxy.addr);
+    let sync = SyncConfig::new(&url, &token, "tri-ton", central.public_key(), dir.path().into());
+    let config = ReceiverConfig {
+        sync,
+        mode: Mode::Poll,
+        backoff: Backoff { base: Duration::from_millis(10), max: Duration::from_millis(50) },
+    };
+    let (tx, mut ready) = unbounded_channel();
+    let mut receiver = Receiver::new(config, central.clock.clone(), Output::Channel(tx)).unwrap();
+
+    receiver.handle(events.events[0].clone()).await;
+    let handed = ready.try_recv().expect("the bulletin was handed over after the cuts");
+    assert_eq!(handed.doc.id, pushed.id);
+    assert_eq!(loa::station::daemon::file_sha256(&handed.audio).unwrap(), audio.sha256);
+    assert_eq!(proxy.cuts_done(), 8, "every early download was cut");
+}

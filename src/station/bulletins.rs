@@ -605,8 +605,8 @@ impl Receiver {
         }
     }
 
-    /// Downloads the bulletin's audio into the sync cache, a few quick retries. A
-    /// bulletin is small: it is fetched whole into memory, its sha256 checked there, then
+    /// Downloads the bulletin's audio into the sync cache, retrying with the receiver's
+    /// backoff until the bulletin expires. A bulletin is small: it is fetched whole into memory, its sha256 checked there, then
     /// written to the cache's temporary file and committed (fsync, rename, fsync of the
     /// directory) on the blocking pool, so a whole fleet's worth of disk waits never
     /// stalls the streams. It never queues behind the sync's programme downloads.
@@ -623,10 +623,14 @@ impl Receiver {
                     checked_at = at;
                     break;
                 }
-                Err(e) if attempt < 4 => {
+                // Until the bulletin expires: a warning that failed a few quick tries
+                // (central restarting, a link dropping) must still air when the link
+                // comes back, not be reported failed and forgotten.
+                Err(e) if self.clock.now() < doc.expires_at => {
                     tracing::warn!(id = %doc.id, "bulletin audio, retrying: {e}");
-                    tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
-                    attempt += 1;
+                    let delay = self.config.backoff.delay(attempt, rand::random::<f64>());
+                    attempt = attempt.saturating_add(1);
+                    tokio::time::sleep(delay).await;
                 }
                 Err(e) => return Err(e),
             }
@@ -718,7 +722,13 @@ pub fn spawn_for(
         SyncConfig::new(central, token, &config.station_id, public_key, config.data_dir.clone());
     let tone = install_tone(&config.data_dir.join("tone"))?;
     let receiver = Receiver::new(
-        ReceiverConfig { sync, mode: Mode::Stream, backoff: Backoff::default() },
+        // Ten seconds at most between tries: an urgent warning must not wait out a long
+        // backoff once the link is back.
+        ReceiverConfig {
+            sync,
+            mode: Mode::Stream,
+            backoff: Backoff { base: Duration::from_millis(500), max: Duration::from_secs(10) },
+        },
         clock,
         Output::Daemon { handle, tone },
     )?;
