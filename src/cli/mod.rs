@@ -5,6 +5,7 @@
 pub mod audio;
 pub mod audio_add;
 pub mod central;
+pub mod demo;
 pub mod log;
 pub mod remote;
 pub mod schedule;
@@ -39,6 +40,8 @@ pub enum Command {
     Audio(audio_add::AudioAll),
     /// The fleet as central sees it.
     Status(status::StatusArgs),
+    /// Central and several stations on this machine, sound to WAV files.
+    Demo(demo::DemoArgs),
 }
 
 /// Parses the process arguments and runs the chosen subcommand.
@@ -57,6 +60,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Central(args) => central::run(args),
         Command::Audio(command) => audio_add::run_all(command),
         Command::Status(args) => status::run(args),
+        Command::Demo(args) => demo::run(args),
     }
 }
 
