@@ -208,6 +208,9 @@ pub struct StationStatus {
     pub issued_version: Option<u64>,
     pub last_seen: Option<DateTime<Utc>>,
     pub heartbeat: Option<Heartbeat>,
+    /// What central holds of this station's playlog (absent from older servers).
+    #[serde(default)]
+    pub playlog: PlaylogSummary,
 }
 
 /// Central → operator: the fleet.
@@ -215,6 +218,123 @@ pub struct StationStatus {
 pub struct FleetStatus {
     pub server_time: DateTime<Utc>,
     pub stations: Vec<StationStatus>,
+}
+
+/// Station → central: ledger records in sequence order, sent as soon as they are
+/// written and again until acknowledged. Central stores them idempotently on
+/// `(station, seq)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlaylogBatch {
+    pub records: Vec<crate::ledger::Record>,
+}
+
+/// Central → station: everything up to `acked_through` (contiguous from 1) is stored
+/// durably; the station may mark those records acknowledged. Records after a gap are
+/// stored but not acknowledged until the gap is filled, so the station sends them again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlaylogAck {
+    pub acked_through: u64,
+    /// Records of this batch stored for the first time.
+    pub stored: u64,
+    /// Records of this batch central already held.
+    pub duplicates: u64,
+}
+
+/// A problem central found in a station's hash chain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChainIssue {
+    pub seq: u64,
+    /// `break` (hash or link does not match), `conflict` (a second, different record
+    /// under a sequence already stored), `gap` (records missing before this one).
+    pub kind: String,
+    pub detail: String,
+}
+
+/// What central holds of one station's playlog.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct PlaylogSummary {
+    /// Every record up to here is stored (contiguous from 1).
+    pub acked_through: u64,
+    /// Highest sequence stored; above `acked_through` means a gap.
+    pub max_seq: u64,
+    pub records: u64,
+    pub last_received: Option<DateTime<Utc>>,
+    pub issues: Vec<ChainIssue>,
+}
+
+/// What one planned provincial item came to, in `loa report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReportStatus {
+    /// Played, on time.
+    Aired,
+    Late,
+    Preempted,
+    Failed,
+    Missed,
+    /// Its deadline passed and central has no record yet (station offline or behind).
+    NotReported,
+    /// Its deadline has not passed yet.
+    Upcoming,
+}
+
+impl ReportStatus {
+    pub const ALL: [ReportStatus; 7] = [
+        ReportStatus::Aired,
+        ReportStatus::Late,
+        ReportStatus::Preempted,
+        ReportStatus::Failed,
+        ReportStatus::Missed,
+        ReportStatus::NotReported,
+        ReportStatus::Upcoming,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportStatus::Aired => "aired",
+            ReportStatus::Late => "late",
+            ReportStatus::Preempted => "preempted",
+            ReportStatus::Failed => "failed",
+            ReportStatus::Missed => "missed",
+            ReportStatus::NotReported => "not-reported",
+            ReportStatus::Upcoming => "upcoming",
+        }
+    }
+}
+
+/// One planned provincial item at one station.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportRow {
+    pub station: String,
+    pub district: String,
+    pub item_id: String,
+    pub title: String,
+    pub planned: DateTime<Utc>,
+    pub status: ReportStatus,
+    pub delay_ms: Option<i64>,
+    /// Why (pre-empted, failed, missed), or "station last seen …" when not reported.
+    pub detail: String,
+}
+
+/// Counts per status for one district.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DistrictTotals {
+    pub district: String,
+    pub stations: u64,
+    pub planned: u64,
+    /// Status name → count.
+    pub counts: BTreeMap<String, u64>,
+}
+
+/// `loa report DATE`: every station's planned provincial items that day, against what
+/// the stations reported.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DailyReport {
+    pub date: chrono::NaiveDate,
+    pub timezone: String,
+    pub generated_at: DateTime<Utc>,
+    pub rows: Vec<ReportRow>,
+    pub districts: Vec<DistrictTotals>,
 }
 
 #[cfg(test)]

@@ -41,6 +41,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/audio", put(put_audio).layer(DefaultBodyLimit::disable()))
         .route("/api/v1/schedules", post(post_schedule))
         .route("/api/v1/status", get(get_status))
+        .merge(super::playlog::routes())
         .layer(DefaultBodyLimit::max(JSON_LIMIT))
         .with_state(state)
 }
@@ -50,12 +51,12 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
     value.strip_prefix("Bearer ").map(|t| t.trim().to_string())
 }
 
-fn station_auth(state: &AppState, headers: &HeaderMap) -> Result<Station, ApiError> {
+pub(super) fn station_auth(state: &AppState, headers: &HeaderMap) -> Result<Station, ApiError> {
     let token = bearer(headers).ok_or(ApiError::Unauthorized)?;
     state.store.station_by_token(&hash_token(&token))?.ok_or(ApiError::Unauthorized)
 }
 
-fn operator_auth(state: &AppState, headers: &HeaderMap) -> Result<Role, ApiError> {
+pub(super) fn operator_auth(state: &AppState, headers: &HeaderMap) -> Result<Role, ApiError> {
     let token = bearer(headers).ok_or(ApiError::Unauthorized)?;
     state.store.operator_by_token(&hash_token(&token))?.ok_or(ApiError::Unauthorized)
 }
@@ -66,7 +67,10 @@ fn valid_sha256(text: &str) -> bool {
     text.len() == 64 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes, what: &str) -> Result<T, ApiError> {
+pub(super) fn parse_json<T: serde::de::DeserializeOwned>(
+    body: &Bytes,
+    what: &str,
+) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
         ApiError::BadRequest(format!("{what} is not valid JSON of the expected shape: {e}"))
     })
@@ -435,6 +439,7 @@ async fn get_status(
         }
         let issued_version = state.store.latest_manifest(&s.id)?.map(|m| m.version);
         let beat = heartbeats.get(&s.id);
+        let playlog = state.store.playlog_summary(&s.id)?;
         stations.push(StationStatus {
             id: s.id,
             name: s.name,
@@ -442,6 +447,7 @@ async fn get_status(
             issued_version,
             last_seen: beat.map(|b| b.received_at),
             heartbeat: beat.map(|b| b.heartbeat.clone()),
+            playlog,
         });
     }
     Ok(axum::Json(FleetStatus { server_time: state.clock.now(), stations }).into_response())

@@ -10,6 +10,8 @@ mod api;
 pub mod config;
 pub mod ingest;
 pub mod manifest;
+mod playlog;
+pub mod report;
 pub mod tls;
 
 use std::collections::HashMap;

@@ -1,5 +1,7 @@
-//! `loa log` on a station: reads the local ledger and prints it as a table, CSV or JSON,
-//! with the same filters the central playlog offers.
+//! `loa log`: the playback log as a table, CSV or JSON — either this station's own
+//! ledger (`--data-dir` or `--config`) or, otherwise, central's playlog of every station
+//! the token may see (`--central`/`LOA_CENTRAL`, `--token`/`LOA_TOKEN`, or the client
+//! config file). Both print through the same formatters.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -30,8 +32,11 @@ pub struct LogArgs {
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Only this station (a station's ledger holds only its own records).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "district")]
     pub station: Option<String>,
+    /// Only this district's stations (central's playlog only).
+    #[arg(long)]
+    pub district: Option<String>,
     /// Planned at or after T: RFC 3339, or local "YYYY-MM-DD[THH:MM]".
     #[arg(long)]
     pub since: Option<String>,
@@ -49,6 +54,11 @@ pub struct LogArgs {
     /// Check the ledger's hash chain and report the first break (exit 1 if broken).
     #[arg(long)]
     pub verify: bool,
+    /// Time zone for local times and bare dates when reading central's playlog.
+    #[arg(long, default_value = "Asia/Ho_Chi_Minh")]
+    pub tz: Tz,
+    #[command(flatten)]
+    pub remote: super::remote::RemoteArgs,
 }
 
 pub fn run(args: LogArgs) -> ExitCode {
@@ -68,8 +78,13 @@ fn run_inner(args: LogArgs) -> Result<ExitCode> {
             let c = config::load(c)?;
             (c.data_dir.clone(), c.timezone)
         }
-        (None, None) => bail!("say where the ledger is: --data-dir DIR or --config station.toml"),
+        (None, None) => return run_central(&args),
     };
+    if args.district.is_some() {
+        bail!(
+            "--district reads central's playlog: drop --data-dir/--config and give --central URL"
+        );
+    }
     let path = data_dir.join("ledger.sqlite3");
     if !path.exists() {
         bail!("no ledger at {}: has `loa station` run with this data directory?", path.display());
@@ -98,19 +113,89 @@ fn run_inner(args: LogArgs) -> Result<ExitCode> {
         Some(s) if s != ledger.station() => Vec::new(),
         _ => ledger.query(&filter)?,
     };
+    print_records(&records, args.format, tz, false)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints records in the chosen format; `stations` adds a STATION column to the table.
+pub fn print_records(records: &[Record], format: Format, tz: Tz, stations: bool) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    let written = match args.format {
+    let written = match format {
         Format::Json => {
             serde_json::to_writer_pretty(&mut out, &records)?;
             writeln!(out)
         }
-        Format::Csv => write_csv(&mut out, &records, tz),
-        Format::Table => write_table(&mut out, &records, tz),
+        Format::Csv => write_csv(&mut out, records, tz),
+        Format::Table => write_table(&mut out, records, tz, stations),
     };
     // A closed pipe (`loa log | head`) is not an error worth reporting.
     match written {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-        other => other?,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
+/// Central's playlog, filtered at central. Chain problems central found in the shown
+/// stations' records are printed on stderr after the log.
+fn run_central(args: &LogArgs) -> Result<ExitCode> {
+    if args.verify {
+        bail!(
+            "--verify checks a station's own ledger: give --data-dir DIR or --config station.toml (central checks chains as records arrive: see `loa status`)"
+        );
+    }
+    let remote = args.remote.resolve().map_err(|e| {
+        anyhow::anyhow!("say where the log is: --data-dir DIR or --config station.toml for this station's ledger, or central's playlog ({e})")
+    })?;
+    let tz = args.tz;
+    let mut query: Vec<(&str, String)> = Vec::new();
+    if let Some(s) = &args.station {
+        query.push(("station", s.clone()));
+    }
+    if let Some(d) = &args.district {
+        query.push(("district", d.clone()));
+    }
+    if let Some(t) = &args.since {
+        query.push(("since", parse_time(t, tz).context("--since")?.to_rfc3339()));
+    }
+    if let Some(t) = &args.until {
+        query.push(("until", parse_time(t, tz).context("--until")?.to_rfc3339()));
+    }
+    if let Some(o) = args.outcome {
+        query.push(("outcome", o.to_string()));
+    }
+    if let Some(i) = &args.item {
+        query.push(("item", i.clone()));
+    }
+    let (records, fleet) = super::remote::runtime()?.block_on(async {
+        let response = remote
+            .http
+            .get(remote.url("/api/v1/playlog"))
+            .query(&query)
+            .bearer_auth(&remote.token)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach central at {}", remote.base))?;
+        if !response.status().is_success() {
+            return Err(remote.fail("playlog", response).await);
+        }
+        let records: Vec<Record> =
+            response.json().await.context("central's playlog answer is not valid JSON")?;
+        let fleet = super::status::fetch(&remote).await?;
+        Ok::<_, anyhow::Error>((records, fleet))
+    })?;
+    print_records(&records, args.format, tz, true)?;
+    for s in &fleet.stations {
+        let shown = args.station.as_ref().is_none_or(|id| id == &s.id)
+            && args.district.as_ref().is_none_or(|d| d == &s.district);
+        if !shown {
+            continue;
+        }
+        for issue in &s.playlog.issues {
+            eprintln!(
+                "warning: station {}: chain {} at record {}: {}",
+                s.id, issue.kind, issue.seq, issue.detail
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -165,7 +250,12 @@ fn detail(r: &Record) -> String {
     parts.join(", ")
 }
 
-fn write_table(out: &mut impl Write, records: &[Record], tz: Tz) -> std::io::Result<()> {
+fn write_table(
+    out: &mut impl Write,
+    records: &[Record],
+    tz: Tz,
+    stations: bool,
+) -> std::io::Result<()> {
     if records.is_empty() {
         return writeln!(out, "no records match");
     }
@@ -173,7 +263,7 @@ fn write_table(out: &mut impl Write, records: &[Record], tz: Tz) -> std::io::Res
         .iter()
         .map(|r| {
             [
-                r.seq.to_string(),
+                if stations { format!("{} #{}", r.station, r.seq) } else { r.seq.to_string() },
                 local(r.entry.planned, tz),
                 r.entry.item_id.clone(),
                 format!("{:?}/{:?}", r.entry.layer, r.entry.priority).to_lowercase(),
@@ -182,7 +272,8 @@ fn write_table(out: &mut impl Write, records: &[Record], tz: Tz) -> std::io::Res
             ]
         })
         .collect();
-    let header = ["SEQ", &format!("PLANNED ({tz})"), "ITEM", "LAYER", "OUTCOME", "DETAIL"]
+    let first = if stations { "STATION #SEQ" } else { "SEQ" };
+    let header = [first, &format!("PLANNED ({tz})"), "ITEM", "LAYER", "OUTCOME", "DETAIL"]
         .map(str::to_string);
     let mut widths = [0usize; 5];
     for row in std::iter::once(&header).chain(rows.iter()) {

@@ -8,6 +8,7 @@ pub mod central;
 pub mod demo;
 pub mod log;
 pub mod remote;
+pub mod report;
 pub mod schedule;
 pub mod schedule_load;
 pub mod station;
@@ -31,8 +32,10 @@ pub enum Command {
     Schedule(schedule_load::ScheduleCli),
     /// Run the station daemon (or print its example config).
     Station(station::StationArgs),
-    /// Show the playback log of this station's ledger.
+    /// Show the playback log: this station's ledger, or central's playlog.
     Log(log::LogArgs),
+    /// One day's planned provincial items against what each station aired.
+    Report(report::ReportArgs),
     /// The provincial server: set up, register stations and operators, serve.
     Central(central::CentralArgs),
     /// Look at audio files and outputs; play a file; add files to central's library
@@ -57,6 +60,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Schedule(args) => schedule_load::run(args),
         Command::Station(args) => station::run(args),
         Command::Log(args) => log::run(args),
+        Command::Report(args) => report::run(args),
         Command::Central(args) => central::run(args),
         Command::Audio(command) => audio_add::run_all(command),
         Command::Status(args) => status::run(args),

@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use crate::clock::SystemClock;
+use crate::station::uplink::Uplink;
 use crate::station::{Station, config};
 
 /// Run the station daemon.
@@ -44,8 +45,22 @@ fn run_daemon(args: StationArgs) -> Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let (station, _handle) = Station::from_config(config, Arc::new(SystemClock))?;
+        let clock: crate::clock::SharedClock = Arc::new(SystemClock);
+        let (station, handle) = Station::from_config(config.clone(), clock.clone())?;
+        // With central configured, the uplink (sync, heartbeats, playlog) runs beside
+        // the daemon and stops after it, so the records of the shutdown go up too.
+        let uplink = Uplink::from_config(&config, handle, clock)?.map(|uplink| {
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let task = tokio::spawn(uplink.run(async {
+                let _ = stopped.await;
+            }));
+            (stop, task)
+        });
         station.run(shutdown_signal()).await?;
+        if let Some((stop, task)) = uplink {
+            let _ = stop.send(());
+            let _ = task.await;
+        }
         Ok(())
     })
 }

@@ -27,19 +27,7 @@ pub struct StatusArgs {
 pub fn run(args: StatusArgs) -> ExitCode {
     let result = (|| {
         let remote = args.remote.resolve()?;
-        let fleet: FleetStatus = remote::runtime()?.block_on(async {
-            let response = remote
-                .http
-                .get(remote.url("/api/v1/status"))
-                .bearer_auth(&remote.token)
-                .send()
-                .await
-                .with_context(|| format!("cannot reach central at {}", remote.base))?;
-            if !response.status().is_success() {
-                return Err(remote.fail("status", response).await);
-            }
-            response.json().await.context("central's status answer is not valid JSON")
-        })?;
+        let fleet: FleetStatus = remote::runtime()?.block_on(fetch(&remote))?;
         match args.format {
             StatusFormat::Json => println!("{}", serde_json::to_string_pretty(&fleet)?),
             StatusFormat::Table => print!("{}", table(&fleet)),
@@ -52,6 +40,21 @@ pub fn run(args: StatusArgs) -> ExitCode {
     }
 }
 
+/// The fleet as central reports it.
+pub async fn fetch(remote: &remote::Remote) -> anyhow::Result<FleetStatus> {
+    let response = remote
+        .http
+        .get(remote.url("/api/v1/status"))
+        .bearer_auth(&remote.token)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach central at {}", remote.base))?;
+    if !response.status().is_success() {
+        return Err(remote.fail("status", response).await);
+    }
+    response.json().await.context("central's status answer is not valid JSON")
+}
+
 fn ago(now: DateTime<Utc>, then: DateTime<Utc>) -> String {
     let s = (now - then).num_seconds().max(0);
     match s {
@@ -61,13 +64,35 @@ fn ago(now: DateTime<Utc>, then: DateTime<Utc>) -> String {
     }
 }
 
+/// How much of a station's playlog central holds, and the first chain problem.
+fn playlog_cell(p: &crate::protocol::PlaylogSummary) -> String {
+    let mut cell = format!("{} records", p.acked_through);
+    if let Some(issue) = p.issues.first() {
+        cell.push_str(&format!(", {} at #{}", issue.kind.to_uppercase(), issue.seq));
+        if p.issues.len() > 1 {
+            cell.push_str(&format!(" (+{} more)", p.issues.len() - 1));
+        }
+    }
+    cell
+}
+
 /// The fleet as a text table. A station is `ready` when its cache covers at least the
 /// next 24 hours (or everything it was given).
 pub fn table(fleet: &FleetStatus) -> String {
     let now = fleet.server_time;
     let mut rows = vec![
-        ["STATION", "DISTRICT", "LAST SEEN", "MANIFEST", "CLOCK", "CACHE", "NOW PLAYING", "SINK"]
-            .map(String::from),
+        [
+            "STATION",
+            "DISTRICT",
+            "LAST SEEN",
+            "MANIFEST",
+            "CLOCK",
+            "CACHE",
+            "NOW PLAYING",
+            "SINK",
+            "PLAYLOG",
+        ]
+        .map(String::from),
     ];
     for s in &fleet.stations {
         let hb = s.heartbeat.as_ref();
@@ -100,10 +125,11 @@ pub fn table(fleet: &FleetStatus) -> String {
             cache,
             hb.and_then(|h| h.now_playing.clone()).unwrap_or_else(|| "-".into()),
             hb.map(|h| h.sink_health.clone()).unwrap_or_else(|| "-".into()),
+            playlog_cell(&s.playlog),
         ]);
     }
     let widths: Vec<usize> =
-        (0..8).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+        (0..9).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
     let mut out = String::new();
     for row in rows {
         let cells: Vec<String> =

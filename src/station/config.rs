@@ -43,6 +43,8 @@ pub struct StationConfig {
     pub fade: Duration,
     pub preroll: Duration,
     pub silence_threshold_dbfs: f32,
+    /// How often the station sends central a heartbeat (with central).
+    pub heartbeat: Duration,
 }
 
 impl StationConfig {
@@ -62,6 +64,7 @@ impl StationConfig {
             fade: Duration::from_millis(DEFAULT_FADE_MS),
             preroll: Duration::from_millis(DEFAULT_PREROLL_MS),
             silence_threshold_dbfs: DEFAULT_SILENCE_DBFS,
+            heartbeat: Duration::from_secs(DEFAULT_HEARTBEAT_SECS),
         }
     }
 
@@ -80,6 +83,7 @@ impl StationConfig {
 const DEFAULT_FADE_MS: u64 = 300;
 const DEFAULT_PREROLL_MS: u64 = 2000;
 const DEFAULT_SILENCE_DBFS: f32 = -60.0;
+const DEFAULT_HEARTBEAT_SECS: u64 = 60;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -92,6 +96,8 @@ struct RawConfig {
     #[serde(default = "default_timezone")]
     timezone: String,
     province_key: Option<String>,
+    #[serde(default = "default_heartbeat")]
+    heartbeat_secs: u64,
     provincial_schedule: Option<PathBuf>,
     local_schedules: Option<PathBuf>,
     #[serde(default)]
@@ -138,6 +144,9 @@ impl Default for RawSilence {
 
 fn default_data_dir() -> PathBuf {
     PathBuf::from("data")
+}
+fn default_heartbeat() -> u64 {
+    DEFAULT_HEARTBEAT_SECS
 }
 fn default_timezone() -> String {
     "Asia/Ho_Chi_Minh".to_string()
@@ -234,6 +243,9 @@ pub fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<StationConfig,
     if raw.audio.sink == "wav" && raw.audio.wav_path.is_none() {
         return Err(at("sink", "sink = \"wav\" needs wav_path = \"FILE.wav\"".to_string()));
     }
+    if !(1..=3600).contains(&raw.heartbeat_secs) {
+        return Err(at("heartbeat_secs", "heartbeat_secs must be between 1 and 3600".to_string()));
+    }
     if raw.audio.fade_ms > 10_000 {
         return Err(at("fade_ms", "fade_ms must be at most 10000 (10 s)".to_string()));
     }
@@ -262,6 +274,7 @@ pub fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<StationConfig,
         fade: Duration::from_millis(raw.audio.fade_ms),
         preroll: Duration::from_millis(raw.audio.preroll_ms),
         silence_threshold_dbfs: raw.silence.threshold_dbfs,
+        heartbeat: Duration::from_secs(raw.heartbeat_secs),
     })
 }
 

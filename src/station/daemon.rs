@@ -193,9 +193,9 @@ impl Station {
         let now = self.clock.now();
         tracing::info!(station = %self.config.station_id, "station starting");
         if let Some(url) = &self.config.central_url {
-            // The sync (manifest, audio cache, bulletins, playlog upload) is a separate
-            // component that feeds this daemon through `StationCommand`s.
-            tracing::warn!(central = %url, "this daemon does not talk to central by itself: it plays the provincial file, central's copy in the data directory, and what it is sent");
+            // The uplink (`station::uplink`) talks to central and feeds this daemon
+            // through `StationCommand`s.
+            tracing::info!(central = %url, "schedules from central arrive through the uplink");
         }
         self.schedules.poll();
         self.recover(now)?;

@@ -6,11 +6,13 @@
 //! - [`core`]: the scheduler's decisions as a pure state machine (no IO, no clock).
 //! - [`schedules`]: the provincial file and the watched local directory.
 //! - [`daemon`]: the IO shell — clock, player, ledger, commands, crash recovery.
+//! - [`uplink`]: with central configured, the sync, heartbeats and playlog reporting.
 
 pub mod config;
 pub mod core;
 pub mod daemon;
 pub mod schedules;
+pub mod uplink;
 
 pub use config::{ConfigError, StationConfig};
 pub use daemon::{Station, StationCommand, StationError, StationHandle, StationStatus};

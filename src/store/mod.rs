@@ -6,6 +6,7 @@
 //! their assignments, every manifest ever issued, and the latest heartbeat per station.
 //! Tokens are never stored, only their sha256.
 
+mod playlog;
 mod sqlite;
 
 use chrono::{DateTime, Utc};
@@ -13,7 +14,8 @@ use sha2::{Digest, Sha256};
 
 pub use sqlite::SqliteStore;
 
-use crate::protocol::{AudioInfo, Heartbeat, SignedEnvelope};
+use crate::ledger::{Outcome, Record};
+use crate::protocol::{AudioInfo, Heartbeat, PlaylogAck, PlaylogSummary, SignedEnvelope};
 use crate::schedule::Layer;
 
 /// Why the store refused or failed.
@@ -143,6 +145,41 @@ pub trait Store: Send + Sync + 'static {
 
     fn put_heartbeat(&self, heartbeat: &StoredHeartbeat) -> Result<(), StoreError>;
     fn heartbeats(&self) -> Result<Vec<StoredHeartbeat>, StoreError>;
+
+    /// The manifests that were in force for a station during `[from, until)`: the last
+    /// one issued before `from` and every one issued in the range, oldest first.
+    fn manifests_between(
+        &self,
+        station_id: &str,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<StoredManifest>, StoreError>;
+
+    /// Stores a station's ledger records idempotently on `(station, seq)`, checking the
+    /// hash chain, and answers the contiguous sequence now held. Returns only after the
+    /// batch is committed durably.
+    fn ingest_playlog(
+        &self,
+        station_id: &str,
+        records: &[Record],
+        now: DateTime<Utc>,
+    ) -> Result<PlaylogAck, StoreError>;
+    fn playlog(&self, filter: &PlaylogFilter) -> Result<Vec<Record>, StoreError>;
+    fn playlog_summary(&self, station_id: &str) -> Result<PlaylogSummary, StoreError>;
+}
+
+/// What [`Store::playlog`] selects; empty fields select everything.
+#[derive(Debug, Clone, Default)]
+pub struct PlaylogFilter {
+    /// Only these stations (an empty list selects nothing).
+    pub stations: Option<Vec<String>>,
+    /// Planned at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Planned before.
+    pub until: Option<DateTime<Utc>>,
+    pub outcome: Option<Outcome>,
+    pub item_id: Option<String>,
+    pub limit: Option<u64>,
 }
 
 /// A new bearer token: 32 random bytes, hex, with a `loa_` prefix so it is recognisable

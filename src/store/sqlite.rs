@@ -7,8 +7,13 @@ use std::sync::{Mutex, MutexGuard};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Role, Station, Store, StoreError, StoredHeartbeat, StoredManifest, StoredSchedule};
+use super::{
+    PlaylogFilter, Role, Station, Store, StoreError, StoredHeartbeat, StoredManifest,
+    StoredSchedule, playlog,
+};
+use crate::ledger::Record;
 use crate::protocol::{AudioInfo, SignedEnvelope};
+use crate::protocol::{PlaylogAck, PlaylogSummary};
 use crate::schedule::Layer;
 
 const SCHEMA: &str = "
@@ -82,6 +87,7 @@ impl SqliteStore {
             .and_then(|()| conn.pragma_update(None, "foreign_keys", "ON"))
             .and_then(|()| conn.busy_timeout(std::time::Duration::from_secs(5)))
             .and_then(|()| conn.execute_batch(SCHEMA))
+            .and_then(|()| conn.execute_batch(super::playlog::SCHEMA))
             .map_err(|source| StoreError::Open { path: shown, source })?;
         Ok(Self { conn: Mutex::new(conn) })
     }
@@ -327,6 +333,65 @@ impl Store for SqliteStore {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    fn manifests_between(
+        &self,
+        station_id: &str,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<StoredManifest>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT version, issued_at, valid_until, envelope_json FROM manifests
+             WHERE station_id = ?1 ORDER BY version",
+        )?;
+        let rows = stmt
+            .query_map([station_id], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut all = Vec::new();
+        for (version, issued_at, valid_until, envelope) in rows {
+            let envelope: SignedEnvelope = serde_json::from_str(&envelope)
+                .map_err(|e| StoreError::Corrupt(format!("manifest envelope: {e}")))?;
+            all.push(StoredManifest {
+                station_id: station_id.to_string(),
+                version: version as u64,
+                issued_at: time(&issued_at)?,
+                valid_until: time(&valid_until)?,
+                envelope,
+            });
+        }
+        let before = all.iter().rposition(|m| m.issued_at < from);
+        Ok(all
+            .into_iter()
+            .enumerate()
+            .filter(|(i, m)| Some(*i) == before || (m.issued_at >= from && m.issued_at < until))
+            .map(|(_, m)| m)
+            .collect())
+    }
+
+    fn ingest_playlog(
+        &self,
+        station_id: &str,
+        records: &[Record],
+        now: DateTime<Utc>,
+    ) -> Result<PlaylogAck, StoreError> {
+        playlog::ingest(&mut self.conn(), station_id, records, now)
+    }
+
+    fn playlog(&self, filter: &PlaylogFilter) -> Result<Vec<Record>, StoreError> {
+        playlog::query(&self.conn(), filter)
+    }
+
+    fn playlog_summary(&self, station_id: &str) -> Result<PlaylogSummary, StoreError> {
+        playlog::summary(&self.conn(), station_id)
     }
 
     fn latest_manifest(&self, station_id: &str) -> Result<Option<StoredManifest>, StoreError> {
