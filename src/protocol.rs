@@ -22,6 +22,9 @@ pub const API_PREFIX: &str = "/api/v1";
 pub enum DocumentKind {
     Manifest,
     Bulletin,
+    /// The province's order to stop a bulletin (its own tag: a bulletin's signature can
+    /// never pass as a cancel's, nor the other way round).
+    BulletinCancel,
 }
 
 impl DocumentKind {
@@ -30,6 +33,7 @@ impl DocumentKind {
         match self {
             DocumentKind::Manifest => "loa-manifest-v1",
             DocumentKind::Bulletin => "loa-bulletin-v1",
+            DocumentKind::BulletinCancel => "loa-bulletin-cancel-v1",
         }
     }
 }
@@ -335,6 +339,166 @@ pub struct DailyReport {
     pub generated_at: DateTime<Utc>,
     pub rows: Vec<ReportRow>,
     pub districts: Vec<DistrictTotals>,
+}
+
+/// How urgent a pushed bulletin is: `emergency` airs at once; `test` travels the whole
+/// chain (delivery, verification, download) but is never aired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BulletinPriority {
+    Emergency,
+    Test,
+}
+
+impl std::fmt::Display for BulletinPriority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BulletinPriority::Emergency => "emergency",
+            BulletinPriority::Test => "test",
+        })
+    }
+}
+
+/// A bulletin as the province signs it ([`DocumentKind::Bulletin`]). Stations act only on
+/// a verified copy, only if their id is in `targets`, and never after `expires_at`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BulletinDoc {
+    /// Unique, random: stations refuse an id they have seen (replay).
+    pub id: String,
+    pub title: String,
+    /// The station ids it is for (a district or `all` is resolved at central).
+    pub targets: Vec<String>,
+    pub audio_sha256: String,
+    pub audio_size: u64,
+    pub gain_db: f32,
+    pub priority: BulletinPriority,
+    /// Extra plays after the first.
+    pub repeat: u32,
+    /// From the end of one play to the start of the next, seconds.
+    pub interval_secs: u64,
+    /// Play the attention tone first.
+    pub tone: bool,
+    pub issued_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The province's signed order to stop a bulletin ([`DocumentKind::BulletinCancel`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BulletinCancelDoc {
+    pub id: String,
+    pub targets: Vec<String>,
+    pub issued_at: DateTime<Utc>,
+    /// The cancelled bulletin's expiry: after it the order has nothing left to stop.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// One event on a station's bulletin stream (SSE `data:`, and the poll fallback's list).
+/// `seq` is central's event id: a station resumes after the last one it handled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BulletinEvent {
+    pub seq: u64,
+    /// A [`DocumentKind::Bulletin`] or [`DocumentKind::BulletinCancel`] envelope.
+    pub envelope: SignedEnvelope,
+}
+
+/// What the poll fallback answers: every event after `after`, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BulletinEvents {
+    pub events: Vec<BulletinEvent>,
+}
+
+/// Where a bulletin is at one station, as the station reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeliveryState {
+    /// The event reached the station.
+    Delivered,
+    /// Signature, target, replay and expiry checks passed.
+    Verified,
+    /// Its first sample reached the speaker (with the latency from push).
+    Started,
+    /// Every play (and repeat) ended.
+    Finished,
+    /// A `test` bulletin passed everything short of airing.
+    TestOk,
+    /// Refused or could not play (with the reason).
+    Failed,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Verified => "verified",
+            DeliveryState::Started => "started",
+            DeliveryState::Finished => "finished",
+            DeliveryState::TestOk => "test-ok",
+            DeliveryState::Failed => "failed",
+        }
+    }
+}
+
+/// Station → central: a bulletin reached a state here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryReport {
+    pub bulletin_id: String,
+    pub state: DeliveryState,
+    /// The station's clock when it happened.
+    pub at: DateTime<Utc>,
+    /// For `started`: first sample minus the bulletin's `issued_at`, milliseconds.
+    pub latency_ms: Option<i64>,
+    pub reason: Option<String>,
+}
+
+/// Operator → central: push a bulletin. Exactly one of `audio_sha256` (already in the
+/// library) and `text` (rendered with espeak-ng at central).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PushBulletinRequest {
+    pub title: Option<String>,
+    pub audio_sha256: Option<String>,
+    pub text: Option<String>,
+    /// espeak-ng voice for `text` (default `vi`).
+    pub voice: Option<String>,
+    pub to: Target,
+    pub priority: BulletinPriority,
+    pub repeat: u32,
+    pub interval_secs: u64,
+    pub expires_secs: u64,
+    pub tone: bool,
+}
+
+/// Central → operator: the pushed bulletin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PushBulletinResponse {
+    pub id: String,
+    pub targets: Vec<String>,
+    pub audio_sha256: String,
+    pub issued_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// One station's view of a bulletin in `loa bulletin show`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StationDelivery {
+    pub station_id: String,
+    /// The furthest state reached (`failed` wins), or `None`: not reached.
+    pub state: Option<DeliveryState>,
+    pub at: Option<DateTime<Utc>>,
+    pub latency_ms: Option<i64>,
+    pub reason: Option<String>,
+    /// Holding the event stream open right now.
+    pub connected: bool,
+    /// Last heartbeat or stream contact, for "not reached (offline since …)".
+    pub last_seen: Option<DateTime<Utc>>,
+}
+
+/// A bulletin as `loa bulletin list` / `show` see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BulletinInfo {
+    pub doc: BulletinDoc,
+    pub cancelled_at: Option<DateTime<Utc>>,
+    pub issued_by: String,
+    pub stations: Vec<StationDelivery>,
 }
 
 #[cfg(test)]

@@ -263,6 +263,8 @@ async fn an_emergency_preempts_and_shutdown_fades_and_records() {
         repeat: 1,
         expires: None,
         gain_db: 0.0,
+        interval: std::time::Duration::ZERO,
+        tone: None,
     });
     assert!(sent);
     fx.run_until(local(10, 0, 10)).await;
@@ -283,6 +285,8 @@ async fn an_emergency_preempts_and_shutdown_fades_and_records() {
         repeat: 0,
         expires: None,
         gain_db: 0.0,
+        interval: std::time::Duration::ZERO,
+        tone: None,
     });
     fx.run_until(local(10, 0, 12)).await;
     fx.stop().await;

@@ -42,6 +42,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/schedules", post(post_schedule))
         .route("/api/v1/status", get(get_status))
         .merge(super::playlog::routes())
+        .merge(super::bulletins::routes())
         .layer(DefaultBodyLimit::max(JSON_LIMIT))
         .with_state(state)
 }

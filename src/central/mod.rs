@@ -7,6 +7,7 @@
 //! [`add_operator`], [`open`] and [`serve`].
 
 mod api;
+pub mod bulletins;
 pub mod config;
 pub mod ingest;
 pub mod manifest;
@@ -54,6 +55,8 @@ pub enum CentralError {
     Bind { addr: String, source: std::io::Error },
     #[error("server failed: {0}")]
     Serve(std::io::Error),
+    #[error(transparent)]
+    Bulletins(#[from] bulletins::BulletinError),
     #[error("tls: {path}: {message}")]
     Tls { path: String, message: String },
 }
@@ -120,6 +123,8 @@ pub struct AppState {
     versions: std::sync::Mutex<HashMap<String, tokio::sync::watch::Sender<u64>>>,
     /// Serialises manifest issuing so versions never collide.
     pub issue_lock: tokio::sync::Mutex<()>,
+    /// Urgent bulletins: events, streams, delivery states.
+    pub bulletins: bulletins::Hub,
 }
 
 impl AppState {
@@ -169,7 +174,9 @@ pub fn open(config: CentralConfig, clock: SharedClock) -> Result<Arc<AppState>, 
         })?;
     }
     let store = SqliteStore::open(&dir.join(DB_FILE))?;
+    let bulletins = bulletins::Hub::open(dir)?;
     Ok(Arc::new(AppState {
+        bulletins,
         store: Arc::new(store),
         key,
         clock,

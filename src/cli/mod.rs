@@ -4,6 +4,7 @@
 
 pub mod audio;
 pub mod audio_add;
+pub mod bulletin;
 pub mod central;
 pub mod demo;
 pub mod log;
@@ -45,6 +46,9 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Central and several stations on this machine, sound to WAV files.
     Demo(demo::DemoArgs),
+    /// Urgent bulletins: push, cancel, list, show.
+    #[command(subcommand)]
+    Bulletin(bulletin::BulletinCommand),
 }
 
 /// Parses the process arguments and runs the chosen subcommand.
@@ -65,6 +69,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Audio(command) => audio_add::run_all(command),
         Command::Status(args) => status::run(args),
         Command::Demo(args) => demo::run(args),
+        Command::Bulletin(command) => bulletin::run(command),
     }
 }
 

@@ -48,7 +48,18 @@ fn run_daemon(args: StationArgs) -> Result<()> {
         let clock: crate::clock::SharedClock = Arc::new(SystemClock);
         let (station, handle) = Station::from_config(config.clone(), clock.clone())?;
         // With central configured, the uplink (sync, heartbeats, playlog) runs beside
-        // the daemon and stops after it, so the records of the shutdown go up too.
+        // the daemon and stops after it, so the records of the shutdown go up too; the
+        // bulletin receiver likewise.
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let receiver = crate::station::bulletins::spawn_for(
+            &config,
+            clock.clone(),
+            handle.clone(),
+            station.status(),
+            async move {
+                let _ = stop_rx.await;
+            },
+        )?;
         let uplink = Uplink::from_config(&config, handle, clock)?.map(|uplink| {
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
             let task = tokio::spawn(uplink.run(async {
@@ -57,6 +68,10 @@ fn run_daemon(args: StationArgs) -> Result<()> {
             (stop, task)
         });
         station.run(shutdown_signal()).await?;
+        let _ = stop_tx.send(());
+        if let Some(task) = receiver {
+            let _ = task.await;
+        }
         if let Some((stop, task)) = uplink {
             let _ = stop.send(());
             let _ = task.await;

@@ -21,6 +21,9 @@ use serde::{Deserialize, Serialize};
 use crate::ledger::{Entry, Levels, Outcome};
 use crate::schedule::{AudioRef, Layer, Occurrence, Priority};
 
+/// Why a cancelled bulletin's plays ended.
+pub const CANCELLED: &str = "cancelled by the province";
+
 /// A start within this of the planned instant counts as `played`; later is `late`.
 pub const LATE_AFTER: Duration = Duration::milliseconds(1000);
 
@@ -51,6 +54,8 @@ pub struct Bulletin {
     pub repeats_left: u32,
     /// Never starts after this instant.
     pub expires: Option<DateTime<Utc>>,
+    /// From the end of one play to the start of the next.
+    pub interval: Duration,
 }
 
 impl Item {
@@ -204,6 +209,8 @@ pub struct Core {
     stopping: HashMap<u64, Slot>,
     /// Keys handed to the player or recorded in this run: never taken again.
     done: HashSet<(String, DateTime<Utc>)>,
+    /// Bulletin ids cancelled by the province: no play of theirs starts again.
+    cancelled: HashSet<String>,
 }
 
 impl Core {
@@ -220,6 +227,7 @@ impl Core {
             next: None,
             stopping: HashMap::new(),
             done: HashSet::new(),
+            cancelled: HashSet::new(),
         }
     }
 
@@ -266,6 +274,49 @@ impl Core {
         self.emergencies.push_back(item);
     }
 
+    /// Stops bulletin `id` (and its attention tone, `id:tone`) wherever it is: a play
+    /// sounding now is faded out and recorded pre-empted "cancelled by the province", a
+    /// prepared one is withdrawn, queued ones are recorded missed, and no repeat follows.
+    pub fn cancel_bulletin(&mut self, id: &str, now: DateTime<Utc>) -> Vec<Action> {
+        let mut actions = Vec::new();
+        self.cancelled.insert(id.to_string());
+        let tone = format!("{id}:tone");
+        let hit =
+            |item: &Item| item.bulletin.is_some() && (item.item_id == id || item.item_id == tone);
+        let mut keep = VecDeque::new();
+        for item in std::mem::take(&mut self.emergencies) {
+            if hit(&item) {
+                tracing::info!(item = %item.item_id, "cancelled while queued");
+                self.done.insert(item.key());
+                actions
+                    .push(Action::Record(item.entry(Outcome::Missed, Some(CANCELLED.to_string()))));
+            } else {
+                keep.push_back(item);
+            }
+        }
+        self.emergencies = keep;
+        if self.next.as_ref().is_some_and(|n| hit(&n.item))
+            && let Some(next) = self.next.take()
+        {
+            actions.push(Action::Cancel { id: next.id });
+            actions.push(Action::Record(next.item.entry(Outcome::Missed, Some(CANCELLED.into()))));
+        }
+        if self.current.as_ref().is_some_and(|c| hit(&c.item))
+            && let Some(cur) = self.current.take()
+        {
+            let sounding = cur.started.is_some() || cur.start_at.is_some_and(|t| t <= now);
+            if sounding {
+                self.stop(cur, now, CANCELLED, &mut actions);
+            } else {
+                actions.push(Action::Cancel { id: cur.id });
+                actions
+                    .push(Action::Record(cur.item.entry(Outcome::Missed, Some(CANCELLED.into()))));
+            }
+        }
+        actions.extend(self.tick(now));
+        actions
+    }
+
     /// The earliest instant after `now` at which something needs deciding, if any.
     /// (What is due at or before `now` was decided by the last [`Core::tick`]; it changes
     /// only with a player report or new candidates.)
@@ -282,6 +333,7 @@ impl Core {
             at(item.deadline() + Duration::milliseconds(1));
         }
         for e in &self.emergencies {
+            at(e.planned);
             at(e.deadline() + Duration::milliseconds(1));
         }
         if let Some(next) = &self.next {
@@ -327,10 +379,11 @@ impl Core {
         let mut actions = Vec::new();
         self.expire(now, &mut actions);
 
-        // An emergency goes ahead of anything but another emergency.
-        if let Some(front) = self.emergencies.front()
-            && self.current.as_ref().is_none_or(|c| outranks(front, &c.item))
-            && let Some(item) = self.emergencies.pop_front()
+        // An emergency goes ahead of anything but another emergency; the first one due
+        // in arrival order (a repeat waits out its interval behind later arrivals).
+        if let Some(idx) = self.emergencies.iter().position(|e| e.planned <= now)
+            && self.current.as_ref().is_none_or(|c| outranks(&self.emergencies[idx], &c.item))
+            && let Some(item) = self.emergencies.remove(idx)
         {
             if let Some(next) = self.next.take() {
                 // Whatever was prepared to pre-empt goes back to wait its turn.
@@ -639,7 +692,7 @@ impl Core {
     fn stop(&mut self, mut slot: Slot, now: DateTime<Utc>, why: &str, actions: &mut Vec<Action>) {
         let sounding = slot.started.is_some() || slot.start_at.is_some_and(|t| t <= now);
         if sounding {
-            let reason = if why == "station shutdown" {
+            let reason = if why == "station shutdown" || why == CANCELLED {
                 why.to_string()
             } else {
                 format!("pre-empted by {why}")
@@ -717,11 +770,19 @@ impl Core {
         if let Some(b) = &slot.item.bulletin
             && b.repeats_left > 0
             && slot.stopping.as_deref() != Some("station shutdown")
+            && !self.cancelled.contains(&slot.item.item_id)
         {
             let mut again = slot.item.clone();
-            again.planned = now.max(slot.item.planned + Duration::milliseconds(1));
-            again.bulletin =
-                Some(Bulletin { repeats_left: b.repeats_left - 1, expires: b.expires });
+            again.planned = (now + b.interval).max(slot.item.planned + Duration::milliseconds(1));
+            if b.expires.is_some_and(|e| again.planned > e) {
+                tracing::info!(item = %slot.item.item_id, "no further repeat: the bulletin expires first");
+                return;
+            }
+            again.bulletin = Some(Bulletin {
+                repeats_left: b.repeats_left - 1,
+                expires: b.expires,
+                interval: b.interval,
+            });
             self.emergencies.push_front(again);
         }
     }
@@ -1057,10 +1118,11 @@ mod tests {
         let mut sim = Sim::new(t(9, 0), items, &[("uu-tien", 1200), ("lu", 60), ("bao", 30)]);
         sim.run_until(t(10, 1));
         let mut lu = item("lu", Provincial, Priority::Emergency, t(10, 1), 60);
-        lu.bulletin = Some(Bulletin { repeats_left: 1, expires: None });
+        lu.bulletin = Some(Bulletin { repeats_left: 1, expires: None, interval: Duration::zero() });
         sim.core.push_emergency(lu);
         let mut bao = item("bao", Provincial, Priority::Emergency, t(10, 1), 60);
-        bao.bulletin = Some(Bulletin { repeats_left: 0, expires: None });
+        bao.bulletin =
+            Some(Bulletin { repeats_left: 0, expires: None, interval: Duration::zero() });
         sim.core.push_emergency(bao);
         let a = sim.core.tick(sim.now);
         sim.apply(a);
@@ -1080,12 +1142,62 @@ mod tests {
     }
 
     #[test]
+    fn repeats_wait_their_interval_and_a_cancel_stops_the_play_and_every_repeat() {
+        let items = vec![item("dai", Local, Normal, t(9, 0), 5)];
+        let mut sim = Sim::new(t(8, 59), items, &[("dai", 3600), ("lu", 60)]);
+        sim.run_until(t(9, 1));
+        let mut lu = item("lu", Provincial, Priority::Emergency, t(9, 1), 60);
+        lu.bulletin =
+            Some(Bulletin { repeats_left: 3, expires: None, interval: Duration::minutes(2) });
+        sim.core.push_emergency(lu);
+        let a = sim.core.tick(sim.now);
+        sim.apply(a);
+        // First play 09:01:00.3-09:02:00.3, the repeat 2 min after its end.
+        sim.run_until(t(9, 4) + Duration::seconds(30));
+        let a = sim.core.cancel_bulletin("lu", sim.now);
+        sim.apply(a);
+        sim.run_until(t(10, 30));
+        let s = sim.summary();
+        let ms = |x: i64| Some(t(9, 1) + Duration::milliseconds(x));
+        assert_eq!(s[0].0, "dai");
+        assert_eq!(s[0].1, Outcome::Preempted);
+        assert_eq!(s[1], ("lu".into(), Outcome::Played, ms(300), None));
+        assert_eq!(s[2].0, "lu");
+        assert_eq!(s[2].2, ms(180_300));
+        assert_eq!(s[2].1, Outcome::Preempted);
+        assert_eq!(s[2].3.as_deref(), Some(CANCELLED));
+        // No later repeat airs.
+        assert_eq!(s.iter().filter(|r| r.0 == "lu").count(), 2, "{s:?}");
+    }
+
+    #[test]
+    fn a_cancelled_queued_bulletin_is_recorded_missed() {
+        let mut sim = Sim::new(t(9, 0), vec![], &[("a", 600), ("b", 60)]);
+        for id in ["a", "b"] {
+            let mut e = item(id, Provincial, Priority::Emergency, t(9, 0), 60);
+            e.bulletin =
+                Some(Bulletin { repeats_left: 0, expires: None, interval: Duration::zero() });
+            sim.core.push_emergency(e);
+        }
+        let acts = sim.core.tick(sim.now);
+        sim.apply(acts);
+        sim.run_until(t(9, 1));
+        let acts = sim.core.cancel_bulletin("b", sim.now);
+        sim.apply(acts);
+        sim.run_until(t(10, 0));
+        let s = sim.summary();
+        assert!(s.contains(&("b".into(), Outcome::Missed, None, Some(CANCELLED.into()))), "{s:?}");
+        assert_eq!(s.iter().find(|r| r.0 == "a").map(|r| r.1), Some(Outcome::Played));
+    }
+
+    #[test]
     fn an_expired_queued_emergency_is_missed() {
         let mut sim = Sim::new(t(9, 0), vec![], &[("a", 600), ("b", 60)]);
         let mut a = item("a", Provincial, Priority::Emergency, t(9, 0), 60);
-        a.bulletin = Some(Bulletin { repeats_left: 0, expires: None });
+        a.bulletin = Some(Bulletin { repeats_left: 0, expires: None, interval: Duration::zero() });
         let mut b = item("b", Provincial, Priority::Emergency, t(9, 0), 60);
-        b.bulletin = Some(Bulletin { repeats_left: 0, expires: Some(t(9, 5)) });
+        b.bulletin =
+            Some(Bulletin { repeats_left: 0, expires: Some(t(9, 5)), interval: Duration::zero() });
         sim.core.push_emergency(a);
         sim.core.push_emergency(b);
         let acts = sim.core.tick(sim.now);

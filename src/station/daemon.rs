@@ -64,7 +64,13 @@ pub enum StationCommand {
         repeat: u32,
         expires: Option<DateTime<Utc>>,
         gain_db: f32,
+        /// From the end of one play to the start of the next.
+        interval: Duration,
+        /// An attention tone played once before the first play.
+        tone: Option<PathBuf>,
     },
+    /// Stop bulletin `id` where it plays or waits; no later repeat airs.
+    CancelBulletin { id: String },
     /// Re-read the schedules now (e.g. after the sync dropped a new provincial file).
     Reload,
     /// Play this verified provincial schedule instead of the provincial file (the sync
@@ -380,7 +386,30 @@ impl Station {
     fn on_command(&mut self, command: StationCommand) {
         let now = self.clock.now();
         match command {
-            StationCommand::Emergency { id, title, audio, repeat, expires, gain_db } => {
+            StationCommand::Emergency {
+                id,
+                title,
+                audio,
+                repeat,
+                expires,
+                gain_db,
+                interval,
+                tone,
+            } => {
+                let interval = chrono::Duration::from_std(interval).unwrap_or_default();
+                if let Some(tone) = tone {
+                    self.core.push_emergency(Item {
+                        item_id: format!("{id}:tone"),
+                        title: format!("{title} (attention tone)"),
+                        layer: Layer::Provincial,
+                        priority: Priority::Emergency,
+                        planned: now,
+                        max_delay: chrono::Duration::hours(1),
+                        audio: AudioRef::Path(tone),
+                        gain_db: 0.0,
+                        bulletin: Some(Bulletin { repeats_left: 0, expires, interval }),
+                    });
+                }
                 let item = Item {
                     item_id: id,
                     title,
@@ -390,9 +419,13 @@ impl Station {
                     max_delay: chrono::Duration::hours(1),
                     audio: AudioRef::Path(audio),
                     gain_db,
-                    bulletin: Some(Bulletin { repeats_left: repeat, expires }),
+                    bulletin: Some(Bulletin { repeats_left: repeat, expires, interval }),
                 };
                 self.core.push_emergency(item);
+            }
+            StationCommand::CancelBulletin { id } => {
+                let actions = self.core.cancel_bulletin(&id, now);
+                self.execute(actions);
             }
             StationCommand::Reload => {
                 let report = self.schedules.poll();

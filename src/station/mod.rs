@@ -5,9 +5,11 @@
 //! - [`config`]: `station.toml` → [`StationConfig`], errors at file:line:column.
 //! - [`core`]: the scheduler's decisions as a pure state machine (no IO, no clock).
 //! - [`schedules`]: the provincial file and the watched local directory.
+//! - [`bulletins`]: the bulletin receiver (event stream, checks, priority download).
 //! - [`daemon`]: the IO shell — clock, player, ledger, commands, crash recovery.
 //! - [`uplink`]: with central configured, the sync, heartbeats and playlog reporting.
 
+pub mod bulletins;
 pub mod config;
 pub mod core;
 pub mod daemon;

@@ -1,0 +1,927 @@
+//! Urgent bulletins at central: sign, store, push to stations over a per-station event
+//! stream (SSE, with a poll fallback), cancel, and collect each station's delivery states.
+//!
+//! Rules decided here:
+//! - `admin` may push anything anywhere; a `district` token may push (emergency or test)
+//!   only to stations of its own district, never `all`; `viewer` may only list and show.
+//!   Cancel follows the same rule over the bulletin's targets.
+//! - Every bulletin and every cancel is a signed document ([`DocumentKind::Bulletin`],
+//!   [`DocumentKind::BulletinCancel`]: different tags, so neither replays as the other or
+//!   as a manifest) and an event with a sequence number. A station resumes after the last
+//!   sequence it handled (`Last-Event-ID`); events whose bulletin expired are not sent.
+//! - Events live in memory (a bulletin is rare and small) and in SQLite, so a restart of
+//!   central resumes every stream where it was.
+//! - "Not reached (offline since …)" comes from the last contact: a heartbeat or the
+//!   event stream itself.
+//!
+//! The tables live in their own file (`bulletins.sqlite`) beside the main store, so this
+//! module changes nothing in [`crate::store`].
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::convert::Infallible;
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{HeaderMap, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Deserialize;
+
+use super::{ApiError, AppState};
+use crate::protocol::{
+    BulletinCancelDoc, BulletinDoc, BulletinEvent, BulletinEvents, BulletinInfo, DeliveryReport,
+    DeliveryState, DocumentKind, PushBulletinRequest, PushBulletinResponse, SignedEnvelope,
+    StationDelivery, Target,
+};
+use crate::store::{Role, Station, hash_token};
+
+/// The bulletin tables' file inside central's data directory.
+pub const DB_FILE: &str = "bulletins.sqlite";
+/// The text-to-speech program central runs for `--text`.
+pub const ESPEAK: &str = "espeak-ng";
+/// Comment line sent on an idle stream so proxies and stations know it is alive.
+pub const STREAM_HEARTBEAT: Duration = Duration::from_secs(15);
+/// Longest a bulletin may be valid.
+const MAX_EXPIRY_SECS: u64 = 7 * 24 * 3600;
+/// Longest a poll may wait for an event.
+const MAX_POLL_WAIT: Duration = Duration::from_secs(30);
+/// Most repeats a bulletin may ask for.
+const MAX_REPEAT: u32 = 100;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS bulletins (
+    id TEXT PRIMARY KEY,
+    doc_json TEXT NOT NULL,
+    issued_by TEXT NOT NULL,
+    cancelled_at TEXT
+);
+CREATE TABLE IF NOT EXISTS bulletin_events (
+    seq INTEGER PRIMARY KEY,
+    bulletin_id TEXT NOT NULL,
+    envelope_json TEXT NOT NULL,
+    targets_json TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS bulletin_deliveries (
+    bulletin_id TEXT NOT NULL,
+    station_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    at TEXT NOT NULL,
+    latency_ms INTEGER,
+    reason TEXT,
+    received_at TEXT NOT NULL,
+    PRIMARY KEY (bulletin_id, station_id, state)
+);
+";
+
+/// Why the bulletin store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BulletinError {
+    #[error("bulletin database {path}: {source}")]
+    Open { path: String, source: rusqlite::Error },
+    #[error("bulletin database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("stored bulletin is corrupt: {0}")]
+    Corrupt(String),
+    #[error(
+        "{program} is not installed at central: run `apt-get install espeak-ng` there, or push recorded audio with --audio FILE"
+    )]
+    NoSpeech { program: String },
+    #[error("{program} failed to render the text: {detail}")]
+    Speech { program: String, detail: String },
+}
+
+impl From<BulletinError> for ApiError {
+    fn from(e: BulletinError) -> Self {
+        match e {
+            BulletinError::NoSpeech { .. } | BulletinError::Speech { .. } => {
+                ApiError::BadRequest(e.to_string())
+            }
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// One event as held in memory.
+struct StoredEvent {
+    seq: u64,
+    targets: HashSet<String>,
+    expires_at: DateTime<Utc>,
+    envelope: SignedEnvelope,
+}
+
+/// The bulletin state central shares between handlers.
+pub struct Hub {
+    db: Mutex<Connection>,
+    events: RwLock<Vec<Arc<StoredEvent>>>,
+    latest: tokio::sync::watch::Sender<u64>,
+    /// Open event streams per station.
+    connected: Mutex<HashMap<String, usize>>,
+    /// Last stream contact per station (heartbeats are in the main store).
+    contact: Mutex<HashMap<String, DateTime<Utc>>>,
+}
+
+fn time_text(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn parse_time(text: &str) -> Result<DateTime<Utc>, BulletinError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| BulletinError::Corrupt(format!("time {text:?}: {e}")))
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Hub {
+    /// Opens (creating if needed) `bulletins.sqlite` in `data_dir` and loads the events.
+    pub fn open(data_dir: &Path) -> Result<Self, BulletinError> {
+        let path = data_dir.join(DB_FILE);
+        let shown = path.display().to_string();
+        let open = || -> Result<Connection, rusqlite::Error> {
+            let conn = Connection::open(&path)?;
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "synchronous", "FULL")?;
+            conn.busy_timeout(Duration::from_secs(5))?;
+            conn.execute_batch(SCHEMA)?;
+            Ok(conn)
+        };
+        let conn = open().map_err(|source| BulletinError::Open { path: shown, source })?;
+        let mut events = Vec::new();
+        {
+            let mut stmt = conn.prepare(
+                "SELECT seq, envelope_json, targets_json, expires_at FROM bulletin_events ORDER BY seq",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })?;
+            for row in rows {
+                let (seq, envelope, targets, expires) = row?;
+                events.push(Arc::new(StoredEvent {
+                    seq: seq as u64,
+                    targets: serde_json::from_str(&targets)
+                        .map_err(|e| BulletinError::Corrupt(e.to_string()))?,
+                    expires_at: parse_time(&expires)?,
+                    envelope: serde_json::from_str(&envelope)
+                        .map_err(|e| BulletinError::Corrupt(e.to_string()))?,
+                }));
+            }
+        }
+        let latest = events.last().map_or(0, |e| e.seq);
+        Ok(Self {
+            db: Mutex::new(conn),
+            events: RwLock::new(events),
+            latest: tokio::sync::watch::Sender::new(latest),
+            connected: Mutex::new(HashMap::new()),
+            contact: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Stores `bulletin` (if given) and appends one event, durably, then wakes every
+    /// stream. Returns the event's sequence number.
+    fn append(
+        &self,
+        bulletin: Option<(&BulletinDoc, &str)>,
+        cancel: Option<(&str, DateTime<Utc>)>,
+        envelope: &SignedEnvelope,
+        targets: &[String],
+        expires_at: DateTime<Utc>,
+    ) -> Result<u64, BulletinError> {
+        let envelope_json =
+            serde_json::to_string(envelope).map_err(|e| BulletinError::Corrupt(e.to_string()))?;
+        let targets_json =
+            serde_json::to_string(targets).map_err(|e| BulletinError::Corrupt(e.to_string()))?;
+        // Writers hold the events lock across the insert so sequence order is list order.
+        let mut events = self.events.write().unwrap_or_else(|p| p.into_inner());
+        let seq = {
+            let mut conn = lock(&self.db);
+            let tx = conn.transaction()?;
+            let id = if let Some((doc, by)) = bulletin {
+                let doc_json = serde_json::to_string(doc)
+                    .map_err(|e| BulletinError::Corrupt(e.to_string()))?;
+                tx.execute(
+                    "INSERT INTO bulletins (id, doc_json, issued_by) VALUES (?1, ?2, ?3)",
+                    params![doc.id, doc_json, by],
+                )?;
+                doc.id.clone()
+            } else if let Some((id, at)) = cancel {
+                tx.execute(
+                    "UPDATE bulletins SET cancelled_at = ?2 WHERE id = ?1",
+                    params![id, time_text(at)],
+                )?;
+                id.to_string()
+            } else {
+                return Err(BulletinError::Corrupt("event without a bulletin".into()));
+            };
+            tx.execute(
+                "INSERT INTO bulletin_events (bulletin_id, envelope_json, targets_json, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                params![id, envelope_json, targets_json, time_text(expires_at)],
+            )?;
+            let seq = tx.last_insert_rowid() as u64;
+            tx.commit()?;
+            seq
+        };
+        events.push(Arc::new(StoredEvent {
+            seq,
+            targets: targets.iter().cloned().collect(),
+            expires_at,
+            envelope: envelope.clone(),
+        }));
+        drop(events);
+        self.latest.send_replace(seq);
+        Ok(seq)
+    }
+
+    /// Events after `after` for `station` whose bulletin has not expired at `now`.
+    fn events_for(&self, station: &str, after: u64, now: DateTime<Utc>) -> Vec<Arc<StoredEvent>> {
+        let events = self.events.read().unwrap_or_else(|p| p.into_inner());
+        let start = events.partition_point(|e| e.seq <= after);
+        events[start..]
+            .iter()
+            .filter(|e| e.targets.contains(station) && e.expires_at > now)
+            .cloned()
+            .collect()
+    }
+
+    /// The stored bulletin `id`, who issued it, and when it was cancelled.
+    fn bulletin(
+        &self,
+        id: &str,
+    ) -> Result<Option<(BulletinDoc, String, Option<DateTime<Utc>>)>, BulletinError> {
+        let conn = lock(&self.db);
+        let row = conn
+            .query_row(
+                "SELECT doc_json, issued_by, cancelled_at FROM bulletins WHERE id = ?1",
+                params![id],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                    ))
+                },
+            )
+            .optional()?;
+        drop(conn);
+        row.map(|(doc, by, cancelled)| {
+            let doc: BulletinDoc =
+                serde_json::from_str(&doc).map_err(|e| BulletinError::Corrupt(e.to_string()))?;
+            let cancelled = cancelled.as_deref().map(parse_time).transpose()?;
+            Ok((doc, by, cancelled))
+        })
+        .transpose()
+    }
+
+    fn bulletin_ids(&self) -> Result<Vec<String>, BulletinError> {
+        let conn = lock(&self.db);
+        let mut stmt = conn.prepare("SELECT id FROM bulletins ORDER BY rowid DESC")?;
+        let ids = stmt.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<_, _>>()?;
+        Ok(ids)
+    }
+
+    /// Records a station's report; a state already reported keeps its first report.
+    fn put_delivery(
+        &self,
+        station: &str,
+        report: &DeliveryReport,
+        now: DateTime<Utc>,
+    ) -> Result<(), BulletinError> {
+        let conn = lock(&self.db);
+        conn.execute(
+            "INSERT OR IGNORE INTO bulletin_deliveries (bulletin_id, station_id, state, at, latency_ms, reason, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                report.bulletin_id,
+                station,
+                report.state.as_str(),
+                time_text(report.at),
+                report.latency_ms,
+                report.reason,
+                time_text(now)
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Every state each station reported for bulletin `id`.
+    fn deliveries(&self, id: &str) -> Result<Vec<(String, DeliveryReport)>, BulletinError> {
+        let conn = lock(&self.db);
+        let mut stmt = conn.prepare(
+            "SELECT station_id, state, at, latency_ms, reason FROM bulletin_deliveries WHERE bulletin_id = ?1",
+        )?;
+        let rows = stmt.query_map(params![id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<i64>>(3)?,
+                r.get::<_, Option<String>>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (station, state, at, latency_ms, reason) = row?;
+            let state = serde_json::from_value::<DeliveryState>(serde_json::Value::String(state))
+                .map_err(|e| BulletinError::Corrupt(e.to_string()))?;
+            out.push((
+                station,
+                DeliveryReport {
+                    bulletin_id: id.to_string(),
+                    state,
+                    at: parse_time(&at)?,
+                    latency_ms,
+                    reason,
+                },
+            ));
+        }
+        Ok(out)
+    }
+
+    fn touch(&self, station: &str, now: DateTime<Utc>) {
+        lock(&self.contact).insert(station.to_string(), now);
+    }
+}
+
+/// Counts an open stream for a station while it lives.
+struct Connected {
+    state: Arc<AppState>,
+    station: String,
+}
+
+impl Connected {
+    fn new(state: Arc<AppState>, station: String) -> Self {
+        *lock(&state.bulletins.connected).entry(station.clone()).or_insert(0) += 1;
+        Self { state, station }
+    }
+}
+
+impl Drop for Connected {
+    fn drop(&mut self) {
+        let now = self.state.clock.now();
+        self.state.bulletins.touch(&self.station, now);
+        let mut map = lock(&self.state.bulletins.connected);
+        if let Some(n) = map.get_mut(&self.station) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&self.station);
+            }
+        }
+    }
+}
+
+/// The bulletin routes (merged into [`super::router`]).
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/v1/bulletins", post(push).get(list))
+        .route("/api/v1/bulletins/{id}", get(show))
+        .route("/api/v1/bulletins/{id}/cancel", post(cancel))
+        .route("/api/v1/station/events", get(stream))
+        .route("/api/v1/station/events/poll", get(poll))
+        .route("/api/v1/station/bulletins/delivery", post(delivery))
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    value.strip_prefix("Bearer ").map(|t| t.trim().to_string())
+}
+
+fn operator(state: &AppState, headers: &HeaderMap) -> Result<Role, ApiError> {
+    let token = bearer(headers).ok_or(ApiError::Unauthorized)?;
+    state.store.operator_by_token(&hash_token(&token))?.ok_or(ApiError::Unauthorized)
+}
+
+fn station(state: &AppState, headers: &HeaderMap) -> Result<Station, ApiError> {
+    let token = bearer(headers).ok_or(ApiError::Unauthorized)?;
+    state.store.station_by_token(&hash_token(&token))?.ok_or(ApiError::Unauthorized)
+}
+
+/// The stations a push may reach under `role` (see the module docs).
+pub fn resolve_targets(
+    stations: Vec<Station>,
+    role: &Role,
+    to: &Target,
+) -> Result<Vec<String>, ApiError> {
+    let chosen: Vec<Station> = match to {
+        Target::All => stations,
+        Target::District(name) => {
+            let chosen: Vec<Station> =
+                stations.into_iter().filter(|s| &s.district == name).collect();
+            if chosen.is_empty() {
+                return Err(ApiError::NotFound(format!("no stations in district {name:?}")));
+            }
+            chosen
+        }
+        Target::Stations(ids) => {
+            let mut chosen = Vec::new();
+            for id in ids.iter().collect::<std::collections::BTreeSet<_>>() {
+                let s = stations.iter().find(|s| &s.id == id).cloned().ok_or_else(|| {
+                    ApiError::NotFound(format!("no station {id:?}: see `loa status` for the list"))
+                })?;
+                chosen.push(s);
+            }
+            chosen
+        }
+    };
+    match role {
+        Role::Admin => {}
+        Role::Viewer => {
+            return Err(ApiError::Forbidden("viewer tokens cannot push bulletins".into()));
+        }
+        Role::District(own) => {
+            if matches!(to, Target::All) {
+                return Err(ApiError::Forbidden(format!(
+                    "district tokens cannot push to all stations: use --to district:{own}"
+                )));
+            }
+            if let Some(other) = chosen.iter().find(|s| &s.district != own) {
+                return Err(ApiError::Forbidden(format!(
+                    "station {:?} is in district {:?}; this token may push only to district {own:?}",
+                    other.id, other.district
+                )));
+            }
+        }
+    }
+    if chosen.is_empty() {
+        return Err(ApiError::NotFound(
+            "no stations to push to: add one with `loa central station add`".into(),
+        ));
+    }
+    Ok(chosen.into_iter().map(|s| s.id).collect())
+}
+
+/// Renders `text` to a WAV file with espeak-ng (`voice`, e.g. `vi`).
+pub async fn render_speech(
+    program: &str,
+    text: &str,
+    voice: &str,
+    out: &Path,
+) -> Result<(), BulletinError> {
+    let result = tokio::process::Command::new(program)
+        .arg("-v")
+        .arg(voice)
+        .arg("-w")
+        .arg(out)
+        .arg("--")
+        .arg(text)
+        .output()
+        .await;
+    match result {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(BulletinError::NoSpeech { program: program.to_string() })
+        }
+        Err(e) => {
+            Err(BulletinError::Speech { program: program.to_string(), detail: e.to_string() })
+        }
+        Ok(output) if !output.status.success() => Err(BulletinError::Speech {
+            program: program.to_string(),
+            detail: format!(
+                "{} ({}); is the voice {voice:?} installed? `espeak-ng --voices` lists them",
+                String::from_utf8_lossy(&output.stderr).trim(),
+                output.status
+            ),
+        }),
+        Ok(_) => Ok(()),
+    }
+}
+
+/// Renders `text`, measures it like an upload and stores it in the library.
+async fn speech_audio(
+    state: &AppState,
+    text: &str,
+    voice: &str,
+    title: &str,
+) -> Result<crate::protocol::AudioInfo, ApiError> {
+    let nonce: u64 = rand::random();
+    let temp = state.tmp_dir().join(format!("speech-{nonce:016x}.wav"));
+    struct Remove(std::path::PathBuf);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let _guard = Remove(temp.clone());
+    render_speech(ESPEAK, text, voice, &temp).await?;
+    let bytes = tokio::fs::read(&temp).await?;
+    let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+    let path = temp.clone();
+    let measured = tokio::task::spawn_blocking(move || super::ingest::measure(&path))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| ApiError::BadRequest(format!("rendered speech is not playable: {e}")))?;
+    let info = crate::protocol::AudioInfo {
+        sha256: sha256.clone(),
+        title: title.to_string(),
+        size: bytes.len() as u64,
+        duration_ms: measured.duration_ms,
+        loudness_lufs: measured.loudness_lufs,
+        gain_db: super::ingest::gain_towards(
+            state.config.loudness_target_lufs,
+            measured.loudness_lufs,
+        ),
+    };
+    tokio::fs::rename(&temp, state.audio_dir().join(&sha256)).await?;
+    state.store.put_audio(&info)?;
+    Ok(state.store.audio(&sha256)?.unwrap_or(info))
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes, what: &str) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::BadRequest(format!("{what} is not valid JSON of the expected shape: {e}"))
+    })
+}
+
+async fn push(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let role = operator(&state, &headers)?;
+    let request: PushBulletinRequest = parse_json(&body, "bulletin push request")?;
+    let targets = resolve_targets(state.store.stations()?, &role, &request.to)?;
+    if request.expires_secs == 0 || request.expires_secs > MAX_EXPIRY_SECS {
+        return Err(ApiError::BadRequest(format!(
+            "expiry of {} s is out of range: give --expires between 1s and 7d",
+            request.expires_secs
+        )));
+    }
+    if request.repeat > MAX_REPEAT {
+        return Err(ApiError::BadRequest(format!(
+            "--repeat {} is more than {MAX_REPEAT}",
+            request.repeat
+        )));
+    }
+    let title = request.title.clone().unwrap_or_else(|| "bulletin".to_string());
+    let audio = match (&request.audio_sha256, &request.text) {
+        (Some(sha), None) => state.store.audio(sha)?.ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "audio sha256:{sha} is not in the library: upload it with `loa audio add`"
+            ))
+        })?,
+        (None, Some(text)) if !text.trim().is_empty() => {
+            let voice = request.voice.as_deref().unwrap_or("vi");
+            speech_audio(&state, text, voice, &title).await?
+        }
+        _ => {
+            return Err(ApiError::BadRequest(
+                "give exactly one of --audio FILE or --text TEXT (not empty)".into(),
+            ));
+        }
+    };
+    let now = state.clock.now();
+    let nonce: [u8; 8] = rand::random();
+    let doc = BulletinDoc {
+        id: format!("b-{}-{}", now.format("%Y%m%d%H%M%S"), hex::encode(nonce)),
+        title,
+        targets: targets.clone(),
+        audio_sha256: audio.sha256.clone(),
+        audio_size: audio.size,
+        gain_db: audio.gain_db,
+        priority: request.priority,
+        repeat: request.repeat,
+        interval_secs: request.interval_secs,
+        tone: request.tone,
+        issued_at: now,
+        expires_at: now + chrono::Duration::seconds(request.expires_secs as i64),
+    };
+    let envelope = state.key.sign(DocumentKind::Bulletin, &doc)?;
+    let by = role.to_string();
+    let seq =
+        state.bulletins.append(Some((&doc, &by)), None, &envelope, &targets, doc.expires_at)?;
+    tracing::info!(id = %doc.id, seq, stations = targets.len(), priority = %doc.priority, by = %by, "bulletin pushed");
+    Ok(axum::Json(PushBulletinResponse {
+        id: doc.id,
+        targets,
+        audio_sha256: doc.audio_sha256,
+        issued_at: doc.issued_at,
+        expires_at: doc.expires_at,
+    })
+    .into_response())
+}
+
+/// Whether `role` may act on a bulletin sent to `targets`.
+fn may_touch(state: &AppState, role: &Role, targets: &[String]) -> Result<(), ApiError> {
+    match role {
+        Role::Admin => Ok(()),
+        Role::Viewer => Err(ApiError::Forbidden("viewer tokens cannot cancel bulletins".into())),
+        Role::District(own) => {
+            let stations: HashMap<String, String> =
+                state.store.stations()?.into_iter().map(|s| (s.id, s.district)).collect();
+            match targets.iter().find(|t| stations.get(*t) != Some(own)) {
+                Some(other) => Err(ApiError::Forbidden(format!(
+                    "bulletin reaches station {other:?} outside district {own:?}: only an admin may cancel it"
+                ))),
+                None => Ok(()),
+            }
+        }
+    }
+}
+
+async fn cancel(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Response, ApiError> {
+    let role = operator(&state, &headers)?;
+    let (doc, _, cancelled) = state
+        .bulletins
+        .bulletin(&id)?
+        .ok_or_else(|| ApiError::NotFound(format!("no bulletin {id:?}: `loa bulletin list`")))?;
+    may_touch(&state, &role, &doc.targets)?;
+    if let Some(at) = cancelled {
+        return Err(ApiError::BadRequest(format!("bulletin {id} was already cancelled at {at}")));
+    }
+    let now = state.clock.now();
+    let order = BulletinCancelDoc {
+        id: doc.id.clone(),
+        targets: doc.targets.clone(),
+        issued_at: now,
+        expires_at: doc.expires_at,
+    };
+    let envelope = state.key.sign(DocumentKind::BulletinCancel, &order)?;
+    let seq = state.bulletins.append(
+        None,
+        Some((&doc.id, now)),
+        &envelope,
+        &doc.targets,
+        doc.expires_at,
+    )?;
+    tracing::info!(id = %doc.id, seq, by = %role, "bulletin cancelled");
+    Ok(axum::Json(info(&state, &id)?).into_response())
+}
+
+/// A bulletin with every target station's state.
+fn info(state: &AppState, id: &str) -> Result<BulletinInfo, ApiError> {
+    let (doc, issued_by, cancelled_at) = state
+        .bulletins
+        .bulletin(id)?
+        .ok_or_else(|| ApiError::NotFound(format!("no bulletin {id:?}: `loa bulletin list`")))?;
+    let mut per: BTreeMap<String, Vec<DeliveryReport>> = BTreeMap::new();
+    for (station, report) in state.bulletins.deliveries(id)? {
+        per.entry(station).or_default().push(report);
+    }
+    let beats: HashMap<String, DateTime<Utc>> =
+        state.store.heartbeats()?.into_iter().map(|h| (h.station_id, h.received_at)).collect();
+    let connected = lock(&state.bulletins.connected).clone();
+    let contact = lock(&state.bulletins.contact).clone();
+    let stations = doc
+        .targets
+        .iter()
+        .map(|sid| {
+            let reports = per.remove(sid).unwrap_or_default();
+            let failed = reports.iter().find(|r| r.state == DeliveryState::Failed);
+            let furthest = failed.or_else(|| reports.iter().max_by_key(|r| r.state));
+            let latency_ms = reports
+                .iter()
+                .find(|r| r.state == DeliveryState::Started)
+                .and_then(|r| r.latency_ms);
+            let last_seen = match (beats.get(sid), contact.get(sid)) {
+                (Some(a), Some(b)) => Some(*a.max(b)),
+                (a, b) => a.or(b).copied(),
+            };
+            StationDelivery {
+                station_id: sid.clone(),
+                state: furthest.map(|r| r.state),
+                at: furthest.map(|r| r.at),
+                latency_ms,
+                reason: furthest.and_then(|r| r.reason.clone()),
+                connected: connected.contains_key(sid),
+                last_seen,
+            }
+        })
+        .collect();
+    Ok(BulletinInfo { doc, cancelled_at, issued_by, stations })
+}
+
+async fn list(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    operator(&state, &headers)?;
+    let mut out = Vec::new();
+    for id in state.bulletins.bulletin_ids()? {
+        out.push(info(&state, &id)?);
+    }
+    Ok(axum::Json(out).into_response())
+}
+
+async fn show(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Response, ApiError> {
+    operator(&state, &headers)?;
+    Ok(axum::Json(info(&state, &id)?).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct AfterQuery {
+    /// Resume after this event id (the stream also reads `Last-Event-ID`).
+    after: Option<u64>,
+    /// Poll only: seconds to wait for an event when there is none.
+    wait: Option<u64>,
+}
+
+fn last_event_id(headers: &HeaderMap, query: &AfterQuery) -> Result<u64, ApiError> {
+    match headers.get("last-event-id").map(|v| v.to_str().map(|s| s.trim().parse::<u64>())) {
+        Some(Ok(Ok(n))) => Ok(n),
+        Some(_) => Err(ApiError::BadRequest("Last-Event-ID is not an event number".into())),
+        None => Ok(query.after.unwrap_or(0)),
+    }
+}
+
+fn sse_event(e: &StoredEvent) -> Event {
+    let data = serde_json::to_string(&BulletinEvent { seq: e.seq, envelope: e.envelope.clone() })
+        .unwrap_or_default();
+    Event::default().id(e.seq.to_string()).event("bulletin").data(data)
+}
+
+async fn stream(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(query): Query<AfterQuery>,
+) -> Result<Response, ApiError> {
+    let station = station(&state, &headers)?;
+    let after = last_event_id(&headers, &query)?;
+    state.bulletins.touch(&station.id, state.clock.now());
+    tracing::info!(station = %station.id, after, "bulletin stream opened");
+    let guard = Connected::new(state.clone(), station.id.clone());
+    let changes = state.bulletins.latest.subscribe();
+    let start = (state, guard, after, changes, VecDeque::<Arc<StoredEvent>>::new());
+    let events = futures_util::stream::unfold(
+        start,
+        |(state, guard, mut after, mut changes, mut pending)| async move {
+            loop {
+                if let Some(e) = pending.pop_front() {
+                    after = e.seq;
+                    let event = sse_event(&e);
+                    return Some((
+                        Ok::<_, Infallible>(event),
+                        (state, guard, after, changes, pending),
+                    ));
+                }
+                changes.mark_unchanged();
+                let now = state.clock.now();
+                pending.extend(state.bulletins.events_for(&guard.station, after, now));
+                if pending.is_empty() {
+                    // Nothing new: wait for the next event (heartbeats are KeepAlive's).
+                    if changes.changed().await.is_err() {
+                        return None;
+                    }
+                }
+            }
+        },
+    );
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(STREAM_HEARTBEAT).text("heartbeat"))
+        .into_response())
+}
+
+async fn poll(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(query): Query<AfterQuery>,
+) -> Result<Response, ApiError> {
+    let station = station(&state, &headers)?;
+    let after = last_event_id(&headers, &query)?;
+    let wait = Duration::from_secs(query.wait.unwrap_or(0)).min(MAX_POLL_WAIT);
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut changes = state.bulletins.latest.subscribe();
+    loop {
+        changes.mark_unchanged();
+        let now = state.clock.now();
+        state.bulletins.touch(&station.id, now);
+        let found = state.bulletins.events_for(&station.id, after, now);
+        if !found.is_empty() || tokio::time::Instant::now() >= deadline {
+            let events = found
+                .iter()
+                .map(|e| BulletinEvent { seq: e.seq, envelope: e.envelope.clone() })
+                .collect();
+            return Ok(axum::Json(BulletinEvents { events }).into_response());
+        }
+        let _ = tokio::time::timeout_at(deadline, changes.changed()).await;
+    }
+}
+
+async fn delivery(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let station = station(&state, &headers)?;
+    let report: DeliveryReport = parse_json(&body, "delivery report")?;
+    let now = state.clock.now();
+    state.bulletins.touch(&station.id, now);
+    match state.bulletins.bulletin(&report.bulletin_id)? {
+        Some((doc, _, _)) if doc.targets.contains(&station.id) => {}
+        _ => {
+            return Err(ApiError::NotFound(format!(
+                "no bulletin {:?} for station {}",
+                report.bulletin_id, station.id
+            )));
+        }
+    }
+    tracing::info!(station = %station.id, id = %report.bulletin_id, state = report.state.as_str(), latency_ms = ?report.latency_ms, reason = ?report.reason, "bulletin delivery");
+    state.bulletins.put_delivery(&station.id, &report, now)?;
+    Ok(axum::http::StatusCode::NO_CONTENT.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::BulletinPriority;
+
+    fn st(id: &str, district: &str) -> Station {
+        Station { id: id.into(), name: id.into(), district: district.into() }
+    }
+
+    #[test]
+    fn district_tokens_reach_only_their_own_stations() {
+        let all = || vec![st("a", "tri-ton"), st("b", "tri-ton"), st("c", "tinh-bien")];
+        let admin = resolve_targets(all(), &Role::Admin, &Target::All).unwrap();
+        assert_eq!(admin, vec!["a", "b", "c"]);
+        let own = Role::District("tri-ton".into());
+        assert_eq!(
+            resolve_targets(all(), &own, &Target::District("tri-ton".into())).unwrap(),
+            vec!["a", "b"]
+        );
+        assert!(matches!(resolve_targets(all(), &own, &Target::All), Err(ApiError::Forbidden(_))));
+        assert!(matches!(
+            resolve_targets(all(), &own, &Target::Stations(vec!["c".into()])),
+            Err(ApiError::Forbidden(_))
+        ));
+        assert!(matches!(
+            resolve_targets(all(), &Role::Viewer, &Target::All),
+            Err(ApiError::Forbidden(_))
+        ));
+        assert!(matches!(
+            resolve_targets(all(), &Role::Admin, &Target::Stations(vec!["zz".into()])),
+            Err(ApiError::NotFound(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn missing_espeak_says_how_to_install_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = render_speech("espeak-ng-not-here", "xin chào", "vi", &dir.path().join("o.wav"))
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("apt-get install espeak-ng"), "{text}");
+    }
+
+    #[test]
+    fn events_survive_reopen_and_filter_by_station_and_expiry() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = DateTime::parse_from_rfc3339("2026-12-01T05:00:00Z").unwrap().with_timezone(&Utc);
+        let env = SignedEnvelope {
+            kind: DocumentKind::Bulletin,
+            payload: String::new(),
+            signature: String::new(),
+        };
+        let doc = |id: &str, exp: i64| BulletinDoc {
+            id: id.into(),
+            title: "t".into(),
+            targets: vec!["a".into()],
+            audio_sha256: "0".repeat(64),
+            audio_size: 1,
+            gain_db: 0.0,
+            priority: BulletinPriority::Emergency,
+            repeat: 0,
+            interval_secs: 0,
+            tone: false,
+            issued_at: t0,
+            expires_at: t0 + chrono::Duration::seconds(exp),
+        };
+        {
+            let hub = Hub::open(dir.path()).unwrap();
+            let d1 = doc("one", 60);
+            let d2 = doc("two", 3600);
+            let s1 = hub.append(Some((&d1, "admin")), None, &env, &d1.targets, d1.expires_at);
+            let s2 = hub.append(Some((&d2, "admin")), None, &env, &d2.targets, d2.expires_at);
+            assert_eq!((s1.unwrap(), s2.unwrap()), (1, 2));
+        }
+        let hub = Hub::open(dir.path()).unwrap();
+        let seqs = |station: &str, after: u64, now| -> Vec<u64> {
+            hub.events_for(station, after, now).iter().map(|e| e.seq).collect()
+        };
+        assert_eq!(seqs("a", 0, t0), vec![1, 2]);
+        assert_eq!(seqs("a", 1, t0), vec![2]);
+        assert_eq!(seqs("b", 0, t0), Vec::<u64>::new());
+        // The first bulletin expired: a station reconnecting later is not sent it.
+        assert_eq!(seqs("a", 0, t0 + chrono::Duration::seconds(61)), vec![2]);
+        assert!(hub.bulletin("two").unwrap().is_some());
+    }
+}

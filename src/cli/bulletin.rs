@@ -1,0 +1,320 @@
+//! `loa bulletin push|cancel|list|show`: urgent bulletins from the province, and where
+//! each one got to at every target station.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, anyhow, bail};
+use chrono::{DateTime, Utc};
+use clap::{Args, Subcommand, ValueEnum};
+
+use super::remote::{self, Remote, RemoteArgs};
+use crate::protocol::{
+    BulletinInfo, BulletinPriority, DeliveryState, PushBulletinRequest, PushBulletinResponse,
+    StationDelivery, Target,
+};
+
+/// A station not heard from for this long is shown "offline since …".
+const OFFLINE_AFTER: chrono::Duration = chrono::Duration::minutes(3);
+
+#[derive(Debug, Subcommand)]
+pub enum BulletinCommand {
+    /// Push an urgent bulletin: it airs now at every target station (prints its id).
+    Push(PushArgs),
+    /// Stop a bulletin wherever it plays or waits; no later repeat airs.
+    Cancel(IdArgs),
+    /// Every bulletin, newest first, with how many stations started it.
+    List(ListArgs),
+    /// One bulletin, per target station: state, latency from push to first sample.
+    Show(IdArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PriorityArg {
+    Emergency,
+    Test,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// A recorded bulletin (mp3, ogg, flac, wav); uploaded first if central lacks it.
+    #[arg(long, conflicts_with = "text", required_unless_present = "text")]
+    pub audio: Option<PathBuf>,
+    /// Text spoken by espeak-ng at central.
+    #[arg(long)]
+    pub text: Option<String>,
+    /// espeak-ng voice for --text.
+    #[arg(long, default_value = "vi", requires = "text")]
+    pub voice: String,
+    /// `all`, station ids `ID,ID`, or `district:NAME`.
+    #[arg(long)]
+    pub to: Target,
+    #[arg(long, value_enum, default_value_t = PriorityArg::Emergency)]
+    pub priority: PriorityArg,
+    /// Extra plays after the first.
+    #[arg(long, default_value_t = 0)]
+    pub repeat: u32,
+    /// Pause between the end of one play and the next (e.g. 10m).
+    #[arg(long, default_value = "0s", value_parser = duration)]
+    pub interval: std::time::Duration,
+    /// Never start a play after this long from now (e.g. 2h).
+    #[arg(long, default_value = "1h", value_parser = duration)]
+    pub expires: std::time::Duration,
+    /// Play the attention tone before the first play.
+    #[arg(long)]
+    pub tone: bool,
+    /// Title recorded in logs (default: the file name, or "bulletin").
+    #[arg(long)]
+    pub title: Option<String>,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct IdArgs {
+    /// The bulletin id printed by `loa bulletin push`.
+    pub id: String,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+/// `30s`, `10m`, `2h`, `1h30m`, or `1d`.
+fn duration(text: &str) -> Result<std::time::Duration, String> {
+    if let Some(days) = text.trim().strip_suffix('d') {
+        let days: u64 = days.parse().map_err(|_| format!("{text:?}: write e.g. 1d, 2h, 30m"))?;
+        return Ok(std::time::Duration::from_secs(days * 86_400));
+    }
+    crate::schedule::parse_duration(text).map_err(|e| format!("{text:?}: {e} (e.g. 2h, 30m, 1d)"))
+}
+
+pub fn run(command: BulletinCommand) -> ExitCode {
+    let result = match command {
+        BulletinCommand::Push(args) => push(args),
+        BulletinCommand::Cancel(args) => cancel(args),
+        BulletinCommand::List(args) => list(args),
+        BulletinCommand::Show(args) => show(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => remote::report(&e),
+    }
+}
+
+async fn send<T: serde::de::DeserializeOwned>(
+    remote: &Remote,
+    what: &str,
+    request: reqwest::RequestBuilder,
+) -> anyhow::Result<T> {
+    let response = request
+        .bearer_auth(&remote.token)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach central at {}", remote.base))?;
+    if !response.status().is_success() {
+        return Err(remote.fail(what, response).await);
+    }
+    response.json().await.with_context(|| format!("central's answer to {what} is not valid JSON"))
+}
+
+fn push(args: PushArgs) -> anyhow::Result<()> {
+    let remote = args.remote.resolve()?;
+    remote::runtime()?.block_on(async {
+        let (audio_sha256, text, title) = match (&args.audio, &args.text) {
+            (Some(file), None) => {
+                let info =
+                    super::audio_add::ensure_uploaded(&remote, file, args.title.as_deref()).await?;
+                (Some(info.sha256), None, args.title.clone().or(Some(info.title)))
+            }
+            (None, Some(text)) => {
+                if text.trim().is_empty() {
+                    bail!("--text is empty: give the words to speak");
+                }
+                (None, Some(text.clone()), args.title.clone())
+            }
+            _ => bail!("give exactly one of --audio FILE or --text TEXT"),
+        };
+        let request = PushBulletinRequest {
+            title,
+            audio_sha256,
+            text,
+            voice: Some(args.voice.clone()),
+            to: args.to.clone(),
+            priority: match args.priority {
+                PriorityArg::Emergency => BulletinPriority::Emergency,
+                PriorityArg::Test => BulletinPriority::Test,
+            },
+            repeat: args.repeat,
+            interval_secs: args.interval.as_secs(),
+            expires_secs: args.expires.as_secs(),
+            tone: args.tone,
+        };
+        let pushed: PushBulletinResponse = send(
+            &remote,
+            "bulletin push",
+            remote.http.post(remote.url("/api/v1/bulletins")).json(&request),
+        )
+        .await?;
+        eprintln!(
+            "pushed to {} station(s), expires {}; follow it with `loa bulletin show {}`",
+            pushed.targets.len(),
+            pushed.expires_at,
+            pushed.id
+        );
+        println!("{}", pushed.id);
+        Ok(())
+    })
+}
+
+fn valid_id(id: &str) -> anyhow::Result<()> {
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return Err(anyhow!("{id:?} is not a bulletin id: see `loa bulletin list`"));
+    }
+    Ok(())
+}
+
+fn cancel(args: IdArgs) -> anyhow::Result<()> {
+    valid_id(&args.id)?;
+    let remote = args.remote.resolve()?;
+    let info: BulletinInfo = remote::runtime()?.block_on(send(
+        &remote,
+        "bulletin cancel",
+        remote.http.post(remote.url(&format!("/api/v1/bulletins/{}/cancel", args.id))),
+    ))?;
+    println!(
+        "cancelled {} at {}",
+        info.doc.id,
+        info.cancelled_at.map(|t| t.to_rfc3339()).unwrap_or_default()
+    );
+    Ok(())
+}
+
+fn list(args: ListArgs) -> anyhow::Result<()> {
+    let remote = args.remote.resolve()?;
+    let all: Vec<BulletinInfo> = remote::runtime()?.block_on(send(
+        &remote,
+        "bulletin list",
+        remote.http.get(remote.url("/api/v1/bulletins")),
+    ))?;
+    if args.format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(&all)?);
+        return Ok(());
+    }
+    println!(
+        "{:<34} {:<20} {:<9} {:>8} {:>8}  title",
+        "id", "issued", "priority", "started", "targets"
+    );
+    for b in &all {
+        let started = b
+            .stations
+            .iter()
+            .filter(|s| matches!(s.state, Some(DeliveryState::Started | DeliveryState::Finished)))
+            .count();
+        let priority = if b.cancelled_at.is_some() {
+            "cancelled".to_string()
+        } else {
+            b.doc.priority.to_string()
+        };
+        println!(
+            "{:<34} {:<20} {:<9} {:>8} {:>8}  {}",
+            b.doc.id,
+            b.doc.issued_at.format("%Y-%m-%d %H:%M:%S"),
+            priority,
+            started,
+            b.stations.len(),
+            b.doc.title
+        );
+    }
+    Ok(())
+}
+
+fn show(args: IdArgs) -> anyhow::Result<()> {
+    valid_id(&args.id)?;
+    let remote = args.remote.resolve()?;
+    let info: BulletinInfo = remote::runtime()?.block_on(send(
+        &remote,
+        "bulletin show",
+        remote.http.get(remote.url(&format!("/api/v1/bulletins/{}", args.id))),
+    ))?;
+    if args.format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(&info)?);
+        return Ok(());
+    }
+    print!("{}", table(&info, Utc::now()));
+    Ok(())
+}
+
+/// The `show` table: one line per target station.
+pub fn table(info: &BulletinInfo, now: DateTime<Utc>) -> String {
+    let d = &info.doc;
+    let mut out = format!(
+        "bulletin {}  {:?}  {}  issued {}  expires {}  repeat {}  interval {} s{}\n",
+        d.id,
+        d.title,
+        d.priority,
+        d.issued_at.to_rfc3339(),
+        d.expires_at.to_rfc3339(),
+        d.repeat,
+        d.interval_secs,
+        if d.tone { "  tone" } else { "" }
+    );
+    if let Some(at) = info.cancelled_at {
+        out.push_str(&format!("cancelled at {}\n", at.to_rfc3339()));
+    }
+    out.push_str(&format!("{:<20} {:<12} {:>11}  detail\n", "station", "state", "latency"));
+    for s in &info.stations {
+        let latency = s.latency_ms.map(|ms| format!("{:.3} s", ms as f64 / 1000.0));
+        out.push_str(&format!(
+            "{:<20} {:<12} {:>11}  {}\n",
+            s.station_id,
+            s.state.map_or("-", DeliveryState::as_str),
+            latency.unwrap_or_else(|| "-".into()),
+            detail(s, now)
+        ));
+    }
+    out
+}
+
+fn detail(s: &StationDelivery, now: DateTime<Utc>) -> String {
+    if let Some(reason) = &s.reason {
+        return reason.clone();
+    }
+    match (s.state, s.connected, s.last_seen) {
+        (None, true, _) => "not reached yet (connected)".into(),
+        (None, false, Some(seen)) if now - seen > OFFLINE_AFTER => {
+            format!("not reached (offline since {})", seen.to_rfc3339())
+        }
+        (None, false, Some(seen)) => format!("not reached (last seen {})", seen.to_rfc3339()),
+        (None, false, None) => "not reached (never seen)".into(),
+        (Some(_), _, _) => s.at.map(|t| format!("at {}", t.to_rfc3339())).unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_days_and_refuse_nonsense() {
+        assert_eq!(duration("1d").unwrap().as_secs(), 86_400);
+        assert_eq!(duration("1h30m").unwrap().as_secs(), 5_400);
+        assert!(duration("soon").is_err());
+        assert!(valid_id("b-20261201-ab").is_ok());
+        assert!(valid_id("../x").is_err());
+    }
+}

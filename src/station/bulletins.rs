@@ -1,0 +1,826 @@
+//! The station's bulletin receiver: holds central's event stream open (SSE, resumed by
+//! the last event id after a reconnect, with backoff; a poll request when the stream
+//! cannot be held), checks every bulletin, fetches its audio ahead of everything else,
+//! and hands it to the daemon's emergency path. Reports each step back to central.
+//!
+//! The gate every bulletin passes, in order: signature by the pinned key
+//! (`verify_strict`, [`DocumentKind::Bulletin`] tag — a manifest's or a cancel's signature
+//! never passes), this station among the targets, an id never seen before (replays are
+//! refused; seen ids are kept in `bulletins.sqlite` until they expire, so a restart does
+//! not forget them), not expired. Then the audio is downloaded through the sync cache
+//! (temporary file, sha256 verified, renamed) by this receiver's own download — it never
+//! waits in the sync's queue of programme downloads — and only then is it played.
+//!
+//! `test` bulletins go through every step but the daemon: they are confirmed `test-ok`.
+//! Cancels are signed too ([`DocumentKind::BulletinCancel`]); a cancel that arrives
+//! before its bulletin makes the bulletin's id "seen", so it never plays.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::daemon::{StationCommand, StationHandle, StationStatus};
+use crate::clock::SharedClock;
+use crate::protocol::{
+    BulletinCancelDoc, BulletinDoc, BulletinEvent, BulletinEvents, BulletinPriority,
+    DeliveryReport, DeliveryState, DocumentKind, SignedEnvelope,
+};
+use crate::signing::{PublicKey, SigningError};
+use crate::sync::{Backoff, Download, SyncConfig, SyncError, Syncer};
+
+/// The attention tone shipped in the binary.
+pub const TONE_WAV: &[u8] = include_bytes!("../../audio/chuong-bao.wav");
+/// The receiver's own file in the station's data directory.
+pub const DB_FILE: &str = "bulletins.sqlite";
+/// A stream silent for this long (central sends a heartbeat every 15 s) is dead.
+pub const STREAM_IDLE: Duration = Duration::from_secs(45);
+
+/// Why a bulletin event was refused or could not be handled.
+#[derive(Debug, thiserror::Error)]
+pub enum BulletinError {
+    #[error("bulletin refused: {0}")]
+    Signature(#[from] SigningError),
+    #[error("bulletin event is not valid JSON: {0}")]
+    Malformed(String),
+    #[error("bulletin {id} is for other stations, not {station}: refused")]
+    NotForUs { id: String, station: String },
+    #[error("bulletin {0} was already received: refused as a replay")]
+    Replay(String),
+    #[error("bulletin {id} expired at {expires_at} (now {now}): refused")]
+    Expired { id: String, expires_at: DateTime<Utc>, now: DateTime<Utc> },
+    #[error("bulletin audio: {0}")]
+    Download(#[from] SyncError),
+    #[error("bulletin state {path}: {source}")]
+    Store { path: String, source: rusqlite::Error },
+    #[error("cannot reach central at {url}: {source}")]
+    Http { url: String, source: reqwest::Error },
+    #[error("central answered {status} to {what}")]
+    Status { what: String, status: reqwest::StatusCode },
+    #[error("the station daemon has stopped")]
+    DaemonGone,
+    #[error("cannot install the attention tone at {path}: {source}")]
+    Tone { path: String, source: std::io::Error },
+}
+
+/// How the receiver reaches central.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Hold the SSE stream open; poll once after each stream failure.
+    Stream,
+    /// Long-poll only (links or proxies that cut streams).
+    Poll,
+}
+
+/// The receiver's configuration.
+#[derive(Debug, Clone)]
+pub struct ReceiverConfig {
+    pub sync: SyncConfig,
+    pub mode: Mode,
+    pub backoff: Backoff,
+}
+
+/// A bulletin whose audio is verified in the cache: what the player would be handed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ready {
+    pub doc: BulletinDoc,
+    pub audio: PathBuf,
+    /// When verification of the audio finished (the receiver's clock).
+    pub verified_at: DateTime<Utc>,
+}
+
+/// Where verified bulletins go: the daemon, or (benchmarks, tests) a channel.
+#[derive(Clone)]
+pub enum Output {
+    Daemon { handle: StationHandle, tone: PathBuf },
+    Channel(tokio::sync::mpsc::UnboundedSender<Ready>),
+}
+
+/// Seen ids and the last event id, on disk.
+struct Seen {
+    conn: Mutex<Connection>,
+    path: String,
+}
+
+impl Seen {
+    fn open(path: &Path) -> Result<Self, BulletinError> {
+        let shown = path.display().to_string();
+        let err = |source| BulletinError::Store { path: shown.clone(), source };
+        let conn = Connection::open(path).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, expires_at TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS cursor (k INTEGER PRIMARY KEY, last_event INTEGER NOT NULL);",
+        )
+        .map_err(err)?;
+        Ok(Self { conn: Mutex::new(conn), path: shown })
+    }
+
+    fn err(&self) -> impl Fn(rusqlite::Error) -> BulletinError + '_ {
+        |source| BulletinError::Store { path: self.path.clone(), source }
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn contains(&self, id: &str) -> Result<bool, BulletinError> {
+        let found = self
+            .conn()
+            .query_row("SELECT 1 FROM seen WHERE id = ?1", params![id], |_| Ok(()))
+            .optional()
+            .map_err(self.err())?;
+        Ok(found.is_some())
+    }
+
+    /// Marks `id` seen until `expires_at`, and forgets ids that expired before `now`.
+    fn insert(
+        &self,
+        id: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), BulletinError> {
+        let t = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        self.conn()
+            .execute(
+                "INSERT OR IGNORE INTO seen (id, expires_at) VALUES (?1, ?2)",
+                params![id, t(expires_at)],
+            )
+            .map_err(self.err())?;
+        // Kept a day past expiry: an expired replay is refused by its expiry anyway.
+        self.conn()
+            .execute(
+                "DELETE FROM seen WHERE expires_at < ?1",
+                params![t(now - chrono::Duration::days(1))],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    fn last_event(&self) -> Result<u64, BulletinError> {
+        let n = self
+            .conn()
+            .query_row("SELECT last_event FROM cursor WHERE k = 0", [], |r| r.get::<_, i64>(0))
+            .optional()
+            .map_err(self.err())?;
+        Ok(n.unwrap_or(0) as u64)
+    }
+
+    fn set_last_event(&self, seq: u64) -> Result<(), BulletinError> {
+        self.conn()
+            .execute(
+                "INSERT INTO cursor (k, last_event) VALUES (0, ?1) ON CONFLICT(k) DO UPDATE SET last_event = max(last_event, ?1)",
+                params![seq as i64],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+}
+
+/// A bulletin handed to the daemon whose start and end are still to be reported.
+#[derive(Debug, Clone)]
+struct Tracked {
+    issued_at: DateTime<Utc>,
+    plays: u32,
+    started: Vec<DateTime<Utc>>,
+    sounding: bool,
+}
+
+/// The receiver. Build with [`Receiver::new`], then [`Receiver::run`].
+pub struct Receiver {
+    config: ReceiverConfig,
+    clock: SharedClock,
+    http: reqwest::Client,
+    seen: Seen,
+    syncer: Syncer,
+    output: Output,
+    reporter: Reporter,
+    tracked: Arc<Mutex<HashMap<String, Tracked>>>,
+}
+
+/// Posts delivery reports without holding up the bulletin path.
+#[derive(Clone)]
+struct Reporter {
+    http: reqwest::Client,
+    url: String,
+    token: String,
+}
+
+impl Reporter {
+    fn send(&self, report: DeliveryReport) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            for attempt in 0..6u32 {
+                let sent = me.http.post(&me.url).bearer_auth(&me.token).json(&report).send().await;
+                match sent {
+                    Ok(r) if r.status().is_success() => return,
+                    Ok(r) if r.status().is_client_error() => {
+                        tracing::warn!(id = %report.bulletin_id, status = %r.status(), "central refused a delivery report");
+                        return;
+                    }
+                    _ => tokio::time::sleep(Duration::from_millis(500 << attempt)).await,
+                }
+            }
+            tracing::warn!(id = %report.bulletin_id, state = report.state.as_str(), "delivery report not sent");
+        });
+    }
+}
+
+/// Writes the shipped tone into `dir` (once) and returns its path.
+pub fn install_tone(dir: &Path) -> Result<PathBuf, BulletinError> {
+    let path = dir.join("chuong-bao.wav");
+    let err = |source| BulletinError::Tone { path: path.display().to_string(), source };
+    if std::fs::read(&path).ok().as_deref() != Some(TONE_WAV) {
+        std::fs::create_dir_all(dir).map_err(err)?;
+        let tmp = dir.join("chuong-bao.wav.tmp");
+        std::fs::write(&tmp, TONE_WAV).map_err(err)?;
+        std::fs::rename(&tmp, &path).map_err(err)?;
+    }
+    Ok(path)
+}
+
+/// Checks a bulletin envelope against everything but the seen-set (see the module docs).
+pub fn verify_bulletin(
+    key: &PublicKey,
+    envelope: &SignedEnvelope,
+    station: &str,
+    now: DateTime<Utc>,
+) -> Result<BulletinDoc, BulletinError> {
+    let payload = key.verify_envelope(DocumentKind::Bulletin, envelope)?;
+    let doc: BulletinDoc = serde_json::from_slice(&payload)
+        .map_err(|e| BulletinError::Malformed(format!("signed bulletin: {e}")))?;
+    if !doc.targets.iter().any(|t| t == station) {
+        return Err(BulletinError::NotForUs { id: doc.id, station: station.to_string() });
+    }
+    if now > doc.expires_at {
+        return Err(BulletinError::Expired { id: doc.id, expires_at: doc.expires_at, now });
+    }
+    Ok(doc)
+}
+
+impl Receiver {
+    pub fn new(
+        config: ReceiverConfig,
+        clock: SharedClock,
+        output: Output,
+    ) -> Result<Self, BulletinError> {
+        let root = config.sync.cache_dir.clone();
+        std::fs::create_dir_all(&root)
+            .map_err(|source| BulletinError::Tone { path: root.display().to_string(), source })?;
+        let seen = Seen::open(&root.join(DB_FILE))?;
+        let syncer = Syncer::new(config.sync.clone(), clock.clone())?;
+        let mut builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(10));
+        if let Some(pem) = &config.sync.ca_cert_pem {
+            let cert = reqwest::Certificate::from_pem(pem).map_err(SyncError::CaCert)?;
+            builder = builder.add_root_certificate(cert);
+        }
+        let url = config.sync.central.clone();
+        let http = builder.build().map_err(|source| BulletinError::Http { url, source })?;
+        let reporter = Reporter {
+            http: http.clone(),
+            url: format!("{}/api/v1/station/bulletins/delivery", config.sync.central),
+            token: config.sync.token.clone(),
+        };
+        Ok(Self {
+            config,
+            clock,
+            http,
+            seen,
+            syncer,
+            output,
+            reporter,
+            tracked: Arc::new(Mutex::new(HashMap::new())),
+        })
+    }
+
+    fn report(
+        &self,
+        id: &str,
+        state: DeliveryState,
+        latency_ms: Option<i64>,
+        reason: Option<String>,
+    ) {
+        self.reporter.send(DeliveryReport {
+            bulletin_id: id.to_string(),
+            state,
+            at: self.clock.now(),
+            latency_ms,
+            reason,
+        });
+    }
+
+    /// Runs until `shutdown` resolves. `status` (the daemon's) is watched to report when
+    /// each bulletin started and finished.
+    pub async fn run(
+        mut self,
+        status: Option<tokio::sync::watch::Receiver<StationStatus>>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        if let Some(status) = status {
+            tokio::spawn(track(status, self.tracked.clone(), self.reporter.clone()));
+        }
+        tokio::pin!(shutdown);
+        let mut attempt = 0u32;
+        loop {
+            let result = tokio::select! {
+                () = &mut shutdown => return,
+                r = self.once() => r,
+            };
+            match result {
+                Ok(()) => attempt = 0,
+                Err(e) => {
+                    tracing::warn!("bulletin stream: {e}");
+                    // The fallback: one poll, so a link that cannot hold a stream still
+                    // gets its bulletins.
+                    if self.config.mode == Mode::Stream {
+                        let polled = tokio::select! {
+                            () = &mut shutdown => return,
+                            r = self.poll(0) => r,
+                        };
+                        if let Err(e) = polled {
+                            tracing::warn!("bulletin poll: {e}");
+                        }
+                    }
+                    let delay = self.config.backoff.delay(attempt, rand::random::<f64>());
+                    attempt = attempt.saturating_add(1);
+                    tokio::select! {
+                        () = &mut shutdown => return,
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn once(&mut self) -> Result<(), BulletinError> {
+        match self.config.mode {
+            Mode::Stream => self.stream().await,
+            Mode::Poll => self.poll(25).await,
+        }
+    }
+
+    /// One poll request (waiting up to `wait` s for an event).
+    pub async fn poll(&mut self, wait: u64) -> Result<(), BulletinError> {
+        let after = self.seen.last_event()?;
+        let url = format!(
+            "{}/api/v1/station/events/poll?after={after}&wait={wait}",
+            self.config.sync.central
+        );
+        let response = self
+            .http
+            .get(&url)
+            .bearer_auth(&self.config.sync.token)
+            .timeout(Duration::from_secs(wait + 30))
+            .send()
+            .await
+            .map_err(|source| BulletinError::Http { url: url.clone(), source })?;
+        if !response.status().is_success() {
+            return Err(BulletinError::Status {
+                what: "bulletin poll".into(),
+                status: response.status(),
+            });
+        }
+        let events: BulletinEvents = response
+            .json()
+            .await
+            .map_err(|source| BulletinError::Http { url: url.clone(), source })?;
+        for event in events.events {
+            self.handle(event).await;
+        }
+        Ok(())
+    }
+
+    /// Holds the event stream open until it ends or goes silent.
+    async fn stream(&mut self) -> Result<(), BulletinError> {
+        let after = self.seen.last_event()?;
+        let url = format!("{}/api/v1/station/events", self.config.sync.central);
+        let response = self
+            .http
+            .get(&url)
+            .bearer_auth(&self.config.sync.token)
+            .header("Last-Event-ID", after.to_string())
+            .header(reqwest::header::ACCEPT, "text/event-stream")
+            .send()
+            .await
+            .map_err(|source| BulletinError::Http { url: url.clone(), source })?;
+        if !response.status().is_success() {
+            return Err(BulletinError::Status {
+                what: "bulletin stream".into(),
+                status: response.status(),
+            });
+        }
+        tracing::info!(after, "bulletin stream connected");
+        let mut body = response.bytes_stream();
+        let mut buffer: Vec<u8> = Vec::new();
+        loop {
+            let chunk = match tokio::time::timeout(STREAM_IDLE, body.next()).await {
+                Err(_) => {
+                    return Err(BulletinError::Malformed(format!(
+                        "no heartbeat for {} s: reconnecting",
+                        STREAM_IDLE.as_secs()
+                    )));
+                }
+                Ok(None) => return Ok(()),
+                Ok(Some(Err(source))) => return Err(BulletinError::Http { url, source }),
+                Ok(Some(Ok(chunk))) => chunk,
+            };
+            buffer.extend_from_slice(&chunk);
+            while let Some((block, rest)) = split_block(&buffer) {
+                let data = sse_data(block);
+                buffer = rest;
+                if let Some(data) = data {
+                    match serde_json::from_str::<BulletinEvent>(&data) {
+                        Ok(event) => self.handle(event).await,
+                        Err(e) => tracing::warn!("bulletin event is not valid JSON: {e}"),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles one event; a refusal is logged (and reported), never fatal.
+    pub async fn handle(&mut self, event: BulletinEvent) {
+        let seq = event.seq;
+        match event.envelope.kind {
+            DocumentKind::BulletinCancel => self.cancel(&event.envelope),
+            _ => self.bulletin(&event.envelope).await,
+        }
+        if let Err(e) = self.seen.set_last_event(seq) {
+            tracing::error!("{e}");
+        }
+    }
+
+    fn cancel(&mut self, envelope: &SignedEnvelope) {
+        let now = self.clock.now();
+        let checked = self
+            .config
+            .sync
+            .public_key
+            .verify_envelope(DocumentKind::BulletinCancel, envelope)
+            .map_err(BulletinError::from)
+            .and_then(|p| {
+                serde_json::from_slice::<BulletinCancelDoc>(&p)
+                    .map_err(|e| BulletinError::Malformed(format!("signed cancel: {e}")))
+            });
+        let order = match checked {
+            Ok(o) if o.targets.iter().any(|t| t == &self.config.sync.station_id) => o,
+            Ok(o) => {
+                tracing::warn!(id = %o.id, "cancel for other stations: ignored");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!("cancel refused: {e}");
+                return;
+            }
+        };
+        tracing::info!(id = %order.id, "bulletin cancelled by the province");
+        // A bulletin not yet received is now "seen": it will never play.
+        if let Err(e) = self.seen.insert(&order.id, order.expires_at, now) {
+            tracing::error!("{e}");
+        }
+        if let Ok(mut tracked) = self.tracked.lock() {
+            tracked.remove(&order.id);
+        }
+        if let Output::Daemon { handle, .. } = &self.output
+            && !handle.send(StationCommand::CancelBulletin { id: order.id.clone() })
+        {
+            tracing::error!("{}", BulletinError::DaemonGone);
+        }
+    }
+
+    async fn bulletin(&mut self, envelope: &SignedEnvelope) {
+        let now = self.clock.now();
+        let station = self.config.sync.station_id.clone();
+        let doc = match verify_bulletin(&self.config.sync.public_key, envelope, &station, now) {
+            Ok(doc) => doc,
+            Err(e) => {
+                tracing::warn!("{e}");
+                if let BulletinError::Expired { id, expires_at, .. } = &e {
+                    self.report(id, DeliveryState::Failed, None, Some(e.to_string()));
+                    let _ = self.seen.insert(id, *expires_at, now);
+                }
+                return;
+            }
+        };
+        match self.seen.contains(&doc.id) {
+            Ok(false) => {}
+            Ok(true) => {
+                tracing::warn!("{}", BulletinError::Replay(doc.id.clone()));
+                return;
+            }
+            Err(e) => {
+                tracing::error!("{e}");
+                return;
+            }
+        }
+        self.report(&doc.id, DeliveryState::Delivered, None, None);
+        self.report(&doc.id, DeliveryState::Verified, None, None);
+        tracing::info!(id = %doc.id, priority = %doc.priority, "bulletin verified; fetching its audio first");
+        let ready = match self.fetch(&doc).await {
+            Ok(ready) => ready,
+            Err(e) => {
+                tracing::error!(id = %doc.id, "bulletin audio: {e}");
+                self.report(&doc.id, DeliveryState::Failed, None, Some(e.to_string()));
+                let _ = self.seen.insert(&doc.id, doc.expires_at, now);
+                return;
+            }
+        };
+        if let Err(e) = self.seen.insert(&doc.id, doc.expires_at, self.clock.now()) {
+            tracing::error!("{e}");
+        }
+        if doc.priority == BulletinPriority::Test {
+            tracing::info!(id = %doc.id, "test bulletin verified end to end: not aired");
+            self.report(&doc.id, DeliveryState::TestOk, None, None);
+        }
+        match &self.output {
+            Output::Channel(tx) => {
+                let _ = tx.send(ready);
+            }
+            Output::Daemon { .. } if doc.priority == BulletinPriority::Test => {}
+            Output::Daemon { handle, tone } => {
+                if let Ok(mut tracked) = self.tracked.lock() {
+                    tracked.insert(
+                        doc.id.clone(),
+                        Tracked {
+                            issued_at: doc.issued_at,
+                            plays: doc.repeat + 1,
+                            started: Vec::new(),
+                            sounding: false,
+                        },
+                    );
+                }
+                let sent = handle.send(StationCommand::Emergency {
+                    id: doc.id.clone(),
+                    title: doc.title.clone(),
+                    audio: ready.audio,
+                    repeat: doc.repeat,
+                    expires: Some(doc.expires_at),
+                    gain_db: doc.gain_db,
+                    interval: Duration::from_secs(doc.interval_secs),
+                    tone: doc.tone.then(|| tone.clone()),
+                });
+                if !sent {
+                    self.report(
+                        &doc.id,
+                        DeliveryState::Failed,
+                        None,
+                        Some("station daemon stopped".into()),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Downloads the bulletin's audio into the cache (verified), a few quick retries.
+    async fn fetch(&self, doc: &BulletinDoc) -> Result<Ready, BulletinError> {
+        let download = Download {
+            sha256: doc.audio_sha256.clone(),
+            size: doc.audio_size,
+            earliest_needed: Some(doc.issued_at),
+        };
+        let mut attempt = 0;
+        loop {
+            if self.syncer.cache().contains(&doc.audio_sha256) {
+                break;
+            }
+            let mut received = 0;
+            match self.syncer.download(&download, &mut received).await {
+                Ok(()) => break,
+                Err(e) if attempt < 4 => {
+                    tracing::warn!(id = %doc.id, "bulletin audio, retrying: {e}");
+                    tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(Ready {
+            doc: doc.clone(),
+            audio: self.syncer.cache().audio_path(&doc.audio_sha256),
+            verified_at: self.clock.now(),
+        })
+    }
+}
+
+/// Starts the receiver for a daemon configured with `central_url`, `token` and
+/// `province_key` (returns `None`, with a log line, when one is missing). It stops when
+/// the daemon's handle stops accepting commands or `shutdown` resolves.
+pub fn spawn_for(
+    config: &super::StationConfig,
+    clock: SharedClock,
+    handle: StationHandle,
+    status: tokio::sync::watch::Receiver<StationStatus>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<Option<tokio::task::JoinHandle<()>>, BulletinError> {
+    let (Some(central), Some(token), Some(key)) =
+        (&config.central_url, &config.token, &config.province_key)
+    else {
+        tracing::info!("no central_url, token and province_key: bulletins are not received");
+        return Ok(None);
+    };
+    let public_key = PublicKey::from_bytes(key)?;
+    let sync =
+        SyncConfig::new(central, token, &config.station_id, public_key, config.data_dir.clone());
+    let tone = install_tone(&config.data_dir.join("tone"))?;
+    let receiver = Receiver::new(
+        ReceiverConfig { sync, mode: Mode::Stream, backoff: Backoff::default() },
+        clock,
+        Output::Daemon { handle, tone },
+    )?;
+    Ok(Some(tokio::spawn(receiver.run(Some(status), shutdown))))
+}
+
+/// Splits the first complete SSE block (ended by a blank line) off `buffer`.
+fn split_block(buffer: &[u8]) -> Option<(&[u8], Vec<u8>)> {
+    let mut i = 0;
+    while i + 1 < buffer.len() {
+        if buffer[i] == b'\n' && buffer[i + 1] == b'\n' {
+            return Some((&buffer[..i], buffer[i + 2..].to_vec()));
+        }
+        if buffer[i] == b'\n' && buffer[i + 1] == b'\r' && buffer.get(i + 2) == Some(&b'\n') {
+            return Some((&buffer[..i], buffer[i + 3..].to_vec()));
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The `data:` lines of one SSE block joined (comments and other fields ignored).
+fn sse_data(block: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(block);
+    let mut data: Option<String> = None;
+    for line in text.lines() {
+        let line = line.trim_end_matches('\r');
+        if let Some(rest) = line.strip_prefix("data:") {
+            let rest = rest.strip_prefix(' ').unwrap_or(rest);
+            match &mut data {
+                Some(d) => {
+                    d.push('\n');
+                    d.push_str(rest);
+                }
+                None => data = Some(rest.to_string()),
+            }
+        }
+    }
+    data
+}
+
+/// Watches the daemon's status and reports `started` (with the latency from push to the
+/// first sample) and `finished` (after the last play) for each tracked bulletin.
+async fn track(
+    mut status: tokio::sync::watch::Receiver<StationStatus>,
+    tracked: Arc<Mutex<HashMap<String, Tracked>>>,
+    reporter: Reporter,
+) {
+    loop {
+        let playing = status.borrow_and_update().playing.clone();
+        let mut reports = Vec::new();
+        if let Ok(mut map) = tracked.lock() {
+            let mut done = Vec::new();
+            for (id, t) in map.iter_mut() {
+                let now_playing = playing.iter().find(|p| &p.item_id == id);
+                match now_playing {
+                    Some(p) => {
+                        if !t.started.contains(&p.planned) {
+                            if t.started.is_empty() {
+                                let latency = (p.started - t.issued_at).num_milliseconds();
+                                reports.push(DeliveryReport {
+                                    bulletin_id: id.clone(),
+                                    state: DeliveryState::Started,
+                                    at: p.started,
+                                    latency_ms: Some(latency),
+                                    reason: None,
+                                });
+                            }
+                            t.started.push(p.planned);
+                        }
+                        t.sounding = true;
+                    }
+                    None if t.sounding => {
+                        t.sounding = false;
+                        if t.started.len() as u32 >= t.plays {
+                            reports.push(DeliveryReport {
+                                bulletin_id: id.clone(),
+                                state: DeliveryState::Finished,
+                                at: Utc::now(),
+                                latency_ms: None,
+                                reason: None,
+                            });
+                            done.push(id.clone());
+                        }
+                    }
+                    None => {}
+                }
+            }
+            for id in done {
+                map.remove(&id);
+            }
+        }
+        for r in reports {
+            reporter.send(r);
+        }
+        if status.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signing::ProvinceKey;
+
+    fn doc(targets: &[&str], expires_at: DateTime<Utc>) -> BulletinDoc {
+        BulletinDoc {
+            id: "b-1".into(),
+            title: "lũ".into(),
+            targets: targets.iter().map(|s| s.to_string()).collect(),
+            audio_sha256: "a".repeat(64),
+            audio_size: 10,
+            gain_db: 0.0,
+            priority: BulletinPriority::Emergency,
+            repeat: 0,
+            interval_secs: 0,
+            tone: false,
+            issued_at: expires_at - chrono::Duration::hours(1),
+            expires_at,
+        }
+    }
+
+    #[test]
+    fn only_a_signed_unexpired_bulletin_for_this_station_passes() {
+        let key = ProvinceKey::from_seed([7; 32]);
+        let public = key.public();
+        let t = DateTime::parse_from_rfc3339("2026-12-01T06:00:00Z").unwrap().with_timezone(&Utc);
+        let good = key.sign(DocumentKind::Bulletin, &doc(&["a", "b"], t)).unwrap();
+        assert_eq!(verify_bulletin(&public, &good, "a", t).unwrap().id, "b-1");
+        assert!(matches!(
+            verify_bulletin(&public, &good, "c", t),
+            Err(BulletinError::NotForUs { .. })
+        ));
+        assert!(matches!(
+            verify_bulletin(&public, &good, "a", t + chrono::Duration::seconds(1)),
+            Err(BulletinError::Expired { .. })
+        ));
+        // Signed by another key; or a manifest/cancel signature presented as a bulletin.
+        let other = ProvinceKey::from_seed([8; 32]).sign(DocumentKind::Bulletin, &doc(&["a"], t));
+        assert!(matches!(
+            verify_bulletin(&public, &other.unwrap(), "a", t),
+            Err(BulletinError::Signature(SigningError::BadSignature))
+        ));
+        let as_cancel = key.sign(DocumentKind::BulletinCancel, &doc(&["a"], t)).unwrap();
+        let mut relabelled = as_cancel.clone();
+        relabelled.kind = DocumentKind::Bulletin;
+        assert!(matches!(
+            verify_bulletin(&public, &relabelled, "a", t),
+            Err(BulletinError::Signature(SigningError::BadSignature))
+        ));
+        assert!(matches!(
+            verify_bulletin(&public, &as_cancel, "a", t),
+            Err(BulletinError::Signature(SigningError::WrongKind { .. }))
+        ));
+    }
+
+    #[test]
+    fn seen_ids_and_the_cursor_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = DateTime::parse_from_rfc3339("2026-12-01T06:00:00Z").unwrap().with_timezone(&Utc);
+        {
+            let seen = Seen::open(&dir.path().join(DB_FILE)).unwrap();
+            seen.insert("b-1", t + chrono::Duration::hours(1), t).unwrap();
+            seen.set_last_event(7).unwrap();
+            seen.set_last_event(5).unwrap();
+        }
+        let seen = Seen::open(&dir.path().join(DB_FILE)).unwrap();
+        assert!(seen.contains("b-1").unwrap());
+        assert!(!seen.contains("b-2").unwrap());
+        assert_eq!(seen.last_event().unwrap(), 7, "the cursor never goes back");
+        // Long past expiry, the id is forgotten.
+        seen.insert("b-3", t + chrono::Duration::days(9), t + chrono::Duration::days(3)).unwrap();
+        assert!(!seen.contains("b-1").unwrap());
+    }
+
+    #[test]
+    fn sse_blocks_split_and_join_data_lines() {
+        let raw = b": heartbeat\n\nid: 3\nevent: bulletin\ndata: {\"a\":\ndata: 1}\n\nid: 4\r\n";
+        let (first, rest) = split_block(raw).unwrap();
+        assert_eq!(sse_data(first), None);
+        let (second, rest) = split_block(&rest).unwrap();
+        assert_eq!(sse_data(second).as_deref(), Some("{\"a\":\n1}"));
+        assert!(split_block(&rest).is_none(), "an incomplete block waits for more bytes");
+    }
+
+    #[test]
+    fn the_tone_is_installed_once_and_decodes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = install_tone(dir.path()).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), TONE_WAV);
+        assert_eq!(install_tone(dir.path()).unwrap(), path);
+        assert!(crate::audio::probe(&path).unwrap().duration > Duration::from_millis(300));
+    }
+}

@@ -1,0 +1,306 @@
+//! Urgent bulletins end to end with real processes: `loa central`, three `loa station`
+//! daemons (paced `clocked` sink), and the `loa bulletin` CLI. One station is playing a
+//! long programme when `loa bulletin push --audio … --to all` arrives: all three air
+//! the bulletin, `loa bulletin show` reports each start latency, the station ledgers hold
+//! the pre-empted programme and the bulletin; a cancel stops a repeating bulletin.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use loa::protocol::{BulletinInfo, DeliveryState};
+
+const LOA: &str = env!("CARGO_BIN_EXE_loa");
+
+fn loa(args: &[&str]) -> Output {
+    Command::new(LOA).args(args).env_remove("LOA_CENTRAL").env_remove("LOA_TOKEN").output().unwrap()
+}
+
+fn remote(url: &str, token: &str, args: &[&str]) -> Output {
+    Command::new(LOA)
+        .args(args)
+        .env("LOA_CENTRAL", url)
+        .env("LOA_TOKEN", token)
+        .env("HOME", "/nonexistent")
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A child process killed on drop, with its stderr lines collected.
+struct Proc {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Proc {
+    fn spawn(args: &[&str]) -> Self {
+        let mut child = Command::new(LOA)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Self { child, lines }
+    }
+
+    fn find(&self, what: &[&str]) -> Option<String> {
+        self.lines.lock().unwrap().iter().find(|l| what.iter().all(|w| l.contains(w))).cloned()
+    }
+
+    fn wait_for(&self, what: &[&str], within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(line) = self.find(what) {
+                return line;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no line with {what:?} within {within:?}; log:\n{}",
+                self.lines.lock().unwrap().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `f` every 100 ms until it returns `Some`, or fails after `within`.
+fn eventually<T>(within: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn records(data: &Path) -> Vec<serde_json::Value> {
+    let out = loa(&["log", "--data-dir", data.to_str().unwrap(), "--format", "json"]);
+    if !out.status.success() {
+        return Vec::new();
+    }
+    serde_json::from_slice(&out.stdout).unwrap_or_default()
+}
+
+fn field<'a>(r: &'a serde_json::Value, name: &str) -> Option<&'a str> {
+    r.get(name).or_else(|| r.get("entry").and_then(|e| e.get(name))).and_then(|v| v.as_str())
+}
+
+fn show(url: &str, admin: &str, id: &str) -> BulletinInfo {
+    let out = remote(url, admin, &["bulletin", "show", id, "--format", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn a_pushed_bulletin_interrupts_all_three_stations_and_a_cancel_stops_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("central");
+    let data_s = data.to_str().unwrap();
+    let init = loa(&["central", "init", "--data-dir", data_s]);
+    assert!(init.status.success(), "{}", text(&init.stderr));
+    let init_out = text(&init.stdout);
+    let key = init_out
+        .lines()
+        .find_map(|l| l.strip_prefix("public key (pin it in every station config): "))
+        .unwrap()
+        .to_string();
+    let admin = init_out
+        .lines()
+        .find_map(|l| l.strip_prefix("admin token (shown once, keep it safe): "))
+        .unwrap()
+        .to_string();
+    let ids = ["tri-ton", "ba-chuc", "co-to"];
+    let mut tokens = Vec::new();
+    for id in ids {
+        let out = loa(&[
+            "central",
+            "station",
+            "add",
+            id,
+            "--name",
+            id,
+            "--district",
+            "Tri Tôn",
+            "--data-dir",
+            data_s,
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        tokens.push(text(&out.stdout).lines().last().unwrap().trim().to_string());
+    }
+    let config = dir.path().join("central.toml");
+    std::fs::write(&config, format!("listen = \"127.0.0.1:0\"\ndata_dir = {data_s:?}\n")).unwrap();
+    let central = Proc::spawn(&["central", "--config", config.to_str().unwrap()]);
+    let line = central.wait_for(&["loa central listening on "], Duration::from_secs(60));
+    let url = line.split("loa central listening on ").nth(1).unwrap().trim().to_string();
+
+    // The first station plays a 60 s programme starting a few seconds from now.
+    let tz = chrono_tz::Asia::Ho_Chi_Minh;
+    let start = chrono::Utc::now().with_timezone(&tz) + chrono::Duration::seconds(4);
+    let mut stations = Vec::new();
+    let mut data_dirs = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let root = dir.path().join(id);
+        std::fs::create_dir_all(root.join("local")).unwrap();
+        if i == 0 {
+            std::fs::write(root.join("dai.wav"), loa::testing::wav_bytes(60.0, 300.0, 0.2))
+                .unwrap();
+            std::fs::write(
+                root.join("local/dai.toml"),
+                format!(
+                    "layer = \"local\"\n\n[[item]]\nid = \"dai\"\ntitle = \"Chương trình dài\"\naudio = \"../dai.wav\"\nat = {}\n",
+                    start.format("%Y-%m-%dT%H:%M:%S")
+                ),
+            )
+            .unwrap();
+        }
+        let station_toml = root.join("station.toml");
+        std::fs::write(
+            &station_toml,
+            format!(
+                "station_id = \"{id}\"\ncentral_url = \"{url}\"\ntoken = \"{}\"\nprovince_key = \"{key}\"\ndata_dir = \"data\"\nlocal_schedules = \"local\"\n[audio]\nsink = \"clocked\"\nfade_ms = 300\n",
+                tokens[i]
+            ),
+        )
+        .unwrap();
+        stations.push(Proc::spawn(&["station", "--config", station_toml.to_str().unwrap()]));
+        data_dirs.push(root.join("data"));
+    }
+    for s in &stations {
+        s.wait_for(&["bulletin stream connected"], Duration::from_secs(60));
+    }
+    stations[0].wait_for(&["dai", "started"], Duration::from_secs(30));
+
+    let bulletin = dir.path().join("canh-bao-lu.wav");
+    std::fs::write(&bulletin, loa::testing::wav_bytes(2.0, 880.0, 0.4)).unwrap();
+    let out = remote(
+        &url,
+        &admin,
+        &[
+            "bulletin",
+            "push",
+            "--audio",
+            bulletin.to_str().unwrap(),
+            "--to",
+            "all",
+            "--title",
+            "Cảnh báo lũ",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let id = text(&out.stdout).lines().last().unwrap().trim().to_string();
+
+    // Every station starts it; central knows each latency from push to first sample.
+    let info = eventually(Duration::from_secs(30), "three starts", || {
+        let info = show(&url, &admin, &id);
+        info.stations.iter().all(|s| s.latency_ms.is_some()).then_some(info)
+    });
+    for s in &info.stations {
+        let latency = s.latency_ms.unwrap();
+        assert!((0..10_000).contains(&latency), "{}: {latency} ms", s.station_id);
+        assert!(matches!(s.state, Some(DeliveryState::Started | DeliveryState::Finished)), "{s:?}");
+    }
+    let table = remote(&url, &admin, &["bulletin", "show", &id]);
+    let table = text(&table.stdout);
+    eprintln!("{table}");
+    for station in ids {
+        assert!(table.contains(station), "{table}");
+    }
+    assert!(table.contains(" s  "), "latency column: {table}");
+
+    // The ledgers: the programme pre-empted by the bulletin, the bulletin played.
+    for (i, data) in data_dirs.iter().enumerate() {
+        let recs = eventually(Duration::from_secs(30), "the bulletin's record", || {
+            let recs = records(data);
+            recs.iter().any(|r| field(r, "item_id") == Some(id.as_str())).then_some(recs)
+        });
+        let played = recs.iter().find(|r| field(r, "item_id") == Some(id.as_str())).unwrap();
+        assert_eq!(field(played, "outcome"), Some("played"), "{played}");
+        if i == 0 {
+            let dai = recs.iter().find(|r| field(r, "item_id") == Some("dai")).unwrap();
+            assert_eq!(field(dai, "outcome"), Some("preempted"), "{dai}");
+            assert_eq!(field(dai, "reason"), Some(format!("pre-empted by {id}").as_str()));
+        }
+    }
+    eventually(Duration::from_secs(30), "finished at every station", || {
+        let info = show(&url, &admin, &id);
+        info.stations.iter().all(|s| s.state == Some(DeliveryState::Finished)).then_some(())
+    });
+
+    // A long, repeating bulletin to one station, cancelled while it plays: it stops and
+    // no repeat follows.
+    let long = dir.path().join("dai-bao.wav");
+    std::fs::write(&long, loa::testing::wav_bytes(30.0, 500.0, 0.3)).unwrap();
+    let out = remote(
+        &url,
+        &admin,
+        &[
+            "bulletin",
+            "push",
+            "--audio",
+            long.to_str().unwrap(),
+            "--to",
+            "ba-chuc",
+            "--repeat",
+            "3",
+            "--tone",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let long_id = text(&out.stdout).lines().last().unwrap().trim().to_string();
+    eventually(Duration::from_secs(30), "the long bulletin started", || {
+        show(&url, &admin, &long_id).stations[0].latency_ms
+    });
+    let out = remote(&url, &admin, &["bulletin", "cancel", &long_id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let recs = eventually(Duration::from_secs(30), "the cancelled record", || {
+        let recs = records(&data_dirs[1]);
+        recs.iter().any(|r| field(r, "item_id") == Some(long_id.as_str())).then_some(recs)
+    });
+    let plays: Vec<_> =
+        recs.iter().filter(|r| field(r, "item_id") == Some(long_id.as_str())).collect();
+    assert_eq!(plays.len(), 1, "{plays:?}");
+    assert_eq!(field(plays[0], "outcome"), Some("preempted"));
+    assert_eq!(field(plays[0], "reason"), Some("cancelled by the province"));
+    // The attention tone played before it.
+    let tone_id = format!("{long_id}:tone");
+    assert!(recs.iter().any(|r| field(r, "item_id") == Some(tone_id.as_str())), "{recs:?}");
+    // Nothing of it sounds any more; a repeat would have been queued at the end.
+    stations[1].wait_for(&[&long_id, "preempted"], Duration::from_secs(10));
+    assert!(stations[1].find(&[&long_id, "armed emergency"]).is_some());
+    let armed = stations[1]
+        .lines
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("armed emergency") && l.contains(&long_id) && !l.contains(":tone"))
+        .count();
+    assert_eq!(armed, 1, "no repeat was armed after the cancel");
+    assert!(show(&url, &admin, &long_id).cancelled_at.is_some());
+
+    let list = remote(&url, &admin, &["bulletin", "list"]);
+    assert!(text(&list.stdout).contains(&id) && text(&list.stdout).contains("cancelled"));
+}
