@@ -242,7 +242,11 @@ pub struct DemoStation {
 /// The emergency bulletin the demo pushed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DemoBulletin {
-    pub audio_path: PathBuf,
+    /// The id `loa bulletin push` printed.
+    pub id: String,
+    /// The recording pushed; `None` for text central rendered to speech (stations cache
+    /// the rendering under its sha256, which their ledger records).
+    pub audio_path: Option<PathBuf>,
     /// Just before `loa bulletin push` was started.
     pub pushed_from: DateTime<Utc>,
     /// When `loa bulletin push` returned.

@@ -127,7 +127,7 @@ fn the_demo_plays_every_item_on_time_and_its_air_checks_prove_it() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let dir = tmp.path().join("province");
     let out = loa()
-        .args(["demo", "--stations", "2", "--minutes", "1", "--keep", "--dir"])
+        .args(["demo", "--stations", "2", "--minutes", "1.2", "--keep", "--dir"])
         .arg(&dir)
         .output()
         .expect("run loa demo");
@@ -150,6 +150,11 @@ fn the_demo_plays_every_item_on_time_and_its_air_checks_prove_it() {
     assert!(timeline.items.len() >= 2, "at least two items fit in a minute");
     assert_eq!(timeline.stations.len(), 2);
     let offline = timeline.offline.clone().expect("one station went offline");
+    let bulletin = timeline.bulletin.as_ref();
+    assert!(bulletin.is_some(), "the demo pushed a bulletin");
+    let mut bulletins_heard = 0;
+    let mut gaps_checked = 0;
+    let mut plays = 0;
 
     let mut cache = Vec::new();
     let mut checked = 0;
@@ -163,32 +168,45 @@ fn the_demo_plays_every_item_on_time_and_its_air_checks_prove_it() {
                 .count();
             assert_eq!(n, 1, "{}: one record for {}", station.id, item.id);
         }
+        plays += records.iter().filter(|r| r.entry.started.is_some()).count();
         let was_offline = station.id == offline.station;
         assert_eq!(station.wav_files.len(), if was_offline { 2 } else { 1 });
 
         for (file_index, wav) in station.wav_files.iter().enumerate() {
             let air = read_wav(wav);
-            // The items this file heard: the whole run, or before / after the restart.
-            let heard: Vec<(&Record, &loa::demo::PlannedItem)> = records
+            // The plays this file heard (items and the bulletin): the whole run, or
+            // before / after the restart.
+            let mut heard: Vec<(&Record, PathBuf, Option<&loa::demo::PlannedItem>)> = records
                 .iter()
                 .filter(|r| r.entry.started.is_some())
                 .filter(|r| match (was_offline, file_index) {
                     (false, _) => true,
-                    (true, 0) => r.entry.planned < offline.stopped,
-                    (true, _) => r.entry.planned > offline.restarted,
+                    (true, 0) => r.entry.started < Some(offline.stopped),
+                    (true, _) => r.entry.started > Some(offline.stopped),
                 })
                 .filter_map(|r| {
-                    let item = timeline
+                    if let Some(item) = timeline
                         .items
                         .iter()
-                        .find(|i| i.id == r.entry.item_id && i.planned == r.entry.planned)?;
-                    Some((r, item))
+                        .find(|i| i.id == r.entry.item_id && i.planned == r.entry.planned)
+                    {
+                        return Some((r, item.audio_path.clone(), Some(item)));
+                    }
+                    let b = bulletin.filter(|b| b.id == r.entry.item_id)?;
+                    let audio = b.audio_path.clone().unwrap_or_else(|| {
+                        station.data_dir.join("audio").join(
+                            r.entry.audio_sha256.as_deref().expect("the bulletin's audio sha256"),
+                        )
+                    });
+                    Some((r, audio, None))
                 })
                 .collect();
-            let Some(&(first, first_item)) = heard.first() else { continue };
+            heard.sort_by_key(|h| h.0.entry.started);
+            let Some((first, first_audio, first_item)) = heard.first().cloned() else { continue };
+            assert!(first_item.is_some(), "a scheduled item is heard first");
 
             // Anchor: the file's first sound is the first item's first sound.
-            let source = decoded(&mut cache, &first_item.audio_path);
+            let source = decoded(&mut cache, &first_audio);
             let (lead, reference) = excerpt(&source, first.entry.played_secs.unwrap_or(0.0));
             let coarse = first_sound(&air).expect("the air-check is not silent") as i64;
             let (anchor, corr) = best_offset(&air, &reference, coarse);
@@ -203,9 +221,9 @@ fn the_demo_plays_every_item_on_time_and_its_air_checks_prove_it() {
             let origin = anchor - lead as i64;
             let first_started = first.entry.started.expect("started");
 
-            for &(record, item) in &heard {
+            for (record, audio, item) in &heard {
                 let started = record.entry.started.expect("started");
-                let source = decoded(&mut cache, &item.audio_path);
+                let source = decoded(&mut cache, audio);
                 let (lead, reference) = excerpt(&source, record.entry.played_secs.unwrap_or(0.0));
                 // Where the ledger says it started…
                 let expected = origin + samples_between(first_started, started) + lead as i64;
@@ -214,33 +232,57 @@ fn the_demo_plays_every_item_on_time_and_its_air_checks_prove_it() {
                     corr > 0.95 && (found - expected).abs() <= TOLERANCE,
                     "{}: {} expected at {:.3} s of {}, best match at {:.3} s (correlation {corr:.3})",
                     station.id,
-                    item.id,
+                    record.entry.item_id,
                     expected as f64 / RATE as f64,
                     wav.display(),
                     found as f64 / RATE as f64,
                 );
-                // …and, when it played on time, where the schedule put it.
-                if record.entry.outcome == Outcome::Played && first.entry.outcome == Outcome::Played
-                {
-                    let scheduled =
-                        origin + samples_between(first_item.planned, item.planned) + lead as i64;
-                    assert!(
-                        (found - scheduled).abs() <= TOLERANCE,
-                        "{}: {} at {:.3} s, scheduled at {:.3} s",
-                        station.id,
-                        item.id,
-                        found as f64 / RATE as f64,
-                        scheduled as f64 / RATE as f64
-                    );
+                match item {
+                    // …and, when it started on time, where the schedule put it.
+                    Some(item) if record.entry.outcome != Outcome::Late => {
+                        let scheduled =
+                            origin + samples_between(first_started, item.planned) + lead as i64;
+                        assert!(
+                            (found - scheduled).abs() <= TOLERANCE,
+                            "{}: {} at {:.3} s, scheduled at {:.3} s",
+                            station.id,
+                            item.id,
+                            found as f64 / RATE as f64,
+                            scheduled as f64 / RATE as f64
+                        );
+                    }
+                    Some(_) => {}
+                    // …and the bulletin right after it was pushed.
+                    None => {
+                        let b = bulletin.expect("bulletin");
+                        assert!(
+                            started >= b.pushed_from
+                                && started <= b.pushed_until + chrono::Duration::seconds(10),
+                            "{}: bulletin aired at {started}, pushed {} – {}",
+                            station.id,
+                            b.pushed_from,
+                            b.pushed_until
+                        );
+                        bulletins_heard += 1;
+                    }
                 }
                 checked += 1;
             }
-            // Between items there is silence: the half second before the second one.
-            if let Some((second, _)) = heard.get(1) {
-                let at = origin + samples_between(first_started, second.entry.started.expect("s"));
-                let quiet = &air[(at - RATE / 2).max(0) as usize..at.max(0) as usize];
+            // Between plays there is silence: the half second before each play that
+            // starts at least 0.6 s after the previous one ended.
+            for pair in heard.windows(2) {
+                let (prev, next) = (pair[0].0, pair[1].0);
+                let (Some(ended), Some(start)) = (prev.entry.ended, next.entry.started) else {
+                    continue;
+                };
+                if (start - ended).num_milliseconds() < 600 {
+                    continue;
+                }
+                let at = origin + samples_between(first_started, start);
+                let quiet = &air[(at - RATE / 2).max(0) as usize..(at - RATE / 20).max(0) as usize];
                 let loudest = quiet.iter().fold(0.0f32, |m, s| m.max(s.abs()));
-                assert!(loudest < 0.01, "{}: silence before {}", station.id, second.entry.item_id);
+                assert!(loudest < 0.01, "{}: silence before {}", station.id, next.entry.item_id);
+                gaps_checked += 1;
             }
         }
 
@@ -253,5 +295,8 @@ fn the_demo_plays_every_item_on_time_and_its_air_checks_prove_it() {
             );
         }
     }
-    assert!(checked >= timeline.items.len() + 1, "checked {checked} plays in the air-checks");
+    assert_eq!(checked, plays, "every play the ledgers record is found in the air-checks");
+    assert!(checked >= timeline.items.len() + 2, "checked {checked} plays in the air-checks");
+    assert!(gaps_checked >= 1, "silence checked between plays");
+    assert_eq!(bulletins_heard, 2, "both stations aired the bulletin where it was pushed");
 }

@@ -22,7 +22,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use chrono::{DateTime, Utc};
 use clap::Args;
 
-use crate::demo::{self, DemoOffline, DemoStation, DemoTimeline, PlannedItem};
+use crate::demo::{self, DemoBulletin, DemoOffline, DemoStation, DemoTimeline, PlannedItem};
 use crate::ledger::Record;
 use crate::schedule::Layer;
 
@@ -304,13 +304,101 @@ impl Demo {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
 
-    /// A station's ledger records, through `loa log --format json`.
-    fn ledger(&self, index: usize) -> Result<Vec<Record>> {
-        let config = self.stations[index].info.config.display().to_string();
-        let out = self.run_loa(&["log", "--config", &config, "--format", "json"])?;
-        serde_json::from_str(&out)
-            .context("`loa log --format json` printed something that is not a list of records")
+/// The emergency bulletin: spoken by espeak-ng at central when it can, else a recording.
+const BULLETIN_TEXT: &str = "Thông báo khẩn cấp. Nước sông Hậu đang lên nhanh. \
+    Đề nghị bà con vùng trũng di chuyển người và tài sản lên nơi cao ngay.";
+const BULLETIN_TITLE: &str = "Cảnh báo lũ khẩn cấp";
+
+impl Demo {
+    /// Waits until every running station reports (heartbeat) the manifest central last
+    /// issued to it and no audio left to download. Returns the highest version.
+    fn wait_for_delivery(&mut self, until: DateTime<Utc>) -> Result<u64> {
+        loop {
+            let out = self.run_loa(&["status", "--format", "json"])?;
+            let fleet: crate::protocol::FleetStatus = serde_json::from_str(&out)
+                .context("`loa status --format json` printed something unexpected")?;
+            let running: Vec<&str> = self
+                .stations
+                .iter()
+                .filter(|s| s.proc.is_some())
+                .map(|s| s.info.id.as_str())
+                .collect();
+            let ready =
+                fleet.stations.iter().filter(|s| running.contains(&s.id.as_str())).all(|s| {
+                    s.heartbeat.as_ref().is_some_and(|h| {
+                        h.manifest_version.is_some()
+                            && h.manifest_version == s.issued_version
+                            && h.missing_bytes == 0
+                    })
+                });
+            if ready {
+                return Ok(fleet
+                    .stations
+                    .iter()
+                    .filter_map(|s| s.issued_version)
+                    .max()
+                    .unwrap_or(0));
+            }
+            if Utc::now() >= until {
+                bail!("stations still syncing (see `loa status`)");
+            }
+            self.wait_until(Utc::now() + chrono::Duration::milliseconds(300))?;
+        }
+    }
+
+    /// `loa bulletin push` to every station: spoken text when central can render it,
+    /// else the sample jingle.
+    fn push_bulletin(&mut self, audio_dir: &Path) -> Result<()> {
+        let pushed_from = Utc::now();
+        let spoken = self.run_loa(&[
+            "bulletin",
+            "push",
+            "--text",
+            BULLETIN_TEXT,
+            "--title",
+            BULLETIN_TITLE,
+            "--to",
+            "all",
+            "--expires",
+            "10m",
+        ]);
+        let (id, what, audio) = match spoken {
+            Ok(id) => (id, "spoken by espeak-ng at central", None),
+            Err(e) => {
+                let jingle = audio_dir.join("nhac-hieu.ogg");
+                let arg = jingle.display().to_string();
+                self.step(format!("text bulletin refused ({e:#}); pushing a recording instead"));
+                let id = self.run_loa(&[
+                    "bulletin",
+                    "push",
+                    "--audio",
+                    &arg,
+                    "--title",
+                    BULLETIN_TITLE,
+                    "--to",
+                    "all",
+                    "--expires",
+                    "10m",
+                ])?;
+                (id, "recording", Some(jingle))
+            }
+        };
+        let pushed_until = Utc::now();
+        self.timeline.bulletin = Some(DemoBulletin {
+            id: id.trim().to_string(),
+            audio_path: audio,
+            pushed_from,
+            pushed_until,
+        });
+        self.save_timeline()?;
+        self.step(format!(
+            "EMERGENCY bulletin {} «{BULLETIN_TITLE}» ({what}) pushed to all stations in {:.1} s: it interrupts what is playing",
+            id.trim(),
+            (pushed_until - pushed_from).num_milliseconds() as f64 / 1000.0
+        ));
+        Ok(())
     }
 }
 
@@ -536,81 +624,39 @@ fn run_demo(args: DemoArgs) -> Result<()> {
     d.timeline.central_url = d.central_url.clone();
     d.step(format!("central listening on {} (SQLite in {})", d.central_url, central_dir.display()));
 
-    // The shifted programme: starts once the stations have had time to start.
-    let n = args.stations as usize;
-    let lead = Duration::from_millis(4000 + 500 * n as u64);
-    let budget = Duration::from_secs_f64((args.minutes * 60.0 - 20.0).max(10.0));
+    // The demo's own copy of the sample audio, measured and already in central's library
+    // (uploading decodes and measures each file: done now, not in the programme's lead).
     let audio_dir = dir.join("audio");
     fs::create_dir_all(&audio_dir)?;
-    // Measure the audio first (a debug build decodes slowly), then plan from now.
     let mut lengths = std::collections::HashMap::new();
     for sample in &samples {
         for item in &sample.schedule.items {
-            if let crate::schedule::AudioRef::Path(p) = &item.audio {
-                let path = sample.dir.join(p);
-                if !lengths.contains_key(&path) {
-                    let length = crate::audio::probe(&path).map(|r| r.duration).map_err(|e| {
-                        demo::DemoError::Audio {
-                            path: path.display().to_string(),
-                            detail: e.to_string(),
-                        }
-                    })?;
-                    lengths.insert(path, length);
-                }
+            let crate::schedule::AudioRef::Path(p) = &item.audio else { continue };
+            let path = sample.dir.join(p);
+            if lengths.contains_key(&path) {
+                continue;
             }
+            let length = crate::audio::probe(&path).map(|r| r.duration).map_err(|e| {
+                demo::DemoError::Audio { path: path.display().to_string(), detail: e.to_string() }
+            })?;
+            let name =
+                path.file_name().ok_or_else(|| anyhow!("{} has no file name", path.display()))?;
+            let copy = audio_dir.join(name);
+            fs::copy(&path, &copy).with_context(|| format!("cannot copy {}", path.display()))?;
+            let copy_arg = copy.display().to_string();
+            d.run_loa(&["audio", "add", &copy_arg, "--title", &item.title])?;
+            lengths.insert(path, length);
         }
     }
-    let mut items = demo::plan(&samples, Utc::now() + lead, budget, GAP, |p| {
-        lengths.get(p).copied().ok_or_else(|| demo::DemoError::Audio {
-            path: p.display().to_string(),
-            detail: "not measured".to_string(),
-        })
-    })?;
-    // The demo's own copy of the audio, beside the shifted schedules.
-    for item in &mut items {
-        let name = item
-            .audio_path
-            .file_name()
-            .ok_or_else(|| anyhow!("{} has no file name", item.audio_path.display()))?
-            .to_owned();
-        let copy = audio_dir.join(&name);
-        if !copy.exists() {
-            fs::copy(&item.audio_path, &copy)
-                .with_context(|| format!("cannot copy {}", item.audio_path.display()))?;
-        }
-        item.audio = format!("../audio/{}", name.to_string_lossy());
-        item.audio_path = copy;
-    }
-    let sched_dir = dir.join("schedules");
-    let local_dir = dir.join("local");
-    fs::create_dir_all(&sched_dir)?;
-    fs::create_dir_all(&local_dir)?;
-    let header = |name: &str| {
-        format!(
-            "loa demo: a shifted copy of schedules/{name}. Same ids, titles and audio;\n\
-             each item is a one-off `at` a few seconds after the one before."
-        )
-    };
-    let provincial = sched_dir.join("provincial.toml");
-    fs::write(
-        &provincial,
-        demo::render(Layer::Provincial, TZ, &items, MAX_DELAY, &header("provincial.toml")),
-    )?;
-    fs::write(
-        local_dir.join("district.toml"),
-        demo::render(Layer::Local, TZ, &items, MAX_DELAY, &header("district.toml")),
-    )?;
-    d.timeline.items = items.clone();
     d.step(format!(
-        "sample schedules shifted (times only; ids, titles and audio kept): {} items from {} to {} ({}), copies in {}",
-        items.len(),
-        local(items[0].planned),
-        local(items[items.len() - 1].end()),
-        TZ.name(),
-        sched_dir.display()
+        "sample audio added to central's library ({} files, loudness measured)",
+        lengths.len()
     ));
 
-    // Stations.
+    // Stations: standalone of any provincial file, central delivers it.
+    let n = args.stations as usize;
+    let local_dir = dir.join("local");
+    fs::create_dir_all(&local_dir)?;
     for (id, name, token) in &tokens {
         let sdir = station_dir(&dir, id);
         fs::create_dir_all(&sdir)?;
@@ -629,15 +675,14 @@ fn run_demo(args: DemoArgs) -> Result<()> {
              central_url = {}\n\
              token = {}\n\
              province_key = {}\n\
+             heartbeat_secs = 2\n\
              data_dir = \"data\"\n\
-             provincial_schedule = {}\n\
              local_schedules = {}\n\
              [audio]\n{sink}",
             toml_str(id),
             toml_str(&d.central_url),
             toml_str(token),
             toml_str(&public_key),
-            toml_str(&provincial.display().to_string()),
             toml_str(&local_dir.display().to_string()),
         );
         fs::write(&config, text)?;
@@ -660,17 +705,79 @@ fn run_demo(args: DemoArgs) -> Result<()> {
     d.timeline.stations = d.stations.iter().map(|s| s.info.clone()).collect();
     d.save_timeline()?;
     d.step(format!(
-        "{n} station(s) running, sink {}; first item at {}",
-        args.sink,
-        local(items[0].planned)
+        "{n} station(s) running (`loa station`, sink {}), connected to central",
+        args.sink
     ));
 
-    // The programme, with the offline station woven in.
+    // The shifted programme, a few seconds from now: enough to sign and deliver it.
+    let lead = Duration::from_millis(7000 + 500 * n as u64);
+    let budget = Duration::from_secs_f64((args.minutes * 60.0 - 25.0).max(10.0));
+    let mut items = demo::plan(&samples, Utc::now() + lead, budget, GAP, |p| {
+        lengths.get(p).copied().ok_or_else(|| demo::DemoError::Audio {
+            path: p.display().to_string(),
+            detail: "not measured".to_string(),
+        })
+    })?;
+    for item in &mut items {
+        let name = item
+            .audio_path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        item.audio = format!("../audio/{name}");
+        item.audio_path = audio_dir.join(&name);
+    }
+    let sched_dir = dir.join("schedules");
+    fs::create_dir_all(&sched_dir)?;
+    let header = |name: &str| {
+        format!(
+            "loa demo: a shifted copy of schedules/{name}. Same ids, titles and audio;\n\
+             each item is a one-off `at` a few seconds after the one before."
+        )
+    };
+    let provincial = sched_dir.join("provincial.toml");
+    fs::write(
+        &provincial,
+        demo::render(Layer::Provincial, TZ, &items, MAX_DELAY, &header("provincial.toml")),
+    )?;
+    d.timeline.items = items.clone();
+    d.save_timeline()?;
+    d.step(format!(
+        "sample schedules shifted to start now (times only; ids, titles and audio kept): {} items from {} to {} ({}), in {}",
+        items.len(),
+        local(items[0].planned),
+        local(items[items.len() - 1].end()),
+        TZ.name(),
+        sched_dir.display()
+    ));
+    let provincial_arg = provincial.display().to_string();
+    let loaded = d.run_loa(&["schedule", "load", &provincial_arg, "--to", "all"])?;
+    d.step(format!(
+        "`loa schedule load provincial.toml --to all`: {}",
+        loaded.lines().next().unwrap_or("").trim()
+    ));
+    // The district's own programmes go straight into the stations' local directory.
+    fs::write(
+        local_dir.join("district.toml"),
+        demo::render(Layer::Local, TZ, &items, MAX_DELAY, &header("district.toml")),
+    )?;
+    d.step("district schedule copied into the stations' local schedule directory");
+    match d.wait_for_delivery(items[0].planned - chrono::Duration::milliseconds(500)) {
+        Ok(version) => d.step(format!(
+            "every station verified the signed manifest v{version} and cached its audio"
+        )),
+        Err(e) => d.step(format!("not every station is ready for the first item: {e:#}")),
+    }
+
+    // The programme: items, the bulletin, the offline station, in time order.
     let offline = offline_plan(&items, n);
     let mut events: Vec<(DateTime<Utc>, Event)> = Vec::new();
     for (i, item) in items.iter().enumerate() {
         events.push((item.planned, Event::Item(i)));
     }
+    let bulletin_at = items[0].planned
+        + chrono::Duration::milliseconds(((items[0].length_secs / 2.0).min(8.0) * 1000.0) as i64);
+    events.push((bulletin_at, Event::Bulletin));
     if let Some((k, stop, restart)) = offline {
         events.push((stop, Event::Stop(k)));
         events.push((restart, Event::Restart));
@@ -693,6 +800,7 @@ fn run_demo(args: DemoArgs) -> Result<()> {
                     it.audio.trim_start_matches("../")
                 ));
             }
+            Event::Bulletin => d.push_bulletin(&audio_dir)?,
             Event::Stop(k) => {
                 let id = d.stations[offline_index].info.id.clone();
                 if let Some(mut p) = d.stations[offline_index].proc.take() {
@@ -705,7 +813,7 @@ fn run_demo(args: DemoArgs) -> Result<()> {
                 });
                 d.save_timeline()?;
                 d.step(format!(
-                    "station {id} taken offline (SIGTERM) before {}: it will miss it",
+                    "station {id} taken offline (process stopped) before {}: it will miss it",
                     items[k].id
                 ));
             }
@@ -720,52 +828,50 @@ fn run_demo(args: DemoArgs) -> Result<()> {
                 }
                 d.timeline.stations = d.stations.iter().map(|s| s.info.clone()).collect();
                 d.save_timeline()?;
-                d.step(format!("station {id} back online; it records what it missed while off"));
+                d.step(format!(
+                    "station {id} back online: it records what it missed while off and reports it"
+                ));
             }
         }
     }
 
-    // Wait for the last item to end and every ledger to hold a record for every item.
+    // Wait for the last item to end and central to hold every station's record of it.
     let last_end = items.iter().map(PlannedItem::end).max().unwrap_or_else(Utc::now);
     d.wait_until(last_end + chrono::Duration::milliseconds(500))?;
-    let until = Instant::now() + Duration::from_secs(20);
+    let until = Instant::now() + Duration::from_secs(30);
     loop {
-        let mut complete = true;
-        for i in 0..n {
-            let records = d.ledger(i)?;
-            let recorded = items
-                .iter()
-                .filter(|it| {
-                    records
-                        .iter()
-                        .any(|r| r.entry.item_id == it.id && r.entry.planned == it.planned)
+        let out = d.run_loa(&["log", "--format", "json"])?;
+        let records: Vec<Record> = serde_json::from_str(&out)
+            .context("`loa log --format json` printed something that is not a list of records")?;
+        let complete = d.stations.iter().all(|s| {
+            items.iter().all(|it| {
+                records.iter().any(|r| {
+                    r.station == s.info.id
+                        && r.entry.item_id == it.id
+                        && r.entry.planned == it.planned
                 })
-                .count();
-            complete &= recorded == items.len();
-        }
+            })
+        });
         if complete {
             break;
         }
         if Instant::now() > until {
             bail!(
-                "not every station recorded every item within 20 s (see the logs in {})",
+                "central did not receive every station's record of every item within 30 s (see the logs in {})",
                 dir.display()
             );
         }
         d.wait_until(Utc::now() + chrono::Duration::milliseconds(300))?;
     }
-    d.step("programme over: every station recorded every item");
+    d.step("programme over: central holds every station's record of every item");
 
-    // The log.
+    // The log and the day's report, as an operator at the province sees them.
+    let today = Utc::now().with_timezone(&TZ).format("%Y-%m-%d").to_string();
+    println!("\n$ loa log");
+    print!("{}", d.run_loa(&["log"])?);
+    println!("\n$ loa report {today}");
+    print!("{}", d.run_loa(&["report", &today])?);
     println!();
-    for i in 0..n {
-        let id = d.stations[i].info.id.clone();
-        let config = d.stations[i].info.config.display().to_string();
-        let table = d.run_loa(&["log", "--config", &config])?;
-        println!("== {id}: `loa log --config {config}`");
-        print!("{table}");
-        println!();
-    }
 
     // Stop the stations (they fade out and close their air-checks), then central.
     for s in &mut d.stations {
@@ -798,6 +904,7 @@ fn run_demo(args: DemoArgs) -> Result<()> {
 
 enum Event {
     Item(usize),
+    Bulletin,
     Stop(usize),
     Restart,
 }
