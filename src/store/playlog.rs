@@ -88,7 +88,9 @@ pub(super) fn ingest(
     let tx = conn.transaction()?;
     let mut stored = 0u64;
     let mut duplicates = 0u64;
-    for record in records {
+    // The previous record of this batch, so a contiguous batch checks its links in memory.
+    let mut previous: Option<(u64, &str)> = None;
+    for (i, record) in records.iter().enumerate() {
         let json = serde_json::to_string(record).map_err(corrupt)?;
         let inserted = tx
             .prepare_cached(
@@ -107,6 +109,8 @@ pub(super) fn ingest(
                 json,
                 now_text,
             ])?;
+        let in_batch_prev = previous.filter(|(seq, _)| seq + 1 == record.seq).map(|(_, h)| h);
+        previous = Some((record.seq, record.hash.as_str()));
         if inserted == 0 {
             duplicates += 1;
             let held: Option<String> = tx
@@ -140,6 +144,8 @@ pub(super) fn ingest(
         }
         let expected_prev = if record.seq <= 1 {
             Some(GENESIS.to_string())
+        } else if let Some(h) = in_batch_prev {
+            Some(h.to_string())
         } else {
             stored_hash(&tx, station, record.seq - 1)?
         };
@@ -159,7 +165,10 @@ pub(super) fn ingest(
                 &now_text,
             )?;
         }
-        if let Some(next_prev) = stored_prev(&tx, station, record.seq + 1)?
+        // A record that arrived earlier than its predecessor: check that link too.
+        let next_in_batch = records.get(i + 1).is_some_and(|n| n.seq == record.seq + 1);
+        if !next_in_batch
+            && let Some(next_prev) = stored_prev(&tx, station, record.seq + 1)?
             && next_prev != record.hash
         {
             flag(
@@ -180,6 +189,12 @@ pub(super) fn ingest(
         )
         .optional()?
         .unwrap_or(0) as u64;
+    // Skip over the part of this batch that continues the prefix without asking SQLite.
+    for record in records {
+        if record.seq == through + 1 {
+            through += 1;
+        }
+    }
     while stored_hash(&tx, station, through + 1)?.is_some() {
         through += 1;
     }

@@ -1,0 +1,499 @@
+//! Real processes end to end: `loa central` and `loa station` daemons on loopback, driven
+//! by the `loa` command line. A schedule loaded at central reaches two stations, is
+//! verified, played (WAV air-check + ledger) and confirmed into central's playlog; with
+//! central gone the stations keep playing from their verified cache and catch up when it
+//! returns. A SIGKILLed central loses no acknowledged record and stores none twice.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use loa::ledger::{Entry, Ledger, Outcome, Record};
+use loa::protocol::{DailyReport, FleetStatus, ReportStatus};
+use loa::schedule::{Layer, Priority};
+
+const LOA: &str = env!("CARGO_BIN_EXE_loa");
+
+/// A child process killed (SIGKILL) when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Proc {
+    /// SIGTERM, then wait for the exit (the daemon fades out and records).
+    fn terminate(mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("process did not stop after SIGTERM");
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn loa(args: &[&str]) -> Output {
+    Command::new(LOA)
+        .args(args)
+        .env_remove("LOA_CENTRAL")
+        .env_remove("LOA_TOKEN")
+        .env("HOME", "/nonexistent")
+        .output()
+        .expect("run loa")
+}
+
+fn remote(url: &str, token: &str, args: &[&str]) -> Output {
+    Command::new(LOA)
+        .args(args)
+        .env("LOA_CENTRAL", url)
+        .env("LOA_TOKEN", token)
+        .env("HOME", "/nonexistent")
+        .output()
+        .expect("run loa")
+}
+
+/// Polls `check` until it returns `Some` or the deadline passes.
+fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+struct Province {
+    dir: PathBuf,
+    data: String,
+    config: PathBuf,
+    url: String,
+    admin: String,
+    public_key: String,
+}
+
+impl Province {
+    fn init(dir: &Path) -> Self {
+        let data = dir.join("central");
+        let data_s = data.to_str().expect("utf-8").to_string();
+        let init = loa(&["central", "init", "--data-dir", &data_s]);
+        assert!(init.status.success(), "{}", stderr(&init));
+        let text = stdout(&init);
+        let field = |prefix: &str| {
+            text.lines().find_map(|l| l.strip_prefix(prefix)).expect("init output").to_string()
+        };
+        let public_key = field("public key (pin it in every station config): ");
+        let admin = field("admin token (shown once, keep it safe): ");
+        let port = free_port();
+        let config = dir.join("central.toml");
+        std::fs::write(&config, format!("listen = \"127.0.0.1:{port}\"\ndata_dir = {data_s:?}\n"))
+            .expect("write central.toml");
+        Province {
+            dir: dir.to_path_buf(),
+            data: data_s,
+            config,
+            url: format!("http://127.0.0.1:{port}"),
+            admin,
+            public_key,
+        }
+    }
+
+    fn add_station(&self, id: &str, district: &str) -> String {
+        let out = loa(&[
+            "central",
+            "station",
+            "add",
+            id,
+            "--name",
+            id,
+            "--district",
+            district,
+            "--data-dir",
+            &self.data,
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out).lines().last().expect("token line").trim().to_string()
+    }
+
+    fn start(&self) -> Proc {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("central.log"))
+            .expect("central log");
+        let mut child = Command::new(LOA)
+            .args(["central", "--config", self.config.to_str().expect("utf-8")])
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn central");
+        let err = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut log = log;
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                use std::io::Write;
+                let _ = writeln!(log, "{line}");
+                if line.contains("loa central listening on ") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        rx.recv_timeout(Duration::from_secs(30)).expect("central printed its address");
+        Proc(child)
+    }
+
+    fn station_config(&self, id: &str, token: &str, wav: bool) -> PathBuf {
+        let dir = self.dir.join(id);
+        std::fs::create_dir_all(&dir).expect("station dir");
+        let sink =
+            if wav { "sink = \"wav\"\nwav_path = \"air.wav\"\n" } else { "sink = \"null\"\n" };
+        let text = format!(
+            "station_id = \"{id}\"\ncentral_url = \"{}\"\ntoken = \"{token}\"\nprovince_key = \"{}\"\ndata_dir = \"data\"\nheartbeat_secs = 1\n[audio]\n{sink}",
+            self.url, self.public_key
+        );
+        let path = dir.join("station.toml");
+        std::fs::write(&path, text).expect("station.toml");
+        path
+    }
+
+    fn fleet(&self) -> Option<FleetStatus> {
+        let out = remote(&self.url, &self.admin, &["status", "--format", "json"]);
+        if !out.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    fn playlog(&self, args: &[&str]) -> Option<Vec<Record>> {
+        let mut all = vec!["log", "--format", "json"];
+        all.extend_from_slice(args);
+        let out = remote(&self.url, &self.admin, &all);
+        if !out.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&out.stdout).ok()
+    }
+}
+
+fn start_station(config: &Path) -> Proc {
+    let dir = config.parent().expect("dir");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("station.log"))
+        .expect("station log");
+    let child = Command::new(LOA)
+        .args(["station", "--config", config.to_str().expect("utf-8")])
+        .current_dir(dir)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn station");
+    Proc(child)
+}
+
+fn ledger(config: &Path) -> Option<Ledger> {
+    let path = config.parent().expect("dir").join("data/ledger.sqlite3");
+    Ledger::open_existing(&path).ok()
+}
+
+fn local(t: DateTime<Utc>) -> String {
+    t.with_timezone(&chrono_tz::Asia::Ho_Chi_Minh).format("%Y-%m-%dT%H:%M:%S").to_string()
+}
+
+/// Peak absolute sample of a 16-bit WAV file, ignoring a header still being written.
+fn wav_peak(path: &Path) -> i32 {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    bytes
+        .get(44..)
+        .unwrap_or_default()
+        .chunks_exact(2)
+        .map(|c| i32::from(i16::from_le_bytes([c[0], c[1]])).abs())
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn schedule_reaches_two_stations_plays_and_survives_central_outage() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = Province::init(dir.path());
+    let tokens = [
+        ("tri-ton", p.add_station("tri-ton", "Tri Tôn")),
+        ("ba-chuc", p.add_station("ba-chuc", "Tịnh Biên")),
+    ];
+    let central = p.start();
+    let configs: Vec<PathBuf> =
+        tokens.iter().map(|(id, token)| p.station_config(id, token, true)).collect();
+    let mut stations: Vec<Option<Proc>> = configs.iter().map(|c| Some(start_station(c))).collect();
+
+    // Two provincial items: the first plays with central up, the second after it is gone.
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(work.join("audio")).expect("audio dir");
+    std::fs::write(work.join("audio/tone.wav"), loa::testing::wav_bytes(1.5, 440.0, 0.5))
+        .expect("tone");
+    let now = Utc::now();
+    let first = now + chrono::Duration::seconds(14);
+    let second = now + chrono::Duration::seconds(32);
+    let schedule = work.join("provincial.toml");
+    std::fs::write(
+        &schedule,
+        format!(
+            "layer = \"provincial\"\ntimezone = \"Asia/Ho_Chi_Minh\"\n\n[[item]]\nid = \"ban-tin-1\"\ntitle = \"Bản tin một\"\naudio = \"audio/tone.wav\"\nat = {}\n\n[[item]]\nid = \"ban-tin-2\"\ntitle = \"Bản tin hai\"\naudio = \"audio/tone.wav\"\nat = {}\n",
+            local(first),
+            local(second)
+        ),
+    )
+    .expect("schedule");
+    let out = remote(
+        &p.url,
+        &p.admin,
+        &["schedule", "load", schedule.to_str().expect("utf-8"), "--to", "all"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // Both stations hold the manifest, have verified the audio and say so.
+    wait_for("both stations hold the new manifest and its audio", Duration::from_secs(15), || {
+        let fleet = p.fleet()?;
+        let ready = fleet.stations.iter().all(|s| {
+            s.heartbeat.as_ref().is_some_and(|h| {
+                h.manifest_version.is_some()
+                    && h.manifest_version == s.issued_version
+                    && h.missing_bytes == 0
+                    && h.ready_until.is_some()
+            })
+        });
+        ready.then_some(())
+    });
+    let out = remote(&p.url, &p.admin, &["status"]);
+    let table = stdout(&out);
+    for (id, _) in &tokens {
+        let line = table.lines().find(|l| l.starts_with(id)).unwrap_or_else(|| panic!("{table}"));
+        assert!(line.contains("ready") && line.contains("ok"), "{table}");
+    }
+    for c in &configs {
+        let audio = c.parent().expect("dir").join("data/audio");
+        assert_eq!(std::fs::read_dir(&audio).expect("cache").count(), 1, "one verified file");
+    }
+
+    // The first item plays at both stations and its confirmation reaches central.
+    let records = wait_for("first item confirmed at central", Duration::from_secs(30), || {
+        let r = p.playlog(&["--item", "ban-tin-1"])?;
+        (r.len() == 2).then_some(r)
+    });
+    for r in &records {
+        assert_eq!(r.entry.outcome, Outcome::Played, "{r:?}");
+        assert!(r.entry.delay_ms.is_some_and(|d| d.abs() < 1000), "{r:?}");
+    }
+    for c in &configs {
+        let air = c.parent().expect("dir").join("air.wav");
+        wait_for("audio in the air-check", Duration::from_secs(5), || {
+            (wav_peak(&air) > 2000).then_some(())
+        });
+    }
+
+    // Central goes away. One station restarts meanwhile: it re-verifies its stored
+    // manifest and keeps the schedule.
+    drop(central);
+    if let Some(s) = stations[1].take() {
+        s.terminate();
+    }
+    stations[1] = Some(start_station(&configs[1]));
+    for c in &configs {
+        let entry = wait_for("second item played without central", Duration::from_secs(40), || {
+            let l = ledger(c)?;
+            let found = l
+                .query(&loa::ledger::Filter {
+                    item_id: Some("ban-tin-2".into()),
+                    ..Default::default()
+                })
+                .ok()?;
+            found.into_iter().next()
+        });
+        assert_eq!(entry.entry.outcome, Outcome::Played, "{entry:?}");
+        assert!(!entry.acked, "central is down: nothing can acknowledge it");
+    }
+
+    // Central returns: the stations catch up (records, heartbeats).
+    let restarted = Instant::now();
+    let _central = p.start();
+    wait_for("second item confirmed after central returned", Duration::from_secs(30), || {
+        let r = p.playlog(&["--item", "ban-tin-2", "--outcome", "played"])?;
+        (r.len() == 2).then_some(())
+    });
+    wait_for("fresh heartbeats from both", Duration::from_secs(20), || {
+        let fleet = p.fleet()?;
+        let fresh = fleet.stations.iter().all(|s| {
+            s.last_seen.is_some_and(|t| (fleet.server_time - t).num_seconds() < 5)
+                && s.heartbeat.as_ref().is_some_and(|h| {
+                    h.disk_free_bytes.is_some_and(|d| d > 0)
+                        && h.sink_health == "ok"
+                        && h.clock_offset_ms.is_some_and(|o| o.abs() < 2000)
+                })
+        });
+        fresh.then_some(())
+    });
+    for c in &configs {
+        let l = ledger(c).expect("ledger");
+        assert!(l.unacked(10).expect("unacked").is_empty(), "every record acknowledged");
+        assert!(l.verify().expect("verify").first_break.is_none());
+    }
+    assert!(restarted.elapsed() < Duration::from_secs(40));
+
+    // Filters at central.
+    let tri_ton = p.playlog(&["--station", "tri-ton"]).expect("log");
+    assert!(tri_ton.iter().all(|r| r.station == "tri-ton") && tri_ton.len() >= 2);
+    let district = p.playlog(&["--district", "Tịnh Biên"]).expect("log");
+    assert!(district.iter().all(|r| r.station == "ba-chuc") && district.len() >= 2);
+    let since = p.playlog(&["--since", &second.to_rfc3339()]).expect("log");
+    assert!(since.iter().all(|r| r.entry.item_id == "ban-tin-2"), "{since:?}");
+    let out = remote(&p.url, &p.admin, &["log", "--station", "tri-ton"]);
+    assert!(
+        stdout(&out).contains("tri-ton #1") && stdout(&out).contains("ban-tin-1"),
+        "{}",
+        stdout(&out)
+    );
+
+    // The day's report: both items aired at both stations, totals per district.
+    let date = first.with_timezone(&chrono_tz::Asia::Ho_Chi_Minh).date_naive().to_string();
+    let out = remote(&p.url, &p.admin, &["report", &date, "--format", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: DailyReport = serde_json::from_slice(&out.stdout).expect("report json");
+    let aired = |id: &str| {
+        report.rows.iter().filter(|r| r.item_id == id && r.status == ReportStatus::Aired).count()
+    };
+    // Both items fall on `date` unless the test runs across local midnight.
+    let second_same_day =
+        second.with_timezone(&chrono_tz::Asia::Ho_Chi_Minh).date_naive().to_string() == date;
+    assert_eq!(aired("ban-tin-1"), 2, "{report:?}");
+    if second_same_day {
+        assert_eq!(aired("ban-tin-2"), 2, "{report:?}");
+    }
+    let out = remote(&p.url, &p.admin, &["report", &date]);
+    let table = stdout(&out);
+    assert!(
+        table.contains("Tri Tôn") && table.contains("Tịnh Biên") && table.contains("AIRED"),
+        "{table}"
+    );
+
+    for s in stations.iter_mut().filter_map(Option::take) {
+        s.terminate();
+    }
+}
+
+fn entry(i: u64) -> Entry {
+    let planned =
+        chrono::DateTime::parse_from_rfc3339("2026-12-01T00:00:00Z").expect("time").to_utc()
+            + chrono::Duration::seconds(i as i64);
+    let mut e = Entry::missed(
+        &format!("x-{i}"),
+        "Thông báo",
+        Layer::Provincial,
+        Priority::Normal,
+        planned,
+        "station was not running",
+    );
+    if i % 3 == 0 {
+        e.outcome = Outcome::Played;
+        e.reason = None;
+    }
+    e
+}
+
+#[test]
+fn sigkilled_central_keeps_every_record_exactly_once() {
+    const PER_STATION: u64 = 400;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = Province::init(dir.path());
+    let ids = ["xa-a", "xa-b"];
+    let configs: Vec<PathBuf> = ids
+        .iter()
+        .map(|id| {
+            let token = p.add_station(id, "Tri Tôn");
+            p.station_config(id, &token, false)
+        })
+        .collect();
+    let central = p.start();
+    let _stations: Vec<Proc> = configs.iter().map(|c| start_station(c)).collect();
+    for c in &configs {
+        wait_for("ledger created", Duration::from_secs(10), || ledger(c));
+    }
+
+    // Confirmations keep being written while central is killed and restarted.
+    let writers: Vec<_> = configs
+        .iter()
+        .zip(ids)
+        .map(|(c, id)| {
+            let path = c.parent().expect("dir").join("data/ledger.sqlite3");
+            std::thread::spawn(move || {
+                let mut l = Ledger::open(&path, id).expect("ledger");
+                for i in 1..=PER_STATION {
+                    l.append(entry(i)).expect("append");
+                    if i % 25 == 0 {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                }
+            })
+        })
+        .collect();
+    wait_for("central acknowledging", Duration::from_secs(20), || {
+        let fleet = p.fleet()?;
+        fleet.stations.iter().all(|s| s.playlog.acked_through >= 20).then_some(())
+    });
+    let mut central = central;
+    central.0.kill().expect("SIGKILL central");
+    let _ = central.0.wait();
+    drop(central);
+    let during: u64 = configs
+        .iter()
+        .map(|c| ledger(c).map_or(0, |l| l.unacked(10_000).map_or(0, |u| u.len() as u64)))
+        .sum();
+    std::thread::sleep(Duration::from_millis(500));
+    let _central = p.start();
+    for w in writers {
+        w.join().expect("writer");
+    }
+    for (c, id) in configs.iter().zip(ids) {
+        wait_for("every record acknowledged", Duration::from_secs(30), || {
+            ledger(c)?.unacked(1).ok()?.is_empty().then_some(())
+        });
+        let held = p.playlog(&["--station", id]).expect("central log");
+        let mut seqs: Vec<u64> = held.iter().map(|r| r.seq).collect();
+        seqs.sort_unstable();
+        assert_eq!(seqs, (1..=PER_STATION).collect::<Vec<_>>(), "{id}: every record exactly once");
+        let local = ledger(c).expect("ledger").query(&Default::default()).expect("query");
+        for (mine, theirs) in local.iter().zip(held.iter()) {
+            assert_eq!(mine.hash, theirs.hash);
+        }
+    }
+    let fleet = p.fleet().expect("status");
+    for s in &fleet.stations {
+        assert_eq!(s.playlog.acked_through, PER_STATION);
+        assert!(s.playlog.issues.is_empty(), "{:?}", s.playlog.issues);
+    }
+    assert!(during > 0, "records were waiting while central was down");
+}
