@@ -350,6 +350,11 @@ impl Hub {
         Ok(out)
     }
 
+    /// How many stations hold the event stream open now.
+    pub fn connected_stations(&self) -> usize {
+        lock(&self.connected).len()
+    }
+
     fn touch(&self, station: &str, now: DateTime<Utc>) {
         lock(&self.contact).insert(station.to_string(), now);
     }
@@ -824,17 +829,25 @@ async fn delivery(
     let report: DeliveryReport = parse_json(&body, "delivery report")?;
     let now = state.clock.now();
     state.bulletins.touch(&station.id, now);
-    match state.bulletins.bulletin(&report.bulletin_id)? {
-        Some((doc, _, _)) if doc.targets.contains(&station.id) => {}
-        _ => {
-            return Err(ApiError::NotFound(format!(
-                "no bulletin {:?} for station {}",
-                report.bulletin_id, station.id
-            )));
+    // Durable writes (fsync) run on the blocking pool: a burst of reports from a whole
+    // fleet must not stall the streams and downloads served by the async workers.
+    let shared = state.clone();
+    tokio::task::spawn_blocking(move || {
+        match shared.bulletins.bulletin(&report.bulletin_id)? {
+            Some((doc, _, _)) if doc.targets.contains(&station.id) => {}
+            _ => {
+                return Err(ApiError::NotFound(format!(
+                    "no bulletin {:?} for station {}",
+                    report.bulletin_id, station.id
+                )));
+            }
         }
-    }
-    tracing::info!(station = %station.id, id = %report.bulletin_id, state = report.state.as_str(), latency_ms = ?report.latency_ms, reason = ?report.reason, "bulletin delivery");
-    state.bulletins.put_delivery(&station.id, &report, now)?;
+        tracing::info!(station = %station.id, id = %report.bulletin_id, state = report.state.as_str(), latency_ms = ?report.latency_ms, reason = ?report.reason, "bulletin delivery");
+        shared.bulletins.put_delivery(&station.id, &report, now)?;
+        Ok(())
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))??;
     Ok(axum::http::StatusCode::NO_CONTENT.into_response())
 }
 

@@ -31,7 +31,7 @@ use crate::protocol::{
     DeliveryReport, DeliveryState, DocumentKind, SignedEnvelope,
 };
 use crate::signing::{PublicKey, SigningError};
-use crate::sync::{Backoff, Download, SyncConfig, SyncError, Syncer};
+use crate::sync::{Backoff, SyncConfig, SyncError, Syncer};
 
 /// The attention tone shipped in the binary.
 pub const TONE_WAV: &[u8] = include_bytes!("../../audio/chuong-bao.wav");
@@ -196,7 +196,7 @@ pub struct Receiver {
     config: ReceiverConfig,
     clock: SharedClock,
     http: reqwest::Client,
-    seen: Seen,
+    seen: Arc<Seen>,
     syncer: Syncer,
     output: Output,
     reporter: Reporter,
@@ -272,7 +272,7 @@ impl Receiver {
         let root = config.sync.cache_dir.clone();
         std::fs::create_dir_all(&root)
             .map_err(|source| BulletinError::Tone { path: root.display().to_string(), source })?;
-        let seen = Seen::open(&root.join(DB_FILE))?;
+        let seen = Arc::new(Seen::open(&root.join(DB_FILE))?);
         let syncer = Syncer::new(config.sync.clone(), clock.clone())?;
         let mut builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(10));
         if let Some(pem) = &config.sync.ca_cert_pem {
@@ -450,8 +450,11 @@ impl Receiver {
             DocumentKind::BulletinCancel => self.cancel(&event.envelope),
             _ => self.bulletin(&event.envelope).await,
         }
-        if let Err(e) = self.seen.set_last_event(seq) {
-            tracing::error!("{e}");
+        let seen = self.seen.clone();
+        match tokio::task::spawn_blocking(move || seen.set_last_event(seq)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!("{e}"),
+            Err(e) => tracing::error!("replay store: {e}"),
         }
     }
 
@@ -518,8 +521,9 @@ impl Receiver {
                 return;
             }
         }
-        self.report(&doc.id, DeliveryState::Delivered, None, None);
-        self.report(&doc.id, DeliveryState::Verified, None, None);
+        // Reported after the hand-off: the bulletin's path comes first.
+        let delivered_at = now;
+        let verified_at = self.clock.now();
         tracing::info!(id = %doc.id, priority = %doc.priority, "bulletin verified; fetching its audio first");
         let ready = match self.fetch(&doc).await {
             Ok(ready) => ready,
@@ -530,8 +534,14 @@ impl Receiver {
                 return;
             }
         };
-        if let Err(e) = self.seen.insert(&doc.id, doc.expires_at, self.clock.now()) {
-            tracing::error!("{e}");
+        // Seen before it is handed over: a crash after this never plays it twice. The
+        // fsync runs off the async workers.
+        let (seen, id, expires, now) =
+            (self.seen.clone(), doc.id.clone(), doc.expires_at, self.clock.now());
+        match tokio::task::spawn_blocking(move || seen.insert(&id, expires, now)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!("{e}"),
+            Err(e) => tracing::error!("replay store: {e}"),
         }
         if doc.priority == BulletinPriority::Test {
             tracing::info!(id = %doc.id, "test bulletin verified end to end: not aired");
@@ -574,36 +584,100 @@ impl Receiver {
                 }
             }
         }
+        for (state, at) in
+            [(DeliveryState::Delivered, delivered_at), (DeliveryState::Verified, verified_at)]
+        {
+            self.reporter.send(DeliveryReport {
+                bulletin_id: doc.id.clone(),
+                state,
+                at,
+                latency_ms: None,
+                reason: None,
+            });
+        }
     }
 
-    /// Downloads the bulletin's audio into the cache (verified), a few quick retries.
+    /// Downloads the bulletin's audio into the sync cache, a few quick retries. A
+    /// bulletin is small: it is fetched whole into memory, its sha256 checked there, then
+    /// written to the cache's temporary file and committed (fsync, rename, fsync of the
+    /// directory) on the blocking pool, so a whole fleet's worth of disk waits never
+    /// stalls the streams. It never queues behind the sync's programme downloads.
     async fn fetch(&self, doc: &BulletinDoc) -> Result<Ready, BulletinError> {
-        let download = Download {
-            sha256: doc.audio_sha256.clone(),
-            size: doc.audio_size,
-            earliest_needed: Some(doc.issued_at),
-        };
+        let sha = doc.audio_sha256.clone();
+        if !crate::sync::cache::is_sha256(&sha) {
+            return Err(SyncError::BadName(sha).into());
+        }
         let mut attempt = 0;
-        loop {
-            if self.syncer.cache().contains(&doc.audio_sha256) {
-                break;
-            }
-            let mut received = 0;
-            match self.syncer.download(&download, &mut received).await {
+        while !self.syncer.cache().contains(&sha) {
+            match self.fetch_once(doc).await {
                 Ok(()) => break,
                 Err(e) if attempt < 4 => {
                     tracing::warn!(id = %doc.id, "bulletin audio, retrying: {e}");
                     tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
                     attempt += 1;
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             }
         }
         Ok(Ready {
             doc: doc.clone(),
-            audio: self.syncer.cache().audio_path(&doc.audio_sha256),
+            audio: self.syncer.cache().audio_path(&sha),
             verified_at: self.clock.now(),
         })
+    }
+
+    async fn fetch_once(&self, doc: &BulletinDoc) -> Result<(), BulletinError> {
+        let sha = doc.audio_sha256.clone();
+        let url = format!("{}/api/v1/audio/{sha}", self.config.sync.central);
+        let http = |source| BulletinError::Http { url: url.clone(), source };
+        let response =
+            self.http.get(&url).bearer_auth(&self.config.sync.token).send().await.map_err(http)?;
+        if !response.status().is_success() {
+            return Err(BulletinError::Status {
+                what: "bulletin audio download".into(),
+                status: response.status(),
+            });
+        }
+        let mut body = Vec::with_capacity(doc.audio_size as usize);
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(http)?;
+            if body.len() as u64 + chunk.len() as u64 > doc.audio_size {
+                return Err(SyncError::Oversize { sha256: sha, expected: doc.audio_size }.into());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        if (body.len() as u64) < doc.audio_size {
+            return Err(SyncError::Truncated {
+                sha256: sha,
+                got: body.len() as u64,
+                expected: doc.audio_size,
+            }
+            .into());
+        }
+        let cache =
+            crate::sync::Cache::open(self.syncer.cache().root()).map_err(SyncError::from)?;
+        let committed = tokio::task::spawn_blocking(move || -> Result<(), BulletinError> {
+            use sha2::Digest;
+            let actual = hex::encode(sha2::Sha256::digest(&body));
+            if actual != sha {
+                return Err(SyncError::HashMismatch { expected: sha, actual }.into());
+            }
+            let partial = cache.partial_path(&sha);
+            std::fs::write(&partial, &body).map_err(|source| {
+                SyncError::Cache(crate::sync::CacheError {
+                    path: partial.display().to_string(),
+                    source,
+                })
+            })?;
+            cache.commit(&sha).map_err(SyncError::from)?;
+            Ok(())
+        })
+        .await;
+        match committed {
+            Ok(result) => result,
+            Err(e) => Err(BulletinError::Malformed(format!("audio check stopped: {e}"))),
+        }
     }
 }
 
