@@ -41,8 +41,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/audio", put(put_audio).layer(DefaultBodyLimit::disable()))
         .route("/api/v1/schedules", post(post_schedule))
         .route("/api/v1/status", get(get_status))
-        .merge(super::playlog::routes())
         .merge(super::bulletins::routes())
+        .merge(super::playlog::routes())
         .layer(DefaultBodyLimit::max(JSON_LIMIT))
         .with_state(state)
 }

@@ -47,9 +47,6 @@ fn run_daemon(args: StationArgs) -> Result<()> {
     runtime.block_on(async move {
         let clock: crate::clock::SharedClock = Arc::new(SystemClock);
         let (station, handle) = Station::from_config(config.clone(), clock.clone())?;
-        // With central configured, the uplink (sync, heartbeats, playlog) runs beside
-        // the daemon and stops after it, so the records of the shutdown go up too; the
-        // bulletin receiver likewise.
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let receiver = crate::station::bulletins::spawn_for(
             &config,
@@ -60,6 +57,8 @@ fn run_daemon(args: StationArgs) -> Result<()> {
                 let _ = stop_rx.await;
             },
         )?;
+        // With central configured, the uplink (sync, heartbeats, playlog) runs beside
+        // the daemon and stops after it, so the records of the shutdown go up too.
         let uplink = Uplink::from_config(&config, handle, clock)?.map(|uplink| {
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
             let task = tokio::spawn(uplink.run(async {
