@@ -2,7 +2,8 @@
 //! daemons (paced `clocked` sink), and the `loa bulletin` CLI. One station is playing a
 //! long programme when `loa bulletin push --audio … --to all` arrives: all three air
 //! the bulletin, `loa bulletin show` reports each start latency, the station ledgers hold
-//! the pre-empted programme and the bulletin; a cancel stops a repeating bulletin.
+//! the pre-empted programme and the bulletin, and so does central's playlog (`loa log`);
+//! a cancel stops a repeating bulletin.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -245,6 +246,24 @@ fn a_pushed_bulletin_interrupts_all_three_stations_and_a_cancel_stops_one() {
             assert_eq!(field(dai, "reason"), Some(format!("pre-empted by {id}").as_str()));
         }
     }
+    // Central's playlog (`loa log`, fed by each station's uplink) holds both too.
+    eventually(Duration::from_secs(60), "central's playlog", || {
+        let out = remote(&url, &admin, &["log", "--format", "json"]);
+        if !out.status.success() {
+            return None;
+        }
+        let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).ok()?;
+        let has = |station: &str, item: &str, outcome: &str| {
+            rows.iter().any(|r| {
+                let t = r.to_string();
+                t.contains(&format!("\"{station}\""))
+                    && field(r, "item_id") == Some(item)
+                    && field(r, "outcome") == Some(outcome)
+            })
+        };
+        (ids.iter().all(|s| has(s, &id, "played")) && has("tri-ton", "dai", "preempted"))
+            .then_some(())
+    });
     eventually(Duration::from_secs(30), "finished at every station", || {
         let info = show(&url, &admin, &id);
         info.stations.iter().all(|s| s.state == Some(DeliveryState::Finished)).then_some(())

@@ -89,7 +89,10 @@ pub struct ReceiverConfig {
 pub struct Ready {
     pub doc: BulletinDoc,
     pub audio: PathBuf,
-    /// When verification of the audio finished (the receiver's clock).
+    /// When the audio's sha256 matched (the receiver's clock).
+    pub checked_at: DateTime<Utc>,
+    /// When the audio was committed durably to the cache and the id marked seen: the
+    /// moment it is handed to the player.
     pub verified_at: DateTime<Utc>,
 }
 
@@ -608,9 +611,13 @@ impl Receiver {
             return Err(SyncError::BadName(sha).into());
         }
         let mut attempt = 0;
+        let mut checked_at = self.clock.now();
         while !self.syncer.cache().contains(&sha) {
             match self.fetch_once(doc).await {
-                Ok(()) => break,
+                Ok(at) => {
+                    checked_at = at;
+                    break;
+                }
                 Err(e) if attempt < 4 => {
                     tracing::warn!(id = %doc.id, "bulletin audio, retrying: {e}");
                     tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
@@ -622,11 +629,12 @@ impl Receiver {
         Ok(Ready {
             doc: doc.clone(),
             audio: self.syncer.cache().audio_path(&sha),
+            checked_at,
             verified_at: self.clock.now(),
         })
     }
 
-    async fn fetch_once(&self, doc: &BulletinDoc) -> Result<(), BulletinError> {
+    async fn fetch_once(&self, doc: &BulletinDoc) -> Result<DateTime<Utc>, BulletinError> {
         let sha = doc.audio_sha256.clone();
         let url = format!("{}/api/v1/audio/{sha}", self.config.sync.central);
         let http = |source| BulletinError::Http { url: url.clone(), source };
@@ -657,23 +665,26 @@ impl Receiver {
         }
         let cache =
             crate::sync::Cache::open(self.syncer.cache().root()).map_err(SyncError::from)?;
-        let committed = tokio::task::spawn_blocking(move || -> Result<(), BulletinError> {
-            use sha2::Digest;
-            let actual = hex::encode(sha2::Sha256::digest(&body));
-            if actual != sha {
-                return Err(SyncError::HashMismatch { expected: sha, actual }.into());
-            }
-            let partial = cache.partial_path(&sha);
-            std::fs::write(&partial, &body).map_err(|source| {
-                SyncError::Cache(crate::sync::CacheError {
-                    path: partial.display().to_string(),
-                    source,
-                })
-            })?;
-            cache.commit(&sha).map_err(SyncError::from)?;
-            Ok(())
-        })
-        .await;
+        let clock = self.clock.clone();
+        let committed =
+            tokio::task::spawn_blocking(move || -> Result<DateTime<Utc>, BulletinError> {
+                use sha2::Digest;
+                let actual = hex::encode(sha2::Sha256::digest(&body));
+                if actual != sha {
+                    return Err(SyncError::HashMismatch { expected: sha, actual }.into());
+                }
+                let checked = clock.now();
+                let partial = cache.partial_path(&sha);
+                std::fs::write(&partial, &body).map_err(|source| {
+                    SyncError::Cache(crate::sync::CacheError {
+                        path: partial.display().to_string(),
+                        source,
+                    })
+                })?;
+                cache.commit(&sha).map_err(SyncError::from)?;
+                Ok(checked)
+            })
+            .await;
         match committed {
             Ok(result) => result,
             Err(e) => Err(BulletinError::Malformed(format!("audio check stopped: {e}"))),
