@@ -15,7 +15,8 @@
 //! `audio/`, `HOME` inside it, ALSA's default device a file tap (no sound card needed),
 //! and these substitutions: `/var/lib/loa` → a directory inside it,
 //! `central.example.vn` → `127.0.0.1`, port `8480` → a free port, `loa_…` → the admin
-//! token `loa central init` printed.
+//! token `loa central init` printed, any bulletin id (`b-<14 digits>-<16 hex>`) → the
+//! id the first `loa bulletin push` printed.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -76,6 +77,22 @@ struct Session {
     env: Vec<(String, String)>,
     subs: Vec<(String, String)>,
     daemons: Vec<(String, Child)>,
+    /// The id the first `loa bulletin push` printed.
+    bulletin: Option<String>,
+}
+
+/// The first `b-<14 digits>-<16 hex>` in `line`, as a byte range.
+fn find_bulletin_id(line: &str) -> Option<(usize, usize)> {
+    let bytes = line.as_bytes();
+    (0..bytes.len()).find_map(|i| {
+        let rest = bytes.get(i..i + 33)?;
+        let ok = rest[0] == b'b'
+            && rest[1] == b'-'
+            && rest[2..16].iter().all(u8::is_ascii_digit)
+            && rest[16] == b'-'
+            && rest[17..33].iter().all(|c| c.is_ascii_hexdigit());
+        ok.then_some((i, i + 33))
+    })
 }
 
 impl Drop for Session {
@@ -100,7 +117,13 @@ impl Drop for Session {
 
 impl Session {
     fn substitute(&self, line: &str) -> String {
-        self.subs.iter().fold(line.to_string(), |l, (from, to)| l.replace(from.as_str(), to))
+        let mut line =
+            self.subs.iter().fold(line.to_string(), |l, (from, to)| l.replace(from.as_str(), to));
+        // Lines show at most one bulletin id.
+        if let (Some(id), Some((start, end))) = (&self.bulletin, find_bulletin_id(&line)) {
+            line.replace_range(start..end, id);
+        }
+        line
     }
 
     fn bash(&self, command: &str) -> Command {
@@ -152,6 +175,7 @@ fn every_command_in_the_readme_runs_as_written() {
             (":8480".into(), format!(":{port}")),
         ],
         daemons: Vec::new(),
+        bulletin: None,
         dir,
     };
 
@@ -217,6 +241,9 @@ fn every_command_in_the_readme_runs_as_written() {
                 );
                 // The admin token, for the `export LOA_TOKEN=loa_…` line.
                 let stdout = String::from_utf8_lossy(&out.stdout);
+                if line.starts_with("loa bulletin push") && s.bulletin.is_none() {
+                    s.bulletin = Some(stdout.trim().to_string());
+                }
                 if let Some(token) = stdout
                     .lines()
                     .find_map(|l| l.strip_prefix("admin token (shown once, keep it safe): "))

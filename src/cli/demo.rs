@@ -560,7 +560,7 @@ fn run_demo(args: DemoArgs) -> Result<()> {
         .to_string();
     d.step(format!(
         "central initialised: signing key {}…",
-        &public_key[..public_key.len().min(12)]
+        public_key.chars().take(12).collect::<String>()
     ));
 
     let mut tokens = Vec::new();
