@@ -7,4 +7,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
 cargo build --release --locked
-exec ./target/release/loa demo "$@"
+exec "${CARGO_TARGET_DIR:-target}/release/loa" demo "$@"
