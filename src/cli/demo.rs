@@ -881,7 +881,11 @@ fn run_demo(args: DemoArgs) -> Result<()> {
     }
     d.step("stations stopped");
     if args.sink == "wav" {
-        println!("air-checks (what each station played, silence included, 16-bit WAV):");
+        if args.keep {
+            println!("air-checks (what each station played, silence included, 16-bit WAV):");
+        } else {
+            println!("air-checks (removed with the directory: pass --keep to listen to them):");
+        }
         for s in &d.stations {
             for w in &s.info.wav_files {
                 println!("  {}", w.display());
