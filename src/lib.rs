@@ -8,6 +8,7 @@
 //!   tests drive time instead of waiting for it.
 //! - [`ledger`]: the station's durable, hash-chained record of every planned item (SQLite).
 //! - [`station`]: the station daemon — config, scheduler, player control, recovery.
+//! - [`demo`]: the sample schedules shifted to play within seconds, for `loa demo`.
 //! - [`cli`]: one module per subcommand; the binary in `main.rs` only dispatches.
 //!
 //! See ARCHITECTURE.md for the invariants each module keeps.
@@ -16,6 +17,7 @@ pub mod audio;
 pub mod central;
 pub mod cli;
 pub mod clock;
+pub mod demo;
 pub mod ledger;
 pub mod protocol;
 pub mod schedule;

@@ -6,6 +6,7 @@ pub mod audio;
 pub mod audio_add;
 pub mod bulletin;
 pub mod central;
+pub mod demo;
 pub mod log;
 pub mod remote;
 pub mod report;
@@ -43,6 +44,8 @@ pub enum Command {
     Audio(audio_add::AudioAll),
     /// The fleet as central sees it.
     Status(status::StatusArgs),
+    /// Central and several stations on this machine, sound to WAV files.
+    Demo(demo::DemoArgs),
     /// Urgent bulletins: push, cancel, list, show.
     #[command(subcommand)]
     Bulletin(bulletin::BulletinCommand),
@@ -65,6 +68,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Central(args) => central::run(args),
         Command::Audio(command) => audio_add::run_all(command),
         Command::Status(args) => status::run(args),
+        Command::Demo(args) => demo::run(args),
         Command::Bulletin(command) => bulletin::run(command),
     }
 }
