@@ -134,6 +134,38 @@ const COLUMNS: &str = "seq, station, item_id, title, layer, priority, planned, o
      ended, delay_ms, played_secs, reason, audio_sha256, peak_dbfs, rms_dbfs, silent, prev_hash, \
      hash, acked";
 
+/// Appends the conditions every record query shares — planned in `[since, until)`, an
+/// outcome, an item — to `sql` as numbered parameters in `args`. The station's ledger and
+/// central's playlog keep records in tables with the same column names, so both filter
+/// through this one function and cannot drift apart.
+pub fn push_conditions(
+    (since, until, outcome, item_id): (
+        Option<DateTime<Utc>>,
+        Option<DateTime<Utc>>,
+        Option<Outcome>,
+        Option<&str>,
+    ),
+    sql: &mut String,
+    args: &mut Vec<String>,
+) {
+    if let Some(t) = since {
+        args.push(time_text(t));
+        sql.push_str(&format!(" AND planned >= ?{}", args.len()));
+    }
+    if let Some(t) = until {
+        args.push(time_text(t));
+        sql.push_str(&format!(" AND planned < ?{}", args.len()));
+    }
+    if let Some(o) = outcome {
+        args.push(o.as_str().to_string());
+        sql.push_str(&format!(" AND outcome = ?{}", args.len()));
+    }
+    if let Some(item) = item_id {
+        args.push(item.to_string());
+        sql.push_str(&format!(" AND item_id = ?{}", args.len()));
+    }
+}
+
 /// Instants are stored as fixed-width UTC text, so text order is time order.
 pub fn time_text(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
@@ -304,22 +336,11 @@ impl Ledger {
     pub fn query(&self, filter: &Filter) -> Result<Vec<Record>, LedgerError> {
         let mut sql = format!("SELECT {COLUMNS} FROM records WHERE 1 = 1");
         let mut args: Vec<String> = Vec::new();
-        if let Some(t) = filter.since {
-            args.push(time_text(t));
-            sql.push_str(&format!(" AND planned >= ?{}", args.len()));
-        }
-        if let Some(t) = filter.until {
-            args.push(time_text(t));
-            sql.push_str(&format!(" AND planned < ?{}", args.len()));
-        }
-        if let Some(o) = filter.outcome {
-            args.push(o.as_str().to_string());
-            sql.push_str(&format!(" AND outcome = ?{}", args.len()));
-        }
-        if let Some(item) = &filter.item_id {
-            args.push(item.clone());
-            sql.push_str(&format!(" AND item_id = ?{}", args.len()));
-        }
+        push_conditions(
+            (filter.since, filter.until, filter.outcome, filter.item_id.as_deref()),
+            &mut sql,
+            &mut args,
+        );
         sql.push_str(" ORDER BY planned, seq");
         let mut stmt = self.conn.prepare(&sql)?;
         let mut rows = stmt.query(rusqlite::params_from_iter(args.iter()))?;

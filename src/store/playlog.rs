@@ -229,22 +229,11 @@ pub(super) fn query(conn: &Connection, filter: &PlaylogFilter) -> Result<Vec<Rec
         }
         sql.push_str(&format!(" AND station_id IN ({})", marks.join(", ")));
     }
-    if let Some(t) = filter.since {
-        args.push(time_text(t));
-        sql.push_str(&format!(" AND planned >= ?{}", args.len()));
-    }
-    if let Some(t) = filter.until {
-        args.push(time_text(t));
-        sql.push_str(&format!(" AND planned < ?{}", args.len()));
-    }
-    if let Some(o) = filter.outcome {
-        args.push(o.as_str().to_string());
-        sql.push_str(&format!(" AND outcome = ?{}", args.len()));
-    }
-    if let Some(item) = &filter.item_id {
-        args.push(item.clone());
-        sql.push_str(&format!(" AND item_id = ?{}", args.len()));
-    }
+    crate::ledger::push_conditions(
+        (filter.since, filter.until, filter.outcome, filter.item_id.as_deref()),
+        &mut sql,
+        &mut args,
+    );
     sql.push_str(" ORDER BY planned, station_id, seq");
     if let Some(limit) = filter.limit {
         sql.push_str(&format!(" LIMIT {limit}"));
