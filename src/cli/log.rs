@@ -167,19 +167,7 @@ fn run_central(args: &LogArgs) -> Result<ExitCode> {
         query.push(("item", i.clone()));
     }
     let (records, fleet) = super::remote::runtime()?.block_on(async {
-        let response = remote
-            .http
-            .get(remote.url("/api/v1/playlog"))
-            .query(&query)
-            .bearer_auth(&remote.token)
-            .send()
-            .await
-            .with_context(|| format!("cannot reach central at {}", remote.base))?;
-        if !response.status().is_success() {
-            return Err(remote.fail("playlog", response).await);
-        }
-        let records: Vec<Record> =
-            response.json().await.context("central's playlog answer is not valid JSON")?;
+        let records: Vec<Record> = remote.get_json("/api/v1/playlog", &query, "playlog").await?;
         let fleet = super::status::fetch(&remote).await?;
         Ok::<_, anyhow::Error>((records, fleet))
     })?;

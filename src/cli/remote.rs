@@ -118,6 +118,28 @@ impl Remote {
         }
     }
 
+    /// GETs `path` with `query` as an operator and decodes the JSON answer; `what` names
+    /// it in errors ("playlog", "report").
+    pub async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        what: &str,
+    ) -> anyhow::Result<T> {
+        let response = self
+            .http
+            .get(self.url(path))
+            .query(query)
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| self.send_error(e))?;
+        if !response.status().is_success() {
+            return Err(self.fail(what, response).await);
+        }
+        response.json().await.with_context(|| format!("central's {what} answer is not valid JSON"))
+    }
+
     fn send_error(&self, e: reqwest::Error) -> anyhow::Error {
         anyhow!("cannot reach central at {}: {e}", self.base)
     }

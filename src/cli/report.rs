@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use chrono::NaiveDate;
 use chrono_tz::Tz;
 use clap::{Args, ValueEnum};
@@ -56,19 +56,7 @@ fn run_inner(args: &ReportArgs) -> Result<()> {
         query.push(("district", d.clone()));
     }
     let (report, fleet) = remote::runtime()?.block_on(async {
-        let response = remote
-            .http
-            .get(remote.url("/api/v1/report"))
-            .query(&query)
-            .bearer_auth(&remote.token)
-            .send()
-            .await
-            .with_context(|| format!("cannot reach central at {}", remote.base))?;
-        if !response.status().is_success() {
-            return Err(remote.fail("report", response).await);
-        }
-        let report: DailyReport =
-            response.json().await.context("central's report answer is not valid JSON")?;
+        let report: DailyReport = remote.get_json("/api/v1/report", &query, "report").await?;
         let fleet = super::status::fetch(&remote).await?;
         Ok::<_, anyhow::Error>((report, fleet))
     })?;
