@@ -352,7 +352,9 @@ fn schedule_reaches_two_stations_plays_and_survives_central_outage() {
         let r = p.playlog(&["--item", "ban-tin-2"])?;
         (r.len() == 2 && r.iter().all(|r| aired(&r.entry))).then_some(())
     });
-    wait_for("fresh heartbeats from both", Duration::from_secs(20), || {
+    // The sync loop (which carries heartbeats) backs off to at most 30 s while central is
+    // down, so its first call after the return may come up to 30 s later: wait past that.
+    wait_for("fresh heartbeats from both", Duration::from_secs(40), || {
         let fleet = p.fleet()?;
         let fresh = fleet.stations.iter().all(|s| {
             s.last_seen.is_some_and(|t| (fleet.server_time - t).num_seconds() < 5)
