@@ -164,6 +164,10 @@ async fn get_audio(
             "{sha256:?} is not a sha256: audio is named by 64 lowercase hex digits"
         )));
     }
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    if let Some(bytes) = state.hot_audio.get(&sha256) {
+        return hot_audio_response(bytes, range);
+    }
     let path = state.audio_dir().join(&sha256);
     let mut file = match tokio::fs::File::open(&path).await {
         Ok(file) => file,
@@ -173,15 +177,7 @@ async fn get_audio(
         Err(e) => return Err(e.into()),
     };
     let size = file.metadata().await?.len();
-    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
-    let (status, start, end) = match range {
-        Some(value) => {
-            let (start, end) = parse_range(value, size)?;
-            (StatusCode::PARTIAL_CONTENT, start, end)
-        }
-        None => (StatusCode::OK, 0, size.saturating_sub(1)),
-    };
-    let length = if size == 0 { 0 } else { end - start + 1 };
+    let (status, start, end, length) = response_range(range, size)?;
     file.seek(SeekFrom::Start(start)).await?;
     let stream = futures_util::stream::unfold((file, length), |(mut file, left)| async move {
         if left == 0 {
@@ -197,7 +193,40 @@ async fn get_audio(
             Err(e) => Some((Err(e), (file, 0))),
         }
     });
-    let mut response = Response::new(Body::from_stream(stream));
+    Ok(audio_response(Body::from_stream(stream), status, start, end, length, size))
+}
+
+/// The status and the inclusive byte span answering `range` (none: the whole file), and
+/// the body's length.
+fn response_range(range: Option<&str>, size: u64) -> Result<(StatusCode, u64, u64, u64), ApiError> {
+    let (status, start, end) = match range {
+        Some(value) => {
+            let (start, end) = parse_range(value, size)?;
+            (StatusCode::PARTIAL_CONTENT, start, end)
+        }
+        None => (StatusCode::OK, 0, size.saturating_sub(1)),
+    };
+    let length = if size == 0 { 0 } else { end - start + 1 };
+    Ok((status, start, end, length))
+}
+
+/// A live bulletin's audio, from memory (see [`super::hot_audio`]).
+fn hot_audio_response(bytes: Bytes, range: Option<&str>) -> Result<Response, ApiError> {
+    let size = bytes.len() as u64;
+    let (status, start, end, length) = response_range(range, size)?;
+    let body = if length == 0 { Bytes::new() } else { bytes.slice(start as usize..=end as usize) };
+    Ok(audio_response(Body::from(body), status, start, end, length, size))
+}
+
+fn audio_response(
+    body: Body,
+    status: StatusCode,
+    start: u64,
+    end: u64,
+    length: u64,
+    size: u64,
+) -> Response {
+    let mut response = Response::new(body);
     *response.status_mut() = status;
     let h = response.headers_mut();
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
@@ -208,7 +237,7 @@ async fn get_audio(
     {
         h.insert(header::CONTENT_RANGE, v);
     }
-    Ok(response)
+    response
 }
 
 async fn get_library_entry(
@@ -466,6 +495,28 @@ mod tests {
         for bad in ["bytes=10-", "bytes=5-4", "items=0-", "bytes=a-"] {
             assert!(parse_range(bad, 10).is_err(), "{bad}");
         }
+    }
+
+    #[tokio::test]
+    async fn hot_audio_answers_ranges_like_the_disk_path() {
+        let audio = Bytes::from_static(b"0123456789");
+        let whole = hot_audio_response(audio.clone(), None).unwrap();
+        assert_eq!(whole.status(), StatusCode::OK);
+        assert_eq!(whole.headers()[header::CONTENT_LENGTH], "10");
+        let body = axum::body::to_bytes(whole.into_body(), 100).await.unwrap();
+        assert_eq!(&body[..], b"0123456789");
+
+        let tail = hot_audio_response(audio.clone(), Some("bytes=4-")).unwrap();
+        assert_eq!(tail.status(), StatusCode::PARTIAL_CONTENT);
+        assert_eq!(tail.headers()[header::CONTENT_RANGE], "bytes 4-9/10");
+        assert_eq!(tail.headers()[header::CONTENT_LENGTH], "6");
+        let body = axum::body::to_bytes(tail.into_body(), 100).await.unwrap();
+        assert_eq!(&body[..], b"456789");
+
+        assert!(matches!(
+            hot_audio_response(audio, Some("bytes=10-")),
+            Err(ApiError::Range { size: 10 })
+        ));
     }
 
     #[test]

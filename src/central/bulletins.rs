@@ -26,7 +26,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, Query, State};
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -34,13 +34,15 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Deserialize;
 
+use super::api::{operator_auth as operator, station_auth as station};
+use super::delivery_log::DeliveryLog;
 use super::{ApiError, AppState};
 use crate::protocol::{
     BulletinCancelDoc, BulletinDoc, BulletinEvent, BulletinEvents, BulletinInfo, DeliveryReport,
     DeliveryState, DocumentKind, PushBulletinRequest, PushBulletinResponse, SignedEnvelope,
     StationDelivery, Target,
 };
-use crate::store::{Role, Station, hash_token};
+use crate::store::{Role, Station};
 
 /// The bulletin tables' file inside central's data directory.
 pub const DB_FILE: &str = "bulletins.sqlite";
@@ -112,6 +114,7 @@ impl From<BulletinError> for ApiError {
 /// One event as held in memory.
 struct StoredEvent {
     seq: u64,
+    bulletin_id: String,
     targets: HashSet<String>,
     expires_at: DateTime<Utc>,
     envelope: SignedEnvelope,
@@ -120,6 +123,8 @@ struct StoredEvent {
 /// The bulletin state central shares between handlers.
 pub struct Hub {
     db: Mutex<Connection>,
+    /// Delivery reports go through their own writer (group commit).
+    deliveries: DeliveryLog,
     events: RwLock<Vec<Arc<StoredEvent>>>,
     latest: tokio::sync::watch::Sender<u64>,
     /// Open event streams per station.
@@ -128,7 +133,7 @@ pub struct Hub {
     contact: Mutex<HashMap<String, DateTime<Utc>>>,
 }
 
-fn time_text(t: DateTime<Utc>) -> String {
+pub(super) fn time_text(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
@@ -159,7 +164,7 @@ impl Hub {
         let mut events = Vec::new();
         {
             let mut stmt = conn.prepare(
-                "SELECT seq, envelope_json, targets_json, expires_at FROM bulletin_events ORDER BY seq",
+                "SELECT seq, envelope_json, targets_json, expires_at, bulletin_id FROM bulletin_events ORDER BY seq",
             )?;
             let rows = stmt.query_map([], |r| {
                 Ok((
@@ -167,12 +172,14 @@ impl Hub {
                     r.get::<_, String>(1)?,
                     r.get::<_, String>(2)?,
                     r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
                 ))
             })?;
             for row in rows {
-                let (seq, envelope, targets, expires) = row?;
+                let (seq, envelope, targets, expires, bulletin_id) = row?;
                 events.push(Arc::new(StoredEvent {
                     seq: seq as u64,
+                    bulletin_id,
                     targets: serde_json::from_str(&targets)
                         .map_err(|e| BulletinError::Corrupt(e.to_string()))?,
                     expires_at: parse_time(&expires)?,
@@ -184,6 +191,7 @@ impl Hub {
         let latest = events.last().map_or(0, |e| e.seq);
         Ok(Self {
             db: Mutex::new(conn),
+            deliveries: DeliveryLog::open(&path)?,
             events: RwLock::new(events),
             latest: tokio::sync::watch::Sender::new(latest),
             connected: Mutex::new(HashMap::new()),
@@ -207,7 +215,7 @@ impl Hub {
             serde_json::to_string(targets).map_err(|e| BulletinError::Corrupt(e.to_string()))?;
         // Writers hold the events lock across the insert so sequence order is list order.
         let mut events = self.events.write().unwrap_or_else(|p| p.into_inner());
-        let seq = {
+        let (seq, id) = {
             let mut conn = lock(&self.db);
             let tx = conn.transaction()?;
             let id = if let Some((doc, by)) = bulletin {
@@ -233,10 +241,11 @@ impl Hub {
             )?;
             let seq = tx.last_insert_rowid() as u64;
             tx.commit()?;
-            seq
+            (seq, id)
         };
         events.push(Arc::new(StoredEvent {
             seq,
+            bulletin_id: id,
             targets: targets.iter().cloned().collect(),
             expires_at,
             envelope: envelope.clone(),
@@ -293,27 +302,11 @@ impl Hub {
         Ok(ids)
     }
 
-    /// Records a station's report; a state already reported keeps its first report.
-    fn put_delivery(
-        &self,
-        station: &str,
-        report: &DeliveryReport,
-        now: DateTime<Utc>,
-    ) -> Result<(), BulletinError> {
-        let conn = lock(&self.db);
-        conn.execute(
-            "INSERT OR IGNORE INTO bulletin_deliveries (bulletin_id, station_id, state, at, latency_ms, reason, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                report.bulletin_id,
-                station,
-                report.state.as_str(),
-                time_text(report.at),
-                report.latency_ms,
-                report.reason,
-                time_text(now)
-            ],
-        )?;
-        Ok(())
+    /// Whether `station` is one of bulletin `id`'s targets (from memory: asked once per
+    /// delivery report, thousands of times a second after a province-wide push).
+    fn is_target(&self, id: &str, station: &str) -> bool {
+        let events = self.events.read().unwrap_or_else(|p| p.into_inner());
+        events.iter().any(|e| e.bulletin_id == id && e.targets.contains(station))
     }
 
     /// Every state each station reported for bulletin `id`.
@@ -396,21 +389,6 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/station/events", get(stream))
         .route("/api/v1/station/events/poll", get(poll))
         .route("/api/v1/station/bulletins/delivery", post(delivery))
-}
-
-fn bearer(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    value.strip_prefix("Bearer ").map(|t| t.trim().to_string())
-}
-
-fn operator(state: &AppState, headers: &HeaderMap) -> Result<Role, ApiError> {
-    let token = bearer(headers).ok_or(ApiError::Unauthorized)?;
-    state.store.operator_by_token(&hash_token(&token))?.ok_or(ApiError::Unauthorized)
-}
-
-fn station(state: &AppState, headers: &HeaderMap) -> Result<Station, ApiError> {
-    let token = bearer(headers).ok_or(ApiError::Unauthorized)?;
-    state.store.station_by_token(&hash_token(&token))?.ok_or(ApiError::Unauthorized)
 }
 
 /// The stations a push may reach under `role` (see the module docs).
@@ -604,6 +582,11 @@ async fn push(
         issued_at: now,
         expires_at: now + chrono::Duration::seconds(request.expires_secs as i64),
     };
+    // Hot before the stations hear of it: the whole fleet asks for it at once.
+    let path = state.audio_dir().join(&doc.audio_sha256);
+    if let Err(e) = state.hot_audio.load(&doc.audio_sha256, &path, doc.expires_at, now).await {
+        tracing::warn!(id = %doc.id, "bulletin audio will be served from disk: {e}");
+    }
     let envelope = state.key.sign(DocumentKind::Bulletin, &doc)?;
     let by = role.to_string();
     let seq =
@@ -832,25 +815,15 @@ async fn delivery(
     let report: DeliveryReport = parse_json(&body, "delivery report")?;
     let now = state.clock.now();
     state.bulletins.touch(&station.id, now);
-    // Durable writes (fsync) run on the blocking pool: a burst of reports from a whole
-    // fleet must not stall the streams and downloads served by the async workers.
-    let shared = state.clone();
-    tokio::task::spawn_blocking(move || {
-        match shared.bulletins.bulletin(&report.bulletin_id)? {
-            Some((doc, _, _)) if doc.targets.contains(&station.id) => {}
-            _ => {
-                return Err(ApiError::NotFound(format!(
-                    "no bulletin {:?} for station {}",
-                    report.bulletin_id, station.id
-                )));
-            }
-        }
-        tracing::info!(station = %station.id, id = %report.bulletin_id, state = report.state.as_str(), latency_ms = ?report.latency_ms, reason = ?report.reason, "bulletin delivery");
-        shared.bulletins.put_delivery(&station.id, &report, now)?;
-        Ok(())
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    if !state.bulletins.is_target(&report.bulletin_id, &station.id) {
+        return Err(ApiError::NotFound(format!(
+            "no bulletin {:?} for station {}",
+            report.bulletin_id, station.id
+        )));
+    }
+    tracing::info!(station = %station.id, id = %report.bulletin_id, state = report.state.as_str(), latency_ms = ?report.latency_ms, reason = ?report.reason, "bulletin delivery");
+    // Answered only once committed; a fleet's burst of reports shares a few fsyncs.
+    state.bulletins.deliveries.put(&station.id, report, now).await?;
     Ok(axum::http::StatusCode::NO_CONTENT.into_response())
 }
 

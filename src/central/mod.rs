@@ -9,6 +9,8 @@
 mod api;
 pub mod bulletins;
 pub mod config;
+mod delivery_log;
+pub mod hot_audio;
 pub mod ingest;
 pub mod manifest;
 mod playlog;
@@ -193,6 +195,8 @@ pub struct AppState {
     pub issue_lock: tokio::sync::Mutex<()>,
     /// Urgent bulletins: events, streams, delivery states.
     pub bulletins: bulletins::Hub,
+    /// Live bulletins' audio, served from memory.
+    pub hot_audio: hot_audio::HotAudio,
 }
 
 impl AppState {
@@ -245,6 +249,7 @@ pub fn open(config: CentralConfig, clock: SharedClock) -> Result<Arc<AppState>, 
     let bulletins = bulletins::Hub::open(dir)?;
     Ok(Arc::new(AppState {
         bulletins,
+        hot_audio: hot_audio::HotAudio::default(),
         store: Arc::new(store),
         key,
         clock,

@@ -23,6 +23,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use rusqlite::{Connection, OptionalExtension, params};
+use sha2::Digest;
 
 use super::daemon::{StationCommand, StationHandle, StationStatus};
 use crate::clock::SharedClock;
@@ -655,6 +656,9 @@ impl Receiver {
                 status: response.status(),
             });
         }
+        // Hashed as it arrives: the check is done when the last byte is, and no worker
+        // spends a whole file's hashing in one go.
+        let mut hasher = sha2::Sha256::new();
         let mut body = Vec::with_capacity(doc.audio_size as usize);
         let mut stream = response.bytes_stream();
         while let Some(chunk) = stream.next().await {
@@ -662,6 +666,7 @@ impl Receiver {
             if body.len() as u64 + chunk.len() as u64 > doc.audio_size {
                 return Err(SyncError::Oversize { sha256: sha, expected: doc.audio_size }.into());
             }
+            hasher.update(&chunk);
             body.extend_from_slice(&chunk);
         }
         if (body.len() as u64) < doc.audio_size {
@@ -672,17 +677,15 @@ impl Receiver {
             }
             .into());
         }
+        let actual = hex::encode(hasher.finalize());
+        if actual != sha {
+            return Err(SyncError::HashMismatch { expected: sha, actual }.into());
+        }
+        let checked = self.clock.now();
         let cache =
             crate::sync::Cache::open(self.syncer.cache().root()).map_err(SyncError::from)?;
-        let clock = self.clock.clone();
         let committed =
             tokio::task::spawn_blocking(move || -> Result<DateTime<Utc>, BulletinError> {
-                use sha2::Digest;
-                let actual = hex::encode(sha2::Sha256::digest(&body));
-                if actual != sha {
-                    return Err(SyncError::HashMismatch { expected: sha, actual }.into());
-                }
-                let checked = clock.now();
                 let partial = cache.partial_path(&sha);
                 std::fs::write(&partial, &body).map_err(|source| {
                     SyncError::Cache(crate::sync::CacheError {
