@@ -360,14 +360,21 @@ impl std::fmt::Display for BulletinPriority {
 }
 
 /// A bulletin as the province signs it ([`DocumentKind::Bulletin`]). Stations act only on
-/// a verified copy, only if their id is in `targets`, and never after `expires_at`.
+/// a verified copy, only if it is `to_all` or their id is in `targets`, and never after
+/// `expires_at`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BulletinDoc {
     /// Unique, random: stations refuse an id they have seen (replay).
     pub id: String,
     pub title: String,
-    /// The station ids it is for (a district or `all` is resolved at central).
+    /// The station ids it is for (a district is resolved at central); empty with `to_all`.
     pub targets: Vec<String>,
+    /// For every station of the province (`--to all`). Then `targets` is empty in the
+    /// signed document: listing every station id in every station's copy made a
+    /// province-wide push cost stations² to send, parse and verify. Central keeps the
+    /// resolved list (and reports on it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub to_all: bool,
     pub audio_sha256: String,
     pub audio_size: u64,
     pub gain_db: f32,
@@ -387,9 +394,29 @@ pub struct BulletinDoc {
 pub struct BulletinCancelDoc {
     pub id: String,
     pub targets: Vec<String>,
+    /// For every station of the province (`--to all`). Then `targets` is empty in the
+    /// signed document: listing every station id in every station's copy made a
+    /// province-wide push cost stations² to send, parse and verify. Central keeps the
+    /// resolved list (and reports on it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub to_all: bool,
     pub issued_at: DateTime<Utc>,
     /// The cancelled bulletin's expiry: after it the order has nothing left to stop.
     pub expires_at: DateTime<Utc>,
+}
+
+impl BulletinDoc {
+    /// Whether the signed bulletin is addressed to `station`.
+    pub fn is_for(&self, station: &str) -> bool {
+        self.to_all || self.targets.iter().any(|t| t == station)
+    }
+}
+
+impl BulletinCancelDoc {
+    /// Whether the signed cancel is addressed to `station`.
+    pub fn is_for(&self, station: &str) -> bool {
+        self.to_all || self.targets.iter().any(|t| t == station)
+    }
 }
 
 /// One event on a station's bulletin stream (SSE `data:`, and the poll fallback's list).

@@ -115,6 +115,8 @@ impl From<BulletinError> for ApiError {
 struct StoredEvent {
     seq: u64,
     bulletin_id: String,
+    /// The SSE `data:` line, serialised once for every stream that sends it.
+    data: String,
     targets: HashSet<String>,
     expires_at: DateTime<Utc>,
     envelope: SignedEnvelope,
@@ -177,14 +179,16 @@ impl Hub {
             })?;
             for row in rows {
                 let (seq, envelope, targets, expires, bulletin_id) = row?;
+                let envelope: SignedEnvelope = serde_json::from_str(&envelope)
+                    .map_err(|e| BulletinError::Corrupt(e.to_string()))?;
                 events.push(Arc::new(StoredEvent {
                     seq: seq as u64,
                     bulletin_id,
+                    data: event_data(seq as u64, &envelope)?,
                     targets: serde_json::from_str(&targets)
                         .map_err(|e| BulletinError::Corrupt(e.to_string()))?,
                     expires_at: parse_time(&expires)?,
-                    envelope: serde_json::from_str(&envelope)
-                        .map_err(|e| BulletinError::Corrupt(e.to_string()))?,
+                    envelope,
                 }));
             }
         }
@@ -246,6 +250,7 @@ impl Hub {
         events.push(Arc::new(StoredEvent {
             seq,
             bulletin_id: id,
+            data: event_data(seq, envelope)?,
             targets: targets.iter().cloned().collect(),
             expires_at,
             envelope: envelope.clone(),
@@ -266,7 +271,8 @@ impl Hub {
             .collect()
     }
 
-    /// The stored bulletin `id`, who issued it, and when it was cancelled.
+    /// The stored bulletin `id` (with `targets` resolved for a `to_all` one), who issued
+    /// it, and when it was cancelled.
     fn bulletin(
         &self,
         id: &str,
@@ -287,8 +293,11 @@ impl Hub {
             .optional()?;
         drop(conn);
         row.map(|(doc, by, cancelled)| {
-            let doc: BulletinDoc =
+            let mut doc: BulletinDoc =
                 serde_json::from_str(&doc).map_err(|e| BulletinError::Corrupt(e.to_string()))?;
+            if doc.to_all {
+                doc.targets = self.resolved_targets(&doc.id);
+            }
             let cancelled = cancelled.as_deref().map(parse_time).transpose()?;
             Ok((doc, by, cancelled))
         })
@@ -300,6 +309,18 @@ impl Hub {
         let mut stmt = conn.prepare("SELECT id FROM bulletins ORDER BY rowid DESC")?;
         let ids = stmt.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<_, _>>()?;
         Ok(ids)
+    }
+
+    /// The station ids bulletin `id` was resolved to when pushed, sorted.
+    fn resolved_targets(&self, id: &str) -> Vec<String> {
+        let events = self.events.read().unwrap_or_else(|p| p.into_inner());
+        let mut targets: Vec<String> = events
+            .iter()
+            .find(|e| e.bulletin_id == id)
+            .map(|e| e.targets.iter().cloned().collect())
+            .unwrap_or_default();
+        targets.sort();
+        targets
     }
 
     /// Whether `station` is one of bulletin `id`'s targets (from memory: asked once per
@@ -568,10 +589,12 @@ async fn push(
     };
     let now = state.clock.now();
     let nonce: [u8; 8] = rand::random();
+    let to_all = request.to == Target::All;
     let doc = BulletinDoc {
         id: format!("b-{}-{}", now.format("%Y%m%d%H%M%S"), hex::encode(nonce)),
         title,
-        targets: targets.clone(),
+        targets: if to_all { Vec::new() } else { targets.clone() },
+        to_all,
         audio_sha256: audio.sha256.clone(),
         audio_size: audio.size,
         gain_db: audio.gain_db,
@@ -637,7 +660,8 @@ async fn cancel(
     let now = state.clock.now();
     let order = BulletinCancelDoc {
         id: doc.id.clone(),
-        targets: doc.targets.clone(),
+        targets: if doc.to_all { Vec::new() } else { doc.targets.clone() },
+        to_all: doc.to_all,
         issued_at: now,
         expires_at: doc.expires_at,
     };
@@ -733,10 +757,13 @@ fn last_event_id(headers: &HeaderMap, query: &AfterQuery) -> Result<u64, ApiErro
     }
 }
 
+fn event_data(seq: u64, envelope: &SignedEnvelope) -> Result<String, BulletinError> {
+    serde_json::to_string(&BulletinEvent { seq, envelope: envelope.clone() })
+        .map_err(|e| BulletinError::Corrupt(e.to_string()))
+}
+
 fn sse_event(e: &StoredEvent) -> Event {
-    let data = serde_json::to_string(&BulletinEvent { seq: e.seq, envelope: e.envelope.clone() })
-        .unwrap_or_default();
-    Event::default().id(e.seq.to_string()).event("bulletin").data(data)
+    Event::default().id(e.seq.to_string()).event("bulletin").data(&e.data)
 }
 
 async fn stream(
@@ -884,6 +911,7 @@ mod tests {
             id: id.into(),
             title: "t".into(),
             targets: vec!["a".into()],
+            to_all: false,
             audio_sha256: "0".repeat(64),
             audio_size: 1,
             gain_db: 0.0,

@@ -90,6 +90,8 @@ pub struct ReceiverConfig {
 pub struct Ready {
     pub doc: BulletinDoc,
     pub audio: PathBuf,
+    /// When the signed bulletin arrived from central (the receiver's clock).
+    pub received_at: DateTime<Utc>,
     /// When the audio's sha256 matched (the receiver's clock).
     pub checked_at: DateTime<Utc>,
     /// When the audio was committed durably to the cache and the id marked seen: the
@@ -150,20 +152,21 @@ impl Seen {
         now: DateTime<Utc>,
     ) -> Result<(), BulletinError> {
         let t = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-        self.conn()
-            .execute(
-                "INSERT OR IGNORE INTO seen (id, expires_at) VALUES (?1, ?2)",
-                params![id, t(expires_at)],
-            )
-            .map_err(self.err())?;
+        // One transaction, one fsync: this is on the bulletin's path to the loudspeaker.
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(self.err())?;
+        tx.execute(
+            "INSERT OR IGNORE INTO seen (id, expires_at) VALUES (?1, ?2)",
+            params![id, t(expires_at)],
+        )
+        .map_err(self.err())?;
         // Kept a day past expiry: an expired replay is refused by its expiry anyway.
-        self.conn()
-            .execute(
-                "DELETE FROM seen WHERE expires_at < ?1",
-                params![t(now - chrono::Duration::days(1))],
-            )
-            .map_err(self.err())?;
-        Ok(())
+        tx.execute(
+            "DELETE FROM seen WHERE expires_at < ?1",
+            params![t(now - chrono::Duration::days(1))],
+        )
+        .map_err(self.err())?;
+        tx.commit().map_err(self.err())
     }
 
     fn last_event(&self) -> Result<u64, BulletinError> {
@@ -258,7 +261,7 @@ pub fn verify_bulletin(
     let payload = key.verify_envelope(DocumentKind::Bulletin, envelope)?;
     let doc: BulletinDoc = serde_json::from_slice(&payload)
         .map_err(|e| BulletinError::Malformed(format!("signed bulletin: {e}")))?;
-    if !doc.targets.iter().any(|t| t == station) {
+    if !doc.is_for(station) {
         return Err(BulletinError::NotForUs { id: doc.id, station: station.to_string() });
     }
     if now > doc.expires_at {
@@ -480,7 +483,7 @@ impl Receiver {
                     .map_err(|e| BulletinError::Malformed(format!("signed cancel: {e}")))
             });
         let order = match checked {
-            Ok(o) if o.targets.iter().any(|t| t == &self.config.sync.station_id) => o,
+            Ok(o) if o.is_for(&self.config.sync.station_id) => o,
             Ok(o) => {
                 tracing::warn!(id = %o.id, "cancel for other stations: ignored");
                 return;
@@ -534,7 +537,7 @@ impl Receiver {
         let delivered_at = now;
         let verified_at = self.clock.now();
         tracing::info!(id = %doc.id, priority = %doc.priority, "bulletin verified; fetching its audio first");
-        let ready = match self.fetch(&doc).await {
+        let ready = match self.fetch(&doc, delivered_at).await {
             Ok(ready) => ready,
             Err(e) => {
                 tracing::error!(id = %doc.id, "bulletin audio: {e}");
@@ -611,7 +614,11 @@ impl Receiver {
     /// written to the cache's temporary file and committed (fsync, rename, fsync of the
     /// directory) on the blocking pool, so a whole fleet's worth of disk waits never
     /// stalls the streams. It never queues behind the sync's programme downloads.
-    async fn fetch(&self, doc: &BulletinDoc) -> Result<Ready, BulletinError> {
+    async fn fetch(
+        &self,
+        doc: &BulletinDoc,
+        received_at: DateTime<Utc>,
+    ) -> Result<Ready, BulletinError> {
         let sha = doc.audio_sha256.clone();
         if !crate::sync::cache::is_sha256(&sha) {
             return Err(SyncError::BadName(sha).into());
@@ -639,6 +646,7 @@ impl Receiver {
         Ok(Ready {
             doc: doc.clone(),
             audio: self.syncer.cache().audio_path(&sha),
+            received_at,
             checked_at,
             verified_at: self.clock.now(),
         })
@@ -658,24 +666,22 @@ impl Receiver {
         }
         // Hashed as it arrives: the check is done when the last byte is, and no worker
         // spends a whole file's hashing in one go.
+        // The chunks are kept as they came (no copy into one big buffer).
         let mut hasher = sha2::Sha256::new();
-        let mut body = Vec::with_capacity(doc.audio_size as usize);
+        let mut chunks = Vec::new();
+        let mut got: u64 = 0;
         let mut stream = response.bytes_stream();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(http)?;
-            if body.len() as u64 + chunk.len() as u64 > doc.audio_size {
+            got += chunk.len() as u64;
+            if got > doc.audio_size {
                 return Err(SyncError::Oversize { sha256: sha, expected: doc.audio_size }.into());
             }
             hasher.update(&chunk);
-            body.extend_from_slice(&chunk);
+            chunks.push(chunk);
         }
-        if (body.len() as u64) < doc.audio_size {
-            return Err(SyncError::Truncated {
-                sha256: sha,
-                got: body.len() as u64,
-                expected: doc.audio_size,
-            }
-            .into());
+        if got < doc.audio_size {
+            return Err(SyncError::Truncated { sha256: sha, got, expected: doc.audio_size }.into());
         }
         let actual = hex::encode(hasher.finalize());
         if actual != sha {
@@ -687,7 +693,15 @@ impl Receiver {
         let committed =
             tokio::task::spawn_blocking(move || -> Result<DateTime<Utc>, BulletinError> {
                 let partial = cache.partial_path(&sha);
-                std::fs::write(&partial, &body).map_err(|source| {
+                let write = || -> std::io::Result<()> {
+                    use std::io::Write;
+                    let mut file = std::fs::File::create(&partial)?;
+                    for chunk in &chunks {
+                        file.write_all(chunk)?;
+                    }
+                    Ok(())
+                };
+                write().map_err(|source| {
                     SyncError::Cache(crate::sync::CacheError {
                         path: partial.display().to_string(),
                         source,
@@ -844,6 +858,7 @@ mod tests {
             id: "b-1".into(),
             title: "lũ".into(),
             targets: targets.iter().map(|s| s.to_string()).collect(),
+            to_all: false,
             audio_sha256: "a".repeat(64),
             audio_size: 10,
             gain_db: 0.0,
@@ -865,6 +880,19 @@ mod tests {
         assert_eq!(verify_bulletin(&public, &good, "a", t).unwrap().id, "b-1");
         assert!(matches!(
             verify_bulletin(&public, &good, "c", t),
+            Err(BulletinError::NotForUs { .. })
+        ));
+        // `--to all` is signed as such, with no list: every station of the province.
+        let everywhere = BulletinDoc { to_all: true, ..doc(&[], t) };
+        let everywhere = key.sign(DocumentKind::Bulletin, &everywhere).unwrap();
+        assert_eq!(verify_bulletin(&public, &everywhere, "c", t).unwrap().id, "b-1");
+        assert!(matches!(
+            verify_bulletin(
+                &public,
+                &key.sign(DocumentKind::Bulletin, &doc(&[], t)).unwrap(),
+                "c",
+                t
+            ),
             Err(BulletinError::NotForUs { .. })
         ));
         assert!(matches!(

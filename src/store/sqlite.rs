@@ -157,14 +157,11 @@ impl Store for SqliteStore {
     }
 
     fn station_by_token(&self, token_hash: &str) -> Result<Option<Station>, StoreError> {
-        Ok(self
-            .conn()
-            .query_row(
-                "SELECT id, name, district FROM stations WHERE token_hash = ?1",
-                [token_hash],
-                station_row,
-            )
-            .optional()?)
+        // Asked on every station request: the statement is prepared once per connection.
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare_cached("SELECT id, name, district FROM stations WHERE token_hash = ?1")?;
+        Ok(stmt.query_row([token_hash], station_row).optional()?)
     }
 
     fn stations(&self) -> Result<Vec<Station>, StoreError> {
@@ -195,12 +192,9 @@ impl Store for SqliteStore {
     }
 
     fn operator_by_token(&self, token_hash: &str) -> Result<Option<Role>, StoreError> {
-        let text: Option<String> = self
-            .conn()
-            .query_row("SELECT role FROM operators WHERE token_hash = ?1", [token_hash], |r| {
-                r.get(0)
-            })
-            .optional()?;
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("SELECT role FROM operators WHERE token_hash = ?1")?;
+        let text: Option<String> = stmt.query_row([token_hash], |r| r.get(0)).optional()?;
         text.map(|t| t.parse::<Role>().map_err(StoreError::Corrupt)).transpose()
     }
 
