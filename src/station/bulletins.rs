@@ -57,7 +57,7 @@ pub enum BulletinError {
     Download(#[from] SyncError),
     #[error("bulletin state {path}: {source}")]
     Store { path: String, source: rusqlite::Error },
-    #[error("cannot reach central at {url}: {source}")]
+    #[error("cannot reach central at {url}: {}", crate::sync::describe_http(source))]
     Http { url: String, source: reqwest::Error },
     #[error("central answered {status} to {what}")]
     Status { what: String, status: reqwest::StatusCode },
@@ -277,13 +277,12 @@ impl Receiver {
             .map_err(|source| BulletinError::Tone { path: root.display().to_string(), source })?;
         let seen = Arc::new(Seen::open(&root.join(DB_FILE))?);
         let syncer = Syncer::new(config.sync.clone(), clock.clone())?;
-        let mut builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(10));
-        if let Some(pem) = &config.sync.ca_cert_pem {
-            let cert = reqwest::Certificate::from_pem(pem).map_err(SyncError::CaCert)?;
-            builder = builder.add_root_certificate(cert);
-        }
         let url = config.sync.central.clone();
-        let http = builder.build().map_err(|source| BulletinError::Http { url, source })?;
+        let http = config
+            .sync
+            .client_builder()?
+            .build()
+            .map_err(|source| BulletinError::Http { url, source })?;
         let reporter = Reporter {
             http: http.clone(),
             url: format!("{}/api/v1/station/bulletins/delivery", config.sync.central),
@@ -711,15 +710,10 @@ pub fn spawn_for(
     status: tokio::sync::watch::Receiver<StationStatus>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<Option<tokio::task::JoinHandle<()>>, BulletinError> {
-    let (Some(central), Some(token), Some(key)) =
-        (&config.central_url, &config.token, &config.province_key)
-    else {
+    let Some(sync) = super::uplink::sync_config(config)? else {
         tracing::info!("no central_url, token and province_key: bulletins are not received");
         return Ok(None);
     };
-    let public_key = PublicKey::from_bytes(key)?;
-    let sync =
-        SyncConfig::new(central, token, &config.station_id, public_key, config.data_dir.clone());
     let tone = install_tone(&config.data_dir.join("tone"))?;
     let receiver = Receiver::new(
         // Ten seconds at most between tries: an urgent warning must not wait out a long

@@ -74,12 +74,78 @@ impl SyncConfig {
             ca_cert_pem: None,
         }
     }
+
+    /// The one way a station's HTTP clients to central start (the sync, heartbeats, the
+    /// playlog reporter, the bulletin receiver): a connect timeout, and `ca_cert_pem` as
+    /// the only trusted root. Callers add the timeouts their requests need.
+    pub fn client_builder(&self) -> Result<reqwest::ClientBuilder, SyncError> {
+        let mut builder = reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT);
+        if let Some(pem) = &self.ca_cert_pem {
+            builder = builder.add_root_certificate(
+                reqwest::Certificate::from_pem(pem).map_err(SyncError::CaCert)?,
+            );
+        }
+        Ok(builder)
+    }
+}
+
+/// How long a station waits for a TCP connection to central.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A reqwest error with its causes (reqwest's own message stops at "error sending
+/// request"), and, when central's TLS certificate was refused, what to check: a wrong
+/// `ca_cert` must not read like a flaky link.
+pub fn describe_http(error: &reqwest::Error) -> String {
+    use tokio_rustls::rustls::{self, CertificateError};
+    let mut text = error.to_string();
+    let mut certificate: Option<&rustls::Error> = None;
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
+    while let Some(err) = cause {
+        // `io::Error` hides its payload from `source()`: look inside it by hand.
+        let payload = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|inner| inner as &(dyn std::error::Error + 'static));
+        for candidate in [Some(err), payload].into_iter().flatten() {
+            if let Some(tls) = candidate.downcast_ref::<rustls::Error>() {
+                certificate = certificate.or(Some(tls));
+            }
+        }
+        let message = err.to_string();
+        if !text.contains(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        cause = err.source();
+    }
+    let hint = match certificate {
+        Some(rustls::Error::InvalidCertificate(
+            CertificateError::UnknownIssuer | CertificateError::BadSignature,
+        )) => {
+            "central's certificate is not signed by the trusted CA: set ca_cert to the PEM of the CA that signed central's tls_cert"
+        }
+        Some(rustls::Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        )) => {
+            "central's certificate does not name the host in central_url: use the name or address its certificate was made for"
+        }
+        Some(rustls::Error::InvalidCertificate(
+            CertificateError::Expired | CertificateError::ExpiredContext { .. },
+        )) => {
+            "central's certificate has expired (or this station's clock is wrong): renew it at central"
+        }
+        Some(rustls::Error::InvalidCertificate(_)) => {
+            "central's certificate was refused: check ca_cert and central's tls_cert"
+        }
+        _ => return text,
+    };
+    format!("{text} ({hint})")
 }
 
 /// Why a sync step failed. Every refusal of content is also logged.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
-    #[error("cannot reach central at {url}: {source}")]
+    #[error("cannot reach central at {url}: {}", describe_http(source))]
     Http { url: String, source: reqwest::Error },
     #[error("central answered {status} to {what}: {message}")]
     Status { what: String, status: StatusCode, message: String },
@@ -158,15 +224,9 @@ impl Syncer {
             }
             None => None,
         };
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(config.long_poll + Duration::from_secs(30));
-        if let Some(pem) = &config.ca_cert_pem {
-            builder = builder.add_root_certificate(
-                reqwest::Certificate::from_pem(pem).map_err(SyncError::CaCert)?,
-            );
-        }
-        let http = builder
+        let http = config
+            .client_builder()?
+            .read_timeout(config.long_poll + Duration::from_secs(30))
             .build()
             .map_err(|source| SyncError::Http { url: config.central.clone(), source })?;
         Ok(Self {
