@@ -341,7 +341,12 @@ impl Receiver {
             match result {
                 Ok(()) => attempt = 0,
                 Err(e) => {
-                    tracing::warn!("bulletin stream: {e}");
+                    if matches!(&e, BulletinError::Http { source, .. } if crate::sync::certificate_refused(source))
+                    {
+                        tracing::error!("bulletin stream: {e}");
+                    } else {
+                        tracing::warn!("bulletin stream: {e}");
+                    }
                     // The fallback: one poll, so a link that cannot hold a stream still
                     // gets its bulletins.
                     if self.config.mode == Mode::Stream {

@@ -224,7 +224,11 @@ async fn sync_loop(
             }
             Err(e) => {
                 failures = failures.saturating_add(1);
-                tracing::warn!(failures, "sync: {e}; the accepted schedules keep playing");
+                if e.certificate_refused() {
+                    tracing::error!(failures, "sync: {e}; the accepted schedules keep playing");
+                } else {
+                    tracing::warn!(failures, "sync: {e}; the accepted schedules keep playing");
+                }
                 backoff.delay(failures - 1, rand::random::<f64>())
             }
         };

@@ -92,25 +92,41 @@ impl SyncConfig {
 /// How long a station waits for a TCP connection to central.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// rustls' error behind a failed request, if the TLS handshake is what failed.
+fn tls_error(error: &reqwest::Error) -> Option<&tokio_rustls::rustls::Error> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
+    while let Some(err) = cause {
+        // `io::Error` hides its payload from `source()`, and the TLS connector wraps
+        // rustls' error in two of them: look inside by hand.
+        let mut candidate = Some(err);
+        while let Some(inner) = candidate {
+            if let Some(tls) = inner.downcast_ref::<tokio_rustls::rustls::Error>() {
+                return Some(tls);
+            }
+            candidate = inner
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .map(|payload| payload as &(dyn std::error::Error + 'static));
+        }
+        cause = err.source();
+    }
+    None
+}
+
+/// Whether central's TLS certificate was refused: a setting to fix (`ca_cert`, central's
+/// `tls_cert`, the host in central_url), not a link that will come back by itself.
+pub fn certificate_refused(error: &reqwest::Error) -> bool {
+    matches!(tls_error(error), Some(tokio_rustls::rustls::Error::InvalidCertificate(_)))
+}
+
 /// A reqwest error with its causes (reqwest's own message stops at "error sending
 /// request"), and, when central's TLS certificate was refused, what to check: a wrong
 /// `ca_cert` must not read like a flaky link.
 pub fn describe_http(error: &reqwest::Error) -> String {
     use tokio_rustls::rustls::{self, CertificateError};
     let mut text = error.to_string();
-    let mut certificate: Option<&rustls::Error> = None;
     let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
     while let Some(err) = cause {
-        // `io::Error` hides its payload from `source()`: look inside it by hand.
-        let payload = err
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .map(|inner| inner as &(dyn std::error::Error + 'static));
-        for candidate in [Some(err), payload].into_iter().flatten() {
-            if let Some(tls) = candidate.downcast_ref::<rustls::Error>() {
-                certificate = certificate.or(Some(tls));
-            }
-        }
         let message = err.to_string();
         if !text.contains(&message) {
             text.push_str(": ");
@@ -118,28 +134,28 @@ pub fn describe_http(error: &reqwest::Error) -> String {
         }
         cause = err.source();
     }
-    let hint = match certificate {
-        Some(rustls::Error::InvalidCertificate(
-            CertificateError::UnknownIssuer | CertificateError::BadSignature,
-        )) => {
+    let Some(rustls::Error::InvalidCertificate(refusal)) = tls_error(error) else { return text };
+    let hint = match refusal {
+        CertificateError::UnknownIssuer | CertificateError::BadSignature => {
             "central's certificate is not signed by the trusted CA: set ca_cert to the PEM of the CA that signed central's tls_cert"
         }
-        Some(rustls::Error::InvalidCertificate(
-            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-        )) => {
+        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
             "central's certificate does not name the host in central_url: use the name or address its certificate was made for"
         }
-        Some(rustls::Error::InvalidCertificate(
-            CertificateError::Expired | CertificateError::ExpiredContext { .. },
-        )) => {
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
             "central's certificate has expired (or this station's clock is wrong): renew it at central"
         }
-        Some(rustls::Error::InvalidCertificate(_)) => {
-            "central's certificate was refused: check ca_cert and central's tls_cert"
-        }
-        _ => return text,
+        _ => "central's certificate was refused: check ca_cert and central's tls_cert",
     };
     format!("{text} ({hint})")
+}
+
+impl SyncError {
+    /// Whether this failure is central's TLS certificate being refused (see
+    /// [`certificate_refused`]): logged as an error, since only a person can fix it.
+    pub fn certificate_refused(&self) -> bool {
+        matches!(self, SyncError::Http { source, .. } if certificate_refused(source))
+    }
 }
 
 /// Why a sync step failed. Every refusal of content is also logged.
