@@ -82,6 +82,9 @@ async fn manifest_and_audio_travel_over_https_with_a_pinned_ca() {
     let mut untrusting = Syncer::new(config, clock).unwrap();
     let err = untrusting.fetch_manifest(Duration::ZERO).await.unwrap_err();
     assert!(matches!(err, SyncError::Http { .. }), "{err}");
+    // ... and says what to fix rather than reading like a dropped link.
+    assert!(err.certificate_refused(), "{err}");
+    assert!(err.to_string().contains("not signed by the trusted CA: set ca_cert"), "{err}");
 
     // Plain HTTP to the TLS port gets nothing.
     let plain = reqwest::Client::new()

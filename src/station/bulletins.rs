@@ -58,7 +58,7 @@ pub enum BulletinError {
     Download(#[from] SyncError),
     #[error("bulletin state {path}: {source}")]
     Store { path: String, source: rusqlite::Error },
-    #[error("cannot reach central at {url}: {source}")]
+    #[error("cannot reach central at {url}: {}", crate::sync::describe_http(source))]
     Http { url: String, source: reqwest::Error },
     #[error("central answered {status} to {what}")]
     Status { what: String, status: reqwest::StatusCode },
@@ -281,13 +281,12 @@ impl Receiver {
             .map_err(|source| BulletinError::Tone { path: root.display().to_string(), source })?;
         let seen = Arc::new(Seen::open(&root.join(DB_FILE))?);
         let syncer = Syncer::new(config.sync.clone(), clock.clone())?;
-        let mut builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(10));
-        if let Some(pem) = &config.sync.ca_cert_pem {
-            let cert = reqwest::Certificate::from_pem(pem).map_err(SyncError::CaCert)?;
-            builder = builder.add_root_certificate(cert);
-        }
         let url = config.sync.central.clone();
-        let http = builder.build().map_err(|source| BulletinError::Http { url, source })?;
+        let http = config
+            .sync
+            .client_builder()?
+            .build()
+            .map_err(|source| BulletinError::Http { url, source })?;
         let reporter = Reporter {
             http: http.clone(),
             url: format!("{}/api/v1/station/bulletins/delivery", config.sync.central),
@@ -346,7 +345,12 @@ impl Receiver {
             match result {
                 Ok(()) => attempt = 0,
                 Err(e) => {
-                    tracing::warn!("bulletin stream: {e}");
+                    if matches!(&e, BulletinError::Http { source, .. } if crate::sync::certificate_refused(source))
+                    {
+                        tracing::error!("bulletin stream: {e}");
+                    } else {
+                        tracing::warn!("bulletin stream: {e}");
+                    }
                     // The fallback: one poll, so a link that cannot hold a stream still
                     // gets its bulletins.
                     if self.config.mode == Mode::Stream {
@@ -728,15 +732,10 @@ pub fn spawn_for(
     status: tokio::sync::watch::Receiver<StationStatus>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<Option<tokio::task::JoinHandle<()>>, BulletinError> {
-    let (Some(central), Some(token), Some(key)) =
-        (&config.central_url, &config.token, &config.province_key)
-    else {
+    let Some(sync) = super::uplink::sync_config(config)? else {
         tracing::info!("no central_url, token and province_key: bulletins are not received");
         return Ok(None);
     };
-    let public_key = PublicKey::from_bytes(key)?;
-    let sync =
-        SyncConfig::new(central, token, &config.station_id, public_key, config.data_dir.clone());
     let tone = install_tone(&config.data_dir.join("tone"))?;
     let receiver = Receiver::new(
         // Ten seconds at most between tries: an urgent warning must not wait out a long

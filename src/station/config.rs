@@ -45,6 +45,58 @@ pub struct StationConfig {
     pub silence_threshold_dbfs: f32,
     /// How often the station sends central a heartbeat (with central).
     pub heartbeat: Duration,
+    /// The CA that signed central's certificate (`ca_cert`): the only root the
+    /// station's HTTPS clients trust. Read and checked at start-up.
+    pub ca_cert: Option<CaCert>,
+}
+
+/// A CA certificate read from `ca_cert` and checked to be usable as a trust anchor.
+#[derive(Clone, PartialEq)]
+pub struct CaCert {
+    /// The file it came from (resolved against the config file's directory).
+    pub path: PathBuf,
+    /// Its PEM text, as handed to the HTTP clients.
+    pub pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for CaCert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaCert")
+            .field("path", &self.path)
+            .field("pem_bytes", &self.pem.len())
+            .finish()
+    }
+}
+
+impl CaCert {
+    /// Reads `path` and checks that it holds at least one PEM certificate rustls accepts
+    /// as a root, so a wrong file fails at start-up rather than at every connection.
+    pub fn load(path: &Path) -> Result<Self, String> {
+        use tokio_rustls::rustls::RootCertStore;
+        use tokio_rustls::rustls::pki_types::CertificateDer;
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        let shown = path.display();
+        let pem = std::fs::read(path).map_err(|e| {
+            format!(
+                "cannot read ca_cert {shown}: {e} (give the PEM file of the CA that signed central's certificate; a relative path is read from this file's directory)"
+            )
+        })?;
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("ca_cert {shown} is not valid PEM: {e}"))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "ca_cert {shown} holds no certificate (expected `-----BEGIN CERTIFICATE-----`): give the CA certificate central's operator sent, not a key"
+            ));
+        }
+        let mut roots = RootCertStore::empty();
+        for (i, cert) in certs.into_iter().enumerate() {
+            roots.add(cert).map_err(|e| {
+                format!("ca_cert {shown}: certificate {} cannot be used as a CA: {e}", i + 1)
+            })?;
+        }
+        Ok(Self { path: path.to_path_buf(), pem })
+    }
 }
 
 impl StationConfig {
@@ -65,6 +117,7 @@ impl StationConfig {
             preroll: Duration::from_millis(DEFAULT_PREROLL_MS),
             silence_threshold_dbfs: DEFAULT_SILENCE_DBFS,
             heartbeat: Duration::from_secs(DEFAULT_HEARTBEAT_SECS),
+            ca_cert: None,
         }
     }
 
@@ -96,6 +149,7 @@ struct RawConfig {
     #[serde(default = "default_timezone")]
     timezone: String,
     province_key: Option<String>,
+    ca_cert: Option<PathBuf>,
     #[serde(default = "default_heartbeat")]
     heartbeat_secs: u64,
     provincial_schedule: Option<PathBuf>,
@@ -232,6 +286,16 @@ pub fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<StationConfig,
                 "a station that talks to central needs the token central issued to it".to_string(),
             ));
         }
+        // Stations trust no built-in web roots (see ca_cert): say so now, not at every
+        // failed connection.
+        if url.starts_with("https://") && raw.ca_cert.is_none() {
+            return Err(at(
+                "central_url",
+                format!(
+                    "central_url {url:?} is https but ca_cert is not set: add ca_cert = \"central-ca.pem\" (the PEM of the CA that signed central's certificate; stations trust no other)"
+                ),
+            ));
+        }
     }
     const SINKS: [&str; 5] = ["default", "alsa", "wav", "null", "clocked"];
     if !SINKS.contains(&raw.audio.sink.as_str()) {
@@ -260,6 +324,10 @@ pub fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<StationConfig,
     }
 
     let resolve = |p: PathBuf| if p.is_absolute() { p } else { base_dir.join(p) };
+    let ca_cert = match raw.ca_cert {
+        None => None,
+        Some(path) => Some(CaCert::load(&resolve(path)).map_err(|m| at("ca_cert", m))?),
+    };
     Ok(StationConfig {
         station_id: raw.station_id,
         central_url: raw.central_url,
@@ -275,6 +343,7 @@ pub fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<StationConfig,
         preroll: Duration::from_millis(raw.audio.preroll_ms),
         silence_threshold_dbfs: raw.silence.threshold_dbfs,
         heartbeat: Duration::from_secs(raw.heartbeat_secs),
+        ca_cert,
     })
 }
 
@@ -375,6 +444,58 @@ mod tests {
 
         let err = parse("station_id = 5\n", "s.toml", Path::new("")).expect_err("type");
         assert!(err.to_string().starts_with("s.toml:1:14: error:"), "{err}");
+    }
+
+    fn with_central(extra: &str) -> String {
+        format!(
+            "station_id = \"a\"\ncentral_url = \"https://central.example:8480\"\ntoken = \"t\"\nprovince_key = \"{}\"\n{extra}",
+            "11".repeat(32)
+        )
+    }
+
+    #[test]
+    fn ca_cert_is_read_relative_to_the_config_file() {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let text = with_central("ca_cert = \"tls/ca.pem\"\n");
+        let c = parse(&text, "s.toml", &fixtures).expect("valid");
+        let ca = c.ca_cert.expect("ca_cert kept");
+        assert_eq!(ca.path, fixtures.join("tls/ca.pem"));
+        assert!(ca.pem.starts_with(b"-----BEGIN CERTIFICATE-----"));
+    }
+
+    #[test]
+    fn https_without_ca_cert_says_to_set_it() {
+        let err = parse(&with_central(""), "s.toml", Path::new("")).expect_err("no ca");
+        let msg = err.to_string();
+        assert!(msg.starts_with("s.toml:2:1: error: central_url"), "{msg}");
+        assert!(msg.contains("add ca_cert = "), "{msg}");
+        // Plain HTTP needs none.
+        let text = with_central("").replace("https://", "http://");
+        assert_eq!(parse(&text, "s.toml", Path::new("")).expect("http").ca_cert, None);
+    }
+
+    #[test]
+    fn a_bad_ca_cert_names_the_file_and_what_to_give() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls");
+        std::fs::write(dir.path().join("notes.pem"), "not a certificate\n").expect("write");
+        std::fs::copy(fixtures.join("key.pem"), dir.path().join("key.pem")).expect("copy");
+        let garbled = "-----BEGIN CERTIFICATE-----\nAAAAAAAA\n-----END CERTIFICATE-----\n";
+        std::fs::write(dir.path().join("garbled.pem"), garbled).expect("write");
+        let cases = [
+            ("garbled.pem", "certificate 1 cannot be used as a CA"),
+            ("missing.pem", "cannot read ca_cert"),
+            ("notes.pem", "holds no certificate"),
+            ("key.pem", "holds no certificate"),
+        ];
+        for (file, expected) in cases {
+            let text = with_central(&format!("ca_cert = {file:?}\n"));
+            let err = parse(&text, "s.toml", dir.path()).expect_err(file);
+            let msg = err.to_string();
+            assert!(msg.starts_with("s.toml:5:1: error: "), "{msg}");
+            assert!(msg.contains(expected), "{file}: {msg}");
+            assert!(msg.contains(&dir.path().join(file).display().to_string()), "{msg}");
+        }
     }
 
     #[test]

@@ -26,7 +26,9 @@ use crate::clock::SharedClock;
 use crate::ledger::{Ledger, LedgerError, Outcome};
 use crate::protocol::{PlaylogAck, PlaylogBatch};
 use crate::signing::{PublicKey, SigningError, VerifiedManifest};
-use crate::sync::{Backoff, StationReport, SyncConfig, SyncError, Syncer, schedules};
+use crate::sync::{
+    Backoff, StationReport, SyncConfig, SyncError, Syncer, describe_http, schedules,
+};
 
 /// How often the reporter looks for new ledger records.
 pub const PLAYLOG_POLL: Duration = Duration::from_millis(500);
@@ -51,7 +53,7 @@ pub enum UplinkError {
 /// Why one playlog exchange failed (it is retried with backoff).
 #[derive(Debug, thiserror::Error)]
 enum ReportError {
-    #[error("cannot reach central at {url}: {source}")]
+    #[error("cannot reach central at {url}: {}", describe_http(source))]
     Http { url: String, source: reqwest::Error },
     #[error("central answered {status} to a playlog batch: {body}")]
     Status { status: reqwest::StatusCode, body: String },
@@ -86,30 +88,26 @@ impl Uplink {
         handle: StationHandle,
         clock: SharedClock,
     ) -> Result<Option<Self>, UplinkError> {
-        let Some(url) = &config.central_url else { return Ok(None) };
-        let token = config.token.as_deref().ok_or(UplinkError::Missing("token"))?;
-        let key = config.province_key.ok_or(UplinkError::Missing("province_key"))?;
-        let mut sync = SyncConfig::new(
-            url,
-            token,
-            &config.station_id,
-            PublicKey::from_bytes(&key)?,
-            config.data_dir.clone(),
-        );
+        if config.central_url.is_none() {
+            return Ok(None);
+        }
+        config.token.as_deref().ok_or(UplinkError::Missing("token"))?;
+        config.province_key.ok_or(UplinkError::Missing("province_key"))?;
+        let Some(mut sync) = sync_config(config)? else { return Ok(None) };
         sync.long_poll = config.heartbeat.min(MAX_LONG_POLL);
         sync.backoff = Backoff { base: Duration::from_millis(500), max: Duration::from_secs(30) };
         let syncer = Syncer::new(sync.clone(), clock)?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
+        let http = sync
+            .client_builder()?
             .timeout(Duration::from_secs(60))
             .build()
-            .map_err(|source| SyncError::Http { url: url.clone(), source })?;
+            .map_err(|source| SyncError::Http { url: sync.central.clone(), source })?;
         let sink_health = Arc::new(Mutex::new("ok".to_string()));
         let reporter = Reporter {
             ledger: Ledger::open_existing(&config.ledger_path())?,
             http,
             url: format!("{}/api/v1/station/playlog", sync.central),
-            token: token.to_string(),
+            token: sync.token.clone(),
             sink_health: sink_health.clone(),
         };
         Ok(Some(Self {
@@ -136,6 +134,28 @@ impl Uplink {
         let _ = stop_tx.send(true);
         let _ = playlog.await;
     }
+}
+
+/// How this station reaches central: its URL, token, pinned key and, for `https://`,
+/// the CA in `ca_cert`. Every HTTP client the station opens to central (the sync,
+/// heartbeats, the playlog reporter, the bulletin receiver) is built from this with
+/// [`SyncConfig::client_builder`], so what the station trusts is decided in one place.
+/// `None` for a standalone station (no central_url, token or province_key).
+pub fn sync_config(config: &StationConfig) -> Result<Option<SyncConfig>, SigningError> {
+    let (Some(central), Some(token), Some(key)) =
+        (&config.central_url, &config.token, &config.province_key)
+    else {
+        return Ok(None);
+    };
+    let mut sync = SyncConfig::new(
+        central,
+        token,
+        &config.station_id,
+        PublicKey::from_bytes(key)?,
+        config.data_dir.clone(),
+    );
+    sync.ca_cert_pem = config.ca_cert.as_ref().map(|ca| ca.pem.clone());
+    Ok(Some(sync))
 }
 
 fn apply(handle: &StationHandle, m: &VerifiedManifest) {
@@ -204,7 +224,11 @@ async fn sync_loop(
             }
             Err(e) => {
                 failures = failures.saturating_add(1);
-                tracing::warn!(failures, "sync: {e}; the accepted schedules keep playing");
+                if e.certificate_refused() {
+                    tracing::error!(failures, "sync: {e}; the accepted schedules keep playing");
+                } else {
+                    tracing::warn!(failures, "sync: {e}; the accepted schedules keep playing");
+                }
                 backoff.delay(failures - 1, rand::random::<f64>())
             }
         };

@@ -74,12 +74,94 @@ impl SyncConfig {
             ca_cert_pem: None,
         }
     }
+
+    /// The one way a station's HTTP clients to central start (the sync, heartbeats, the
+    /// playlog reporter, the bulletin receiver): a connect timeout, and `ca_cert_pem` as
+    /// the only trusted root. Callers add the timeouts their requests need.
+    pub fn client_builder(&self) -> Result<reqwest::ClientBuilder, SyncError> {
+        let mut builder = reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT);
+        if let Some(pem) = &self.ca_cert_pem {
+            builder = builder.add_root_certificate(
+                reqwest::Certificate::from_pem(pem).map_err(SyncError::CaCert)?,
+            );
+        }
+        Ok(builder)
+    }
+}
+
+/// How long a station waits for a TCP connection to central.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// rustls' error behind a failed request, if the TLS handshake is what failed.
+fn tls_error(error: &reqwest::Error) -> Option<&tokio_rustls::rustls::Error> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
+    while let Some(err) = cause {
+        // `io::Error` hides its payload from `source()`, and the TLS connector wraps
+        // rustls' error in two of them: look inside by hand.
+        let mut candidate = Some(err);
+        while let Some(inner) = candidate {
+            if let Some(tls) = inner.downcast_ref::<tokio_rustls::rustls::Error>() {
+                return Some(tls);
+            }
+            candidate = inner
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .map(|payload| payload as &(dyn std::error::Error + 'static));
+        }
+        cause = err.source();
+    }
+    None
+}
+
+/// Whether central's TLS certificate was refused: a setting to fix (`ca_cert`, central's
+/// `tls_cert`, the host in central_url), not a link that will come back by itself.
+pub fn certificate_refused(error: &reqwest::Error) -> bool {
+    matches!(tls_error(error), Some(tokio_rustls::rustls::Error::InvalidCertificate(_)))
+}
+
+/// A reqwest error with its causes (reqwest's own message stops at "error sending
+/// request"), and, when central's TLS certificate was refused, what to check: a wrong
+/// `ca_cert` must not read like a flaky link.
+pub fn describe_http(error: &reqwest::Error) -> String {
+    use tokio_rustls::rustls::{self, CertificateError};
+    let mut text = error.to_string();
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
+    while let Some(err) = cause {
+        let message = err.to_string();
+        if !text.contains(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        cause = err.source();
+    }
+    let Some(rustls::Error::InvalidCertificate(refusal)) = tls_error(error) else { return text };
+    let hint = match refusal {
+        CertificateError::UnknownIssuer | CertificateError::BadSignature => {
+            "central's certificate is not signed by the trusted CA: set ca_cert to the PEM of the CA that signed central's tls_cert"
+        }
+        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+            "central's certificate does not name the host in central_url: use the name or address its certificate was made for"
+        }
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+            "central's certificate has expired (or this station's clock is wrong): renew it at central"
+        }
+        _ => "central's certificate was refused: check ca_cert and central's tls_cert",
+    };
+    format!("{text} ({hint})")
+}
+
+impl SyncError {
+    /// Whether this failure is central's TLS certificate being refused (see
+    /// [`certificate_refused`]): logged as an error, since only a person can fix it.
+    pub fn certificate_refused(&self) -> bool {
+        matches!(self, SyncError::Http { source, .. } if certificate_refused(source))
+    }
 }
 
 /// Why a sync step failed. Every refusal of content is also logged.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
-    #[error("cannot reach central at {url}: {source}")]
+    #[error("cannot reach central at {url}: {}", describe_http(source))]
     Http { url: String, source: reqwest::Error },
     #[error("central answered {status} to {what}: {message}")]
     Status { what: String, status: StatusCode, message: String },
@@ -158,15 +240,9 @@ impl Syncer {
             }
             None => None,
         };
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(config.long_poll + Duration::from_secs(30));
-        if let Some(pem) = &config.ca_cert_pem {
-            builder = builder.add_root_certificate(
-                reqwest::Certificate::from_pem(pem).map_err(SyncError::CaCert)?,
-            );
-        }
-        let http = builder
+        let http = config
+            .client_builder()?
+            .read_timeout(config.long_poll + Duration::from_secs(30))
             .build()
             .map_err(|source| SyncError::Http { url: config.central.clone(), source })?;
         Ok(Self {
