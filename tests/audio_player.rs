@@ -218,6 +218,44 @@ fn gain_is_applied_and_measured_in_the_proof() {
     assert!((peak - 0.5 * 10f32.powf(-6.0 / 20.0)).abs() < 1e-4);
 }
 
+/// A stale or hand-edited gain, a float file over full scale, and two items summed: no
+/// sample reaches the sink above the ceiling (-1 dBFS), let alone full scale, and the
+/// proof records what was sent, not what was asked.
+#[test]
+fn no_sample_leaves_over_full_scale_whatever_the_gain() {
+    let mut rig = rig(PlayerConfig::default());
+    let loud = rig.dir.path().join("loud.wav");
+    tone_wav(&loud, 44_100, 1, 1.0, 1_000.0, 0.9);
+    let hot = rig.dir.path().join("hot.wav");
+    // 32-bit float samples at +9.5 dBFS: legal in the file, impossible on a sound card.
+    dc_wav(&hot, RATE, 2, 1.0, 3.0);
+    prepare(&mut rig, 1, &loud, 30.0);
+    prepare(&mut rig, 2, &hot, 0.0);
+    rig.player.start_at(1, t0());
+    rig.player.start_at(2, t0() + chrono::Duration::milliseconds(500));
+    rig.clock.advance(Duration::from_secs(3));
+    let mut proofs = std::collections::HashMap::new();
+    while proofs.len() < 2 {
+        match next_event(&mut rig.events) {
+            PlayerEvent::Finished { id, proof } => {
+                proofs.insert(id, proof);
+            }
+            PlayerEvent::Started { .. } => {}
+            other => panic!("expected Started or Finished, got {other:?}"),
+        }
+    }
+    let ceiling = 10f32.powf(loa::audio::PEAK_CEILING_DBFS as f32 / 20.0);
+    let samples = rig.recording.samples();
+    let peak = samples.iter().fold(0f32, |p, s| p.max(s.abs()));
+    assert!(samples.iter().all(|s| s.is_finite()));
+    assert!(peak <= 1.0 && peak <= ceiling, "peak {peak} over the ceiling {ceiling}");
+    assert!(peak > ceiling * 0.98, "limited, not muted: peak {peak}");
+    for (id, proof) in &proofs {
+        assert!(proof.peak_dbfs <= -0.999, "item {id}: {proof:?}");
+        assert!(proof.peak_dbfs > -1.5, "item {id} still plays loud: {proof:?}");
+    }
+}
+
 #[test]
 fn dead_air_inside_an_item_is_flagged_silent() {
     let mut rig = rig(PlayerConfig::default());

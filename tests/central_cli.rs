@@ -240,3 +240,31 @@ fn cli_without_central_or_token_says_what_to_do() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("cannot read /nonexistent/central.toml"), "{}", stderr(&out));
 }
+
+/// A port already taken is a clear error and exit 1 (not a panic, exit 101); port 0 picks
+/// a free port, and the "listening on" line names it.
+#[test]
+fn central_on_a_port_in_use_says_so_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("central");
+    let data_s = data.to_str().unwrap();
+    let init = loa(&["central", "init", "--data-dir", data_s]);
+    assert!(init.status.success(), "{}", stderr(&init));
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = loa(&["central", "--data-dir", data_s, "--listen", &addr]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("address {addr} is already in use")), "{err}");
+    assert!(err.contains("--listen"), "says what to do: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(err.matches("os error").count(), 0, "the OS error is not repeated: {err}");
+
+    let config = dir.path().join("central.toml");
+    std::fs::write(&config, format!("listen = \"127.0.0.1:0\"\ndata_dir = {data_s:?}\n")).unwrap();
+    let (_server, url) = start_server(&config);
+    let port = url.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()).expect("a port");
+    assert_ne!(port, 0, "{url}");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(), "{url}");
+}

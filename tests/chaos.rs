@@ -13,6 +13,8 @@
 //! Short by default (CI); `LOA_CHAOS_SECONDS=600` runs ten minutes of chaos,
 //! `LOA_CHAOS_SEED=N` picks another seed.
 
+mod central_proc;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -55,11 +57,6 @@ fn after<'a>(text: &'a str, label: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {label:?} in {text}"))
 }
 
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
 /// Polls `check` every 50 ms until it holds, failing after `limit`.
 async fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + limit;
@@ -80,17 +77,20 @@ struct CentralProc {
 }
 
 impl CentralProc {
+    /// The first start takes a port from the system; restarts get the same one back
+    /// (stations' proxies point at it). Returns once central listens.
     fn start(&mut self) {
-        let child = loa()
-            .args(["central", "--data-dir"])
-            .arg(&self.data)
-            .args(["--listen", &format!("127.0.0.1:{}", self.port)])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(log_file(&self.log))
-            .spawn()
-            .expect("start central");
-        self.child = Some(child);
+        let data = self.data.clone();
+        let command = || {
+            let mut c = loa();
+            c.args(["central", "--data-dir"]).arg(&data).env("RUST_LOG", "warn");
+            c
+        };
+        let port = (self.port != 0).then_some(self.port);
+        // Waiting for the child blocks: let the proxies keep running meanwhile.
+        let started = tokio::task::block_in_place(|| central_proc::start(command, &self.log, port));
+        self.port = started.port;
+        self.child = Some(started.child);
     }
 
     fn kill(&mut self) {
@@ -213,7 +213,8 @@ async fn stations_and_central_survive_kills_cuts_and_corruption() {
     }
     let mut central = CentralProc {
         data: data.clone(),
-        port: free_port(),
+        // 0 until the first start: the system picks it.
+        port: 0,
         log: root.join("central.log"),
         child: None,
     };

@@ -4,7 +4,8 @@
 //! central gone the stations keep playing from their verified cache and catch up when it
 //! returns. A SIGKILLed central loses no acknowledged record and stores none twice.
 
-use std::io::{BufRead, BufReader};
+mod central_proc;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -81,17 +82,15 @@ fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
 struct Province {
     dir: PathBuf,
     data: String,
     config: PathBuf,
+    /// Central's URL, known once it has bound its port.
     url: String,
     admin: String,
     public_key: String,
+    port: Option<u16>,
 }
 
 impl Province {
@@ -106,17 +105,17 @@ impl Province {
         };
         let public_key = field("public key (pin it in every station config): ");
         let admin = field("admin token (shown once, keep it safe): ");
-        let port = free_port();
         let config = dir.join("central.toml");
-        std::fs::write(&config, format!("listen = \"127.0.0.1:{port}\"\ndata_dir = {data_s:?}\n"))
-            .expect("write central.toml");
+        std::fs::write(&config, format!("data_dir = {data_s:?}\n")).expect("write central.toml");
+        // No port yet: the first `start` takes one from the system (see `central_proc`).
         Province {
             dir: dir.to_path_buf(),
             data: data_s,
             config,
-            url: format!("http://127.0.0.1:{port}"),
+            url: String::new(),
             admin,
             public_key,
+            port: None,
         }
     }
 
@@ -137,36 +136,24 @@ impl Province {
         stdout(&out).lines().last().expect("token line").trim().to_string()
     }
 
-    fn start(&self) -> Proc {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("central.log"))
-            .expect("central log");
-        let mut child = Command::new(LOA)
-            .args(["central", "--config", self.config.to_str().expect("utf-8")])
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn central");
-        let err = child.stderr.take().expect("stderr");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut log = log;
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                use std::io::Write;
-                let _ = writeln!(log, "{line}");
-                if line.contains("loa central listening on ") {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        rx.recv_timeout(Duration::from_secs(30)).expect("central printed its address");
-        Proc(child)
+    /// Starts central and returns once it listens: the first time on a port the system
+    /// picks (which becomes `url`), then always on that same port.
+    fn start(&mut self) -> Proc {
+        let config = self.config.clone();
+        let command = || {
+            let mut c = Command::new(LOA);
+            c.args(["central", "--config", config.to_str().expect("utf-8")])
+                .env("RUST_LOG", "info");
+            c
+        };
+        let started = central_proc::start(command, &self.dir.join("central.log"), self.port);
+        self.port = Some(started.port);
+        self.url = format!("http://127.0.0.1:{}", started.port);
+        Proc(started.child)
     }
 
     fn station_config(&self, id: &str, token: &str, wav: bool) -> PathBuf {
+        assert!(!self.url.is_empty(), "start central first: its port is not known yet");
         let dir = self.dir.join(id);
         std::fs::create_dir_all(&dir).expect("station dir");
         let sink =
@@ -249,7 +236,7 @@ fn wav_peak(path: &Path) -> i32 {
 #[test]
 fn schedule_reaches_two_stations_plays_and_survives_central_outage() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let p = Province::init(dir.path());
+    let mut p = Province::init(dir.path());
     let tokens = [
         ("tri-ton", p.add_station("tri-ton", "Tri Tôn")),
         ("ba-chuc", p.add_station("ba-chuc", "Tịnh Biên")),
@@ -438,16 +425,12 @@ fn entry(i: u64) -> Entry {
 fn sigkilled_central_keeps_every_record_exactly_once() {
     const PER_STATION: u64 = 400;
     let dir = tempfile::tempdir().expect("tempdir");
-    let p = Province::init(dir.path());
+    let mut p = Province::init(dir.path());
     let ids = ["xa-a", "xa-b"];
-    let configs: Vec<PathBuf> = ids
-        .iter()
-        .map(|id| {
-            let token = p.add_station(id, "Tri Tôn");
-            p.station_config(id, &token, false)
-        })
-        .collect();
+    let tokens: Vec<String> = ids.iter().map(|id| p.add_station(id, "Tri Tôn")).collect();
     let central = p.start();
+    let configs: Vec<PathBuf> =
+        ids.iter().zip(&tokens).map(|(id, token)| p.station_config(id, token, false)).collect();
     let _stations: Vec<Proc> = configs.iter().map(|c| start_station(c)).collect();
     for c in &configs {
         wait_for("ledger created", Duration::from_secs(10), || ledger(c));

@@ -14,7 +14,10 @@
 //! The environment: a temporary working directory holding copies of `schedules/` and
 //! `audio/`, `HOME` inside it, ALSA's default device a file tap (no sound card needed),
 //! and these substitutions: `/var/lib/loa` → a directory inside it,
-//! `central.example.vn` → `127.0.0.1`, port `8480` → a free port, `loa_…` → the admin
+//! `central.example.vn` → `127.0.0.1`, port `8480` → the port central bound (it is
+//! started on `127.0.0.1:0`, so the system picks a free port and no other process can
+//! take it between choosing and binding; central's `listening on` line names it),
+//! `loa_…` → the admin
 //! token `loa central init` printed, any bulletin id (`b-<14 digits>-<16 hex>`) → the
 //! id the first `loa bulletin push` printed.
 
@@ -145,8 +148,11 @@ impl Session {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+/// The port in central's `loa central listening on http://127.0.0.1:PORT` line.
+fn bound_port(log: &str) -> Option<u16> {
+    log.lines()
+        .find_map(|l| l.strip_prefix("loa central listening on "))
+        .and_then(|url| url.trim().rsplit(':').next()?.parse().ok())
 }
 
 #[test]
@@ -163,7 +169,7 @@ fn every_command_in_the_readme_runs_as_written() {
     std::fs::write(&alsa, template.replace("@OUT@", &dir.join("tap.raw").display().to_string()))
         .unwrap();
     let bin = Path::new(env!("CARGO_BIN_EXE_loa")).parent().unwrap().to_path_buf();
-    let port = free_port();
+    let mut port: Option<u16> = None;
     let mut s = Session {
         path: format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()),
         alsa,
@@ -171,8 +177,8 @@ fn every_command_in_the_readme_runs_as_written() {
         subs: vec![
             ("/var/lib/loa".into(), dir.join("var/lib/loa").display().to_string()),
             ("central.example.vn".into(), "127.0.0.1".into()),
-            ("0.0.0.0:8480".into(), format!("127.0.0.1:{port}")),
-            (":8480".into(), format!(":{port}")),
+            // `:8480` → the bound port is added once central has bound it.
+            ("0.0.0.0:8480".into(), "127.0.0.1:0".into()),
         ],
         daemons: Vec::new(),
         bulletin: None,
@@ -188,6 +194,10 @@ fn every_command_in_the_readme_runs_as_written() {
         match kind {
             Block::Sh => {
                 let line = s.substitute(text.trim());
+                assert!(
+                    port.is_some() || !line.contains(":8480"),
+                    "README.md:{number}: `{line}` uses port 8480 before `loa central` runs"
+                );
                 if let Some(vars) = line.strip_prefix("export ") {
                     for pair in vars.split_whitespace() {
                         if let Some((k, v)) = pair.split_once('=') {
@@ -224,10 +234,25 @@ fn every_command_in_the_readme_runs_as_written() {
                         std::thread::sleep(Duration::from_millis(50));
                     }
                     if line.starts_with("loa central") {
+                        let deadline = Instant::now() + Duration::from_secs(30);
+                        let bound = loop {
+                            let text = std::fs::read_to_string(&log).unwrap_or_default();
+                            if let Some(p) = bound_port(&text) {
+                                break p;
+                            }
+                            assert!(
+                                Instant::now() < deadline,
+                                "README.md:{number}: central never said where it listens:\n{text}"
+                            );
+                            std::thread::sleep(Duration::from_millis(50));
+                        };
                         assert!(
-                            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
-                            "README.md:{number}: central answers on its port"
+                            std::net::TcpStream::connect(("127.0.0.1", bound)).is_ok(),
+                            "README.md:{number}: central answers on its port {bound}"
                         );
+                        assert!(port.is_none(), "README.md:{number}: a second central");
+                        port = Some(bound);
+                        s.subs.push((":8480".into(), format!(":{bound}")));
                     }
                     continue;
                 }

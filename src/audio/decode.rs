@@ -13,6 +13,7 @@ use std::fs::File;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
+use super::limiter::{Limiter, PEAK_CEILING_DBFS};
 use rubato::{FftFixedIn, Resampler};
 use symphonia::core::codecs::audio::{AudioDecoder, AudioDecoderOptions};
 use symphonia::core::errors::Error as SymphoniaError;
@@ -388,12 +389,16 @@ fn mpeg_frame_rate(data: &[u8]) -> Option<u32> {
     base.get(usize::from((c >> 2) & 0b11)).copied()
 }
 
-/// One playable item: a file decoded, converted to the sink's format, gain applied.
+/// One playable item: a file decoded, converted to the sink's format, gain applied, then
+/// peak-limited so no sample leaves above [`PEAK_CEILING_DBFS`] whatever the gain.
 pub struct Source {
     inner: FileDecoder,
     out_format: AudioFormat,
     in_format: AudioFormat,
     gain: f32,
+    limiter: Limiter,
+    /// The limiter's work has been logged once for this item.
+    limit_logged: bool,
     resampler: Option<FftFixedIn<f32>>,
     /// Channel-converted input at the file's rate, planar, waiting for a full chunk.
     pending: Vec<Vec<f32>>,
@@ -464,6 +469,8 @@ impl Source {
             out_format,
             in_format,
             gain,
+            limiter: Limiter::new(PEAK_CEILING_DBFS, out_format.rate, out_format.channels),
+            limit_logged: false,
             resampler,
             pending: vec![Vec::new(); out_format.channels],
             ready: VecDeque::new(),
@@ -522,6 +529,16 @@ impl Source {
         let n = want.min(self.ready.len());
         for (d, s) in dst[..n].iter_mut().zip(self.ready.drain(..n)) {
             *d = s * self.gain;
+        }
+        self.limiter.process(&mut dst[..n]);
+        if !self.limit_logged && self.limiter.limited_frames() > 0 {
+            self.limit_logged = true;
+            tracing::warn!(
+                path = %self.inner.path.display(),
+                gain_db = 20.0 * self.gain.log10(),
+                "peaks over {PEAK_CEILING_DBFS} dBFS after gain: limiting (the item's gain is too \
+                 high for this file)"
+            );
         }
         Ok(n / channels)
     }
@@ -641,6 +658,10 @@ pub struct ProbeReport {
     pub integrated_lufs: f64,
     /// Sample peak, dBFS.
     pub peak_dbfs: f64,
+    /// True (inter-sample) peak, dBTP: the sample peak of the signal oversampled 4×
+    /// (ITU-R BS.1770), what a sound card's reconstruction filter actually puts out. Never
+    /// below `peak_dbfs`.
+    pub true_peak_dbtp: f64,
     pub stats: DecodeStats,
 }
 
@@ -655,12 +676,16 @@ pub fn probe(path: &Path) -> Result<ProbeReport, DecodeError> {
         let more = dec.next_into(&mut buf)?;
         if let Some(spec) = dec.spec {
             if meter.is_none() {
-                let m = ebur128::EbuR128::new(spec.channels as u32, spec.rate, ebur128::Mode::I)
-                    .map_err(|e| DecodeError::Decode {
-                        path: path.to_path_buf(),
-                        at_secs: 0.0,
-                        detail: format!("loudness meter: {e}"),
-                    })?;
+                let m = ebur128::EbuR128::new(
+                    spec.channels as u32,
+                    spec.rate,
+                    ebur128::Mode::I | ebur128::Mode::TRUE_PEAK,
+                )
+                .map_err(|e| DecodeError::Decode {
+                    path: path.to_path_buf(),
+                    at_secs: 0.0,
+                    detail: format!("loudness meter: {e}"),
+                })?;
                 meter = Some(m);
             }
             if let Some(m) = meter.as_mut() {
@@ -676,7 +701,12 @@ pub fn probe(path: &Path) -> Result<ProbeReport, DecodeError> {
         path: path.to_path_buf(),
         detail: "no decodable packet".into(),
     })?;
-    let lufs = meter.and_then(|m| m.loudness_global().ok()).unwrap_or(f64::NEG_INFINITY);
+    let lufs = meter.as_ref().and_then(|m| m.loudness_global().ok()).unwrap_or(f64::NEG_INFINITY);
+    let true_peak = meter
+        .as_ref()
+        .map(|m| (0..spec.channels as u32).filter_map(|c| m.true_peak(c).ok()).fold(0f64, f64::max))
+        .unwrap_or(0.0)
+        .max(f64::from(peak));
     Ok(ProbeReport {
         path: path.to_path_buf(),
         format: dec.format_name.to_string(),
@@ -686,6 +716,7 @@ pub fn probe(path: &Path) -> Result<ProbeReport, DecodeError> {
         channels: spec.channels,
         integrated_lufs: lufs,
         peak_dbfs: to_dbfs(peak as f64),
+        true_peak_dbtp: to_dbfs(true_peak),
         stats: dec.stats,
     })
 }

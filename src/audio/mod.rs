@@ -1,15 +1,20 @@
 //! Audio: decoding files into samples, the sinks that play them, and the player thread
 //! that starts items at exact instants. Knows nothing about schedules or HTTP.
 //!
-//! - [`decode`]: symphonia → channel conversion → rubato → gain; [`probe`] for reports.
+//! - [`decode`]: symphonia → channel conversion → rubato → gain → limiter; [`probe`] for
+//!   reports.
+//! - [`limiter`]: the peak limiter that keeps every sample at or below
+//!   [`PEAK_CEILING_DBFS`], whatever gain an item carries.
 //! - [`sinks`]: the [`Sink`] trait and its backends (`alsa`/`default`, `wav`, `clocked`,
 //!   `null`), chosen by name.
 //! - [`player`]: [`Player`], its commands and [`PlayerEvent`]s with proof of play.
 
 pub mod decode;
+pub mod limiter;
 pub mod player;
 pub mod sinks;
 
 pub use decode::{AudioFormat, DecodeError, DecodeStats, ProbeReport, Source, probe};
+pub use limiter::{Limiter, PEAK_CEILING_DBFS};
 pub use player::{PlayError, Player, PlayerConfig, PlayerEvent, ProofOfPlay, RequestId};
 pub use sinks::{Sink, SinkError, SinkOptions};

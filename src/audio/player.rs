@@ -19,6 +19,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use super::decode::{AudioFormat, DecodeError, Source};
+use super::limiter::{Limiter, PEAK_CEILING_DBFS};
 use super::sinks::{Sink, SinkError, after_frames, frames_to_duration};
 use crate::clock::SharedClock;
 
@@ -393,6 +394,9 @@ struct Engine {
     playing: Vec<Playing>,
     broken: Option<SinkError>,
     mix: Vec<f32>,
+    /// Each item is limited on its own; this one holds the sum (a fading item under the
+    /// one that pre-empted it) under the same ceiling.
+    bus: Limiter,
     scratch: Vec<f32>,
 }
 
@@ -409,6 +413,7 @@ impl Engine {
             playing: Vec::new(),
             broken: None,
             mix: Vec::new(),
+            bus: Limiter::new(PEAK_CEILING_DBFS, format.rate, format.channels),
             scratch: Vec::new(),
         }
     }
@@ -669,9 +674,7 @@ impl Engine {
                 ended.push((index, None));
             }
         }
-        for s in &mut self.mix {
-            *s = s.clamp(-1.0, 1.0);
-        }
+        self.bus.process(&mut self.mix);
         let write = self.sink.write(&self.mix);
 
         for (index, error) in ended.into_iter().rev() {

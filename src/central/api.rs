@@ -323,7 +323,7 @@ async fn put_audio(
         size,
         duration_ms: measured.duration_ms,
         loudness_lufs: measured.loudness_lufs,
-        gain_db: ingest::gain_towards(state.config.loudness_target_lufs, measured.loudness_lufs),
+        gain_db: ingest::gain_towards(state.config.loudness_target_lufs, &measured),
     };
     let final_path = state.audio_dir().join(&sha256);
     tokio::fs::rename(&temp.0, &final_path).await?;

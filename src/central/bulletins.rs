@@ -531,10 +531,7 @@ async fn speech_audio(
         size: bytes.len() as u64,
         duration_ms: measured.duration_ms,
         loudness_lufs: measured.loudness_lufs,
-        gain_db: super::ingest::gain_towards(
-            state.config.loudness_target_lufs,
-            measured.loudness_lufs,
-        ),
+        gain_db: super::ingest::gain_towards(state.config.loudness_target_lufs, &measured),
     };
     // Durable before it is listed: fsync the file, rename, fsync the directory.
     tokio::fs::File::open(&temp).await?.sync_all().await?;

@@ -61,14 +61,43 @@ pub enum CentralError {
     EmptyLabel,
     #[error("cannot move the old key {path} aside: {source}")]
     KeyAside { path: String, source: std::io::Error },
-    #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: String, source: std::io::Error },
+    /// Not `#[source]`: the message already says what the OS said, once, with what to do.
+    #[error("{}", bind_message(.addr, .error))]
+    Bind { addr: String, error: std::io::Error },
     #[error("server failed: {0}")]
     Serve(std::io::Error),
     #[error(transparent)]
     Bulletins(#[from] bulletins::BulletinError),
     #[error("tls: {path}: {message}")]
     Tls { path: String, message: String },
+}
+
+/// Why central cannot listen on `addr`, and what to do about it.
+fn bind_message(addr: &str, error: &std::io::Error) -> String {
+    const CHOOSE: &str = "choose another with --listen ADDR or `listen` in central.toml";
+    match error.kind() {
+        std::io::ErrorKind::AddrInUse => format!(
+            "address {addr} is already in use: another program (perhaps another loa central) \
+             listens there; stop it, or {CHOOSE}"
+        ),
+        std::io::ErrorKind::PermissionDenied => format!(
+            "not allowed to listen on {addr} ({error}): ports below 1024 need root or \
+             CAP_NET_BIND_SERVICE; {CHOOSE}"
+        ),
+        std::io::ErrorKind::AddrNotAvailable => format!(
+            "cannot listen on {addr}: it is not an address of this machine ({error}); use \
+             0.0.0.0 for all of them, or {CHOOSE}"
+        ),
+        _ => format!("cannot listen on {addr}: {error}; {CHOOSE}"),
+    }
+}
+
+/// Binds central's listening socket. Port 0 lets the system pick a free port; the
+/// listener's `local_addr` says which.
+pub async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, CentralError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|error| CentralError::Bind { addr: addr.to_string(), error })
 }
 
 /// What `loa central init` prints.

@@ -75,8 +75,8 @@ fn probe_files(files: &[PathBuf]) -> ExitCode {
     let mut failed = 0;
     let width = files.iter().map(|f| f.display().to_string().chars().count()).max().unwrap_or(4);
     println!(
-        "{:<width$} {:<6} {:<10} {:>9} {:>7} {:>3} {:>9} {:>9}",
-        "file", "format", "codec", "duration", "rate", "ch", "loudness", "peak"
+        "{:<width$} {:<6} {:<10} {:>9} {:>7} {:>3} {:>9} {:>9} {:>9}",
+        "file", "format", "codec", "duration", "rate", "ch", "loudness", "peak", "true peak"
     );
     for file in files {
         match probe(file) {
@@ -89,7 +89,7 @@ fn probe_files(files: &[PathBuf]) -> ExitCode {
                     notes.push(format!("{} corrupt packets skipped", r.stats.skipped_packets));
                 }
                 println!(
-                    "{:<width$} {:<6} {:<10} {:>8.2}s {:>7} {:>3} {:>5.1} LUFS {:>4.1} dBFS{}",
+                    "{:<width$} {:<6} {:<10} {:>8.2}s {:>7} {:>3} {:>5.1} LUFS {:>4.1} dBFS {:>4.1} dBTP{}",
                     file.display(),
                     r.format,
                     r.codec,
@@ -98,6 +98,7 @@ fn probe_files(files: &[PathBuf]) -> ExitCode {
                     r.channels,
                     r.integrated_lufs,
                     r.peak_dbfs,
+                    r.true_peak_dbtp,
                     if notes.is_empty() {
                         String::new()
                     } else {

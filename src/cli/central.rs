@@ -185,9 +185,7 @@ fn serve(config: CentralConfig) -> anyhow::Result<()> {
         let clock: SharedClock = Arc::new(SystemClock);
         let listen = config.listen;
         let state = central::open(config, clock)?;
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .map_err(|source| central::CentralError::Bind { addr: listen.to_string(), source })?;
+        let listener = central::bind(listen).await?;
         let addr = listener.local_addr()?;
         let tls = match (&state.config.tls_cert, &state.config.tls_key) {
             (Some(cert), Some(key)) => Some(central::tls::acceptor(cert, key)?),
