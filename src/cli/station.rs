@@ -46,13 +46,14 @@ fn run_daemon(args: StationArgs) -> Result<()> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let clock: crate::clock::SharedClock = Arc::new(SystemClock);
-        let (station, handle) = Station::from_config(config.clone(), clock.clone())?;
+        let (mut station, handle) = Station::from_config(config.clone(), clock.clone())?;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let receiver = crate::station::bulletins::spawn_for(
             &config,
             clock.clone(),
             handle.clone(),
             station.status(),
+            station.bulletin_records(),
             async move {
                 let _ = stop_rx.await;
             },

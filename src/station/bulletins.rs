@@ -106,6 +106,107 @@ pub enum Output {
     Channel(tokio::sync::mpsc::UnboundedSender<Ready>),
 }
 
+/// Every bulletin handed to the daemon, with how far it got: what a restart resumes.
+/// `plays` is the repeat count plus one; `ended` counts plays that ended for good (aired,
+/// or failed and not retried), `aired` those that played to their end.
+const ACCEPTED_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS accepted (
+    id TEXT PRIMARY KEY,
+    doc TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    accepted_at TEXT NOT NULL,
+    plays INTEGER NOT NULL,
+    aired INTEGER NOT NULL DEFAULT 0,
+    ended INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL,
+    reason TEXT,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS accepted_state ON accepted (state, accepted_at);";
+
+/// Where an accepted bulletin stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Handed to the daemon; plays are still to air.
+    Accepted,
+    /// Every play ended (or the next repeat would start after the expiry).
+    Finished,
+    /// Cancelled by the province.
+    Cancelled,
+    /// Can no longer air (expired, or its audio could not be had again).
+    Failed,
+}
+
+impl Stage {
+    fn as_str(self) -> &'static str {
+        match self {
+            Stage::Accepted => "accepted",
+            Stage::Finished => "finished",
+            Stage::Cancelled => "cancelled",
+            Stage::Failed => "failed",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        [Stage::Accepted, Stage::Finished, Stage::Cancelled, Stage::Failed]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+}
+
+/// One accepted bulletin's progress, as the replay store keeps it.
+#[derive(Debug, Clone, PartialEq)]
+struct Progress {
+    doc: BulletinDoc,
+    accepted_at: DateTime<Utc>,
+    plays: u32,
+    aired: u32,
+    ended: u32,
+    stage: Stage,
+    reason: Option<String>,
+    /// The last change: acceptance, or the end of the last play that ended for good.
+    updated_at: DateTime<Utc>,
+}
+
+/// How one play of a bulletin ended, as far as its progress goes.
+#[derive(Debug, Clone, PartialEq)]
+enum PlayEnd {
+    /// Played to its end (`played` or `late`).
+    Aired,
+    /// Failed; the core goes on to the next repeat.
+    Lost,
+    /// Never started and never will (it expired in the queue).
+    Dropped(String),
+}
+
+/// What an emergency ledger record means for its bulletin's progress; `None` when it
+/// changes nothing: the attention tone, a play cut by the station stopping (it airs
+/// again from the start after the restart), or a cancel (the cancel itself wrote that).
+fn play_end(entry: &crate::ledger::Entry) -> Option<PlayEnd> {
+    use crate::ledger::Outcome;
+    if entry.item_id.ends_with(":tone") {
+        return None;
+    }
+    let reason = entry.reason.as_deref();
+    match entry.outcome {
+        Outcome::Played | Outcome::Late => Some(PlayEnd::Aired),
+        Outcome::Preempted => None,
+        Outcome::Failed if reason == Some(super::daemon::INTERRUPTED) => None,
+        Outcome::Failed => Some(PlayEnd::Lost),
+        Outcome::Missed if reason == Some(super::core::CANCELLED) => None,
+        Outcome::Missed => Some(PlayEnd::Dropped(reason.unwrap_or("missed").to_string())),
+    }
+}
+
+fn time_text(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn parse_time(text: &str) -> rusqlite::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text).map(|t| t.with_timezone(&Utc)).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
 /// Seen ids and the last event id, on disk.
 struct Seen {
     conn: Mutex<Connection>,
@@ -119,11 +220,13 @@ impl Seen {
         let conn = Connection::open(path).map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
         conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(err)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, expires_at TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS cursor (k INTEGER PRIMARY KEY, last_event INTEGER NOT NULL);",
         )
         .map_err(err)?;
+        conn.execute_batch(ACCEPTED_SCHEMA).map_err(err)?;
         Ok(Self { conn: Mutex::new(conn), path: shown })
     }
 
@@ -151,22 +254,127 @@ impl Seen {
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<(), BulletinError> {
-        let t = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
         // One transaction, one fsync: this is on the bulletin's path to the loudspeaker.
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(self.err())?;
+        mark_seen(&tx, id, expires_at, now).map_err(self.err())?;
+        tx.commit().map_err(self.err())
+    }
+
+    /// Marks the bulletin seen and records it accepted with none of its plays aired, in
+    /// the one transaction (one fsync) the hand-off to the daemon already waited for.
+    fn accept(&self, doc: &BulletinDoc, now: DateTime<Utc>) -> Result<(), BulletinError> {
+        let json = serde_json::to_string(doc)
+            .map_err(|e| BulletinError::Malformed(format!("bulletin {}: {e}", doc.id)))?;
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(self.err())?;
+        mark_seen(&tx, &doc.id, doc.expires_at, now).map_err(self.err())?;
         tx.execute(
-            "INSERT OR IGNORE INTO seen (id, expires_at) VALUES (?1, ?2)",
-            params![id, t(expires_at)],
-        )
-        .map_err(self.err())?;
-        // Kept a day past expiry: an expired replay is refused by its expiry anyway.
-        tx.execute(
-            "DELETE FROM seen WHERE expires_at < ?1",
-            params![t(now - chrono::Duration::days(1))],
+            "INSERT OR IGNORE INTO accepted (id, doc, expires_at, accepted_at, plays, state, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'accepted', ?4)",
+            params![doc.id, json, time_text(doc.expires_at), time_text(now), i64::from(doc.repeat) + 1],
         )
         .map_err(self.err())?;
         tx.commit().map_err(self.err())
+    }
+
+    /// Marks `id` seen and, if it was accepted and still to air, cancelled (one fsync).
+    fn cancel(
+        &self,
+        id: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), BulletinError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(self.err())?;
+        mark_seen(&tx, id, expires_at, now).map_err(self.err())?;
+        tx.execute(
+            "UPDATE accepted SET state = 'cancelled', reason = ?2, updated_at = ?3
+             WHERE id = ?1 AND state = 'accepted'",
+            params![id, super::core::CANCELLED, time_text(now)],
+        )
+        .map_err(self.err())?;
+        tx.commit().map_err(self.err())
+    }
+
+    /// Counts one play of `id` that ended at `ended_at`; returns the stage it leaves the
+    /// bulletin in (`None` when it is not accepted and still to air).
+    fn play_ended(
+        &self,
+        id: &str,
+        end: &PlayEnd,
+        ended_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Stage>, BulletinError> {
+        let Some(mut p) = self.get(id)?.filter(|p| p.stage == Stage::Accepted) else {
+            return Ok(None);
+        };
+        match end {
+            PlayEnd::Aired | PlayEnd::Lost => {
+                p.ended += 1;
+                p.aired += u32::from(*end == PlayEnd::Aired);
+                // The core queues no repeat that would start after the expiry (its
+                // `after_end`): such a bulletin is over too.
+                let interval = chrono::Duration::seconds(p.doc.interval_secs as i64);
+                if p.ended >= p.plays || ended_at + interval > p.doc.expires_at {
+                    p.stage = Stage::Finished;
+                }
+            }
+            PlayEnd::Dropped(reason) => {
+                p.stage = Stage::Failed;
+                p.reason = Some(reason.clone());
+            }
+        }
+        self.conn()
+            .execute(
+                "UPDATE accepted SET aired = ?2, ended = ?3, state = ?4, reason = ?5, updated_at = ?6
+                 WHERE id = ?1 AND state = 'accepted'",
+                params![id, p.aired, p.ended, p.stage.as_str(), p.reason, time_text(now)],
+            )
+            .map_err(self.err())?;
+        Ok(Some(p.stage))
+    }
+
+    /// Ends an accepted bulletin as `stage` (finished, or failed with `reason`), with
+    /// the counts a restart reconciled from the ledger.
+    fn close(&self, p: &Progress, stage: Stage, now: DateTime<Utc>) -> Result<(), BulletinError> {
+        self.conn()
+            .execute(
+                "UPDATE accepted SET aired = ?2, ended = ?3, state = ?4, reason = ?5, updated_at = ?6
+                 WHERE id = ?1 AND state = 'accepted'",
+                params![p.doc.id, p.aired, p.ended, stage.as_str(), p.reason, time_text(now)],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    fn get(&self, id: &str) -> Result<Option<Progress>, BulletinError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(&format!("SELECT {PROGRESS_COLUMNS} FROM accepted WHERE id = ?1"))
+            .map_err(self.err())?;
+        let row = stmt.query_row(params![id], read_progress).optional().map_err(self.err())?;
+        row.transpose()
+    }
+
+    /// Accepted bulletins still to air, oldest first.
+    fn pending(&self) -> Result<Vec<Progress>, BulletinError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {PROGRESS_COLUMNS} FROM accepted WHERE state = 'accepted' ORDER BY accepted_at, id"
+            ))
+            .map_err(self.err())?;
+        let rows = stmt.query_map([], read_progress).map_err(self.err())?;
+        let mut out = Vec::new();
+        for row in rows {
+            match row.map_err(self.err())? {
+                Ok(p) => out.push(p),
+                // One unreadable row must not hold back the others.
+                Err(e) => tracing::error!("{e}"),
+            }
+        }
+        Ok(out)
     }
 
     fn last_event(&self) -> Result<u64, BulletinError> {
@@ -189,6 +397,61 @@ impl Seen {
     }
 }
 
+const PROGRESS_COLUMNS: &str =
+    "id, doc, accepted_at, plays, aired, ended, state, reason, updated_at";
+
+/// A row of `accepted`; the inner error names a row whose content cannot be read.
+fn read_progress(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Progress, BulletinError>> {
+    let id: String = row.get(0)?;
+    let doc: String = row.get(1)?;
+    let stage: String = row.get(6)?;
+    let doc = match serde_json::from_str::<BulletinDoc>(&doc) {
+        Ok(doc) => doc,
+        Err(e) => {
+            return Ok(Err(BulletinError::Malformed(format!(
+                "accepted bulletin {id} in {DB_FILE}: {e}; it cannot be resumed"
+            ))));
+        }
+    };
+    let Some(stage) = Stage::parse(&stage) else {
+        return Ok(Err(BulletinError::Malformed(format!(
+            "accepted bulletin {id} in {DB_FILE}: unknown state {stage:?}"
+        ))));
+    };
+    Ok(Ok(Progress {
+        doc,
+        accepted_at: parse_time(&row.get::<_, String>(2)?)?,
+        plays: row.get(3)?,
+        aired: row.get(4)?,
+        ended: row.get(5)?,
+        stage,
+        reason: row.get(7)?,
+        updated_at: parse_time(&row.get::<_, String>(8)?)?,
+    }))
+}
+
+/// Marks `id` seen until `expires_at` and forgets what expired a day before `now`.
+fn mark_seen(
+    tx: &rusqlite::Transaction<'_>,
+    id: &str,
+    expires_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT OR IGNORE INTO seen (id, expires_at) VALUES (?1, ?2)",
+        params![id, time_text(expires_at)],
+    )?;
+    // Kept a day past expiry: an expired replay is refused by its expiry anyway. An
+    // accepted bulletin still to air stays until a start-up has accounted for it.
+    let horizon = time_text(now - chrono::Duration::days(1));
+    tx.execute("DELETE FROM seen WHERE expires_at < ?1", params![horizon])?;
+    tx.execute(
+        "DELETE FROM accepted WHERE expires_at < ?1 AND state != 'accepted'",
+        params![horizon],
+    )?;
+    Ok(())
+}
+
 /// A bulletin handed to the daemon whose start and end are still to be reported.
 #[derive(Debug, Clone)]
 struct Tracked {
@@ -196,6 +459,8 @@ struct Tracked {
     plays: u32,
     started: Vec<DateTime<Utc>>,
     sounding: bool,
+    /// Resumed after a restart with a play already aired: `started` went up before.
+    started_before: bool,
 }
 
 /// The receiver. Build with [`Receiver::new`], then [`Receiver::run`].
@@ -208,6 +473,8 @@ pub struct Receiver {
     output: Output,
     reporter: Reporter,
     tracked: Arc<Mutex<HashMap<String, Tracked>>>,
+    /// The daemon's emergency play records and its ledger (see [`Receiver::follow`]).
+    station: Option<(tokio::sync::mpsc::UnboundedReceiver<crate::ledger::Entry>, PathBuf)>,
 }
 
 /// Posts delivery reports without holding up the bulletin path.
@@ -301,7 +568,21 @@ impl Receiver {
             output,
             reporter,
             tracked: Arc::new(Mutex::new(HashMap::new())),
+            station: None,
         })
+    }
+
+    /// Keeps each accepted bulletin's progress from the daemon's records of its plays
+    /// ([`super::Station::bulletin_records`]), and resumes what a stop left unaired on
+    /// start; `ledger` is the daemon's, read on start to count plays whose record was
+    /// durable before the progress was.
+    pub fn follow(
+        mut self,
+        records: tokio::sync::mpsc::UnboundedReceiver<crate::ledger::Entry>,
+        ledger: PathBuf,
+    ) -> Self {
+        self.station = Some((records, ledger));
+        self
     }
 
     fn report(
@@ -336,6 +617,15 @@ impl Receiver {
             ));
         }
         tokio::pin!(shutdown);
+        if let Some((records, ledger)) = self.station.take() {
+            tokio::spawn(progress(records, self.seen.clone(), self.clock.clone()));
+            // Before the first event is read: a cancel that arrives now finds the
+            // bulletin already back in the daemon's queue.
+            tokio::select! {
+                () = &mut shutdown => return,
+                () = self.resume(&ledger) => {}
+            }
+        }
         let mut attempt = 0u32;
         loop {
             let result = tokio::select! {
@@ -498,8 +788,10 @@ impl Receiver {
             }
         };
         tracing::info!(id = %order.id, "bulletin cancelled by the province");
-        // A bulletin not yet received is now "seen": it will never play.
-        if let Err(e) = self.seen.insert(&order.id, order.expires_at, now) {
+        // A bulletin not yet received is now "seen": it will never play; one accepted
+        // is no longer resumed. Written before the event's id becomes the cursor
+        // (`handle`): a stop in between gets the cancel again, which changes nothing.
+        if let Err(e) = self.seen.cancel(&order.id, order.expires_at, now) {
             tracing::error!("{e}");
         }
         if let Ok(mut tracked) = self.tracked.lock() {
@@ -550,11 +842,21 @@ impl Receiver {
                 return;
             }
         };
-        // Seen before it is handed over: a crash after this never plays it twice. The
-        // fsync runs off the async workers.
-        let (seen, id, expires, now) =
-            (self.seen.clone(), doc.id.clone(), doc.expires_at, self.clock.now());
-        match tokio::task::spawn_blocking(move || seen.insert(&id, expires, now)).await {
+        // Seen before it is handed over: a stop after this never takes it as new again.
+        // A bulletin for the daemon is recorded accepted in the same transaction (one
+        // fsync, as before), so a stop before all its plays aired resumes it on start.
+        // The fsync runs off the async workers.
+        let accept =
+            matches!(self.output, Output::Daemon { .. }) && doc.priority != BulletinPriority::Test;
+        let (seen, accepted, now) = (self.seen.clone(), doc.clone(), self.clock.now());
+        let written = tokio::task::spawn_blocking(move || {
+            if accept {
+                seen.accept(&accepted, now)
+            } else {
+                seen.insert(&accepted.id, accepted.expires_at, now)
+            }
+        });
+        match written.await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!("{e}"),
             Err(e) => tracing::error!("replay store: {e}"),
@@ -577,6 +879,7 @@ impl Receiver {
                             plays: doc.repeat + 1,
                             started: Vec::new(),
                             sounding: false,
+                            started_before: false,
                         },
                     );
                 }
@@ -611,6 +914,146 @@ impl Receiver {
                 reason: None,
             });
         }
+    }
+
+    /// Hands the daemon again every accepted bulletin a stop left unaired, oldest first,
+    /// with only its remaining plays; one that expired meanwhile gets a `missed` ledger
+    /// record and a `failed` report saying so.
+    ///
+    /// A play cut by the stop counts as not aired: it airs again from the start. Airing a
+    /// flood warning twice is better than not at all, and nobody can tell which part of
+    /// a cut play was heard.
+    async fn resume(&mut self, ledger: &Path) {
+        let Output::Daemon { handle, tone } = self.output.clone() else { return };
+        let seen = self.seen.clone();
+        let pending = match tokio::task::spawn_blocking(move || seen.pending()).await {
+            Ok(Ok(pending)) => pending,
+            Ok(Err(e)) => {
+                tracing::error!("cannot read the accepted bulletins, none is resumed: {e}");
+                return;
+            }
+            Err(e) => {
+                tracing::error!("replay store: {e}");
+                return;
+            }
+        };
+        for mut p in pending {
+            reconcile(&mut p, ledger);
+            let id = p.doc.id.clone();
+            let now = self.clock.now();
+            if p.ended >= p.plays {
+                tracing::info!(id = %id, aired = p.aired, "bulletin had ended before the stop");
+                self.close(&p, Stage::Finished, now);
+                self.report(&id, DeliveryState::Finished, None, None);
+                continue;
+            }
+            if now > p.doc.expires_at {
+                let reason = format!(
+                    "expired while the station was stopped (expired at {}, {} of {} plays aired)",
+                    p.doc.expires_at.to_rfc3339(),
+                    p.aired,
+                    p.plays
+                );
+                self.give_up(&handle, &mut p, reason, now);
+                continue;
+            }
+            let ready = match self.recheck(&p.doc, p.accepted_at).await {
+                Ok(ready) => ready,
+                Err(e) => {
+                    let reason = format!("audio missing after a restart and not fetched: {e}");
+                    self.give_up(&handle, &mut p, reason, now);
+                    continue;
+                }
+            };
+            let remaining = p.plays - p.ended;
+            tracing::info!(id = %id, remaining, aired = p.aired, "resuming a bulletin the stop left unaired");
+            if let Ok(mut tracked) = self.tracked.lock() {
+                tracked.insert(
+                    id.clone(),
+                    Tracked {
+                        issued_at: p.doc.issued_at,
+                        plays: remaining,
+                        started: Vec::new(),
+                        sounding: false,
+                        started_before: p.aired > 0,
+                    },
+                );
+            }
+            let sent = handle.send(StationCommand::Emergency {
+                id: id.clone(),
+                title: p.doc.title.clone(),
+                audio: ready.audio,
+                repeat: remaining - 1,
+                expires: Some(p.doc.expires_at),
+                gain_db: p.doc.gain_db,
+                interval: Duration::from_secs(p.doc.interval_secs),
+                // The tone announces the first play only.
+                tone: (p.doc.tone && p.aired == 0).then(|| tone.clone()),
+            });
+            if !sent {
+                tracing::error!("{}", BulletinError::DaemonGone);
+                return;
+            }
+        }
+    }
+
+    /// Ends an accepted bulletin that can no longer air: a `missed` ledger record (what
+    /// the ledger says of anything the station was not running for), a `failed` report
+    /// with `reason`, and the store closed.
+    fn give_up(
+        &self,
+        handle: &StationHandle,
+        p: &mut Progress,
+        reason: String,
+        now: DateTime<Utc>,
+    ) {
+        tracing::warn!(id = %p.doc.id, "bulletin not resumed: {reason}");
+        // Planned at the last progress: the earliest the next play could have started.
+        let mut entry = crate::ledger::Entry::missed(
+            &p.doc.id,
+            &p.doc.title,
+            crate::schedule::Layer::Provincial,
+            crate::schedule::Priority::Emergency,
+            p.updated_at,
+            &reason,
+        );
+        entry.audio_sha256 = Some(p.doc.audio_sha256.clone());
+        if !handle.send(StationCommand::Record(Box::new(entry))) {
+            tracing::error!("{}", BulletinError::DaemonGone);
+        }
+        p.reason = Some(reason.clone());
+        self.close(p, Stage::Failed, now);
+        self.report(&p.doc.id, DeliveryState::Failed, None, Some(reason));
+    }
+
+    fn close(&self, p: &Progress, stage: Stage, now: DateTime<Utc>) {
+        if let Err(e) = self.seen.close(p, stage, now) {
+            tracing::error!("{e}");
+        }
+    }
+
+    /// The bulletin's audio checked again in the cache: a file whose bytes no longer
+    /// match its name is removed, and a missing one fetched again.
+    async fn recheck(
+        &self,
+        doc: &BulletinDoc,
+        received_at: DateTime<Utc>,
+    ) -> Result<Ready, BulletinError> {
+        let sha = doc.audio_sha256.clone();
+        if crate::sync::cache::is_sha256(&sha) {
+            let path = self.syncer.cache().audio_path(&sha);
+            let checked = tokio::task::spawn_blocking(move || {
+                match super::daemon::file_sha256(&path) {
+                    Ok(actual) if actual != sha => {
+                        tracing::warn!(path = %path.display(), "cached bulletin audio corrupt: fetching it again");
+                        let _ = std::fs::remove_file(&path);
+                    }
+                    _ => {}
+                }
+            });
+            let _ = checked.await;
+        }
+        self.fetch(doc, received_at).await
     }
 
     /// Downloads the bulletin's audio into the sync cache, retrying with the receiver's
@@ -730,6 +1173,7 @@ pub fn spawn_for(
     clock: SharedClock,
     handle: StationHandle,
     status: tokio::sync::watch::Receiver<StationStatus>,
+    records: tokio::sync::mpsc::UnboundedReceiver<crate::ledger::Entry>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<Option<tokio::task::JoinHandle<()>>, BulletinError> {
     let Some(sync) = super::uplink::sync_config(config)? else {
@@ -747,7 +1191,8 @@ pub fn spawn_for(
         },
         clock,
         Output::Daemon { handle, tone },
-    )?;
+    )?
+    .follow(records, config.ledger_path());
     Ok(Some(tokio::spawn(receiver.run(Some(status), shutdown))))
 }
 
@@ -786,6 +1231,57 @@ fn sse_data(block: &[u8]) -> Option<String> {
     data
 }
 
+/// The larger of the store's counts and the ledger's for `p`: a play's record is durable
+/// in the ledger before its progress is, so a stop in between must not air it again.
+fn reconcile(p: &mut Progress, ledger: &Path) {
+    use crate::ledger::{Filter, Ledger};
+    let filter = Filter { item_id: Some(p.doc.id.clone()), ..Filter::default() };
+    let records = match Ledger::open_existing(ledger).and_then(|l| l.query(&filter)) {
+        Ok(records) => records,
+        Err(e) => {
+            tracing::warn!(id = %p.doc.id, "cannot read the ledger, counting plays from {DB_FILE}: {e}");
+            return;
+        }
+    };
+    let (mut aired, mut ended) = (0, 0);
+    for r in records {
+        match play_end(&r.entry) {
+            Some(PlayEnd::Aired) => {
+                aired += 1;
+                ended += 1;
+            }
+            Some(PlayEnd::Lost) => ended += 1,
+            Some(PlayEnd::Dropped(_)) | None => {}
+        }
+    }
+    p.aired = p.aired.max(aired);
+    p.ended = p.ended.max(ended);
+}
+
+/// Counts each emergency play the daemon recorded into its bulletin's progress.
+async fn progress(
+    mut records: tokio::sync::mpsc::UnboundedReceiver<crate::ledger::Entry>,
+    seen: Arc<Seen>,
+    clock: SharedClock,
+) {
+    while let Some(entry) = records.recv().await {
+        let Some(end) = play_end(&entry) else { continue };
+        let (seen, now) = (seen.clone(), clock.now());
+        let ended_at = entry.ended.unwrap_or(entry.planned);
+        let written = tokio::task::spawn_blocking(move || {
+            seen.play_ended(&entry.item_id, &end, ended_at, now)
+        });
+        match written.await {
+            Ok(Ok(Some(stage))) if stage != Stage::Accepted => {
+                tracing::info!(stage = stage.as_str(), "bulletin progress closed");
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!("{e}"),
+            Err(e) => tracing::error!("replay store: {e}"),
+        }
+    }
+}
+
 /// Watches the daemon's status and reports `started` (with the latency from push to the
 /// first sample) and `finished` (after the last play) for each tracked bulletin.
 async fn track(
@@ -804,7 +1300,7 @@ async fn track(
                 match now_playing {
                     Some(p) => {
                         if !t.started.contains(&p.planned) {
-                            if t.started.is_empty() {
+                            if t.started.is_empty() && !t.started_before {
                                 let latency = (p.started - t.issued_at).num_milliseconds();
                                 reports.push(DeliveryReport {
                                     bulletin_id: id.clone(),
@@ -934,6 +1430,153 @@ mod tests {
         // Long past expiry, the id is forgotten.
         seen.insert("b-3", t + chrono::Duration::days(9), t + chrono::Duration::days(3)).unwrap();
         assert!(!seen.contains("b-1").unwrap());
+    }
+
+    fn entry(
+        id: &str,
+        outcome: crate::ledger::Outcome,
+        reason: Option<&str>,
+    ) -> crate::ledger::Entry {
+        let t = DateTime::parse_from_rfc3339("2026-12-01T06:00:00Z").unwrap().with_timezone(&Utc);
+        let mut e = crate::ledger::Entry::missed(
+            id,
+            "lũ",
+            crate::schedule::Layer::Provincial,
+            crate::schedule::Priority::Emergency,
+            t,
+            reason.unwrap_or(""),
+        );
+        e.outcome = outcome;
+        e.reason = reason.map(str::to_string);
+        e
+    }
+
+    #[test]
+    fn accepted_bulletins_count_their_plays_until_finished_and_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = DateTime::parse_from_rfc3339("2026-12-01T06:00:00Z").unwrap().with_timezone(&Utc);
+        let s = chrono::Duration::seconds;
+        let mut lu = BulletinDoc { repeat: 2, interval_secs: 5, ..doc(&["a"], t + s(3600)) };
+        lu.id = "lu".into();
+        let mut bao = BulletinDoc { repeat: 0, ..doc(&["a"], t + s(3600)) };
+        bao.id = "bao".into();
+        {
+            let seen = Seen::open(&dir.path().join(DB_FILE)).unwrap();
+            seen.accept(&lu, t).unwrap();
+            seen.accept(&bao, t + s(1)).unwrap();
+            assert!(seen.contains("lu").unwrap(), "accepted means seen: a resend is a replay");
+            // Accepting twice (a replayed event that slipped through) changes nothing.
+            seen.accept(&lu, t + s(2)).unwrap();
+            let stage = seen.play_ended("lu", &PlayEnd::Aired, t + s(10), t + s(10)).unwrap();
+            assert_eq!(stage, Some(Stage::Accepted));
+        }
+        // After a restart: both still to air, oldest first, with what aired so far.
+        let seen = Seen::open(&dir.path().join(DB_FILE)).unwrap();
+        let pending = seen.pending().unwrap();
+        let ids: Vec<_> = pending.iter().map(|p| p.doc.id.as_str()).collect();
+        assert_eq!(ids, ["lu", "bao"]);
+        assert_eq!((pending[0].plays, pending[0].aired, pending[0].ended), (3, 1, 1));
+        assert_eq!(pending[0].accepted_at, t);
+        assert_eq!(pending[0].doc, lu);
+        // A failed play ends for good but is not aired; the last one finishes it.
+        assert_eq!(
+            seen.play_ended("lu", &PlayEnd::Lost, t + s(20), t + s(20)).unwrap(),
+            Some(Stage::Accepted)
+        );
+        assert_eq!(
+            seen.play_ended("lu", &PlayEnd::Aired, t + s(30), t + s(30)).unwrap(),
+            Some(Stage::Finished)
+        );
+        let lu_now = seen.get("lu").unwrap().unwrap();
+        assert_eq!((lu_now.aired, lu_now.ended, lu_now.stage), (2, 3, Stage::Finished));
+        // Nothing moves a closed bulletin again.
+        assert_eq!(seen.play_ended("lu", &PlayEnd::Aired, t + s(40), t + s(40)).unwrap(), None);
+        assert_eq!(seen.get("lu").unwrap().unwrap().aired, 2);
+        // A cancel closes an accepted bulletin; one never received becomes seen only.
+        seen.cancel("bao", bao.expires_at, t + s(41)).unwrap();
+        assert_eq!(seen.get("bao").unwrap().unwrap().stage, Stage::Cancelled);
+        seen.cancel("lu", lu.expires_at, t + s(42)).unwrap();
+        assert_eq!(
+            seen.get("lu").unwrap().unwrap().stage,
+            Stage::Finished,
+            "a finished one stays so"
+        );
+        seen.cancel("never-came", t + s(3600), t + s(43)).unwrap();
+        assert!(seen.contains("never-came").unwrap() && seen.get("never-came").unwrap().is_none());
+        assert!(seen.pending().unwrap().is_empty());
+    }
+
+    #[test]
+    fn expiry_and_dropped_plays_close_a_bulletin_and_old_ones_are_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = DateTime::parse_from_rfc3339("2026-12-01T06:00:00Z").unwrap().with_timezone(&Utc);
+        let s = chrono::Duration::seconds;
+        let seen = Seen::open(&dir.path().join(DB_FILE)).unwrap();
+        // The next repeat would start after the expiry: the core queues none, so the
+        // bulletin is over after this play.
+        let mut short = BulletinDoc { repeat: 3, interval_secs: 60, ..doc(&["a"], t + s(90)) };
+        short.id = "short".into();
+        seen.accept(&short, t).unwrap();
+        assert_eq!(
+            seen.play_ended("short", &PlayEnd::Aired, t + s(40), t + s(40)).unwrap(),
+            Some(Stage::Finished)
+        );
+        // Expired in the queue: failed, with the daemon's reason.
+        let mut queued = BulletinDoc { repeat: 1, ..doc(&["a"], t + s(90)) };
+        queued.id = "queued".into();
+        seen.accept(&queued, t).unwrap();
+        let dropped = PlayEnd::Dropped("expired before it could play".into());
+        assert_eq!(
+            seen.play_ended("queued", &dropped, t + s(91), t + s(91)).unwrap(),
+            Some(Stage::Failed)
+        );
+        let q = seen.get("queued").unwrap().unwrap();
+        assert_eq!(q.reason.as_deref(), Some("expired before it could play"));
+        // Closed by a restart with the ledger's counts.
+        let mut kept = BulletinDoc { repeat: 1, ..doc(&["a"], t + s(90)) };
+        kept.id = "kept".into();
+        seen.accept(&kept, t).unwrap();
+        let mut p = seen.get("kept").unwrap().unwrap();
+        p.aired = 1;
+        p.ended = 1;
+        p.reason = Some("expired while the station was stopped".into());
+        seen.close(&p, Stage::Failed, t + s(200)).unwrap();
+        let k = seen.get("kept").unwrap().unwrap();
+        assert_eq!(
+            (k.aired, k.stage, k.reason.as_deref()),
+            (1, Stage::Failed, p.reason.as_deref())
+        );
+        // A day past expiry, closed bulletins are forgotten (an open one is kept for the
+        // next start to account for).
+        let mut open = BulletinDoc { repeat: 0, ..doc(&["a"], t + s(90)) };
+        open.id = "open".into();
+        seen.accept(&open, t).unwrap();
+        seen.insert("later", t + s(9 * 86_400), t + s(2 * 86_400)).unwrap();
+        assert!(seen.get("short").unwrap().is_none() && seen.get("kept").unwrap().is_none());
+        assert_eq!(seen.pending().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn ledger_records_move_progress_only_when_a_play_ended_for_good() {
+        use crate::ledger::Outcome;
+        assert_eq!(play_end(&entry("b", Outcome::Played, None)), Some(PlayEnd::Aired));
+        assert_eq!(play_end(&entry("b", Outcome::Late, None)), Some(PlayEnd::Aired));
+        assert_eq!(play_end(&entry("b:tone", Outcome::Played, None)), None);
+        // Cut by the stop: aired again from the start after the restart.
+        let interrupted = entry("b", Outcome::Failed, Some(super::super::daemon::INTERRUPTED));
+        assert_eq!(play_end(&interrupted), None);
+        let shutdown = entry("b", Outcome::Preempted, Some(super::super::core::SHUTDOWN));
+        assert_eq!(play_end(&shutdown), None);
+        let cancelled = entry("b", Outcome::Missed, Some(super::super::core::CANCELLED));
+        assert_eq!(play_end(&cancelled), None);
+        assert_eq!(
+            play_end(&entry("b", Outcome::Failed, Some("audio unreadable"))),
+            Some(PlayEnd::Lost)
+        );
+        assert_eq!(
+            play_end(&entry("b", Outcome::Missed, Some("expired before it could play"))),
+            Some(PlayEnd::Dropped("expired before it could play".into()))
+        );
     }
 
     #[test]

@@ -24,6 +24,9 @@ use crate::schedule::{AudioRef, Layer, Occurrence, Priority};
 /// Why a cancelled bulletin's plays ended.
 pub const CANCELLED: &str = "cancelled by the province";
 
+/// Why the sounding item was faded out when the daemon stopped.
+pub const SHUTDOWN: &str = "station shutdown";
+
 /// A start within this of the planned instant counts as `played`; later is `late`.
 pub const LATE_AFTER: Duration = Duration::milliseconds(1000);
 
@@ -607,7 +610,7 @@ impl Core {
         }
         if let Some(cur) = self.current.take() {
             if cur.started.is_some() || cur.start_at.is_some_and(|t| t <= now) {
-                self.stop(cur, now, "station shutdown", &mut actions);
+                self.stop(cur, now, SHUTDOWN, &mut actions);
             } else {
                 actions.push(Action::Cancel { id: cur.id });
             }
@@ -692,7 +695,7 @@ impl Core {
     fn stop(&mut self, mut slot: Slot, now: DateTime<Utc>, why: &str, actions: &mut Vec<Action>) {
         let sounding = slot.started.is_some() || slot.start_at.is_some_and(|t| t <= now);
         if sounding {
-            let reason = if why == "station shutdown" || why == CANCELLED {
+            let reason = if why == SHUTDOWN || why == CANCELLED {
                 why.to_string()
             } else {
                 format!("pre-empted by {why}")
@@ -769,7 +772,7 @@ impl Core {
     fn after_end(&mut self, slot: &Slot, now: DateTime<Utc>) {
         if let Some(b) = &slot.item.bulletin
             && b.repeats_left > 0
-            && slot.stopping.as_deref() != Some("station shutdown")
+            && slot.stopping.as_deref() != Some(SHUTDOWN)
             && !self.cancelled.contains(&slot.item.item_id)
         {
             let mut again = slot.item.clone();

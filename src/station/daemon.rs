@@ -34,6 +34,8 @@ pub const POLL_EVERY: Duration = Duration::from_secs(2);
 const LOOKAHEAD: chrono::Duration = chrono::Duration::hours(1);
 /// Levels below this are stored as this (the ledger and JSON cannot hold -inf).
 const FLOOR_DBFS: f64 = -200.0;
+/// Why an item that was sounding when the station died is recorded `failed`.
+pub const INTERRUPTED: &str = "interrupted: station stopped";
 
 /// A station daemon failure that stops it from starting or running.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +81,9 @@ pub enum StationCommand {
     /// Play these verified schedules from central (provincial and district-assigned)
     /// instead of the provincial file; the local directory keeps playing beside them.
     Central(Vec<crate::schedule::Schedule>),
+    /// Write this record (a bulletin that can no longer air, decided outside the core:
+    /// the receiver found it expired while the station was stopped).
+    Record(Box<Entry>),
     /// Report the status once every player report and command queued before this one
     /// has been handled and everything due by now decided (heartbeats; tests).
     Status(tokio::sync::oneshot::Sender<StationStatus>),
@@ -134,6 +139,9 @@ pub struct Station {
     recovered: Option<(DateTime<Utc>, Option<DateTime<Utc>>)>,
     preparing: std::collections::HashSet<u64>,
     status: tokio::sync::watch::Sender<StationStatus>,
+    /// Where each durable record of an emergency play goes (the bulletin receiver keeps
+    /// every accepted bulletin's progress from them).
+    bulletin_records: Option<UnboundedSender<Entry>>,
 }
 
 impl Station {
@@ -190,8 +198,16 @@ impl Station {
             recovered: None,
             preparing: std::collections::HashSet::new(),
             status: tokio::sync::watch::Sender::new(StationStatus::default()),
+            bulletin_records: None,
         };
         Ok((station, StationHandle { tx }))
+    }
+
+    /// Every record of an emergency play, sent once it is durable in the ledger.
+    pub fn bulletin_records(&mut self) -> UnboundedReceiver<Entry> {
+        let (tx, rx) = unbounded_channel();
+        self.bulletin_records = Some(tx);
+        rx
     }
 
     /// Follows what the daemon is doing.
@@ -296,7 +312,7 @@ impl Station {
                     ended: Some(ended),
                     delay_ms: Some((p.started - p.planned).num_milliseconds()),
                     played_secs: Some((ended - p.started).num_milliseconds() as f64 / 1000.0),
-                    reason: Some("interrupted: station stopped".to_string()),
+                    reason: Some(INTERRUPTED.to_string()),
                     audio_sha256: p.audio_sha256,
                     levels: None,
                 };
@@ -470,6 +486,7 @@ impl Station {
                 }
                 self.refresh(now, true);
             }
+            StationCommand::Record(entry) => self.record(*entry),
             StationCommand::Status(reply) => {
                 let actions = self.core.tick(now);
                 self.execute(actions);
@@ -601,6 +618,11 @@ impl Station {
         match self.ledger.append(entry.clone()) {
             Ok(Appended::New(r)) => {
                 tracing::info!(seq = r.seq, item = %r.entry.item_id, outcome = %r.entry.outcome, "recorded");
+                if r.entry.priority == Priority::Emergency
+                    && let Some(tx) = &self.bulletin_records
+                {
+                    let _ = tx.send(r.entry);
+                }
             }
             Ok(Appended::Duplicate(r)) => {
                 tracing::warn!(seq = r.seq, item = %r.entry.item_id, "already recorded; kept the first record");
