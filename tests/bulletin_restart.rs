@@ -1,0 +1,312 @@
+//! A bulletin accepted by a station survives the station being killed, with real
+//! processes: `loa central`, one `loa station` (paced `clocked` sink) killed with SIGKILL
+//! and started again, and the `loa bulletin` CLI.
+//!
+//! - pushed with `--repeat 2 --interval 5s`, the station is killed once the first play is
+//!   in its ledger: after the restart the two remaining plays air, exactly three in all,
+//!   and `loa bulletin show` says finished;
+//! - one pushed with a short `--expires` that waits behind a long bulletin when the
+//!   station is killed, restarted after the expiry: it never airs, and the ledger and
+//!   `loa bulletin show` say why; the long one airs again from the start and a cancel
+//!   sent after the restart stops it.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use loa::protocol::{BulletinInfo, DeliveryState};
+
+const LOA: &str = env!("CARGO_BIN_EXE_loa");
+
+fn loa(args: &[&str]) -> Output {
+    Command::new(LOA).args(args).env_remove("LOA_CENTRAL").env_remove("LOA_TOKEN").output().unwrap()
+}
+
+fn remote(url: &str, token: &str, args: &[&str]) -> Output {
+    Command::new(LOA)
+        .args(args)
+        .env("LOA_CENTRAL", url)
+        .env("LOA_TOKEN", token)
+        .env("HOME", "/nonexistent")
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A child process killed (SIGKILL) on drop, with its stderr lines collected.
+struct Proc {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Proc {
+    fn spawn(args: &[&str]) -> Self {
+        let mut child = Command::new(LOA)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Self { child, lines }
+    }
+
+    fn find(&self, what: &[&str]) -> Option<String> {
+        self.lines.lock().unwrap().iter().find(|l| what.iter().all(|w| l.contains(w))).cloned()
+    }
+
+    fn wait_for(&self, what: &[&str], within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(line) = self.find(what) {
+                return line;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no line with {what:?} within {within:?}; log:\n{}",
+                self.lines.lock().unwrap().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL: no fade-out, no shutdown record, nothing flushed.
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `f` every 100 ms until it returns `Some`, or fails after `within`.
+fn eventually<T>(within: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The station ledger's records of `item` (`loa log --data-dir`).
+fn records_of(data: &Path, item: &str) -> Vec<serde_json::Value> {
+    let out = loa(&["log", "--data-dir", data.to_str().unwrap(), "--format", "json"]);
+    if !out.status.success() {
+        return Vec::new();
+    }
+    let all: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    all.into_iter().filter(|r| field(r, "item_id") == Some(item)).collect()
+}
+
+fn field<'a>(r: &'a serde_json::Value, name: &str) -> Option<&'a str> {
+    r.get(name).or_else(|| r.get("entry").and_then(|e| e.get(name))).and_then(|v| v.as_str())
+}
+
+fn outcomes(records: &[serde_json::Value]) -> Vec<(String, String)> {
+    records
+        .iter()
+        .map(|r| {
+            (
+                field(r, "outcome").unwrap_or("").to_string(),
+                field(r, "reason").unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+fn show(url: &str, admin: &str, id: &str) -> BulletinInfo {
+    let out = remote(url, admin, &["bulletin", "show", id, "--format", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn push(url: &str, admin: &str, args: &[&str]) -> String {
+    let mut all = vec!["bulletin", "push", "--to", "tri-ton"];
+    all.extend_from_slice(args);
+    let out = remote(url, admin, &all);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout).lines().last().unwrap().trim().to_string()
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    url: String,
+    admin: String,
+    _central: Proc,
+}
+
+impl Setup {
+    /// Central with one station, `tri-ton`, configured under `root` (not started).
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("central");
+        let data_s = data.to_str().unwrap();
+        let init = loa(&["central", "init", "--data-dir", data_s]);
+        assert!(init.status.success(), "{}", text(&init.stderr));
+        let init_out = text(&init.stdout);
+        let key = init_out
+            .lines()
+            .find_map(|l| l.strip_prefix("public key (pin it in every station config): "))
+            .unwrap()
+            .to_string();
+        let admin = init_out
+            .lines()
+            .find_map(|l| l.strip_prefix("admin token (shown once, keep it safe): "))
+            .unwrap()
+            .to_string();
+        let out = loa(&[
+            "central",
+            "station",
+            "add",
+            "tri-ton",
+            "--name",
+            "Tri Tôn",
+            "--district",
+            "Tri Tôn",
+            "--data-dir",
+            data_s,
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let token = text(&out.stdout).lines().last().unwrap().trim().to_string();
+        let config = dir.path().join("central.toml");
+        std::fs::write(&config, format!("listen = \"127.0.0.1:0\"\ndata_dir = {data_s:?}\n"))
+            .unwrap();
+        let central = Proc::spawn(&["central", "--config", config.to_str().unwrap()]);
+        let line = central.wait_for(&["loa central listening on "], Duration::from_secs(60));
+        let url = line.split("loa central listening on ").nth(1).unwrap().trim().to_string();
+        let root = dir.path().join("tri-ton");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(
+            root.join("station.toml"),
+            format!(
+                "station_id = \"tri-ton\"\ncentral_url = \"{url}\"\ntoken = \"{token}\"\nprovince_key = \"{key}\"\ndata_dir = \"data\"\n[audio]\nsink = \"clocked\"\nfade_ms = 100\n"
+            ),
+        )
+        .unwrap();
+        Self { _dir: dir, root, url, admin, _central: central }
+    }
+
+    fn station(&self) -> Proc {
+        let config = self.root.join("station.toml");
+        let station = Proc::spawn(&["station", "--config", config.to_str().unwrap()]);
+        station.wait_for(&["bulletin stream connected"], Duration::from_secs(60));
+        station
+    }
+
+    fn data(&self) -> PathBuf {
+        self.root.join("data")
+    }
+
+    fn wav(&self, name: &str, seconds: f64) -> String {
+        let path = self.root.join(name);
+        std::fs::write(&path, loa::testing::wav_bytes(seconds, 660.0, 0.3)).unwrap();
+        path.to_str().unwrap().to_string()
+    }
+}
+
+#[test]
+fn a_killed_station_airs_the_remaining_plays_after_a_restart_and_never_an_expired_one() {
+    let s = Setup::new();
+    let station = s.station();
+
+    // Three plays of 2 s, 5 s apart; killed once the first is in the ledger.
+    let audio = s.wav("lu.wav", 2.0);
+    let id = push(
+        &s.url,
+        &s.admin,
+        &["--audio", &audio, "--repeat", "2", "--interval", "5s", "--title", "Cảnh báo lũ"],
+    );
+    eventually(Duration::from_secs(30), "the first play in the ledger", || {
+        let recs = records_of(&s.data(), &id);
+        recs.iter().any(|r| field(r, "outcome") == Some("played")).then_some(())
+    });
+    station.kill();
+    let before = records_of(&s.data(), &id);
+    assert_eq!(outcomes(&before), [("played".to_string(), String::new())], "{before:?}");
+
+    let station = s.station();
+    station.wait_for(&[&id, "resuming a bulletin"], Duration::from_secs(30));
+    let info = eventually(Duration::from_secs(60), "finished after the restart", || {
+        let info = show(&s.url, &s.admin, &id);
+        (info.stations[0].state == Some(DeliveryState::Finished)).then_some(info)
+    });
+    let recs = records_of(&s.data(), &id);
+    let played = recs.iter().filter(|r| field(r, "outcome") == Some("played")).count();
+    assert_eq!(played, 3, "exactly three plays in all: {:?}", outcomes(&recs));
+    assert_eq!(recs.len(), 3, "{:?}", outcomes(&recs));
+    // The latency central shows is still the first play's.
+    let latency = info.stations[0].latency_ms.expect("a start latency");
+    assert!((0..10_000).contains(&latency), "{latency} ms");
+
+    // A long bulletin airs; a short-lived one waits behind it when the station dies.
+    let long_audio = s.wav("dai.wav", 20.0);
+    let long = push(&s.url, &s.admin, &["--audio", &long_audio, "--title", "Dài"]);
+    station.wait_for(&[&long, "started"], Duration::from_secs(30));
+    let short_audio = s.wav("ngan.wav", 2.0);
+    let short = push(&s.url, &s.admin, &["--audio", &short_audio, "--expires", "8s"]);
+    station.wait_for(&[&short, "emergency queued"], Duration::from_secs(30));
+    station.kill();
+    let expires = show(&s.url, &s.admin, &short).doc.expires_at;
+    while chrono::Utc::now() <= expires + chrono::Duration::milliseconds(500) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let station = s.station();
+    let why = "expired while the station was stopped";
+    let recs = eventually(Duration::from_secs(30), "the expired bulletin's record", || {
+        let recs = records_of(&s.data(), &short);
+        (!recs.is_empty()).then_some(recs)
+    });
+    assert_eq!(recs.len(), 1, "{:?}", outcomes(&recs));
+    assert_eq!(field(&recs[0], "outcome"), Some("missed"));
+    assert!(field(&recs[0], "reason").unwrap_or("").starts_with(why), "{:?}", outcomes(&recs));
+    let delivery = eventually(Duration::from_secs(30), "the failed report", || {
+        let info = show(&s.url, &s.admin, &short);
+        let d = info.stations[0].clone();
+        (d.state == Some(DeliveryState::Failed)).then_some(d)
+    });
+    assert!(delivery.reason.as_deref().unwrap_or("").contains(why), "{delivery:?}");
+    let table = text(&remote(&s.url, &s.admin, &["bulletin", "show", &short]).stdout);
+    assert!(table.contains(why), "{table}");
+
+    // The long one was cut by the kill: it airs again from the start, and a cancel sent
+    // now stops it.
+    station.wait_for(&[&long, "resuming a bulletin"], Duration::from_secs(30));
+    station.wait_for(&[&long, "started"], Duration::from_secs(30));
+    let out = remote(&s.url, &s.admin, &["bulletin", "cancel", &long]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let recs = eventually(Duration::from_secs(30), "the cancelled play", || {
+        let recs = records_of(&s.data(), &long);
+        recs.iter().any(|r| field(r, "outcome") == Some("preempted")).then_some(recs)
+    });
+    assert_eq!(
+        outcomes(&recs),
+        [
+            ("failed".to_string(), "interrupted: station stopped".to_string()),
+            ("preempted".to_string(), "cancelled by the province".to_string()),
+        ]
+    );
+    assert!(records_of(&s.data(), &short).iter().all(|r| field(r, "outcome") == Some("missed")));
+}
