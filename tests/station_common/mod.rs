@@ -123,6 +123,12 @@ impl Fixture {
 
     /// Starts the daemon on a recording clocked sink.
     pub fn start(&mut self) {
+        self.start_with(|_, _| {});
+    }
+
+    /// Like [`Fixture::start`]; `wire` attaches more parts to the daemon before it runs
+    /// (the bulletin receiver follows its status and records).
+    pub fn start_with(&mut self, wire: impl FnOnce(&mut Station, &StationHandle)) {
         let format = AudioFormat { rate: RATE, channels: 1 };
         let shared: SharedClock = self.clock.clone();
         let (sink, recording) = ClockedSink::new(format, shared.clone(), BUFFER_FRAMES, true);
@@ -130,8 +136,9 @@ impl Fixture {
         self.recording = recording;
         *self.writing.lock().unwrap_or_else(|p| p.into_inner()) = self.clock.now();
         let tap = TapSink { inner: sink, last_at: self.clock.now(), writing: self.writing.clone() };
-        let (station, handle) =
+        let (mut station, handle) =
             Station::with_sink(self.config.clone(), shared, Box::new(tap)).expect("station starts");
+        wire(&mut station, &handle);
         self.status = Some(station.status());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         self.task = Some(tokio::spawn(async move {
@@ -223,6 +230,17 @@ impl Fixture {
             );
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
+    }
+
+    /// Stops the daemon as a crash or power cut would: no fade-out, no shutdown record.
+    pub async fn kill(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+        // Dropped only now: a dropped sender would have asked for an orderly stop.
+        self.shutdown = None;
+        self.handle = None;
     }
 
     /// Asks the daemon to stop (as SIGTERM would) and waits for it.

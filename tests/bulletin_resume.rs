@@ -1,0 +1,161 @@
+//! The station daemon and its bulletin receiver on an injected clock and a recording
+//! clocked sink, against an in-process central: a bulletin with repeats is cut by a
+//! crash in its second play; after the restart the cut play airs again from the start
+//! and the last one follows, exactly three plays aired in all.
+
+mod common;
+mod station_common;
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use common::Central;
+use loa::clock::{Clock, SharedClock};
+use loa::ledger::Outcome;
+use loa::protocol::{BulletinPriority, PushBulletinRequest, PushBulletinResponse, Target};
+use loa::station::StationCommand;
+use station_common::Fixture;
+
+async fn push(central: &Central, sha: &str) -> PushBulletinResponse {
+    let request = PushBulletinRequest {
+        title: Some("Cảnh báo lũ".into()),
+        audio_sha256: Some(sha.into()),
+        text: None,
+        voice: None,
+        to: Target::All,
+        priority: BulletinPriority::Emergency,
+        repeat: 2,
+        interval_secs: 5,
+        expires_secs: 600,
+        tone: false,
+    };
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/bulletins", central.url))
+        .bearer_auth(&central.admin)
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    response.json().await.unwrap()
+}
+
+/// Starts the daemon with its bulletin receiver (as `loa station` does); returns the
+/// receiver's task and the sender that stops it.
+fn start(fixture: &mut Fixture) -> (tokio::task::JoinHandle<()>, tokio::sync::oneshot::Sender<()>) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut receiver = None;
+    let config = fixture.config.clone();
+    let clock: SharedClock = fixture.clock.clone();
+    fixture.start_with(|station, handle| {
+        let task = loa::station::bulletins::spawn_for(
+            &config,
+            clock,
+            handle.clone(),
+            station.status(),
+            station.bulletin_records(),
+            async move {
+                let _ = stopped.await;
+            },
+        )
+        .expect("receiver starts");
+        receiver = task;
+    });
+    (receiver.expect("central is configured"), stop)
+}
+
+/// Moves the clock in 50 ms steps until the daemon has bulletin `id` sounding (bounded
+/// in real time); returns when it started.
+async fn sounding(fixture: &Fixture, id: &str) -> DateTime<Utc> {
+    let handle = fixture.handle.clone().expect("the daemon runs");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        assert!(handle.send(StationCommand::Status(tx)), "the daemon runs");
+        let status = rx.await.unwrap();
+        if let Some(p) = status.playing.iter().find(|p| p.item_id == id) {
+            return p.started;
+        }
+        assert!(Instant::now() < deadline, "bulletin {id} never started: {status:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        fixture.run_until(fixture.clock.now() + chrono::Duration::milliseconds(50)).await;
+    }
+}
+
+fn plays(fixture: &Fixture, id: &str) -> Vec<(Outcome, Option<String>)> {
+    fixture
+        .records()
+        .into_iter()
+        .filter(|r| r.entry.item_id == id)
+        .map(|r| (r.entry.outcome, r.entry.reason))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_mid_bulletin_airs_the_cut_play_again_and_the_rest_exactly_once() {
+    let _ = tracing_subscriber::fmt().with_env_filter("info").with_test_writer().try_init();
+    let central = Central::start().await;
+    let token = central.add_station("tri-ton", "Tri Tôn");
+    let audio = central.upload_ok(loa::testing::wav_bytes(1.0, 660.0, 0.3), "lu").await;
+    let mut fixture = Fixture::new(central.clock.now());
+    fixture.config.station_id = "tri-ton".into();
+    fixture.config.central_url = Some(central.url.clone());
+    fixture.config.token = Some(token);
+    let key = hex::decode(central.public_key().to_hex()).unwrap();
+    fixture.config.province_key = Some(key.try_into().unwrap());
+
+    let (receiver, stop) = start(&mut fixture);
+    let pushed = push(&central, &audio.sha256).await;
+    let id = pushed.id;
+    let first = sounding(&fixture, &id).await;
+    // The first play (1 s) ends; 5 s later the second starts and is cut half-way.
+    fixture.run_until(first + chrono::Duration::milliseconds(6_500)).await;
+    let second = sounding(&fixture, &id).await;
+    assert!(second > first + chrono::Duration::seconds(5), "{first} {second}");
+    assert_eq!(plays(&fixture, &id), [(Outcome::Played, None)]);
+    fixture.kill().await;
+    receiver.abort();
+    let _ = receiver.await;
+    drop(stop);
+
+    // Down for a minute; then the same station starts again.
+    let back = second + chrono::Duration::seconds(60);
+    fixture.clock.set(back);
+    let (receiver, stop) = start(&mut fixture);
+    let again = sounding(&fixture, &id).await;
+    assert!(again >= back, "resumed at {again}");
+    fixture.run_until(again + chrono::Duration::seconds(20)).await;
+    let recorded = plays(&fixture, &id);
+    assert_eq!(
+        recorded,
+        [
+            (Outcome::Played, None),
+            (Outcome::Failed, Some(loa::station::daemon::INTERRUPTED.to_string())),
+            (Outcome::Played, None),
+            (Outcome::Played, None),
+        ]
+    );
+    // The cut play aired again from its first sample: whole plays, one after the other.
+    let ledger = fixture.records();
+    let aired: Vec<_> = ledger
+        .iter()
+        .filter(|r| r.entry.item_id == id && r.entry.outcome == Outcome::Played)
+        .collect();
+    for r in &aired {
+        assert!((r.entry.played_secs.unwrap() - 1.0).abs() < 0.1, "{r:?}");
+    }
+    let gap = aired[2].entry.started.unwrap() - aired[1].entry.ended.unwrap();
+    assert!((gap - chrono::Duration::seconds(5)).num_milliseconds().abs() < 200, "{gap}");
+
+    // A graceful stop and start after the last play: nothing of it airs again.
+    let _ = stop.send(());
+    let _ = receiver.await;
+    fixture.stop().await;
+    let (receiver, stop) = start(&mut fixture);
+    let later = fixture.clock.now() + chrono::Duration::seconds(10);
+    fixture.run_until(later).await;
+    assert_eq!(plays(&fixture, &id).len(), 4, "{:?}", plays(&fixture, &id));
+    let _ = stop.send(());
+    let _ = receiver.await;
+    fixture.stop().await;
+}
