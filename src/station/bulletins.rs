@@ -11,6 +11,12 @@
 //! (temporary file, sha256 verified, renamed) by this receiver's own download — it never
 //! waits in the sync's queue of programme downloads — and only then is it played.
 //!
+//! A bulletin handed to the daemon is recorded accepted in the same file (same
+//! transaction as its seen mark), and each of its plays counted from the daemon's ledger
+//! records; on start, what a stop left unaired is handed over again with only its
+//! remaining plays, and one that expired meanwhile is recorded `missed` and reported
+//! `failed` with the reason (see [`Receiver::follow`]).
+//!
 //! `test` bulletins go through every step but the daemon: they are confirmed `test-ok`.
 //! Cancels are signed too ([`DocumentKind::BulletinCancel`]); a cancel that arrives
 //! before its bulletin makes the bulletin's id "seen", so it never plays.
@@ -1167,7 +1173,9 @@ impl Receiver {
 
 /// Starts the receiver for a daemon configured with `central_url`, `token` and
 /// `province_key` (returns `None`, with a log line, when one is missing). It stops when
-/// the daemon's handle stops accepting commands or `shutdown` resolves.
+/// the daemon's handle stops accepting commands or `shutdown` resolves. `records` are
+/// the daemon's ([`super::Station::bulletin_records`]): with them it keeps each accepted
+/// bulletin's progress and resumes what a stop left unaired.
 pub fn spawn_for(
     config: &super::StationConfig,
     clock: SharedClock,

@@ -10,6 +10,10 @@
 //!   `max_delay` has passed is recorded `missed`, reason "station was not running" (or
 //!   "station stopped before it could start" when it was due while the daemon still ran);
 //! - occurrences still within their `max_delay` are played, late.
+//!
+//! Bulletins are not in the daemon's recovery: the emergency queue lives in memory, and
+//! the bulletin receiver, which keeps each accepted bulletin's progress from the records
+//! sent by [`Station::bulletin_records`], hands what was left unaired over again.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
