@@ -1,5 +1,6 @@
 //! `loa report DATE`: for every station and every provincial item planned that day, what
-//! central knows happened — with totals per district and any chain problems on stderr.
+//! central knows happened, then every bulletin pushed that day at every target station —
+//! each with totals per district, and any chain problems on stderr.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -10,7 +11,7 @@ use chrono_tz::Tz;
 use clap::{Args, ValueEnum};
 
 use super::remote::{self, RemoteArgs};
-use crate::protocol::DailyReport;
+use crate::protocol::{BulletinPriority, BulletinReportRow, BulletinStatus, DailyReport};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReportFormat {
@@ -19,7 +20,8 @@ pub enum ReportFormat {
     Json,
 }
 
-/// Planned provincial items of one day against what each station reported.
+/// Planned provincial items and pushed bulletins of one day against what each station
+/// reported.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
     /// The day, YYYY-MM-DD, in --tz.
@@ -73,7 +75,9 @@ fn run_inner(args: &ReportArgs) -> Result<()> {
         other => other?,
     }
     for s in &fleet.stations {
-        if report.rows.iter().any(|r| r.station == s.id) {
+        let shown = report.rows.iter().any(|r| r.station == s.id)
+            || report.bulletins.iter().any(|r| r.station == s.id);
+        if shown {
             for issue in &s.playlog.issues {
                 eprintln!(
                     "warning: station {}: chain {} at record {}: {}",
@@ -141,6 +145,78 @@ fn write_table(out: &mut impl Write, report: &DailyReport, tz: Tz) -> std::io::R
             n("upcoming"),
         ]);
     }
+    write_columns(out, &totals)?;
+    write_bulletins(out, report, tz)
+}
+
+/// `0.471s`, or `-`.
+fn latency_text(ms: Option<i64>) -> String {
+    ms.map_or_else(|| "-".to_string(), |ms| format!("{:.3}s", ms as f64 / 1000.0))
+}
+
+fn plays_text(row: &BulletinReportRow) -> String {
+    if row.plays_planned == 0 {
+        "-".to_string()
+    } else {
+        format!("{}/{}", row.plays_aired, row.plays_planned)
+    }
+}
+
+/// The bulletin section of the table: one row per bulletin and target station, grouped
+/// by bulletin, then totals per district.
+fn write_bulletins(out: &mut impl Write, report: &DailyReport, tz: Tz) -> std::io::Result<()> {
+    writeln!(out)?;
+    writeln!(out, "bulletins pushed on {}", report.date)?;
+    if report.bulletins.is_empty() {
+        return writeln!(out, "no bulletins were pushed to the stations shown");
+    }
+    let mut rows = vec![
+        ["PUSHED", "BULLETIN", "DISTRICT", "STATION", "STATUS", "LATENCY", "PLAYS", "DETAIL"]
+            .map(String::from),
+    ];
+    for r in &report.bulletins {
+        let status = match r.priority {
+            BulletinPriority::Test if r.status != BulletinStatus::TestOk => {
+                format!("{} (test)", r.status.as_str())
+            }
+            _ => r.status.as_str().to_string(),
+        };
+        rows.push([
+            r.issued_at.with_timezone(&tz).format("%H:%M:%S").to_string(),
+            r.bulletin_id.clone(),
+            r.district.clone(),
+            r.station.clone(),
+            status,
+            latency_text(r.latency_ms),
+            plays_text(r),
+            r.detail.clone(),
+        ]);
+    }
+    write_columns(out, &rows)?;
+    writeln!(out)?;
+    let mut totals = vec![
+        [
+            "DISTRICT",
+            "STATIONS",
+            "TARGETS",
+            "AIRED",
+            "TEST-OK",
+            "CANCELLED",
+            "FAILED",
+            "EXPIRED",
+            "NOT REACHED",
+            "PENDING",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    for d in &report.bulletin_districts {
+        let mut row = vec![d.district.clone(), d.stations.to_string(), d.targets.to_string()];
+        for status in BulletinStatus::ALL {
+            row.push(d.counts.get(status.as_str()).copied().unwrap_or(0).to_string());
+        }
+        totals.push(row);
+    }
     write_columns(out, &totals)
 }
 
@@ -165,26 +241,61 @@ fn csv_field(s: &str) -> String {
     }
 }
 
+/// One table for a spreadsheet: the first ten columns are those of the programme-only
+/// report, unchanged; `kind` (`programme`, `bulletin`, `test-bulletin`) tells the rows
+/// apart and the bulletin figures follow it. For a bulletin, `item_id` is its id,
+/// `planned_*` when it was pushed, `status` a bulletin status.
 fn write_csv(out: &mut impl Write, report: &DailyReport, tz: Tz) -> std::io::Result<()> {
     writeln!(
         out,
-        "date,district,station,item_id,title,planned_utc,planned_local,status,delay_ms,detail"
+        "date,district,station,item_id,title,planned_utc,planned_local,status,delay_ms,detail,kind,latency_ms,plays_aired,plays_planned"
     )?;
+    let local = |t: chrono::DateTime<chrono::Utc>| {
+        t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string()
+    };
+    let mut write = |fields: [String; 14]| -> std::io::Result<()> {
+        let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+        writeln!(out, "{}", line.join(","))
+    };
     for r in &report.rows {
-        let fields = [
+        write([
             report.date.to_string(),
             r.district.clone(),
             r.station.clone(),
             r.item_id.clone(),
             r.title.clone(),
             crate::ledger::time_text(r.planned),
-            r.planned.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string(),
+            local(r.planned),
             status_text(r),
             r.delay_ms.map(|d| d.to_string()).unwrap_or_default(),
             r.detail.clone(),
-        ];
-        let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
-        writeln!(out, "{}", line.join(","))?;
+            "programme".to_string(),
+            String::new(),
+            String::new(),
+            String::new(),
+        ])?;
+    }
+    for r in &report.bulletins {
+        let kind = match r.priority {
+            BulletinPriority::Emergency => "bulletin",
+            BulletinPriority::Test => "test-bulletin",
+        };
+        write([
+            report.date.to_string(),
+            r.district.clone(),
+            r.station.clone(),
+            r.bulletin_id.clone(),
+            r.title.clone(),
+            crate::ledger::time_text(r.issued_at),
+            local(r.issued_at),
+            r.status.as_str().to_string(),
+            String::new(),
+            r.detail.clone(),
+            kind.to_string(),
+            r.latency_ms.map(|d| d.to_string()).unwrap_or_default(),
+            r.plays_aired.to_string(),
+            r.plays_planned.to_string(),
+        ])?;
     }
     Ok(())
 }
