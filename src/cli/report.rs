@@ -299,3 +299,113 @@ fn write_csv(out: &mut impl Write, report: &DailyReport, tz: Tz) -> std::io::Res
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+    use crate::protocol::{BulletinTotals, ReportRow, ReportStatus};
+
+    fn report() -> DailyReport {
+        let at = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap();
+        let bulletin =
+            |station: &str, status, priority, latency_ms, plays_planned| BulletinReportRow {
+                station: station.into(),
+                district: "Tri Tôn".into(),
+                bulletin_id: "b-20261201070000-4f2411c461dace97".into(),
+                title: "Cảnh báo lũ, khẩn".into(),
+                priority,
+                issued_at: at,
+                expires_at: at + chrono::Duration::hours(1),
+                status,
+                latency_ms,
+                plays_aired: if latency_ms.is_some() { 1 } else { 0 },
+                plays_planned,
+                detail: String::new(),
+            };
+        DailyReport {
+            date: chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
+            timezone: "Asia/Ho_Chi_Minh".into(),
+            generated_at: at,
+            rows: vec![ReportRow {
+                station: "tri-ton".into(),
+                district: "Tri Tôn".into(),
+                item_id: "ban-tin-sang".into(),
+                title: "Bản tin sáng".into(),
+                planned: at - chrono::Duration::minutes(30),
+                status: ReportStatus::Preempted,
+                delay_ms: Some(2),
+                detail: "pre-empted by b-20261201070000-4f2411c461dace97 after 12.0s".into(),
+            }],
+            districts: vec![],
+            bulletins: vec![
+                bulletin(
+                    "tri-ton",
+                    BulletinStatus::Aired,
+                    BulletinPriority::Emergency,
+                    Some(471),
+                    1,
+                ),
+                bulletin("ba-chuc", BulletinStatus::Pending, BulletinPriority::Test, None, 0),
+            ],
+            bulletin_districts: vec![BulletinTotals {
+                district: "Tri Tôn".into(),
+                stations: 2,
+                targets: 2,
+                counts: [("aired".to_string(), 1), ("pending".to_string(), 1)].into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn csv_keeps_the_programme_columns_and_tells_bulletins_apart() {
+        let tz = chrono_tz::Asia::Ho_Chi_Minh;
+        let mut out = Vec::new();
+        write_csv(&mut out, &report(), tz).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[0].starts_with(
+                "date,district,station,item_id,title,planned_utc,planned_local,status,delay_ms,detail,"
+            ),
+            "{}",
+            lines[0]
+        );
+        assert_eq!(lines.len(), 4, "{text}");
+        assert!(lines[1].ends_with(",programme,,,"), "{}", lines[1]);
+        assert_eq!(
+            lines[2],
+            "2026-12-01,Tri Tôn,tri-ton,b-20261201070000-4f2411c461dace97,\"Cảnh báo lũ, khẩn\",2026-12-01T00:00:00.000000Z,2026-12-01 07:00:00,aired,,,bulletin,471,1,1"
+        );
+        assert!(lines[3].contains(",pending,,,test-bulletin,,0,0"), "{}", lines[3]);
+        let columns = lines[0].split(',').count();
+        assert!(
+            lines[1..]
+                .iter()
+                .all(|l| l.replace("\"Cảnh báo lũ, khẩn\"", "x").split(',').count() == columns)
+        );
+    }
+
+    #[test]
+    fn the_table_has_a_bulletin_section_with_latency_and_plays() {
+        let mut out = Vec::new();
+        write_table(&mut out, &report(), chrono_tz::Asia::Ho_Chi_Minh).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("bulletins pushed on 2026-12-01"), "{text}");
+        let row = text.lines().find(|l| l.starts_with("07:00:00")).unwrap();
+        assert!(row.starts_with("07:00:00  b-20261201070000-4f2411c461dace97"), "{row}");
+        assert!(row.contains("aired") && row.contains("0.471s") && row.contains("1/1"), "{row}");
+        let test = text.lines().find(|l| l.contains("ba-chuc")).unwrap();
+        assert!(test.contains("pending (test)"), "{test}");
+        assert!(text.contains("NOT REACHED"), "{text}");
+
+        let mut empty = report();
+        empty.bulletins.clear();
+        empty.bulletin_districts.clear();
+        let mut out = Vec::new();
+        write_table(&mut out, &empty, chrono_tz::Asia::Ho_Chi_Minh).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.ends_with("no bulletins were pushed to the stations shown\n"), "{text}");
+    }
+}
