@@ -111,6 +111,15 @@ impl From<BulletinError> for ApiError {
     }
 }
 
+/// A stored bulletin with what its stations reported (see [`Hub::issued_between`]).
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub doc: BulletinDoc,
+    pub cancelled_at: Option<DateTime<Utc>>,
+    /// (station id, one delivery state it reported).
+    pub deliveries: Vec<(String, DeliveryReport)>,
+}
+
 /// One event as held in memory.
 struct StoredEvent {
     seq: u64,
@@ -371,6 +380,44 @@ impl Hub {
 
     fn touch(&self, station: &str, now: DateTime<Utc>) {
         lock(&self.contact).insert(station.to_string(), now);
+    }
+
+    /// Bulletins issued in `[from, until)`, oldest first, each with when it was
+    /// cancelled and every delivery state its stations reported (for `loa report`).
+    pub fn issued_between(
+        &self,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<Issued>, BulletinError> {
+        let stored: Vec<(String, Option<String>)> = {
+            let conn = lock(&self.db);
+            let mut stmt =
+                conn.prepare("SELECT doc_json, cancelled_at FROM bulletins ORDER BY rowid")?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?
+        };
+        let mut out = Vec::new();
+        for (doc, cancelled) in stored {
+            let doc: BulletinDoc =
+                serde_json::from_str(&doc).map_err(|e| BulletinError::Corrupt(e.to_string()))?;
+            if doc.issued_at < from || doc.issued_at >= until {
+                continue;
+            }
+            let cancelled = cancelled.as_deref().map(parse_time).transpose()?;
+            let deliveries = self.deliveries(&doc.id)?;
+            out.push(Issued { doc, cancelled_at: cancelled, deliveries });
+        }
+        out.sort_by_key(|b| b.doc.issued_at);
+        Ok(out)
+    }
+
+    /// When each station was last in contact over the bulletin stream; a station
+    /// holding the stream open now counts as seen `now`.
+    pub fn last_contact(&self, now: DateTime<Utc>) -> HashMap<String, DateTime<Utc>> {
+        let mut seen = lock(&self.contact).clone();
+        for station in lock(&self.connected).keys() {
+            seen.insert(station.clone(), now);
+        }
+        seen
     }
 }
 
