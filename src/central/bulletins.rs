@@ -111,7 +111,8 @@ impl From<BulletinError> for ApiError {
     }
 }
 
-/// A stored bulletin with what its stations reported (see [`Hub::issued_between`]).
+/// A stored bulletin (`doc.targets` resolved, also for `--to all`) with what its stations
+/// reported (see [`Hub::issued_between`]).
 #[derive(Debug, Clone)]
 pub struct Issued {
     pub doc: BulletinDoc,
@@ -397,10 +398,13 @@ impl Hub {
         };
         let mut out = Vec::new();
         for (doc, cancelled) in stored {
-            let doc: BulletinDoc =
+            let mut doc: BulletinDoc =
                 serde_json::from_str(&doc).map_err(|e| BulletinError::Corrupt(e.to_string()))?;
             if doc.issued_at < from || doc.issued_at >= until {
                 continue;
+            }
+            if doc.to_all {
+                doc.targets = self.resolved_targets(&doc.id);
             }
             let cancelled = cancelled.as_deref().map(parse_time).transpose()?;
             let deliveries = self.deliveries(&doc.id)?;

@@ -615,6 +615,7 @@ cron = "0 17 * * *"
             id: id.into(),
             title: "Cảnh báo lũ".into(),
             targets: vec![],
+            to_all: false,
             audio_sha256: "a".repeat(64),
             audio_size: 1,
             gain_db: 0.0,
