@@ -421,7 +421,9 @@ fn check_body(route: Route, who: Who, body: &str, fleet_bulletin: &str) -> Resul
             for event in &events.events {
                 let json = payload_json(&event.envelope);
                 let targets = json["targets"].as_array().cloned().unwrap_or_default();
-                if !targets.iter().any(|t| t == own) {
+                // A `--to all` bulletin is signed for every station, without a list.
+                let to_all = json["to_all"].as_bool() == Some(true);
+                if !to_all && !targets.iter().any(|t| t == own) {
                     return Err(format!("{who:?} received an event for {targets:?}"));
                 }
                 ids.push(json["id"].as_str().unwrap_or_default().to_string());
