@@ -38,7 +38,7 @@ async fn run(stations: usize) -> ([Vec<Duration>; 3], Duration) {
     let clock: SharedClock = Arc::new(SystemClock);
     let config = CentralConfig { data_dir: data, ..CentralConfig::default() };
     let state = central::open(config, clock.clone()).expect("open");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = loa::central::bind("127.0.0.1:0".parse().expect("address")).await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(central::serve(listener, state.clone(), async {

@@ -70,7 +70,7 @@ async fn run() {
     let clock: SharedClock = Arc::new(SystemClock);
     let state =
         central::open(CentralConfig { data_dir, ..CentralConfig::default() }, clock).expect("open");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = loa::central::bind("127.0.0.1:0".parse().expect("address")).await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let mut work = Vec::new();
     for i in 0..STATIONS {

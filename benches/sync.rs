@@ -36,7 +36,7 @@ async fn run() {
     let station =
         Station { id: "tri-ton".into(), name: "Tri Tôn".into(), district: "Tri Tôn".into() };
     let token = central::add_station(state.store.as_ref(), &station).expect("station");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = loa::central::bind("127.0.0.1:0".parse().expect("address")).await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(central::serve(listener, state.clone(), std::future::pending()));
     let url = format!("http://{addr}");

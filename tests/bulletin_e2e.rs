@@ -1,9 +1,11 @@
 //! Urgent bulletins end to end with real processes: `loa central`, three `loa station`
 //! daemons (paced `clocked` sink), and the `loa bulletin` CLI. One station is playing a
-//! long programme when `loa bulletin push --audio … --to all` arrives: all three air
-//! the bulletin, `loa bulletin show` reports each start latency, the station ledgers hold
-//! the pre-empted programme and the bulletin, and so does central's playlog (`loa log`);
-//! a cancel stops a repeating bulletin.
+//! long provincial programme (loaded through central's signed manifest) when `loa
+//! bulletin push --audio … --to all` arrives: all three air the bulletin, `loa bulletin
+//! show` reports each start latency, the station ledgers hold the pre-empted programme
+//! and the bulletin, and so do central's playlog (`loa log`) and the day's compliance
+//! report (`loa report`, on the stations' local date); a cancel stops a repeating
+//! bulletin, and the report says so.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -11,7 +13,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use loa::protocol::{BulletinInfo, DeliveryState};
+use loa::protocol::{BulletinInfo, BulletinStatus, DailyReport, DeliveryState, ReportStatus};
 
 const LOA: &str = env!("CARGO_BIN_EXE_loa");
 
@@ -110,6 +112,22 @@ fn field<'a>(r: &'a serde_json::Value, name: &str) -> Option<&'a str> {
     r.get(name).or_else(|| r.get("entry").and_then(|e| e.get(name))).and_then(|v| v.as_str())
 }
 
+/// `loa report DATE --format json`, `None` while it fails.
+fn day_report(url: &str, admin: &str, date: chrono::NaiveDate) -> Option<DailyReport> {
+    let out = remote(url, admin, &["report", &date.to_string(), "--format", "json"]);
+    if !out.status.success() {
+        eprintln!("loa report: {}", text(&out.stderr));
+        return None;
+    }
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+/// The day the report is defined on: the stations' local date (Asia/Ho_Chi_Minh, the
+/// default of both the stations and `loa report`), not the UTC one.
+fn local_date(t: chrono::DateTime<chrono::Utc>) -> chrono::NaiveDate {
+    t.with_timezone(&chrono_tz::Asia::Ho_Chi_Minh).date_naive()
+}
+
 fn show(url: &str, admin: &str, id: &str) -> BulletinInfo {
     let out = remote(url, admin, &["bulletin", "show", id, "--format", "json"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -158,26 +176,11 @@ fn a_pushed_bulletin_interrupts_all_three_stations_and_a_cancel_stops_one() {
     let line = central.wait_for(&["loa central listening on "], Duration::from_secs(60));
     let url = line.split("loa central listening on ").nth(1).unwrap().trim().to_string();
 
-    // The first station plays a 60 s programme starting a few seconds from now.
-    let tz = chrono_tz::Asia::Ho_Chi_Minh;
-    let start = chrono::Utc::now().with_timezone(&tz) + chrono::Duration::seconds(4);
     let mut stations = Vec::new();
     let mut data_dirs = Vec::new();
     for (i, id) in ids.iter().enumerate() {
         let root = dir.path().join(id);
         std::fs::create_dir_all(root.join("local")).unwrap();
-        if i == 0 {
-            std::fs::write(root.join("dai.wav"), loa::testing::wav_bytes(60.0, 300.0, 0.2))
-                .unwrap();
-            std::fs::write(
-                root.join("local/dai.toml"),
-                format!(
-                    "layer = \"local\"\n\n[[item]]\nid = \"dai\"\ntitle = \"Chương trình dài\"\naudio = \"../dai.wav\"\nat = {}\n",
-                    start.format("%Y-%m-%dT%H:%M:%S")
-                ),
-            )
-            .unwrap();
-        }
         let station_toml = root.join("station.toml");
         std::fs::write(
             &station_toml,
@@ -193,7 +196,28 @@ fn a_pushed_bulletin_interrupts_all_three_stations_and_a_cancel_stops_one() {
     for s in &stations {
         s.wait_for(&["bulletin stream connected"], Duration::from_secs(60));
     }
-    stations[0].wait_for(&["dai", "started"], Duration::from_secs(30));
+
+    // The province gives the first station a 60 s programme starting a few seconds from
+    // now: signed, delivered and cached through central, so `loa report` plans it.
+    let tz = chrono_tz::Asia::Ho_Chi_Minh;
+    let start = chrono::Utc::now().with_timezone(&tz) + chrono::Duration::seconds(12);
+    std::fs::write(dir.path().join("dai.wav"), loa::testing::wav_bytes(60.0, 300.0, 0.2)).unwrap();
+    let provincial = dir.path().join("provincial.toml");
+    std::fs::write(
+        &provincial,
+        format!(
+            "layer = \"provincial\"\n\n[[item]]\nid = \"dai\"\ntitle = \"Chương trình dài\"\naudio = \"dai.wav\"\nat = {}\n",
+            start.format("%Y-%m-%dT%H:%M:%S")
+        ),
+    )
+    .unwrap();
+    let out = remote(
+        &url,
+        &admin,
+        &["schedule", "load", provincial.to_str().unwrap(), "--to", "tri-ton"],
+    );
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    stations[0].wait_for(&["dai", "started"], Duration::from_secs(40));
 
     let bulletin = dir.path().join("canh-bao-lu.wav");
     std::fs::write(&bulletin, loa::testing::wav_bytes(2.0, 880.0, 0.4)).unwrap();
@@ -264,10 +288,65 @@ fn a_pushed_bulletin_interrupts_all_three_stations_and_a_cancel_stops_one() {
         (ids.iter().all(|s| has(s, &id, "played")) && has("tri-ton", "dai", "preempted"))
             .then_some(())
     });
-    eventually(Duration::from_secs(30), "finished at every station", || {
+    let info = eventually(Duration::from_secs(30), "finished at every station", || {
         let info = show(&url, &admin, &id);
-        info.stations.iter().all(|s| s.state == Some(DeliveryState::Finished)).then_some(())
+        info.stations.iter().all(|s| s.state == Some(DeliveryState::Finished)).then_some(info)
     });
+
+    // The day's report (`loa report`): the provincial programme pre-empted at the first
+    // station, and the bulletin aired at all three with its latency from the push.
+    let programme_day = start.date_naive();
+    let dai = eventually(Duration::from_secs(30), "the programme in the report", || {
+        let report = day_report(&url, &admin, programme_day)?;
+        report.rows.into_iter().find(|r| r.station == "tri-ton" && r.item_id == "dai")
+    });
+    assert_eq!(dai.status, ReportStatus::Preempted, "{dai:?}");
+    assert!(dai.detail.starts_with(&format!("pre-empted by {id} after ")), "{dai:?}");
+    let bulletin_day = local_date(info.doc.issued_at);
+    let report = day_report(&url, &admin, bulletin_day).expect("the report");
+    for s in &info.stations {
+        let row = report
+            .bulletins
+            .iter()
+            .find(|r| r.bulletin_id == id && r.station == s.station_id)
+            .unwrap_or_else(|| panic!("no report row for {} at {}: {report:#?}", id, s.station_id));
+        assert_eq!(row.status, BulletinStatus::Aired, "{row:?}");
+        assert_eq!((row.plays_aired, row.plays_planned), (1, 1), "{row:?}");
+        // From the station's ledger record; `bulletin show` has it from the delivery state.
+        let latency = row.latency_ms.expect("latency");
+        let shown = s.latency_ms.expect("latency shown");
+        assert!(
+            (latency - shown).abs() <= 1,
+            "{}: report {latency} ms, show {shown} ms",
+            s.station_id
+        );
+        assert_eq!(row.district, "Tri Tôn");
+    }
+    let totals = report.bulletin_districts.iter().find(|d| d.district == "Tri Tôn").unwrap();
+    assert_eq!((totals.stations, totals.targets, totals.counts["aired"]), (3, 3, 3));
+    let table = remote(&url, &admin, &["report", &bulletin_day.to_string()]);
+    assert!(table.status.success(), "{}", text(&table.stderr));
+    let table = text(&table.stdout);
+    eprintln!("{table}");
+    assert!(table.contains(&format!("bulletins pushed on {bulletin_day}")), "{table}");
+    for station in ids {
+        assert!(
+            table.lines().any(|l| l.contains(&id)
+                && l.contains(station)
+                && l.contains("aired")
+                && l.contains("1/1")),
+            "{station}: {table}"
+        );
+    }
+    let csv = remote(&url, &admin, &["report", &bulletin_day.to_string(), "--format", "csv"]);
+    let csv = text(&csv.stdout);
+    assert_eq!(
+        csv.lines()
+            .filter(|l| l.contains(&format!(",{id},")) && l.contains(",aired,,,bulletin,"))
+            .count(),
+        3,
+        "{csv}"
+    );
 
     // A long, repeating bulletin to one station, cancelled while it plays: it stops and
     // no repeat follows.
@@ -318,7 +397,17 @@ fn a_pushed_bulletin_interrupts_all_three_stations_and_a_cancel_stops_one() {
         .filter(|l| l.contains("armed emergency") && l.contains(&long_id) && !l.contains(":tone"))
         .count();
     assert_eq!(armed, 1, "no repeat was armed after the cancel");
-    assert!(show(&url, &admin, &long_id).cancelled_at.is_some());
+    let long = show(&url, &admin, &long_id);
+    assert!(long.cancelled_at.is_some());
+    // The report: it aired once of four plays at that station, cut short by the cancel.
+    let row = eventually(Duration::from_secs(30), "the cancelled bulletin in the report", || {
+        let report = day_report(&url, &admin, local_date(long.doc.issued_at))?;
+        let row = report.bulletins.into_iter().find(|r| r.bulletin_id == long_id)?;
+        (row.plays_planned == 4 && !row.detail.contains("not received")).then_some(row)
+    });
+    assert_eq!(row.station, "ba-chuc");
+    assert_eq!((row.status, row.plays_aired), (BulletinStatus::Aired, 1), "{row:?}");
+    assert!(row.detail.contains("cancelled by the province"), "{row:?}");
 
     let list = remote(&url, &admin, &["bulletin", "list"]);
     assert!(text(&list.stdout).contains(&id) && text(&list.stdout).contains("cancelled"));

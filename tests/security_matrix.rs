@@ -393,6 +393,19 @@ fn check_body(route: Route, who: Who, body: &str, fleet_bulletin: &str) -> Resul
             if let Some(row) = report.rows.iter().find(|r| Some(r.station.as_str()) == forbidden) {
                 return Err(format!("{who:?} sees a report row of {}", row.station));
             }
+            // The day's bulletins (central's clock is on the report's day): the same rule.
+            if let Some(row) =
+                report.bulletins.iter().find(|r| Some(r.station.as_str()) == forbidden)
+            {
+                return Err(format!("{who:?} sees a bulletin report row of {}", row.station));
+            }
+            let shown = report
+                .bulletins
+                .iter()
+                .any(|r| r.bulletin_id == fleet_bulletin && r.station == "tri-ton");
+            if shown != (who != Who::OtherDistrict) {
+                return Err(format!("{who:?} sees the bulletin to tri-ton in the report: {shown}"));
+            }
         }
         (Route::EventStream, _) => {
             if !body.contains("text/event-stream") {
@@ -408,7 +421,9 @@ fn check_body(route: Route, who: Who, body: &str, fleet_bulletin: &str) -> Resul
             for event in &events.events {
                 let json = payload_json(&event.envelope);
                 let targets = json["targets"].as_array().cloned().unwrap_or_default();
-                if !targets.iter().any(|t| t == own) {
+                // A `--to all` bulletin is signed for every station, without a list.
+                let to_all = json["to_all"].as_bool() == Some(true);
+                if !to_all && !targets.iter().any(|t| t == own) {
                     return Err(format!("{who:?} received an event for {targets:?}"));
                 }
                 ids.push(json["id"].as_str().unwrap_or_default().to_string());

@@ -111,6 +111,16 @@ impl From<BulletinError> for ApiError {
     }
 }
 
+/// A stored bulletin (`doc.targets` resolved, also for `--to all`) with what its stations
+/// reported (see [`Hub::issued_between`]).
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub doc: BulletinDoc,
+    pub cancelled_at: Option<DateTime<Utc>>,
+    /// (station id, one delivery state it reported).
+    pub deliveries: Vec<(String, DeliveryReport)>,
+}
+
 /// One event as held in memory.
 struct StoredEvent {
     seq: u64,
@@ -371,6 +381,47 @@ impl Hub {
 
     fn touch(&self, station: &str, now: DateTime<Utc>) {
         lock(&self.contact).insert(station.to_string(), now);
+    }
+
+    /// Bulletins issued in `[from, until)`, oldest first, each with when it was
+    /// cancelled and every delivery state its stations reported (for `loa report`).
+    pub fn issued_between(
+        &self,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<Issued>, BulletinError> {
+        let stored: Vec<(String, Option<String>)> = {
+            let conn = lock(&self.db);
+            let mut stmt =
+                conn.prepare("SELECT doc_json, cancelled_at FROM bulletins ORDER BY rowid")?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?
+        };
+        let mut out = Vec::new();
+        for (doc, cancelled) in stored {
+            let mut doc: BulletinDoc =
+                serde_json::from_str(&doc).map_err(|e| BulletinError::Corrupt(e.to_string()))?;
+            if doc.issued_at < from || doc.issued_at >= until {
+                continue;
+            }
+            if doc.to_all {
+                doc.targets = self.resolved_targets(&doc.id);
+            }
+            let cancelled = cancelled.as_deref().map(parse_time).transpose()?;
+            let deliveries = self.deliveries(&doc.id)?;
+            out.push(Issued { doc, cancelled_at: cancelled, deliveries });
+        }
+        out.sort_by_key(|b| b.doc.issued_at);
+        Ok(out)
+    }
+
+    /// When each station was last in contact over the bulletin stream; a station
+    /// holding the stream open now counts as seen `now`.
+    pub fn last_contact(&self, now: DateTime<Utc>) -> HashMap<String, DateTime<Utc>> {
+        let mut seen = lock(&self.contact).clone();
+        for station in lock(&self.connected).keys() {
+            seen.insert(station.clone(), now);
+        }
+        seen
     }
 }
 
@@ -830,24 +881,47 @@ async fn poll(
     }
 }
 
+/// Most delivery reports one request may carry (a station sends two or three at once).
+const MAX_REPORTS_PER_REQUEST: usize = 64;
+
+/// One report (a JSON object) or several (an array): a station sends `delivered` and
+/// `verified` together, one request instead of two at the moment the whole province
+/// reports at once.
+fn delivery_reports(body: &Bytes) -> Result<Vec<DeliveryReport>, ApiError> {
+    let is_list = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    if !is_list {
+        return Ok(vec![parse_json(body, "delivery report")?]);
+    }
+    let reports: Vec<DeliveryReport> = parse_json(body, "list of delivery reports")?;
+    if reports.is_empty() || reports.len() > MAX_REPORTS_PER_REQUEST {
+        return Err(ApiError::BadRequest(format!(
+            "a list of {} delivery reports: send 1 to {MAX_REPORTS_PER_REQUEST} per request",
+            reports.len()
+        )));
+    }
+    Ok(reports)
+}
+
 async fn delivery(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let station = station(&state, &headers)?;
-    let report: DeliveryReport = parse_json(&body, "delivery report")?;
+    let reports = delivery_reports(&body)?;
     let now = state.clock.now();
     state.bulletins.touch(&station.id, now);
-    if !state.bulletins.is_target(&report.bulletin_id, &station.id) {
-        return Err(ApiError::NotFound(format!(
-            "no bulletin {:?} for station {}",
-            report.bulletin_id, station.id
-        )));
+    for report in &reports {
+        if !state.bulletins.is_target(&report.bulletin_id, &station.id) {
+            return Err(ApiError::NotFound(format!(
+                "no bulletin {:?} for station {}",
+                report.bulletin_id, station.id
+            )));
+        }
+        tracing::info!(station = %station.id, id = %report.bulletin_id, state = report.state.as_str(), latency_ms = ?report.latency_ms, reason = ?report.reason, "bulletin delivery");
     }
-    tracing::info!(station = %station.id, id = %report.bulletin_id, state = report.state.as_str(), latency_ms = ?report.latency_ms, reason = ?report.reason, "bulletin delivery");
     // Answered only once committed; a fleet's burst of reports shares a few fsyncs.
-    state.bulletins.deliveries.put(&station.id, report, now).await?;
+    state.bulletins.deliveries.put(&station.id, reports, now).await?;
     Ok(axum::http::StatusCode::NO_CONTENT.into_response())
 }
 
@@ -893,6 +967,53 @@ mod tests {
             .unwrap_err();
         let text = err.to_string();
         assert!(text.contains("apt-get install espeak-ng"), "{text}");
+    }
+
+    #[test]
+    fn delivery_bodies_are_one_report_or_a_bounded_list() {
+        let one = r#"{"bulletin_id":"b-1","state":"delivered","at":"2026-12-01T05:00:00Z","latency_ms":null,"reason":null}"#;
+        assert_eq!(delivery_reports(&Bytes::from(one)).unwrap().len(), 1);
+        let two = format!(" [{one},{}]", one.replace("delivered", "verified"));
+        let reports = delivery_reports(&Bytes::from(two)).unwrap();
+        assert_eq!(reports[1].state, DeliveryState::Verified);
+        for bad in ["[]".to_string(), format!("[{}]", vec![one; 65].join(","))] {
+            let err = delivery_reports(&Bytes::from(bad)).unwrap_err().to_string();
+            assert!(err.contains("send 1 to 64 per request"), "{err}");
+        }
+        let err = delivery_reports(&Bytes::from("[{\"state\":1}]")).unwrap_err().to_string();
+        assert!(err.contains("list of delivery reports is not valid JSON"), "{err}");
+    }
+
+    /// Many stations reporting at once: every report is committed exactly once, each
+    /// request answered only after its own commit, repeats ignored.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_delivery_reports_are_each_stored_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = Arc::new(Hub::open(dir.path()).unwrap());
+        let t = DateTime::parse_from_rfc3339("2026-12-01T05:00:00Z").unwrap().with_timezone(&Utc);
+        let report = |state| DeliveryReport {
+            bulletin_id: "b-1".into(),
+            state,
+            at: t,
+            latency_ms: None,
+            reason: None,
+        };
+        let mut tasks = Vec::new();
+        for n in 0..200 {
+            let hub = hub.clone();
+            let reports = vec![report(DeliveryState::Delivered), report(DeliveryState::Verified)];
+            tasks.push(tokio::spawn(async move {
+                hub.deliveries.put(&format!("xa-{}", n % 100), reports, t).await
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        let stored = hub.deliveries("b-1").unwrap();
+        assert_eq!(stored.len(), 200, "100 stations × 2 states, the repeats ignored");
+        drop(hub);
+        let reopened = Hub::open(dir.path()).unwrap();
+        assert_eq!(reopened.deliveries("b-1").unwrap().len(), 200, "durable across a reopen");
     }
 
     #[test]

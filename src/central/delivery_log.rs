@@ -27,7 +27,7 @@ type Answer = Result<(), String>;
 
 struct Pending {
     station: String,
-    report: DeliveryReport,
+    reports: Vec<DeliveryReport>,
     received_at: DateTime<Utc>,
     answer: tokio::sync::oneshot::Sender<Answer>,
 }
@@ -60,16 +60,16 @@ impl DeliveryLog {
         Ok(Self { queue })
     }
 
-    /// Stores `report` from `station`; returns once it is committed to disk. A state
-    /// already reported keeps its first report.
+    /// Stores `reports` from `station`, all or none; returns once they are committed to
+    /// disk. A state already reported keeps its first report.
     pub async fn put(
         &self,
         station: &str,
-        report: DeliveryReport,
+        reports: Vec<DeliveryReport>,
         received_at: DateTime<Utc>,
     ) -> Result<(), BulletinError> {
         let (answer, answered) = tokio::sync::oneshot::channel();
-        let pending = Pending { station: station.to_string(), report, received_at, answer };
+        let pending = Pending { station: station.to_string(), reports, received_at, answer };
         let stopped = || BulletinError::Corrupt("the delivery writer has stopped".into());
         self.queue.send(pending).map_err(|_| stopped())?;
         answered.await.map_err(|_| stopped())?.map_err(BulletinError::Corrupt)
@@ -102,15 +102,17 @@ fn commit(conn: &mut Connection, batch: &[Pending]) -> Result<(), rusqlite::Erro
             "INSERT OR IGNORE INTO bulletin_deliveries (bulletin_id, station_id, state, at, latency_ms, reason, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
         for p in batch {
-            insert.execute(params![
-                p.report.bulletin_id,
-                p.station,
-                p.report.state.as_str(),
-                super::bulletins::time_text(p.report.at),
-                p.report.latency_ms,
-                p.report.reason,
-                super::bulletins::time_text(p.received_at)
-            ])?;
+            for report in &p.reports {
+                insert.execute(params![
+                    report.bulletin_id,
+                    p.station,
+                    report.state.as_str(),
+                    super::bulletins::time_text(report.at),
+                    report.latency_ms,
+                    report.reason,
+                    super::bulletins::time_text(p.received_at)
+                ])?;
+            }
         }
     }
     tx.commit()

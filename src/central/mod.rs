@@ -92,12 +92,31 @@ fn bind_message(addr: &str, error: &std::io::Error) -> String {
     }
 }
 
-/// Binds central's listening socket. Port 0 lets the system pick a free port; the
-/// listener's `local_addr` says which.
+/// Connections the kernel may hold for central before it accepts them.
+///
+/// A province-wide bulletin makes every station open a download connection within the
+/// same few milliseconds, and every station reconnects at once when the provincial link
+/// comes back. With the usual backlog (1,024, tokio's default) the queue overflowed at
+/// 1,000 stations: the kernel dropped the handshakes and each station waited for its
+/// 1 s SYN retransmit — the whole fleet's bulletin a second late (measured with
+/// `nstat`'s ListenOverflows during `cargo bench --bench bulletin`). Linux caps this at
+/// `net.core.somaxconn` (4,096 on current kernels).
+pub const LISTEN_BACKLOG: u32 = 8192;
+
+/// Binds central's listening socket with [`LISTEN_BACKLOG`]. Port 0 lets the system pick
+/// a free port; the listener's `local_addr` says which.
 pub async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, CentralError> {
-    tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|error| CentralError::Bind { addr: addr.to_string(), error })
+    let fail = |error| CentralError::Bind { addr: addr.to_string(), error };
+    let socket = match addr {
+        std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+        std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+    }
+    .map_err(fail)?;
+    // As std's and tokio's own `bind` do on Unix: a restarted central must not wait for
+    // the old connections' TIME_WAIT to end.
+    socket.set_reuseaddr(true).map_err(fail)?;
+    socket.bind(addr).map_err(fail)?;
+    socket.listen(LISTEN_BACKLOG).map_err(fail)
 }
 
 /// What `loa central init` prints.

@@ -1,6 +1,7 @@
 //! The playlog routes: stations post ledger batches; operators read the log and the
 //! daily report. A district token sees only its own district's stations.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
@@ -13,10 +14,10 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 
 use super::api::{operator_auth, parse_json, station_auth};
-use super::report::{self, StationDay};
+use super::report::{self, BulletinFacts, StationDay};
 use super::{ApiError, AppState};
-use crate::ledger::Outcome;
-use crate::protocol::{PlaylogBatch, ReportStatus};
+use crate::ledger::{Outcome, Record};
+use crate::protocol::{DeliveryReport, PlaylogBatch, ReportStatus};
 use crate::signing;
 use crate::store::{PlaylogFilter, Role, Station};
 
@@ -155,6 +156,7 @@ async fn get_report(
     let stations = visible(&state, &role, q.station.as_deref(), q.district.as_deref())?;
     let (from, until) = report::day_bounds(date, tz);
     let heartbeats = state.store.heartbeats()?;
+    let contact = state.bulletins.last_contact(state.clock.now());
     let public = state.key.public();
     let mut days = Vec::new();
     for station in stations {
@@ -183,12 +185,51 @@ async fn get_report(
             until: Some(until),
             ..PlaylogFilter::default()
         })?;
-        let last_seen =
-            heartbeats.iter().find(|h| h.station_id == station.id).map(|h| h.received_at);
+        let beat = heartbeats.iter().find(|h| h.station_id == station.id).map(|h| h.received_at);
+        let last_seen = beat.max(contact.get(&station.id).copied());
         days.push(StationDay { station, planned, records, last_seen });
     }
-    let report = report::build(date, tz, state.clock.now(), &days);
+    let bulletins = bulletin_facts(&state, &days, from, until)?;
+    let report = report::build(date, tz, state.clock.now(), &days, &bulletins);
     let unreported = report.rows.iter().filter(|r| r.status == ReportStatus::NotReported).count();
     tracing::debug!(%date, rows = report.rows.len(), unreported, "report");
     Ok(axum::Json(report).into_response())
+}
+
+/// The bulletins issued in `[from, until)` with their delivery states and the ledger
+/// records of their plays, for the stations in `days` only.
+fn bulletin_facts(
+    state: &AppState,
+    days: &[StationDay],
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Vec<BulletinFacts>, ApiError> {
+    let mut out = Vec::new();
+    for issued in state.bulletins.issued_between(from, until)? {
+        let doc = issued.doc;
+        let shown: Vec<String> = days
+            .iter()
+            .filter(|d| doc.targets.contains(&d.station.id))
+            .map(|d| d.station.id.clone())
+            .collect();
+        if shown.is_empty() {
+            continue;
+        }
+        let mut deliveries: HashMap<String, Vec<DeliveryReport>> = HashMap::new();
+        for (station, r) in issued.deliveries {
+            deliveries.entry(station).or_default().push(r);
+        }
+        let mut records: HashMap<String, Vec<Record>> = HashMap::new();
+        // Plays are selected by bulletin id, not by day: a repeat, or a station that got
+        // it late, may play after midnight and still belongs to this bulletin.
+        for r in state.store.playlog(&PlaylogFilter {
+            stations: Some(shown),
+            item_id: Some(doc.id.clone()),
+            ..PlaylogFilter::default()
+        })? {
+            records.entry(r.station.clone()).or_default().push(r);
+        }
+        out.push(BulletinFacts { doc, cancelled_at: issued.cancelled_at, deliveries, records });
+    }
+    Ok(out)
 }

@@ -1,18 +1,37 @@
 //! `loa report DATE`: the compliance view. For every station and every provincial item
 //! its manifests planned that day, what the station reported — aired on time, late (by
-//! how much), pre-empted, failed, missed (why) — or that nothing has arrived yet.
+//! how much), pre-empted, failed, missed (why) — or that nothing has arrived yet. Then,
+//! for every bulletin pushed that day and every target station: aired (latency from the
+//! push, plays aired of planned), test-ok, cancelled, failed, expired, not reached
+//! (station offline), or pending.
 //!
-//! Pure: the caller passes the manifests' schedules, the records and the clock reading,
-//! so every outcome kind is unit-tested without a server.
+//! Pure: the caller passes the manifests' schedules, the records, the bulletins with
+//! their delivery states and the clock reading, so every outcome kind is unit-tested
+//! without a server.
+//!
+//! A bulletin's facts come from two places that can disagree: the delivery states the
+//! station's receiver posts (`started` with its latency, `test-ok`, `failed`…) and the
+//! ledger records of its plays (item id = bulletin id). **The records win**: a record is
+//! written durably, hash-chained, and resent until central stores it, while a delivery
+//! state is a quick notification that is dropped after a few failed posts. So when a
+//! bulletin has any record at a station, the records alone say whether and how often it
+//! aired there. Delivery states fill in only what no record can say: a play still
+//! sounding (a record is written when a play ends), `test-ok` (a test is never aired, so
+//! never recorded), and refusals before the player (expired on arrival, audio download
+//! failed).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use chrono_tz::Tz;
 
 use crate::ledger::{Outcome, Record};
-use crate::protocol::{DailyReport, DistrictTotals, ReportRow, ReportStatus};
+use crate::protocol::{
+    BulletinDoc, BulletinPriority, BulletinReportRow, BulletinStatus, BulletinTotals, DailyReport,
+    DeliveryReport, DeliveryState, DistrictTotals, ReportRow, ReportStatus,
+};
 use crate::schedule::{Layer, Schedule, Timeline, to_instant};
+use crate::station::core::{CANCELLED, EXPIRED};
 use crate::store::Station;
 
 /// One planned provincial play.
@@ -30,8 +49,20 @@ pub struct StationDay {
     pub station: Station,
     pub planned: Vec<Planned>,
     pub records: Vec<Record>,
-    /// Last heartbeat, for "offline since".
+    /// Last contact (heartbeat or bulletin stream), for "offline since".
     pub last_seen: Option<DateTime<Utc>>,
+}
+
+/// What central knows of one bulletin issued on the report's day.
+#[derive(Debug, Clone)]
+pub struct BulletinFacts {
+    pub doc: BulletinDoc,
+    pub cancelled_at: Option<DateTime<Utc>>,
+    /// Station id → every delivery state it reported for this bulletin.
+    pub deliveries: HashMap<String, Vec<DeliveryReport>>,
+    /// Station id → its ledger records of this bulletin's plays (item id = bulletin id;
+    /// others, such as the attention tone's, are ignored).
+    pub records: HashMap<String, Vec<Record>>,
 }
 
 /// A reported play is "not reported" only once its deadline is this far behind:
@@ -84,6 +115,22 @@ fn seconds(ms: i64) -> String {
     format!("{:.1}s", ms as f64 / 1000.0)
 }
 
+fn local(t: DateTime<Utc>, tz: Tz) -> String {
+    t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string()
+}
+
+/// "station offline since …" when it has been silent over [`OFFLINE_AFTER`], `None` when
+/// it is online.
+fn offline(last_seen: Option<DateTime<Utc>>, now: DateTime<Utc>, tz: Tz) -> Option<String> {
+    match last_seen {
+        Some(t) if now - t > OFFLINE_AFTER => {
+            Some(format!("station offline since {}", local(t, tz)))
+        }
+        Some(_) => None,
+        None => Some("station never seen by central".to_string()),
+    }
+}
+
 fn row_for(
     p: &Planned,
     record: Option<&Record>,
@@ -115,14 +162,8 @@ fn row_for(
             (ReportStatus::Upcoming, None, String::new())
         }
         None => {
-            let seen = match day.last_seen {
-                Some(t) if now - t > OFFLINE_AFTER => format!(
-                    "station offline since {}",
-                    t.with_timezone(&tz).format("%Y-%m-%d %H:%M")
-                ),
-                Some(_) => "station online but has not reported it".to_string(),
-                None => "station never seen by central".to_string(),
-            };
+            let seen = offline(day.last_seen, now, tz)
+                .unwrap_or_else(|| "station online but has not reported it".to_string());
             (ReportStatus::NotReported, None, seen)
         }
     };
@@ -138,8 +179,206 @@ fn row_for(
     }
 }
 
-/// Builds the report for `date` (local to `tz`), as of `now`.
-pub fn build(date: NaiveDate, tz: Tz, now: DateTime<Utc>, days: &[StationDay]) -> DailyReport {
+/// What one bulletin came to at one station (see the module docs for which facts win).
+fn bulletin_row(
+    b: &BulletinFacts,
+    day: &StationDay,
+    now: DateTime<Utc>,
+    tz: Tz,
+) -> BulletinReportRow {
+    let doc = &b.doc;
+    let sid = day.station.id.as_str();
+    let mut records: Vec<&Record> = b
+        .records
+        .get(sid)
+        .map(|v| v.iter().filter(|r| r.entry.item_id == doc.id).collect())
+        .unwrap_or_default();
+    records.sort_by_key(|r| r.seq);
+    let reports: &[DeliveryReport] = b.deliveries.get(sid).map_or(&[], Vec::as_slice);
+    let report = |state: DeliveryState| reports.iter().find(|r| r.state == state);
+    let test = doc.priority == BulletinPriority::Test;
+    let plays_planned = if test { 0 } else { doc.repeat.saturating_add(1) };
+    let started: Vec<&Record> =
+        records.iter().copied().filter(|r| r.entry.started.is_some()).collect();
+
+    // Whether and how often it aired: the records when there are any, else the delivery
+    // states (a play still sounding has no record yet).
+    let (plays_aired, latency_ms) = if !records.is_empty() {
+        let first = started.iter().filter_map(|r| r.entry.started).min();
+        (started.len() as u32, first.map(|t| (t - doc.issued_at).num_milliseconds()))
+    } else if let Some(r) = report(DeliveryState::Started) {
+        let plays = if report(DeliveryState::Finished).is_some() { plays_planned } else { 1 };
+        (plays, r.latency_ms.or(Some((r.at - doc.issued_at).num_milliseconds())))
+    } else if report(DeliveryState::Finished).is_some() && !test {
+        (plays_planned, None)
+    } else {
+        (0, None)
+    };
+    // The reason the station gave for a play that never started, if it did.
+    let unplayed = records.iter().find(|r| r.entry.started.is_none());
+    let unplayed_reason = unplayed.map(|r| match (&r.entry.reason, r.entry.outcome) {
+        (Some(reason), _) => reason.clone(),
+        (None, outcome) => outcome.as_str().to_string(),
+    });
+    let offline_note = offline(day.last_seen, now, tz);
+    let received = report(DeliveryState::Delivered).or(report(DeliveryState::Verified));
+
+    let (status, detail) = if plays_aired > 0 {
+        let mut notes = Vec::new();
+        if let Some(r) =
+            started.iter().find(|r| matches!(r.entry.outcome, Outcome::Preempted | Outcome::Failed))
+        {
+            let why = r.entry.reason.clone().unwrap_or_else(|| r.entry.outcome.to_string());
+            let played = r.entry.played_secs.map(|s| format!(" after {s:.1}s")).unwrap_or_default();
+            notes.push(format!("cut short{played}: {why}"));
+        }
+        if plays_aired < plays_planned {
+            let why = unplayed_reason.clone().or_else(|| {
+                if b.cancelled_at.is_some() {
+                    Some(CANCELLED.to_string())
+                } else if now >= doc.expires_at {
+                    Some("expired".to_string())
+                } else {
+                    None
+                }
+            });
+            let text = match why {
+                Some(w) if notes.iter().any(|n| n.ends_with(&w)) => {
+                    format!("{plays_aired} of {plays_planned} plays")
+                }
+                Some(w) => format!("{plays_aired} of {plays_planned} plays: {w}"),
+                None => format!("{plays_aired} of {plays_planned} plays so far"),
+            };
+            notes.push(text);
+        }
+        if records.is_empty() {
+            notes.push("proof of play not received yet".to_string());
+        }
+        (BulletinStatus::Aired, notes.join("; "))
+    } else if let Some(reason) = unplayed_reason {
+        // Recorded at the station, never started: the record says why.
+        if reason == CANCELLED {
+            (BulletinStatus::Cancelled, format!("{CANCELLED} before it aired"))
+        } else if reason == EXPIRED {
+            (BulletinStatus::Expired, reason)
+        } else {
+            (BulletinStatus::Failed, reason)
+        }
+    } else if test && report(DeliveryState::TestOk).is_some() {
+        (BulletinStatus::TestOk, String::new())
+    } else if let Some(failed) = report(DeliveryState::Failed) {
+        let reason = failed.reason.clone().unwrap_or_else(|| "no reason given".to_string());
+        // A refusal at or after expiry (the station's expiry check, or a download that
+        // kept failing until expiry) means it expired before reaching the speaker.
+        if failed.at >= doc.expires_at || reason.contains("expired") {
+            (BulletinStatus::Expired, reason)
+        } else {
+            (BulletinStatus::Failed, reason)
+        }
+    } else if let Some(at) = b.cancelled_at {
+        let mut detail = format!("{CANCELLED} at {} before it aired", local(at, tz));
+        if received.is_none()
+            && let Some(note) = &offline_note
+        {
+            detail.push_str(&format!("; {note}"));
+        }
+        (BulletinStatus::Cancelled, detail)
+    } else if now >= doc.expires_at + REPORT_GRACE {
+        let expired = local(doc.expires_at, tz);
+        let detail = match (received, &offline_note) {
+            (Some(r), _) => {
+                format!("received {} but not aired before it expired at {expired}", local(r.at, tz))
+            }
+            (None, Some(note)) => {
+                format!("expired at {expired} before it reached the station; {note}")
+            }
+            (None, None) => format!(
+                "expired at {expired} before it reached the station (online, but no delivery reported)"
+            ),
+        };
+        (BulletinStatus::Expired, detail)
+    } else if let Some(r) = received {
+        let what = if test { "test not confirmed yet" } else { "not started yet" };
+        (BulletinStatus::Pending, format!("received {}, {what}", local(r.at, tz)))
+    } else if let Some(note) = offline_note {
+        (
+            BulletinStatus::NotReached,
+            format!("{note}; it airs if the station is back before {}", local(doc.expires_at, tz)),
+        )
+    } else {
+        (BulletinStatus::Pending, "not delivered yet".to_string())
+    };
+    BulletinReportRow {
+        station: day.station.id.clone(),
+        district: day.station.district.clone(),
+        bulletin_id: doc.id.clone(),
+        title: doc.title.clone(),
+        priority: doc.priority,
+        issued_at: doc.issued_at,
+        expires_at: doc.expires_at,
+        status,
+        latency_ms,
+        plays_aired,
+        plays_planned,
+        detail,
+    }
+}
+
+/// The rows of the bulletins issued in `[from, until)` for the stations in `days`
+/// (others are not the caller's to see), with totals per district.
+fn bulletin_section(
+    bulletins: &[BulletinFacts],
+    days: &[StationDay],
+    (from, until): (DateTime<Utc>, DateTime<Utc>),
+    now: DateTime<Utc>,
+    tz: Tz,
+) -> (Vec<BulletinReportRow>, Vec<BulletinTotals>) {
+    let by_id: HashMap<&str, &StationDay> =
+        days.iter().map(|d| (d.station.id.as_str(), d)).collect();
+    let mut rows = Vec::new();
+    for b in bulletins.iter().filter(|b| from <= b.doc.issued_at && b.doc.issued_at < until) {
+        let targets: BTreeSet<&str> = b.doc.targets.iter().map(String::as_str).collect();
+        for target in targets {
+            if let Some(day) = by_id.get(target) {
+                rows.push(bulletin_row(b, day, now, tz));
+            }
+        }
+    }
+    rows.sort_by(|a, b| {
+        (a.issued_at, &a.bulletin_id, &a.district, &a.station).cmp(&(
+            b.issued_at,
+            &b.bulletin_id,
+            &b.district,
+            &b.station,
+        ))
+    });
+    let mut totals: BTreeMap<&str, (BTreeSet<&str>, BulletinTotals)> = BTreeMap::new();
+    for row in &rows {
+        let (stations, t) = totals.entry(row.district.as_str()).or_insert_with(|| {
+            let counts = BulletinStatus::ALL.iter().map(|s| (s.as_str().to_string(), 0)).collect();
+            let t =
+                BulletinTotals { district: row.district.clone(), stations: 0, targets: 0, counts };
+            (BTreeSet::new(), t)
+        });
+        stations.insert(row.station.as_str());
+        t.stations = stations.len() as u64;
+        t.targets += 1;
+        *t.counts.entry(row.status.as_str().to_string()).or_insert(0) += 1;
+    }
+    let totals = totals.into_values().map(|(_, t)| t).collect();
+    (rows, totals)
+}
+
+/// Builds the report for `date` (local to `tz`), as of `now`: the planned provincial
+/// items of `days`, and those of `bulletins` issued that day (in `tz`) at the stations
+/// of `days`.
+pub fn build(
+    date: NaiveDate,
+    tz: Tz,
+    now: DateTime<Utc>,
+    days: &[StationDay],
+    bulletins: &[BulletinFacts],
+) -> DailyReport {
     let mut rows = Vec::new();
     let mut totals: BTreeMap<String, DistrictTotals> = BTreeMap::new();
     for day in days {
@@ -172,12 +411,16 @@ pub fn build(date: NaiveDate, tz: Tz, now: DateTime<Utc>, days: &[StationDay]) -
             &b.item_id,
         ))
     });
+    let bounds = day_bounds(date, tz);
+    let (bulletin_rows, bulletin_districts) = bulletin_section(bulletins, days, bounds, now, tz);
     DailyReport {
         date,
         timezone: tz.name().to_string(),
         generated_at: now,
         rows,
         districts: totals.into_values().collect(),
+        bulletins: bulletin_rows,
+        bulletin_districts,
     }
 }
 
@@ -301,7 +544,7 @@ cron = "0 17 * * *"
         ];
         // 16:00 local: the 17:00 item is still to come.
         let now = Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap();
-        let report = build(date, tz, now, &days);
+        let report = build(date, tz, now, &days, &[]);
         let status = |s: &str, item: &str| {
             report.rows.iter().find(|r| r.station == s && r.item_id == item).unwrap().clone()
         };
@@ -339,7 +582,7 @@ cron = "0 17 * * *"
         assert_eq!(tinh_bien.counts["not-reported"], 2);
         assert_eq!(tinh_bien.counts["upcoming"], 1);
         // The next day everything unreported has passed its deadline.
-        let later = build(date, tz, until + chrono::Duration::hours(1), &days);
+        let later = build(date, tz, until + chrono::Duration::hours(1), &days, &[]);
         assert_eq!(later.rows.iter().filter(|r| r.status == ReportStatus::NotReported).count(), 4);
         let b_chieu = later.rows.iter().find(|r| r.station == "b" && r.item_id == "chieu").unwrap();
         assert_eq!(b_chieu.detail, "station offline since 2026-12-01 08:00");
@@ -364,6 +607,318 @@ cron = "0 17 * * *"
         assert_eq!(
             planned.iter().map(|p| p.item_id.as_str()).collect::<Vec<_>>(),
             ["sang", "trua"]
+        );
+    }
+
+    fn bulletin(id: &str, issued: DateTime<Utc>, repeat: u32, test: bool) -> BulletinDoc {
+        BulletinDoc {
+            id: id.into(),
+            title: "Cảnh báo lũ".into(),
+            targets: vec![],
+            to_all: false,
+            audio_sha256: "a".repeat(64),
+            audio_size: 1,
+            gain_db: 0.0,
+            priority: if test { BulletinPriority::Test } else { BulletinPriority::Emergency },
+            repeat,
+            interval_secs: 60,
+            tone: false,
+            issued_at: issued,
+            expires_at: issued + chrono::Duration::hours(1),
+        }
+    }
+
+    /// A ledger record of one play of bulletin `id`: started `start_ms` after `planned`
+    /// unless `outcome` is missed.
+    fn play(
+        station: &str,
+        seq: u64,
+        id: &str,
+        planned: DateTime<Utc>,
+        outcome: Outcome,
+        reason: Option<&str>,
+    ) -> Record {
+        let mut r = record(station, seq, id, planned, Outcome::Missed);
+        r.entry.priority = Priority::Emergency;
+        r.entry.outcome = outcome;
+        r.entry.reason = reason.map(String::from);
+        r.entry.played_secs = None;
+        if outcome != Outcome::Missed {
+            r.entry.started = Some(planned + chrono::Duration::milliseconds(100));
+            r.entry.delay_ms = Some(100);
+            r.entry.played_secs = Some(if outcome == Outcome::Played { 20.0 } else { 12.0 });
+        }
+        r
+    }
+
+    fn delivery(id: &str, state: DeliveryState, at: DateTime<Utc>) -> DeliveryReport {
+        DeliveryReport { bulletin_id: id.into(), state, at, latency_ms: None, reason: None }
+    }
+
+    #[test]
+    fn every_bulletin_outcome_kind() {
+        let tz = chrono_tz::Asia::Ho_Chi_Minh;
+        let date = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+        let ms = chrono::Duration::milliseconds;
+        // 07:00 local on the report's day.
+        let issued = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap();
+        let now = issued + chrono::Duration::minutes(10);
+        let online = Some(now - chrono::Duration::seconds(30));
+        let day = |id: &str, district: &str, last_seen: Option<DateTime<Utc>>| StationDay {
+            station: Station { id: id.into(), name: id.into(), district: district.into() },
+            planned: vec![],
+            records: vec![],
+            last_seen,
+        };
+        let days = vec![
+            day("aired", "Tri Tôn", online),
+            day("playing", "Tri Tôn", online),
+            day("records-win", "Tri Tôn", online),
+            day("cut-short", "Tri Tôn", online),
+            day("queued-expired", "Tri Tôn", online),
+            day("failed", "Tịnh Biên", online),
+            day("expired-on-arrival", "Tịnh Biên", online),
+            day("offline", "Tịnh Biên", Some(issued - chrono::Duration::hours(2))),
+            day("quiet", "Tịnh Biên", online),
+            day("received", "Tịnh Biên", online),
+            day("cancelled-mid", "Châu Đốc", online),
+            day("cancelled-queued", "Châu Đốc", online),
+            day("cancelled-unseen", "Châu Đốc", None),
+            day("tested", "Châu Đốc", online),
+        ];
+
+        // An emergency with one repeat, to every station of the first two districts
+        // (and one the caller may not see).
+        let mut lu = bulletin("b-lu", issued, 1, false);
+        lu.targets = days[..10].iter().map(|d| d.station.id.clone()).collect();
+        lu.targets.push("not-shown".into());
+        let t0 = issued + ms(400);
+        let mut deliveries: HashMap<String, Vec<DeliveryReport>> = HashMap::new();
+        let mut records: HashMap<String, Vec<Record>> = HashMap::new();
+        records.insert(
+            "aired".into(),
+            vec![
+                play("aired", 7, "b-lu", t0, Outcome::Played, None),
+                play("aired", 8, "b-lu", t0 + ms(80_000), Outcome::Played, None),
+                // The attention tone is a record of its own, not a play of the bulletin.
+                play("aired", 6, "b-lu:tone", t0 - ms(3000), Outcome::Played, None),
+            ],
+        );
+        let mut started = delivery("b-lu", DeliveryState::Started, t0 + ms(100));
+        started.latency_ms = Some(450);
+        deliveries.insert("playing".into(), vec![started.clone()]);
+        // The station said it failed and started it with another latency; its ledger
+        // says it played twice: the ledger wins.
+        let mut failed = delivery("b-lu", DeliveryState::Failed, t0);
+        failed.reason = Some("bulletin audio: connection reset".into());
+        let mut wrong = started.clone();
+        wrong.latency_ms = Some(9_999);
+        deliveries.insert("records-win".into(), vec![failed, wrong]);
+        records.insert(
+            "records-win".into(),
+            vec![
+                play("records-win", 1, "b-lu", t0, Outcome::Played, None),
+                play("records-win", 2, "b-lu", t0 + ms(80_000), Outcome::Late, None),
+            ],
+        );
+        records.insert(
+            "cut-short".into(),
+            vec![play("cut-short", 3, "b-lu", t0, Outcome::Preempted, Some("station shutdown"))],
+        );
+        deliveries
+            .insert("queued-expired".into(), vec![delivery("b-lu", DeliveryState::Delivered, t0)]);
+        records.insert(
+            "queued-expired".into(),
+            vec![play("queued-expired", 9, "b-lu", t0, Outcome::Missed, Some(EXPIRED))],
+        );
+        let mut broken = delivery("b-lu", DeliveryState::Failed, t0);
+        broken.reason = Some("bulletin audio: sha256 mismatch".into());
+        deliveries.insert("failed".into(), vec![broken]);
+        let mut late = delivery("b-lu", DeliveryState::Failed, lu.expires_at + ms(5));
+        late.reason = Some("bulletin b-lu refused".into());
+        deliveries.insert("expired-on-arrival".into(), vec![late]);
+        deliveries.insert(
+            "received".into(),
+            vec![
+                delivery("b-lu", DeliveryState::Delivered, t0),
+                delivery("b-lu", DeliveryState::Verified, t0),
+            ],
+        );
+        let lu = BulletinFacts { doc: lu, cancelled_at: None, deliveries, records };
+
+        // Three plays planned, cancelled at 07:05.
+        let mut bao = bulletin("b-bao", issued + ms(1000), 3, false);
+        bao.targets = vec!["cancelled-mid".into(), "cancelled-queued".into()];
+        bao.targets.push("cancelled-unseen".into());
+        let t1 = bao.issued_at + ms(300);
+        let mut records = HashMap::new();
+        records.insert(
+            "cancelled-mid".to_string(),
+            vec![play("cancelled-mid", 4, "b-bao", t1, Outcome::Preempted, Some(CANCELLED))],
+        );
+        records.insert(
+            "cancelled-queued".to_string(),
+            vec![play("cancelled-queued", 5, "b-bao", t1, Outcome::Missed, Some(CANCELLED))],
+        );
+        let bao = BulletinFacts {
+            doc: bao,
+            cancelled_at: Some(issued + chrono::Duration::minutes(5)),
+            deliveries: HashMap::new(),
+            records,
+        };
+
+        // The weekly chain test.
+        let mut test = bulletin("b-test", issued + ms(2000), 0, true);
+        test.targets = vec!["tested".into()];
+        let mut deliveries = HashMap::new();
+        deliveries.insert(
+            "tested".to_string(),
+            vec![delivery("b-test", DeliveryState::TestOk, issued + ms(2500))],
+        );
+        let test =
+            BulletinFacts { doc: test, cancelled_at: None, deliveries, records: HashMap::new() };
+
+        // Pushed at 23:59 local the day before, and at 23:59:59 local on the day: the
+        // day is the stations' local day, not the UTC one.
+        let (from, until) = day_bounds(date, tz);
+        let mut before = bulletin("b-before", from - ms(60_000), 0, false);
+        before.targets = vec!["aired".into()];
+        let mut last = bulletin("b-last", until - ms(1000), 0, false);
+        last.targets = vec!["quiet".into()];
+        let other_days = |doc: BulletinDoc| BulletinFacts {
+            doc,
+            cancelled_at: None,
+            deliveries: HashMap::new(),
+            records: HashMap::new(),
+        };
+        let facts = vec![lu, bao, test, other_days(before), other_days(last)];
+
+        let report = build(date, tz, now, &days, &facts);
+        let row = |id: &str, station: &str| {
+            report
+                .bulletins
+                .iter()
+                .find(|r| r.bulletin_id == id && r.station == station)
+                .unwrap_or_else(|| panic!("no row for {id} at {station}: {report:#?}"))
+                .clone()
+        };
+        let check = |id: &str, station: &str, status, plays: (u32, u32), detail: &str| {
+            let r = row(id, station);
+            assert_eq!(
+                (r.status, (r.plays_aired, r.plays_planned), r.detail.as_str()),
+                (status, plays, detail),
+                "{station}"
+            );
+            r
+        };
+        use BulletinStatus as S;
+        let aired = check("b-lu", "aired", S::Aired, (2, 2), "");
+        assert_eq!(aired.latency_ms, Some(500), "first sample minus the push");
+        let playing = check(
+            "b-lu",
+            "playing",
+            S::Aired,
+            (1, 2),
+            "1 of 2 plays so far; proof of play not received yet",
+        );
+        assert_eq!(playing.latency_ms, Some(450), "from the delivery state");
+        let win = check("b-lu", "records-win", S::Aired, (2, 2), "");
+        assert_eq!(win.latency_ms, Some(500), "the record's start, not the delivery state's");
+        check(
+            "b-lu",
+            "cut-short",
+            S::Aired,
+            (1, 2),
+            "cut short after 12.0s: station shutdown; 1 of 2 plays so far",
+        );
+        check("b-lu", "queued-expired", S::Expired, (0, 2), EXPIRED);
+        check("b-lu", "failed", S::Failed, (0, 2), "bulletin audio: sha256 mismatch");
+        check("b-lu", "expired-on-arrival", S::Expired, (0, 2), "bulletin b-lu refused");
+        check(
+            "b-lu",
+            "offline",
+            S::NotReached,
+            (0, 2),
+            "station offline since 2026-12-01 05:00; it airs if the station is back before 2026-12-01 08:00",
+        );
+        check("b-lu", "quiet", S::Pending, (0, 2), "not delivered yet");
+        check("b-lu", "received", S::Pending, (0, 2), "received 2026-12-01 07:00, not started yet");
+        check(
+            "b-bao",
+            "cancelled-mid",
+            S::Aired,
+            (1, 4),
+            "cut short after 12.0s: cancelled by the province; 1 of 4 plays",
+        );
+        check(
+            "b-bao",
+            "cancelled-queued",
+            S::Cancelled,
+            (0, 4),
+            "cancelled by the province before it aired",
+        );
+        check(
+            "b-bao",
+            "cancelled-unseen",
+            S::Cancelled,
+            (0, 4),
+            "cancelled by the province at 2026-12-01 07:05 before it aired; station never seen by central",
+        );
+        let tested = check("b-test", "tested", S::TestOk, (0, 0), "");
+        assert_eq!(tested.latency_ms, None);
+        // Only what the caller may see, only bulletins pushed on the local day.
+        assert!(report.bulletins.iter().all(|r| r.station != "not-shown"));
+        assert!(report.bulletins.iter().all(|r| r.bulletin_id != "b-before"));
+        check("b-last", "quiet", S::Pending, (0, 1), "not delivered yet");
+        assert_eq!(report.bulletins.len(), 10 + 3 + 1 + 1);
+        // Grouped by bulletin in push order.
+        let order: Vec<&str> = report.bulletins.iter().map(|r| r.bulletin_id.as_str()).collect();
+        assert_eq!(order.first(), Some(&"b-lu"));
+        assert_eq!(order.last(), Some(&"b-last"));
+
+        let totals = |district: &str| {
+            report.bulletin_districts.iter().find(|d| d.district == district).unwrap().clone()
+        };
+        let tri_ton = totals("Tri Tôn");
+        assert_eq!((tri_ton.stations, tri_ton.targets), (5, 5));
+        assert_eq!((tri_ton.counts["aired"], tri_ton.counts["expired"]), (4, 1));
+        let tinh_bien = totals("Tịnh Biên");
+        assert_eq!((tinh_bien.stations, tinh_bien.targets), (5, 6), "quiet got two");
+        for (k, n) in
+            [("failed", 1), ("expired", 1), ("not-reached", 1), ("pending", 3), ("aired", 0)]
+        {
+            assert_eq!(tinh_bien.counts[k], n, "{k}");
+        }
+        let chau_doc = totals("Châu Đốc");
+        for (k, n) in [("aired", 1), ("cancelled", 2), ("test-ok", 1)] {
+            assert_eq!(chau_doc.counts[k], n, "{k}");
+        }
+
+        // After expiry, whatever never reached a station has expired there.
+        let later = build(date, tz, issued + chrono::Duration::hours(2), &days, &facts);
+        let row = |station: &str| {
+            later.bulletins.iter().find(|r| r.bulletin_id == "b-lu" && r.station == station)
+        };
+        let offline = row("offline").unwrap();
+        assert_eq!(offline.status, S::Expired);
+        assert_eq!(
+            offline.detail,
+            "expired at 2026-12-01 08:00 before it reached the station; station offline since 2026-12-01 05:00"
+        );
+        let received = row("received").unwrap();
+        assert_eq!(
+            (received.status, received.detail.as_str()),
+            (
+                S::Expired,
+                "received 2026-12-01 07:00 but not aired before it expired at 2026-12-01 08:00"
+            )
+        );
+        // The play in progress never got its record: the delivery state still stands,
+        // and no more plays can come.
+        let playing = row("playing").unwrap();
+        assert_eq!(
+            (playing.status, playing.detail.as_str()),
+            (S::Aired, "1 of 2 plays: expired; proof of play not received yet")
         );
     }
 }

@@ -35,7 +35,7 @@ pub enum Command {
     Station(station::StationArgs),
     /// Show the playback log: this station's ledger, or central's playlog.
     Log(log::LogArgs),
-    /// One day's planned provincial items against what each station aired.
+    /// One day's planned provincial items and pushed bulletins against what each station aired.
     Report(report::ReportArgs),
     /// The provincial server: set up, register stations and operators, serve.
     Central(central::CentralArgs),

@@ -1,5 +1,6 @@
 //! `loa report DATE`: for every station and every provincial item planned that day, what
-//! central knows happened — with totals per district and any chain problems on stderr.
+//! central knows happened, then every bulletin pushed that day at every target station —
+//! each with totals per district, and any chain problems on stderr.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -10,7 +11,7 @@ use chrono_tz::Tz;
 use clap::{Args, ValueEnum};
 
 use super::remote::{self, RemoteArgs};
-use crate::protocol::DailyReport;
+use crate::protocol::{BulletinPriority, BulletinReportRow, BulletinStatus, DailyReport};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReportFormat {
@@ -19,7 +20,8 @@ pub enum ReportFormat {
     Json,
 }
 
-/// Planned provincial items of one day against what each station reported.
+/// Planned provincial items and pushed bulletins of one day against what each station
+/// reported.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
     /// The day, YYYY-MM-DD, in --tz.
@@ -73,7 +75,9 @@ fn run_inner(args: &ReportArgs) -> Result<()> {
         other => other?,
     }
     for s in &fleet.stations {
-        if report.rows.iter().any(|r| r.station == s.id) {
+        let shown = report.rows.iter().any(|r| r.station == s.id)
+            || report.bulletins.iter().any(|r| r.station == s.id);
+        if shown {
             for issue in &s.playlog.issues {
                 eprintln!(
                     "warning: station {}: chain {} at record {}: {}",
@@ -141,6 +145,78 @@ fn write_table(out: &mut impl Write, report: &DailyReport, tz: Tz) -> std::io::R
             n("upcoming"),
         ]);
     }
+    write_columns(out, &totals)?;
+    write_bulletins(out, report, tz)
+}
+
+/// `0.471s`, or `-`.
+fn latency_text(ms: Option<i64>) -> String {
+    ms.map_or_else(|| "-".to_string(), |ms| format!("{:.3}s", ms as f64 / 1000.0))
+}
+
+fn plays_text(row: &BulletinReportRow) -> String {
+    if row.plays_planned == 0 {
+        "-".to_string()
+    } else {
+        format!("{}/{}", row.plays_aired, row.plays_planned)
+    }
+}
+
+/// The bulletin section of the table: one row per bulletin and target station, grouped
+/// by bulletin, then totals per district.
+fn write_bulletins(out: &mut impl Write, report: &DailyReport, tz: Tz) -> std::io::Result<()> {
+    writeln!(out)?;
+    writeln!(out, "bulletins pushed on {}", report.date)?;
+    if report.bulletins.is_empty() {
+        return writeln!(out, "no bulletins were pushed to the stations shown");
+    }
+    let mut rows = vec![
+        ["PUSHED", "BULLETIN", "DISTRICT", "STATION", "STATUS", "LATENCY", "PLAYS", "DETAIL"]
+            .map(String::from),
+    ];
+    for r in &report.bulletins {
+        let status = match r.priority {
+            BulletinPriority::Test if r.status != BulletinStatus::TestOk => {
+                format!("{} (test)", r.status.as_str())
+            }
+            _ => r.status.as_str().to_string(),
+        };
+        rows.push([
+            r.issued_at.with_timezone(&tz).format("%H:%M:%S").to_string(),
+            r.bulletin_id.clone(),
+            r.district.clone(),
+            r.station.clone(),
+            status,
+            latency_text(r.latency_ms),
+            plays_text(r),
+            r.detail.clone(),
+        ]);
+    }
+    write_columns(out, &rows)?;
+    writeln!(out)?;
+    let mut totals = vec![
+        [
+            "DISTRICT",
+            "STATIONS",
+            "TARGETS",
+            "AIRED",
+            "TEST-OK",
+            "CANCELLED",
+            "FAILED",
+            "EXPIRED",
+            "NOT REACHED",
+            "PENDING",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    for d in &report.bulletin_districts {
+        let mut row = vec![d.district.clone(), d.stations.to_string(), d.targets.to_string()];
+        for status in BulletinStatus::ALL {
+            row.push(d.counts.get(status.as_str()).copied().unwrap_or(0).to_string());
+        }
+        totals.push(row);
+    }
     write_columns(out, &totals)
 }
 
@@ -165,26 +241,171 @@ fn csv_field(s: &str) -> String {
     }
 }
 
+/// One table for a spreadsheet: the first ten columns are those of the programme-only
+/// report, unchanged; `kind` (`programme`, `bulletin`, `test-bulletin`) tells the rows
+/// apart and the bulletin figures follow it. For a bulletin, `item_id` is its id,
+/// `planned_*` when it was pushed, `status` a bulletin status.
 fn write_csv(out: &mut impl Write, report: &DailyReport, tz: Tz) -> std::io::Result<()> {
     writeln!(
         out,
-        "date,district,station,item_id,title,planned_utc,planned_local,status,delay_ms,detail"
+        "date,district,station,item_id,title,planned_utc,planned_local,status,delay_ms,detail,kind,latency_ms,plays_aired,plays_planned"
     )?;
+    let local = |t: chrono::DateTime<chrono::Utc>| {
+        t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string()
+    };
+    let mut write = |fields: [String; 14]| -> std::io::Result<()> {
+        let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+        writeln!(out, "{}", line.join(","))
+    };
     for r in &report.rows {
-        let fields = [
+        write([
             report.date.to_string(),
             r.district.clone(),
             r.station.clone(),
             r.item_id.clone(),
             r.title.clone(),
             crate::ledger::time_text(r.planned),
-            r.planned.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string(),
+            local(r.planned),
             status_text(r),
             r.delay_ms.map(|d| d.to_string()).unwrap_or_default(),
             r.detail.clone(),
-        ];
-        let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
-        writeln!(out, "{}", line.join(","))?;
+            "programme".to_string(),
+            String::new(),
+            String::new(),
+            String::new(),
+        ])?;
+    }
+    for r in &report.bulletins {
+        let kind = match r.priority {
+            BulletinPriority::Emergency => "bulletin",
+            BulletinPriority::Test => "test-bulletin",
+        };
+        write([
+            report.date.to_string(),
+            r.district.clone(),
+            r.station.clone(),
+            r.bulletin_id.clone(),
+            r.title.clone(),
+            crate::ledger::time_text(r.issued_at),
+            local(r.issued_at),
+            r.status.as_str().to_string(),
+            String::new(),
+            r.detail.clone(),
+            kind.to_string(),
+            r.latency_ms.map(|d| d.to_string()).unwrap_or_default(),
+            r.plays_aired.to_string(),
+            r.plays_planned.to_string(),
+        ])?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+    use crate::protocol::{BulletinTotals, ReportRow, ReportStatus};
+
+    fn report() -> DailyReport {
+        let at = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap();
+        let bulletin =
+            |station: &str, status, priority, latency_ms, plays_planned| BulletinReportRow {
+                station: station.into(),
+                district: "Tri Tôn".into(),
+                bulletin_id: "b-20261201070000-4f2411c461dace97".into(),
+                title: "Cảnh báo lũ, khẩn".into(),
+                priority,
+                issued_at: at,
+                expires_at: at + chrono::Duration::hours(1),
+                status,
+                latency_ms,
+                plays_aired: if latency_ms.is_some() { 1 } else { 0 },
+                plays_planned,
+                detail: String::new(),
+            };
+        DailyReport {
+            date: chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
+            timezone: "Asia/Ho_Chi_Minh".into(),
+            generated_at: at,
+            rows: vec![ReportRow {
+                station: "tri-ton".into(),
+                district: "Tri Tôn".into(),
+                item_id: "ban-tin-sang".into(),
+                title: "Bản tin sáng".into(),
+                planned: at - chrono::Duration::minutes(30),
+                status: ReportStatus::Preempted,
+                delay_ms: Some(2),
+                detail: "pre-empted by b-20261201070000-4f2411c461dace97 after 12.0s".into(),
+            }],
+            districts: vec![],
+            bulletins: vec![
+                bulletin(
+                    "tri-ton",
+                    BulletinStatus::Aired,
+                    BulletinPriority::Emergency,
+                    Some(471),
+                    1,
+                ),
+                bulletin("ba-chuc", BulletinStatus::Pending, BulletinPriority::Test, None, 0),
+            ],
+            bulletin_districts: vec![BulletinTotals {
+                district: "Tri Tôn".into(),
+                stations: 2,
+                targets: 2,
+                counts: [("aired".to_string(), 1), ("pending".to_string(), 1)].into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn csv_keeps_the_programme_columns_and_tells_bulletins_apart() {
+        let tz = chrono_tz::Asia::Ho_Chi_Minh;
+        let mut out = Vec::new();
+        write_csv(&mut out, &report(), tz).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[0].starts_with(
+                "date,district,station,item_id,title,planned_utc,planned_local,status,delay_ms,detail,"
+            ),
+            "{}",
+            lines[0]
+        );
+        assert_eq!(lines.len(), 4, "{text}");
+        assert!(lines[1].ends_with(",programme,,,"), "{}", lines[1]);
+        assert_eq!(
+            lines[2],
+            "2026-12-01,Tri Tôn,tri-ton,b-20261201070000-4f2411c461dace97,\"Cảnh báo lũ, khẩn\",2026-12-01T00:00:00.000000Z,2026-12-01 07:00:00,aired,,,bulletin,471,1,1"
+        );
+        assert!(lines[3].contains(",pending,,,test-bulletin,,0,0"), "{}", lines[3]);
+        let columns = lines[0].split(',').count();
+        assert!(
+            lines[1..]
+                .iter()
+                .all(|l| l.replace("\"Cảnh báo lũ, khẩn\"", "x").split(',').count() == columns)
+        );
+    }
+
+    #[test]
+    fn the_table_has_a_bulletin_section_with_latency_and_plays() {
+        let mut out = Vec::new();
+        write_table(&mut out, &report(), chrono_tz::Asia::Ho_Chi_Minh).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("bulletins pushed on 2026-12-01"), "{text}");
+        let row = text.lines().find(|l| l.starts_with("07:00:00")).unwrap();
+        assert!(row.starts_with("07:00:00  b-20261201070000-4f2411c461dace97"), "{row}");
+        assert!(row.contains("aired") && row.contains("0.471s") && row.contains("1/1"), "{row}");
+        let test = text.lines().find(|l| l.contains("ba-chuc")).unwrap();
+        assert!(test.contains("pending (test)"), "{test}");
+        assert!(text.contains("NOT REACHED"), "{text}");
+
+        let mut empty = report();
+        empty.bulletins.clear();
+        empty.bulletin_districts.clear();
+        let mut out = Vec::new();
+        write_table(&mut out, &empty, chrono_tz::Asia::Ho_Chi_Minh).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.ends_with("no bulletins were pushed to the stations shown\n"), "{text}");
+    }
 }

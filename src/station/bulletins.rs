@@ -493,20 +493,45 @@ struct Reporter {
 
 impl Reporter {
     fn send(&self, report: DeliveryReport) {
+        self.send_all(vec![report]);
+    }
+
+    /// Posts `reports` in one request (a JSON array when there are several).
+    fn send_all(&self, reports: Vec<DeliveryReport>) {
+        let Some(first) = reports.first() else { return };
+        let (id, state) = (first.bulletin_id.clone(), first.state.as_str());
+        let body = match reports.as_slice() {
+            [one] => serde_json::to_vec(one),
+            many => serde_json::to_vec(many),
+        };
+        let body = match body {
+            Ok(body) => body,
+            Err(e) => {
+                tracing::error!(%id, "delivery report: {e}");
+                return;
+            }
+        };
         let me = self.clone();
         tokio::spawn(async move {
             for attempt in 0..6u32 {
-                let sent = me.http.post(&me.url).bearer_auth(&me.token).json(&report).send().await;
+                let sent = me
+                    .http
+                    .post(&me.url)
+                    .bearer_auth(&me.token)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await;
                 match sent {
                     Ok(r) if r.status().is_success() => return,
                     Ok(r) if r.status().is_client_error() => {
-                        tracing::warn!(id = %report.bulletin_id, status = %r.status(), "central refused a delivery report");
+                        tracing::warn!(%id, status = %r.status(), "central refused a delivery report");
                         return;
                     }
                     _ => tokio::time::sleep(Duration::from_millis(500 << attempt)).await,
                 }
             }
-            tracing::warn!(id = %report.bulletin_id, state = report.state.as_str(), "delivery report not sent");
+            tracing::warn!(%id, state, "delivery report not sent");
         });
     }
 }
@@ -909,17 +934,17 @@ impl Receiver {
                 }
             }
         }
-        for (state, at) in
+        self.reporter.send_all(
             [(DeliveryState::Delivered, delivered_at), (DeliveryState::Verified, verified_at)]
-        {
-            self.reporter.send(DeliveryReport {
-                bulletin_id: doc.id.clone(),
-                state,
-                at,
-                latency_ms: None,
-                reason: None,
-            });
-        }
+                .map(|(state, at)| DeliveryReport {
+                    bulletin_id: doc.id.clone(),
+                    state,
+                    at,
+                    latency_ms: None,
+                    reason: None,
+                })
+                .to_vec(),
+        );
     }
 
     /// Hands the daemon again every accepted bulletin a stop left unaired, oldest first,
@@ -1342,8 +1367,8 @@ async fn track(
                 map.remove(&id);
             }
         }
-        for r in reports {
-            reporter.send(r);
+        if !reports.is_empty() {
+            reporter.send_all(reports);
         }
         if status.changed().await.is_err() {
             return;

@@ -27,6 +27,9 @@ pub const CANCELLED: &str = "cancelled by the province";
 /// Why the sounding item was faded out when the daemon stopped.
 pub const SHUTDOWN: &str = "station shutdown";
 
+/// Why a queued bulletin play never started: its bulletin expired first.
+pub const EXPIRED: &str = "expired before it could play";
+
 /// A start within this of the planned instant counts as `played`; later is `late`.
 pub const LATE_AFTER: Duration = Duration::milliseconds(1000);
 
@@ -660,7 +663,7 @@ impl Core {
             if now > item.deadline() {
                 tracing::warn!(item = %item.item_id, "missed: emergency expired while queued");
                 self.done.insert(item.key());
-                let reason = "expired before it could play".to_string();
+                let reason = EXPIRED.to_string();
                 actions.push(Action::Record(item.entry(Outcome::Missed, Some(reason))));
             } else {
                 keep.push_back(item);
