@@ -1,7 +1,8 @@
 //! The station daemon and its bulletin receiver on an injected clock and a recording
 //! clocked sink, against an in-process central: a bulletin with repeats is cut by a
 //! crash in its second play; after the restart the cut play airs again from the start
-//! and the last one follows, exactly three plays aired in all.
+//! and the last one follows, exactly three plays aired in all. One cancelled while the
+//! station was down never sounds again.
 
 mod common;
 mod station_common;
@@ -16,7 +17,7 @@ use loa::protocol::{BulletinPriority, PushBulletinRequest, PushBulletinResponse,
 use loa::station::StationCommand;
 use station_common::Fixture;
 
-async fn push(central: &Central, sha: &str) -> PushBulletinResponse {
+async fn push(central: &Central, sha: &str, repeat: u32) -> PushBulletinResponse {
     let request = PushBulletinRequest {
         title: Some("Cảnh báo lũ".into()),
         audio_sha256: Some(sha.into()),
@@ -24,7 +25,7 @@ async fn push(central: &Central, sha: &str) -> PushBulletinResponse {
         voice: None,
         to: Target::All,
         priority: BulletinPriority::Emergency,
-        repeat: 2,
+        repeat,
         interval_secs: 5,
         expires_secs: 600,
         tone: false,
@@ -105,7 +106,7 @@ async fn a_crash_mid_bulletin_airs_the_cut_play_again_and_the_rest_exactly_once(
     fixture.config.province_key = Some(key.try_into().unwrap());
 
     let (receiver, stop) = start(&mut fixture);
-    let pushed = push(&central, &audio.sha256).await;
+    let pushed = push(&central, &audio.sha256, 2).await;
     let id = pushed.id;
     let first = sounding(&fixture, &id).await;
     // The first play (1 s) ends; 5 s later the second starts and is cut half-way.
@@ -155,6 +156,42 @@ async fn a_crash_mid_bulletin_airs_the_cut_play_again_and_the_rest_exactly_once(
     let later = fixture.clock.now() + chrono::Duration::seconds(10);
     fixture.run_until(later).await;
     assert_eq!(plays(&fixture, &id).len(), 4, "{:?}", plays(&fixture, &id));
+
+    // A long one is cut by a crash and cancelled at central while the station is down:
+    // after the restart it is not resumed, and the ledger says why.
+    let long = central.upload_ok(loa::testing::wav_bytes(30.0, 440.0, 0.3), "dai").await;
+    let long = push(&central, &long.sha256, 0).await.id;
+    sounding(&fixture, &long).await;
+    fixture.run_until(fixture.clock.now() + chrono::Duration::seconds(2)).await;
+    fixture.kill().await;
+    receiver.abort();
+    let _ = receiver.await;
+    drop(stop);
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/bulletins/{long}/cancel", central.url))
+        .bearer_auth(&central.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let (receiver, stop) = start(&mut fixture);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while plays(&fixture, &long).len() < 2 {
+        assert!(Instant::now() < deadline, "{:?}", plays(&fixture, &long));
+        fixture.run_until(fixture.clock.now() + chrono::Duration::milliseconds(50)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    fixture.run_until(fixture.clock.now() + chrono::Duration::seconds(3)).await;
+    assert_eq!(
+        plays(&fixture, &long),
+        [
+            (Outcome::Failed, Some(loa::station::daemon::INTERRUPTED.to_string())),
+            (Outcome::Missed, Some(loa::station::core::CANCELLED.to_string())),
+        ]
+    );
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    assert!(fixture.handle.as_ref().unwrap().send(StationCommand::Status(tx)));
+    assert!(rx.await.unwrap().playing.is_empty(), "nothing of it sounds");
     let _ = stop.send(());
     let _ = receiver.await;
     fixture.stop().await;

@@ -21,7 +21,7 @@
 //! Cancels are signed too ([`DocumentKind::BulletinCancel`]); a cancel that arrives
 //! before its bulletin makes the bulletin's id "seen", so it never plays.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -44,6 +44,8 @@ use crate::sync::{Backoff, SyncConfig, SyncError, Syncer};
 pub const TONE_WAV: &[u8] = include_bytes!("../../audio/chuong-bao.wav");
 /// The receiver's own file in the station's data directory.
 pub const DB_FILE: &str = "bulletins.sqlite";
+/// How long a start waits for central's list of cancels before resuming bulletins.
+pub const RESUME_POLL: Duration = Duration::from_secs(3);
 /// A stream silent for this long (central sends a heartbeat every 15 s) is dead.
 pub const STREAM_IDLE: Duration = Duration::from_secs(45);
 
@@ -171,6 +173,8 @@ struct Progress {
     reason: Option<String>,
     /// The last change: acceptance, or the end of the last play that ended for good.
     updated_at: DateTime<Utc>,
+    /// The latest planned instant of its plays in the ledger (set by [`reconcile`]).
+    last_planned: Option<DateTime<Utc>>,
 }
 
 /// How one play of a bulletin ended, as far as its progress goes.
@@ -433,6 +437,7 @@ fn read_progress(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Progress, B
         stage,
         reason: row.get(7)?,
         updated_at: parse_time(&row.get::<_, String>(8)?)?,
+        last_planned: None,
     }))
 }
 
@@ -795,8 +800,8 @@ impl Receiver {
         }
     }
 
-    fn cancel(&mut self, envelope: &SignedEnvelope) {
-        let now = self.clock.now();
+    /// The signed cancel order in `envelope` if it is for this station (else logged).
+    fn verify_cancel(&self, envelope: &SignedEnvelope) -> Option<BulletinCancelDoc> {
         let checked = self
             .config
             .sync
@@ -807,17 +812,22 @@ impl Receiver {
                 serde_json::from_slice::<BulletinCancelDoc>(&p)
                     .map_err(|e| BulletinError::Malformed(format!("signed cancel: {e}")))
             });
-        let order = match checked {
-            Ok(o) if o.is_for(&self.config.sync.station_id) => o,
+        match checked {
+            Ok(o) if o.is_for(&self.config.sync.station_id) => Some(o),
             Ok(o) => {
                 tracing::warn!(id = %o.id, "cancel for other stations: ignored");
-                return;
+                None
             }
             Err(e) => {
                 tracing::warn!("cancel refused: {e}");
-                return;
+                None
             }
-        };
+        }
+    }
+
+    fn cancel(&mut self, envelope: &SignedEnvelope) {
+        let now = self.clock.now();
+        let Some(order) = self.verify_cancel(envelope) else { return };
         tracing::info!(id = %order.id, "bulletin cancelled by the province");
         // A bulletin not yet received is now "seen": it will never play; one accepted
         // is no longer resumed. Written before the event's id becomes the cursor
@@ -968,10 +978,25 @@ impl Receiver {
                 return;
             }
         };
+        let cancelled =
+            if pending.is_empty() { HashSet::new() } else { self.cancels_waiting().await };
         for mut p in pending {
             reconcile(&mut p, ledger);
             let id = p.doc.id.clone();
             let now = self.clock.now();
+            if cancelled.contains(&id) {
+                // As the core records a queued play a cancel withdrew. The cancel event
+                // itself is handled again from the stream: it changes nothing more.
+                let reason = super::core::CANCELLED.to_string();
+                tracing::info!(id = %id, "bulletin cancelled while the station was stopped: not resumed");
+                let entry = unaired(&p, &reason, now);
+                if !handle.send(StationCommand::Record(Box::new(entry))) {
+                    tracing::error!("{}", BulletinError::DaemonGone);
+                }
+                p.reason = Some(reason);
+                self.close(&p, Stage::Cancelled, now);
+                continue;
+            }
             if p.ended >= p.plays {
                 tracing::info!(id = %id, aired = p.aired, "bulletin had ended before the stop");
                 self.close(&p, Stage::Finished, now);
@@ -1028,6 +1053,49 @@ impl Receiver {
         }
     }
 
+    /// Ids of the bulletins cancelled by events central holds after the cursor: read
+    /// before resuming, so one cancelled while the station was stopped does not sound
+    /// again for the moment the stream takes to deliver the cancel. Bounded by
+    /// [`RESUME_POLL`]: with central out of reach the resume does not wait for it.
+    async fn cancels_waiting(&self) -> HashSet<String> {
+        let after = match self.seen.last_event() {
+            Ok(after) => after,
+            Err(e) => {
+                tracing::warn!("{e}");
+                return HashSet::new();
+            }
+        };
+        let url =
+            format!("{}/api/v1/station/events/poll?after={after}&wait=0", self.config.sync.central);
+        let polled = async {
+            let response = self
+                .http
+                .get(&url)
+                .bearer_auth(&self.config.sync.token)
+                .timeout(RESUME_POLL)
+                .send()
+                .await?
+                .error_for_status()?;
+            response.json::<BulletinEvents>().await
+        };
+        match polled.await {
+            Ok(events) => events
+                .events
+                .iter()
+                .filter(|e| e.envelope.kind == DocumentKind::BulletinCancel)
+                .filter_map(|e| self.verify_cancel(&e.envelope))
+                .map(|order| order.id)
+                .collect(),
+            Err(e) => {
+                tracing::warn!(
+                    "cannot ask central for cancels before resuming bulletins ({}); the stream will deliver them",
+                    crate::sync::describe_http(&e)
+                );
+                HashSet::new()
+            }
+        }
+    }
+
     /// Ends an accepted bulletin that can no longer air: a `missed` ledger record (what
     /// the ledger says of anything the station was not running for), a `failed` report
     /// with `reason`, and the store closed.
@@ -1039,16 +1107,7 @@ impl Receiver {
         now: DateTime<Utc>,
     ) {
         tracing::warn!(id = %p.doc.id, "bulletin not resumed: {reason}");
-        // Planned at the last progress: the earliest the next play could have started.
-        let mut entry = crate::ledger::Entry::missed(
-            &p.doc.id,
-            &p.doc.title,
-            crate::schedule::Layer::Provincial,
-            crate::schedule::Priority::Emergency,
-            p.updated_at,
-            &reason,
-        );
-        entry.audio_sha256 = Some(p.doc.audio_sha256.clone());
+        let entry = unaired(p, &reason, now);
         if !handle.send(StationCommand::Record(Box::new(entry))) {
             tracing::error!("{}", BulletinError::DaemonGone);
         }
@@ -1264,6 +1323,24 @@ fn sse_data(block: &[u8]) -> Option<String> {
     data
 }
 
+/// The `missed` record of the plays of `p` a start found it could not air: planned at
+/// that start (when the station found out), and always after every play of it already
+/// in the ledger, whose key is `(item_id, planned)`.
+fn unaired(p: &Progress, reason: &str, now: DateTime<Utc>) -> crate::ledger::Entry {
+    let after_plays = p.last_planned.map(|t| t + chrono::Duration::milliseconds(1));
+    let planned = after_plays.map_or(now, |t| t.max(now));
+    let mut entry = crate::ledger::Entry::missed(
+        &p.doc.id,
+        &p.doc.title,
+        crate::schedule::Layer::Provincial,
+        crate::schedule::Priority::Emergency,
+        planned,
+        reason,
+    );
+    entry.audio_sha256 = Some(p.doc.audio_sha256.clone());
+    entry
+}
+
 /// The larger of the store's counts and the ledger's for `p`: a play's record is durable
 /// in the ledger before its progress is, so a stop in between must not air it again.
 fn reconcile(p: &mut Progress, ledger: &Path) {
@@ -1278,6 +1355,7 @@ fn reconcile(p: &mut Progress, ledger: &Path) {
     };
     let (mut aired, mut ended) = (0, 0);
     for r in records {
+        p.last_planned = p.last_planned.max(Some(r.entry.planned));
         match play_end(&r.entry) {
             Some(PlayEnd::Aired) => {
                 aired += 1;
