@@ -345,9 +345,9 @@ impl Seen {
         Ok(Some(p.stage))
     }
 
-    /// Ends an accepted bulletin as `stage` (finished, or failed with `reason`), with
-    /// the counts a restart reconciled from the ledger.
-    fn close(&self, p: &Progress, stage: Stage, now: DateTime<Utc>) -> Result<(), BulletinError> {
+    /// Writes the counts a start reconciled from the ledger, and `stage` (the same, or
+    /// finished, cancelled, failed with `p.reason`), if `p` is still accepted.
+    fn update(&self, p: &Progress, stage: Stage, now: DateTime<Utc>) -> Result<(), BulletinError> {
         self.conn()
             .execute(
                 "UPDATE accepted SET aired = ?2, ended = ?3, state = ?4, reason = ?5, updated_at = ?6
@@ -981,7 +981,10 @@ impl Receiver {
         let cancelled =
             if pending.is_empty() { HashSet::new() } else { self.cancels_waiting().await };
         for mut p in pending {
-            reconcile(&mut p, ledger);
+            if reconcile(&mut p, ledger) {
+                // The store lagged the ledger (a stop between the two writes).
+                self.close(&p, Stage::Accepted, self.clock.now());
+            }
             let id = p.doc.id.clone();
             let now = self.clock.now();
             if cancelled.contains(&id) {
@@ -1116,8 +1119,9 @@ impl Receiver {
         self.report(&p.doc.id, DeliveryState::Failed, None, Some(reason));
     }
 
+    /// Writes `p` as `stage` (logged, not fatal: the next start reconciles again).
     fn close(&self, p: &Progress, stage: Stage, now: DateTime<Utc>) {
-        if let Err(e) = self.seen.close(p, stage, now) {
+        if let Err(e) = self.seen.update(p, stage, now) {
             tracing::error!("{e}");
         }
     }
@@ -1343,14 +1347,15 @@ fn unaired(p: &Progress, reason: &str, now: DateTime<Utc>) -> crate::ledger::Ent
 
 /// The larger of the store's counts and the ledger's for `p`: a play's record is durable
 /// in the ledger before its progress is, so a stop in between must not air it again.
-fn reconcile(p: &mut Progress, ledger: &Path) {
+/// Returns whether the ledger counted more.
+fn reconcile(p: &mut Progress, ledger: &Path) -> bool {
     use crate::ledger::{Filter, Ledger};
     let filter = Filter { item_id: Some(p.doc.id.clone()), ..Filter::default() };
     let records = match Ledger::open_existing(ledger).and_then(|l| l.query(&filter)) {
         Ok(records) => records,
         Err(e) => {
             tracing::warn!(id = %p.doc.id, "cannot read the ledger, counting plays from {DB_FILE}: {e}");
-            return;
+            return false;
         }
     };
     let (mut aired, mut ended) = (0, 0);
@@ -1365,8 +1370,10 @@ fn reconcile(p: &mut Progress, ledger: &Path) {
             Some(PlayEnd::Dropped(_)) | None => {}
         }
     }
+    let more = aired > p.aired || ended > p.ended;
     p.aired = p.aired.max(aired);
     p.ended = p.ended.max(ended);
+    more
 }
 
 /// Counts each emergency play the daemon recorded into its bulletin's progress.
@@ -1651,7 +1658,7 @@ mod tests {
         p.aired = 1;
         p.ended = 1;
         p.reason = Some("expired while the station was stopped".into());
-        seen.close(&p, Stage::Failed, t + s(200)).unwrap();
+        seen.update(&p, Stage::Failed, t + s(200)).unwrap();
         let k = seen.get("kept").unwrap().unwrap();
         assert_eq!(
             (k.aired, k.stage, k.reason.as_deref()),
@@ -1665,6 +1672,42 @@ mod tests {
         seen.insert("later", t + s(9 * 86_400), t + s(2 * 86_400)).unwrap();
         assert!(seen.get("short").unwrap().is_none() && seen.get("kept").unwrap().is_none());
         assert_eq!(seen.pending().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_start_counts_plays_the_ledger_holds_but_the_store_missed() {
+        use crate::ledger::{Ledger, Outcome};
+        let dir = tempfile::tempdir().unwrap();
+        let t = DateTime::parse_from_rfc3339("2026-12-01T06:00:00Z").unwrap().with_timezone(&Utc);
+        let s = chrono::Duration::seconds;
+        let mut lu = BulletinDoc { repeat: 2, interval_secs: 5, ..doc(&["a"], t + s(3600)) };
+        lu.id = "lu".into();
+        let seen = Seen::open(&dir.path().join(DB_FILE)).unwrap();
+        seen.accept(&lu, t).unwrap();
+        // Played and durable in the ledger; the stop came before the store heard of it.
+        // The next play was cut by the stop.
+        let ledger_path = dir.path().join("ledger.sqlite3");
+        let mut ledger = Ledger::open(&ledger_path, "a").unwrap();
+        let mut played = entry("lu", Outcome::Played, None);
+        played.planned = t + s(1);
+        ledger.append(played).unwrap();
+        let mut cut = entry("lu", Outcome::Failed, Some(super::super::daemon::INTERRUPTED));
+        cut.planned = t + s(7);
+        ledger.append(cut).unwrap();
+        let mut p = seen.pending().unwrap().remove(0);
+        assert!(reconcile(&mut p, &ledger_path), "the ledger counted more");
+        assert_eq!((p.aired, p.ended, p.last_planned), (1, 1, Some(t + s(7))));
+        assert!(!reconcile(&mut p, &ledger_path), "nothing more the second time");
+        // The record of what a start could not air never collides with a play's key.
+        assert_eq!(
+            unaired(&p, "why", t + s(3)).planned,
+            t + s(7) + chrono::Duration::milliseconds(1)
+        );
+        assert_eq!(unaired(&p, "why", t + s(60)).planned, t + s(60));
+        // No ledger at all (first start): the store's counts stand.
+        let mut q = seen.pending().unwrap().remove(0);
+        assert!(!reconcile(&mut q, &dir.path().join("none.sqlite3")));
+        assert_eq!(q.aired, 0);
     }
 
     #[test]
