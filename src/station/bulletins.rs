@@ -987,6 +987,12 @@ impl Receiver {
             }
             let id = p.doc.id.clone();
             let now = self.clock.now();
+            if p.ended >= p.plays {
+                tracing::info!(id = %id, aired = p.aired, "bulletin had ended before the stop");
+                self.close(&p, Stage::Finished, now);
+                self.report(&id, DeliveryState::Finished, None, None);
+                continue;
+            }
             if cancelled.contains(&id) {
                 // As the core records a queued play a cancel withdrew. The cancel event
                 // itself is handled again from the stream: it changes nothing more.
@@ -998,12 +1004,6 @@ impl Receiver {
                 }
                 p.reason = Some(reason);
                 self.close(&p, Stage::Cancelled, now);
-                continue;
-            }
-            if p.ended >= p.plays {
-                tracing::info!(id = %id, aired = p.aired, "bulletin had ended before the stop");
-                self.close(&p, Stage::Finished, now);
-                self.report(&id, DeliveryState::Finished, None, None);
                 continue;
             }
             if now > p.doc.expires_at {
@@ -1020,7 +1020,7 @@ impl Receiver {
                 Ok(ready) => ready,
                 Err(e) => {
                     let reason = format!("audio missing after a restart and not fetched: {e}");
-                    self.give_up(&handle, &mut p, reason, now);
+                    self.give_up(&handle, &mut p, reason, self.clock.now());
                     continue;
                 }
             };
