@@ -2,7 +2,8 @@
 //! clocked sink, against an in-process central: a bulletin with repeats is cut by a
 //! crash in its second play; after the restart the cut play airs again from the start
 //! and the last one follows, exactly three plays aired in all. One cancelled while the
-//! station was down never sounds again.
+//! station was down never sounds again. One whose audio never arrives intact before it
+//! expires is closed with a ledger record that says so.
 
 mod common;
 mod station_common;
@@ -18,6 +19,15 @@ use loa::station::StationCommand;
 use station_common::Fixture;
 
 async fn push(central: &Central, sha: &str, repeat: u32) -> PushBulletinResponse {
+    push_expiring(central, sha, repeat, 600).await
+}
+
+async fn push_expiring(
+    central: &Central,
+    sha: &str,
+    repeat: u32,
+    expires_secs: u64,
+) -> PushBulletinResponse {
     let request = PushBulletinRequest {
         title: Some("Cảnh báo lũ".into()),
         audio_sha256: Some(sha.into()),
@@ -27,7 +37,7 @@ async fn push(central: &Central, sha: &str, repeat: u32) -> PushBulletinResponse
         priority: BulletinPriority::Emergency,
         repeat,
         interval_secs: 5,
-        expires_secs: 600,
+        expires_secs,
         tone: false,
     };
     let response = reqwest::Client::new()
@@ -192,6 +202,62 @@ async fn a_crash_mid_bulletin_airs_the_cut_play_again_and_the_rest_exactly_once(
     let (tx, rx) = tokio::sync::oneshot::channel();
     assert!(fixture.handle.as_ref().unwrap().send(StationCommand::Status(tx)));
     assert!(rx.await.unwrap().playing.is_empty(), "nothing of it sounds");
+    let _ = stop.send(());
+    let _ = receiver.await;
+    fixture.stop().await;
+}
+
+/// The accepted bulletin's state in the station's own store (`accepted`, `finished`, …).
+fn stored_state(fixture: &Fixture, id: &str) -> Option<String> {
+    let path = fixture.config.data_dir.join(loa::station::bulletins::DB_FILE);
+    let conn = rusqlite::Connection::open(path).ok()?;
+    conn.query_row("SELECT state FROM accepted WHERE id = ?1", [id], |r| r.get(0)).ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulletin_whose_audio_never_arrives_is_recorded_missed_when_it_expires() {
+    let central = Central::start().await;
+    let token = central.add_station("tri-ton", "Tri Tôn");
+    let audio = central.upload_ok(loa::testing::wav_bytes(1.0, 660.0, 0.3), "hong").await;
+    // Central's copy is damaged on its disk: not made hot at the push, served as it is,
+    // and refused by the station's sha256 check at every try.
+    std::fs::write(central.state.audio_dir().join(&audio.sha256), b"not the audio").unwrap();
+    let mut fixture = Fixture::new(central.clock.now());
+    fixture.config.station_id = "tri-ton".into();
+    fixture.config.central_url = Some(central.url.clone());
+    fixture.config.token = Some(token);
+    let key = hex::decode(central.public_key().to_hex()).unwrap();
+    fixture.config.province_key = Some(key.try_into().unwrap());
+    let (receiver, stop) = start(&mut fixture);
+    let id = push_expiring(&central, &audio.sha256, 0, 30).await.id;
+
+    // Accepted (recorded while its audio downloads), then retried until it expires.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while stored_state(&fixture, &id).is_none() {
+        assert!(Instant::now() < deadline, "the station never accepted {id}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    fixture.clock.set(fixture.clock.now() + chrono::Duration::seconds(31));
+    while stored_state(&fixture, &id).as_deref() == Some("accepted") {
+        assert!(Instant::now() < deadline, "{id} was never closed");
+        fixture.run_until(fixture.clock.now() + chrono::Duration::milliseconds(50)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(stored_state(&fixture, &id).as_deref(), Some("failed"), "not resumed on start");
+    while plays(&fixture, &id).is_empty() {
+        assert!(Instant::now() < deadline, "no ledger record of {id}");
+        fixture.run_until(fixture.clock.now() + chrono::Duration::milliseconds(50)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let recorded = plays(&fixture, &id);
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    let (outcome, reason) = &recorded[0];
+    assert_eq!(*outcome, Outcome::Missed);
+    let reason = reason.as_deref().unwrap_or_default();
+    assert!(
+        reason.contains("its audio could not be fetched") && reason.contains("sha256"),
+        "{reason}"
+    );
     let _ = stop.send(());
     let _ = receiver.await;
     fixture.stop().await;

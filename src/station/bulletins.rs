@@ -874,22 +874,15 @@ impl Receiver {
         let delivered_at = now;
         let verified_at = self.clock.now();
         tracing::info!(id = %doc.id, priority = %doc.priority, "bulletin verified; fetching its audio first");
-        let ready = match self.fetch(&doc, delivered_at).await {
-            Ok(ready) => ready,
-            Err(e) => {
-                tracing::error!(id = %doc.id, "bulletin audio: {e}");
-                self.report(&doc.id, DeliveryState::Failed, None, Some(e.to_string()));
-                let _ = self.seen.insert(&doc.id, doc.expires_at, now);
-                return;
-            }
-        };
         // Seen before it is handed over: a stop after this never takes it as new again.
-        // A bulletin for the daemon is recorded accepted in the same transaction (one
-        // fsync, as before), so a stop before all its plays aired resumes it on start.
-        // The fsync runs off the async workers.
+        // A bulletin for the daemon is recorded accepted in the same transaction, so a
+        // stop before all its plays aired resumes it on start (fetching its audio again
+        // if it had not arrived). That one fsync runs off the async workers *while* the
+        // audio downloads: on a station's SD card it would otherwise add its whole
+        // latency to the warning's.
         let accept =
             matches!(self.output, Output::Daemon { .. }) && doc.priority != BulletinPriority::Test;
-        let (seen, accepted, now) = (self.seen.clone(), doc.clone(), self.clock.now());
+        let (seen, accepted) = (self.seen.clone(), doc.clone());
         let written = tokio::task::spawn_blocking(move || {
             if accept {
                 seen.accept(&accepted, now)
@@ -897,11 +890,28 @@ impl Receiver {
                 seen.insert(&accepted.id, accepted.expires_at, now)
             }
         });
+        let fetched = self.fetch(&doc, delivered_at).await;
         match written.await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!("{e}"),
             Err(e) => tracing::error!("replay store: {e}"),
         }
+        let ready = match fetched {
+            Ok(ready) => ready,
+            Err(e) => {
+                tracing::error!(id = %doc.id, "bulletin audio: {e}");
+                let progress = if accept { self.seen.get(&doc.id).ok().flatten() } else { None };
+                match (&self.output, progress) {
+                    // Accepted, never aired: closed with a ledger record saying why.
+                    (Output::Daemon { handle, .. }, Some(mut p)) => {
+                        let reason = format!("its audio could not be fetched: {e}");
+                        self.give_up(handle, &mut p, reason, self.clock.now());
+                    }
+                    _ => self.report(&doc.id, DeliveryState::Failed, None, Some(e.to_string())),
+                }
+                return;
+            }
+        };
         if doc.priority == BulletinPriority::Test {
             tracing::info!(id = %doc.id, "test bulletin verified end to end: not aired");
             self.report(&doc.id, DeliveryState::TestOk, None, None);
