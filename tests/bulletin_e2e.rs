@@ -7,98 +7,13 @@
 //! report (`loa report`, on the stations' local date); a cancel stops a repeating
 //! bulletin, and the report says so.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use loa::protocol::{BulletinInfo, BulletinStatus, DailyReport, DeliveryState, ReportStatus};
 
-const LOA: &str = env!("CARGO_BIN_EXE_loa");
-
-fn loa(args: &[&str]) -> Output {
-    Command::new(LOA).args(args).env_remove("LOA_CENTRAL").env_remove("LOA_TOKEN").output().unwrap()
-}
-
-fn remote(url: &str, token: &str, args: &[&str]) -> Output {
-    Command::new(LOA)
-        .args(args)
-        .env("LOA_CENTRAL", url)
-        .env("LOA_TOKEN", token)
-        .env("HOME", "/nonexistent")
-        .output()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A child process killed on drop, with its stderr lines collected.
-struct Proc {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Proc {
-    fn spawn(args: &[&str]) -> Self {
-        let mut child = Command::new(LOA)
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Self { child, lines }
-    }
-
-    fn find(&self, what: &[&str]) -> Option<String> {
-        self.lines.lock().unwrap().iter().find(|l| what.iter().all(|w| l.contains(w))).cloned()
-    }
-
-    fn wait_for(&self, what: &[&str], within: Duration) -> String {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(line) = self.find(what) {
-                return line;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no line with {what:?} within {within:?}; log:\n{}",
-                self.lines.lock().unwrap().join("\n")
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Polls `f` every 100 ms until it returns `Some`, or fails after `within`.
-fn eventually<T>(within: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+mod loa_proc;
+use loa_proc::{Proc, eventually, loa, remote, text};
 
 fn records(data: &Path) -> Vec<serde_json::Value> {
     let out = loa(&["log", "--data-dir", data.to_str().unwrap(), "--format", "json"]);
@@ -390,10 +305,8 @@ fn a_pushed_bulletin_interrupts_all_three_stations_and_a_cancel_stops_one() {
     stations[1].wait_for(&[&long_id, "preempted"], Duration::from_secs(10));
     assert!(stations[1].find(&[&long_id, "armed emergency"]).is_some());
     let armed = stations[1]
-        .lines
-        .lock()
-        .unwrap()
-        .iter()
+        .log()
+        .lines()
         .filter(|l| l.contains("armed emergency") && l.contains(&long_id) && !l.contains(":tone"))
         .count();
     assert_eq!(armed, 1, "no repeat was armed after the cancel");

@@ -8,34 +8,18 @@
 //! An https central_url without ca_cert, or a ca_cert that is not a certificate, stops
 //! `loa station` at start-up with a message that says what to set.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
 use chrono::Utc;
 use loa::protocol::{BulletinInfo, DeliveryState, FleetStatus};
 
-const LOA: &str = env!("CARGO_BIN_EXE_loa");
+mod loa_proc;
+use loa_proc::{LOA, Proc, eventually, loa, text};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls").join(name)
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn loa(args: &[&str]) -> Output {
-    Command::new(LOA)
-        .args(args)
-        .env_remove("LOA_CENTRAL")
-        .env_remove("LOA_TOKEN")
-        .env_remove("LOA_CA_CERT")
-        .env("HOME", "/nonexistent")
-        .output()
-        .expect("run loa")
 }
 
 /// The CLI against the HTTPS central, trusting the fixture CA.
@@ -48,77 +32,6 @@ fn remote(url: &str, token: &str, args: &[&str]) -> Output {
         .env("HOME", "/nonexistent")
         .output()
         .expect("run loa")
-}
-
-/// A child process killed on drop, with its stderr lines collected.
-struct Proc {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Proc {
-    fn spawn(args: &[&str]) -> Self {
-        let mut child = Command::new(LOA)
-            .args(args)
-            .env("RUST_LOG", "info")
-            .env_remove("LOA_CA_CERT")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn loa");
-        let stderr = child.stderr.take().expect("stderr");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap_or_else(|p| p.into_inner()).push(line);
-            }
-        });
-        Self { child, lines }
-    }
-
-    fn log(&self) -> String {
-        self.lines.lock().unwrap_or_else(|p| p.into_inner()).join("\n")
-    }
-
-    fn find(&self, what: &[&str]) -> Option<String> {
-        let lines = self.lines.lock().unwrap_or_else(|p| p.into_inner());
-        lines.iter().find(|l| what.iter().all(|w| l.contains(w))).cloned()
-    }
-
-    fn wait_for(&self, what: &[&str], within: Duration) -> String {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(line) = self.find(what) {
-                return line;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no line with {what:?} within {within:?}; log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Polls `f` every 200 ms until it returns `Some`, or fails after `within`.
-fn eventually<T>(within: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 fn field<'a>(r: &'a serde_json::Value, name: &str) -> Option<&'a str> {
