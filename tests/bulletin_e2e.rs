@@ -13,7 +13,7 @@ use std::time::Duration;
 use loa::protocol::{BulletinInfo, BulletinStatus, DailyReport, DeliveryState, ReportStatus};
 
 mod loa_proc;
-use loa_proc::{Proc, eventually, loa, remote, text};
+use loa_proc::{Proc, Province, add_station, central_init, eventually, loa, remote, text};
 
 fn records(data: &Path) -> Vec<serde_json::Value> {
     let out = loa(&["log", "--data-dir", data.to_str().unwrap(), "--format", "json"]);
@@ -54,37 +54,9 @@ fn a_pushed_bulletin_interrupts_all_three_stations_and_a_cancel_stops_one() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("central");
     let data_s = data.to_str().unwrap();
-    let init = loa(&["central", "init", "--data-dir", data_s]);
-    assert!(init.status.success(), "{}", text(&init.stderr));
-    let init_out = text(&init.stdout);
-    let key = init_out
-        .lines()
-        .find_map(|l| l.strip_prefix("public key (pin it in every station config): "))
-        .unwrap()
-        .to_string();
-    let admin = init_out
-        .lines()
-        .find_map(|l| l.strip_prefix("admin token (shown once, keep it safe): "))
-        .unwrap()
-        .to_string();
+    let Province { key, admin } = central_init(&data);
     let ids = ["tri-ton", "ba-chuc", "co-to"];
-    let mut tokens = Vec::new();
-    for id in ids {
-        let out = loa(&[
-            "central",
-            "station",
-            "add",
-            id,
-            "--name",
-            id,
-            "--district",
-            "Tri Tôn",
-            "--data-dir",
-            data_s,
-        ]);
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        tokens.push(text(&out.stdout).lines().last().unwrap().trim().to_string());
-    }
+    let tokens: Vec<String> = ids.iter().map(|id| add_station(&data, id, id, "Tri Tôn")).collect();
     let config = dir.path().join("central.toml");
     std::fs::write(&config, format!("listen = \"127.0.0.1:0\"\ndata_dir = {data_s:?}\n")).unwrap();
     let central = Proc::spawn(&["central", "--config", config.to_str().unwrap()]);

@@ -16,7 +16,7 @@ use std::time::Duration;
 use loa::protocol::{BulletinInfo, DeliveryState};
 
 mod loa_proc;
-use loa_proc::{Proc, eventually, loa, remote, text};
+use loa_proc::{Proc, Province, add_station, central_init, eventually, loa, remote, text};
 
 /// The station ledger's records of `item` (`loa log --data-dir`).
 fn records_of(data: &Path, item: &str) -> Vec<serde_json::Value> {
@@ -72,33 +72,8 @@ impl Setup {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("central");
         let data_s = data.to_str().unwrap();
-        let init = loa(&["central", "init", "--data-dir", data_s]);
-        assert!(init.status.success(), "{}", text(&init.stderr));
-        let init_out = text(&init.stdout);
-        let key = init_out
-            .lines()
-            .find_map(|l| l.strip_prefix("public key (pin it in every station config): "))
-            .unwrap()
-            .to_string();
-        let admin = init_out
-            .lines()
-            .find_map(|l| l.strip_prefix("admin token (shown once, keep it safe): "))
-            .unwrap()
-            .to_string();
-        let out = loa(&[
-            "central",
-            "station",
-            "add",
-            "tri-ton",
-            "--name",
-            "Tri Tôn",
-            "--district",
-            "Tri Tôn",
-            "--data-dir",
-            data_s,
-        ]);
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        let token = text(&out.stdout).lines().last().unwrap().trim().to_string();
+        let Province { key, admin } = central_init(&data);
+        let token = add_station(&data, "tri-ton", "Tri Tôn", "Tri Tôn");
         let config = dir.path().join("central.toml");
         std::fs::write(&config, format!("listen = \"127.0.0.1:0\"\ndata_dir = {data_s:?}\n"))
             .unwrap();

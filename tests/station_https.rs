@@ -16,7 +16,7 @@ use chrono::Utc;
 use loa::protocol::{BulletinInfo, DeliveryState, FleetStatus};
 
 mod loa_proc;
-use loa_proc::{LOA, Proc, eventually, loa, text};
+use loa_proc::{LOA, Proc, Province, add_station, central_init, eventually, loa, text};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls").join(name)
@@ -79,31 +79,9 @@ fn a_station_trusting_central_ca_works_over_https_and_one_with_another_ca_gets_n
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("central");
     let data_s = data.to_str().expect("utf-8");
-    let init = loa(&["central", "init", "--data-dir", data_s]);
-    assert!(init.status.success(), "{}", text(&init.stderr));
-    let init_out = text(&init.stdout);
-    let line = |prefix: &str| {
-        init_out.lines().find_map(|l| l.strip_prefix(prefix)).expect("init output").to_string()
-    };
-    let key = line("public key (pin it in every station config): ");
-    let admin = line("admin token (shown once, keep it safe): ");
-    let mut tokens = Vec::new();
-    for id in ["tri-ton", "ba-chuc"] {
-        let out = loa(&[
-            "central",
-            "station",
-            "add",
-            id,
-            "--name",
-            id,
-            "--district",
-            "Tri Tôn",
-            "--data-dir",
-            data_s,
-        ]);
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        tokens.push(text(&out.stdout).lines().last().expect("token").trim().to_string());
-    }
+    let Province { key, admin } = central_init(&data);
+    let tokens: Vec<String> =
+        ["tri-ton", "ba-chuc"].iter().map(|id| add_station(&data, id, id, "Tri Tôn")).collect();
     let config = dir.path().join("central.toml");
     std::fs::write(
         &config,

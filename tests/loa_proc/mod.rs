@@ -122,3 +122,47 @@ pub fn eventually<T>(within: Duration, what: &str, mut f: impl FnMut() -> Option
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// What `loa central init` printed: the province's public key and the first admin token.
+pub struct Province {
+    pub key: String,
+    pub admin: String,
+}
+
+/// `loa central init --data-dir DATA`.
+pub fn central_init(data: &std::path::Path) -> Province {
+    let out = loa(&["central", "init", "--data-dir", data.to_str().expect("utf-8 path")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed = text(&out.stdout);
+    let line = |prefix: &str| {
+        printed
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} in:\n{printed}"))
+            .to_string()
+    };
+    Province {
+        key: line("public key (pin it in every station config): "),
+        admin: line("admin token (shown once, keep it safe): "),
+    }
+}
+
+/// `loa central station add ID --name NAME --district DISTRICT --data-dir DATA`; returns
+/// the station's token.
+pub fn add_station(data: &std::path::Path, id: &str, name: &str, district: &str) -> String {
+    let data = data.to_str().expect("utf-8 path");
+    let out = loa(&[
+        "central",
+        "station",
+        "add",
+        id,
+        "--name",
+        name,
+        "--district",
+        district,
+        "--data-dir",
+        data,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout).lines().last().expect("a token").trim().to_string()
+}
