@@ -308,8 +308,12 @@ async fn a_bulletin_whose_audio_download_keeps_failing_is_retried_until_it_arriv
     let (tx, mut ready) = unbounded_channel();
     let mut receiver = Receiver::new(config, central.clock.clone(), Output::Channel(tx)).unwrap();
 
+    // The retries run in a task of their own (the stream goes on meanwhile).
     receiver.handle(events.events[0].clone()).await;
-    let handed = ready.try_recv().expect("the bulletin was handed over after the cuts");
+    let handed = tokio::time::timeout(Duration::from_secs(30), ready.recv())
+        .await
+        .expect("the bulletin was handed over after the cuts")
+        .expect("the receiver is alive");
     assert_eq!(handed.doc.id, pushed.id);
     assert_eq!(loa::station::daemon::file_sha256(&handed.audio).unwrap(), audio.sha256);
     assert_eq!(proxy.cuts_done(), 8, "every early download was cut");

@@ -262,3 +262,63 @@ async fn a_bulletin_whose_audio_never_arrives_is_recorded_missed_when_it_expires
     let _ = receiver.await;
     fixture.stop().await;
 }
+
+/// A bulletin whose audio keeps failing is retried in a task of its own: a later warning
+/// still airs at once, and a cancel of the failing one still reaches it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_download_does_not_hold_back_the_next_warning_or_a_cancel() {
+    let central = Central::start().await;
+    let token = central.add_station("tri-ton", "Tri Tôn");
+    let broken = central.upload_ok(loa::testing::wav_bytes(1.0, 660.0, 0.3), "hong").await;
+    std::fs::write(central.state.audio_dir().join(&broken.sha256), b"not the audio").unwrap();
+    let good = central.upload_ok(loa::testing::wav_bytes(1.0, 440.0, 0.3), "lu").await;
+    let mut fixture = Fixture::new(central.clock.now());
+    fixture.config.station_id = "tri-ton".into();
+    fixture.config.central_url = Some(central.url.clone());
+    fixture.config.token = Some(token);
+    let key = hex::decode(central.public_key().to_hex()).unwrap();
+    fixture.config.province_key = Some(key.try_into().unwrap());
+    let (receiver, stop) = start(&mut fixture);
+
+    let stuck = push(&central, &broken.sha256, 0).await.id;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while stored_state(&fixture, &stuck).is_none() {
+        assert!(Instant::now() < deadline, "the station never accepted {stuck}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The next warning airs while the first one's audio is still being retried.
+    let next = push(&central, &good.sha256, 0).await.id;
+    sounding(&fixture, &next).await;
+    assert_eq!(stored_state(&fixture, &stuck).as_deref(), Some("accepted"), "still retried");
+
+    // The cancel of the stuck one reaches the station and its retries stop for good.
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/bulletins/{stuck}/cancel", central.url))
+        .bearer_auth(&central.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    while stored_state(&fixture, &stuck).as_deref() != Some("cancelled") {
+        assert!(Instant::now() < deadline, "{:?}", stored_state(&fixture, &stuck));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Central's copy is mended: a retry still running would now fetch it. Whether the
+    // next retry comes before the cancel reached it (it stops) or after (the audio arrives
+    // but is not handed over), nothing of it airs. Waited past the longest backoff (10 s).
+    std::fs::write(
+        central.state.audio_dir().join(&broken.sha256),
+        loa::testing::wav_bytes(1.0, 660.0, 0.3),
+    )
+    .unwrap();
+    let until = Instant::now() + Duration::from_secs(11);
+    while Instant::now() < until {
+        fixture.run_until(fixture.clock.now() + chrono::Duration::milliseconds(200)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(plays(&fixture, &stuck).is_empty(), "{:?}", plays(&fixture, &stuck));
+    assert_eq!(plays(&fixture, &next), [(Outcome::Played, None)]);
+    let _ = stop.send(());
+    let _ = receiver.await;
+    fixture.stop().await;
+}

@@ -72,6 +72,8 @@ pub enum BulletinError {
     Status { what: String, status: reqwest::StatusCode },
     #[error("the station daemon has stopped")]
     DaemonGone,
+    #[error("bulletin {0} was cancelled or closed before its audio arrived")]
+    Withdrawn(String),
     #[error("cannot install the attention tone at {path}: {source}")]
     Tone { path: String, source: std::io::Error },
 }
@@ -480,7 +482,7 @@ pub struct Receiver {
     clock: SharedClock,
     http: reqwest::Client,
     seen: Arc<Seen>,
-    syncer: Syncer,
+    syncer: Arc<Syncer>,
     output: Output,
     reporter: Reporter,
     tracked: Arc<Mutex<HashMap<String, Tracked>>>,
@@ -583,7 +585,7 @@ impl Receiver {
         std::fs::create_dir_all(&root)
             .map_err(|source| BulletinError::Tone { path: root.display().to_string(), source })?;
         let seen = Arc::new(Seen::open(&root.join(DB_FILE))?);
-        let syncer = Syncer::new(config.sync.clone(), clock.clone())?;
+        let syncer = Arc::new(Syncer::new(config.sync.clone(), clock.clone())?);
         let url = config.sync.central.clone();
         let http = config
             .sync
@@ -619,6 +621,27 @@ impl Receiver {
     ) -> Self {
         self.station = Some((records, ledger));
         self
+    }
+
+    /// A copy for a task of its own (a bulletin whose audio is being retried), sharing
+    /// the store, the cache, the daemon and the reporter.
+    fn detached(&self) -> Self {
+        Self {
+            config: self.config.clone(),
+            clock: self.clock.clone(),
+            http: self.http.clone(),
+            seen: self.seen.clone(),
+            syncer: self.syncer.clone(),
+            output: self.output.clone(),
+            reporter: self.reporter.clone(),
+            tracked: self.tracked.clone(),
+            station: None,
+        }
+    }
+
+    /// Whether accepted bulletin `id` was closed (cancelled, failed, finished) since.
+    fn withdrawn(&self, id: &str) -> bool {
+        matches!(self.seen.get(id), Ok(Some(p)) if p.stage != Stage::Accepted)
     }
 
     fn report(
@@ -890,28 +913,62 @@ impl Receiver {
                 seen.insert(&accepted.id, accepted.expires_at, now)
             }
         });
-        let fetched = self.fetch(&doc, delivered_at).await;
+        let fetched = self.fetch(&doc, delivered_at, false).await;
         match written.await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!("{e}"),
             Err(e) => tracing::error!("replay store: {e}"),
         }
-        let ready = match fetched {
-            Ok(ready) => ready,
-            Err(e) => {
-                tracing::error!(id = %doc.id, "bulletin audio: {e}");
-                let progress = if accept { self.seen.get(&doc.id).ok().flatten() } else { None };
-                match (&self.output, progress) {
-                    // Accepted, never aired: closed with a ledger record saying why.
-                    (Output::Daemon { handle, .. }, Some(mut p)) => {
-                        let reason = format!("its audio could not be fetched: {e}");
-                        self.give_up(handle, &mut p, reason, self.clock.now());
+        match fetched {
+            Ok(ready) => self.hand_off(&doc, ready, delivered_at, verified_at),
+            // Retried in a task of its own until it expires: the stream must go on
+            // meanwhile — another warning, or the cancel of this one, must not wait
+            // behind a download that keeps failing.
+            Err(e) if self.clock.now() < doc.expires_at => {
+                tracing::warn!(id = %doc.id, "bulletin audio: {e}; retrying while the stream goes on");
+                let courier = self.detached();
+                tokio::spawn(async move {
+                    match courier.fetch(&doc, delivered_at, true).await {
+                        Ok(_) if courier.withdrawn(&doc.id) => {
+                            tracing::info!(id = %doc.id, "bulletin audio arrived after its cancel: not aired");
+                        }
+                        Ok(ready) => courier.hand_off(&doc, ready, delivered_at, verified_at),
+                        Err(e) => courier.fetch_failed(&doc, accept, e),
                     }
-                    _ => self.report(&doc.id, DeliveryState::Failed, None, Some(e.to_string())),
-                }
-                return;
+                });
             }
-        };
+            Err(e) => self.fetch_failed(&doc, accept, e),
+        }
+    }
+
+    /// A bulletin whose audio did not arrive before it expired: an accepted one is closed
+    /// with a ledger record saying why; any other is reported failed.
+    fn fetch_failed(&self, doc: &BulletinDoc, accept: bool, e: BulletinError) {
+        if let BulletinError::Withdrawn(_) = e {
+            tracing::info!(id = %doc.id, "bulletin cancelled while its audio was retried: not aired");
+            return;
+        }
+        tracing::error!(id = %doc.id, "bulletin audio: {e}");
+        let progress = if accept { self.seen.get(&doc.id).ok().flatten() } else { None };
+        match (&self.output, progress) {
+            // Accepted, never aired: closed with a ledger record saying why.
+            (Output::Daemon { handle, .. }, Some(mut p)) => {
+                let reason = format!("its audio could not be fetched: {e}");
+                self.give_up(handle, &mut p, reason, self.clock.now());
+            }
+            _ => self.report(&doc.id, DeliveryState::Failed, None, Some(e.to_string())),
+        }
+    }
+
+    /// Hands a bulletin whose audio is in the cache to the daemon (or the channel), then
+    /// reports it delivered and verified.
+    fn hand_off(
+        &self,
+        doc: &BulletinDoc,
+        ready: Ready,
+        delivered_at: DateTime<Utc>,
+        verified_at: DateTime<Utc>,
+    ) {
         if doc.priority == BulletinPriority::Test {
             tracing::info!(id = %doc.id, "test bulletin verified end to end: not aired");
             self.report(&doc.id, DeliveryState::TestOk, None, None);
@@ -1026,44 +1083,79 @@ impl Receiver {
                 self.give_up(&handle, &mut p, reason, now);
                 continue;
             }
-            let ready = match self.recheck(&p.doc, p.accepted_at).await {
+            let ready = match self.recheck(&p.doc, p.accepted_at, false).await {
                 Ok(ready) => ready,
+                // As for a new bulletin: retried in a task of its own, so the other
+                // resumed bulletins and the stream do not wait for it.
+                Err(e) if self.clock.now() < p.doc.expires_at => {
+                    tracing::warn!(id = %id, "resumed bulletin's audio: {e}; retrying while the stream goes on");
+                    let (courier, handle, tone) = (self.detached(), handle.clone(), tone.clone());
+                    tokio::spawn(async move {
+                        match courier.recheck(&p.doc, p.accepted_at, true).await {
+                            Ok(_) if courier.withdrawn(&p.doc.id) => {}
+                            Ok(ready) => {
+                                courier.resume_hand_off(&p, &handle, &tone, ready);
+                            }
+                            Err(BulletinError::Withdrawn(_)) => {}
+                            Err(e) => {
+                                let reason =
+                                    format!("audio missing after a restart and not fetched: {e}");
+                                courier.give_up(&handle, &mut p, reason, courier.clock.now());
+                            }
+                        }
+                    });
+                    continue;
+                }
                 Err(e) => {
                     let reason = format!("audio missing after a restart and not fetched: {e}");
                     self.give_up(&handle, &mut p, reason, self.clock.now());
                     continue;
                 }
             };
-            let remaining = p.plays - p.ended;
-            tracing::info!(id = %id, remaining, aired = p.aired, "resuming a bulletin the stop left unaired");
-            if let Ok(mut tracked) = self.tracked.lock() {
-                tracked.insert(
-                    id.clone(),
-                    Tracked {
-                        issued_at: p.doc.issued_at,
-                        plays: remaining,
-                        started: Vec::new(),
-                        sounding: false,
-                        started_before: p.aired > 0,
-                    },
-                );
-            }
-            let sent = handle.send(StationCommand::Emergency {
-                id: id.clone(),
-                title: p.doc.title.clone(),
-                audio: ready.audio,
-                repeat: remaining - 1,
-                expires: Some(p.doc.expires_at),
-                gain_db: p.doc.gain_db,
-                interval: Duration::from_secs(p.doc.interval_secs),
-                // The tone announces the first play only.
-                tone: (p.doc.tone && p.aired == 0).then(|| tone.clone()),
-            });
-            if !sent {
-                tracing::error!("{}", BulletinError::DaemonGone);
+            if !self.resume_hand_off(&p, &handle, &tone, ready) {
                 return;
             }
         }
+    }
+
+    /// Hands a resumed bulletin's remaining plays to the daemon; false when it has stopped.
+    fn resume_hand_off(
+        &self,
+        p: &Progress,
+        handle: &StationHandle,
+        tone: &Path,
+        ready: Ready,
+    ) -> bool {
+        let id = p.doc.id.clone();
+        let remaining = p.plays - p.ended;
+        tracing::info!(id = %id, remaining, aired = p.aired, "resuming a bulletin the stop left unaired");
+        if let Ok(mut tracked) = self.tracked.lock() {
+            tracked.insert(
+                id.clone(),
+                Tracked {
+                    issued_at: p.doc.issued_at,
+                    plays: remaining,
+                    started: Vec::new(),
+                    sounding: false,
+                    started_before: p.aired > 0,
+                },
+            );
+        }
+        let sent = handle.send(StationCommand::Emergency {
+            id,
+            title: p.doc.title.clone(),
+            audio: ready.audio,
+            repeat: remaining - 1,
+            expires: Some(p.doc.expires_at),
+            gain_db: p.doc.gain_db,
+            interval: Duration::from_secs(p.doc.interval_secs),
+            // The tone announces the first play only.
+            tone: (p.doc.tone && p.aired == 0).then(|| tone.to_path_buf()),
+        });
+        if !sent {
+            tracing::error!("{}", BulletinError::DaemonGone);
+        }
+        sent
     }
 
     /// Ids of the bulletins cancelled by events central holds after the cursor: read
@@ -1142,6 +1234,7 @@ impl Receiver {
         &self,
         doc: &BulletinDoc,
         received_at: DateTime<Utc>,
+        retry: bool,
     ) -> Result<Ready, BulletinError> {
         let sha = doc.audio_sha256.clone();
         if crate::sync::cache::is_sha256(&sha) {
@@ -1157,18 +1250,21 @@ impl Receiver {
             });
             let _ = checked.await;
         }
-        self.fetch(doc, received_at).await
+        self.fetch(doc, received_at, retry).await
     }
 
-    /// Downloads the bulletin's audio into the sync cache, retrying with the receiver's
-    /// backoff until the bulletin expires. A bulletin is small: it is fetched whole into memory, its sha256 checked there, then
-    /// written to the cache's temporary file and committed (fsync, rename, fsync of the
-    /// directory) on the blocking pool, so a whole fleet's worth of disk waits never
-    /// stalls the streams. It never queues behind the sync's programme downloads.
+    /// Downloads the bulletin's audio into the sync cache: one try, or with `retry`
+    /// again with the receiver's backoff until the bulletin expires or is cancelled. A
+    /// bulletin is small: it is fetched whole into memory, its sha256 checked as it
+    /// arrives, then written to the cache's temporary file and committed (fsync, rename,
+    /// fsync of the directory) on the blocking pool, so a whole fleet's worth of disk
+    /// waits never stalls the streams. It never queues behind the sync's programme
+    /// downloads.
     async fn fetch(
         &self,
         doc: &BulletinDoc,
         received_at: DateTime<Utc>,
+        retry: bool,
     ) -> Result<Ready, BulletinError> {
         let sha = doc.audio_sha256.clone();
         if !crate::sync::cache::is_sha256(&sha) {
@@ -1185,7 +1281,10 @@ impl Receiver {
                 // Until the bulletin expires: a warning that failed a few quick tries
                 // (central restarting, a link dropping) must still air when the link
                 // comes back, not be reported failed and forgotten.
-                Err(e) if self.clock.now() < doc.expires_at => {
+                Err(e) if retry && self.clock.now() < doc.expires_at => {
+                    if self.withdrawn(&doc.id) {
+                        return Err(BulletinError::Withdrawn(doc.id.clone()));
+                    }
                     tracing::warn!(id = %doc.id, "bulletin audio, retrying: {e}");
                     let delay = self.config.backoff.delay(attempt, rand::random::<f64>());
                     attempt = attempt.saturating_add(1);
