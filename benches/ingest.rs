@@ -50,15 +50,15 @@ fn chain(station: &str, n: u64) -> Vec<Record> {
             entry.played_secs = Some(600.0);
             entry.audio_sha256 = Some("ab".repeat(32));
             let hash = chain_hash(&prev, station, seq, &entry);
-            let record = Record {
+
+            Record {
                 station: station.to_string(),
                 seq,
                 entry,
                 prev_hash: std::mem::replace(&mut prev, hash.clone()),
                 hash,
                 acked: false,
-            };
-            record
+            }
         })
         .collect()
 }

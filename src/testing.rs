@@ -114,8 +114,7 @@ async fn pump(
     let mut sent: u64 = 0;
     let mut buffer = vec![0u8; 16 * 1024];
     let mut was_cut = false;
-    loop {
-        let Ok(n) = server_read.read(&mut buffer).await else { break };
+    while let Ok(n) = server_read.read(&mut buffer).await {
         if n == 0 {
             break;
         }

@@ -287,7 +287,7 @@ async fn blob_whose_bytes_do_not_match_its_hash_is_discarded() {
     let mut syncer = central.syncer("tri-ton", &token, cache.path());
     syncer.fetch_manifest(Duration::ZERO).await.unwrap().unwrap();
     let report = syncer.sync_audio().await.unwrap();
-    assert_eq!(report.downloaded, [b.sha256.clone()]);
+    assert_eq!(report.downloaded, std::slice::from_ref(&b.sha256));
     assert_eq!(report.failed.len(), 1);
     assert!(report.failed[0].1.contains("different bytes"), "{}", report.failed[0].1);
     assert!(!syncer.cache().contains(&a.sha256));
@@ -418,7 +418,7 @@ async fn station_keeps_its_manifest_while_central_is_down_and_catches_up_after()
     assert_eq!(v2.manifest.version, 2);
     assert_eq!(v2.manifest.schedules.len(), 2);
     let report = syncer.sync_audio().await.unwrap();
-    assert_eq!(report.downloaded, [c.sha256.clone()]);
+    assert_eq!(report.downloaded, std::slice::from_ref(&c.sha256));
     assert_eq!(t0(), central.clock.now());
 }
 

@@ -73,7 +73,7 @@ async fn manifest_and_audio_travel_over_https_with_a_pinned_ca() {
     let manifest = syncer.fetch_manifest(Duration::ZERO).await.unwrap().unwrap();
     assert_eq!(manifest.manifest.audio[0].sha256, info.sha256);
     let report = syncer.sync_audio().await.unwrap();
-    assert_eq!(report.downloaded, [info.sha256.clone()]);
+    assert_eq!(report.downloaded, std::slice::from_ref(&info.sha256));
 
     // Without the CA the station refuses central's certificate.
     config.ca_cert_pem = None;

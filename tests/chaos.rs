@@ -336,13 +336,11 @@ async fn stations_and_central_survive_kills_cuts_and_corruption() {
                         Some(Instant::now() + Duration::from_millis(rng.random_range(200..5000)));
                 }
             }
-            4 | 5 => {
-                if central_down_until.is_none() {
-                    central.kill();
-                    kills_central += 1;
-                    central_down_until =
-                        Some(Instant::now() + Duration::from_millis(rng.random_range(200..4000)));
-                }
+            4 | 5 if central_down_until.is_none() => {
+                central.kill();
+                kills_central += 1;
+                central_down_until =
+                    Some(Instant::now() + Duration::from_millis(rng.random_range(200..4000)));
             }
             6 | 7 => {
                 // Flip one byte of a cached file (same length, still decodes).

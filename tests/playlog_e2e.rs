@@ -414,7 +414,7 @@ fn entry(i: u64) -> Entry {
         planned,
         "station was not running",
     );
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         e.outcome = Outcome::Played;
         e.reason = None;
     }

@@ -407,10 +407,8 @@ fn check_body(route: Route, who: Who, body: &str, fleet_bulletin: &str) -> Resul
                 return Err(format!("{who:?} sees the bulletin to tri-ton in the report: {shown}"));
             }
         }
-        (Route::EventStream, _) => {
-            if !body.contains("text/event-stream") {
-                return Err(format!("not an event stream: {body}"));
-            }
+        (Route::EventStream, _) if !body.contains("text/event-stream") => {
+            return Err(format!("not an event stream: {body}"));
         }
         (Route::EventPoll, Who::Station | Who::OtherStation) => {
             let events: BulletinEvents = serde_json::from_str(body).map_err(|e| e.to_string())?;

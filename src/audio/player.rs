@@ -217,7 +217,7 @@ impl Player {
                     Err(e) => {
                         tracing::warn!(id, "cannot prepare: {e}");
                         let _ = tx.send(Cmd::Loaded(id, None));
-                        let _ = events.send(PlayerEvent::Failed {
+                        events.send(PlayerEvent::Failed {
                             id,
                             reason: PlayError::Decode(e),
                             proof: None,

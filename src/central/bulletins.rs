@@ -121,6 +121,9 @@ pub struct Issued {
     pub deliveries: Vec<(String, DeliveryReport)>,
 }
 
+/// A stored bulletin, who issued it, and when it was cancelled.
+type StoredBulletin = (BulletinDoc, String, Option<DateTime<Utc>>);
+
 /// One event as held in memory.
 struct StoredEvent {
     seq: u64,
@@ -283,10 +286,7 @@ impl Hub {
 
     /// The stored bulletin `id` (with `targets` resolved for a `to_all` one), who issued
     /// it, and when it was cancelled.
-    fn bulletin(
-        &self,
-        id: &str,
-    ) -> Result<Option<(BulletinDoc, String, Option<DateTime<Utc>>)>, BulletinError> {
+    fn bulletin(&self, id: &str) -> Result<Option<StoredBulletin>, BulletinError> {
         let conn = lock(&self.db);
         let row = conn
             .query_row(

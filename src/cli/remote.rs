@@ -184,7 +184,7 @@ impl Remote {
                         Ok(n) => {
                             buffer.truncate(n);
                             let sent = sent + n as u64;
-                            let pct = if size == 0 { 100 } else { sent * 100 / size };
+                            let pct = (sent * 100).checked_div(size).unwrap_or(100);
                             if pct != shown {
                                 eprint!("\r{name}: {pct}%");
                             }

@@ -134,17 +134,16 @@ const COLUMNS: &str = "seq, station, item_id, title, layer, priority, planned, o
      ended, delay_ms, played_secs, reason, audio_sha256, peak_dbfs, rms_dbfs, silent, prev_hash, \
      hash, acked";
 
+/// What a record query may be narrowed by: since, until, outcome, item id.
+pub type RecordFilter<'a> =
+    (Option<DateTime<Utc>>, Option<DateTime<Utc>>, Option<Outcome>, Option<&'a str>);
+
 /// Appends the conditions every record query shares — planned in `[since, until)`, an
 /// outcome, an item — to `sql` as numbered parameters in `args`. The station's ledger and
 /// central's playlog keep records in tables with the same column names, so both filter
 /// through this one function and cannot drift apart.
 pub fn push_conditions(
-    (since, until, outcome, item_id): (
-        Option<DateTime<Utc>>,
-        Option<DateTime<Utc>>,
-        Option<Outcome>,
-        Option<&str>,
-    ),
+    (since, until, outcome, item_id): RecordFilter<'_>,
     sql: &mut String,
     args: &mut Vec<String>,
 ) {

@@ -190,7 +190,10 @@ mod tests {
         let later = t0 + chrono::Duration::minutes(59);
         assert!(cache.evict(&needed, later, grace, &mut since).unwrap().is_empty());
         let later = t0 + chrono::Duration::minutes(60);
-        assert_eq!(cache.evict(&needed, later, grace, &mut since).unwrap(), [b.clone()]);
+        assert_eq!(
+            cache.evict(&needed, later, grace, &mut since).unwrap(),
+            std::slice::from_ref(&b)
+        );
         assert!(cache.contains(&a) && !cache.contains(&b));
     }
 
