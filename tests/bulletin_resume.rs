@@ -51,6 +51,17 @@ async fn push_expiring(
     response.json().await.unwrap()
 }
 
+/// Station `tri-ton`, configured for `central` with `token` (not started).
+fn station_of(central: &Central, token: String) -> Fixture {
+    let mut fixture = Fixture::new(central.clock.now());
+    fixture.config.station_id = "tri-ton".into();
+    fixture.config.central_url = Some(central.url.clone());
+    fixture.config.token = Some(token);
+    let key = hex::decode(central.public_key().to_hex()).unwrap();
+    fixture.config.province_key = Some(key.try_into().unwrap());
+    fixture
+}
+
 /// Starts the daemon with its bulletin receiver (as `loa station` does); returns the
 /// receiver's task and the sender that stops it.
 fn start(fixture: &mut Fixture) -> (tokio::task::JoinHandle<()>, tokio::sync::oneshot::Sender<()>) {
@@ -108,12 +119,7 @@ async fn a_crash_mid_bulletin_airs_the_cut_play_again_and_the_rest_exactly_once(
     let central = Central::start().await;
     let token = central.add_station("tri-ton", "Tri Tôn");
     let audio = central.upload_ok(loa::testing::wav_bytes(1.0, 660.0, 0.3), "lu").await;
-    let mut fixture = Fixture::new(central.clock.now());
-    fixture.config.station_id = "tri-ton".into();
-    fixture.config.central_url = Some(central.url.clone());
-    fixture.config.token = Some(token);
-    let key = hex::decode(central.public_key().to_hex()).unwrap();
-    fixture.config.province_key = Some(key.try_into().unwrap());
+    let mut fixture = station_of(&central, token);
 
     let (receiver, stop) = start(&mut fixture);
     let pushed = push(&central, &audio.sha256, 2).await;
@@ -222,12 +228,7 @@ async fn a_bulletin_whose_audio_never_arrives_is_recorded_missed_when_it_expires
     // Central's copy is damaged on its disk: not made hot at the push, served as it is,
     // and refused by the station's sha256 check at every try.
     std::fs::write(central.state.audio_dir().join(&audio.sha256), b"not the audio").unwrap();
-    let mut fixture = Fixture::new(central.clock.now());
-    fixture.config.station_id = "tri-ton".into();
-    fixture.config.central_url = Some(central.url.clone());
-    fixture.config.token = Some(token);
-    let key = hex::decode(central.public_key().to_hex()).unwrap();
-    fixture.config.province_key = Some(key.try_into().unwrap());
+    let mut fixture = station_of(&central, token);
     let (receiver, stop) = start(&mut fixture);
     let id = push_expiring(&central, &audio.sha256, 0, 30).await.id;
 
@@ -272,12 +273,7 @@ async fn a_failing_download_does_not_hold_back_the_next_warning_or_a_cancel() {
     let broken = central.upload_ok(loa::testing::wav_bytes(1.0, 660.0, 0.3), "hong").await;
     std::fs::write(central.state.audio_dir().join(&broken.sha256), b"not the audio").unwrap();
     let good = central.upload_ok(loa::testing::wav_bytes(1.0, 440.0, 0.3), "lu").await;
-    let mut fixture = Fixture::new(central.clock.now());
-    fixture.config.station_id = "tri-ton".into();
-    fixture.config.central_url = Some(central.url.clone());
-    fixture.config.token = Some(token);
-    let key = hex::decode(central.public_key().to_hex()).unwrap();
-    fixture.config.province_key = Some(key.try_into().unwrap());
+    let mut fixture = station_of(&central, token);
     let (receiver, stop) = start(&mut fixture);
 
     let stuck = push(&central, &broken.sha256, 0).await.id;

@@ -303,11 +303,7 @@ impl Hub {
             .optional()?;
         drop(conn);
         row.map(|(doc, by, cancelled)| {
-            let mut doc: BulletinDoc =
-                serde_json::from_str(&doc).map_err(|e| BulletinError::Corrupt(e.to_string()))?;
-            if doc.to_all {
-                doc.targets = self.resolved_targets(&doc.id);
-            }
+            let doc = self.stored_doc(&doc)?;
             let cancelled = cancelled.as_deref().map(parse_time).transpose()?;
             Ok((doc, by, cancelled))
         })
@@ -319,6 +315,16 @@ impl Hub {
         let mut stmt = conn.prepare("SELECT id FROM bulletins ORDER BY rowid DESC")?;
         let ids = stmt.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<_, _>>()?;
         Ok(ids)
+    }
+
+    /// A stored bulletin document, with `targets` resolved for a `to_all` one.
+    fn stored_doc(&self, json: &str) -> Result<BulletinDoc, BulletinError> {
+        let mut doc: BulletinDoc =
+            serde_json::from_str(json).map_err(|e| BulletinError::Corrupt(e.to_string()))?;
+        if doc.to_all {
+            doc.targets = self.resolved_targets(&doc.id);
+        }
+        Ok(doc)
     }
 
     /// The station ids bulletin `id` was resolved to when pushed, sorted.
@@ -398,13 +404,9 @@ impl Hub {
         };
         let mut out = Vec::new();
         for (doc, cancelled) in stored {
-            let mut doc: BulletinDoc =
-                serde_json::from_str(&doc).map_err(|e| BulletinError::Corrupt(e.to_string()))?;
+            let doc = self.stored_doc(&doc)?;
             if doc.issued_at < from || doc.issued_at >= until {
                 continue;
-            }
-            if doc.to_all {
-                doc.targets = self.resolved_targets(&doc.id);
             }
             let cancelled = cancelled.as_deref().map(parse_time).transpose()?;
             let deliveries = self.deliveries(&doc.id)?;
