@@ -153,11 +153,19 @@ fn the_real_binary_serves_https_and_the_cli_needs_the_ca() {
         cmd.output().unwrap()
     };
     let without = status(None);
+    let wrong = status(Some(&fixture("other-ca.pem")));
     let with = status(Some(&fixture("ca.pem")));
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(without.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&without.stderr).contains("--ca-cert"));
+    // Another CA: the refusal says which flag to fix, not the station's config key.
+    assert_eq!(wrong.status.code(), Some(1));
+    let wrong_err = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        wrong_err.contains("not signed by the trusted CA: set --ca-cert (or LOA_CA_CERT"),
+        "{wrong_err}"
+    );
     assert!(with.status.success(), "{}", String::from_utf8_lossy(&with.stderr));
     assert!(String::from_utf8_lossy(&with.stdout).starts_with("STATION"));
 }

@@ -7,7 +7,8 @@
 //! - every planned item has exactly one ledger record at its station, and central holds
 //!   the very same records (nothing acknowledged lost, nothing extra);
 //! - both hash chains are intact;
-//! - no bulletin aired twice at a station;
+//! - no bulletin aired in full twice at a station, and a play of it cut by a kill airs
+//!   again after the restart;
 //! - nothing aired whose bytes were not the audio the schedule named.
 //!
 //! Short by default (CI); `LOA_CHAOS_SECONDS=600` runs ten minutes of chaos,
@@ -21,11 +22,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
-use loa::ledger::{Filter, Ledger, Record};
+use loa::ledger::{Filter, Ledger, Outcome, Record};
 use loa::protocol::{
     AudioInfo, BulletinPriority, LoadScheduleRequest, PushBulletinRequest, PushBulletinResponse,
     Target,
 };
+use loa::station::daemon::INTERRUPTED;
 use loa::testing::{Faults, FaultyProxy};
 use rand::{Rng, SeedableRng};
 
@@ -408,7 +410,18 @@ async fn stations_and_central_survive_kills_cuts_and_corruption() {
             let complete = planned.keys().all(|(id, when)| {
                 local.iter().any(|r| &r.entry.item_id == id && r.entry.planned == *when)
             });
-            if !complete || theirs.len() != local.len() || local.iter().any(|r| !r.acked) {
+            // A bulletin play cut by a kill airs again after the restart.
+            let cut_last = bulletin.as_deref().is_some_and(|b| {
+                local
+                    .iter()
+                    .rfind(|r| r.entry.item_id == b && r.entry.started.is_some())
+                    .is_some_and(|r| r.entry.reason.as_deref() == Some(INTERRUPTED))
+            });
+            if !complete
+                || cut_last
+                || theirs.len() != local.len()
+                || local.iter().any(|r| !r.acked)
+            {
                 done = false;
             }
             at_central.insert(station.id, theirs);
@@ -461,6 +474,7 @@ async fn stations_and_central_survive_kills_cuts_and_corruption() {
     let mut records = 0;
     let mut losses = 0;
     let mut corrupt_refused = 0;
+    let mut bulletin_cuts = 0;
     let mut problems = Vec::new();
     for station in &stations {
         let local = station.records();
@@ -524,10 +538,36 @@ async fn stations_and_central_survive_kills_cuts_and_corruption() {
                     problems.push(format!("{id}: bulletin aired audio {:?}", r.entry.audio_sha256));
                 }
             }
-            let aired =
-                local.iter().filter(|r| &r.entry.item_id == b && r.entry.started.is_some()).count();
-            if aired > 1 {
-                problems.push(format!("{id}: bulletin {b} aired {aired} times"));
+            // A play cut by a kill is recorded failed ("interrupted: station stopped")
+            // and airs again from the start after the restart; what must not happen is
+            // the bulletin airing in full twice, or a play starting that is neither
+            // complete nor accounted for as cut.
+            let plays: Vec<&Record> = local
+                .iter()
+                .filter(|r| &r.entry.item_id == b && r.entry.started.is_some())
+                .collect();
+            let complete = plays
+                .iter()
+                .filter(|r| matches!(r.entry.outcome, Outcome::Played | Outcome::Late))
+                .count();
+            let cut =
+                plays.iter().filter(|r| r.entry.reason.as_deref() == Some(INTERRUPTED)).count();
+            bulletin_cuts += cut;
+            if complete > 1 || plays.len() > complete + cut {
+                let outcomes: Vec<String> = plays
+                    .iter()
+                    .map(|r| format!("{:?} {:?}", r.entry.outcome, r.entry.reason))
+                    .collect();
+                problems.push(format!(
+                    "{id}: bulletin {b} aired in full {complete} times ({})",
+                    outcomes.join("; ")
+                ));
+            }
+            if let Some(last) = plays.last()
+                && last.entry.reason.as_deref() == Some(INTERRUPTED)
+            {
+                problems
+                    .push(format!("{id}: bulletin {b} was cut by a kill and never aired again"));
             }
         }
         // Nothing aired but the named bytes.
@@ -554,7 +594,11 @@ async fn stations_and_central_survive_kills_cuts_and_corruption() {
          cuts: {cuts}, corruptions: {corruptions} (refused at play: {corrupt_refused}), bulletin: {}, records: {records}, losses: {losses}",
         stations.len(),
         planned.len(),
-        if bulletin.is_some() { "pushed" } else { "none" },
+        if bulletin.is_some() {
+            format!("pushed ({bulletin_cuts} plays cut by kills)")
+        } else {
+            "none".into()
+        },
     );
     assert!(
         problems.is_empty(),

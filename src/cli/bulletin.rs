@@ -121,11 +121,8 @@ async fn send<T: serde::de::DeserializeOwned>(
     what: &str,
     request: reqwest::RequestBuilder,
 ) -> anyhow::Result<T> {
-    let response = request
-        .bearer_auth(&remote.token)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach central at {}", remote.base))?;
+    let response =
+        request.bearer_auth(&remote.token).send().await.map_err(|e| remote.send_error(e))?;
     if !response.status().is_success() {
         return Err(remote.fail(what, response).await);
     }

@@ -140,8 +140,9 @@ impl Remote {
         response.json().await.with_context(|| format!("central's {what} answer is not valid JSON"))
     }
 
-    fn send_error(&self, e: reqwest::Error) -> anyhow::Error {
-        anyhow!("cannot reach central at {}: {e}", self.base)
+    pub fn send_error(&self, e: reqwest::Error) -> anyhow::Error {
+        let described = crate::sync::describe_http_for(&e, crate::sync::TlsSettings::CLI);
+        anyhow!("cannot reach central at {}: {described}", self.base)
     }
 
     /// Central's record of `sha256`, or `None` when its library does not hold it.

@@ -100,7 +100,7 @@ fn run_load(args: LoadArgs) -> anyhow::Result<()> {
             .json(&request)
             .send()
             .await
-            .with_context(|| format!("cannot reach central at {}", remote.base))?;
+            .map_err(|e| remote.send_error(e))?;
         if !response.status().is_success() {
             return Err(remote.fail(&format!("loading {shown}"), response).await);
         }

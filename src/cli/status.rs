@@ -48,7 +48,7 @@ pub async fn fetch(remote: &remote::Remote) -> anyhow::Result<FleetStatus> {
         .bearer_auth(&remote.token)
         .send()
         .await
-        .with_context(|| format!("cannot reach central at {}", remote.base))?;
+        .map_err(|e| remote.send_error(e))?;
     if !response.status().is_success() {
         return Err(remote.fail("status", response).await);
     }

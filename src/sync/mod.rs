@@ -119,10 +119,40 @@ pub fn certificate_refused(error: &reqwest::Error) -> bool {
     matches!(tls_error(error), Some(tokio_rustls::rustls::Error::InvalidCertificate(_)))
 }
 
+/// Where the one who sees a TLS refusal sets what it trusts and which address it
+/// calls: the station's config keys, or the command line's flags. A hint must name a
+/// setting that person can actually change.
+#[derive(Debug, Clone, Copy)]
+pub struct TlsSettings {
+    /// The CA setting (`ca_cert`, `--ca-cert`).
+    pub ca: &'static str,
+    /// The central address setting (`central_url`, `--central`).
+    pub url: &'static str,
+    /// Whose clock may be wrong when a certificate looks expired.
+    pub whose_clock: &'static str,
+}
+
+impl TlsSettings {
+    /// A station's `station.toml`.
+    pub const STATION: TlsSettings =
+        TlsSettings { ca: "ca_cert", url: "central_url", whose_clock: "this station's" };
+    /// The `loa` command line.
+    pub const CLI: TlsSettings = TlsSettings {
+        ca: "--ca-cert (or LOA_CA_CERT, or ca_cert in the client config)",
+        url: "--central",
+        whose_clock: "this computer's",
+    };
+}
+
 /// A reqwest error with its causes (reqwest's own message stops at "error sending
 /// request"), and, when central's TLS certificate was refused, what to check: a wrong
-/// `ca_cert` must not read like a flaky link.
+/// `ca_cert` must not read like a flaky link. Worded for a station's settings.
 pub fn describe_http(error: &reqwest::Error) -> String {
+    describe_http_for(error, TlsSettings::STATION)
+}
+
+/// [`describe_http`] with the hint naming `settings`.
+pub fn describe_http_for(error: &reqwest::Error, settings: TlsSettings) -> String {
     use tokio_rustls::rustls::{self, CertificateError};
     let mut text = error.to_string();
     let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
@@ -135,17 +165,20 @@ pub fn describe_http(error: &reqwest::Error) -> String {
         cause = err.source();
     }
     let Some(rustls::Error::InvalidCertificate(refusal)) = tls_error(error) else { return text };
+    let TlsSettings { ca, url, whose_clock } = settings;
     let hint = match refusal {
-        CertificateError::UnknownIssuer | CertificateError::BadSignature => {
-            "central's certificate is not signed by the trusted CA: set ca_cert to the PEM of the CA that signed central's tls_cert"
-        }
+        CertificateError::UnknownIssuer | CertificateError::BadSignature => format!(
+            "central's certificate is not signed by the trusted CA: set {ca} to the PEM of the CA that signed central's tls_cert"
+        ),
         CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
-            "central's certificate does not name the host in central_url: use the name or address its certificate was made for"
+            format!(
+                "central's certificate does not name the host in {url}: use the name or address its certificate was made for"
+            )
         }
-        CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-            "central's certificate has expired (or this station's clock is wrong): renew it at central"
-        }
-        _ => "central's certificate was refused: check ca_cert and central's tls_cert",
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => format!(
+            "central's certificate has expired (or {whose_clock} clock is wrong): renew it at central"
+        ),
+        _ => format!("central's certificate was refused: check {ca} and central's tls_cert"),
     };
     format!("{text} ({hint})")
 }
