@@ -291,22 +291,35 @@ impl Seen {
     }
 
     /// Marks `id` seen and, if it was accepted and still to air, cancelled (one fsync).
+    /// Returns the progress of the accepted bulletin it closed, if any.
     fn cancel(
         &self,
         id: &str,
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
-    ) -> Result<(), BulletinError> {
+    ) -> Result<Option<Progress>, BulletinError> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(self.err())?;
         mark_seen(&tx, id, expires_at, now).map_err(self.err())?;
+        let open = tx
+            .query_row(
+                &format!(
+                    "SELECT {PROGRESS_COLUMNS} FROM accepted WHERE id = ?1 AND state = 'accepted'"
+                ),
+                params![id],
+                read_progress,
+            )
+            .optional()
+            .map_err(self.err())?
+            .transpose()?;
         tx.execute(
             "UPDATE accepted SET state = 'cancelled', reason = ?2, updated_at = ?3
              WHERE id = ?1 AND state = 'accepted'",
             params![id, super::core::CANCELLED, time_text(now)],
         )
         .map_err(self.err())?;
-        tx.commit().map_err(self.err())
+        tx.commit().map_err(self.err())?;
+        Ok(open)
     }
 
     /// Counts one play of `id` that ended at `ended_at`; returns the stage it leaves the
@@ -486,6 +499,12 @@ pub struct Receiver {
     output: Output,
     reporter: Reporter,
     tracked: Arc<Mutex<HashMap<String, Tracked>>>,
+    /// Ids of the bulletins handed to the daemon by this process. Its lock also orders a
+    /// hand-off against a cancel: a bulletin whose audio arrives in a retry task is
+    /// either handed over before the cancel (which then stops it in the daemon) or not
+    /// at all, and one cancelled before it was handed over gets its ledger record here,
+    /// since the daemon never heard of it.
+    handed: Arc<Mutex<HashSet<String>>>,
     /// The daemon's emergency play records and its ledger (see [`Receiver::follow`]).
     station: Option<(tokio::sync::mpsc::UnboundedReceiver<crate::ledger::Entry>, PathBuf)>,
 }
@@ -606,6 +625,7 @@ impl Receiver {
             output,
             reporter,
             tracked: Arc::new(Mutex::new(HashMap::new())),
+            handed: Arc::new(Mutex::new(HashSet::new())),
             station: None,
         })
     }
@@ -635,6 +655,7 @@ impl Receiver {
             output: self.output.clone(),
             reporter: self.reporter.clone(),
             tracked: self.tracked.clone(),
+            handed: self.handed.clone(),
             station: None,
         }
     }
@@ -852,18 +873,34 @@ impl Receiver {
         let now = self.clock.now();
         let Some(order) = self.verify_cancel(envelope) else { return };
         tracing::info!(id = %order.id, "bulletin cancelled by the province");
+        // Held to the end: a retry task does not hand the bulletin over in between.
+        let handed = self.handed.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         // A bulletin not yet received is now "seen": it will never play; one accepted
         // is no longer resumed. Written before the event's id becomes the cursor
         // (`handle`): a stop in between gets the cancel again, which changes nothing.
-        if let Err(e) = self.seen.cancel(&order.id, order.expires_at, now) {
-            tracing::error!("{e}");
-        }
+        let closed = match self.seen.cancel(&order.id, order.expires_at, now) {
+            Ok(closed) => closed,
+            Err(e) => {
+                tracing::error!("{e}");
+                None
+            }
+        };
         if let Ok(mut tracked) = self.tracked.lock() {
             tracked.remove(&order.id);
         }
-        if let Output::Daemon { handle, .. } = &self.output
-            && !handle.send(StationCommand::CancelBulletin { id: order.id.clone() })
-        {
+        let Output::Daemon { handle, .. } = &self.output else { return };
+        let sent = if handed.contains(&order.id) {
+            // The daemon stops it where it plays or is queued, and records that.
+            handle.send(StationCommand::CancelBulletin { id: order.id.clone() })
+        } else if let Some(p) = closed {
+            // Accepted but its audio had not arrived: the daemon never heard of it, so
+            // its ledger record (what the station did with it) is written from here.
+            tracing::info!(id = %order.id, "bulletin cancelled before its audio arrived: not aired");
+            handle.send(StationCommand::Record(Box::new(unaired(&p, super::core::CANCELLED, now))))
+        } else {
+            true
+        };
+        if !sent {
             tracing::error!("{}", BulletinError::DaemonGone);
         }
     }
@@ -929,9 +966,6 @@ impl Receiver {
                 let courier = self.detached();
                 tokio::spawn(async move {
                     match courier.fetch(&doc, delivered_at, true).await {
-                        Ok(_) if courier.withdrawn(&doc.id) => {
-                            tracing::info!(id = %doc.id, "bulletin audio arrived after its cancel: not aired");
-                        }
                         Ok(ready) => courier.hand_off(&doc, ready, delivered_at, verified_at),
                         Err(e) => courier.fetch_failed(&doc, accept, e),
                     }
@@ -949,7 +983,14 @@ impl Receiver {
             return;
         }
         tracing::error!(id = %doc.id, "bulletin audio: {e}");
+        // Under `handed`'s lock, and only while still accepted: a cancel that came first
+        // has already written the ledger record.
+        let _handed = self.handed.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let progress = if accept { self.seen.get(&doc.id).ok().flatten() } else { None };
+        if progress.as_ref().is_some_and(|p| p.stage != Stage::Accepted) {
+            tracing::info!(id = %doc.id, "bulletin cancelled while its audio was retried: not aired");
+            return;
+        }
         match (&self.output, progress) {
             // Accepted, never aired: closed with a ledger record saying why.
             (Output::Daemon { handle, .. }, Some(mut p)) => {
@@ -969,6 +1010,12 @@ impl Receiver {
         delivered_at: DateTime<Utc>,
         verified_at: DateTime<Utc>,
     ) {
+        // Held until the daemon has it: see `handed`.
+        let mut handed = self.handed.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if self.withdrawn(&doc.id) {
+            tracing::info!(id = %doc.id, "bulletin audio arrived after its cancel: not aired");
+            return;
+        }
         if doc.priority == BulletinPriority::Test {
             tracing::info!(id = %doc.id, "test bulletin verified end to end: not aired");
             self.report(&doc.id, DeliveryState::TestOk, None, None);
@@ -979,6 +1026,7 @@ impl Receiver {
             }
             Output::Daemon { .. } if doc.priority == BulletinPriority::Test => {}
             Output::Daemon { handle, tone } => {
+                handed.insert(doc.id.clone());
                 if let Ok(mut tracked) = self.tracked.lock() {
                     tracked.insert(
                         doc.id.clone(),
@@ -1092,7 +1140,6 @@ impl Receiver {
                     let (courier, handle, tone) = (self.detached(), handle.clone(), tone.clone());
                     tokio::spawn(async move {
                         match courier.recheck(&p.doc, p.accepted_at, true).await {
-                            Ok(_) if courier.withdrawn(&p.doc.id) => {}
                             Ok(ready) => {
                                 courier.resume_hand_off(&p, &handle, &tone, ready);
                             }
@@ -1126,7 +1173,14 @@ impl Receiver {
         tone: &Path,
         ready: Ready,
     ) -> bool {
+        // Held until the daemon has it: see `handed`.
+        let mut handed = self.handed.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let id = p.doc.id.clone();
+        if self.withdrawn(&id) {
+            tracing::info!(id = %id, "resumed bulletin's audio arrived after its cancel: not aired");
+            return true;
+        }
+        handed.insert(id.clone());
         let remaining = p.plays - p.ended;
         tracing::info!(id = %id, remaining, aired = p.aired, "resuming a bulletin the stop left unaired");
         if let Ok(mut tracked) = self.tracked.lock() {
