@@ -330,7 +330,7 @@ async fn put_audio(
     // The library row is written only once the renamed file is durable (directory
     // fsynced): a power cut can leave an unlisted file, never a listed missing one.
     tokio::fs::File::open(state.audio_dir()).await?.sync_all().await?;
-    state.store.put_audio(&info)?;
+    state.store.put_audio(&info, measured.true_peak_dbtp)?;
     let stored = state.store.audio(&sha256)?.unwrap_or(info);
     tracing::info!(sha256, size, lufs = stored.loudness_lufs, "audio stored");
     Ok(axum::Json(stored).into_response())

@@ -590,7 +590,7 @@ async fn speech_audio(
     tokio::fs::File::open(&temp).await?.sync_all().await?;
     tokio::fs::rename(&temp, state.audio_dir().join(&sha256)).await?;
     tokio::fs::File::open(state.audio_dir()).await?.sync_all().await?;
-    state.store.put_audio(&info)?;
+    state.store.put_audio(&info, measured.true_peak_dbtp)?;
     Ok(state.store.audio(&sha256)?.unwrap_or(info))
 }
 

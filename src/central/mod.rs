@@ -10,6 +10,7 @@ mod api;
 pub mod bulletins;
 pub mod config;
 mod delivery_log;
+pub mod gains;
 pub mod hot_audio;
 pub mod ingest;
 pub mod manifest;

@@ -185,6 +185,16 @@ fn serve(config: CentralConfig) -> anyhow::Result<()> {
         let clock: SharedClock = Arc::new(SystemClock);
         let listen = config.listen;
         let state = central::open(config, clock)?;
+        // Off the async workers and not awaited: a large library decoding again after
+        // an upgrade must not hold up the stations (see `central::gains`).
+        let checked = state.clone();
+        tokio::task::spawn_blocking(move || {
+            central::gains::refresh_logged(
+                checked.store.as_ref(),
+                &checked.audio_dir(),
+                checked.config.loudness_target_lufs,
+            )
+        });
         let listener = central::bind(listen).await?;
         let addr = listener.local_addr()?;
         let tls = match (&state.config.tls_cert, &state.config.tls_key) {

@@ -104,6 +104,17 @@ pub struct StoredManifest {
     pub envelope: SignedEnvelope,
 }
 
+/// A library file's loudness measurement and the gain stored for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AudioLevels {
+    pub sha256: String,
+    pub loudness_lufs: f64,
+    /// `None` for a file stored before central kept true peaks: it must be measured
+    /// again before its gain can be trusted not to clip.
+    pub true_peak_dbtp: Option<f64>,
+    pub gain_db: f32,
+}
+
 /// The latest heartbeat from a station, as received.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredHeartbeat {
@@ -129,9 +140,15 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes every operator token with this label; returns how many there were.
     fn revoke_operators(&self, label: &str) -> Result<usize, StoreError>;
 
-    /// Records an audio file's metadata; re-adding the same sha256 keeps the first title.
-    fn put_audio(&self, info: &AudioInfo) -> Result<(), StoreError>;
+    /// Records an audio file's metadata and its measured true peak (dBTP). Re-adding
+    /// the same sha256 keeps the first title and takes the new measurement and gain.
+    fn put_audio(&self, info: &AudioInfo, true_peak_dbtp: f64) -> Result<(), StoreError>;
     fn audio(&self, sha256: &str) -> Result<Option<AudioInfo>, StoreError>;
+    /// Every library file's measurement and stored gain, to check the gains against the
+    /// current rule and target ([`crate::central::gains`]).
+    fn audio_levels(&self) -> Result<Vec<AudioLevels>, StoreError>;
+    /// Replaces one file's measurement and gain; false if the library does not hold it.
+    fn set_audio_levels(&self, levels: &AudioLevels) -> Result<bool, StoreError>;
 
     /// Stores a schedule and assigns it to `stations`, replacing any schedule of the same
     /// layer and origin (file name) those stations had — so a district's local file can

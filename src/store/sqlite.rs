@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    PlaylogFilter, Role, Station, Store, StoreError, StoredHeartbeat, StoredManifest,
+    AudioLevels, PlaylogFilter, Role, Station, Store, StoreError, StoredHeartbeat, StoredManifest,
     StoredSchedule, playlog,
 };
 use crate::ledger::Record;
@@ -37,7 +37,8 @@ CREATE TABLE IF NOT EXISTS audio (
     duration_ms INTEGER NOT NULL,
     loudness_lufs REAL NOT NULL,
     gain_db REAL NOT NULL,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    true_peak_dbtp REAL
 );
 CREATE TABLE IF NOT EXISTS schedules (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -87,6 +88,7 @@ impl SqliteStore {
             .and_then(|()| conn.pragma_update(None, "foreign_keys", "ON"))
             .and_then(|()| conn.busy_timeout(std::time::Duration::from_secs(5)))
             .and_then(|()| conn.execute_batch(SCHEMA))
+            .and_then(|()| add_missing_columns(&conn))
             .and_then(|()| conn.execute_batch(super::playlog::SCHEMA))
             .map_err(|source| StoreError::Open { path: shown, source })?;
         Ok(Self { conn: Mutex::new(conn) })
@@ -98,6 +100,27 @@ impl SqliteStore {
         self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
+
+/// Columns added after a table first shipped: a data directory made by an older
+/// version gets them (empty) on open, so upgrading needs no manual step.
+fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
+    const ADDED: &[(&str, &str, &str)] = &[("audio", "true_peak_dbtp", "REAL")];
+    for (table, column, kind) in ADDED {
+        let exists: bool = conn.query_row(
+            &format!("SELECT COUNT(*) > 0 FROM pragma_table_info('{table}') WHERE name = ?1"),
+            [column],
+            |r| r.get(0),
+        )?;
+        if !exists {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// The quietest true peak stored: digital silence measures `-inf`, which a REAL column
+/// does not round-trip everywhere.
+const SILENT_PEAK_DBTP: f64 = -200.0;
 
 fn time(text: &str) -> Result<DateTime<Utc>, StoreError> {
     DateTime::parse_from_rfc3339(text)
@@ -198,11 +221,13 @@ impl Store for SqliteStore {
         text.map(|t| t.parse::<Role>().map_err(StoreError::Corrupt)).transpose()
     }
 
-    fn put_audio(&self, info: &AudioInfo) -> Result<(), StoreError> {
+    fn put_audio(&self, info: &AudioInfo, true_peak_dbtp: f64) -> Result<(), StoreError> {
         self.conn().execute(
-            "INSERT OR IGNORE INTO audio
-             (sha256, title, size, duration_ms, loudness_lufs, gain_db, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO audio
+             (sha256, title, size, duration_ms, loudness_lufs, gain_db, created_at, true_peak_dbtp)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (sha256) DO UPDATE SET loudness_lufs = excluded.loudness_lufs,
+                 gain_db = excluded.gain_db, true_peak_dbtp = excluded.true_peak_dbtp",
             params![
                 info.sha256,
                 info.title,
@@ -210,10 +235,40 @@ impl Store for SqliteStore {
                 info.duration_ms as i64,
                 info.loudness_lufs,
                 f64::from(info.gain_db),
-                Utc::now().to_rfc3339()
+                Utc::now().to_rfc3339(),
+                true_peak_dbtp.max(SILENT_PEAK_DBTP)
             ],
         )?;
         Ok(())
+    }
+
+    fn audio_levels(&self) -> Result<Vec<AudioLevels>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT sha256, loudness_lufs, true_peak_dbtp, gain_db FROM audio ORDER BY created_at, sha256",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(AudioLevels {
+                sha256: r.get(0)?,
+                loudness_lufs: r.get(1)?,
+                true_peak_dbtp: r.get(2)?,
+                gain_db: r.get::<_, f64>(3)? as f32,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn set_audio_levels(&self, levels: &AudioLevels) -> Result<bool, StoreError> {
+        let changed = self.conn().execute(
+            "UPDATE audio SET loudness_lufs = ?2, true_peak_dbtp = ?3, gain_db = ?4 WHERE sha256 = ?1",
+            params![
+                levels.sha256,
+                levels.loudness_lufs,
+                levels.true_peak_dbtp.map(|p| p.max(SILENT_PEAK_DBTP)),
+                f64::from(levels.gain_db)
+            ],
+        )?;
+        Ok(changed == 1)
     }
 
     fn audio(&self, sha256: &str) -> Result<Option<AudioInfo>, StoreError> {
@@ -478,6 +533,41 @@ mod tests {
         let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
         let sync: i64 = conn.pragma_query_value(None, "synchronous", |r| r.get(0)).unwrap();
         assert_eq!((mode.as_str(), sync), ("wal", 2));
+    }
+
+    /// A data directory made before central kept true peaks opens as it is: the column
+    /// is added, empty, and the file's row reads back with no true peak (so the start
+    /// measures it again, see `central::gains`).
+    #[test]
+    fn an_older_library_table_gains_the_true_peak_column_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("central.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE audio (sha256 TEXT PRIMARY KEY, title TEXT NOT NULL,
+                     size INTEGER NOT NULL, duration_ms INTEGER NOT NULL,
+                     loudness_lufs REAL NOT NULL, gain_db REAL NOT NULL,
+                     created_at TEXT NOT NULL);
+                 INSERT INTO audio VALUES ('abc', 'Bản tin', 10, 1000, -20.0, 4.0, '2026-01-01T00:00:00Z');",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let levels = store.audio_levels().unwrap();
+        assert_eq!(
+            levels,
+            [AudioLevels {
+                sha256: "abc".into(),
+                loudness_lufs: -20.0,
+                true_peak_dbtp: None,
+                gain_db: 4.0
+            }]
+        );
+        assert_eq!(store.audio("abc").unwrap().unwrap().title, "Bản tin");
+        // Opening again changes nothing.
+        drop(store);
+        assert_eq!(SqliteStore::open(&path).unwrap().audio_levels().unwrap(), levels);
     }
 
     #[test]
