@@ -983,14 +983,7 @@ impl Receiver {
             return;
         }
         tracing::error!(id = %doc.id, "bulletin audio: {e}");
-        // Under `handed`'s lock, and only while still accepted: a cancel that came first
-        // has already written the ledger record.
-        let _handed = self.handed.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let progress = if accept { self.seen.get(&doc.id).ok().flatten() } else { None };
-        if progress.as_ref().is_some_and(|p| p.stage != Stage::Accepted) {
-            tracing::info!(id = %doc.id, "bulletin cancelled while its audio was retried: not aired");
-            return;
-        }
         match (&self.output, progress) {
             // Accepted, never aired: closed with a ledger record saying why.
             (Output::Daemon { handle, .. }, Some(mut p)) => {
@@ -1265,7 +1258,14 @@ impl Receiver {
         reason: String,
         now: DateTime<Utc>,
     ) {
-        tracing::warn!(id = %p.doc.id, "bulletin not resumed: {reason}");
+        // Under `handed`'s lock, and only while still accepted: a cancel that came first
+        // has already written its ledger record, and a bulletin gets one, not two.
+        let _handed = self.handed.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if self.withdrawn(&p.doc.id) {
+            tracing::info!(id = %p.doc.id, "bulletin cancelled before it could air: not aired");
+            return;
+        }
+        tracing::warn!(id = %p.doc.id, "bulletin not aired: {reason}");
         let entry = unaired(p, &reason, now);
         if !handle.send(StationCommand::Record(Box::new(entry))) {
             tracing::error!("{}", BulletinError::DaemonGone);
