@@ -414,7 +414,8 @@ async fn stations_and_central_survive_kills_cuts_and_corruption() {
             let cut_last = bulletin.as_deref().is_some_and(|b| {
                 local
                     .iter()
-                    .rfind(|r| r.entry.item_id == b && r.entry.started.is_some())
+                    .filter(|r| r.entry.item_id == b)
+                    .max_by_key(|r| r.seq)
                     .is_some_and(|r| r.entry.reason.as_deref() == Some(INTERRUPTED))
             });
             if !complete
@@ -563,7 +564,9 @@ async fn stations_and_central_survive_kills_cuts_and_corruption() {
                     outcomes.join("; ")
                 ));
             }
-            if let Some(last) = plays.last()
+            // Its last record, whatever it says (a long run may see it expire after
+            // the cut: then a `missed` record closes it).
+            if let Some(last) = local.iter().filter(|r| &r.entry.item_id == b).max_by_key(|r| r.seq)
                 && last.entry.reason.as_deref() == Some(INTERRUPTED)
             {
                 problems
