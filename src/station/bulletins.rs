@@ -1310,9 +1310,9 @@ impl Receiver {
     /// Downloads the bulletin's audio into the sync cache: one try, or with `retry`
     /// again with the receiver's backoff until the bulletin expires or is cancelled. A
     /// bulletin is small: it is fetched whole into memory, its sha256 checked as it
-    /// arrives, then written to the cache's temporary file and committed (fsync, rename,
-    /// fsync of the directory) on the blocking pool, so a whole fleet's worth of disk
-    /// waits never stalls the streams. It never queues behind the sync's programme
+    /// arrives, then written to the cache's temporary file and committed (fsync, rename)
+    /// on the blocking pool, so a whole fleet's worth of disk waits never stalls the
+    /// streams; the directory's fsync follows off the warning's path. It never queues behind the sync's programme
     /// downloads.
     async fn fetch(
         &self,
@@ -1411,10 +1411,22 @@ impl Receiver {
                         source,
                     })
                 })?;
-                cache.commit(&sha).map_err(SyncError::from)?;
+                cache.commit_whole(&sha).map_err(SyncError::from)?;
                 Ok(checked)
             })
             .await;
+        // The name's fsync, after the hand-off rather than before it: on a station's SD
+        // card one fsync is tens of milliseconds of a warning's latency. A power cut
+        // before it can only lose the file's name (never tear the file): a resumed
+        // bulletin then fetches its audio again.
+        if matches!(committed, Ok(Ok(_))) {
+            let cache = self.syncer.cache().clone();
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = cache.sync_audio_dir() {
+                    tracing::warn!("bulletin audio may need fetching again after a power cut: {e}");
+                }
+            });
+        }
         match committed {
             Ok(result) => result,
             Err(e) => Err(BulletinError::Malformed(format!("audio check stopped: {e}"))),

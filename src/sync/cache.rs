@@ -88,14 +88,29 @@ impl Cache {
     /// Moves a verified partial file into the cache durably: fsync the file, rename,
     /// fsync the directory, so a power cut leaves either no file or the whole one.
     pub(crate) fn commit(&self, sha256: &str) -> Result<PathBuf, CacheError> {
+        let target = self.commit_whole(sha256)?;
+        self.sync_audio_dir()?;
+        Ok(target)
+    }
+
+    /// The first half of [`Cache::commit`]: fsync the file, rename. From here a power
+    /// cut leaves either no file or the whole one (its bytes are on disk before its name
+    /// is), but the name itself may still be lost until [`Cache::sync_audio_dir`]. For a
+    /// file that is fetched again when it is found missing (bulletin audio), the
+    /// directory's fsync can wait until after the file is in use.
+    pub(crate) fn commit_whole(&self, sha256: &str) -> Result<PathBuf, CacheError> {
         let partial = self.partial_path(sha256);
         let file = std::fs::OpenOptions::new().write(true).open(&partial).map_err(io(&partial))?;
         file.sync_all().map_err(io(&partial))?;
         drop(file);
         let target = self.audio_path(sha256);
         std::fs::rename(&partial, &target).map_err(io(&target))?;
-        sync_dir(&self.root.join("audio"))?;
         Ok(target)
+    }
+
+    /// Makes the names of files committed with [`Cache::commit_whole`] durable.
+    pub(crate) fn sync_audio_dir(&self) -> Result<(), CacheError> {
+        sync_dir(&self.root.join("audio"))
     }
 
     /// Deletes cached audio that `needed` no longer lists once it has been unneeded for
