@@ -1312,8 +1312,8 @@ impl Receiver {
     /// bulletin is small: it is fetched whole into memory, its sha256 checked as it
     /// arrives, then written to the cache's temporary file and committed (fsync, rename)
     /// on the blocking pool, so a whole fleet's worth of disk waits never stalls the
-    /// streams; the directory's fsync follows off the warning's path. It never queues behind the sync's programme
-    /// downloads.
+    /// streams; the directory's fsync follows off the warning's path. It never queues
+    /// behind the sync's programme downloads.
     async fn fetch(
         &self,
         doc: &BulletinDoc,
