@@ -170,22 +170,7 @@ mod tests {
         let store = SqliteStore::open(&dir.path().join("central.sqlite")).unwrap();
         // A quiet tone with a loud burst: loudness alone asked for a big lift.
         let written = dir.path().join("peaky.wav");
-        let spec = hound::WavSpec {
-            channels: 1,
-            sample_rate: 16_000,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
-        };
-        let mut w = hound::WavWriter::create(&written, spec).unwrap();
-        for i in 0..32_000u32 {
-            let t = f64::from(i) / 16_000.0;
-            let mut v = 0.0316 * (t * 300.0 * std::f64::consts::TAU).sin();
-            if (16_000..16_040).contains(&i) {
-                v += 0.9 * (t * 3_990.0 * std::f64::consts::TAU).sin();
-            }
-            w.write_sample((v * 32_767.0).round() as i16).unwrap();
-        }
-        w.finalize().unwrap();
+        ingest::tests::write_quiet_tone(&written, true);
         let wav = std::fs::read(&written).unwrap();
         let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&wav));
         std::fs::rename(&written, dir.path().join(&sha256)).unwrap();

@@ -71,7 +71,7 @@ pub fn gain_towards(target_lufs: f64, measured: &Measured) -> f32 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -123,11 +123,10 @@ mod tests {
         }
     }
 
-    /// A file that is quiet on average but has one full-scale click, measured for real.
-    #[test]
-    fn a_loud_peaky_file_gets_a_gain_that_keeps_its_peak_under_the_ceiling() {
-        let dir = tempfile::tempdir().unwrap();
-        let (peaky, quiet) = (dir.path().join("peaky.wav"), dir.path().join("quiet.wav"));
+    /// Writes 3 s of a -30 dBFS speech-band tone (16 kHz mono WAV); with `burst`, one
+    /// second in, a 0.9 FS transient near a quarter of the rate, sampled off its crests
+    /// (inter-sample peaks): quiet on average, so loudness alone would lift it to clip.
+    pub(crate) fn write_quiet_tone(path: &Path, burst: bool) {
         let rate = 16_000u32;
         let spec = hound::WavSpec {
             channels: 1,
@@ -135,20 +134,25 @@ mod tests {
             bits_per_sample: 16,
             sample_format: hound::SampleFormat::Int,
         };
-        for (path, click) in [(&peaky, true), (&quiet, false)] {
-            let mut w = hound::WavWriter::create(path, spec).unwrap();
-            for i in 0..(3 * rate) {
-                let t = f64::from(i) / f64::from(rate);
-                // -30 dBFS speech-band tone; the peaky file adds a 0.95 FS transient burst
-                // near a quarter of the rate, sampled off its crests (inter-sample peaks).
-                let mut v = 0.0316 * (t * 300.0 * std::f64::consts::TAU).sin();
-                if click && (rate..rate + 40).contains(&i) {
-                    v += 0.9 * (t * 3_990.0 * std::f64::consts::TAU + 0.78).sin();
-                }
-                w.write_sample((v * 32_767.0).round() as i16).unwrap();
+        let mut w = hound::WavWriter::create(path, spec).unwrap();
+        for i in 0..(3 * rate) {
+            let t = f64::from(i) / f64::from(rate);
+            let mut v = 0.0316 * (t * 300.0 * std::f64::consts::TAU).sin();
+            if burst && (rate..rate + 40).contains(&i) {
+                v += 0.9 * (t * 3_990.0 * std::f64::consts::TAU + 0.78).sin();
             }
-            w.finalize().unwrap();
+            w.write_sample((v * 32_767.0).round() as i16).unwrap();
         }
+        w.finalize().unwrap();
+    }
+
+    /// A file that is quiet on average but has one full-scale click, measured for real.
+    #[test]
+    fn a_loud_peaky_file_gets_a_gain_that_keeps_its_peak_under_the_ceiling() {
+        let dir = tempfile::tempdir().unwrap();
+        let (peaky, quiet) = (dir.path().join("peaky.wav"), dir.path().join("quiet.wav"));
+        write_quiet_tone(&peaky, true);
+        write_quiet_tone(&quiet, false);
         let m = measure(&peaky).unwrap();
         let gain = f64::from(gain_towards(-16.0, &m));
         assert!(m.loudness_lufs < -25.0, "quiet on average: {m:?}");
