@@ -9,6 +9,7 @@
 //! - [`ledger`]: the station's durable, hash-chained record of every planned item (SQLite).
 //! - [`station`]: the station daemon — config, scheduler, player control, recovery.
 //! - [`demo`]: the sample schedules shifted to play within seconds, for `loa demo`.
+//! - [`text`]: strings from elsewhere made safe to show (no control characters).
 //! - [`cli`]: one module per subcommand; the binary in `main.rs` only dispatches.
 //!
 //! See ARCHITECTURE.md for the invariants each module keeps.
@@ -27,3 +28,4 @@ pub mod store;
 pub mod sync;
 #[doc(hidden)]
 pub mod testing;
+pub mod text;

@@ -472,6 +472,12 @@ pub struct BulletinDoc {
     pub tone: bool,
     pub issued_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// The number of the event that carries this document on the stations' stream,
+    /// under the signature: a station moves its resume point only to a number the
+    /// province signed, so nobody on the path can make it skip events. Absent from
+    /// documents signed by an older central.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_seq: Option<u64>,
 }
 
 /// The province's signed order to stop a bulletin ([`DocumentKind::BulletinCancel`]).
@@ -488,6 +494,9 @@ pub struct BulletinCancelDoc {
     pub issued_at: DateTime<Utc>,
     /// The cancelled bulletin's expiry: after it the order has nothing left to stop.
     pub expires_at: DateTime<Utc>,
+    /// As [`BulletinDoc::event_seq`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_seq: Option<u64>,
 }
 
 impl BulletinDoc {
@@ -495,12 +504,145 @@ impl BulletinDoc {
     pub fn is_for(&self, station: &str) -> bool {
         self.to_all || self.targets.iter().any(|t| t == station)
     }
+
+    /// Checks every field against the bounds a bulletin keeps (see [`bounds`]). Central
+    /// refuses a push outside them; a station refuses a signed document outside them:
+    /// a signature proves who wrote a document, not that its numbers are sane, and one
+    /// out-of-range interval must not crash the process that drives the loudspeakers.
+    pub fn check_bounds(&self) -> Result<(), String> {
+        use bounds::*;
+        check_id(&self.id)?;
+        check_text("title", &self.title, MAX_TITLE_CHARS)?;
+        check_targets(&self.targets)?;
+        if !is_sha256(&self.audio_sha256) {
+            return Err(format!(
+                "audio_sha256 {:?} is not 64 lowercase hex digits",
+                clip(&self.audio_sha256)
+            ));
+        }
+        if self.audio_size == 0 || self.audio_size > MAX_BULLETIN_AUDIO_BYTES {
+            return Err(format!(
+                "audio of {} bytes: a bulletin's audio is 1 to {MAX_BULLETIN_AUDIO_BYTES} bytes",
+                self.audio_size
+            ));
+        }
+        if !self.gain_db.is_finite() || !(MIN_GAIN_DB..=MAX_GAIN_DB).contains(&self.gain_db) {
+            return Err(format!(
+                "gain of {} dB is outside {MIN_GAIN_DB} to {MAX_GAIN_DB} dB",
+                self.gain_db
+            ));
+        }
+        if self.repeat > MAX_BULLETIN_REPEAT {
+            return Err(format!("{} repeats: at most {MAX_BULLETIN_REPEAT}", self.repeat));
+        }
+        let validity = check_validity(self.issued_at, self.expires_at)?;
+        if self.interval_secs > validity {
+            return Err(format!(
+                "an interval of {} s between plays is longer than the bulletin is valid ({validity} s)",
+                self.interval_secs
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The bounds every value in a bulletin or a cancel order keeps, stated once for
+/// central (which refuses to sign outside them) and stations (which refuse a signed
+/// document outside them).
+pub mod bounds {
+    use chrono::{DateTime, Utc};
+
+    /// Longest a bulletin may be valid: 7 days.
+    pub const MAX_BULLETIN_VALIDITY_SECS: u64 = 7 * 24 * 3600;
+    /// Most extra plays after the first.
+    pub const MAX_BULLETIN_REPEAT: u32 = 100;
+    /// Longest title, in characters.
+    pub const MAX_TITLE_CHARS: usize = 200;
+    /// Longest bulletin id, in bytes (ids are plain ASCII).
+    pub const MAX_ID_LEN: usize = 100;
+    /// Most target stations listed in one signed document (a province-wide push is
+    /// signed `to_all`, without a list).
+    pub const MAX_TARGETS: usize = 20_000;
+    /// Largest bulletin audio: a station fetches it whole into memory, ahead of
+    /// everything else (64 MiB is over an hour of MP3 speech).
+    pub const MAX_BULLETIN_AUDIO_BYTES: u64 = 64 * 1024 * 1024;
+    /// The gain range a schedule item may ask for; a bulletin's gain stays inside it.
+    pub const MIN_GAIN_DB: f32 = -40.0;
+    pub const MAX_GAIN_DB: f32 = 20.0;
+    /// Largest event number a station accepts (SQLite keeps integers as i64).
+    pub const MAX_EVENT_SEQ: u64 = i64::MAX as u64;
+
+    /// Whether `text` is 64 lowercase hex digits: audio is named by its sha256 and the
+    /// name becomes a file name in every cache.
+    pub fn is_sha256(text: &str) -> bool {
+        text.len() == 64 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    }
+
+    /// A bulletin id: 1 to [`MAX_ID_LEN`] ASCII letters, digits, `-` or `_` (it becomes
+    /// a ledger item id and a log field).
+    pub fn check_id(id: &str) -> Result<(), String> {
+        let plain = id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if id.is_empty() || id.len() > MAX_ID_LEN || !plain {
+            return Err(format!(
+                "bulletin id {:?} is not 1 to {MAX_ID_LEN} letters, digits, '-' or '_'",
+                clip(id)
+            ));
+        }
+        Ok(())
+    }
+
+    /// A human text of at most `max` characters with no control characters.
+    pub fn check_text(what: &str, text: &str, max: usize) -> Result<(), String> {
+        let chars = text.chars().count();
+        if chars > max {
+            return Err(format!("{what} has {chars} characters: at most {max}"));
+        }
+        if text.chars().any(char::is_control) {
+            return Err(format!("{what} {:?} holds control characters", clip(text)));
+        }
+        Ok(())
+    }
+
+    pub fn check_targets(targets: &[String]) -> Result<(), String> {
+        if targets.len() > MAX_TARGETS {
+            return Err(format!("{} target stations: at most {MAX_TARGETS}", targets.len()));
+        }
+        Ok(())
+    }
+
+    /// `expires_at` after `issued_at` by at most [`MAX_BULLETIN_VALIDITY_SECS`]; returns
+    /// the validity in seconds.
+    pub fn check_validity(
+        issued_at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<u64, String> {
+        let secs = (expires_at - issued_at).num_seconds();
+        if secs <= 0 || secs as u64 > MAX_BULLETIN_VALIDITY_SECS {
+            return Err(format!(
+                "valid from {issued_at} to {expires_at}: a bulletin is valid for 1 s to 7 days"
+            ));
+        }
+        Ok(secs as u64)
+    }
+
+    /// The first 40 characters of `text`, for an error message.
+    pub fn clip(text: &str) -> String {
+        text.chars().take(40).collect()
+    }
 }
 
 impl BulletinCancelDoc {
     /// Whether the signed cancel is addressed to `station`.
     pub fn is_for(&self, station: &str) -> bool {
         self.to_all || self.targets.iter().any(|t| t == station)
+    }
+
+    /// As [`BulletinDoc::check_bounds`]: the id, the target list and the expiry.
+    pub fn check_bounds(&self) -> Result<(), String> {
+        bounds::check_id(&self.id)?;
+        bounds::check_targets(&self.targets)?;
+        // A cancel is issued while its bulletin is valid, so it expires within 7 days.
+        bounds::check_validity(self.issued_at, self.expires_at).map(|_| ())
     }
 }
 

@@ -13,7 +13,6 @@ use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use futures_util::StreamExt;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
@@ -50,6 +49,11 @@ pub fn router(state: Arc<AppState>) -> Router {
 fn bearer(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     value.strip_prefix("Bearer ").map(|t| t.trim().to_string())
+}
+
+/// The sha256 of the request's bearer token (what the store keeps).
+pub(super) fn bearer_hash(headers: &HeaderMap) -> Option<String> {
+    bearer(headers).map(|t| hash_token(&t))
 }
 
 pub(super) fn station_auth(state: &AppState, headers: &HeaderMap) -> Result<Station, ApiError> {
@@ -96,6 +100,12 @@ async fn get_manifest(
     let known = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).map(String::from);
     let wait = Duration::from_secs(query.wait.unwrap_or(0)).min(MAX_WAIT);
     let deadline = tokio::time::Instant::now() + wait;
+    // Only a request that may wait holds a place (see `streams`).
+    let mut slot = if wait.is_zero() {
+        None
+    } else {
+        Some(state.streams.open(&station.id, super::streams::Kind::LongPoll)?)
+    };
     let mut changes = state.watch_station(&station.id);
     loop {
         let current = manifest::current(&state, &station.id).await?;
@@ -110,20 +120,33 @@ async fn get_manifest(
             )
                 .into_response());
         }
-        // Wait for a new version for this station, or the deadline.
-        match tokio::time::timeout_at(deadline, changes.changed()).await {
-            Ok(Ok(())) => continue,
-            _ => return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, tag)]).into_response()),
+        // Wait for a new version for this station, the deadline, or a newer request of
+        // the same station taking this one's place.
+        let closed = async {
+            match slot.as_mut() {
+                Some(slot) => slot.closed().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            changed = tokio::time::timeout_at(deadline, changes.changed()) => {
+                if matches!(changed, Ok(Ok(()))) {
+                    continue;
+                }
+            }
+            () = closed => {}
         }
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, tag)]).into_response());
     }
 }
 
 async fn post_heartbeat(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
     let station = station_auth(&state, &headers)?;
+    let body = super::body::read(body, super::body::HEARTBEAT_LIMIT).await?;
     let heartbeat: Heartbeat = parse_json(&body, "heartbeat")?;
     let now = state.clock.now();
     state.store.put_heartbeat(&StoredHeartbeat {
@@ -296,8 +319,7 @@ async fn put_audio(
     let mut hasher = Sha256::new();
     let mut size: u64 = 0;
     let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("upload interrupted: {e}")))?;
+    while let Some(chunk) = super::body::next_chunk(&mut stream).await? {
         size += chunk.len() as u64;
         if size > limit {
             return Err(ApiError::TooLarge { limit });
@@ -350,12 +372,13 @@ fn valid_origin(origin: &str) -> bool {
 async fn post_schedule(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
     let role = operator_auth(&state, &headers)?;
     if role == Role::Viewer {
         return Err(ApiError::Forbidden("viewer tokens cannot load schedules".into()));
     }
+    let body = super::body::read(body, super::body::SCHEDULE_LIMIT).await?;
     let request: LoadScheduleRequest = parse_json(&body, "schedule load request")?;
     if !valid_origin(&request.origin) {
         return Err(ApiError::BadRequest(format!(

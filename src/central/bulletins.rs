@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -42,6 +42,7 @@ use crate::protocol::{
     DeliveryState, DocumentKind, PushBulletinRequest, PushBulletinResponse, SignedEnvelope,
     StationDelivery, Target,
 };
+use crate::signing::SigningError;
 use crate::store::{Role, Station};
 
 /// The bulletin tables' file inside central's data directory.
@@ -50,12 +51,8 @@ pub const DB_FILE: &str = "bulletins.sqlite";
 pub const ESPEAK: &str = "espeak-ng";
 /// Comment line sent on an idle stream so proxies and stations know it is alive.
 pub const STREAM_HEARTBEAT: Duration = Duration::from_secs(15);
-/// Longest a bulletin may be valid.
-const MAX_EXPIRY_SECS: u64 = 7 * 24 * 3600;
 /// Longest a poll may wait for an event.
 const MAX_POLL_WAIT: Duration = Duration::from_secs(30);
-/// Most repeats a bulletin may ask for.
-const MAX_REPEAT: u32 = 100;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS bulletins (
@@ -217,26 +214,31 @@ impl Hub {
     }
 
     /// Stores `bulletin` (if given) and appends one event, durably, then wakes every
-    /// stream. Returns the event's sequence number.
+    /// stream. `sign` makes the event's envelope from its sequence number, which goes
+    /// under the signature ([`BulletinDoc::event_seq`]). Returns the sequence number.
     fn append(
         &self,
         bulletin: Option<(&BulletinDoc, &str)>,
         cancel: Option<(&str, DateTime<Utc>)>,
-        envelope: &SignedEnvelope,
+        sign: impl FnOnce(u64) -> Result<SignedEnvelope, SigningError>,
         targets: &[String],
         expires_at: DateTime<Utc>,
-    ) -> Result<u64, BulletinError> {
-        let envelope_json =
-            serde_json::to_string(envelope).map_err(|e| BulletinError::Corrupt(e.to_string()))?;
+    ) -> Result<(u64, SignedEnvelope), BulletinError> {
         let targets_json =
             serde_json::to_string(targets).map_err(|e| BulletinError::Corrupt(e.to_string()))?;
         // Writers hold the events lock across the insert so sequence order is list order.
         let mut events = self.events.write().unwrap_or_else(|p| p.into_inner());
-        let (seq, id) = {
+        let seq = events.last().map_or(0, |e| e.seq) + 1;
+        let envelope = sign(seq).map_err(|e| BulletinError::Corrupt(e.to_string()))?;
+        let envelope_json =
+            serde_json::to_string(&envelope).map_err(|e| BulletinError::Corrupt(e.to_string()))?;
+        let id = {
             let mut conn = lock(&self.db);
             let tx = conn.transaction()?;
             let id = if let Some((doc, by)) = bulletin {
-                let doc_json = serde_json::to_string(doc)
+                let mut doc = doc.clone();
+                doc.event_seq = Some(seq);
+                let doc_json = serde_json::to_string(&doc)
                     .map_err(|e| BulletinError::Corrupt(e.to_string()))?;
                 tx.execute(
                     "INSERT INTO bulletins (id, doc_json, issued_by) VALUES (?1, ?2, ?3)",
@@ -253,24 +255,43 @@ impl Hub {
                 return Err(BulletinError::Corrupt("event without a bulletin".into()));
             };
             tx.execute(
-                "INSERT INTO bulletin_events (bulletin_id, envelope_json, targets_json, expires_at) VALUES (?1, ?2, ?3, ?4)",
-                params![id, envelope_json, targets_json, time_text(expires_at)],
+                "INSERT INTO bulletin_events (seq, bulletin_id, envelope_json, targets_json, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![seq as i64, id, envelope_json, targets_json, time_text(expires_at)],
             )?;
-            let seq = tx.last_insert_rowid() as u64;
             tx.commit()?;
-            (seq, id)
+            id
         };
         events.push(Arc::new(StoredEvent {
             seq,
             bulletin_id: id,
-            data: event_data(seq, envelope)?,
+            data: event_data(seq, &envelope)?,
             targets: targets.iter().cloned().collect(),
             expires_at,
             envelope: envelope.clone(),
         }));
         drop(events);
         self.latest.send_replace(seq);
-        Ok(seq)
+        Ok((seq, envelope))
+    }
+
+    /// Where a station's stream resumes: after `after`, or from the start when `after`
+    /// is beyond the newest event (a resume point central never issued — a station
+    /// whose stored cursor was corrupted, or a central whose events were restored from
+    /// an older backup). Sending from the start costs nothing: stations refuse what
+    /// they have seen, and expired events are not sent.
+    fn resume_point(&self, after: u64) -> u64 {
+        let newest =
+            self.events.read().unwrap_or_else(|p| p.into_inner()).last().map_or(0, |e| e.seq);
+        if after > newest {
+            tracing::warn!(
+                after,
+                newest,
+                "resume point beyond the newest event: sending from the start"
+            );
+            0
+        } else {
+            after
+        }
     }
 
     /// Events after `after` for `station` whose bulletin has not expired at `now`.
@@ -600,31 +621,93 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes, what: &str) -> Resul
     })
 }
 
-async fn push(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let role = operator(&state, &headers)?;
-    let request: PushBulletinRequest = parse_json(&body, "bulletin push request")?;
-    let targets = resolve_targets(state.store.stations()?, &role, &request.to)?;
-    if request.expires_secs == 0 || request.expires_secs > MAX_EXPIRY_SECS {
+/// Longest text a `--text` bulletin may have, in characters: about five minutes of
+/// speech. A longer text is a mistake (or an attack: 52 KB of text made a 124 MB WAV
+/// that every station then downloaded).
+pub const MAX_TEXT_CHARS: usize = 4000;
+
+/// The title of a bulletin pushed without one: the first words of its text.
+fn title_from_text(text: &str) -> String {
+    const WORDS: usize = 8;
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let mut title = words.iter().take(WORDS).copied().collect::<Vec<_>>().join(" ");
+    if title.chars().count() > 60 {
+        title = title.chars().take(60).collect::<String>().trim_end().to_string();
+    }
+    if words.len() > WORDS || title.chars().count() < words.join(" ").chars().count() {
+        title.push('…');
+    }
+    title
+}
+
+/// Checks the numbers of a push request before anything is rendered or signed.
+fn check_request(request: &PushBulletinRequest) -> Result<(), ApiError> {
+    use crate::protocol::bounds::{
+        MAX_BULLETIN_REPEAT, MAX_BULLETIN_VALIDITY_SECS, MAX_TITLE_CHARS, check_text,
+    };
+    if request.expires_secs == 0 || request.expires_secs > MAX_BULLETIN_VALIDITY_SECS {
         return Err(ApiError::BadRequest(format!(
             "expiry of {} s is out of range: give --expires between 1s and 7d",
             request.expires_secs
         )));
     }
-    if request.repeat > MAX_REPEAT {
+    if request.repeat > MAX_BULLETIN_REPEAT {
         return Err(ApiError::BadRequest(format!(
-            "--repeat {} is more than {MAX_REPEAT}",
+            "--repeat {} is more than {MAX_BULLETIN_REPEAT}",
             request.repeat
         )));
     }
-    let title = request.title.clone().unwrap_or_else(|| "bulletin".to_string());
+    if request.interval_secs > request.expires_secs {
+        return Err(ApiError::BadRequest(format!(
+            "--interval of {} s is longer than the bulletin is valid (--expires, {} s): \
+             give an interval shorter than the expiry",
+            request.interval_secs, request.expires_secs
+        )));
+    }
+    if let Some(title) = &request.title {
+        check_text("--title", title, MAX_TITLE_CHARS).map_err(ApiError::BadRequest)?;
+    }
+    if let Some(text) = &request.text {
+        let chars = text.chars().count();
+        if chars > MAX_TEXT_CHARS {
+            return Err(ApiError::BadRequest(format!(
+                "--text has {chars} characters: a spoken bulletin takes at most {MAX_TEXT_CHARS} \
+                 (about five minutes); record a longer one and push it with --audio FILE"
+            )));
+        }
+    }
+    if let Some(voice) = &request.voice {
+        let plain = voice.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_+".contains(&b));
+        if voice.is_empty() || voice.len() > 40 || !plain {
+            return Err(ApiError::BadRequest(format!(
+                "voice {:?} is not an espeak-ng voice name (e.g. vi, en, km)",
+                crate::protocol::bounds::clip(voice)
+            )));
+        }
+    }
+    Ok(())
+}
+
+async fn push(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let role = operator(&state, &headers)?;
+    let body = super::body::read(body, super::body::PUSH_LIMIT).await?;
+    let request: PushBulletinRequest = parse_json(&body, "bulletin push request")?;
+    check_request(&request)?;
+    let targets = resolve_targets(state.store.stations()?, &role, &request.to)?;
+    let title = match (&request.title, &request.text) {
+        (Some(title), _) => title.clone(),
+        (None, Some(text)) => title_from_text(text),
+        (None, None) => "bulletin".to_string(),
+    };
     let audio = match (&request.audio_sha256, &request.text) {
         (Some(sha), None) => state.store.audio(sha)?.ok_or_else(|| {
             ApiError::BadRequest(format!(
-                "audio sha256:{sha} is not in the library: upload it with `loa audio add`"
+                "audio sha256:{} is not in the library: upload it with `loa audio add`",
+                crate::protocol::bounds::clip(sha)
             ))
         })?,
         (None, Some(text)) if !text.trim().is_empty() => {
@@ -654,16 +737,22 @@ async fn push(
         tone: request.tone,
         issued_at: now,
         expires_at: now + chrono::Duration::seconds(request.expires_secs as i64),
+        event_seq: None,
     };
+    // The same bounds every station checks: nothing is signed that a station refuses.
+    doc.check_bounds().map_err(|why| ApiError::BadRequest(format!("bulletin refused: {why}")))?;
     // Hot before the stations hear of it: the whole fleet asks for it at once.
     let path = state.audio_dir().join(&doc.audio_sha256);
     if let Err(e) = state.hot_audio.load(&doc.audio_sha256, &path, doc.expires_at, now).await {
         tracing::warn!(id = %doc.id, "bulletin audio will be served from disk: {e}");
     }
-    let envelope = state.key.sign(DocumentKind::Bulletin, &doc)?;
     let by = role.to_string();
-    let seq =
-        state.bulletins.append(Some((&doc, &by)), None, &envelope, &targets, doc.expires_at)?;
+    let sign = |seq| {
+        let signed = BulletinDoc { event_seq: Some(seq), ..doc.clone() };
+        state.key.sign(DocumentKind::Bulletin, &signed)
+    };
+    let (seq, _) =
+        state.bulletins.append(Some((&doc, &by)), None, sign, &targets, doc.expires_at)?;
     tracing::info!(id = %doc.id, seq, stations = targets.len(), priority = %doc.priority, by = %by, "bulletin pushed");
     Ok(axum::Json(PushBulletinResponse {
         id: doc.id,
@@ -714,15 +803,14 @@ async fn cancel(
         to_all: doc.to_all,
         issued_at: now,
         expires_at: doc.expires_at,
+        event_seq: None,
     };
-    let envelope = state.key.sign(DocumentKind::BulletinCancel, &order)?;
-    let seq = state.bulletins.append(
-        None,
-        Some((&doc.id, now)),
-        &envelope,
-        &doc.targets,
-        doc.expires_at,
-    )?;
+    let sign = |seq| {
+        let signed = BulletinCancelDoc { event_seq: Some(seq), ..order.clone() };
+        state.key.sign(DocumentKind::BulletinCancel, &signed)
+    };
+    let (seq, _) =
+        state.bulletins.append(None, Some((&doc.id, now)), sign, &doc.targets, doc.expires_at)?;
     tracing::info!(id = %doc.id, seq, by = %role, "bulletin cancelled");
     Ok(axum::Json(info(&state, &id)?).into_response())
 }
@@ -816,45 +904,89 @@ fn sse_event(e: &StoredEvent) -> Event {
     Event::default().id(e.seq.to_string()).event("bulletin").data(&e.data)
 }
 
+/// How often an open stream checks that its station's token is still valid: a rotated
+/// token (`loa central station rotate-token`, which may run beside central on the same
+/// database) closes the stream within this.
+pub const REAUTH_EVERY: Duration = STREAM_HEARTBEAT;
+
 async fn stream(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Query(query): Query<AfterQuery>,
 ) -> Result<Response, ApiError> {
     let station = station(&state, &headers)?;
-    let after = last_event_id(&headers, &query)?;
+    let token = super::api::bearer_hash(&headers).ok_or(ApiError::Unauthorized)?;
+    let after = state.bulletins.resume_point(last_event_id(&headers, &query)?);
+    let slot = state.streams.open(&station.id, super::streams::Kind::EventStream)?;
     state.bulletins.touch(&station.id, state.clock.now());
     tracing::info!(station = %station.id, after, "bulletin stream opened");
     let guard = Connected::new(state.clone(), station.id.clone());
     let changes = state.bulletins.latest.subscribe();
-    let start = (state, guard, after, changes, VecDeque::<Arc<StoredEvent>>::new());
-    let events = futures_util::stream::unfold(
-        start,
-        |(state, guard, mut after, mut changes, mut pending)| async move {
-            loop {
-                if let Some(e) = pending.pop_front() {
-                    after = e.seq;
-                    let event = sse_event(&e);
-                    return Some((
-                        Ok::<_, Infallible>(event),
-                        (state, guard, after, changes, pending),
-                    ));
-                }
-                changes.mark_unchanged();
-                let now = state.clock.now();
-                pending.extend(state.bulletins.events_for(&guard.station, after, now));
-                if pending.is_empty() {
-                    // Nothing new: wait for the next event (heartbeats are KeepAlive's).
-                    if changes.changed().await.is_err() {
+    let open = OpenStream {
+        state,
+        guard,
+        slot,
+        token,
+        after,
+        changes,
+        pending: VecDeque::new(),
+        check_at: tokio::time::Instant::now() + REAUTH_EVERY,
+    };
+    let events = futures_util::stream::unfold(open, |mut s| async move {
+        let event = s.next().await?;
+        Some((Ok::<_, Infallible>(event), s))
+    });
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(STREAM_HEARTBEAT).text("heartbeat"))
+        .into_response())
+}
+
+/// One station's open event stream.
+struct OpenStream {
+    state: Arc<AppState>,
+    guard: Connected,
+    slot: super::streams::Slot,
+    /// The sha256 of the token it was opened with, checked again every [`REAUTH_EVERY`].
+    token: String,
+    after: u64,
+    changes: tokio::sync::watch::Receiver<u64>,
+    pending: VecDeque<Arc<StoredEvent>>,
+    check_at: tokio::time::Instant,
+}
+
+impl OpenStream {
+    /// The next event to send, or `None` when the stream must end (central stopping, a
+    /// newer stream of the same station, a token that is no longer valid).
+    async fn next(&mut self) -> Option<Event> {
+        loop {
+            if let Some(e) = self.pending.pop_front() {
+                self.after = e.seq;
+                return Some(sse_event(&e));
+            }
+            self.changes.mark_unchanged();
+            let now = self.state.clock.now();
+            self.pending.extend(self.state.bulletins.events_for(
+                &self.guard.station,
+                self.after,
+                now,
+            ));
+            if !self.pending.is_empty() {
+                continue;
+            }
+            tokio::select! {
+                changed = self.changes.changed() => if changed.is_err() { return None },
+                () = self.slot.closed() => return None,
+                () = tokio::time::sleep_until(self.check_at) => {
+                    self.check_at = tokio::time::Instant::now() + REAUTH_EVERY;
+                    let still = self.state.store.station_by_token(&self.token);
+                    if !matches!(&still, Ok(Some(s)) if s.id == self.guard.station) {
+                        tracing::info!(station = %self.guard.station, "its token is no longer valid: closing its bulletin stream");
                         return None;
                     }
                 }
             }
-        },
-    );
-    Ok(Sse::new(events)
-        .keep_alive(KeepAlive::new().interval(STREAM_HEARTBEAT).text("heartbeat"))
-        .into_response())
+        }
+    }
 }
 
 async fn poll(
@@ -863,8 +995,14 @@ async fn poll(
     Query(query): Query<AfterQuery>,
 ) -> Result<Response, ApiError> {
     let station = station(&state, &headers)?;
-    let after = last_event_id(&headers, &query)?;
+    let after = state.bulletins.resume_point(last_event_id(&headers, &query)?);
     let wait = Duration::from_secs(query.wait.unwrap_or(0)).min(MAX_POLL_WAIT);
+    // Only a poll that waits holds a place.
+    let mut slot = if wait.is_zero() {
+        None
+    } else {
+        Some(state.streams.open(&station.id, super::streams::Kind::LongPoll)?)
+    };
     let deadline = tokio::time::Instant::now() + wait;
     let mut changes = state.bulletins.latest.subscribe();
     loop {
@@ -879,7 +1017,18 @@ async fn poll(
                 .collect();
             return Ok(axum::Json(BulletinEvents { events }).into_response());
         }
-        let _ = tokio::time::timeout_at(deadline, changes.changed()).await;
+        let closed = async {
+            match slot.as_mut() {
+                Some(slot) => slot.closed().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::timeout_at(deadline, changes.changed()) => {}
+            () = closed => {
+                return Ok(axum::Json(BulletinEvents { events: Vec::new() }).into_response());
+            }
+        }
     }
 }
 
@@ -907,9 +1056,10 @@ fn delivery_reports(body: &Bytes) -> Result<Vec<DeliveryReport>, ApiError> {
 async fn delivery(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
     let station = station(&state, &headers)?;
+    let body = super::body::read(body, super::body::DELIVERY_LIMIT).await?;
     let reports = delivery_reports(&body)?;
     let now = state.clock.now();
     state.bulletins.touch(&station.id, now);
@@ -1041,14 +1191,20 @@ mod tests {
             tone: false,
             issued_at: t0,
             expires_at: t0 + chrono::Duration::seconds(exp),
+            event_seq: None,
         };
         {
             let hub = Hub::open(dir.path()).unwrap();
             let d1 = doc("one", 60);
             let d2 = doc("two", 3600);
-            let s1 = hub.append(Some((&d1, "admin")), None, &env, &d1.targets, d1.expires_at);
-            let s2 = hub.append(Some((&d2, "admin")), None, &env, &d2.targets, d2.expires_at);
-            assert_eq!((s1.unwrap(), s2.unwrap()), (1, 2));
+            let sign = |_| Ok(env.clone());
+            let s1 = hub.append(Some((&d1, "admin")), None, sign, &d1.targets, d1.expires_at);
+            let s2 = hub.append(Some((&d2, "admin")), None, sign, &d2.targets, d2.expires_at);
+            assert_eq!((s1.unwrap().0, s2.unwrap().0), (1, 2));
+            // A resume point beyond the newest event (a corrupted or forged cursor) is a
+            // fresh start, not silence.
+            assert_eq!(hub.resume_point(2), 2);
+            assert_eq!(hub.resume_point(u64::MAX), 0);
         }
         let hub = Hub::open(dir.path()).unwrap();
         let seqs = |station: &str, after: u64, now| -> Vec<u64> {

@@ -7,6 +7,7 @@
 //! [`add_operator`], [`open`] and [`serve`].
 
 mod api;
+pub mod body;
 pub mod bulletins;
 pub mod config;
 mod delivery_log;
@@ -16,6 +17,7 @@ pub mod ingest;
 pub mod manifest;
 mod playlog;
 pub mod report;
+pub mod streams;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -246,6 +248,8 @@ pub struct AppState {
     pub bulletins: bulletins::Hub,
     /// Live bulletins' audio, served from memory.
     pub hot_audio: hot_audio::HotAudio,
+    /// Open event streams and long-polls, capped per station and in all.
+    pub streams: Arc<streams::Streams>,
 }
 
 impl AppState {
@@ -299,6 +303,7 @@ pub fn open(config: CentralConfig, clock: SharedClock) -> Result<Arc<AppState>, 
     Ok(Arc::new(AppState {
         bulletins,
         hot_audio: hot_audio::HotAudio::default(),
+        streams: Arc::new(streams::Streams::default()),
         store: Arc::new(store),
         key,
         clock,
@@ -352,6 +357,12 @@ pub enum ApiError {
         "upload is larger than the limit of {limit} bytes: raise upload_limit_mb in central.toml"
     )]
     TooLarge { limit: u64 },
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    Timeout(String),
+    #[error("{0}")]
+    Busy(String),
     #[error("requested range is not satisfiable: file has {size} bytes")]
     Range { size: u64 },
     #[error("internal error: {0}")]
@@ -384,7 +395,11 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Schedule(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooLarge { .. } | ApiError::PayloadTooLarge(_) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Range { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -34,9 +34,10 @@ pub fn routes() -> Router<Arc<AppState>> {
 async fn post_playlog(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
     let station = station_auth(&state, &headers)?;
+    let body = super::body::read(body, super::body::PLAYLOG_LIMIT).await?;
     let batch: PlaylogBatch = parse_json(&body, "playlog batch")?;
     if batch.records.len() > MAX_BATCH {
         return Err(ApiError::BadRequest(format!(

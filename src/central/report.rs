@@ -625,6 +625,7 @@ cron = "0 17 * * *"
             tone: false,
             issued_at: issued,
             expires_at: issued + chrono::Duration::hours(1),
+            event_seq: None,
         }
     }
 

@@ -18,6 +18,7 @@ use std::path::Path;
 
 pub use expand::{Timeline, first_play, to_instant};
 pub use model::*;
+pub use parse::limits::{self, MAX_SOURCE_BYTES};
 pub use parse::{DEFAULT_MAX_DELAY, DEFAULT_TIMEZONE, parse, parse_duration};
 
 /// Errors for every audio path in `parsed` for which `exists` says no, at the line and

@@ -25,6 +25,28 @@ pub const DEFAULT_TIMEZONE: Tz = chrono_tz::Asia::Ho_Chi_Minh;
 /// How late an item may start before it counts as missed, when the file does not say.
 pub const DEFAULT_MAX_DELAY: Duration = Duration::from_secs(5 * 60);
 
+/// What one schedule file may cost whoever reads it: a station, central (which plans
+/// every station's manifest and report from it), `loa schedule check`. A district's file
+/// arrives over the network, so each is a bound, refused at its `file:line:column`.
+pub mod limits {
+    use std::time::Duration;
+
+    /// Largest file, in bytes.
+    pub const MAX_SOURCE_BYTES: usize = 1024 * 1024;
+    /// Most `[[item]]`s in one file.
+    pub const MAX_ITEMS: usize = 1000;
+    /// Most plays of one item on one day (every 5 minutes).
+    pub const MAX_PLAYS_PER_ITEM_PER_DAY: usize = 288;
+    /// Most plays of all the file's items on one day.
+    pub const MAX_PLAYS_PER_DAY: usize = 2000;
+    /// Longest title, in characters.
+    pub const MAX_TITLE_CHARS: usize = 200;
+    /// Longest item id, in characters.
+    pub const MAX_ID_CHARS: usize = 64;
+    /// Longest `max_delay` or `duration`.
+    pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+}
+
 const TOP_KEYS: &[&str] = &["layer", "timezone", "item"];
 const ITEM_KEYS: &[&str] = &[
     "id",
@@ -45,6 +67,19 @@ const ITEM_KEYS: &[&str] = &[
 /// it); relative audio paths are joined to `base_dir`. Never panics, never touches the
 /// file system.
 pub fn parse(source: &str, origin: &str, base_dir: &Path) -> Parsed {
+    if source.len() > limits::MAX_SOURCE_BYTES {
+        let message = format!(
+            "the file has {} bytes: a schedule file holds at most {} (1 MiB); split it into several files",
+            source.len(),
+            limits::MAX_SOURCE_BYTES
+        );
+        let at = Pos { line: 1, column: 1 };
+        return Parsed {
+            schedule: None,
+            diagnostics: vec![Diagnostic::error(origin, at, message)],
+            audio: Vec::new(),
+        };
+    }
     let mut cx = Cx {
         origin,
         source,
@@ -259,7 +294,18 @@ impl<'a> Cx<'a> {
             Some(v) => match v.get_ref() {
                 DeValue::Array(array) => {
                     let mut seen: HashMap<String, Pos> = HashMap::new();
-                    for entry in array.iter() {
+                    let mut plays_per_day = 0usize;
+                    for (index, entry) in array.iter().enumerate() {
+                        if index == limits::MAX_ITEMS {
+                            self.error(
+                                entry.span().start,
+                                format!(
+                                    "more than {} items in one file: split it into several files",
+                                    limits::MAX_ITEMS
+                                ),
+                            );
+                            break;
+                        }
                         let DeValue::Table(table) = entry.get_ref() else {
                             self.error(
                                 entry.span().start,
@@ -288,6 +334,25 @@ impl<'a> Cx<'a> {
                             }
                         }
                         if let Some(item) = self.item(table, start, base_dir, timezone) {
+                            let before = plays_per_day;
+                            plays_per_day += match &item.recurrence {
+                                Recurrence::Cron(spec) => spec.times.len(),
+                                _ => 1,
+                            };
+                            if before <= limits::MAX_PLAYS_PER_DAY
+                                && plays_per_day > limits::MAX_PLAYS_PER_DAY
+                            {
+                                self.error(
+                                    start,
+                                    format!(
+                                        "with item \"{}\" the file plays up to {plays_per_day} \
+                                         times a day: a file plays at most {} times a day; \
+                                         split it into several files",
+                                        item.id,
+                                        limits::MAX_PLAYS_PER_DAY
+                                    ),
+                                );
+                            }
                             items.push(item);
                         }
                     }
@@ -378,6 +443,11 @@ impl<'a> Cx<'a> {
     fn duration(&mut self, v: &Value<'_>, key: &str) -> Option<Duration> {
         let text = self.string(v, key)?;
         match parse_duration(text) {
+            Ok(d) if d > limits::MAX_DURATION => {
+                let text = text.to_string();
+                self.error(v.span().start, format!("`{key}` \"{text}\" is longer than 24h"));
+                None
+            }
             Ok(d) => Some(d),
             Err(why) => {
                 let text = text.to_string();
@@ -412,6 +482,7 @@ impl<'a> Cx<'a> {
             }
             Some(v) => self.string(v, "id").and_then(|id| {
                 let ok = !id.is_empty()
+                    && id.len() <= limits::MAX_ID_CHARS
                     && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
                 if ok {
                     Some(id.to_string())
@@ -439,8 +510,24 @@ impl<'a> Cx<'a> {
                 None
             }
             Some(v) => self.string(v, "title").and_then(|s| {
+                let chars = s.chars().count();
                 if s.trim().is_empty() {
                     self.error(v.span().start, "`title` is empty: say what the programme is");
+                    None
+                } else if chars > limits::MAX_TITLE_CHARS {
+                    self.error(
+                        v.span().start,
+                        format!(
+                            "`title` has {chars} characters: at most {}",
+                            limits::MAX_TITLE_CHARS
+                        ),
+                    );
+                    None
+                } else if s.chars().any(char::is_control) {
+                    self.error(
+                        v.span().start,
+                        "`title` holds control characters (a line break, a tab, an escape): write it on one line",
+                    );
                     None
                 } else {
                     Some(s.to_string())
@@ -679,14 +766,29 @@ impl<'a> Cx<'a> {
             }
         };
         let parser = cron_parser();
+        let bounded = |cx: &mut Self, spec: CronSpec| {
+            let n = spec.times.len();
+            if n > limits::MAX_PLAYS_PER_ITEM_PER_DAY {
+                cx.error(
+                    v.span().start,
+                    format!(
+                        "cron \"{expr}\" plays {n} times a day: an item plays at most {} times \
+                         a day (every 5 minutes)",
+                        limits::MAX_PLAYS_PER_ITEM_PER_DAY
+                    ),
+                );
+                return None;
+            }
+            Some(Recurrence::Cron(spec))
+        };
         if !nickname {
             let texts: Vec<&str> = fields.iter().map(|(_, f)| *f).collect();
             if let Some(spec) = self.crons.compose(&parser, expr, &texts) {
-                return Some(Recurrence::Cron(spec));
+                return bounded(self, spec);
             }
         }
         match parser.parse(expr) {
-            Ok(cron) => Some(Recurrence::Cron(spec_of(expr, cron))),
+            Ok(cron) => bounded(self, spec_of(expr, cron)),
             Err(whole) => {
                 // Find the fields that are wrong on their own, to name them.
                 let mut named = false;
@@ -887,6 +989,63 @@ mod tests {
         assert!(parse_duration("5m1h").is_err());
         assert!(parse_duration("99999999999999999999h").is_err());
         assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn a_file_past_its_size_or_item_count_is_refused_at_the_place() {
+        let item = |n: usize| {
+            format!(
+                "[[item]]\nid = \"i{n}\"\ntitle = \"t\"\naudio = \"a.mp3\"\nat = 2027-01-01T{:02}:{:02}:{:02}\n",
+                n / 3600 % 24,
+                n / 60 % 60,
+                n % 60
+            )
+        };
+        let file = |items: usize| {
+            let mut text = String::from("layer = \"local\"\n");
+            for n in 0..items {
+                text.push_str(&item(n));
+            }
+            text
+        };
+        let at_limit = parse(&file(limits::MAX_ITEMS), "f.toml", Path::new(""));
+        assert!(at_limit.schedule.is_some(), "{:?}", at_limit.diagnostics.first());
+        let past = parse(&file(limits::MAX_ITEMS + 1), "f.toml", Path::new(""));
+        let errors: Vec<String> = past.diagnostics.iter().map(ToString::to_string).collect();
+        let line = 2 + 5 * limits::MAX_ITEMS;
+        assert_eq!(
+            errors,
+            [format!(
+                "f.toml:{line}:1: error: more than 1000 items in one file: split it into several files"
+            )]
+        );
+        // One byte past the size limit: refused before the TOML is even read.
+        let mut big = String::from("layer = \"local\"\n#");
+        big.push_str(&"x".repeat(limits::MAX_SOURCE_BYTES - big.len()));
+        assert!(parse(&big, "f.toml", Path::new("")).diagnostics.iter().all(|d| !d.is_error()));
+        big.push('x');
+        let refused = parse(&big, "f.toml", Path::new(""));
+        assert!(refused.schedule.is_none());
+        assert!(
+            refused.diagnostics[0]
+                .to_string()
+                .starts_with("f.toml:1:1: error: the file has 1048577 bytes")
+        );
+    }
+
+    #[test]
+    fn an_item_at_its_limits_parses_and_one_past_is_refused() {
+        let one = |cron: &str, title: &str, max_delay: &str| {
+            let text = format!(
+                "layer = \"local\"\n[[item]]\nid = \"a\"\ntitle = \"{title}\"\naudio = \"a.mp3\"\ncron = \"{cron}\"\nmax_delay = \"{max_delay}\"\n"
+            );
+            parse(&text, "f.toml", Path::new("")).schedule.is_some()
+        };
+        assert!(one("*/5 * * * *", &"t".repeat(200), "24h"));
+        assert!(!one("*/4 * * * *", "t", "24h"), "360 plays a day");
+        assert!(!one("*/5 * * * *", &"t".repeat(201), "24h"));
+        assert!(!one("*/5 * * * *", "t", "24h1m"));
+        assert!(!one("*/5 * * * *", "t\\u001b[2J", "1m"), "an escape in a title");
     }
 
     #[test]

@@ -76,6 +76,18 @@ pub enum BulletinError {
     Withdrawn(String),
     #[error("cannot install the attention tone at {path}: {source}")]
     Tone { path: String, source: std::io::Error },
+    #[error("signed bulletin refused: {0}")]
+    OutOfRange(String),
+    #[error(
+        "event {got} carries a document signed for event {signed}: refused (someone on the path renumbered it)"
+    )]
+    Renumbered { got: u64, signed: u64 },
+    #[error(
+        "bulletin {id} was issued at {issued_at}, more than its validity before the newest bulletin seen ({newest}): refused as a replay"
+    )]
+    Stale { id: String, issued_at: DateTime<Utc>, newest: DateTime<Utc> },
+    #[error("{what} from central is larger than {limit} bytes: refused")]
+    TooLarge { what: &'static str, limit: usize },
 }
 
 /// How the receiver reaches central.
@@ -235,7 +247,8 @@ impl Seen {
         conn.busy_timeout(Duration::from_secs(5)).map_err(err)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, expires_at TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS cursor (k INTEGER PRIMARY KEY, last_event INTEGER NOT NULL);",
+             CREATE TABLE IF NOT EXISTS cursor (k INTEGER PRIMARY KEY, last_event INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS newest (k INTEGER PRIMARY KEY, issued_at TEXT NOT NULL);",
         )
         .map_err(err)?;
         conn.execute_batch(ACCEPTED_SCHEMA).map_err(err)?;
@@ -273,6 +286,26 @@ impl Seen {
         tx.commit().map_err(self.err())
     }
 
+    /// Marks the signed bulletin `doc` seen (as [`Seen::insert`]) and raises the
+    /// high-water mark of `issued_at`.
+    fn insert_doc(&self, doc: &BulletinDoc, now: DateTime<Utc>) -> Result<(), BulletinError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(self.err())?;
+        mark_seen(&tx, &doc.id, doc.expires_at, now).map_err(self.err())?;
+        raise_newest(&tx, doc.issued_at).map_err(self.err())?;
+        tx.commit().map_err(self.err())
+    }
+
+    /// The latest `issued_at` of any bulletin this station accepted or confirmed.
+    fn newest_issued(&self) -> Result<Option<DateTime<Utc>>, BulletinError> {
+        let text = self
+            .conn()
+            .query_row("SELECT issued_at FROM newest WHERE k = 0", [], |r| r.get::<_, String>(0))
+            .optional()
+            .map_err(self.err())?;
+        text.as_deref().map(parse_time).transpose().map_err(self.err())
+    }
+
     /// Marks the bulletin seen and records it accepted with none of its plays aired, in
     /// the one transaction (one fsync) the hand-off to the daemon already waited for.
     fn accept(&self, doc: &BulletinDoc, now: DateTime<Utc>) -> Result<(), BulletinError> {
@@ -281,6 +314,7 @@ impl Seen {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(self.err())?;
         mark_seen(&tx, &doc.id, doc.expires_at, now).map_err(self.err())?;
+        raise_newest(&tx, doc.issued_at).map_err(self.err())?;
         tx.execute(
             "INSERT OR IGNORE INTO accepted (id, doc, expires_at, accepted_at, plays, state, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, 'accepted', ?4)",
@@ -456,6 +490,17 @@ fn read_progress(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Progress, B
     }))
 }
 
+/// Raises the high-water mark of accepted bulletins' `issued_at` (texts in one fixed
+/// format, so they compare as instants do).
+fn raise_newest(tx: &rusqlite::Transaction<'_>, issued_at: DateTime<Utc>) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO newest (k, issued_at) VALUES (0, ?1)
+         ON CONFLICT(k) DO UPDATE SET issued_at = max(issued_at, excluded.issued_at)",
+        params![time_text(issued_at)],
+    )?;
+    Ok(())
+}
+
 /// Marks `id` seen until `expires_at` and forgets what expired a day before `now`.
 fn mark_seen(
     tx: &rusqlite::Transaction<'_>,
@@ -575,16 +620,36 @@ pub fn install_tone(dir: &Path) -> Result<PathBuf, BulletinError> {
     Ok(path)
 }
 
-/// Checks a bulletin envelope against everything but the seen-set (see the module docs).
+/// Checks a bulletin envelope against everything but the seen-set and the issue
+/// high-water mark (see the module docs): the signature, the bounds of every field, the
+/// target list, the expiry.
 pub fn verify_bulletin(
     key: &PublicKey,
     envelope: &SignedEnvelope,
     station: &str,
     now: DateTime<Utc>,
 ) -> Result<BulletinDoc, BulletinError> {
+    let doc = signed_bulletin(key, envelope)?;
+    check_bulletin(doc, station, now)
+}
+
+/// The signed bulletin in `envelope`, with only its signature and shape checked.
+fn signed_bulletin(
+    key: &PublicKey,
+    envelope: &SignedEnvelope,
+) -> Result<BulletinDoc, BulletinError> {
     let payload = key.verify_envelope(DocumentKind::Bulletin, envelope)?;
-    let doc: BulletinDoc = serde_json::from_slice(&payload)
-        .map_err(|e| BulletinError::Malformed(format!("signed bulletin: {e}")))?;
+    serde_json::from_slice(&payload)
+        .map_err(|e| BulletinError::Malformed(format!("signed bulletin: {e}")))
+}
+
+/// The checks of [`verify_bulletin`] after the signature.
+fn check_bulletin(
+    doc: BulletinDoc,
+    station: &str,
+    now: DateTime<Utc>,
+) -> Result<BulletinDoc, BulletinError> {
+    doc.check_bounds().map_err(|why| BulletinError::OutOfRange(format!("{}: {why}", doc.id)))?;
     if !doc.is_for(station) {
         return Err(BulletinError::NotForUs { id: doc.id, station: station.to_string() });
     }
@@ -592,6 +657,26 @@ pub fn verify_bulletin(
         return Err(BulletinError::Expired { id: doc.id, expires_at: doc.expires_at, now });
     }
     Ok(doc)
+}
+
+/// The event number to resume after once this event is handled: the number the province
+/// signed into the document, which must be the number the event came with. A document
+/// from an older central carries none; then the event's own number stands (central
+/// treats a number beyond its newest event as a fresh start, so a forged one costs a
+/// resend, not silence).
+fn resume_after(event_seq: u64, signed: Option<u64>) -> Result<u64, BulletinError> {
+    match signed {
+        Some(signed) if signed != event_seq => {
+            Err(BulletinError::Renumbered { got: event_seq, signed })
+        }
+        _ if event_seq > crate::protocol::bounds::MAX_EVENT_SEQ => {
+            Err(BulletinError::OutOfRange(format!(
+                "event number {event_seq} is beyond {}",
+                crate::protocol::bounds::MAX_EVENT_SEQ
+            )))
+        }
+        _ => Ok(event_seq),
+    }
 }
 
 impl Receiver {
@@ -771,10 +856,9 @@ impl Receiver {
                 status: response.status(),
             });
         }
-        let events: BulletinEvents = response
-            .json()
-            .await
-            .map_err(|source| BulletinError::Http { url: url.clone(), source })?;
+        let body = read_limited(response, MAX_POLL_BYTES, "a bulletin poll answer", &url).await?;
+        let events: BulletinEvents = serde_json::from_slice(&body)
+            .map_err(|e| BulletinError::Malformed(format!("bulletin poll answer: {e}")))?;
         for event in events.events {
             self.handle(event).await;
         }
@@ -802,7 +886,7 @@ impl Receiver {
         }
         tracing::info!(after, "bulletin stream connected");
         let mut body = response.bytes_stream();
-        let mut buffer: Vec<u8> = Vec::new();
+        let mut decoder = SseDecoder::default();
         loop {
             let chunk = match tokio::time::timeout(STREAM_IDLE, body.next()).await {
                 Err(_) => {
@@ -815,11 +899,8 @@ impl Receiver {
                 Ok(Some(Err(source))) => return Err(BulletinError::Http { url, source }),
                 Ok(Some(Ok(chunk))) => chunk,
             };
-            buffer.extend_from_slice(&chunk);
-            while let Some((block, rest)) = split_block(&buffer) {
-                let data = sse_data(block);
-                buffer = rest;
-                if let Some(data) = data {
+            for block in decoder.push(&chunk)? {
+                if let Some(data) = sse_data(&block) {
                     match serde_json::from_str::<BulletinEvent>(&data) {
                         Ok(event) => self.handle(event).await,
                         Err(e) => tracing::warn!("bulletin event is not valid JSON: {e}"),
@@ -829,13 +910,15 @@ impl Receiver {
         }
     }
 
-    /// Handles one event; a refusal is logged (and reported), never fatal.
+    /// Handles one event; a refusal is logged (and reported), never fatal. The resume
+    /// point moves only past an event the province signed, to the number it signed:
+    /// one forged event with a huge id must not make the station skip every later one.
     pub async fn handle(&mut self, event: BulletinEvent) {
-        let seq = event.seq;
-        match event.envelope.kind {
-            DocumentKind::BulletinCancel => self.cancel(&event.envelope),
-            _ => self.bulletin(&event.envelope).await,
-        }
+        let handled = match event.envelope.kind {
+            DocumentKind::BulletinCancel => self.cancel(&event.envelope, event.seq),
+            _ => self.bulletin(&event.envelope, event.seq).await,
+        };
+        let Some(seq) = handled else { return };
         let seen = self.seen.clone();
         match tokio::task::spawn_blocking(move || seen.set_last_event(seq)).await {
             Ok(Ok(())) => {}
@@ -844,8 +927,10 @@ impl Receiver {
         }
     }
 
-    /// The signed cancel order in `envelope` if it is for this station (else logged).
-    fn verify_cancel(&self, envelope: &SignedEnvelope) -> Option<BulletinCancelDoc> {
+    /// The signed cancel order in `envelope`, if the province signed it: `Ok` with the
+    /// order when it is for this station and within bounds, `Err(())` (logged) when it
+    /// is signed but not to act on.
+    fn signed_cancel(&self, envelope: &SignedEnvelope) -> Option<Result<BulletinCancelDoc, ()>> {
         let checked = self
             .config
             .sync
@@ -857,11 +942,17 @@ impl Receiver {
                     .map_err(|e| BulletinError::Malformed(format!("signed cancel: {e}")))
             });
         match checked {
-            Ok(o) if o.is_for(&self.config.sync.station_id) => Some(o),
-            Ok(o) => {
-                tracing::warn!(id = %o.id, "cancel for other stations: ignored");
-                None
-            }
+            Ok(o) => match o.check_bounds() {
+                Err(why) => {
+                    tracing::warn!(id = %o.id, "signed cancel refused: {why}");
+                    Some(Err(()))
+                }
+                Ok(()) if o.is_for(&self.config.sync.station_id) => Some(Ok(o)),
+                Ok(()) => {
+                    tracing::warn!(id = %o.id, "cancel for other stations: ignored");
+                    Some(Err(()))
+                }
+            },
             Err(e) => {
                 tracing::warn!("cancel refused: {e}");
                 None
@@ -869,9 +960,30 @@ impl Receiver {
         }
     }
 
-    fn cancel(&mut self, envelope: &SignedEnvelope) {
+    /// The signed cancel order in `envelope` if it is for this station (else logged).
+    fn verify_cancel(&self, envelope: &SignedEnvelope) -> Option<BulletinCancelDoc> {
+        self.signed_cancel(envelope).and_then(Result::ok)
+    }
+
+    /// Handles a cancel event; returns where the stream resumes after it, `None` when
+    /// the province did not sign it.
+    fn cancel(&mut self, envelope: &SignedEnvelope, event_seq: u64) -> Option<u64> {
         let now = self.clock.now();
-        let Some(order) = self.verify_cancel(envelope) else { return };
+        let order = match self.signed_cancel(envelope)? {
+            Ok(order) => order,
+            Err(()) => return self.resume_or_log(event_seq, None),
+        };
+        let resume = self.resume_or_log(event_seq, order.event_seq)?;
+        self.cancel_order(order, now);
+        Some(resume)
+    }
+
+    /// [`resume_after`], logging a refusal.
+    fn resume_or_log(&self, event_seq: u64, signed: Option<u64>) -> Option<u64> {
+        resume_after(event_seq, signed).inspect_err(|e| tracing::warn!("{e}")).ok()
+    }
+
+    fn cancel_order(&mut self, order: BulletinCancelDoc, now: DateTime<Utc>) {
         tracing::info!(id = %order.id, "bulletin cancelled by the province");
         // Held to the end: a retry task does not hand the bulletin over in between.
         let handed = self.handed.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -905,10 +1017,26 @@ impl Receiver {
         }
     }
 
-    async fn bulletin(&mut self, envelope: &SignedEnvelope) {
+    /// Handles a bulletin event; returns where the stream resumes after it, `None` when
+    /// the province did not sign it (or signed it for another event number).
+    async fn bulletin(&mut self, envelope: &SignedEnvelope, event_seq: u64) -> Option<u64> {
+        let signed = match signed_bulletin(&self.config.sync.public_key, envelope) {
+            Ok(doc) => doc,
+            Err(e) => {
+                tracing::warn!("{e}");
+                return None;
+            }
+        };
+        let resume = self.resume_or_log(event_seq, signed.event_seq)?;
+        self.signed_bulletin(signed).await;
+        Some(resume)
+    }
+
+    /// A bulletin the province signed: checked, then fetched and handed over.
+    async fn signed_bulletin(&mut self, signed: BulletinDoc) {
         let now = self.clock.now();
         let station = self.config.sync.station_id.clone();
-        let doc = match verify_bulletin(&self.config.sync.public_key, envelope, &station, now) {
+        let doc = match check_bulletin(signed, &station, now) {
             Ok(doc) => doc,
             Err(e) => {
                 tracing::warn!("{e}");
@@ -930,6 +1058,22 @@ impl Receiver {
                 return;
             }
         }
+        // A station whose clock went back forgets seen ids early (they are kept a day
+        // past expiry by its own clock): an old genuine bulletin replayed then would
+        // look new. One that had expired before the newest bulletin this station has
+        // seen was issued (issued more than its own validity earlier) is stale, whatever
+        // the clock says.
+        match self.seen.newest_issued() {
+            Ok(Some(newest)) if doc.expires_at < newest => {
+                let e =
+                    BulletinError::Stale { id: doc.id.clone(), issued_at: doc.issued_at, newest };
+                tracing::warn!("{e}");
+                self.report(&doc.id, DeliveryState::Failed, None, Some(e.to_string()));
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!("{e}"),
+        }
         // Reported after the hand-off: the bulletin's path comes first.
         let delivered_at = now;
         let verified_at = self.clock.now();
@@ -944,11 +1088,7 @@ impl Receiver {
             matches!(self.output, Output::Daemon { .. }) && doc.priority != BulletinPriority::Test;
         let (seen, accepted) = (self.seen.clone(), doc.clone());
         let written = tokio::task::spawn_blocking(move || {
-            if accept {
-                seen.accept(&accepted, now)
-            } else {
-                seen.insert(&accepted.id, accepted.expires_at, now)
-            }
+            if accept { seen.accept(&accepted, now) } else { seen.insert_doc(&accepted, now) }
         });
         let fetched = self.fetch(&doc, delivered_at, false).await;
         match written.await {
@@ -1226,9 +1366,13 @@ impl Receiver {
                 .bearer_auth(&self.config.sync.token)
                 .timeout(RESUME_POLL)
                 .send()
-                .await?
-                .error_for_status()?;
-            response.json::<BulletinEvents>().await
+                .await
+                .and_then(reqwest::Response::error_for_status)
+                .map_err(|source| BulletinError::Http { url: url.clone(), source })?;
+            let body =
+                read_limited(response, MAX_POLL_BYTES, "a bulletin poll answer", &url).await?;
+            serde_json::from_slice::<BulletinEvents>(&body)
+                .map_err(|e| BulletinError::Malformed(format!("bulletin poll answer: {e}")))
         };
         match polled.await {
             Ok(events) => events
@@ -1240,8 +1384,7 @@ impl Receiver {
                 .collect(),
             Err(e) => {
                 tracing::warn!(
-                    "cannot ask central for cancels before resuming bulletins ({}); the stream will deliver them",
-                    crate::sync::describe_http(&e)
+                    "cannot ask central for cancels before resuming bulletins ({e}); the stream will deliver them"
                 );
                 HashSet::new()
             }
@@ -1467,19 +1610,62 @@ pub fn spawn_for(
     Ok(Some(tokio::spawn(receiver.run(Some(status), shutdown))))
 }
 
-/// Splits the first complete SSE block (ended by a blank line) off `buffer`.
-fn split_block(buffer: &[u8]) -> Option<(&[u8], Vec<u8>)> {
-    let mut i = 0;
-    while i + 1 < buffer.len() {
-        if buffer[i] == b'\n' && buffer[i + 1] == b'\n' {
-            return Some((&buffer[..i], buffer[i + 2..].to_vec()));
+/// Largest event the stream may carry. A bulletin event is a few kilobytes (a district's
+/// target list is the biggest part); anything larger is not central's, and buffering it
+/// without end would grow the memory of the process that drives the loudspeakers.
+pub const MAX_EVENT_BYTES: usize = 256 * 1024;
+
+/// Largest answer to a bulletin poll: the events one station may be owed (bulletins
+/// are valid for at most 7 days, and rare).
+pub const MAX_POLL_BYTES: usize = 4 * 1024 * 1024;
+
+/// Cuts an SSE byte stream into blocks (each ended by a blank line), looking at every
+/// byte once however the stream is chunked, and holding at most [`MAX_EVENT_BYTES`].
+#[derive(Debug, Default)]
+struct SseDecoder {
+    buffer: Vec<u8>,
+    /// Bytes of `buffer` already searched for a block end.
+    scanned: usize,
+    /// Bytes looked at in all (a test checks the work stays linear).
+    examined: u64,
+}
+
+impl SseDecoder {
+    /// Adds `chunk` and returns the blocks it completed.
+    fn push(&mut self, chunk: &[u8]) -> Result<Vec<Vec<u8>>, BulletinError> {
+        self.buffer.extend_from_slice(chunk);
+        let mut blocks = Vec::new();
+        let mut start = 0;
+        // A terminator may straddle the previous chunk: look back two bytes.
+        let mut i = self.scanned.saturating_sub(2).max(start);
+        while i < self.buffer.len() {
+            self.examined += 1;
+            if self.buffer[i] == b'\n' {
+                let end = match (self.buffer.get(i + 1), self.buffer.get(i + 2)) {
+                    (Some(b'\n'), _) => Some(i + 2),
+                    (Some(b'\r'), Some(b'\n')) => Some(i + 3),
+                    _ => None,
+                };
+                if let Some(end) = end {
+                    blocks.push(self.buffer[start..i].to_vec());
+                    start = end;
+                    i = end;
+                    continue;
+                }
+            }
+            i += 1;
         }
-        if buffer[i] == b'\n' && buffer[i + 1] == b'\r' && buffer.get(i + 2) == Some(&b'\n') {
-            return Some((&buffer[..i], buffer[i + 3..].to_vec()));
+        if start > 0 {
+            self.buffer.drain(..start);
         }
-        i += 1;
+        self.scanned = self.buffer.len();
+        if self.buffer.len() > MAX_EVENT_BYTES {
+            self.buffer = Vec::new();
+            self.scanned = 0;
+            return Err(BulletinError::TooLarge { what: "an event", limit: MAX_EVENT_BYTES });
+        }
+        Ok(blocks)
     }
-    None
 }
 
 /// The `data:` lines of one SSE block joined (comments and other fields ignored).
@@ -1500,6 +1686,21 @@ fn sse_data(block: &[u8]) -> Option<String> {
         }
     }
     data
+}
+
+/// A response body of at most `limit` bytes (`what` names it in the refusal).
+async fn read_limited(
+    response: reqwest::Response,
+    limit: usize,
+    what: &'static str,
+    url: &str,
+) -> Result<Vec<u8>, BulletinError> {
+    crate::sync::read_limited(response, limit).await.map_err(|e| match e {
+        crate::sync::LimitedError::TooLarge => BulletinError::TooLarge { what, limit },
+        crate::sync::LimitedError::Http(source) => {
+            BulletinError::Http { url: url.to_string(), source }
+        }
+    })
 }
 
 /// The `missed` record of the plays of `p` a start found it could not air: planned at
@@ -1656,6 +1857,7 @@ mod tests {
             tone: false,
             issued_at: expires_at - chrono::Duration::hours(1),
             expires_at,
+            event_seq: None,
         }
     }
 
@@ -1704,6 +1906,82 @@ mod tests {
             verify_bulletin(&public, &as_cancel, "a", t),
             Err(BulletinError::Signature(SigningError::WrongKind { .. }))
         ));
+    }
+
+    #[test]
+    fn a_signed_bulletin_outside_its_bounds_is_refused_before_it_reaches_the_core() {
+        let key = ProvinceKey::from_seed([7; 32]);
+        let public = key.public();
+        let t = DateTime::parse_from_rfc3339("2026-12-01T06:00:00Z").unwrap().with_timezone(&Utc);
+        let base = || BulletinDoc {
+            issued_at: t - chrono::Duration::seconds(10),
+            ..doc(&["a"], t + chrono::Duration::hours(1))
+        };
+        let cases: Vec<(&str, BulletinDoc)> = vec![
+            // The interval that made `DateTime + TimeDelta` overflow in the core.
+            (
+                "interval 1e13 s",
+                BulletinDoc { repeat: 1, interval_secs: 10_000_000_000_000, ..base() },
+            ),
+            (
+                "interval longer than the validity",
+                BulletinDoc { repeat: 1, interval_secs: 3611, ..base() },
+            ),
+            ("101 repeats", BulletinDoc { repeat: 101, ..base() }),
+            (
+                "valid 7 days and a second",
+                BulletinDoc {
+                    expires_at: t - chrono::Duration::seconds(10)
+                        + chrono::Duration::days(7)
+                        + chrono::Duration::seconds(1),
+                    ..base()
+                },
+            ),
+            (
+                "expires before it is issued",
+                BulletinDoc { issued_at: t + chrono::Duration::hours(2), ..base() },
+            ),
+            (
+                "audio name with a path",
+                BulletinDoc { audio_sha256: "../../etc/passwd".into(), ..base() },
+            ),
+            ("audio name in capitals", BulletinDoc { audio_sha256: "A".repeat(64), ..base() }),
+            (
+                "audio of 64 MiB and a byte",
+                BulletinDoc { audio_size: 64 * 1024 * 1024 + 1, ..base() },
+            ),
+            ("gain +21 dB", BulletinDoc { gain_db: 21.0, ..base() }),
+            ("title of 201 characters", BulletinDoc { title: "x".repeat(201), ..base() }),
+            ("title with an escape", BulletinDoc { title: "lũ\u{1b}[2J".into(), ..base() }),
+            ("id with a slash", BulletinDoc { id: "b/1".into(), ..base() }),
+        ];
+        for (name, doc) in cases {
+            let envelope = key.sign(DocumentKind::Bulletin, &doc).unwrap();
+            let got = verify_bulletin(&public, &envelope, "a", t);
+            assert!(matches!(got, Err(BulletinError::OutOfRange(_))), "{name}: {got:?}");
+        }
+        // At the bounds it passes.
+        let edge = BulletinDoc {
+            repeat: 100,
+            interval_secs: 3610,
+            audio_size: 64 * 1024 * 1024,
+            gain_db: 20.0,
+            title: "x".repeat(200),
+            ..base()
+        };
+        let envelope = key.sign(DocumentKind::Bulletin, &edge).unwrap();
+        assert!(verify_bulletin(&public, &envelope, "a", t).is_ok());
+    }
+
+    #[test]
+    fn the_resume_point_is_the_number_the_province_signed() {
+        assert_eq!(resume_after(7, Some(7)).unwrap(), 7);
+        assert_eq!(resume_after(7, None).unwrap(), 7, "a document from an older central");
+        assert!(matches!(
+            resume_after(9_223_372_036_854_775_807, Some(7)),
+            Err(BulletinError::Renumbered { .. })
+        ));
+        assert!(matches!(resume_after(u64::MAX, None), Err(BulletinError::OutOfRange(_))));
     }
 
     #[test]
@@ -1911,11 +2189,46 @@ mod tests {
     #[test]
     fn sse_blocks_split_and_join_data_lines() {
         let raw = b": heartbeat\n\nid: 3\nevent: bulletin\ndata: {\"a\":\ndata: 1}\n\nid: 4\r\n";
-        let (first, rest) = split_block(raw).unwrap();
-        assert_eq!(sse_data(first), None);
-        let (second, rest) = split_block(&rest).unwrap();
-        assert_eq!(sse_data(second).as_deref(), Some("{\"a\":\n1}"));
-        assert!(split_block(&rest).is_none(), "an incomplete block waits for more bytes");
+        let mut decoder = SseDecoder::default();
+        let blocks = decoder.push(raw).unwrap();
+        assert_eq!(blocks.len(), 2, "an incomplete block waits for more bytes");
+        assert_eq!(sse_data(&blocks[0]), None);
+        assert_eq!(sse_data(&blocks[1]).as_deref(), Some("{\"a\":\n1}"));
+        // The rest completes later, also when the blank line is split across chunks.
+        assert!(decoder.push(b"data: x\r").unwrap().is_empty());
+        let blocks = decoder.push(b"\n\r\n").unwrap();
+        assert_eq!(blocks.iter().map(|b| sse_data(b)).collect::<Vec<_>>(), [Some("x".into())]);
+        let mut split = SseDecoder::default();
+        assert!(split.push(b"data: y\n").unwrap().is_empty());
+        assert_eq!(split.push(b"\n").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn an_event_fed_a_byte_at_a_time_is_scanned_once_and_an_oversized_one_refused() {
+        let event = format!("data: {}\n\n", "x".repeat(200_000));
+        let mut decoder = SseDecoder::default();
+        let mut blocks = Vec::new();
+        for byte in event.as_bytes() {
+            blocks.extend(decoder.push(std::slice::from_ref(byte)).unwrap());
+        }
+        assert_eq!(blocks.len(), 1);
+        // Each byte is looked at about once (twice at most where a chunk boundary
+        // may split a terminator), not once per chunk that arrives after it.
+        assert!(
+            decoder.examined <= 3 * event.len() as u64,
+            "{} bytes examined for {} bytes",
+            decoder.examined,
+            event.len()
+        );
+        // One byte past the cap without a block end: refused, and the memory let go.
+        let mut decoder = SseDecoder::default();
+        let endless = vec![b'x'; MAX_EVENT_BYTES + 1];
+        let err = decoder.push(&endless).unwrap_err();
+        assert!(matches!(err, BulletinError::TooLarge { .. }), "{err}");
+        assert_eq!(decoder.buffer.capacity(), 0);
+        // Exactly at the cap it waits for more.
+        let mut decoder = SseDecoder::default();
+        assert!(decoder.push(&vec![b'x'; MAX_EVENT_BYTES]).unwrap().is_empty());
     }
 
     #[test]

@@ -38,6 +38,17 @@ pub const LATE_AFTER: Duration = Duration::milliseconds(1000);
 /// buffer, so the fade is over when the new item starts.
 pub const PREEMPT_MARGIN: Duration = Duration::milliseconds(300);
 
+/// `t + d`, or the last representable instant: no duration from a file or the network
+/// can make the scheduler panic.
+pub fn later(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    t.checked_add_signed(d).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// `t - d`, or the first representable instant.
+pub fn before(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    t.checked_sub_signed(d).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
 /// One thing to play: a scheduled occurrence or one repetition of an emergency bulletin.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Item {
@@ -334,17 +345,17 @@ impl Core {
             }
         };
         for item in &self.waiting {
-            at(item.planned - self.preroll);
-            at(item.planned - self.lead);
-            at(item.deadline() + Duration::milliseconds(1));
+            at(before(item.planned, self.preroll));
+            at(before(item.planned, self.lead));
+            at(later(item.deadline(), Duration::milliseconds(1)));
         }
         for e in &self.emergencies {
             at(e.planned);
-            at(e.deadline() + Duration::milliseconds(1));
+            at(later(e.deadline(), Duration::milliseconds(1)));
         }
         if let Some(next) = &self.next {
             if next.follows {
-                at(next.item.deadline() + Duration::milliseconds(1));
+                at(later(next.item.deadline(), Duration::milliseconds(1)));
                 if next.start_at.is_some() {
                     at(next.item.planned - self.lead);
                 }
@@ -779,7 +790,10 @@ impl Core {
             && !self.cancelled.contains(&slot.item.item_id)
         {
             let mut again = slot.item.clone();
-            again.planned = (now + b.interval).max(slot.item.planned + Duration::milliseconds(1));
+            // Saturating: an interval is bounded by the bulletin's validity, but the core
+            // must not panic on any duration it is handed.
+            again.planned =
+                later(now, b.interval).max(later(slot.item.planned, Duration::milliseconds(1)));
             if b.expires.is_some_and(|e| again.planned > e) {
                 tracing::info!(item = %slot.item.item_id, "no further repeat: the bulletin expires first");
                 return;
@@ -1145,6 +1159,18 @@ mod tests {
         assert_eq!(s[2].2, ms(60_300));
         assert_eq!(s[3], ("bao".into(), Outcome::Late, ms(120_300), None));
         assert_eq!(s.len(), 4);
+    }
+
+    #[test]
+    fn time_arithmetic_saturates_instead_of_panicking() {
+        let end = DateTime::<Utc>::MAX_UTC;
+        assert_eq!(later(end, Duration::milliseconds(1)), end);
+        assert_eq!(later(t(9, 0), Duration::MAX), end);
+        assert_eq!(
+            before(DateTime::<Utc>::MIN_UTC, Duration::seconds(1)),
+            DateTime::<Utc>::MIN_UTC
+        );
+        assert_eq!(later(t(9, 0), Duration::seconds(1)), t(9, 0) + Duration::seconds(1));
     }
 
     #[test]

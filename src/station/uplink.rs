@@ -59,6 +59,8 @@ enum ReportError {
     Status { status: reqwest::StatusCode, body: String },
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    #[error("central's answer to a playlog batch: {0}")]
+    Answer(String),
 }
 
 /// The running uplink's two loops. Await [`Uplink::run`] beside the daemon.
@@ -340,13 +342,32 @@ impl Reporter {
             .map_err(|source| ReportError::Http { url: self.url.clone(), source })?;
         let status = response.status();
         if !status.is_success() {
-            let body = response.text().await.unwrap_or_default();
+            let body = crate::sync::error_text(response).await;
             return Err(ReportError::Status { status, body });
         }
-        let ack: PlaylogAck = response
-            .json()
-            .await
-            .map_err(|source| ReportError::Http { url: self.url.clone(), source })?;
+        let body =
+            crate::sync::read_limited(response, crate::sync::MAX_ACK_BYTES).await.map_err(|e| {
+                match e {
+                    crate::sync::LimitedError::Http(source) => {
+                        ReportError::Http { url: self.url.clone(), source }
+                    }
+                    crate::sync::LimitedError::TooLarge => ReportError::Answer(format!(
+                        "larger than {} bytes",
+                        crate::sync::MAX_ACK_BYTES
+                    )),
+                }
+            })?;
+        let ack: PlaylogAck =
+            serde_json::from_slice(&body).map_err(|e| ReportError::Answer(e.to_string()))?;
+        // Nothing is marked acknowledged that this batch did not carry: an answer that
+        // claims more (an impostor on the path, a confused proxy) must not make the
+        // station stop resending records central never stored.
+        if ack.acked_through > last {
+            return Err(ReportError::Answer(format!(
+                "it acknowledges records up to #{} but the batch ended at #{last}",
+                ack.acked_through
+            )));
+        }
         // Central acknowledges only what it committed, so the whole prefix may be marked.
         let marked = self.ledger.ack_through(ack.acked_through)?;
         tracing::debug!(

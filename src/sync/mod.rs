@@ -218,6 +218,72 @@ pub enum SyncError {
     Cache(#[from] CacheError),
     #[error("ca_cert is not a PEM certificate: {0}")]
     CaCert(reqwest::Error),
+    #[error("{what} from central is larger than {limit} bytes: refused")]
+    TooLarge { what: &'static str, limit: usize },
+    #[error("{what} from central is not valid JSON of the expected shape: {source}")]
+    BadAnswer { what: &'static str, source: serde_json::Error },
+}
+
+/// Largest manifest a station accepts: its schedules' text (each at most
+/// [`crate::schedule::MAX_SOURCE_BYTES`]) and audio list.
+pub const MAX_MANIFEST_BYTES: usize = 16 * 1024 * 1024;
+/// Largest small answer (a heartbeat or playlog acknowledgement).
+pub const MAX_ACK_BYTES: usize = 64 * 1024;
+/// How much of an error answer is read to show it.
+pub const MAX_ERROR_BYTES: usize = 16 * 1024;
+
+/// Why [`read_limited`] gave no body.
+#[derive(Debug)]
+pub enum LimitedError {
+    TooLarge,
+    Http(reqwest::Error),
+}
+
+/// Reads a response body of at most `limit` bytes. Everything a station reads from
+/// central goes through a bound: on plain HTTP anyone on the path can answer instead,
+/// and the process that drives the loudspeakers must not grow without end.
+pub async fn read_limited(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, LimitedError> {
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(LimitedError::TooLarge);
+    }
+    let mut out = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(LimitedError::Http)? {
+        if out.len() + chunk.len() > limit {
+            return Err(LimitedError::TooLarge);
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// The text of an error answer, cut at [`MAX_ERROR_BYTES`] and stripped of control
+/// characters (it ends up in logs and on terminals).
+pub async fn error_text(mut response: reqwest::Response) -> String {
+    let mut out = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let room = MAX_ERROR_BYTES.saturating_sub(out.len());
+        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if room <= chunk.len() {
+            break;
+        }
+    }
+    crate::text::printable(&String::from_utf8_lossy(&out))
+}
+
+/// [`read_limited`] as a [`SyncError`].
+async fn read_body(
+    response: reqwest::Response,
+    limit: usize,
+    what: &'static str,
+    url: &str,
+) -> Result<Vec<u8>, SyncError> {
+    read_limited(response, limit).await.map_err(|e| match e {
+        LimitedError::TooLarge => SyncError::TooLarge { what, limit },
+        LimitedError::Http(source) => SyncError::Http { url: url.to_string(), source },
+    })
 }
 
 /// What one [`Syncer::sync_audio`] pass did.
@@ -312,7 +378,7 @@ impl Syncer {
         if status == StatusCode::UNAUTHORIZED {
             return SyncError::Unauthorized;
         }
-        let text = response.text().await.unwrap_or_default();
+        let text = error_text(response).await;
         let message = serde_json::from_str::<ErrorBody>(&text).map(|b| b.error).unwrap_or(text);
         SyncError::Status { what: what.to_string(), status, message }
     }
@@ -343,7 +409,7 @@ impl Syncer {
         if !response.status().is_success() {
             return Err(Self::error_status("manifest request", response).await);
         }
-        let bytes = response.bytes().await.map_err(|source| SyncError::Http { url, source })?;
+        let bytes = read_body(response, MAX_MANIFEST_BYTES, "a manifest", &url).await?;
         let envelope: SignedEnvelope =
             serde_json::from_slice(&bytes).map_err(SyncError::Malformed).inspect_err(|e| {
                 tracing::warn!("{e}");
@@ -565,8 +631,9 @@ impl Syncer {
         if !response.status().is_success() {
             return Err(Self::error_status("heartbeat", response).await);
         }
-        let ack: HeartbeatAck =
-            response.json().await.map_err(|source| SyncError::Http { url, source })?;
+        let body = read_body(response, MAX_ACK_BYTES, "a heartbeat answer", &url).await?;
+        let ack: HeartbeatAck = serde_json::from_slice(&body)
+            .map_err(|source| SyncError::BadAnswer { what: "a heartbeat answer", source })?;
         let offset = clock_offset_ms(sent, ack.server_time, self.clock.now());
         self.clock_offset_ms = Some(offset);
         Ok(offset)
