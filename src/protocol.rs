@@ -195,6 +195,17 @@ pub struct Heartbeat {
     pub sent_at: DateTime<Utc>,
 }
 
+impl Heartbeat {
+    /// The station's free texts made safe to store and show: control characters
+    /// replaced, each cut at [`bounds::MAX_REASON_CHARS`].
+    pub fn sanitise(&mut self) {
+        bounds::sanitise(&mut self.now_playing);
+        let mut health = Some(std::mem::take(&mut self.sink_health));
+        bounds::sanitise(&mut health);
+        self.sink_health = health.unwrap_or_default();
+    }
+}
+
 /// Central → station: the heartbeat was stored; `server_time` lets the station estimate
 /// its clock offset (midpoint of send and receive).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -242,6 +253,50 @@ pub struct PlaylogAck {
     pub stored: u64,
     /// Records of this batch central already held.
     pub duplicates: u64,
+}
+
+/// Where the next page of `GET /api/v1/playlog` starts: after this record in the
+/// log's order (planned time, station, sequence). Central sends it in the
+/// [`PLAYLOG_NEXT_HEADER`] header when a page is full; the client passes it back as
+/// `after`. Text form: `PLANNED|STATION|SEQ`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlaylogCursor {
+    pub planned: DateTime<Utc>,
+    pub station: String,
+    pub seq: u64,
+}
+
+/// The response header that carries the next page's [`PlaylogCursor`].
+pub const PLAYLOG_NEXT_HEADER: &str = "x-loa-next-cursor";
+/// Records per playlog page when the request does not say.
+pub const PLAYLOG_PAGE_DEFAULT: u64 = 1000;
+/// Most records one playlog page may ask for.
+pub const PLAYLOG_PAGE_MAX: u64 = 10_000;
+
+impl std::fmt::Display for PlaylogCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let planned = self.planned.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        write!(f, "{planned}|{}|{}", self.station, self.seq)
+    }
+}
+
+impl std::str::FromStr for PlaylogCursor {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad = || format!("cursor {:?} is not PLANNED|STATION|SEQ", bounds::clip(text));
+        let mut parts = text.splitn(3, '|');
+        let (Some(planned), Some(station), Some(seq)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad());
+        };
+        let planned = DateTime::parse_from_rfc3339(planned).map_err(|_| bad())?.to_utc();
+        let seq: u64 = seq.parse().map_err(|_| bad())?;
+        if station.is_empty() || station.len() > 64 || seq > bounds::MAX_EVENT_SEQ {
+            return Err(bad());
+        }
+        Ok(Self { planned, station: station.to_string(), seq })
+    }
 }
 
 /// A problem central found in a station's hash chain.
@@ -625,6 +680,20 @@ pub mod bounds {
         Ok(secs as u64)
     }
 
+    /// Longest free text a station reports (a reason, a sink error, what is playing).
+    pub const MAX_REASON_CHARS: usize = 1000;
+
+    /// A free text from a station, made safe to store and show: control characters
+    /// replaced ([`crate::text::printable`]), cut at [`MAX_REASON_CHARS`].
+    pub fn sanitise(field: &mut Option<String>) {
+        crate::text::clean(field);
+        if let Some(text) = field.as_mut()
+            && text.chars().count() > MAX_REASON_CHARS
+        {
+            *text = text.chars().take(MAX_REASON_CHARS).collect();
+        }
+    }
+
     /// The first 40 characters of `text`, for an error message.
     pub fn clip(text: &str) -> String {
         text.chars().take(40).collect()
@@ -702,6 +771,13 @@ pub struct DeliveryReport {
     /// For `started`: first sample minus the bulletin's `issued_at`, milliseconds.
     pub latency_ms: Option<i64>,
     pub reason: Option<String>,
+}
+
+impl DeliveryReport {
+    /// As [`Heartbeat::sanitise`], for the reason.
+    pub fn sanitise(&mut self) {
+        bounds::sanitise(&mut self.reason);
+    }
 }
 
 /// Operator → central: push a bulletin. Exactly one of `audio_sha256` (already in the

@@ -27,6 +27,12 @@ pub fn clean(field: &mut Option<String>) {
     }
 }
 
+/// One CSV field: [`printable`], quoted when it holds a comma or a quote.
+pub fn csv_field(text: &str) -> String {
+    let text = printable(text);
+    if text.contains([',', '"']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -39,5 +45,13 @@ mod tests {
         let mut field = Some("x\u{1b}".to_string());
         clean(&mut field);
         assert_eq!(field.as_deref(), Some("x\u{FFFD}"));
+    }
+
+    #[test]
+    fn csv_fields_are_quoted_when_needed_and_never_carry_control_characters() {
+        assert_eq!(csv_field("a"), "a");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"x\""), "\"say \"\"x\"\"\"");
+        assert_eq!(csv_field("a\nb"), "a\u{FFFD}b");
     }
 }

@@ -165,7 +165,7 @@ async fn central_records(
     id: &str,
 ) -> Vec<Record> {
     let response = client
-        .get(format!("{url}/api/v1/playlog?station={id}&limit=100000"))
+        .get(format!("{url}/api/v1/playlog?station={id}&limit=10000"))
         .bearer_auth(admin)
         .send()
         .await;

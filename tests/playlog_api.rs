@@ -106,6 +106,14 @@ async fn batches_are_idempotent_refusals_are_clear_and_breaks_are_flagged() {
     let body: ErrorBody = r.json().await.unwrap();
     assert!(body.error.contains("playlog batch is not valid JSON"), "{}", body.error);
 
+    // A sequence past i64::MAX would wrap where it is stored: refused.
+    let mut huge = chain("ba-chuc", 1);
+    huge[0].seq = 1 << 63;
+    let r = post(&c, &b, serde_json::to_vec(&PlaylogBatch { records: huge }).unwrap()).await;
+    assert_eq!(r.status().as_u16(), 400);
+    let body: ErrorBody = r.json().await.unwrap();
+    assert!(body.error.contains("sequence 9223372036854775808 is out of range"), "{}", body.error);
+
     // A station whose record 2 was altered after hashing: flagged, visible in status.
     let mut tampered = chain("ba-chuc", 3);
     tampered[1].entry.outcome = Outcome::Missed;
@@ -126,7 +134,44 @@ async fn batches_are_idempotent_refusals_are_clear_and_breaks_are_flagged() {
 
     // Reading the playlog: filters, and a district token sees only its district.
     let (_, _, all) = get::<Vec<Record>>(&c, &c.admin, "/api/v1/playlog").await;
-    assert_eq!(all.unwrap().len(), 9);
+    let all = all.unwrap();
+    assert_eq!(all.len(), 9);
+    // Pages: a full page names where the next one starts; the pages add up to the whole.
+    let mut paged: Vec<Record> = Vec::new();
+    let mut after: Option<String> = None;
+    for _ in 0..10 {
+        let mut query = vec![("limit", "4".to_string())];
+        query.extend(after.clone().map(|a| ("after", a)));
+        let r = reqwest::Client::new()
+            .get(format!("{}/api/v1/playlog", c.url))
+            .query(&query)
+            .bearer_auth(&c.admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let next = r
+            .headers()
+            .get(loa::protocol::PLAYLOG_NEXT_HEADER)
+            .map(|v| v.to_str().unwrap().to_string());
+        let page: Vec<Record> = r.json().await.unwrap();
+        assert!(page.len() <= 4);
+        paged.extend(page);
+        match next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(paged, all);
+    // No page of everything: a size past the maximum (or zero) is refused, not a 500.
+    for limit in ["0", "10001", "18446744073709551615"] {
+        let (status, text, _) =
+            get::<serde_json::Value>(&c, &c.admin, &format!("/api/v1/playlog?limit={limit}")).await;
+        assert_eq!(status, 400, "limit {limit}: {text}");
+    }
+    let (status, text, _) =
+        get::<serde_json::Value>(&c, &c.admin, "/api/v1/playlog?after=garbage").await;
+    assert_eq!(status, 400, "{text}");
     let (_, _, played) = get::<Vec<Record>>(&c, &c.admin, "/api/v1/playlog?outcome=played").await;
     assert_eq!(played.unwrap().len(), 1, "ba-chuc's record 2 now says missed");
     let (_, _, item) =

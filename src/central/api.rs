@@ -43,7 +43,31 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(super::bulletins::routes())
         .merge(super::playlog::routes())
         .layer(DefaultBodyLimit::max(JSON_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), refuse_plain_http))
         .with_state(state)
+}
+
+/// Refuses every route over plain HTTP from another machine unless `allow_plain_http`:
+/// a token sniffed on the provincial network would let anyone have central sign an
+/// emergency for every station. This machine (loopback) may use plain HTTP.
+async fn refuse_plain_http(
+    State(state): State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let plain_remote = request
+        .extensions()
+        .get::<super::server::Connection>()
+        .is_some_and(|c| !c.tls && !c.is_local());
+    if plain_remote && !state.config.allow_plain_http {
+        return ApiError::Forbidden(
+            "central refuses plain HTTP from other machines (tokens would cross the network in clear): \
+             use https:// with the CA from `loa central init --host NAME`, or set allow_plain_http = true in central.toml"
+                .into(),
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 fn bearer(headers: &HeaderMap) -> Option<String> {
@@ -147,7 +171,8 @@ async fn post_heartbeat(
 ) -> Result<Response, ApiError> {
     let station = station_auth(&state, &headers)?;
     let body = super::body::read(body, super::body::HEARTBEAT_LIMIT).await?;
-    let heartbeat: Heartbeat = parse_json(&body, "heartbeat")?;
+    let mut heartbeat: Heartbeat = parse_json(&body, "heartbeat")?;
+    heartbeat.sanitise();
     let now = state.clock.now();
     state.store.put_heartbeat(&StoredHeartbeat {
         station_id: station.id,

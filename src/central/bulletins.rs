@@ -492,27 +492,6 @@ pub fn resolve_targets(
     role: &Role,
     to: &Target,
 ) -> Result<Vec<String>, ApiError> {
-    let chosen: Vec<Station> = match to {
-        Target::All => stations,
-        Target::District(name) => {
-            let chosen: Vec<Station> =
-                stations.into_iter().filter(|s| &s.district == name).collect();
-            if chosen.is_empty() {
-                return Err(ApiError::NotFound(format!("no stations in district {name:?}")));
-            }
-            chosen
-        }
-        Target::Stations(ids) => {
-            let mut chosen = Vec::new();
-            for id in ids.iter().collect::<std::collections::BTreeSet<_>>() {
-                let s = stations.iter().find(|s| &s.id == id).cloned().ok_or_else(|| {
-                    ApiError::NotFound(format!("no station {id:?}: see `loa status` for the list"))
-                })?;
-                chosen.push(s);
-            }
-            chosen
-        }
-    };
     match role {
         Role::Admin => {}
         Role::Viewer => {
@@ -524,14 +503,51 @@ pub fn resolve_targets(
                     "district tokens cannot push to all stations: use --to district:{own}"
                 )));
             }
-            if let Some(other) = chosen.iter().find(|s| &s.district != own) {
+            if let Target::District(name) = to
+                && name != own
+            {
                 return Err(ApiError::Forbidden(format!(
-                    "station {:?} is in district {:?}; this token may push only to district {own:?}",
-                    other.id, other.district
+                    "this token may push only to district {own:?}"
                 )));
             }
         }
     }
+    // A district token is answered as if its district were the whole province: the
+    // same refusal for a station elsewhere as for one that does not exist, so nothing
+    // about other districts' stations can be learnt from it.
+    let visible: Vec<Station> = match role {
+        Role::District(own) => stations.into_iter().filter(|s| &s.district == own).collect(),
+        _ => stations,
+    };
+    let chosen: Vec<Station> = match to {
+        Target::All => visible,
+        Target::District(name) => {
+            let chosen: Vec<Station> =
+                visible.into_iter().filter(|s| &s.district == name).collect();
+            if chosen.is_empty() {
+                return Err(ApiError::NotFound(format!("no stations in district {name:?}")));
+            }
+            chosen
+        }
+        Target::Stations(ids) => {
+            let mut chosen = Vec::new();
+            for id in ids.iter().collect::<std::collections::BTreeSet<_>>() {
+                let s = visible.iter().find(|s| &s.id == id).cloned().ok_or_else(|| {
+                    let id = crate::text::printable(&crate::protocol::bounds::clip(id));
+                    match role {
+                        Role::District(own) => ApiError::Forbidden(format!(
+                            "station {id:?} is not one of district {own:?}'s stations: this token may push only to them"
+                        )),
+                        _ => ApiError::NotFound(format!(
+                            "no station {id:?}: see `loa status` for the list"
+                        )),
+                    }
+                })?;
+                chosen.push(s);
+            }
+            chosen
+        }
+    };
     if chosen.is_empty() {
         return Err(ApiError::NotFound(
             "no stations to push to: add one with `loa central station add`".into(),
@@ -540,39 +556,66 @@ pub fn resolve_targets(
     Ok(chosen.into_iter().map(|s| s.id).collect())
 }
 
-/// Renders `text` to a WAV file with espeak-ng (`voice`, e.g. `vi`).
+/// Longest espeak-ng may take to render a bulletin's text (at most [`MAX_TEXT_CHARS`]:
+/// a few seconds of work); a voice that hangs is killed.
+pub const SPEECH_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Renders `text` to a WAV file with espeak-ng (`voice`, e.g. `vi`). The program is killed
+/// after [`SPEECH_TIMEOUT`], and a result larger than a bulletin's audio may be
+/// ([`crate::protocol::bounds::MAX_BULLETIN_AUDIO_BYTES`]) is refused.
 pub async fn render_speech(
     program: &str,
     text: &str,
     voice: &str,
     out: &Path,
 ) -> Result<(), BulletinError> {
-    let result = tokio::process::Command::new(program)
+    let child = tokio::process::Command::new(program)
         .arg("-v")
         .arg(voice)
         .arg("-w")
         .arg(out)
         .arg("--")
         .arg(text)
-        .output()
-        .await;
-    match result {
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn();
+    let speech_error =
+        |detail: String| BulletinError::Speech { program: program.to_string(), detail };
+    let child = match child {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Err(BulletinError::NoSpeech { program: program.to_string() })
+            return Err(BulletinError::NoSpeech { program: program.to_string() });
         }
-        Err(e) => {
-            Err(BulletinError::Speech { program: program.to_string(), detail: e.to_string() })
+        Err(e) => return Err(speech_error(e.to_string())),
+        Ok(child) => child,
+    };
+    // Dropping the wait on timeout kills the child (`kill_on_drop`).
+    let output = match tokio::time::timeout(SPEECH_TIMEOUT, child.wait_with_output()).await {
+        Err(_) => {
+            return Err(speech_error(format!(
+                "it did not finish within {} s and was stopped",
+                SPEECH_TIMEOUT.as_secs()
+            )));
         }
-        Ok(output) if !output.status.success() => Err(BulletinError::Speech {
-            program: program.to_string(),
-            detail: format!(
-                "{} ({}); is the voice {voice:?} installed? `espeak-ng --voices` lists them",
-                String::from_utf8_lossy(&output.stderr).trim(),
-                output.status
-            ),
-        }),
-        Ok(_) => Ok(()),
+        Ok(Err(e)) => return Err(speech_error(e.to_string())),
+        Ok(Ok(output)) => output,
+    };
+    if !output.status.success() {
+        return Err(speech_error(format!(
+            "{} ({}); is the voice {voice:?} installed? `espeak-ng --voices` lists them",
+            crate::text::printable(String::from_utf8_lossy(&output.stderr).trim()),
+            output.status
+        )));
     }
+    let size = tokio::fs::metadata(out).await.map(|m| m.len()).unwrap_or(0);
+    let limit = crate::protocol::bounds::MAX_BULLETIN_AUDIO_BYTES;
+    if size > limit {
+        return Err(speech_error(format!(
+            "the speech is {size} bytes, more than a bulletin's audio may be ({limit})"
+        )));
+    }
+    Ok(())
 }
 
 /// Renders `text`, measures it like an upload and stores it in the library.
@@ -764,19 +807,54 @@ async fn push(
     .into_response())
 }
 
-/// Whether `role` may act on a bulletin sent to `targets`.
+/// The stations of `role`'s district, or `None` for a role that sees every station.
+fn own_stations(state: &AppState, role: &Role) -> Result<Option<HashSet<String>>, ApiError> {
+    match role {
+        Role::District(own) => Ok(Some(
+            state
+                .store
+                .stations()?
+                .into_iter()
+                .filter(|s| &s.district == own)
+                .map(|s| s.id)
+                .collect(),
+        )),
+        Role::Admin | Role::Viewer => Ok(None),
+    }
+}
+
+/// A bulletin `role` may see: a district token sees only bulletins that reach one of
+/// its stations (and only those stations' rows); to it, any other does not exist.
+fn visible_info(state: &AppState, role: &Role, id: &str) -> Result<BulletinInfo, ApiError> {
+    let mut info = info(state, id)?;
+    if let Some(own) = own_stations(state, role)? {
+        if !info.doc.targets.iter().any(|t| own.contains(t)) {
+            return Err(no_bulletin(id));
+        }
+        info.stations.retain(|s| own.contains(&s.station_id));
+        info.doc.targets.retain(|t| own.contains(t));
+    }
+    Ok(info)
+}
+
+fn no_bulletin(id: &str) -> ApiError {
+    let id = crate::text::printable(&crate::protocol::bounds::clip(id));
+    ApiError::NotFound(format!("no bulletin {id:?}: `loa bulletin list`"))
+}
+
+/// Whether `role` may cancel a bulletin sent to `targets`.
 fn may_touch(state: &AppState, role: &Role, targets: &[String]) -> Result<(), ApiError> {
     match role {
         Role::Admin => Ok(()),
         Role::Viewer => Err(ApiError::Forbidden("viewer tokens cannot cancel bulletins".into())),
         Role::District(own) => {
-            let stations: HashMap<String, String> =
-                state.store.stations()?.into_iter().map(|s| (s.id, s.district)).collect();
-            match targets.iter().find(|t| stations.get(*t) != Some(own)) {
-                Some(other) => Err(ApiError::Forbidden(format!(
-                    "bulletin reaches station {other:?} outside district {own:?}: only an admin may cancel it"
-                ))),
-                None => Ok(()),
+            let mine = own_stations(state, role)?.unwrap_or_default();
+            if targets.iter().all(|t| mine.contains(t)) {
+                Ok(())
+            } else {
+                Err(ApiError::Forbidden(format!(
+                    "this bulletin also reaches stations outside district {own:?}: only an admin may cancel it"
+                )))
             }
         }
     }
@@ -788,10 +866,9 @@ async fn cancel(
     UrlPath(id): UrlPath<String>,
 ) -> Result<Response, ApiError> {
     let role = operator(&state, &headers)?;
-    let (doc, _, cancelled) = state
-        .bulletins
-        .bulletin(&id)?
-        .ok_or_else(|| ApiError::NotFound(format!("no bulletin {id:?}: `loa bulletin list`")))?;
+    let (doc, _, cancelled) = state.bulletins.bulletin(&id)?.ok_or_else(|| no_bulletin(&id))?;
+    // A district token learns nothing of a bulletin that reaches none of its stations.
+    visible_info(&state, &role, &id)?;
     may_touch(&state, &role, &doc.targets)?;
     if let Some(at) = cancelled {
         return Err(ApiError::BadRequest(format!("bulletin {id} was already cancelled at {at}")));
@@ -812,15 +889,13 @@ async fn cancel(
     let (seq, _) =
         state.bulletins.append(None, Some((&doc.id, now)), sign, &doc.targets, doc.expires_at)?;
     tracing::info!(id = %doc.id, seq, by = %role, "bulletin cancelled");
-    Ok(axum::Json(info(&state, &id)?).into_response())
+    Ok(axum::Json(visible_info(&state, &role, &id)?).into_response())
 }
 
 /// A bulletin with every target station's state.
 fn info(state: &AppState, id: &str) -> Result<BulletinInfo, ApiError> {
-    let (doc, issued_by, cancelled_at) = state
-        .bulletins
-        .bulletin(id)?
-        .ok_or_else(|| ApiError::NotFound(format!("no bulletin {id:?}: `loa bulletin list`")))?;
+    let (doc, issued_by, cancelled_at) =
+        state.bulletins.bulletin(id)?.ok_or_else(|| no_bulletin(id))?;
     let mut per: BTreeMap<String, Vec<DeliveryReport>> = BTreeMap::new();
     for (station, report) in state.bulletins.deliveries(id)? {
         per.entry(station).or_default().push(report);
@@ -858,14 +933,38 @@ fn info(state: &AppState, id: &str) -> Result<BulletinInfo, ApiError> {
     Ok(BulletinInfo { doc, cancelled_at, issued_by, stations })
 }
 
+/// Bulletins `loa bulletin list` shows when it does not say, newest first.
+pub const LIST_DEFAULT: usize = 100;
+/// Most bulletins one list may ask for.
+pub const LIST_MAX: usize = 1000;
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    limit: Option<usize>,
+}
+
 async fn list(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
+    Query(query): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
-    operator(&state, &headers)?;
+    let role = operator(&state, &headers)?;
+    let limit = query.limit.unwrap_or(LIST_DEFAULT);
+    if limit == 0 || limit > LIST_MAX {
+        return Err(ApiError::BadRequest(format!(
+            "limit {limit} is out of range: list 1 to {LIST_MAX} bulletins"
+        )));
+    }
     let mut out = Vec::new();
     for id in state.bulletins.bulletin_ids()? {
-        out.push(info(&state, &id)?);
+        if out.len() == limit {
+            break;
+        }
+        match visible_info(&state, &role, &id) {
+            Ok(info) => out.push(info),
+            Err(ApiError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
     }
     Ok(axum::Json(out).into_response())
 }
@@ -875,8 +974,8 @@ async fn show(
     headers: HeaderMap,
     UrlPath(id): UrlPath<String>,
 ) -> Result<Response, ApiError> {
-    operator(&state, &headers)?;
-    Ok(axum::Json(info(&state, &id)?).into_response())
+    let role = operator(&state, &headers)?;
+    Ok(axum::Json(visible_info(&state, &role, &id)?).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -906,8 +1005,8 @@ fn sse_event(e: &StoredEvent) -> Event {
 
 /// How often an open stream checks that its station's token is still valid: a rotated
 /// token (`loa central station rotate-token`, which may run beside central on the same
-/// database) closes the stream within this.
-pub const REAUTH_EVERY: Duration = STREAM_HEARTBEAT;
+/// database) closes the stream within this. One indexed lookup per stream each time.
+pub const REAUTH_EVERY: Duration = Duration::from_secs(5);
 
 async fn stream(
     State(state): State<Arc<AppState>>,
@@ -1060,14 +1159,16 @@ async fn delivery(
 ) -> Result<Response, ApiError> {
     let station = station(&state, &headers)?;
     let body = super::body::read(body, super::body::DELIVERY_LIMIT).await?;
-    let reports = delivery_reports(&body)?;
+    let mut reports = delivery_reports(&body)?;
+    reports.iter_mut().for_each(DeliveryReport::sanitise);
     let now = state.clock.now();
     state.bulletins.touch(&station.id, now);
     for report in &reports {
         if !state.bulletins.is_target(&report.bulletin_id, &station.id) {
             return Err(ApiError::NotFound(format!(
                 "no bulletin {:?} for station {}",
-                report.bulletin_id, station.id
+                crate::text::printable(&crate::protocol::bounds::clip(&report.bulletin_id)),
+                station.id
             )));
         }
         tracing::info!(station = %station.id, id = %report.bulletin_id, state = report.state.as_str(), latency_ms = ?report.latency_ms, reason = ?report.reason, "bulletin delivery");

@@ -31,8 +31,19 @@ planning_horizon_hours = 48
 # HTTPS: set both to serve TLS (rustls) instead of plain HTTP. PEM files; the chain
 # starts with central's own certificate. Stations and the CLI then need the CA that
 # signed it (station `ca_cert`, CLI `--ca-cert`). Signatures protect what plays either way.
+# `loa central init --host NAME` (or `loa central tls --host NAME`) makes both in
+# data_dir/tls/, and central uses them from there when these are not set.
 # tls_cert = "/etc/loa/central-cert.pem"
 # tls_key = "/etc/loa/central-key.pem"
+
+# Plain HTTP from other machines is refused (tokens would cross the network in clear):
+# only this machine may use plain HTTP. Set to true to accept it anyway (a warning is
+# logged at start).
+allow_plain_http = false
+
+# Most connections open at once; more wait until one closes. Capped further by the
+# open-file limit (`ulimit -n`, systemd LimitNOFILE), less 128 kept for files.
+max_connections = 16384
 "#;
 
 /// Central's configuration.
@@ -47,6 +58,8 @@ pub struct CentralConfig {
     pub planning_horizon_hours: u32,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    pub allow_plain_http: bool,
+    pub max_connections: usize,
 }
 
 impl Default for CentralConfig {
@@ -60,6 +73,8 @@ impl Default for CentralConfig {
             planning_horizon_hours: 48,
             tls_cert: None,
             tls_key: None,
+            allow_plain_http: false,
+            max_connections: 16_384,
         }
     }
 }
@@ -121,7 +136,21 @@ impl CentralConfig {
         if config.tls_cert.is_some() != config.tls_key.is_some() {
             return Err(invalid("set both tls_cert and tls_key for HTTPS, or neither"));
         }
+        if config.max_connections == 0 {
+            return Err(invalid("max_connections must be at least 1"));
+        }
         Ok(config)
+    }
+
+    /// The certificate and key central serves HTTPS with: `tls_cert`/`tls_key`, else
+    /// the pair `loa central init --host` made in the data directory, else none.
+    pub fn tls_files(&self) -> Option<(PathBuf, PathBuf)> {
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            return Some((cert.clone(), key.clone()));
+        }
+        let dir = self.data_dir.join(super::tls::TLS_DIR);
+        let (cert, key) = (dir.join(super::tls::CERT_FILE), dir.join(super::tls::KEY_FILE));
+        (cert.is_file() && key.is_file()).then_some((cert, key))
     }
 
     pub fn upload_limit_bytes(&self) -> u64 {

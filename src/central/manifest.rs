@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
@@ -69,9 +70,22 @@ fn sha_of(audio: &AudioRef, map: &BTreeMap<String, String>) -> Option<String> {
 }
 
 /// Builds, signs and stores the next manifest version for `station_id`.
-pub async fn issue(state: &AppState, station_id: &str) -> Result<StoredManifest, ApiError> {
+pub async fn issue(state: &Arc<AppState>, station_id: &str) -> Result<StoredManifest, ApiError> {
     let _serial = state.issue_lock.lock().await;
-    issue_locked(state, station_id)
+    issue_blocking(state, station_id).await
+}
+
+/// [`issue_locked`] on the blocking pool: parsing and planning a station's schedules is
+/// CPU work (bounded by the schedule limits), and the store commits with an fsync; the
+/// async workers keep serving streams meanwhile.
+async fn issue_blocking(
+    state: &Arc<AppState>,
+    station_id: &str,
+) -> Result<StoredManifest, ApiError> {
+    let (state, id) = (state.clone(), station_id.to_string());
+    tokio::task::spawn_blocking(move || issue_locked(&state, &id))
+        .await
+        .map_err(|e| ApiError::Internal(format!("manifest task: {e}")))?
 }
 
 fn issue_locked(state: &AppState, station_id: &str) -> Result<StoredManifest, ApiError> {
@@ -105,7 +119,7 @@ fn issue_locked(state: &AppState, station_id: &str) -> Result<StoredManifest, Ap
 
 /// The manifest a station should hold now: the latest, or a fresh version when there is
 /// none yet or the latest is past half its validity.
-pub async fn current(state: &AppState, station_id: &str) -> Result<StoredManifest, ApiError> {
+pub async fn current(state: &Arc<AppState>, station_id: &str) -> Result<StoredManifest, ApiError> {
     if let Some(latest) = fresh(state, station_id)? {
         return Ok(latest);
     }
@@ -114,7 +128,7 @@ pub async fn current(state: &AppState, station_id: &str) -> Result<StoredManifes
     if let Some(latest) = fresh(state, station_id)? {
         return Ok(latest);
     }
-    issue_locked(state, station_id)
+    issue_blocking(state, station_id).await
 }
 
 /// The latest manifest if it is still worth serving: before half its validity, and
@@ -148,11 +162,20 @@ fn contents(
         for sha in resolve_audio(&schedule, &s.audio).map_err(ApiError::Internal)? {
             earliest.entry(sha).or_insert(None);
         }
-        for occurrence in schedule.occurrences(now, horizon) {
-            if let Some(sha) = sha_of(&occurrence.audio, &s.audio) {
+        // Each item's first play only: the earliest an audio file is needed is the
+        // earliest of its items' first plays. Expanding every play of the horizon cost
+        // memory in proportion to what a file asked for (one play a second for 48 h).
+        for item in &schedule.items {
+            let Some(first) = schedule::first_play(item, schedule.timezone, Some(now)) else {
+                continue;
+            };
+            if first >= horizon {
+                continue;
+            }
+            if let Some(sha) = sha_of(&item.audio, &s.audio) {
                 let slot = earliest.entry(sha).or_insert(None);
-                if slot.is_none_or(|t| occurrence.planned < t) {
-                    *slot = Some(occurrence.planned);
+                if slot.is_none_or(|t| first < t) {
+                    *slot = Some(first);
                 }
             }
         }

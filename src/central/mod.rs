@@ -17,6 +17,7 @@ pub mod ingest;
 pub mod manifest;
 mod playlog;
 pub mod report;
+pub mod server;
 pub mod streams;
 pub mod tls;
 
@@ -319,10 +320,7 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), CentralError> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(CentralError::Serve)
+    serve_with(listener, None, state, shutdown).await
 }
 
 /// Serves the API over HTTPS on `listener` until `shutdown` resolves.
@@ -332,11 +330,39 @@ pub async fn serve_tls(
     state: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), CentralError> {
-    let listener = tls::TlsListener::new(listener, acceptor).map_err(CentralError::Serve)?;
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(CentralError::Serve)
+    serve_with(listener, Some(acceptor), state, shutdown).await
+}
+
+/// [`server::run`] with the connection cap derived from the configuration and the
+/// open-file limit (raised first), and a quarter of it kept from long-lived requests.
+async fn serve_with(
+    listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    state: Arc<AppState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), CentralError> {
+    let files = server::raise_open_files_limit();
+    let cap = server::connection_cap(state.config.max_connections, files);
+    if cap < state.config.max_connections {
+        tracing::warn!(
+            files,
+            cap,
+            "the open-file limit allows {cap} connections, fewer than max_connections = {}: raise LimitNOFILE (systemd) or `ulimit -n`",
+            state.config.max_connections
+        );
+    }
+    state.streams.set_global_cap(cap - cap / 4);
+    if tls.is_none() {
+        let addr = listener.local_addr().map_err(CentralError::Serve)?;
+        if !addr.ip().to_canonical().is_loopback() {
+            if state.config.allow_plain_http {
+                tracing::warn!(%addr, "serving plain HTTP to the network (allow_plain_http = true): tokens cross it in clear; configure TLS with `loa central init --host NAME`");
+            } else {
+                tracing::warn!(%addr, "serving plain HTTP: requests from other machines are refused until TLS is configured (`loa central tls --host NAME`) or allow_plain_http = true");
+            }
+        }
+    }
+    server::run(listener, tls, router(state), cap, shutdown).await.map_err(CentralError::Serve)
 }
 
 /// An HTTP error: a status and a message that says what to do next. Every refusal is

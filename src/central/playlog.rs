@@ -17,7 +17,10 @@ use super::api::{operator_auth, parse_json, station_auth};
 use super::report::{self, BulletinFacts, StationDay};
 use super::{ApiError, AppState};
 use crate::ledger::{Outcome, Record};
-use crate::protocol::{DeliveryReport, PlaylogBatch, ReportStatus};
+use crate::protocol::{
+    DeliveryReport, PLAYLOG_NEXT_HEADER, PLAYLOG_PAGE_DEFAULT, PLAYLOG_PAGE_MAX, PlaylogBatch,
+    PlaylogCursor, ReportStatus,
+};
 use crate::signing;
 use crate::store::{PlaylogFilter, Role, Station};
 
@@ -45,10 +48,20 @@ async fn post_playlog(
             batch.records.len()
         )));
     }
-    if let Some(other) = batch.records.iter().find(|r| r.station != station.id || r.seq == 0) {
+    if let Some(other) = batch.records.iter().find(|r| r.station != station.id) {
         return Err(ApiError::BadRequest(format!(
-            "record {} is for station {:?} (seq must be ≥ 1): this token belongs to {:?}",
-            other.seq, other.station, station.id
+            "record {} is for station {:?}: this token belongs to {:?}",
+            other.seq,
+            crate::text::printable(&crate::protocol::bounds::clip(&other.station)),
+            station.id
+        )));
+    }
+    // Sequences are stored as SQLite integers: one above i64::MAX would wrap.
+    if let Some(bad) = batch.records.iter().find(|r| r.seq == 0 || r.seq > i64::MAX as u64) {
+        return Err(ApiError::BadRequest(format!(
+            "record sequence {} is out of range: 1 to {}",
+            bad.seq,
+            i64::MAX
         )));
     }
     let now = state.clock.now();
@@ -106,6 +119,8 @@ struct LogQuery {
     outcome: Option<String>,
     item: Option<String>,
     limit: Option<u64>,
+    /// The next page's start ([`crate::protocol::PlaylogCursor`]).
+    after: Option<String>,
 }
 
 async fn get_playlog(
@@ -121,15 +136,34 @@ async fn get_playlog(
         .map(|o| o.parse::<Outcome>())
         .transpose()
         .map_err(ApiError::BadRequest)?;
+    let limit = q.limit.unwrap_or(PLAYLOG_PAGE_DEFAULT);
+    if limit == 0 || limit > PLAYLOG_PAGE_MAX {
+        return Err(ApiError::BadRequest(format!(
+            "limit {limit} is out of range: ask for 1 to {PLAYLOG_PAGE_MAX} records a page, \
+             and the next page with `after`"
+        )));
+    }
+    let after = q.after.as_deref().map(str::parse::<PlaylogCursor>).transpose();
     let filter = PlaylogFilter {
         stations: Some(stations.into_iter().map(|s| s.id).collect()),
         since: q.since,
         until: q.until,
         outcome,
         item_id: q.item,
-        limit: q.limit,
+        limit: Some(limit),
+        after: after.map_err(ApiError::BadRequest)?,
     };
-    Ok(axum::Json(state.store.playlog(&filter)?).into_response())
+    let records = state.store.playlog(&filter)?;
+    let next = (records.len() as u64 == limit).then(|| records.last()).flatten().map(|r| {
+        PlaylogCursor { planned: r.entry.planned, station: r.station.clone(), seq: r.seq }
+    });
+    let mut response = axum::Json(records).into_response();
+    if let Some(next) = next
+        && let Ok(value) = axum::http::HeaderValue::from_str(&next.to_string())
+    {
+        response.headers_mut().insert(PLAYLOG_NEXT_HEADER, value);
+    }
+    Ok(response)
 }
 
 #[derive(Debug, Deserialize)]
@@ -154,7 +188,23 @@ async fn get_report(
             "unknown time zone {tz_name:?}: use an IANA name such as Asia/Ho_Chi_Minh"
         ))
     })?;
-    let stations = visible(&state, &role, q.station.as_deref(), q.district.as_deref())?;
+    // Planning a day of every visible station is CPU work: off the async workers.
+    let state = state.clone();
+    let report = tokio::task::spawn_blocking(move || daily_report(&state, &role, date, tz, &q))
+        .await
+        .map_err(|e| ApiError::Internal(format!("report task: {e}")))??;
+    Ok(axum::Json(report).into_response())
+}
+
+/// The daily report for what `role` may see.
+fn daily_report(
+    state: &AppState,
+    role: &Role,
+    date: NaiveDate,
+    tz: chrono_tz::Tz,
+    q: &ReportQuery,
+) -> Result<crate::protocol::DailyReport, ApiError> {
+    let stations = visible(state, role, q.station.as_deref(), q.district.as_deref())?;
     let (from, until) = report::day_bounds(date, tz);
     let heartbeats = state.store.heartbeats()?;
     let contact = state.bulletins.last_contact(state.clock.now());
@@ -190,11 +240,11 @@ async fn get_report(
         let last_seen = beat.max(contact.get(&station.id).copied());
         days.push(StationDay { station, planned, records, last_seen });
     }
-    let bulletins = bulletin_facts(&state, &days, from, until)?;
+    let bulletins = bulletin_facts(state, &days, from, until)?;
     let report = report::build(date, tz, state.clock.now(), &days, &bulletins);
     let unreported = report.rows.iter().filter(|r| r.status == ReportStatus::NotReported).count();
     tracing::debug!(%date, rows = report.rows.len(), unreported, "report");
-    Ok(axum::Json(report).into_response())
+    Ok(report)
 }
 
 /// The bulletins issued in `[from, until)` with their delivery states and the ledger

@@ -1,7 +1,9 @@
 //! `loa central …`: set up and run the provincial server.
 //!
-//! - `loa central init [--data-dir D]`: data directory, signing key (0600), first admin
-//!   token; prints the public key to pin in every station config.
+//! - `loa central init [--data-dir D] [--host NAME]...`: data directory, signing key
+//!   (0600), first admin token; prints the public key to pin in every station config;
+//!   with --host, the province CA and central's HTTPS certificate (`central::tls`).
+//! - `loa central tls --host NAME...`: (re)issue central's certificate.
 //! - `loa central station add ID --name N --district D`: prints the station token once.
 //! - `loa central token add --role admin|district:NAME|viewer`: prints the token once.
 //! - `loa central example-config`: the commented configuration with its defaults.
@@ -37,8 +39,20 @@ pub struct CentralArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum CentralCommand {
-    /// Create the data directory, the province's signing key and a first admin token.
-    Init,
+    /// Create the data directory, the province's signing key and a first admin token;
+    /// with --host, also the province CA and central's HTTPS certificate.
+    Init {
+        /// A name or address stations reach central by (repeat for each): central then
+        /// serves HTTPS with a certificate for them, signed by a new province CA.
+        #[arg(long = "host", value_name = "NAME")]
+        hosts: Vec<String>,
+    },
+    /// (Re)issue central's HTTPS certificate for these names, signed by the province CA
+    /// (made now if there is none). Restart central to use it.
+    Tls {
+        #[arg(long = "host", value_name = "NAME", required = true)]
+        hosts: Vec<String>,
+    },
     /// Manage stations.
     Station {
         #[command(subcommand)]
@@ -125,11 +139,38 @@ fn run_inner(args: CentralArgs) -> anyhow::Result<()> {
         SqliteStore::open(&path).map_err(anyhow::Error::from)
     };
     match args.command {
-        Some(CentralCommand::Init) => {
+        Some(CentralCommand::Init { hosts }) => {
             let done = central::init(&config.data_dir)?;
             println!("data directory: {}", config.data_dir.display());
             println!("public key (pin it in every station config): {}", done.public_key);
             println!("admin token (shown once, keep it safe): {}", done.admin_token);
+            if hosts.is_empty() {
+                println!(
+                    "no --host given: central serves plain HTTP, to this machine only; before stations \
+                     connect over the network run `loa central tls --host NAME` (the name or address they use)"
+                );
+            } else {
+                print_tls(&central::tls::issue(
+                    &config.data_dir,
+                    &hosts,
+                    chrono::Utc::now().timestamp(),
+                )?);
+            }
+            Ok(())
+        }
+        Some(CentralCommand::Tls { hosts }) => {
+            if !config.data_dir.join(central::KEY_FILE).exists() {
+                return Err(central::CentralError::NotInitialised(
+                    config.data_dir.display().to_string(),
+                )
+                .into());
+            }
+            print_tls(&central::tls::issue(
+                &config.data_dir,
+                &hosts,
+                chrono::Utc::now().timestamp(),
+            )?);
+            println!("restart central to serve the new certificate");
             Ok(())
         }
         Some(CentralCommand::Station { command: StationCommand::Add { id, name, district } }) => {
@@ -176,6 +217,23 @@ fn run_inner(args: CentralArgs) -> anyhow::Result<()> {
     }
 }
 
+/// What `init --host` and `tls` made, and what to do with it.
+fn print_tls(issued: &central::tls::Issued) {
+    if issued.new_ca {
+        println!("province CA made: {}", issued.ca_cert.display());
+    }
+    println!(
+        "CA certificate (copy it to every station as ca_cert, and give it to the CLI as --ca-cert): {}",
+        issued.ca_cert.display()
+    );
+    println!("CA fingerprint (SHA-256): {}", issued.ca_fingerprint);
+    println!(
+        "central serves HTTPS for: {} (certificate {})",
+        issued.hosts.join(", "),
+        issued.cert.display()
+    );
+}
+
 fn serve(config: CentralConfig) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -197,9 +255,9 @@ fn serve(config: CentralConfig) -> anyhow::Result<()> {
         });
         let listener = central::bind(listen).await?;
         let addr = listener.local_addr()?;
-        let tls = match (&state.config.tls_cert, &state.config.tls_key) {
-            (Some(cert), Some(key)) => Some(central::tls::acceptor(cert, key)?),
-            _ => None,
+        let tls = match state.config.tls_files() {
+            Some((cert, key)) => Some(central::tls::acceptor(&cert, &key)?),
+            None => None,
         };
         let scheme = if tls.is_some() { "https" } else { "http" };
         eprintln!("loa central listening on {scheme}://{addr}");

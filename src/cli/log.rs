@@ -167,7 +167,7 @@ fn run_central(args: &LogArgs) -> Result<ExitCode> {
         query.push(("item", i.clone()));
     }
     let (records, fleet) = super::remote::runtime()?.block_on(async {
-        let records: Vec<Record> = remote.get_json("/api/v1/playlog", &query, "playlog").await?;
+        let records: Vec<Record> = remote.playlog(&query).await?;
         let fleet = super::status::fetch(&remote).await?;
         Ok::<_, anyhow::Error>((records, fleet))
     })?;
@@ -247,6 +247,8 @@ fn write_table(
     if records.is_empty() {
         return writeln!(out, "no records match");
     }
+    // Every cell as it will be shown: strings a station sent never reach the terminal
+    // with control characters in them.
     let rows: Vec<[String; 6]> = records
         .iter()
         .map(|r| {
@@ -258,6 +260,7 @@ fn write_table(
                 r.entry.outcome.to_string(),
                 detail(r),
             ]
+            .map(|cell| printable(&cell))
         })
         .collect();
     let first = if stations { "STATION #SEQ" } else { "SEQ" };
@@ -281,13 +284,7 @@ fn write_table(
     Ok(())
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
+use crate::text::{csv_field, printable};
 
 fn write_csv(out: &mut impl Write, records: &[Record], tz: Tz) -> std::io::Result<()> {
     writeln!(

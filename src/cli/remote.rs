@@ -67,8 +67,9 @@ impl RemoteArgs {
         if !base.starts_with("http://") && !base.starts_with("https://") {
             bail!("central URL {base:?} must start with http:// or https://");
         }
-        let mut builder =
-            reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(10));
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(crate::sync::CONNECT_TIMEOUT)
+            .pool_idle_timeout(crate::sync::POOL_IDLE);
         if let Some(path) = self.ca_cert.clone().or(file.ca_cert) {
             let pem = std::fs::read(&path)
                 .with_context(|| format!("cannot read CA certificate {}", path.display()))?;
@@ -138,6 +139,48 @@ impl Remote {
             return Err(self.fail(what, response).await);
         }
         response.json().await.with_context(|| format!("central's {what} answer is not valid JSON"))
+    }
+
+    /// Every record of central's playlog that `query` selects, page by page (central
+    /// answers at most [`crate::protocol::PLAYLOG_PAGE_MAX`] records a request and says
+    /// where the next page starts).
+    pub async fn playlog(
+        &self,
+        query: &[(&str, String)],
+    ) -> anyhow::Result<Vec<crate::ledger::Record>> {
+        use crate::protocol::{PLAYLOG_NEXT_HEADER, PLAYLOG_PAGE_MAX};
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut page_query = query.to_vec();
+            page_query.push(("limit", PLAYLOG_PAGE_MAX.to_string()));
+            if let Some(cursor) = &after {
+                page_query.push(("after", cursor.clone()));
+            }
+            let response = self
+                .http
+                .get(self.url("/api/v1/playlog"))
+                .query(&page_query)
+                .bearer_auth(&self.token)
+                .send()
+                .await
+                .map_err(|e| self.send_error(e))?;
+            if !response.status().is_success() {
+                return Err(self.fail("playlog", response).await);
+            }
+            let next = response
+                .headers()
+                .get(PLAYLOG_NEXT_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let page: Vec<crate::ledger::Record> =
+                response.json().await.context("central's playlog answer is not valid JSON")?;
+            out.extend(page);
+            match next {
+                Some(cursor) if Some(&cursor) != after.as_ref() => after = Some(cursor),
+                _ => return Ok(out),
+            }
+        }
     }
 
     pub fn send_error(&self, e: reqwest::Error) -> anyhow::Error {

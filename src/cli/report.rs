@@ -221,25 +221,24 @@ fn write_bulletins(out: &mut impl Write, report: &DailyReport, tz: Tz) -> std::i
 }
 
 fn write_columns<R: AsRef<[String]>>(out: &mut impl Write, rows: &[R]) -> std::io::Result<()> {
-    let columns = rows.first().map_or(0, |r| r.as_ref().len());
-    let widths: Vec<usize> = (0..columns)
-        .map(|i| rows.iter().map(|r| r.as_ref()[i].chars().count()).max().unwrap_or(0))
+    // Strings a station or central sent never reach the terminal with control characters.
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.as_ref().iter().map(|c| crate::text::printable(c)).collect())
         .collect();
-    for row in rows {
+    let columns = rows.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..columns)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    for row in &rows {
         let cells: Vec<String> =
-            row.as_ref().iter().zip(&widths).map(|(c, w)| format!("{c:<w$}", w = *w)).collect();
+            row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}", w = *w)).collect();
         writeln!(out, "{}", cells.join("  ").trim_end())?;
     }
     Ok(())
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
+use crate::text::csv_field;
 
 /// One table for a spreadsheet: the first ten columns are those of the programme-only
 /// report, unchanged; `kind` (`programme`, `bulletin`, `test-bulletin`) tells the rows

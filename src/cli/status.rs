@@ -114,19 +114,22 @@ pub fn table(fleet: &FleetStatus) -> String {
                 None => "no manifest".to_string(),
             },
         };
-        rows.push([
-            s.id.clone(),
-            s.district.clone(),
-            s.last_seen.map(|t| ago(now, t)).unwrap_or_else(|| "never".into()),
-            format!("{held}/{issued}"),
-            hb.and_then(|h| h.clock_offset_ms)
-                .map(|ms| format!("{:+.1}s", ms as f64 / 1000.0))
-                .unwrap_or("-".into()),
-            cache,
-            hb.and_then(|h| h.now_playing.clone()).unwrap_or_else(|| "-".into()),
-            hb.map(|h| h.sink_health.clone()).unwrap_or_else(|| "-".into()),
-            playlog_cell(&s.playlog),
-        ]);
+        rows.push(
+            [
+                s.id.clone(),
+                s.district.clone(),
+                s.last_seen.map(|t| ago(now, t)).unwrap_or_else(|| "never".into()),
+                format!("{held}/{issued}"),
+                hb.and_then(|h| h.clock_offset_ms)
+                    .map(|ms| format!("{:+.1}s", ms as f64 / 1000.0))
+                    .unwrap_or("-".into()),
+                cache,
+                hb.and_then(|h| h.now_playing.clone()).unwrap_or_else(|| "-".into()),
+                hb.map(|h| h.sink_health.clone()).unwrap_or_else(|| "-".into()),
+                playlog_cell(&s.playlog),
+            ]
+            .map(|cell| crate::text::printable(&cell)),
+        );
     }
     let widths: Vec<usize> =
         (0..9).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();

@@ -203,6 +203,8 @@ pub struct PlaylogFilter {
     pub outcome: Option<Outcome>,
     pub item_id: Option<String>,
     pub limit: Option<u64>,
+    /// Only records after this one in the log's order (the next page).
+    pub after: Option<crate::protocol::PlaylogCursor>,
 }
 
 /// A new bearer token: 32 random bytes, hex, with a `loa_` prefix so it is recognisable

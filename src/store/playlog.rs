@@ -234,9 +234,20 @@ pub(super) fn query(conn: &Connection, filter: &PlaylogFilter) -> Result<Vec<Rec
         &mut sql,
         &mut args,
     );
+    if let Some(after) = &filter.after {
+        args.push(crate::ledger::time_text(after.planned));
+        args.push(after.station.clone());
+        args.push(after.seq.min(i64::MAX as u64).to_string());
+        let n = args.len();
+        sql.push_str(&format!(
+            " AND (planned, station_id, seq) > (?{}, ?{}, CAST(?{n} AS INTEGER))",
+            n - 2,
+            n - 1
+        ));
+    }
     sql.push_str(" ORDER BY planned, station_id, seq");
     if let Some(limit) = filter.limit {
-        sql.push_str(&format!(" LIMIT {limit}"));
+        sql.push_str(&format!(" LIMIT {}", limit.min(i64::MAX as u64)));
     }
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt
@@ -434,5 +445,27 @@ mod tests {
         let until = Some(base + chrono::Duration::minutes(5));
         assert_eq!(q(PlaylogFilter { since, until, ..Default::default() }), 4);
         assert_eq!(q(PlaylogFilter { limit: Some(3), ..Default::default() }), 3);
+        // Pages: each starts after the last record of the one before, none twice.
+        let all = store.playlog(&PlaylogFilter::default()).unwrap();
+        let mut paged = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store
+                .playlog(&PlaylogFilter {
+                    limit: Some(2),
+                    after: after.clone(),
+                    ..Default::default()
+                })
+                .unwrap();
+            let Some(last) = page.last() else { break };
+            after = Some(crate::protocol::PlaylogCursor {
+                planned: last.entry.planned,
+                station: last.station.clone(),
+                seq: last.seq,
+            });
+            paged.extend(page);
+        }
+        assert_eq!(paged, all);
+        assert_eq!(q(PlaylogFilter { limit: Some(u64::MAX), ..Default::default() }), all.len());
     }
 }

@@ -79,7 +79,9 @@ impl SyncConfig {
     /// playlog reporter, the bulletin receiver): a connect timeout, and `ca_cert_pem` as
     /// the only trusted root. Callers add the timeouts their requests need.
     pub fn client_builder(&self) -> Result<reqwest::ClientBuilder, SyncError> {
-        let mut builder = reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT);
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .pool_idle_timeout(POOL_IDLE);
         if let Some(pem) = &self.ca_cert_pem {
             builder = builder.add_root_certificate(
                 reqwest::Certificate::from_pem(pem).map_err(SyncError::CaCert)?,
@@ -91,6 +93,11 @@ impl SyncConfig {
 
 /// How long a station waits for a TCP connection to central.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long an idle connection to central is kept for the next request: shorter than
+/// central's header timeout (`central::server::HEADER_TIMEOUT`, 20 s), so central never
+/// closes a connection under a request a station has just sent on it.
+pub const POOL_IDLE: Duration = Duration::from_secs(15);
 
 /// rustls' error behind a failed request, if the TLS handshake is what failed.
 fn tls_error(error: &reqwest::Error) -> Option<&tokio_rustls::rustls::Error> {
