@@ -34,6 +34,16 @@ pub fn wav_bytes(seconds: f64, frequency: f64, amplitude: f64) -> Vec<u8> {
     cursor.into_inner()
 }
 
+/// Waits until `ready` holds, looking every 20 ms; panics after `within`. For state a
+/// test cannot be told about (a count in a registry), never for a fixed sleep.
+pub async fn wait_until(within: Duration, mut ready: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + within;
+    while !ready() {
+        assert!(tokio::time::Instant::now() < deadline, "condition not met within {within:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// How the proxy misbehaves.
 #[derive(Debug, Clone)]
 pub struct Faults {

@@ -217,6 +217,9 @@ impl Route {
             (Route::AudioBlob, _) => 200,
             (_, Station | OtherStation) => 401,
             (Route::LibraryEntry | Route::Status, _) => 200,
+            // A district token sees only bulletins reaching its own stations: to it, the
+            // bulletin to tri-ton does not exist in another district.
+            (Route::ShowBulletin | Route::CancelBulletin, OtherDistrict) => 404,
             (Route::ListBulletins | Route::ShowBulletin, _) => 200,
             (Route::ReadPlaylog | Route::Report, _) => 200,
             (Route::PushToStation | Route::CancelBulletin, Viewer | OtherDistrict) => 403,
@@ -405,6 +408,25 @@ fn check_body(route: Route, who: Who, body: &str, fleet_bulletin: &str) -> Resul
                 .any(|r| r.bulletin_id == fleet_bulletin && r.station == "tri-ton");
             if shown != (who != Who::OtherDistrict) {
                 return Err(format!("{who:?} sees the bulletin to tri-ton in the report: {shown}"));
+            }
+        }
+        (Route::ListBulletins, _) => {
+            let list: Vec<loa::protocol::BulletinInfo> =
+                serde_json::from_str(body).map_err(|e| e.to_string())?;
+            let targets: Vec<&str> = list
+                .iter()
+                .flat_map(|b| b.stations.iter().map(|s| s.station_id.as_str()))
+                .collect();
+            let shown = list.iter().any(|b| b.doc.id == fleet_bulletin);
+            let fine = match who {
+                Who::OtherDistrict => !shown && targets.iter().all(|t| *t == "chau-doc"),
+                Who::District => shown && targets.iter().all(|t| *t == "tri-ton"),
+                _ => shown,
+            };
+            if !fine {
+                return Err(format!(
+                    "{who:?} lists bulletins to {targets:?} (ours shown: {shown})"
+                ));
             }
         }
         (Route::EventStream, _) if !body.contains("text/event-stream") => {
@@ -1217,4 +1239,391 @@ fn rotation_commands_print_what_to_do_next() {
     let hex_of = |line: &str| line.rsplit(' ').next().unwrap().trim().to_string();
     assert_ne!(hex_of(old_public), hex_of(new_public));
     assert_eq!(hex_of(new_public).len(), 64);
+}
+
+// ---------------------------------------------------------------------------------------
+// Resources: what one request, one connection and one token may hold
+
+use loa::central::body;
+
+/// The routes that read a body, with the largest body each accepts and a valid body for
+/// it (from a caller allowed to send it).
+fn body_routes(fleet: &Fleet) -> Vec<(Route, usize, String, String)> {
+    let station = fleet.token(Who::Station).unwrap();
+    let admin = fleet.token(Who::Admin).unwrap();
+    let load = LoadScheduleRequest {
+        origin: "matrix.toml".into(),
+        source: LOCAL.into(),
+        audio: [("audio/a.wav".to_string(), fleet.audio_sha.clone())].into_iter().collect(),
+        to: Target::Stations(vec!["tri-ton".into()]),
+    };
+    let delivery = DeliveryReport {
+        bulletin_id: fleet.bulletin_id.clone(),
+        state: DeliveryState::Delivered,
+        at: t0(),
+        latency_ms: None,
+        reason: None,
+    };
+    let json = |v: serde_json::Result<String>| v.unwrap();
+    vec![
+        (
+            Route::Heartbeat,
+            body::HEARTBEAT_LIMIT,
+            station.clone(),
+            json(serde_json::to_string(&heartbeat("limit"))),
+        ),
+        (
+            Route::Delivery,
+            body::DELIVERY_LIMIT,
+            station.clone(),
+            json(serde_json::to_string(&delivery)),
+        ),
+        (Route::Playlog, body::PLAYLOG_LIMIT, station, json(serde_json::to_string(&fleet.batch))),
+        (
+            Route::LoadLocalToStation,
+            body::SCHEDULE_LIMIT,
+            admin.clone(),
+            json(serde_json::to_string(&load)),
+        ),
+        (
+            Route::PushToStation,
+            body::PUSH_LIMIT,
+            admin,
+            json(serde_json::to_string(
+                &fleet.push_request(Target::Stations(vec!["tri-ton".into()])),
+            )),
+        ),
+    ]
+}
+
+fn route_path(route: Route) -> &'static str {
+    match route {
+        Route::Heartbeat => "/api/v1/station/heartbeat",
+        Route::Delivery => "/api/v1/station/bulletins/delivery",
+        Route::Playlog => "/api/v1/station/playlog",
+        Route::LoadLocalToStation => "/api/v1/schedules",
+        Route::PushToStation => "/api/v1/bulletins",
+        _ => unreachable!("not a body route"),
+    }
+}
+
+#[tokio::test]
+async fn every_route_takes_a_body_up_to_its_limit_and_refuses_one_byte_more() {
+    let fleet = Fleet::start().await;
+    let client = reqwest::Client::new();
+    let mut failures = Vec::new();
+    for (route, limit, token, valid) in body_routes(&fleet) {
+        let url = format!("{}{}", fleet.central.url, route_path(route));
+        for (size, expect_413) in [(limit, false), (limit + 1, true)] {
+            // The valid body padded with spaces (JSON allows them) to exactly `size`.
+            let mut padded = valid.clone().into_bytes();
+            padded.resize(size, b' ');
+            let response = client.post(&url).bearer_auth(&token).body(padded).send().await.unwrap();
+            let status = response.status().as_u16();
+            let ok = if expect_413 { status == 413 } else { status < 300 };
+            if !ok {
+                let body = response.text().await.unwrap_or_default();
+                failures.push(format!(
+                    "{} with {size} bytes (limit {limit}): {status} {body}",
+                    route.name()
+                ));
+            }
+        }
+    }
+    // The upload's limit is central.toml's upload_limit_mb (1 MiB here).
+    let response =
+        fleet.central.upload(&fleet.central.admin, vec![0u8; 1024 * 1024 + 1], "x").await;
+    if response.status() != 413 {
+        failures.push(format!(
+            "{} one byte over 1 MiB: {}",
+            Route::Upload.name(),
+            response.status()
+        ));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[tokio::test]
+async fn a_caller_without_a_valid_token_is_refused_before_central_reads_its_body() {
+    let fleet = Fleet::start().await;
+    let addr = fleet.central.addr;
+    let mut routes: Vec<(&str, String)> = body_routes(&fleet)
+        .into_iter()
+        .map(|(r, ..)| ("POST", route_path(r).to_string()))
+        .collect();
+    routes.push(("PUT", "/api/v1/audio".into()));
+    for (method, path) in routes {
+        for auth in ["", "Authorization: Bearer loa_00112233\r\n"] {
+            // Two megabytes announced, none sent: central must answer at once.
+            let head = format!(
+                "{method} {path} HTTP/1.1\r\nHost: central\r\n{auth}Content-Type: application/json\r\nContent-Length: 2097152\r\n\r\n"
+            );
+            let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            stream.write_all(head.as_bytes()).await.unwrap();
+            let mut answer = vec![0u8; 64];
+            let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut answer))
+                .await
+                .unwrap_or_else(|_| panic!("{method} {path} ({auth:?}) waited for the body"))
+                .unwrap();
+            let line = String::from_utf8_lossy(&answer[..n]).to_string();
+            assert!(line.starts_with("HTTP/1.1 401"), "{method} {path}: {line}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_idle_or_half_sent_connection_is_closed_after_the_header_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let central = Central::start_with(|c| c.header_timeout_secs = 2).await;
+    let token = central.add_station("tri-ton", "Tri Tôn");
+    // How long central keeps `stream` open after `since` (when it last heard from it).
+    let kept_for = |mut stream: tokio::net::TcpStream, since: std::time::Instant| async move {
+        let mut sink = Vec::new();
+        let read =
+            tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut sink)).await;
+        assert!(read.is_ok(), "still open after 10 s");
+        since.elapsed()
+    };
+    // Nothing sent at all.
+    let silent =
+        (tokio::net::TcpStream::connect(central.addr).await.unwrap(), std::time::Instant::now());
+    // Half a request.
+    let mut half = tokio::net::TcpStream::connect(central.addr).await.unwrap();
+    let half_at = std::time::Instant::now();
+    half.write_all(b"GET /api/v1/status HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    // One whole request answered, then silence on the kept-alive connection.
+    let mut after = tokio::net::TcpStream::connect(central.addr).await.unwrap();
+    let request = format!(
+        "GET /api/v1/station/manifest HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n"
+    );
+    after.write_all(request.as_bytes()).await.unwrap();
+    let mut first = [0u8; 12];
+    after.read_exact(&mut first).await.unwrap();
+    let after_at = std::time::Instant::now();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    let cases = [
+        ("silent", silent),
+        ("half a request", (half, half_at)),
+        ("idle after a request", (after, after_at)),
+    ];
+    let kept = futures_util::future::join_all(
+        cases.map(|(name, (stream, since))| async move { (name, kept_for(stream, since).await) }),
+    )
+    .await;
+    for (name, kept) in kept {
+        assert!(
+            kept >= Duration::from_millis(1500) && kept <= Duration::from_secs(6),
+            "{name}: kept {kept:?} with header_timeout_secs = 2"
+        );
+    }
+}
+
+async fn open_stream(central: &Central, token: &str) -> reqwest::Response {
+    let response = reqwest::Client::new()
+        .get(format!("{}/api/v1/station/events", central.url))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response
+}
+
+/// Reads `response` until it ends; fails after `within`.
+async fn ends_within(mut response: reqwest::Response, within: Duration) {
+    let ended =
+        tokio::time::timeout(within, async { while let Ok(Some(_)) = response.chunk().await {} })
+            .await;
+    assert!(ended.is_ok(), "the stream was still open after {within:?}");
+}
+
+#[tokio::test]
+async fn one_token_holds_at_most_two_event_streams_and_the_newest_wins() {
+    use loa::central::streams::Kind;
+    let central = Central::start().await;
+    let token = central.add_station("tri-ton", "Tri Tôn");
+    let first = open_stream(&central, &token).await;
+    let _second = open_stream(&central, &token).await;
+    let _third = open_stream(&central, &token).await;
+    ends_within(first, Duration::from_secs(5)).await;
+    assert_eq!(central.state.streams.open_count("tri-ton", Kind::EventStream), 2);
+    // A waiting long-poll counts too, by its own kind.
+    let poll = |wait: u64| {
+        reqwest::Client::new()
+            .get(format!("{}/api/v1/station/manifest?wait={wait}", central.url))
+            .bearer_auth(&token)
+            .header("if-none-match", "\"v1\"")
+            .send()
+    };
+    let (a, b) = (tokio::spawn(poll(30)), tokio::spawn(poll(30)));
+    loa::testing::wait_until(Duration::from_secs(5), || {
+        central.state.streams.open_count("tri-ton", Kind::LongPoll) == 2
+    })
+    .await;
+    let c = tokio::spawn(poll(30));
+    // The oldest of the three is answered at once (304), long before its 30 s.
+    let done = tokio::time::timeout(Duration::from_secs(5), async {
+        tokio::select! { r = a => r, r = b => r }
+    })
+    .await
+    .expect("a newer long-poll ended an older one");
+    assert_eq!(done.unwrap().unwrap().status(), 304);
+    c.abort();
+}
+
+#[tokio::test]
+async fn past_the_global_cap_a_stream_is_told_to_come_back_later() {
+    // 8 connections: 6 long-lived requests at most, 2 kept for everything else.
+    let central = Central::start_with(|c| c.max_connections = 8).await;
+    let tokens: Vec<String> =
+        (0..3).map(|n| central.add_station(&format!("xa-{n}"), "Tri Tôn")).collect();
+    let mut open = Vec::new();
+    for token in &tokens {
+        open.push(open_stream(&central, token).await);
+        open.push(open_stream(&central, token).await);
+    }
+    let fourth = central.add_station("xa-3", "Tri Tôn");
+    let refused = reqwest::Client::new()
+        .get(format!("{}/api/v1/station/events", central.url))
+        .bearer_auth(&fourth)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers()["retry-after"], "5");
+    // Short requests still get through.
+    let status = reqwest::Client::new()
+        .get(format!("{}/api/v1/status", central.url))
+        .bearer_auth(&central.admin)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    drop(open);
+}
+
+#[tokio::test]
+async fn a_rotated_token_closes_the_stations_open_stream() {
+    let central = Central::start().await;
+    let token = central.add_station("tri-ton", "Tri Tôn");
+    let stream = open_stream(&central, &token).await;
+    loa::central::rotate_station_token(central.state.store.as_ref(), "tri-ton").unwrap();
+    ends_within(stream, loa::central::bulletins::REAUTH_EVERY + Duration::from_secs(3)).await;
+}
+
+#[tokio::test]
+async fn plain_http_from_another_machine_is_refused_unless_allowed() {
+    use loa::central::server::Connection;
+    use tower::ServiceExt;
+    let central = Central::start().await;
+    let request = |peer: &str, tls: bool| {
+        let mut request = axum::http::Request::get("/api/v1/status")
+            .header("authorization", format!("Bearer {}", central.admin))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        request.extensions_mut().insert(Connection { peer: peer.parse().unwrap(), tls });
+        request
+    };
+    let status = |request: axum::http::Request<axum::body::Body>| async {
+        let response = loa::central::router(central.state.clone()).oneshot(request).await;
+        response.map(|r| r.status().as_u16()).unwrap_or_else(|e| match e {})
+    };
+    assert_eq!(status(request("10.0.0.5:40000", false)).await, 403, "plain HTTP from the LAN");
+    assert_eq!(status(request("10.0.0.5:40000", true)).await, 200, "HTTPS from the LAN");
+    assert_eq!(
+        status(request("127.0.0.1:40000", false)).await,
+        200,
+        "plain HTTP from this machine"
+    );
+    assert_eq!(status(request("[::ffff:127.0.0.1]:40000", false)).await, 200);
+    let allowed = Central::start_with(|c| c.allow_plain_http = true).await;
+    let mut request = axum::http::Request::get("/api/v1/status")
+        .header("authorization", format!("Bearer {}", allowed.admin))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    request.extensions_mut().insert(Connection { peer: "10.0.0.5:1".parse().unwrap(), tls: false });
+    let response = loa::central::router(allowed.state.clone()).oneshot(request).await;
+    let status = response.map(|r| r.status()).unwrap_or_else(|e| match e {});
+    assert_eq!(status, 200, "allow_plain_http = true");
+}
+
+#[tokio::test]
+async fn costly_or_out_of_range_requests_are_refused_with_what_to_change() {
+    let fleet = Fleet::start().await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/api/v1/bulletins", fleet.central.url);
+    let to = || Target::Stations(vec!["tri-ton".into()]);
+    let mut cases: Vec<(&str, PushBulletinRequest, &str)> = Vec::new();
+    let text = |chars: usize| PushBulletinRequest {
+        audio_sha256: None,
+        text: Some("lũ ".repeat(chars / 3 + 1).chars().take(chars).collect()),
+        ..fleet.push_request(to())
+    };
+    cases.push(("text of 4001 characters", text(4001), "--text has 4001 characters"));
+    cases.push((
+        "interval 1e13 s",
+        PushBulletinRequest {
+            repeat: 1,
+            interval_secs: 10_000_000_000_000,
+            ..fleet.push_request(to())
+        },
+        "--interval of 10000000000000 s is longer than the bulletin is valid",
+    ));
+    cases.push((
+        "expiry of 7 days and a second",
+        PushBulletinRequest { expires_secs: 7 * 86_400 + 1, ..fleet.push_request(to()) },
+        "give --expires between 1s and 7d",
+    ));
+    cases.push((
+        "title of 201 characters",
+        PushBulletinRequest { title: Some("x".repeat(201)), ..fleet.push_request(to()) },
+        "--title has 201 characters",
+    ));
+    cases.push((
+        "title with an escape sequence",
+        PushBulletinRequest { title: Some("lũ\u{1b}[2J".into()), ..fleet.push_request(to()) },
+        "control characters",
+    ));
+    let mut failures = Vec::new();
+    for (name, request, expected) in cases {
+        let response = client
+            .post(&url)
+            .bearer_auth(&fleet.central.admin)
+            .json(&request)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap();
+        if status != 400 || !body.contains(expected) {
+            failures.push(format!("{name}: {status} {body}"));
+        }
+    }
+    // The schedule that once took central to a gigabyte: one play a second, refused at
+    // its line and column before anything is planned.
+    let bomb = "layer = \"local\"\n[[item]]\nid = \"bom\"\ntitle = \"x\"\naudio = \"audio/a.wav\"\ncron = \"* * * * * *\"\n";
+    let district = fleet.token(Who::District).unwrap();
+    let response = fleet
+        .central
+        .load(
+            &district,
+            "bom.toml",
+            bomb,
+            &[("audio/a.wav", &fleet.audio_sha)],
+            Target::Stations(vec!["tri-ton".into()]),
+        )
+        .await;
+    let status = response.status().as_u16();
+    let body: loa::protocol::ErrorBody = response.json().await.unwrap();
+    if status != 422
+        || body.diagnostics
+            != [
+                "bom.toml:6:8: error: cron \"* * * * * *\" plays 86400 times a day: an item plays at most 288 times a day (every 5 minutes)",
+            ]
+    {
+        failures.push(format!("schedule bomb: {status} {body:?}"));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -44,6 +44,10 @@ allow_plain_http = false
 # Most connections open at once; more wait until one closes. Capped further by the
 # open-file limit (`ulimit -n`, systemd LimitNOFILE), less 128 kept for files.
 max_connections = 16384
+
+# Seconds a client may take to send a request's headers (from connecting, or after the
+# previous answer on the same connection); idle connections are closed after it.
+header_timeout_secs = 20
 "#;
 
 /// Central's configuration.
@@ -60,6 +64,7 @@ pub struct CentralConfig {
     pub tls_key: Option<PathBuf>,
     pub allow_plain_http: bool,
     pub max_connections: usize,
+    pub header_timeout_secs: u64,
 }
 
 impl Default for CentralConfig {
@@ -75,6 +80,7 @@ impl Default for CentralConfig {
             tls_key: None,
             allow_plain_http: false,
             max_connections: 16_384,
+            header_timeout_secs: 20,
         }
     }
 }
@@ -138,6 +144,9 @@ impl CentralConfig {
         }
         if config.max_connections == 0 {
             return Err(invalid("max_connections must be at least 1"));
+        }
+        if !(1..=300).contains(&config.header_timeout_secs) {
+            return Err(invalid("header_timeout_secs must be between 1 and 300"));
         }
         Ok(config)
     }

@@ -362,7 +362,11 @@ async fn serve_with(
             }
         }
     }
-    server::run(listener, tls, router(state), cap, shutdown).await.map_err(CentralError::Serve)
+    let limits = server::Limits {
+        max_connections: cap,
+        header_timeout: std::time::Duration::from_secs(state.config.header_timeout_secs),
+    };
+    server::run(listener, tls, router(state), limits, shutdown).await.map_err(CentralError::Serve)
 }
 
 /// An HTTP error: a status and a message that says what to do next. Every refusal is
@@ -438,7 +442,15 @@ impl IntoResponse for ApiError {
             ApiError::Schedule(d) => d.clone(),
             _ => Vec::new(),
         };
-        (status, axum::Json(ErrorBody { error: self.to_string(), diagnostics })).into_response()
+        let busy = matches!(self, ApiError::Busy(_));
+        let mut response = (status, axum::Json(ErrorBody { error: self.to_string(), diagnostics }))
+            .into_response();
+        if busy {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("5"));
+        }
+        response
     }
 }
 

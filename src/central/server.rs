@@ -36,10 +36,18 @@ use tower::ServiceExt;
 /// How long a client may take to complete the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a client may take to send a request's headers, counted from the
-/// connection's start or the end of the previous response. Stations close their idle
-/// pooled connections sooner (`sync::POOL_IDLE`), so central never closes one under a
-/// request a station is about to send.
+/// connection's start or the end of the previous response (`header_timeout_secs` in
+/// central.toml). Stations close their idle pooled connections sooner
+/// (`sync::POOL_IDLE`), so central never closes one under a request a station is about
+/// to send.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What one connection may hold.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub header_timeout: Duration,
+}
 /// How long central waits for open requests to finish when it stops.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
 /// Descriptors kept back from connections: the databases, the audio files being
@@ -77,7 +85,7 @@ pub fn raise_open_files_limit() -> u64 {
             }
         }
     }
-    limit.rlim_cur as u64
+    limit.rlim_cur
 }
 
 /// The connection cap for `wanted` connections under an open-file limit of `files`.
@@ -125,16 +133,32 @@ pub async fn run(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     router: Router,
-    max_connections: usize,
+    limits: Limits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let permits = Arc::new(Semaphore::new(max_connections));
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
     let unproven = Arc::new(Unproven::default());
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
         while connections.try_join_next().is_some() {}
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of descriptors (EMFILE) or a connection reset before accept:
+                    // wait a moment rather than spin.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        // A place for it: free, or made by closing the oldest connection that has not
+        // sent a request yet; else it waits for one to end (the rest wait in the
+        // kernel's backlog meanwhile).
         let permit = match permits.clone().try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => {
@@ -150,24 +174,11 @@ pub async fn run(
                 }
             }
         };
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Out of descriptors (EMFILE) or a connection reset before accept:
-                    // wait a moment rather than spin.
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
         let (tls, router, stopping) = (tls.clone(), router.clone(), stopping.clone());
         let (proven, evicted) = unproven.register();
         connections.spawn(async move {
             tokio::select! {
-                () = serve_connection(stream, peer, tls, router, proven, stopping) => {}
+                () = serve_connection(stream, peer, tls, router, limits, proven, stopping) => {}
                 Ok(()) = evicted => tracing::debug!(%peer, "closed: no request while central was full"),
             }
             drop(permit);
@@ -191,6 +202,7 @@ async fn serve_connection(
     peer: SocketAddr,
     tls: Option<TlsAcceptor>,
     router: Router,
+    limits: Limits,
     proven: Arc<AtomicBool>,
     stopping: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -198,13 +210,14 @@ async fn serve_connection(
     match tls {
         None => {
             let info = Connection { peer, tls: false };
-            http(TokioIo::new(stream), info, router, proven, stopping).await;
+            http(TokioIo::new(stream), info, router, limits, proven, stopping).await;
         }
         Some(acceptor) => {
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+            let handshake = HANDSHAKE_TIMEOUT.min(limits.header_timeout);
+            match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
                 Ok(Ok(stream)) => {
                     let info = Connection { peer, tls: true };
-                    http(TokioIo::new(stream), info, router, proven, stopping).await;
+                    http(TokioIo::new(stream), info, router, limits, proven, stopping).await;
                 }
                 Ok(Err(e)) => tracing::warn!(%peer, "tls handshake failed: {e}"),
                 Err(_) => tracing::warn!(%peer, "tls handshake timed out"),
@@ -217,6 +230,7 @@ async fn http<I>(
     io: TokioIo<I>,
     info: Connection,
     router: Router,
+    limits: Limits,
     proven: Arc<AtomicBool>,
     mut stopping: tokio::sync::watch::Receiver<bool>,
 ) where
@@ -230,7 +244,7 @@ async fn http<I>(
     });
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT)
+        .header_read_timeout(limits.header_timeout)
         .keep_alive(true)
         .serve_connection(io, service);
     tokio::pin!(connection);

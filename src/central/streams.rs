@@ -34,11 +34,14 @@ pub struct Streams {
     global_cap: AtomicUsize,
 }
 
+/// One open request: its id and the sender that tells it to close.
+type Open = (u64, tokio::sync::watch::Sender<bool>);
+
 #[derive(Debug, Default)]
 struct Inner {
     next_id: u64,
     total: usize,
-    open: HashMap<(String, Kind), VecDeque<(u64, tokio::sync::watch::Sender<bool>)>>,
+    open: HashMap<(String, Kind), VecDeque<Open>>,
 }
 
 /// One open long-lived request; dropping it frees its place.

@@ -50,8 +50,13 @@ pub struct Proc {
 
 impl Proc {
     pub fn spawn(args: &[&str]) -> Self {
-        let mut child = Command::new(LOA)
-            .args(args)
+        Self::spawn_command(Command::new(LOA).args(args))
+    }
+
+    /// Runs `command` (a `loa` command line, or one that becomes `loa`, e.g. through a
+    /// shell that sets a limit first).
+    pub fn spawn_command(command: &mut Command) -> Self {
+        let mut child = command
             .env("RUST_LOG", "info")
             .env_remove("LOA_CA_CERT")
             .stderr(Stdio::piped())
