@@ -555,7 +555,7 @@ impl Station {
                     if complete { "" } else { "at least " },
                     from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                     window.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                    reason(from),
+                    reason(window),
                 );
                 tracing::warn!("missed: {detail}");
                 let entry = Entry::missed(

@@ -171,6 +171,7 @@ impl Sink for ClockedSink {
     fn next_frame_at(&mut self) -> DateTime<Utc> {
         let mono_now = self.clock.monotonic();
         let mut at = self.mono_of(self.written);
+        let mut resynced = false;
         if let Some(lag) = self.resync_after
             && mono_now.saturating_sub(at) > lag
         {
@@ -181,6 +182,7 @@ impl Sink for ClockedSink {
             let played = frames_to_duration(self.written, self.format.rate);
             self.origin = mono_now.saturating_sub(played);
             at = mono_now;
+            resynced = true;
         }
         let offset = wall_minus_mono(&self.clock);
         // Signed: a writer behind the clock (a test's clock that jumped) keeps the ideal
@@ -188,8 +190,8 @@ impl Sink for ClockedSink {
         let mono = |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
         let wall = crate::clock::add(self.clock.now(), mono(at) - mono(mono_now));
         // Real clocks drift apart by nanoseconds between two readings: only a jump of
-        // the wall clock starts a new segment.
-        if (offset - self.offset).abs() > chrono::Duration::milliseconds(1) {
+        // the wall clock (or a resync) starts a new segment.
+        if resynced || (offset - self.offset).abs() > chrono::Duration::milliseconds(1) {
             self.offset = offset;
             if let Some(recording) = &self.recording {
                 recording.lock().segments.push((self.written, wall));
