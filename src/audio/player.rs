@@ -54,7 +54,15 @@ pub enum OutputState {
     #[default]
     Working,
     /// Failed at `since`, with `reason`; being reopened.
-    Failed { since: DateTime<Utc>, reason: String },
+    Failed {
+        since: DateTime<Utc>,
+        reason: String,
+        /// Reopen tries that failed so far.
+        tries: u32,
+        /// The monotonic time the audio thread last looked at the clock for a try or a
+        /// due item: whoever drives a manual clock waits for it to catch up.
+        checked_at: Duration,
+    },
 }
 
 /// Identifies one planned playback, chosen by the caller (the station's ledger id).
@@ -622,6 +630,20 @@ impl Engine {
                 proof: None,
             });
         }
+        self.publish_down(mono);
+    }
+
+    /// Publishes the down state with the monotonic time it was last checked at.
+    fn publish_down(&self, checked_at: Duration) {
+        if let Some(b) = &self.broken {
+            self.output.send_replace(OutputState::Failed {
+                since: b.since,
+                reason: b.error.to_string(),
+                tries: b.tries,
+                // While a try runs, the state is not settled at any time.
+                checked_at: if b.in_flight { Duration::ZERO } else { checked_at },
+            });
+        }
     }
 
     /// A reopen try's result.
@@ -668,6 +690,7 @@ impl Engine {
         }
         broken.next_try = mono.saturating_add(reopen_backoff(broken.tries));
         broken.tries = broken.tries.saturating_add(1);
+        self.publish_down(mono);
     }
 
     /// Applies one command; false means shut down.
@@ -886,7 +909,12 @@ impl Engine {
             // Closing the broken stream (a sound card's is reopened from scratch).
             self.sink = None;
             let since = self.clock.now();
-            self.output.send_replace(OutputState::Failed { since, reason: e.to_string() });
+            self.output.send_replace(OutputState::Failed {
+                since,
+                reason: e.to_string(),
+                tries: 0,
+                checked_at: self.clock.monotonic(),
+            });
             self.broken = Some(Broken {
                 since,
                 error: e,

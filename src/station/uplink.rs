@@ -384,7 +384,7 @@ async fn station_report(
         report.now_playing = status.playing.first().map(|p| p.item_id.clone());
         report.clock_step = status.clock_step.map(|s| ClockStepReport { at: s.at, by_ms: s.by_ms });
         match &status.output {
-            OutputState::Failed { since, reason } => {
+            OutputState::Failed { since, reason, .. } => {
                 let failure = OutputFailure::new(*since, reason);
                 sink_health = format!(
                     "failed since {}: {}",

@@ -77,6 +77,41 @@ impl Sink for TapSink {
     }
 }
 
+/// A sink whose writes fail while `broken` is set (a sound card dropping off the bus).
+struct FlakySink {
+    inner: TapSink,
+    broken: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Sink for FlakySink {
+    fn name(&self) -> &str {
+        "flaky"
+    }
+    fn format(&self) -> AudioFormat {
+        self.inner.format()
+    }
+    fn next_frame_at(&mut self) -> DateTime<Utc> {
+        self.inner.next_frame_at()
+    }
+    fn write(&mut self, samples: &[f32]) -> Result<(), SinkError> {
+        if self.broken.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(SinkError::Device { detail: "snd_pcm_writei: Input/output error".into() });
+        }
+        self.inner.write(samples)
+    }
+}
+
+/// Switches for [`Fixture::start_flaky`].
+#[derive(Clone, Default)]
+pub struct Flaky {
+    /// Writes fail while set.
+    pub broken: Arc<std::sync::atomic::AtomicBool>,
+    /// Reopening succeeds while set.
+    pub available: Arc<std::sync::atomic::AtomicBool>,
+    /// Reopen tries so far.
+    pub tries: Arc<std::sync::atomic::AtomicUsize>,
+}
+
 pub struct Fixture {
     pub dir: tempfile::TempDir,
     pub clock: Arc<ManualClock>,
@@ -163,6 +198,64 @@ impl Fixture {
         self.handle = Some(handle);
     }
 
+    /// Like [`Fixture::start`], on a sink that fails and comes back as `flaky` says; the
+    /// player reopens it with a fresh clocked sink.
+    pub fn start_flaky(&mut self, flaky: &Flaky) {
+        let format = AudioFormat { rate: RATE, channels: 1 };
+        let shared: SharedClock = self.clock.clone();
+        let writing = self.writing.clone();
+        let make = {
+            let shared = shared.clone();
+            let writing = writing.clone();
+            let broken = flaky.broken.clone();
+            move || {
+                let (sink, _) = ClockedSink::new(format, shared.clone(), BUFFER_FRAMES, false);
+                let sink = sink.with_resync_after(Duration::from_secs(1));
+                let tap = TapSink {
+                    inner: sink,
+                    clock: shared.clone(),
+                    last_at: shared.monotonic(),
+                    writing: writing.clone(),
+                };
+                FlakySink { inner: tap, broken: broken.clone() }
+            }
+        };
+        *self.writing.lock().unwrap_or_else(|p| p.into_inner()) = self.clock.monotonic();
+        let first = make.clone()();
+        let f = flaky.clone();
+        let reopen: loa::audio::player::Reopen = Box::new(move || {
+            f.tries.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if f.available.load(std::sync::atomic::Ordering::SeqCst) {
+                Ok(Box::new(make()) as Box<dyn Sink>)
+            } else {
+                Err(SinkError::Device { detail: "no such device".into() })
+            }
+        });
+        let (station, handle) = Station::with_sink_reopening(
+            self.config.clone(),
+            shared,
+            Box::new(first),
+            Some(reopen),
+        )
+        .expect("station starts");
+        self.run_station(station, handle);
+    }
+
+    fn run_station(&mut self, station: Station, handle: StationHandle) {
+        self.status = Some(station.status());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        self.task = Some(tokio::spawn(async move {
+            station
+                .run(async {
+                    let _ = rx.await;
+                })
+                .await
+                .expect("station runs");
+        }));
+        self.shutdown = Some(tx);
+        self.handle = Some(handle);
+    }
+
     /// Waits (real time, bounded) until the audio thread has rendered past the clock and
     /// the daemon has made every decision due by now, with no item still decoding.
     async fn caught_up(&self) {
@@ -170,7 +263,8 @@ impl Fixture {
         loop {
             let writing = *self.writing.lock().unwrap_or_else(|p| p.into_inner());
             let now = self.clock.monotonic();
-            if writing > now && self.settled().await {
+            // With the sink down nothing renders: the daemon's decisions are enough.
+            if (writing > now || self.output_down().await) && self.settled().await {
                 return;
             }
             assert!(
@@ -180,6 +274,22 @@ impl Fixture {
             tokio::task::yield_now().await;
             tokio::time::sleep(Duration::from_micros(200)).await;
         }
+    }
+
+    async fn output_down(&self) -> bool {
+        let Some(handle) = &self.handle else { return false };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if !handle.send(StationCommand::Status(tx)) {
+            return false;
+        }
+        // Down, and the audio thread has looked at the clock since it last moved (no try
+        // running): every try and failure due by now has happened.
+        rx.await.is_ok_and(|s| match s.output {
+            loa::audio::player::OutputState::Failed { checked_at, .. } => {
+                checked_at >= self.clock.monotonic()
+            }
+            loa::audio::player::OutputState::Working => false,
+        })
     }
 
     /// Whether the daemon, after handling every report the player sent so far, has made
