@@ -80,7 +80,7 @@ fn clock_cell(h: &crate::protocol::Heartbeat) -> String {
     if let Some(step) = &h.clock_step {
         // From the network: a nonsense size is shown, never a panic.
         let by = chrono::Duration::try_milliseconds(step.by_ms)
-            .map(|d| crate::clock::human(d))
+            .map(crate::clock::human)
             .unwrap_or_else(|| format!("{} ms", step.by_ms));
         let sign = if step.by_ms > 0 { "+" } else { "" };
         cell.push_str(&format!(" stepped {sign}{by} at {}", step.at.format("%m-%d %H:%M")));
