@@ -9,6 +9,8 @@ dpkg -s libasound2-dev >/dev/null 2>&1 || need+=(libasound2-dev)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 # Text bulletins are rendered to speech at central; tests render a Vietnamese sentence.
 command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
+# Tests step the wall clock under a real `loa station` with libfaketime.
+dpkg -s faketime >/dev/null 2>&1 || need+=(faketime)
 
 if ((${#need[@]})); then
   echo "installing: ${need[*]}" >&2

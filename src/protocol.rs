@@ -193,6 +193,46 @@ pub struct Heartbeat {
     pub sink_health: String,
     /// The station's own clock when it sent this.
     pub sent_at: DateTime<Utc>,
+    /// The latest step of the station's wall clock, until it has run an hour without
+    /// one (absent from older stations).
+    #[serde(default)]
+    pub clock_step: Option<ClockStepReport>,
+    /// What `timedatectl` says: is the system clock synchronised (NTP)? Absent where it
+    /// cannot tell.
+    #[serde(default)]
+    pub clock_synchronized: Option<bool>,
+    /// The station plans by central's time, its own clock being more than 5 s off.
+    #[serde(default)]
+    pub central_time: bool,
+    /// The sound output failed at `since` and has not played since (being reopened).
+    #[serde(default)]
+    pub output_failed: Option<OutputFailure>,
+}
+
+/// A step of a station's wall clock (NTP, a person setting the date).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClockStepReport {
+    /// The station's clock just after the step.
+    pub at: DateTime<Utc>,
+    /// Positive: forward; negative: back. Milliseconds.
+    pub by_ms: i64,
+}
+
+/// Why a station's sound output is down, since when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputFailure {
+    pub since: DateTime<Utc>,
+    /// At most [`OutputFailure::MAX_REASON`] characters.
+    pub reason: String,
+}
+
+impl OutputFailure {
+    /// The longest reason a station sends (longer ones are cut).
+    pub const MAX_REASON: usize = 300;
+
+    pub fn new(since: DateTime<Utc>, reason: &str) -> Self {
+        Self { since, reason: reason.chars().take(Self::MAX_REASON).collect() }
+    }
 }
 
 impl Heartbeat {
@@ -203,6 +243,12 @@ impl Heartbeat {
         let mut health = Some(std::mem::take(&mut self.sink_health));
         bounds::sanitise(&mut health);
         self.sink_health = health.unwrap_or_default();
+        if let Some(failure) = self.output_failed.as_mut() {
+            let mut reason = Some(std::mem::take(&mut failure.reason));
+            bounds::sanitise(&mut reason);
+            failure.reason =
+                reason.unwrap_or_default().chars().take(OutputFailure::MAX_REASON).collect();
+        }
     }
 }
 

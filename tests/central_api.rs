@@ -55,6 +55,7 @@ async fn schedule_and_audio_reach_the_station_verified_earliest_needed_first() {
         now_playing: Some("ban-tin-sang".into()),
         sink_health: "ok".into(),
         disk_free_bytes: Some(1 << 30),
+        ..StationReport::default()
     };
     let offset = syncer.send_heartbeat(&report).await.unwrap();
     // Both sides read the same manual clock.
@@ -435,7 +436,12 @@ async fn run_hands_over_each_new_manifest_and_reports_readiness() {
         move |m| {
             let _ = versions.send(m.manifest.version);
         },
-        || StationReport { now_playing: None, sink_health: "ok".into(), disk_free_bytes: None },
+        || StationReport {
+            now_playing: None,
+            sink_health: "ok".into(),
+            disk_free_bytes: None,
+            ..StationReport::default()
+        },
         async {
             let _ = stopped.await;
         },

@@ -205,8 +205,12 @@ async fn cli_loaded_schedule_reaches_two_stations_verified() {
         assert!(syncer.cache().contains(&sang_sha));
         let written = manifest.manifest.schedules[0].audio_sha256("../audio/sang.wav");
         assert_eq!(written, Some(sang_sha.as_str()));
-        let status =
-            StationReport { now_playing: None, sink_health: "ok".into(), disk_free_bytes: None };
+        let status = StationReport {
+            now_playing: None,
+            sink_health: "ok".into(),
+            disk_free_bytes: None,
+            ..StationReport::default()
+        };
         syncer.send_heartbeat(&status).await.unwrap();
         caches.push(cache);
     }

@@ -277,6 +277,10 @@ fn heartbeat(from: &str) -> Heartbeat {
         now_playing: Some(format!("sent-by-{from}")),
         sink_health: "ok".into(),
         sent_at: t0(),
+        clock_step: None,
+        clock_synchronized: None,
+        central_time: false,
+        output_failed: None,
     }
 }
 

@@ -7,6 +7,13 @@
 //! length — sample-accurate, whatever the block size or when the command arrived. A start
 //! already past begins at the next block and reports that block's instant. Events carry
 //! the request id; every id ends in exactly one of `Finished`, `Preempted` or `Failed`.
+//!
+//! A sink that fails (a USB sound card dropping off the bus, an HDMI output gone) fails
+//! what was playing, is closed, and — when the player was given a [`Reopen`] — opened
+//! again on a helper thread with backoff ([`reopen_backoff`]: 0.5 s doubling to 10 s),
+//! while the thread keeps answering commands. Items due meanwhile fail with the reason;
+//! the next one due after the device is back plays on time. [`Player::output`] follows
+//! the state (failed since when and why, or working), each change logged once.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -25,6 +32,38 @@ use crate::clock::SharedClock;
 
 /// How often an idle thread on an unpaced sink looks at the clock for a future start.
 const UNPACED_POLL: Duration = Duration::from_millis(5);
+/// How often a thread whose sink failed looks at the clock (reopen due, items due).
+const BROKEN_POLL: Duration = Duration::from_millis(20);
+/// The longest wait between two tries to reopen a failed sink.
+pub const REOPEN_MAX_WAIT: Duration = Duration::from_secs(10);
+
+/// Opens the sink again after it failed (the station passes `sinks::open` of its sink).
+pub type Reopen = Box<dyn FnMut() -> Result<Box<dyn Sink>, SinkError> + Send>;
+
+/// The wait before reopen try `tries + 1` (after `tries` failed): 0.5 s, 1, 2, 4, 8, then
+/// 10 s.
+pub fn reopen_backoff(tries: u32) -> Duration {
+    let half_seconds = 1u64.checked_shl(tries.min(16)).unwrap_or(u64::MAX);
+    Duration::from_millis(half_seconds.saturating_mul(500)).min(REOPEN_MAX_WAIT)
+}
+
+/// The sound output's state, for heartbeats and `loa status`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum OutputState {
+    /// Open and playing (silence when idle).
+    #[default]
+    Working,
+    /// Failed at `since`, with `reason`; being reopened.
+    Failed {
+        since: DateTime<Utc>,
+        reason: String,
+        /// Reopen tries that failed so far.
+        tries: u32,
+        /// The monotonic time the audio thread last looked at the clock for a try or a
+        /// due item: whoever drives a manual clock waits for it to catch up.
+        checked_at: Duration,
+    },
+}
 
 /// Identifies one planned playback, chosen by the caller (the station's ledger id).
 pub type RequestId = u64;
@@ -143,6 +182,7 @@ impl Events {
 }
 
 enum Cmd {
+    Reopened(Result<Box<dyn Sink>, SinkError>),
     Preparing(RequestId),
     Loaded(RequestId, Option<Box<Source>>),
     StartAt(RequestId, DateTime<Utc>),
@@ -157,6 +197,7 @@ pub struct Player {
     events: Events,
     format: AudioFormat,
     thread: Option<JoinHandle<()>>,
+    output: tokio::sync::watch::Receiver<OutputState>,
 }
 
 impl Player {
@@ -166,17 +207,41 @@ impl Player {
         clock: SharedClock,
         config: PlayerConfig,
     ) -> (Player, UnboundedReceiver<PlayerEvent>) {
+        Self::spawn_reopening(sink, None, clock, config)
+    }
+
+    /// Like [`Player::spawn`]; after a sink error the sink is closed and `reopen` called
+    /// (on a helper thread, with [`reopen_backoff`]) until it gives a sink of the same
+    /// format. Without `reopen` a failed sink stays closed and every later item fails.
+    pub fn spawn_reopening(
+        sink: Box<dyn Sink>,
+        reopen: Option<Reopen>,
+        clock: SharedClock,
+        config: PlayerConfig,
+    ) -> (Player, UnboundedReceiver<PlayerEvent>) {
         let (tx, rx) = mpsc::channel();
         let (events_tx, events_rx) = unbounded_channel();
         let events = Events { tx: events_tx, live: Arc::new(Mutex::new(HashSet::new())) };
         let format = sink.format();
+        let (output_tx, output) = tokio::sync::watch::channel(OutputState::Working);
         let engine = Engine::new(sink, clock, config, events.clone());
+        let engine = Engine {
+            reopen: reopen.map(|r| Arc::new(Mutex::new(r))),
+            cmd_tx: Some(tx.clone()),
+            output: output_tx,
+            ..engine
+        };
         let thread = std::thread::Builder::new()
             .name("loa-audio".into())
             .spawn(move || engine.run(rx))
             .map_err(|e| tracing::error!("cannot start the audio thread: {e}"))
             .ok();
-        (Player { tx, events, format, thread }, events_rx)
+        (Player { tx, events, format, thread, output }, events_rx)
+    }
+
+    /// Follows the sound output's state (failed since when and why, or working).
+    pub fn output(&self) -> tokio::sync::watch::Receiver<OutputState> {
+        self.output.clone()
     }
 
     /// The rate and channels everything is converted to.
@@ -384,15 +449,34 @@ struct Playing {
     offset: usize,
 }
 
+/// A failed sink being reopened.
+struct Broken {
+    since: DateTime<Utc>,
+    error: SinkError,
+    /// Monotonic time of the next try.
+    next_try: Duration,
+    /// Tries that failed so far.
+    tries: u32,
+    /// A try is running on the helper thread.
+    in_flight: bool,
+    /// A reopened sink of another format was refused (logged once).
+    wrong_format: bool,
+}
+
 struct Engine {
-    sink: Box<dyn Sink>,
+    /// `None` after a failure, until reopened.
+    sink: Option<Box<dyn Sink>>,
     clock: SharedClock,
     config: PlayerConfig,
     events: Events,
     format: AudioFormat,
     waiting: HashMap<RequestId, Waiting>,
     playing: Vec<Playing>,
-    broken: Option<SinkError>,
+    broken: Option<Broken>,
+    reopen: Option<Arc<Mutex<Reopen>>>,
+    /// For the reopen helper to hand its result back.
+    cmd_tx: Option<Sender<Cmd>>,
+    output: tokio::sync::watch::Sender<OutputState>,
     mix: Vec<f32>,
     /// Each item is limited on its own; this one holds the sum (a fading item under the
     /// one that pre-empted it) under the same ceiling.
@@ -404,7 +488,7 @@ impl Engine {
     fn new(sink: Box<dyn Sink>, clock: SharedClock, config: PlayerConfig, events: Events) -> Self {
         let format = sink.format();
         Self {
-            sink,
+            sink: Some(sink),
             clock,
             config,
             events,
@@ -412,6 +496,9 @@ impl Engine {
             waiting: HashMap::new(),
             playing: Vec::new(),
             broken: None,
+            reopen: None,
+            cmd_tx: None,
+            output: tokio::sync::watch::Sender::new(OutputState::Working),
             mix: Vec::new(),
             bus: Limiter::new(PEAK_CEILING_DBFS, format.rate, format.channels),
             scratch: Vec::new(),
@@ -423,8 +510,12 @@ impl Engine {
     }
 
     fn run(mut self, rx: Receiver<Cmd>) {
-        tracing::debug!(sink = self.sink.name(), rate = self.format.rate, "audio thread running");
+        let name = self.sink.as_ref().map(|s| s.name().to_string()).unwrap_or_default();
+        tracing::debug!(sink = %name, rate = self.format.rate, "audio thread running");
         loop {
+            if self.broken.is_some() {
+                self.while_broken();
+            }
             // An unpaced or broken sink has no stream to keep alive: wait for work, or for
             // the next start to come within a block (rendering hours of silence to an
             // unpaced sink would only burn CPU).
@@ -436,10 +527,13 @@ impl Engine {
                     Waiting::Loading { .. } => None,
                 })
                 .min();
-            let unpaced_idle = self.playing.is_empty() && !self.sink.paced();
+            let unpaced_idle =
+                self.playing.is_empty() && !self.sink.as_ref().is_some_and(|s| s.paced());
             let lead =
                 after_frames(self.clock.now(), self.config.block_frames as u64, self.format.rate);
-            let wait = if self.broken.is_some() || (unpaced_idle && next_start.is_none()) {
+            let wait = if self.broken.is_some() {
+                Some(Some(BROKEN_POLL))
+            } else if unpaced_idle && next_start.is_none() {
                 Some(None)
             } else if unpaced_idle && next_start.is_some_and(|t| t > lead) {
                 Some(Some(UNPACED_POLL))
@@ -487,15 +581,122 @@ impl Engine {
                 self.render_block();
             }
         }
-        if let Err(e) = self.sink.flush() {
+        if let Some(Err(e)) = self.sink.as_mut().map(|s| s.flush()) {
             tracing::warn!("sink flush on shutdown: {e}");
         }
         tracing::debug!("audio thread stopped");
     }
 
+    /// While the sink is down: start a reopen try when one is due, and fail every item
+    /// whose start has come (it cannot be heard).
+    fn while_broken(&mut self) {
+        let mono = self.clock.monotonic();
+        let Some(broken) = self.broken.as_mut() else { return };
+        if !broken.in_flight
+            && mono >= broken.next_try
+            && let (Some(reopen), Some(tx)) = (&self.reopen, &self.cmd_tx)
+        {
+            let (reopen, tx) = (reopen.clone(), tx.clone());
+            let spawned = std::thread::Builder::new().name("loa-reopen".into()).spawn(move || {
+                let result = (reopen.lock().unwrap_or_else(|p| p.into_inner()))();
+                let _ = tx.send(Cmd::Reopened(result));
+            });
+            match spawned {
+                Ok(_) => broken.in_flight = true,
+                Err(e) => {
+                    tracing::warn!("cannot start a thread to reopen the sink: {e}");
+                    broken.next_try = mono.saturating_add(reopen_backoff(broken.tries));
+                }
+            }
+        }
+        let now = self.clock.now();
+        let down = SinkError::Down {
+            since: broken.since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            detail: broken.error.to_string(),
+        };
+        let mut due: Vec<RequestId> = self
+            .waiting
+            .iter()
+            .filter(|(_, w)| matches!(w, Waiting::Ready { start: Some(at), .. } if *at <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        due.sort_unstable();
+        for id in due {
+            self.waiting.remove(&id);
+            tracing::warn!(id, "cannot start: {down}");
+            self.emit(PlayerEvent::Failed {
+                id,
+                reason: PlayError::Sink(down.clone()),
+                proof: None,
+            });
+        }
+        self.publish_down(mono);
+    }
+
+    /// Publishes the down state with the monotonic time it was last checked at.
+    fn publish_down(&self, checked_at: Duration) {
+        if let Some(b) = &self.broken {
+            self.output.send_replace(OutputState::Failed {
+                since: b.since,
+                reason: b.error.to_string(),
+                tries: b.tries,
+                // While a try runs, the state is not settled at any time.
+                checked_at: if b.in_flight { Duration::ZERO } else { checked_at },
+            });
+        }
+    }
+
+    /// A reopen try's result.
+    fn reopened(&mut self, result: Result<Box<dyn Sink>, SinkError>) {
+        let mono = self.clock.monotonic();
+        let Some(broken) = self.broken.as_mut() else { return };
+        broken.in_flight = false;
+        let failure = match result {
+            Ok(sink) if sink.format() == self.format => {
+                let down = self.clock.now() - broken.since;
+                tracing::info!(
+                    sink = sink.name(),
+                    tries = broken.tries + 1,
+                    down_for = %crate::clock::human(down),
+                    "sound output reopened; playing again"
+                );
+                self.sink = Some(sink);
+                self.broken = None;
+                self.output.send_replace(OutputState::Working);
+                return;
+            }
+            Ok(sink) => {
+                if !broken.wrong_format {
+                    tracing::error!(
+                        reopened = %sink.describe(),
+                        player = ?self.format,
+                        "the sound output came back in another format; restart the station to use it"
+                    );
+                    broken.wrong_format = true;
+                }
+                None
+            }
+            Err(e) => Some(e),
+        };
+        if let Some(e) = failure {
+            if broken.tries == 0 {
+                tracing::warn!(
+                    "cannot reopen the sound output yet (retrying, at most every {} s): {e}",
+                    REOPEN_MAX_WAIT.as_secs()
+                );
+            } else {
+                tracing::debug!(tries = broken.tries + 1, "cannot reopen the sound output: {e}");
+            }
+        }
+        broken.next_try = mono.saturating_add(reopen_backoff(broken.tries));
+        broken.tries = broken.tries.saturating_add(1);
+        self.publish_down(mono);
+    }
+
     /// Applies one command; false means shut down.
     fn handle(&mut self, cmd: Cmd) -> bool {
         match cmd {
+            Cmd::Reopened(result) => self.reopened(result),
             Cmd::Preparing(id) => {
                 if self.waiting.contains_key(&id) || self.playing.iter().any(|p| p.id == id) {
                     // The handle refuses reused ids; this is a last defence. The live item
@@ -527,15 +728,9 @@ impl Engine {
                     });
                 }
                 (Some(Waiting::Loading { start, .. }), Some(source)) => {
-                    if let Some(e) = &self.broken {
-                        self.emit(PlayerEvent::Failed {
-                            id,
-                            reason: PlayError::Sink(e.clone()),
-                            proof: None,
-                        });
-                    } else {
-                        self.waiting.insert(id, Waiting::Ready { source, start });
-                    }
+                    // With the sink down it waits too: it fails only if its start comes
+                    // before the sink is back.
+                    self.waiting.insert(id, Waiting::Ready { source, start });
                 }
                 // Not ours to replace (cannot happen through the handle).
                 (Some(other @ Waiting::Ready { .. }), _) => {
@@ -633,7 +828,7 @@ impl Engine {
     fn render_block(&mut self) {
         let channels = self.format.channels;
         let block = self.config.block_frames.max(1);
-        let t0 = self.sink.next_frame_at();
+        let Some(t0) = self.sink.as_mut().map(|s| s.next_frame_at()) else { return };
         self.start_due(t0, block);
 
         self.mix.clear();
@@ -675,7 +870,10 @@ impl Engine {
             }
         }
         self.bus.process(&mut self.mix);
-        let write = self.sink.write(&self.mix);
+        let write = match self.sink.as_mut() {
+            Some(sink) => sink.write(&self.mix),
+            None => Ok(()),
+        };
 
         for (index, error) in ended.into_iter().rev() {
             let p = self.playing.remove(index);
@@ -694,9 +892,37 @@ impl Engine {
             self.emit(event);
         }
         if let Err(e) = write {
-            tracing::error!(sink = self.sink.name(), "sink failed: {e}");
-            self.stop_all(Some(&e));
-            self.broken = Some(e);
+            let name = self.sink.as_ref().map(|s| s.name().to_string()).unwrap_or_default();
+            let reopening =
+                if self.reopen.is_some() { "; closing it and opening it again" } else { "" };
+            tracing::error!(sink = %name, "sound output failed: {e}{reopening}");
+            // What was playing is cut (failed, with how long it played); what waits stays,
+            // and fails only if its start comes before the sink is back.
+            for p in std::mem::take(&mut self.playing) {
+                let proof = p.proof.finish(Some(&p.source));
+                self.emit(PlayerEvent::Failed {
+                    id: p.id,
+                    reason: PlayError::Sink(e.clone()),
+                    proof: Some(proof),
+                });
+            }
+            // Closing the broken stream (a sound card's is reopened from scratch).
+            self.sink = None;
+            let since = self.clock.now();
+            self.output.send_replace(OutputState::Failed {
+                since,
+                reason: e.to_string(),
+                tries: 0,
+                checked_at: self.clock.monotonic(),
+            });
+            self.broken = Some(Broken {
+                since,
+                error: e,
+                next_try: self.clock.monotonic(),
+                tries: 0,
+                in_flight: false,
+                wrong_format: false,
+            });
         }
     }
 

@@ -31,7 +31,7 @@ use crate::protocol::{
     DeliveryReport, DeliveryState, DistrictTotals, ReportRow, ReportStatus,
 };
 use crate::schedule::{Layer, Schedule, Timeline, to_instant};
-use crate::station::core::{CANCELLED, EXPIRED};
+use crate::station::core::{CANCELLED, CLOCK_STEPPED, EXPIRED};
 use crate::store::Station;
 
 /// One planned provincial play.
@@ -131,6 +131,32 @@ fn offline(last_seen: Option<DateTime<Utc>>, now: DateTime<Utc>, tz: Tz) -> Opti
     }
 }
 
+/// Whose problem a station's `missed` reason points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MissCause {
+    /// The station's clock jumped: nobody chose to skip it.
+    Clock,
+    /// Anything else (yielded, too late, station not running, cancelled…).
+    Other,
+}
+
+/// Classifies a `missed` record's reason.
+pub fn miss_cause(reason: &str) -> MissCause {
+    if reason.starts_with(CLOCK_STEPPED) || reason.contains(&format!(": {CLOCK_STEPPED}")) {
+        MissCause::Clock
+    } else {
+        MissCause::Other
+    }
+}
+
+/// The detail shown for a `missed` play: a clock problem says so first.
+fn miss_detail(reason: &str) -> String {
+    match miss_cause(reason) {
+        MissCause::Clock => format!("clock problem at the station, not an operator's: {reason}"),
+        MissCause::Other => reason.to_string(),
+    }
+}
+
 fn row_for(
     p: &Planned,
     record: Option<&Record>,
@@ -155,7 +181,7 @@ fn row_for(
                     (ReportStatus::Preempted, e.delay_ms, format!("{reason}{played}"))
                 }
                 Outcome::Failed => (ReportStatus::Failed, e.delay_ms, reason),
-                Outcome::Missed => (ReportStatus::Missed, None, reason),
+                Outcome::Missed => (ReportStatus::Missed, None, miss_detail(&reason)),
             }
         }
         None if now < p.planned + p.max_delay + REPORT_GRACE => {
@@ -494,6 +520,17 @@ cron = "0 17 * * *"
             hash: String::new(),
             acked: true,
         }
+    }
+
+    #[test]
+    fn clock_step_misses_are_a_clock_problem() {
+        assert_eq!(miss_cause("clock stepped forward by 1d 0h 0m 0s"), MissCause::Clock);
+        let summary = "12 plays between A and B not recorded one by one: clock stepped forward by 3d 0h 0m 0s";
+        assert_eq!(miss_cause(summary), MissCause::Clock);
+        assert_eq!(miss_cause("yielded to tinh"), MissCause::Other);
+        assert_eq!(miss_cause("station was not running"), MissCause::Other);
+        assert!(miss_detail("clock stepped forward by 2m 0s").starts_with("clock problem"));
+        assert_eq!(miss_detail("yielded to tinh"), "yielded to tinh");
     }
 
     #[test]

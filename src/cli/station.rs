@@ -45,7 +45,10 @@ fn run_daemon(args: StationArgs) -> Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let clock: crate::clock::SharedClock = Arc::new(SystemClock);
+        // Everything reads one clock, which plans by central's time while this box's
+        // own clock is known to be wrong (see `uplink::CentralTime`).
+        let offset_clock = crate::clock::OffsetClock::new(Arc::new(SystemClock));
+        let clock: crate::clock::SharedClock = offset_clock.clone();
         let (mut station, handle) = Station::from_config(config.clone(), clock.clone())?;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let receiver = crate::station::bulletins::spawn_for(
@@ -61,6 +64,7 @@ fn run_daemon(args: StationArgs) -> Result<()> {
         // With central configured, the uplink (sync, heartbeats, playlog) runs beside
         // the daemon and stops after it, so the records of the shutdown go up too.
         let uplink = Uplink::from_config(&config, handle, clock)?.map(|uplink| {
+            let uplink = uplink.with_central_time(offset_clock, config.trust_central_time);
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
             let task = tokio::spawn(uplink.run(async {
                 let _ = stopped.await;

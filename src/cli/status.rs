@@ -1,5 +1,6 @@
 //! `loa status`: the fleet as central sees it — last seen, manifest held vs issued,
-//! clock offset, cache readiness, now playing, sound output health.
+//! clock offset (with a recent clock step, planning by central's time, an unsynchronised
+//! clock), cache readiness, now playing, sound output health (failed since when, why).
 
 use std::process::ExitCode;
 
@@ -64,6 +65,40 @@ fn ago(now: DateTime<Utc>, then: DateTime<Utc>) -> String {
     }
 }
 
+/// The CLOCK cell: offset, then what is wrong with the clock, if anything.
+fn clock_cell(h: &crate::protocol::Heartbeat) -> String {
+    let mut cell = h
+        .clock_offset_ms
+        .map(|ms| format!("{:+.1}s", ms as f64 / 1000.0))
+        .unwrap_or_else(|| "-".into());
+    if h.clock_synchronized == Some(false) {
+        cell.push_str(" not synced");
+    }
+    if h.central_time {
+        cell.push_str(" (by central's time)");
+    }
+    if let Some(step) = &h.clock_step {
+        // From the network: a nonsense size is shown, never a panic.
+        let by = chrono::Duration::try_milliseconds(step.by_ms)
+            .map(crate::clock::human)
+            .unwrap_or_else(|| format!("{} ms", step.by_ms));
+        let sign = if step.by_ms > 0 { "+" } else { "" };
+        cell.push_str(&format!(" stepped {sign}{by} at {}", step.at.format("%m-%d %H:%M")));
+    }
+    cell
+}
+
+/// The SINK cell: `ok`, or since when and why the output is down (cut to 80 characters).
+fn sink_cell(h: &crate::protocol::Heartbeat) -> String {
+    match &h.output_failed {
+        Some(f) => {
+            let reason: String = f.reason.chars().take(80).collect();
+            format!("failed since {}: {reason}", f.since.format("%m-%d %H:%M:%S"))
+        }
+        None => h.sink_health.chars().take(120).collect(),
+    }
+}
+
 /// How much of a station's playlog central holds, and the first chain problem.
 fn playlog_cell(p: &crate::protocol::PlaylogSummary) -> String {
     let mut cell = format!("{} records", p.acked_through);
@@ -120,12 +155,10 @@ pub fn table(fleet: &FleetStatus) -> String {
                 s.district.clone(),
                 s.last_seen.map(|t| ago(now, t)).unwrap_or_else(|| "never".into()),
                 format!("{held}/{issued}"),
-                hb.and_then(|h| h.clock_offset_ms)
-                    .map(|ms| format!("{:+.1}s", ms as f64 / 1000.0))
-                    .unwrap_or("-".into()),
+                hb.map(clock_cell).unwrap_or_else(|| "-".into()),
                 cache,
                 hb.and_then(|h| h.now_playing.clone()).unwrap_or_else(|| "-".into()),
-                hb.map(|h| h.sink_health.clone()).unwrap_or_else(|| "-".into()),
+                hb.map(sink_cell).unwrap_or_else(|| "-".into()),
                 playlog_cell(&s.playlog),
             ]
             .map(|cell| crate::text::printable(&cell)),
@@ -141,4 +174,37 @@ pub fn table(fleet: &FleetStatus) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{ClockStepReport, Heartbeat, OutputFailure};
+    use chrono::TimeZone;
+
+    #[test]
+    fn clock_and_sink_cells_show_what_is_wrong_and_survive_nonsense() {
+        let at = Utc.with_ymd_and_hms(2026, 12, 1, 5, 30, 0).unwrap();
+        // A heartbeat from an older station: no new fields at all.
+        let old = r#"{"manifest_version":null,"clock_offset_ms":300,"ready_until":null,
+            "missing_bytes":0,"disk_free_bytes":null,"now_playing":null,"sink_health":"ok",
+            "sent_at":"2026-12-01T05:30:00Z"}"#;
+        let mut h: Heartbeat = serde_json::from_str(old).expect("older heartbeats parse");
+        assert_eq!((clock_cell(&h), sink_cell(&h)), ("+0.3s".to_string(), "ok".to_string()));
+        h.clock_synchronized = Some(false);
+        h.central_time = true;
+        h.clock_step = Some(ClockStepReport { at, by_ms: 86_400_000 });
+        h.output_failed = Some(OutputFailure::new(at, &"x".repeat(1000)));
+        assert_eq!(
+            clock_cell(&h),
+            "+0.3s not synced (by central's time) stepped +1d 0h 0m 0s at 12-01 05:30"
+        );
+        assert_eq!(sink_cell(&h), format!("failed since 12-01 05:30:00: {}", "x".repeat(80)));
+        assert_eq!(
+            h.output_failed.as_ref().map(|f| f.reason.len()),
+            Some(OutputFailure::MAX_REASON)
+        );
+        h.clock_step = Some(ClockStepReport { at, by_ms: i64::MIN });
+        assert!(clock_cell(&h).contains("stepped"), "{}", clock_cell(&h));
+    }
 }

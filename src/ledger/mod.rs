@@ -188,6 +188,65 @@ fn parse_enum<T: serde::de::DeserializeOwned>(seq: u64, text: &str) -> Result<T,
         .map_err(|e| LedgerError::Corrupt { seq, problem: format!("bad value {text:?}: {e}") })
 }
 
+/// Appends `entry` inside `tx`: `Ok(Ok(record))` when stored, `Ok(Err(seq))` when
+/// `(item_id, planned)` is already recorded as `seq`.
+fn append_in(
+    tx: &rusqlite::Transaction<'_>,
+    station: &str,
+    entry: Entry,
+) -> Result<Result<Record, u64>, LedgerError> {
+    let entry = entry.normalized();
+    let existing: Option<u64> = tx
+        .query_row(
+            "SELECT seq FROM records WHERE item_id = ?1 AND planned = ?2",
+            params![entry.item_id, time_text(entry.planned)],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(seq) = existing {
+        return Ok(Err(seq));
+    }
+    let last: Option<(u64, String)> = tx
+        .query_row("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?;
+    let (seq, prev_hash) = match last {
+        Some((seq, hash)) => (seq + 1, hash),
+        None => (1, GENESIS.to_string()),
+    };
+    let hash = chain_hash(&prev_hash, station, seq, &entry);
+    let levels = entry.levels;
+    tx.execute(
+        &format!(
+            "INSERT INTO records ({COLUMNS}) VALUES \
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, 0)"
+        ),
+        params![
+            seq,
+            station,
+            entry.item_id,
+            entry.title,
+            enum_text(&entry.layer),
+            enum_text(&entry.priority),
+            time_text(entry.planned),
+            entry.outcome.as_str(),
+            entry.started.map(time_text),
+            entry.ended.map(time_text),
+            entry.delay_ms,
+            entry.played_secs,
+            entry.reason,
+            entry.audio_sha256,
+            levels.map(|l| l.peak_dbfs),
+            levels.map(|l| l.rms_dbfs),
+            levels.map(|l| l.silent),
+            prev_hash,
+            hash,
+        ],
+    )?;
+    Ok(Ok(Record { station: station.to_string(), seq, entry, prev_hash, hash, acked: false }))
+}
+
 impl Ledger {
     /// Opens (creating if needed) the ledger at `path` for `station`. A ledger written by
     /// another station is refused, so two configs cannot mix their chains.
@@ -244,70 +303,34 @@ impl Ledger {
     /// Appends the record for one occurrence, durably, unless `(item_id, planned)` is
     /// already recorded — then the existing record is returned untouched.
     pub fn append(&mut self, entry: Entry) -> Result<Appended, LedgerError> {
-        let entry = entry.normalized();
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let existing: Option<u64> = tx
-            .query_row(
-                "SELECT seq FROM records WHERE item_id = ?1 AND planned = ?2",
-                params![entry.item_id, time_text(entry.planned)],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if let Some(seq) = existing {
-            drop(tx);
-            let record = self.get(seq)?.ok_or(LedgerError::Corrupt {
-                seq,
-                problem: "record vanished while reading".to_string(),
-            })?;
-            return Ok(Appended::Duplicate(record));
-        }
-        let last: Option<(u64, String)> = tx
-            .query_row("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .optional()?;
-        let (seq, prev_hash) = match last {
-            Some((seq, hash)) => (seq + 1, hash),
-            None => (1, GENESIS.to_string()),
-        };
-        let hash = chain_hash(&prev_hash, &self.station, seq, &entry);
-        let levels = entry.levels;
-        tx.execute(
-            &format!(
-                "INSERT INTO records ({COLUMNS}) VALUES \
-                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, 0)"
-            ),
-            params![
-                seq,
-                self.station,
-                entry.item_id,
-                entry.title,
-                enum_text(&entry.layer),
-                enum_text(&entry.priority),
-                time_text(entry.planned),
-                entry.outcome.as_str(),
-                entry.started.map(time_text),
-                entry.ended.map(time_text),
-                entry.delay_ms,
-                entry.played_secs,
-                entry.reason,
-                entry.audio_sha256,
-                levels.map(|l| l.peak_dbfs),
-                levels.map(|l| l.rms_dbfs),
-                levels.map(|l| l.silent),
-                prev_hash,
-                hash,
-            ],
-        )?;
+        let appended = append_in(&tx, &self.station, entry)?;
         tx.commit()?;
-        Ok(Appended::New(Record {
-            station: self.station.clone(),
-            seq,
-            entry,
-            prev_hash,
-            hash,
-            acked: false,
-        }))
+        match appended {
+            Ok(record) => Ok(Appended::New(record)),
+            Err(seq) => {
+                let record = self.get(seq)?.ok_or(LedgerError::Corrupt {
+                    seq,
+                    problem: "record vanished while reading".to_string(),
+                })?;
+                Ok(Appended::Duplicate(record))
+            }
+        }
+    }
+
+    /// Appends many records in one transaction (one fsync), skipping every occurrence
+    /// already recorded; returns the records stored. For bulk accounting (a clock step,
+    /// recovery after downtime), where one commit per record would take minutes.
+    pub fn append_batch(&mut self, entries: Vec<Entry>) -> Result<Vec<Record>, LedgerError> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut stored = Vec::new();
+        for entry in entries {
+            if let Ok(record) = append_in(&tx, &self.station, entry)? {
+                stored.push(record);
+            }
+        }
+        tx.commit()?;
+        Ok(stored)
     }
 
     /// The record with sequence number `seq`.

@@ -45,6 +45,8 @@ pub struct StationConfig {
     pub silence_threshold_dbfs: f32,
     /// How often the station sends central a heartbeat (with central).
     pub heartbeat: Duration,
+    /// Plan by central's time while the station's own clock is more than 5 s off it.
+    pub trust_central_time: bool,
     /// The CA that signed central's certificate (`ca_cert`): the only root the
     /// station's HTTPS clients trust. Read and checked at start-up.
     pub ca_cert: Option<CaCert>,
@@ -117,6 +119,7 @@ impl StationConfig {
             preroll: Duration::from_millis(DEFAULT_PREROLL_MS),
             silence_threshold_dbfs: DEFAULT_SILENCE_DBFS,
             heartbeat: Duration::from_secs(DEFAULT_HEARTBEAT_SECS),
+            trust_central_time: true,
             ca_cert: None,
         }
     }
@@ -152,6 +155,8 @@ struct RawConfig {
     ca_cert: Option<PathBuf>,
     #[serde(default = "default_heartbeat")]
     heartbeat_secs: u64,
+    #[serde(default = "default_true")]
+    trust_central_time: bool,
     provincial_schedule: Option<PathBuf>,
     local_schedules: Option<PathBuf>,
     #[serde(default)]
@@ -199,6 +204,10 @@ impl Default for RawSilence {
 fn default_data_dir() -> PathBuf {
     PathBuf::from("data")
 }
+fn default_true() -> bool {
+    true
+}
+
 fn default_heartbeat() -> u64 {
     DEFAULT_HEARTBEAT_SECS
 }
@@ -343,6 +352,7 @@ pub fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<StationConfig,
         preroll: Duration::from_millis(raw.audio.preroll_ms),
         silence_threshold_dbfs: raw.silence.threshold_dbfs,
         heartbeat: Duration::from_secs(raw.heartbeat_secs),
+        trust_central_time: raw.trust_central_time,
         ca_cert,
     })
 }

@@ -30,6 +30,10 @@ pub const SHUTDOWN: &str = "station shutdown";
 /// Why a queued bulletin play never started: its bulletin expired first.
 pub const EXPIRED: &str = "expired before it could play";
 
+/// How a miss caused by the wall clock jumping ahead begins ("clock stepped forward by
+/// 1d 0h 0m 0s"); the report classifies such misses as a clock problem.
+pub const CLOCK_STEPPED: &str = "clock stepped forward by";
+
 /// A start within this of the planned instant counts as `played`; later is `late`.
 pub const LATE_AFTER: Duration = Duration::milliseconds(1000);
 
@@ -105,7 +109,8 @@ impl Item {
         }
     }
 
-    fn entry(&self, outcome: Outcome, reason: Option<String>) -> Entry {
+    /// The record of this item with `outcome` (no play facts).
+    pub fn entry(&self, outcome: Outcome, reason: Option<String>) -> Entry {
         Entry {
             item_id: self.item_id.clone(),
             title: self.title.clone(),
@@ -283,6 +288,43 @@ impl Core {
         self.waiting = items.into_iter().filter(|i| !self.done.contains(&i.key())).collect();
         self.waiting.sort_by_key(|i| i.planned);
         actions
+    }
+
+    /// Plans again after the wall clock stepped: every item handed to the player that
+    /// has not started is withdrawn (cancelled) and waits again, so its start is decided
+    /// anew by the corrected clock. What sounds keeps sounding.
+    pub fn replan(&mut self) -> Vec<Action> {
+        let mut actions = Vec::new();
+        let unstarted = |slot: &Option<Slot>| slot.as_ref().is_some_and(|s| s.started.is_none());
+        for slot in [
+            if unstarted(&self.next) { self.next.take() } else { None },
+            if unstarted(&self.current) { self.current.take() } else { None },
+        ]
+        .into_iter()
+        .flatten()
+        {
+            tracing::info!(item = %slot.item.item_id, "withdrawn: the clock stepped");
+            actions.push(Action::Cancel { id: slot.id });
+            self.done.remove(&slot.item.key());
+            if slot.item.bulletin.is_some() {
+                self.emergencies.push_front(slot.item);
+            } else {
+                self.waiting.push(slot.item);
+            }
+        }
+        actions
+    }
+
+    /// Removes and returns the waiting scheduled items whose `max_delay` passed before
+    /// `now`, marking them decided (the caller records them, with its own reason).
+    pub fn take_overdue(&mut self, now: DateTime<Utc>) -> Vec<Item> {
+        let (overdue, keep): (Vec<Item>, Vec<Item>) =
+            std::mem::take(&mut self.waiting).into_iter().partition(|i| now > i.deadline());
+        self.waiting = keep;
+        for item in &overdue {
+            self.done.insert(item.key());
+        }
+        overdue
     }
 
     /// Queues an emergency bulletin: it plays as soon as no other emergency does.

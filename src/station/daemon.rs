@@ -11,6 +11,26 @@
 //!   "station stopped before it could start" when it was due while the daemon still ran);
 //! - occurrences still within their `max_delay` are played, late.
 //!
+//! Both that recovery and a wall-clock step are bounded ([`Station::account`]): plays of
+//! the last [`ACCOUNT_WINDOW`] get one record each (written in batches, one fsync per
+//! batch), anything older one summary record that counts them without listing them
+//! ([`crate::schedule::Timeline::count_between`]), whatever the gap — a ledger last
+//! written 56 years from now, or a clock that jumps from 1970 to today.
+//!
+//! Time: the wall clock says what is due, the monotonic clock how long to wait. Every
+//! turn compares the two ([`StepDetector`]); a step (more than a second apart) is logged
+//! once with its size, shown in the status (and so in heartbeats) until the station has
+//! run an hour without one, and handled at once:
+//! - **forward**: what was armed and has not started is withdrawn; every play whose
+//!   `max_delay` passed inside the step is recorded `missed` "clock stepped forward by
+//!   …" (bounded as above); what is still within its `max_delay` starts late;
+//! - **back**: what was armed is withdrawn and the station plans again from the new now;
+//!   the ledger's `(item_id, planned)` key means nothing already recorded airs twice.
+//! - A start-up clock earlier than the previous run's horizon (a board without a
+//!   battery-backed clock, in 1970) is not trusted to account for the previous run's
+//!   downtime: that waits until the clock has passed the horizon again (NTP), and then
+//!   plays before this run's corrected start are "station was not running".
+//!
 //! Bulletins are not in the daemon's recovery: the emergency queue lives in memory, and
 //! the bulletin receiver, which keeps each accepted bulletin's progress from the records
 //! sent by [`Station::bulletin_records`], hands what was left unaired over again.
@@ -24,11 +44,13 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use super::config::StationConfig;
-use super::core::{Action, Bulletin, Core, Item, PlayingNow, PlayoutEvent, Proof, audio_path};
+use super::core::{
+    Action, Bulletin, CLOCK_STEPPED, Core, Item, PlayingNow, PlayoutEvent, Proof, audio_path,
+};
 use super::schedules::ScheduleSet;
-use crate::audio::player::{PlayError, Player, PlayerConfig, PlayerEvent};
+use crate::audio::player::{OutputState, PlayError, Player, PlayerConfig, PlayerEvent, Reopen};
 use crate::audio::sinks::{self, Sink, SinkOptions};
-use crate::clock::SharedClock;
+use crate::clock::{self, ClockStep, SharedClock, StepDetector};
 use crate::ledger::{Appended, Entry, Ledger, LedgerError, Levels, Outcome, state};
 use crate::schedule::{AudioRef, Layer, Priority};
 
@@ -40,6 +62,20 @@ const LOOKAHEAD: chrono::Duration = chrono::Duration::hours(1);
 const FLOOR_DBFS: f64 = -200.0;
 /// Why an item that was sounding when the station died is recorded `failed`.
 pub const INTERRUPTED: &str = "interrupted: station stopped";
+/// Plays this far back from now get one `missed` record each after downtime or a clock
+/// step; older ones are counted into one summary record.
+pub const ACCOUNT_WINDOW: chrono::Duration = chrono::Duration::days(7);
+/// Plays are listed and written this many hours at a time (bounded memory, one fsync
+/// per batch).
+const ACCOUNT_CHUNK: chrono::Duration = chrono::Duration::hours(6);
+/// Day-steps a summary count may take in all (~0.1 s); past it the count is "at least".
+const COUNT_BUDGET: u64 = 2_000_000;
+/// The item id of a summary record (a colon never appears in a schedule's ids).
+pub const SUMMARY_ITEM: &str = "loa:missed-summary";
+/// A clock step is shown in the status until the station has run this long without one.
+pub const STEP_SHOWN_FOR: Duration = Duration::from_secs(3600);
+/// The longest the loop sleeps: a step is noticed within this.
+const MAX_SLEEP: Duration = Duration::from_secs(1);
 
 /// A station daemon failure that stops it from starting or running.
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +141,10 @@ pub struct StationStatus {
     pub preparing: usize,
     /// Items sounding now.
     pub playing: Vec<PlayingNow>,
+    /// The latest wall-clock step, until the station has run an hour without one.
+    pub clock_step: Option<ClockStep>,
+    /// The sound output: working, or failed since when and why (reopening meanwhile).
+    pub output: OutputState,
 }
 
 /// Sends commands to a running daemon.
@@ -146,6 +186,26 @@ pub struct Station {
     /// Where each durable record of an emergency play goes (the bulletin receiver keeps
     /// every accepted bulletin's progress from them).
     bulletin_records: Option<UnboundedSender<Entry>>,
+    steps: StepDetector,
+    /// The latest step and the monotonic time it was seen.
+    last_step: Option<(ClockStep, Duration)>,
+    /// Monotonic time this run started.
+    run_start: Duration,
+    /// The previous run's horizon and alive mark, when this run's clock started before
+    /// that horizon: downtime is accounted once the clock has passed it.
+    prior: Option<(DateTime<Utc>, Option<DateTime<Utc>>)>,
+    output: tokio::sync::watch::Receiver<OutputState>,
+}
+
+/// What [`Station::account`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct Accounted {
+    /// Plays recorded one by one.
+    pub recorded: usize,
+    /// Plays counted into a summary record.
+    pub summarised: u64,
+    /// The earliest play left alone because it may still start late.
+    pub late_from: Option<DateTime<Utc>>,
 }
 
 impl Station {
@@ -159,9 +219,16 @@ impl Station {
             clock: clock.clone(),
             ..SinkOptions::default()
         };
-        let sink = sinks::open(&config.sink, options)
+        let sink = sinks::open(&config.sink, options.clone())
             .map_err(|e| StationError::Sink { sink: config.sink.clone(), detail: e.to_string() })?;
-        Self::with_sink(config, clock, sink)
+        // A sound card that fails (unplugged, HDMI gone) is opened again; the other sinks
+        // write files or nothing, and reopening would truncate an air-check.
+        let reopen: Option<Reopen> =
+            matches!(config.sink.as_str(), "default" | "alsa").then(|| {
+                let name = config.sink.clone();
+                Box::new(move || sinks::open(&name, options.clone())) as Reopen
+            });
+        Self::with_sink_reopening(config, clock, sink, reopen)
     }
 
     /// Builds the daemon on a given sink (tests pass a recording clocked sink).
@@ -169,6 +236,17 @@ impl Station {
         config: StationConfig,
         clock: SharedClock,
         sink: Box<dyn Sink>,
+    ) -> Result<(Self, StationHandle), StationError> {
+        Self::with_sink_reopening(config, clock, sink, None)
+    }
+
+    /// Like [`Station::with_sink`]; after a sink error the player closes the sink and
+    /// calls `reopen` (with backoff) until it gives a working one.
+    pub fn with_sink_reopening(
+        config: StationConfig,
+        clock: SharedClock,
+        sink: Box<dyn Sink>,
+        reopen: Option<Reopen>,
     ) -> Result<(Self, StationHandle), StationError> {
         std::fs::create_dir_all(&config.data_dir).map_err(|source| StationError::DataDir {
             path: config.data_dir.display().to_string(),
@@ -180,12 +258,15 @@ impl Station {
             silence_threshold_dbfs: config.silence_threshold_dbfs,
             ..PlayerConfig::default()
         };
-        let (player, events) = Player::spawn(sink, clock.clone(), player_config);
+        let (player, events) = Player::spawn_reopening(sink, reopen, clock.clone(), player_config);
+        let output = player.output();
         let (tx, commands) = unbounded_channel();
         let mut provincial = vec![config.synced_provincial_path()];
         provincial.extend(config.provincial_schedule.clone());
         let schedules = ScheduleSet::new(provincial, config.local_schedules.clone());
         let now = clock.now();
+        let steps = StepDetector::new(clock.as_ref());
+        let run_start = clock.monotonic();
         let station = Self {
             core: Core::new(config.preroll, config.fade),
             config,
@@ -203,6 +284,11 @@ impl Station {
             preparing: std::collections::HashSet::new(),
             status: tokio::sync::watch::Sender::new(StationStatus::default()),
             bulletin_records: None,
+            steps,
+            last_step: None,
+            run_start,
+            prior: None,
+            output,
         };
         Ok((station, StationHandle { tx }))
     }
@@ -231,31 +317,40 @@ impl Station {
         self.schedules.poll();
         self.recover(now)?;
         self.refresh(now, true);
-        let mut next_poll = now;
+        let poll_every = POLL_EVERY;
+        let mut next_poll = self.clock.monotonic();
         tokio::pin!(shutdown);
         loop {
-            let now = self.clock.now();
-            if now >= next_poll {
-                next_poll = now + chrono::Duration::from_std(POLL_EVERY).unwrap_or_default();
+            let now = self.now();
+            let mono = self.clock.monotonic();
+            if mono >= next_poll {
+                next_poll = mono.saturating_add(poll_every);
                 let report = self.schedules.poll();
                 self.refresh(now, report.changed());
                 self.mark_alive(now);
-            } else if now + LOOKAHEAD / 2 > self.expanded_until {
+            } else if clock::add(now, LOOKAHEAD / 2) > self.expanded_until {
                 self.refresh(now, false);
             }
             let actions = self.core.tick(now);
             self.execute(actions);
             self.horizon = self.core.horizon(now);
-            let wake = self.core.next_wake(now).map_or(next_poll, |w| w.min(next_poll));
+            // Waits run on the monotonic clock; the wall clock only says what is due.
+            let sleep = self
+                .core
+                .next_wake(now)
+                .map_or(MAX_SLEEP, |w| clock::until(w, now))
+                .min(MAX_SLEEP)
+                .min(next_poll.saturating_sub(mono));
             let mut status = self.current_status(now);
-            status.wake = Some(wake);
+            status.wake =
+                Some(clock::add(now, chrono::Duration::from_std(sleep).unwrap_or_default()));
             self.status.send_replace(status);
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
                 Some(event) = self.events.recv() => self.on_player_event(event),
                 Some(command) = self.commands.recv() => self.on_command(command),
-                () = self.clock.sleep_until(wake) => {}
+                () = self.clock.sleep(sleep) => {}
             }
         }
         self.stop().await
@@ -330,64 +425,211 @@ impl Station {
             self.horizon = now;
             return Ok(());
         };
-        self.horizon = horizon.min(now);
-        self.recovered = Some((self.horizon, alive));
-        let missed = self.record_missed(self.horizon, now, alive);
-        tracing::info!(down_since = ?alive, missed, "recovered from the previous run");
+        if horizon > now {
+            // The clock reads earlier than the previous run got to (a board without a
+            // battery-backed clock, back in 1970): it cannot say how long the station was
+            // down. Accounted once the clock has passed the horizon again.
+            tracing::warn!(
+                clock = %now,
+                previous_run_until = %horizon,
+                "the clock reads earlier than the previous run: it is probably wrong (install an NTP client and fake-hwclock); downtime is accounted once it is set"
+            );
+            self.prior = Some((horizon, alive));
+            self.horizon = now;
+            return Ok(());
+        }
+        self.recovered = Some((horizon, alive));
+        let done = self.account(horizon, now, &|planned| not_running(planned, alive));
+        self.horizon = done.late_from.unwrap_or(now).min(now);
+        tracing::info!(
+            down_since = ?alive,
+            missed = done.recorded,
+            summarised = done.summarised,
+            "recovered from the previous run"
+        );
         Ok(())
     }
 
-    /// Records `missed` every occurrence planned in `[from, now)` that has no record and
-    /// whose `max_delay` has passed; returns how many.
-    fn record_missed(
+    /// Reads the wall clock, noticing (and handling) a step since the last reading.
+    /// Everything the daemon decides goes through here, so no decision is made on a
+    /// stepped clock before the step is handled.
+    fn now(&mut self) -> DateTime<Utc> {
+        let now = self.clock.now();
+        let mono = self.clock.monotonic();
+        if let Some(step) = self.steps.observe(now, mono) {
+            self.on_clock_step(step, now, mono);
+        }
+        if let Some((step, seen)) = self.last_step
+            && mono.saturating_sub(seen) > STEP_SHOWN_FOR
+        {
+            tracing::info!(
+                by = %clock::human(step.by()),
+                "the clock has run an hour without a step since the last one"
+            );
+            self.last_step = None;
+        }
+        if self.prior.is_some_and(|(horizon, _)| now >= horizon) && self.last_step.is_none() {
+            // The clock caught up with the previous run without a step: nothing to account.
+            self.prior = None;
+        }
+        now
+    }
+
+    /// Handles a wall-clock step (see the module docs).
+    fn on_clock_step(&mut self, step: ClockStep, now: DateTime<Utc>, mono: Duration) {
+        let by = clock::human(step.by());
+        if step.forward() {
+            tracing::warn!(%by, from = %step.expected, to = %now, "the wall clock stepped forward: plays in between are recorded missed; planning from the new time");
+        } else {
+            tracing::warn!(%by, from = %step.expected, to = %now, "the wall clock stepped back: planning again from the new time; nothing already recorded airs twice");
+        }
+        self.last_step = Some((step, mono));
+        let actions = self.core.replan();
+        self.execute(actions);
+        let mut late_from = None;
+        if step.forward() {
+            let stepped = format!("{CLOCK_STEPPED} {by}");
+            // Before this run's corrected start the station was not running at all.
+            let (run_start, alive) = match self.prior {
+                Some((horizon, alive)) if now >= horizon => {
+                    let ran = chrono::Duration::from_std(mono.saturating_sub(self.run_start))
+                        .unwrap_or(chrono::Duration::MAX);
+                    (Some(clock::sub(now, ran)), alive)
+                }
+                _ => (None, None),
+            };
+            let reason = move |planned: DateTime<Utc>| match run_start {
+                Some(start) if planned < start => not_running(planned, alive),
+                _ => stepped.clone(),
+            };
+            let overdue = self.core.take_overdue(now);
+            let entries = overdue
+                .iter()
+                .map(|i| i.entry(Outcome::Missed, Some(reason(i.planned))))
+                .collect::<Vec<_>>();
+            let taken = entries.len();
+            self.record_batch(entries);
+            let mut from = self.expanded_until;
+            match self.prior {
+                Some((horizon, _)) if now >= horizon => {
+                    from = from.max(horizon);
+                    self.prior = None;
+                }
+                // Still before the previous run's horizon: that time was accounted then.
+                Some(_) => from = now,
+                None => {}
+            }
+            let done = self.account(from, now, &reason);
+            late_from = done.late_from;
+            tracing::warn!(
+                missed = taken + done.recorded,
+                summarised = done.summarised,
+                "recorded the plays the clock step skipped"
+            );
+        }
+        self.horizon = self.core.horizon(now).min(late_from.unwrap_or(now));
+        self.refresh(now, true);
+    }
+
+    /// Records `missed` every play in `[from, now)` with no record whose `max_delay` has
+    /// passed, with `reason(planned)`: one record each for plays in the last
+    /// [`ACCOUNT_WINDOW`], one summary record counting the older ones. Bounded in time
+    /// and memory whatever the span (see the module docs).
+    pub fn account(
         &mut self,
         from: DateTime<Utc>,
         now: DateTime<Utc>,
-        alive: Option<DateTime<Utc>>,
-    ) -> usize {
-        let timeline = self.schedules.timeline();
-        let mut missed = 0;
-        for occ in timeline.occurrences(from, now) {
-            let item = Item::from_occurrence(&occ);
-            // An unreadable ledger: better a duplicate refused by the ledger's
-            // (item, planned) key than a gap.
-            if item.deadline() >= now
-                || self.ledger.contains(&item.item_id, item.planned).unwrap_or(false)
-            {
-                continue;
-            }
-            let reason = match alive {
-                Some(alive) if item.planned <= alive => "station stopped before it could start",
-                _ => "station was not running",
-            };
-            tracing::warn!(item = %item.item_id, planned = %item.planned, reason, "missed");
-            let mut entry = Entry::missed(
-                &item.item_id,
-                &item.title,
-                item.layer,
-                item.priority,
-                item.planned,
-                reason,
-            );
-            if let AudioRef::Sha256(hex) = &item.audio {
-                entry.audio_sha256 = Some(hex.clone());
-            }
-            self.record(entry);
-            missed += 1;
+        reason: &dyn Fn(DateTime<Utc>) -> String,
+    ) -> Accounted {
+        let mut out = Accounted::default();
+        if from >= now {
+            return out;
         }
-        missed
+        let timeline = self.schedules.timeline();
+        let window = clock::sub(now, ACCOUNT_WINDOW).max(from);
+        if from < window {
+            let (count, complete) = timeline.count_between(from, window, COUNT_BUDGET);
+            if count > 0 {
+                let detail = format!(
+                    "{}{count} plays between {} and {} not recorded one by one: {}",
+                    if complete { "" } else { "at least " },
+                    from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    window.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    reason(window),
+                );
+                tracing::warn!("missed: {detail}");
+                let entry = Entry::missed(
+                    SUMMARY_ITEM,
+                    "plays not attempted (summary)",
+                    Layer::Provincial,
+                    Priority::Normal,
+                    from,
+                    detail,
+                );
+                self.record(entry);
+                out.summarised = count;
+            }
+        }
+        let mut chunk = window;
+        while chunk < now {
+            let chunk_end = clock::add(chunk, ACCOUNT_CHUNK).min(now);
+            let mut entries = Vec::new();
+            for occ in timeline.occurrences(chunk, chunk_end) {
+                let item = Item::from_occurrence(&occ);
+                if item.deadline() >= now {
+                    out.late_from =
+                        Some(out.late_from.map_or(item.planned, |l| l.min(item.planned)));
+                    continue;
+                }
+                // An unreadable ledger: better a duplicate refused by the ledger's
+                // (item, planned) key than a gap.
+                if self.ledger.contains(&item.item_id, item.planned).unwrap_or(false) {
+                    continue;
+                }
+                tracing::debug!(item = %item.item_id, planned = %item.planned, "missed");
+                entries.push(item.entry(Outcome::Missed, Some(reason(item.planned))));
+            }
+            out.recorded += entries.len();
+            self.record_batch(entries);
+            chunk = chunk_end;
+        }
+        out
+    }
+
+    /// Writes many records in one transaction (or keeps them to retry).
+    fn record_batch(&mut self, entries: Vec<Entry>) {
+        if entries.is_empty() {
+            return;
+        }
+        match self.ledger.append_batch(entries.clone()) {
+            Ok(stored) => {
+                if let Some(last) = stored.last() {
+                    tracing::info!(records = stored.len(), last_seq = last.seq, "recorded");
+                }
+            }
+            Err(e) => {
+                tracing::error!(
+                    records = entries.len(),
+                    "cannot write the ledger, will retry: {e}"
+                );
+                self.unwritten.extend(entries);
+            }
+        }
     }
 
     /// Hands the core every occurrence from the horizon to the look-ahead that the
     /// ledger does not hold yet.
     fn refresh(&mut self, now: DateTime<Utc>, force: bool) {
-        if !force && now + LOOKAHEAD / 2 <= self.expanded_until {
+        if !force && clock::add(now, LOOKAHEAD / 2) <= self.expanded_until {
             return;
         }
-        let until = now + LOOKAHEAD;
+        let until = clock::add(now, LOOKAHEAD);
         let timeline = self.schedules.timeline();
         let mut items = Vec::new();
-        for occ in timeline.occurrences(self.horizon, until) {
+        // Never further back than accounting reaches: a stale horizon cannot make this
+        // list years of plays.
+        let start = self.horizon.max(clock::sub(now, ACCOUNT_WINDOW));
+        for occ in timeline.occurrences(start, until) {
             match self.ledger.contains(&occ.item_id, occ.planned) {
                 Ok(true) => {}
                 Ok(false) => items.push(Item::from_occurrence(&occ)),
@@ -422,11 +664,13 @@ impl Station {
             wake,
             preparing: self.preparing.len(),
             playing: self.core.playing_now(),
+            clock_step: self.last_step.map(|(step, _)| step),
+            output: self.output.borrow().clone(),
         }
     }
 
     fn on_command(&mut self, command: StationCommand) {
-        let now = self.clock.now();
+        let now = self.now();
         match command {
             StationCommand::Emergency {
                 id,
@@ -484,9 +728,13 @@ impl Station {
                     // Central's schedules arrived after start-up recovery: account for
                     // what they planned while the station was down, and hand the core
                     // what may still start late.
-                    let missed = self.record_missed(from, now, alive);
-                    self.horizon = self.horizon.min(from);
-                    tracing::info!(missed, "recovered central's items from the previous run");
+                    let done = self.account(from, now, &|planned| not_running(planned, alive));
+                    self.horizon = self.horizon.min(done.late_from.unwrap_or(now));
+                    tracing::info!(
+                        missed = done.recorded,
+                        summarised = done.summarised,
+                        "recovered central's items from the previous run"
+                    );
                 }
                 self.refresh(now, true);
             }
@@ -500,7 +748,7 @@ impl Station {
     }
 
     fn on_player_event(&mut self, event: PlayerEvent) {
-        let now = self.clock.now();
+        let now = self.now();
         let proof = |p: &crate::audio::player::ProofOfPlay| Proof {
             played: p.duration,
             levels: Some(Levels {
@@ -642,6 +890,14 @@ impl Station {
         for entry in std::mem::take(&mut self.unwritten) {
             self.record(entry);
         }
+    }
+}
+
+/// Why a play of the previous run's downtime was missed.
+fn not_running(planned: DateTime<Utc>, alive: Option<DateTime<Utc>>) -> String {
+    match alive {
+        Some(alive) if planned <= alive => "station stopped before it could start".to_string(),
+        _ => "station was not running".to_string(),
     }
 }
 

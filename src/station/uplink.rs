@@ -13,6 +13,14 @@
 //!   oldest unacknowledged records, then mark acknowledged what central says it stored.
 //!   Records are never deleted here; the ledger refuses to delete unacknowledged ones.
 //!
+//! - **time**: every heartbeat answer carries central's time, so the station knows how
+//!   far off its own clock is. Over [`CENTRAL_TIME_AFTER_MS`] (and `trust_central_time`,
+//!   the default) the station plans by central's time ([`CentralTime`], through the
+//!   [`OffsetClock`] the daemon and player read) until its clock agrees again within
+//!   [`AGREES_WITHIN_MS`]; the daemon sees each switch as a clock step. Heartbeats also
+//!   say whether `timedatectl` reports the clock synchronised, the latest clock step and
+//!   whether the sound output is down.
+//!
 //! Not known here: scheduling and playing (the daemon), signatures (the sync verifies).
 
 use std::future::Future;
@@ -22,8 +30,10 @@ use std::time::Duration;
 
 use super::config::StationConfig;
 use super::daemon::{StationCommand, StationHandle};
-use crate::clock::SharedClock;
+use crate::audio::player::OutputState;
+use crate::clock::{OffsetClock, SharedClock};
 use crate::ledger::{Ledger, LedgerError, Outcome};
+use crate::protocol::{ClockStepReport, OutputFailure};
 use crate::protocol::{PlaylogAck, PlaylogBatch};
 use crate::signing::{PublicKey, SigningError, VerifiedManifest};
 use crate::sync::{
@@ -36,6 +46,101 @@ pub const PLAYLOG_POLL: Duration = Duration::from_millis(500);
 pub const PLAYLOG_BATCH: usize = 500;
 /// Longest manifest long-poll (central caps it at 60 s).
 const MAX_LONG_POLL: Duration = Duration::from_secs(30);
+/// The station's clock this far off central's (either way) makes it plan by central's.
+pub const CENTRAL_TIME_AFTER_MS: i64 = 5_000;
+/// ...until its own clock is back within this of central's.
+pub const AGREES_WITHIN_MS: i64 = 1_000;
+/// A correction larger than this (a century) is refused as nonsense.
+pub const MAX_CORRECTION_MS: i64 = 100 * 366 * 86_400_000;
+
+/// Decides whether the station plans by its own clock or by central's, from the offsets
+/// heartbeats measure. Pure apart from the [`OffsetClock`] it sets.
+pub struct CentralTime {
+    clock: Arc<OffsetClock>,
+    enabled: bool,
+}
+
+impl CentralTime {
+    pub fn new(clock: Arc<OffsetClock>, enabled: bool) -> Self {
+        Self { clock, enabled }
+    }
+
+    /// Whether the station plans by central's time now.
+    pub fn active(&self) -> bool {
+        !self.clock.correction().is_zero()
+    }
+
+    /// The station's own (uncorrected) clock minus central's, from `measured`: the
+    /// offset a heartbeat measured on the corrected clock. `None` on overflow.
+    pub fn raw_offset_ms(&self, measured: i64) -> Option<i64> {
+        measured.checked_sub(self.clock.correction().num_milliseconds())
+    }
+
+    /// Takes a heartbeat's measured offset (corrected station clock minus central, ms)
+    /// and switches to central's time or back; logs each switch once.
+    pub fn observe(&self, measured: i64) {
+        let Some(raw) = self.raw_offset_ms(measured) else { return };
+        let off = raw.unsigned_abs();
+        if off > MAX_CORRECTION_MS.unsigned_abs() {
+            tracing::error!(
+                raw,
+                "central's time is over a century off this clock; not planning by it"
+            );
+            return;
+        }
+        // In range now: within a century, far inside chrono's.
+        let offset = chrono::Duration::milliseconds(raw);
+        if off > CENTRAL_TIME_AFTER_MS.unsigned_abs() {
+            tracing::warn!(
+                offset = %crate::clock::human(offset),
+                "this station's clock is off central's (install an NTP client; fake-hwclock on a board without a real-time clock)"
+            );
+            if !self.enabled {
+                return;
+            }
+            let correction = -offset;
+            if (correction - self.clock.correction()).abs()
+                > chrono::Duration::milliseconds(AGREES_WITHIN_MS)
+            {
+                tracing::warn!(
+                    correction = %crate::clock::human(correction),
+                    "planning by central's time until this clock agrees again"
+                );
+                self.clock.set_correction(correction);
+            }
+        } else if off <= AGREES_WITHIN_MS.unsigned_abs() && self.active() {
+            tracing::info!("this station's clock agrees with central's again: planning by it");
+            self.clock.set_correction(chrono::Duration::zero());
+        }
+    }
+}
+
+/// What `timedatectl show -p NTPSynchronized --value` printed: `Some(true)` for "yes".
+pub fn parse_ntp_synchronized(output: &str) -> Option<bool> {
+    match output.trim() {
+        "yes" => Some(true),
+        "no" => Some(false),
+        _ => None,
+    }
+}
+
+/// Whether the system clock is synchronised, per `timedatectl` (`None` where it cannot
+/// tell: no systemd, no timedatectl, or it took over 2 s).
+async fn clock_synchronized() -> Option<bool> {
+    let run = tokio::process::Command::new("timedatectl")
+        .args(["show", "-p", "NTPSynchronized", "--value"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(2), run).await.ok()?.ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    // Bounded: the answer is one word.
+    let text = String::from_utf8_lossy(&output.stdout[..output.stdout.len().min(64)]).to_string();
+    parse_ntp_synchronized(&text)
+}
 
 /// Why the uplink could not start.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +176,7 @@ pub struct Uplink {
     heartbeat: Duration,
     data_dir: PathBuf,
     sink_health: Arc<Mutex<String>>,
+    central_time: Option<CentralTime>,
 }
 
 struct Reporter {
@@ -119,15 +225,24 @@ impl Uplink {
             heartbeat: config.heartbeat,
             data_dir: config.data_dir.clone(),
             sink_health,
+            central_time: None,
         }))
+    }
+
+    /// Lets heartbeats set `clock`'s correction to central's time (see [`CentralTime`]).
+    pub fn with_central_time(mut self, clock: Arc<OffsetClock>, enabled: bool) -> Self {
+        self.central_time = Some(CentralTime::new(clock, enabled));
+        self
     }
 
     /// Runs both loops until `shutdown` resolves.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
-        let Uplink { syncer, reporter, handle, heartbeat, data_dir, sink_health } = self;
+        let Uplink { syncer, reporter, handle, heartbeat, data_dir, sink_health, central_time } =
+            self;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let playlog = tokio::spawn(reporter.run(stop_rx.clone()));
-        let sync = sync_loop(syncer, handle, heartbeat, data_dir, sink_health, stop_rx);
+        let links = Links { handle, heartbeat, data_dir, sink_health, central_time };
+        let sync = sync_loop(syncer, links, stop_rx);
         tokio::pin!(sync);
         tokio::select! {
             () = shutdown => {}
@@ -181,14 +296,17 @@ async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
-async fn sync_loop(
-    mut syncer: Syncer,
+/// What the sync loop works with besides the syncer.
+struct Links {
     handle: StationHandle,
     heartbeat: Duration,
     data_dir: PathBuf,
     sink_health: Arc<Mutex<String>>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
+    central_time: Option<CentralTime>,
+}
+
+async fn sync_loop(mut syncer: Syncer, links: Links, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let Links { handle, heartbeat, data_dir, sink_health, central_time } = links;
     if let Some(m) = syncer.current() {
         apply(&handle, m);
     }
@@ -206,8 +324,12 @@ async fn sync_loop(
             }
             syncer.evict()?;
             if last_beat.is_none_or(|t| t.elapsed() >= heartbeat) {
-                let report = station_report(&handle, &data_dir, &sink_health).await;
-                syncer.send_heartbeat(&report).await?;
+                let mut report = station_report(&handle, &data_dir, &sink_health).await;
+                report.central_time = central_time.as_ref().is_some_and(CentralTime::active);
+                let measured = syncer.send_heartbeat(&report).await?;
+                if let Some(central_time) = &central_time {
+                    central_time.observe(measured);
+                }
                 last_beat = Some(tokio::time::Instant::now());
             }
             Ok::<(), SyncError>(())
@@ -248,17 +370,37 @@ async fn station_report(
     sink_health: &Arc<Mutex<String>>,
 ) -> StationReport {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let now_playing = if handle.send(StationCommand::Status(tx)) {
-        match tokio::time::timeout(Duration::from_secs(5), rx).await {
-            Ok(Ok(status)) => status.playing.first().map(|p| p.item_id.clone()),
-            _ => None,
-        }
+    let status = if handle.send(StationCommand::Status(tx)) {
+        tokio::time::timeout(Duration::from_secs(5), rx).await.ok().and_then(Result::ok)
     } else {
         None
     };
-    let sink_health =
+    let mut sink_health =
         sink_health.lock().map(|s| s.clone()).unwrap_or_else(|p| p.into_inner().clone());
-    StationReport { now_playing, sink_health, disk_free_bytes: disk_free(data_dir) }
+    let mut report = StationReport {
+        disk_free_bytes: disk_free(data_dir),
+        clock_synchronized: clock_synchronized().await,
+        ..StationReport::default()
+    };
+    if let Some(status) = status {
+        report.now_playing = status.playing.first().map(|p| p.item_id.clone());
+        report.clock_step = status.clock_step.map(|s| ClockStepReport { at: s.at, by_ms: s.by_ms });
+        match &status.output {
+            OutputState::Failed { since, reason, .. } => {
+                let failure = OutputFailure::new(*since, reason);
+                sink_health = format!(
+                    "failed since {}: {}",
+                    since.format("%Y-%m-%d %H:%M:%S UTC"),
+                    failure.reason
+                );
+                report.output_failed = Some(failure);
+            }
+            // Playing again: whatever ended the last item is over.
+            OutputState::Working => sink_health = "ok".to_string(),
+        }
+    }
+    report.sink_health = sink_health;
+    report
 }
 
 /// Bytes available to this process on the file system holding `path`.
@@ -378,5 +520,65 @@ impl Reporter {
             "playlog acknowledged"
         );
         Ok(marked > 0 && ack.acked_through >= last)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{Clock, ManualClock};
+    use chrono::TimeZone;
+
+    fn rig(enabled: bool) -> (Arc<ManualClock>, Arc<OffsetClock>, CentralTime) {
+        let t0 = chrono::Utc.with_ymd_and_hms(2026, 12, 1, 5, 0, 0).unwrap();
+        let raw = ManualClock::new(t0);
+        let clock = OffsetClock::new(raw.clone());
+        let time = CentralTime::new(clock.clone(), enabled);
+        (raw, clock, time)
+    }
+
+    #[test]
+    fn a_clock_off_by_more_than_five_seconds_plans_by_central_until_it_agrees() {
+        let (raw, clock, time) = rig(true);
+        // Within 5 s: the station's own clock rules.
+        time.observe(4_000);
+        assert!(!time.active());
+        // A minute slow (the station reads 60 s less than central): plan by central.
+        time.observe(-60_000);
+        assert!(time.active());
+        assert_eq!(clock.now(), raw.now() + chrono::Duration::seconds(60));
+        // Measured on the corrected clock the offset is now ~0: the raw clock is still
+        // a minute off, so the correction stays.
+        time.observe(20);
+        assert_eq!(clock.correction(), chrono::Duration::seconds(60));
+        // NTP fixed the box: the corrected clock reads a minute ahead of central.
+        raw.step(chrono::Duration::seconds(60));
+        time.observe(60_000);
+        assert!(!time.active(), "its own clock agrees again");
+        assert_eq!(clock.now(), raw.now());
+    }
+
+    #[test]
+    fn central_time_is_only_reported_when_disabled_and_nonsense_is_refused() {
+        let (_, _, time) = rig(false);
+        time.observe(-86_400_000);
+        assert!(!time.active(), "trust_central_time = false: only logged");
+        let (_, _, time) = rig(true);
+        // An offset from a broken central: centuries, or i64's ends.
+        time.observe(i64::MIN);
+        time.observe(i64::MAX);
+        time.observe(-MAX_CORRECTION_MS - 1);
+        assert!(!time.active());
+        // 56 years (a board in 1970) is a real case.
+        time.observe(-56 * 365 * 86_400_000);
+        assert!(time.active());
+    }
+
+    #[test]
+    fn timedatectl_answers_are_read_strictly() {
+        assert_eq!(parse_ntp_synchronized("yes\n"), Some(true));
+        assert_eq!(parse_ntp_synchronized("no"), Some(false));
+        assert_eq!(parse_ntp_synchronized(""), None);
+        assert_eq!(parse_ntp_synchronized("Failed to connect to bus"), None);
     }
 }

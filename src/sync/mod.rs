@@ -310,6 +310,10 @@ pub struct StationReport {
     /// `ok` or what is wrong with the sound output.
     pub sink_health: String,
     pub disk_free_bytes: Option<u64>,
+    pub clock_step: Option<crate::protocol::ClockStepReport>,
+    pub clock_synchronized: Option<bool>,
+    pub central_time: bool,
+    pub output_failed: Option<crate::protocol::OutputFailure>,
 }
 
 /// The station's sync client. Typical use by the daemon:
@@ -624,6 +628,10 @@ impl Syncer {
             now_playing: report.now_playing.clone(),
             sink_health: report.sink_health.clone(),
             sent_at: self.clock.now(),
+            clock_step: report.clock_step.clone(),
+            clock_synchronized: report.clock_synchronized,
+            central_time: report.central_time,
+            output_failed: report.output_failed.clone(),
         };
         let url = self.url("/api/v1/station/heartbeat");
         let sent = self.clock.now();

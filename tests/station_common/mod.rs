@@ -43,12 +43,15 @@ pub fn write_tone(path: &Path, seconds: f64) {
     w.finalize().expect("finalize wav");
 }
 
-/// A clocked sink that publishes the instant its current write waits for, so the test
-/// knows when the audio thread has caught up with the clock.
+/// A clocked sink that publishes the monotonic instant its current write waits for, so
+/// the test knows when the audio thread has caught up with the clock (in monotonic time:
+/// a stepped wall clock must not make it look behind or ahead).
 struct TapSink {
     inner: ClockedSink,
-    last_at: DateTime<Utc>,
-    writing: Arc<Mutex<DateTime<Utc>>>,
+    clock: SharedClock,
+    /// Monotonic time the next frame plays at.
+    last_at: Duration,
+    writing: Arc<Mutex<Duration>>,
 }
 
 impl Sink for TapSink {
@@ -59,17 +62,54 @@ impl Sink for TapSink {
         self.inner.format()
     }
     fn next_frame_at(&mut self) -> DateTime<Utc> {
-        self.last_at = self.inner.next_frame_at();
-        self.last_at
+        let at = self.inner.next_frame_at();
+        let ahead = (at - self.clock.now()).to_std().unwrap_or_default();
+        self.last_at = self.clock.monotonic() + ahead;
+        at
     }
     fn write(&mut self, samples: &[f32]) -> Result<(), SinkError> {
         // The clocked sink blocks until all but its buffer of these frames has played.
-        let frames = (samples.len() / self.inner.format().channels) as i64;
-        let wait = (frames - BUFFER_FRAMES as i64).max(0) * 1_000_000 / i64::from(RATE);
+        let frames = (samples.len() / self.inner.format().channels) as u64;
+        let wait = frames.saturating_sub(BUFFER_FRAMES as u64) * 1_000_000 / u64::from(RATE);
         *self.writing.lock().unwrap_or_else(|p| p.into_inner()) =
-            self.last_at + chrono::Duration::microseconds(wait);
+            self.last_at + Duration::from_micros(wait);
         self.inner.write(samples)
     }
+}
+
+/// A sink whose writes fail while `broken` is set (a sound card dropping off the bus).
+struct FlakySink {
+    inner: TapSink,
+    broken: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Sink for FlakySink {
+    fn name(&self) -> &str {
+        "flaky"
+    }
+    fn format(&self) -> AudioFormat {
+        self.inner.format()
+    }
+    fn next_frame_at(&mut self) -> DateTime<Utc> {
+        self.inner.next_frame_at()
+    }
+    fn write(&mut self, samples: &[f32]) -> Result<(), SinkError> {
+        if self.broken.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(SinkError::Device { detail: "snd_pcm_writei: Input/output error".into() });
+        }
+        self.inner.write(samples)
+    }
+}
+
+/// Switches for [`Fixture::start_flaky`].
+#[derive(Clone, Default)]
+pub struct Flaky {
+    /// Writes fail while set.
+    pub broken: Arc<std::sync::atomic::AtomicBool>,
+    /// Reopening succeeds while set.
+    pub available: Arc<std::sync::atomic::AtomicBool>,
+    /// Reopen tries so far.
+    pub tries: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 pub struct Fixture {
@@ -77,7 +117,7 @@ pub struct Fixture {
     pub clock: Arc<ManualClock>,
     pub config: StationConfig,
     pub recording: Option<Recording>,
-    writing: Arc<Mutex<DateTime<Utc>>>,
+    writing: Arc<Mutex<Duration>>,
     pub handle: Option<StationHandle>,
     status: Option<tokio::sync::watch::Receiver<StationStatus>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -98,7 +138,7 @@ impl Fixture {
             clock: ManualClock::new(start),
             config,
             recording: None,
-            writing: Arc::new(Mutex::new(start)),
+            writing: Arc::new(Mutex::new(Duration::ZERO)),
             handle: None,
             status: None,
             shutdown: None,
@@ -134,11 +174,74 @@ impl Fixture {
         let (sink, recording) = ClockedSink::new(format, shared.clone(), BUFFER_FRAMES, true);
         let sink = sink.with_resync_after(Duration::from_secs(1));
         self.recording = recording;
-        *self.writing.lock().unwrap_or_else(|p| p.into_inner()) = self.clock.now();
-        let tap = TapSink { inner: sink, last_at: self.clock.now(), writing: self.writing.clone() };
+        *self.writing.lock().unwrap_or_else(|p| p.into_inner()) = self.clock.monotonic();
+        let tap = TapSink {
+            inner: sink,
+            clock: shared.clone(),
+            last_at: self.clock.monotonic(),
+            writing: self.writing.clone(),
+        };
         let (mut station, handle) =
             Station::with_sink(self.config.clone(), shared, Box::new(tap)).expect("station starts");
         wire(&mut station, &handle);
+        self.status = Some(station.status());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        self.task = Some(tokio::spawn(async move {
+            station
+                .run(async {
+                    let _ = rx.await;
+                })
+                .await
+                .expect("station runs");
+        }));
+        self.shutdown = Some(tx);
+        self.handle = Some(handle);
+    }
+
+    /// Like [`Fixture::start`], on a sink that fails and comes back as `flaky` says; the
+    /// player reopens it with a fresh clocked sink.
+    pub fn start_flaky(&mut self, flaky: &Flaky) {
+        let format = AudioFormat { rate: RATE, channels: 1 };
+        let shared: SharedClock = self.clock.clone();
+        let writing = self.writing.clone();
+        let make = {
+            let shared = shared.clone();
+            let writing = writing.clone();
+            let broken = flaky.broken.clone();
+            move || {
+                let (sink, _) = ClockedSink::new(format, shared.clone(), BUFFER_FRAMES, false);
+                let sink = sink.with_resync_after(Duration::from_secs(1));
+                let tap = TapSink {
+                    inner: sink,
+                    clock: shared.clone(),
+                    last_at: shared.monotonic(),
+                    writing: writing.clone(),
+                };
+                FlakySink { inner: tap, broken: broken.clone() }
+            }
+        };
+        *self.writing.lock().unwrap_or_else(|p| p.into_inner()) = self.clock.monotonic();
+        let first = make.clone()();
+        let f = flaky.clone();
+        let reopen: loa::audio::player::Reopen = Box::new(move || {
+            f.tries.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if f.available.load(std::sync::atomic::Ordering::SeqCst) {
+                Ok(Box::new(make()) as Box<dyn Sink>)
+            } else {
+                Err(SinkError::Device { detail: "no such device".into() })
+            }
+        });
+        let (station, handle) = Station::with_sink_reopening(
+            self.config.clone(),
+            shared,
+            Box::new(first),
+            Some(reopen),
+        )
+        .expect("station starts");
+        self.run_station(station, handle);
+    }
+
+    fn run_station(&mut self, station: Station, handle: StationHandle) {
         self.status = Some(station.status());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         self.task = Some(tokio::spawn(async move {
@@ -159,17 +262,34 @@ impl Fixture {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
             let writing = *self.writing.lock().unwrap_or_else(|p| p.into_inner());
-            let now = self.clock.now();
-            if writing > now && self.settled().await {
+            let now = self.clock.monotonic();
+            // With the sink down nothing renders: the daemon's decisions are enough.
+            if (writing > now || self.output_down().await) && self.settled().await {
                 return;
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "the audio thread stopped following the clock"
+                "the audio thread stopped following the clock: writing {writing:?}, now {now:?}"
             );
             tokio::task::yield_now().await;
             tokio::time::sleep(Duration::from_micros(200)).await;
         }
+    }
+
+    async fn output_down(&self) -> bool {
+        let Some(handle) = &self.handle else { return false };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if !handle.send(StationCommand::Status(tx)) {
+            return false;
+        }
+        // Down, and the audio thread has looked at the clock since it last moved (no try
+        // running): every try and failure due by now has happened.
+        rx.await.is_ok_and(|s| match s.output {
+            loa::audio::player::OutputState::Failed { checked_at, .. } => {
+                checked_at >= self.clock.monotonic()
+            }
+            loa::audio::player::OutputState::Working => false,
+        })
     }
 
     /// Whether the daemon, after handling every report the player sent so far, has made
@@ -195,6 +315,22 @@ impl Fixture {
                 tokio::task::yield_now().await;
             }
         }
+    }
+
+    /// Steps the wall clock by `by` (monotonic time untouched, as NTP does), then lets
+    /// 100 ms pass so the daemon and the audio thread see it.
+    pub async fn step(&self, by: chrono::Duration) {
+        self.clock.step(by);
+        let to = self.clock.now() + chrono::Duration::milliseconds(100);
+        self.run_until(to).await;
+    }
+
+    /// The daemon's status once it has handled everything queued so far.
+    pub async fn status(&self) -> StationStatus {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let handle = self.handle.as_ref().expect("station running");
+        assert!(handle.send(StationCommand::Status(tx)), "station stopped");
+        rx.await.expect("status")
     }
 
     /// Jumps the clock (nothing may be due in between).

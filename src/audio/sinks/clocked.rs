@@ -1,16 +1,21 @@
-//! An ideal sound card made of a clock: frame `n` reaches the speaker at
-//! `origin + n / rate`, and writing blocks while its buffer is full. With a
-//! [`ManualClock`](crate::clock::ManualClock) the audio thread waits for test-driven time,
-//! so tests see exactly when each sample "plays" ([`Recording`]).
+//! An ideal sound card made of a clock: paced by the clock's monotonic time (as a real
+//! card is by its crystal), frame `n` reaches the speaker `n / rate` after frame 0, and
+//! writing blocks while its buffer is full. The wall-clock instant of the next frame is
+//! read through the clock's current wall time, so a stepped wall clock moves the
+//! instants, never the pace. With a [`ManualClock`](crate::clock::ManualClock) the audio
+//! thread waits for test-driven time, so tests see exactly when each sample "plays"
+//! ([`Recording`]).
 
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::{AudioFormat, Sink, SinkError, after_frames};
+use super::{AudioFormat, Sink, SinkError, after_frames, frames_to_duration};
 use crate::clock::SharedClock;
 
-/// What a clocked sink played, with the instant of frame 0, readable while it plays.
+/// What a clocked sink played, with the wall instant of every frame, readable while it
+/// plays.
 #[derive(Debug, Clone)]
 pub struct Recording {
     inner: Arc<Mutex<RecordingInner>>,
@@ -18,7 +23,8 @@ pub struct Recording {
 
 #[derive(Debug)]
 struct RecordingInner {
-    origin: DateTime<Utc>,
+    /// (first frame, its wall instant): a new segment each time the wall clock stepped.
+    segments: Vec<(u64, DateTime<Utc>)>,
     format: AudioFormat,
     samples: Vec<f32>,
 }
@@ -30,7 +36,7 @@ impl Recording {
 
     /// The instant frame 0 reached the speaker.
     pub fn origin(&self) -> DateTime<Utc> {
-        self.lock().origin
+        self.lock().segments[0].1
     }
 
     pub fn format(&self) -> AudioFormat {
@@ -48,17 +54,38 @@ impl Recording {
         self.lock().samples.clone()
     }
 
-    /// The instant frame `n` reaches the speaker.
+    /// The wall instant frame `n` reached the speaker (by the wall clock in force when it
+    /// was written).
     pub fn time_of_frame(&self, n: u64) -> DateTime<Utc> {
         let inner = self.lock();
-        after_frames(inner.origin, n, inner.format.rate)
+        let (first, at) = inner
+            .segments
+            .iter()
+            .rev()
+            .find(|(f, _)| *f <= n)
+            .copied()
+            .unwrap_or((0, DateTime::<Utc>::MIN_UTC));
+        after_frames(at, n - first, inner.format.rate)
     }
 
-    /// The (fractional) frame index playing at `at`.
+    /// The (fractional) frame index playing at `at`, on the latest timeline that had
+    /// reached `at` (after a step back, the later of two frames shown at the same time).
     pub fn frame_at(&self, at: DateTime<Utc>) -> f64 {
         let inner = self.lock();
-        let ns = (at - inner.origin).num_nanoseconds().unwrap_or(i64::MAX);
-        ns as f64 * inner.format.rate as f64 / 1e9
+        let (first, origin) = inner
+            .segments
+            .iter()
+            .rev()
+            .find(|(_, t)| *t <= at)
+            .copied()
+            .unwrap_or(inner.segments[0]);
+        let ns = (at - origin).num_nanoseconds().unwrap_or(i64::MAX);
+        first as f64 + ns as f64 * inner.format.rate as f64 / 1e9
+    }
+
+    /// Every wall-clock step the sink saw: (first frame after it, that frame's instant).
+    pub fn steps(&self) -> Vec<(u64, DateTime<Utc>)> {
+        self.lock().segments[1..].to_vec()
     }
 }
 
@@ -66,13 +93,21 @@ impl Recording {
 pub struct ClockedSink {
     format: AudioFormat,
     clock: SharedClock,
-    origin: DateTime<Utc>,
+    /// Monotonic time of frame 0.
+    origin: Duration,
     written: u64,
     buffer_frames: u64,
     recording: Option<Recording>,
+    /// Wall minus monotonic at the last look, to notice steps for the recording.
+    offset: chrono::Duration,
     /// Re-anchor the timeline after falling this far behind the clock (real-time use);
     /// `None` keeps the ideal timeline however far the clock jumps (tests).
-    resync_after: Option<chrono::Duration>,
+    resync_after: Option<Duration>,
+}
+
+fn wall_minus_mono(clock: &SharedClock) -> chrono::Duration {
+    let mono = chrono::Duration::from_std(clock.monotonic()).unwrap_or(chrono::Duration::MAX);
+    clock.now() - crate::clock::add(DateTime::<Utc>::UNIX_EPOCH, mono)
 }
 
 impl ClockedSink {
@@ -84,10 +119,15 @@ impl ClockedSink {
         buffer_frames: usize,
         record: bool,
     ) -> (Self, Option<Recording>) {
-        let origin = clock.now();
+        let origin = clock.monotonic();
         let recording = record.then(|| Recording {
-            inner: Arc::new(Mutex::new(RecordingInner { origin, format, samples: Vec::new() })),
+            inner: Arc::new(Mutex::new(RecordingInner {
+                segments: vec![(0, clock.now())],
+                format,
+                samples: Vec::new(),
+            })),
         });
+        let offset = wall_minus_mono(&clock);
         let sink = Self {
             format,
             clock,
@@ -95,6 +135,7 @@ impl ClockedSink {
             written: 0,
             buffer_frames: buffer_frames.max(1) as u64,
             recording: recording.clone(),
+            offset,
             resync_after: None,
         };
         (sink, recording)
@@ -102,14 +143,19 @@ impl ClockedSink {
 
     /// Lets the timeline jump forward after the writer fell `lag` behind real time (a real
     /// device would have played silence meanwhile), instead of catching up in a burst.
-    pub fn with_resync_after(mut self, lag: std::time::Duration) -> Self {
-        self.resync_after = chrono::Duration::from_std(lag).ok();
+    pub fn with_resync_after(mut self, lag: Duration) -> Self {
+        self.resync_after = Some(lag);
         self
     }
 
     /// Frames written so far.
     pub fn written(&self) -> u64 {
         self.written
+    }
+
+    /// Monotonic time at which frame `n` plays.
+    fn mono_of(&self, n: u64) -> Duration {
+        self.origin.saturating_add(frames_to_duration(n, self.format.rate))
     }
 }
 
@@ -123,19 +169,35 @@ impl Sink for ClockedSink {
     }
 
     fn next_frame_at(&mut self) -> DateTime<Utc> {
-        let at = after_frames(self.origin, self.written, self.format.rate);
-        if let Some(lag) = self.resync_after {
-            let now = self.clock.now();
-            if now - at > lag {
-                tracing::warn!(
-                    behind_ms = (now - at).num_milliseconds(),
-                    "sink fell behind real time; resynchronising"
-                );
-                self.origin = now - (at - self.origin);
-                return now;
+        let mono_now = self.clock.monotonic();
+        let mut at = self.mono_of(self.written);
+        let mut resynced = false;
+        if let Some(lag) = self.resync_after
+            && mono_now.saturating_sub(at) > lag
+        {
+            tracing::warn!(
+                behind_ms = mono_now.saturating_sub(at).as_millis() as u64,
+                "sink fell behind real time; resynchronising"
+            );
+            let played = frames_to_duration(self.written, self.format.rate);
+            self.origin = mono_now.saturating_sub(played);
+            at = mono_now;
+            resynced = true;
+        }
+        let offset = wall_minus_mono(&self.clock);
+        // Signed: a writer behind the clock (a test's clock that jumped) keeps the ideal
+        // timeline, its next frame in the past.
+        let mono = |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+        let wall = crate::clock::add(self.clock.now(), mono(at) - mono(mono_now));
+        // Real clocks drift apart by nanoseconds between two readings: only a jump of
+        // the wall clock (or a resync) starts a new segment.
+        if resynced || (offset - self.offset).abs() > chrono::Duration::milliseconds(1) {
+            self.offset = offset;
+            if let Some(recording) = &self.recording {
+                recording.lock().segments.push((self.written, wall));
             }
         }
-        at
+        wall
     }
 
     fn write(&mut self, samples: &[f32]) -> Result<(), SinkError> {
@@ -143,8 +205,7 @@ impl Sink for ClockedSink {
         // Room for these frames once everything but one buffer's worth has played.
         let end = self.written + frames;
         if end > self.buffer_frames {
-            let until = after_frames(self.origin, end - self.buffer_frames, self.format.rate);
-            self.clock.block_until(until);
+            self.clock.block_until_monotonic(self.mono_of(end - self.buffer_frames));
         }
         if let Some(recording) = &self.recording {
             recording.lock().samples.extend_from_slice(samples);

@@ -5,6 +5,10 @@
 //! ring frame it starts with and when that frame will be heard: the clock's now plus the
 //! device's own latency (`playback − callback` from cpal's `OutputCallbackInfo`). From
 //! that anchor, the instant of any frame written later follows by counting frames.
+//!
+//! A stream error (the device went away, the ALSA plugin's write failed) makes the next
+//! `write` fail; the player then drops this sink, which stops cpal's stream and closes
+//! the PCM, and opens a new one (see `audio::player`). Underruns are counted, not errors.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -211,9 +215,18 @@ where
                 drop(shared);
                 cb_state.room.notify_all();
             },
-            move |e| {
-                tracing::error!("sound card stream error: {e}");
-                err_state.lock().error = Some(e.to_string());
+            move |e: cpal::Error| {
+                if e.kind() == cpal::ErrorKind::Xrun {
+                    // cpal recovers an underrun itself (prepare); not a broken device.
+                    err_state.lock().underruns += 1;
+                    return;
+                }
+                let mut shared = err_state.lock();
+                if shared.error.is_none() {
+                    tracing::error!("sound card stream error: {e}");
+                    shared.error = Some(e.to_string());
+                }
+                drop(shared);
                 err_state.room.notify_all();
             },
             None,

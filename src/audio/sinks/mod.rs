@@ -49,6 +49,11 @@ pub enum SinkError {
     NotBuilt,
     #[error("invalid sink format: {detail}")]
     Format { detail: String },
+    #[error(
+        "the sound output is down since {since} ({detail}); it is being reopened: check the \
+         sound card's cable or USB connection (`loa audio devices` lists what is there)"
+    )]
+    Down { since: String, detail: String },
 }
 
 /// A place frames are played to.
