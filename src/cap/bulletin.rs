@@ -1,0 +1,389 @@
+//! Alert → the bulletin it would make ([`CapBulletinPlan`]), or why none
+//! ([`NoBulletin`]). Pure: the stations, the settings and "now" are given.
+//!
+//! - status: Actual → a bulletin; Test, Exercise → a `test` bulletin (travels the chain,
+//!   never airs); Draft → ignored; System → none (logged by the caller).
+//! - msgType: Alert → a bulletin; Update → a bulletin that replaces the referenced
+//!   alerts' bulletins (which end even when the update itself makes none); Cancel → ends
+//!   them and makes none; Ack, Error → none.
+//! - scope: only Public alerts are broadcast.
+//! - info: the blocks in the first preferred language present (`vi` first), else the
+//!   first block's language; their areas select the stations, the highest priority of
+//!   them wins, their texts are spoken one after the other.
+//! - expiry: the latest `expires` of those blocks, at most `max_expiry` from now;
+//!   without one, `default_expiry`; already past → none.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::area::{self, CapStation};
+use super::config::CapConfig;
+use super::model::*;
+
+/// Longest spoken text, in characters (about five minutes of speech); longer is cut at
+/// a word and the plan says so.
+pub const MAX_SPOKEN_CHARS: usize = 4000;
+/// Longest title, in characters.
+pub const MAX_TITLE_CHARS: usize = 200;
+
+/// A plan's priority. The station knows `emergency` and `test` today; `priority` is the
+/// brief's middle level, which the integration maps (protocol.rs is not changed here).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlanPriority {
+    Emergency,
+    Priority,
+    Test,
+}
+
+impl PlanPriority {
+    fn rank(self) -> u8 {
+        match self {
+            PlanPriority::Test => 0,
+            PlanPriority::Priority => 1,
+            PlanPriority::Emergency => 2,
+        }
+    }
+}
+
+impl fmt::Display for PlanPriority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PlanPriority::Emergency => "emergency",
+            PlanPriority::Priority => "priority",
+            PlanPriority::Test => "test",
+        })
+    }
+}
+
+/// One area of the chosen info blocks, described for people.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AreaSummary {
+    /// `info[0]/area[1]`.
+    pub path: String,
+    pub desc: String,
+    /// One line per polygon, circle and geocode.
+    pub shapes: Vec<String>,
+}
+
+/// The bulletin an alert would make.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CapBulletinPlan {
+    /// The alert it comes from.
+    pub key: AlertKey,
+    /// Station ids, in the order the stations were given; empty when no stations were
+    /// given (then `areas` says what would select them).
+    pub targets: Vec<String>,
+    pub areas: Vec<AreaSummary>,
+    pub priority: PlanPriority,
+    /// Why this priority: `Severe/Immediate/Observed: rule 1`, `status Test`.
+    pub priority_reason: String,
+    pub title: String,
+    /// Headline, description and instruction of each chosen block, to be spoken.
+    pub text: String,
+    /// The chosen blocks' language (`vi`, `en-US`).
+    pub language: String,
+    /// espeak-ng voice for it (the primary language subtag: `vi`, `en`).
+    pub voice: String,
+    pub expires_at: DateTime<Utc>,
+    /// Earlier alerts whose bulletins this one replaces (an Update's references).
+    pub replaces: Vec<AlertKey>,
+    /// Earlier alerts whose bulletins end with no successor (empty for a plan; a Cancel
+    /// makes no plan, see [`Decision::NoBulletin`]).
+    pub cancels: Vec<AlertKey>,
+    /// Things worth knowing: expiry capped or defaulted, text cut, language fallback.
+    pub notes: Vec<String>,
+}
+
+/// Why an alert makes no bulletin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum NoBulletin {
+    Draft,
+    System,
+    NotPublic { scope: Scope },
+    Cancel,
+    Acknowledgement { msg_type: MsgType },
+    NoInfo,
+    NoArea,
+    NoStations,
+    Expired { at: DateTime<Utc> },
+}
+
+impl fmt::Display for NoBulletin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NoBulletin::Draft => f.write_str("status Draft: drafts are ignored"),
+            NoBulletin::System => {
+                f.write_str("status System: a message between systems, logged, never aired")
+            }
+            NoBulletin::NotPublic { scope } => write!(f, "scope {scope}: not for public broadcast"),
+            NoBulletin::Cancel => {
+                f.write_str("msgType Cancel: ends the bulletins of the alerts it references")
+            }
+            NoBulletin::Acknowledgement { msg_type } => {
+                write!(f, "msgType {msg_type}: a reply between systems, nothing to air")
+            }
+            NoBulletin::NoInfo => f.write_str("no info block: nothing to say"),
+            NoBulletin::NoArea => f.write_str(
+                "no area in the chosen info blocks: loa airs an alert only where its area says",
+            ),
+            NoBulletin::NoStations => f.write_str("no station is inside its area"),
+            NoBulletin::Expired { at } => write!(f, "expired at {}", at.to_rfc3339()),
+        }
+    }
+}
+
+/// What an alert asks for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Decision {
+    /// Make this bulletin (after ending `plan.replaces`' bulletins).
+    Bulletin(CapBulletinPlan),
+    /// Make none, for `reason`; end the bulletins of `cancels` (a Cancel's references,
+    /// or an Update's that makes no bulletin here: the update still supersedes them).
+    NoBulletin { key: AlertKey, reason: NoBulletin, cancels: Vec<AlertKey> },
+}
+
+impl Decision {
+    pub fn key(&self) -> &AlertKey {
+        match self {
+            Decision::Bulletin(p) => &p.key,
+            Decision::NoBulletin { key, .. } => key,
+        }
+    }
+    /// Earlier alerts whose bulletins end because of this one.
+    pub fn ends(&self) -> &[AlertKey] {
+        match self {
+            Decision::Bulletin(p) => &p.replaces,
+            Decision::NoBulletin { cancels, .. } => cancels,
+        }
+    }
+}
+
+/// The bulletin `alert` makes for `stations` (all of them when `None`: then `targets`
+/// stays empty and `areas` says what would select stations), as of `now`.
+pub fn plan(
+    alert: &Alert,
+    stations: Option<&[CapStation]>,
+    config: &CapConfig,
+    now: DateTime<Utc>,
+) -> Decision {
+    let key = alert.key();
+    let none = |reason, cancels| Decision::NoBulletin { key: key.clone(), reason, cancels };
+    match alert.status {
+        Status::Draft => return none(NoBulletin::Draft, vec![]),
+        Status::System => return none(NoBulletin::System, vec![]),
+        Status::Actual | Status::Test | Status::Exercise => {}
+    }
+    if alert.scope != Scope::Public {
+        return none(NoBulletin::NotPublic { scope: alert.scope }, vec![]);
+    }
+    let replaces = match alert.msg_type {
+        MsgType::Alert => vec![],
+        MsgType::Update => alert.references.clone(),
+        MsgType::Cancel => return none(NoBulletin::Cancel, alert.references.clone()),
+        MsgType::Ack | MsgType::Error => {
+            return none(NoBulletin::Acknowledgement { msg_type: alert.msg_type }, vec![]);
+        }
+    };
+    if alert.infos.is_empty() {
+        return none(NoBulletin::NoInfo, replaces);
+    }
+
+    let mut notes = Vec::new();
+    let (language, chosen) = choose_language(&alert.infos, &config.languages);
+    if !config.languages.is_empty()
+        && !config.languages.iter().any(|l| language_matches(&language, l))
+    {
+        notes.push(format!("no info block in {}: using {language}", config.languages.join(", ")));
+    }
+
+    let mut areas = Vec::new();
+    for &(i, info) in &chosen {
+        for (j, a) in info.areas.iter().enumerate() {
+            areas.push(AreaSummary {
+                path: format!("info[{i}]/area[{j}]"),
+                desc: tidy(&a.desc),
+                shapes: area::describe(a),
+            });
+        }
+    }
+    if areas.is_empty() {
+        return none(NoBulletin::NoArea, replaces);
+    }
+    let targets = match stations {
+        None => Vec::new(),
+        Some(stations) => {
+            let all = chosen.iter().flat_map(|(_, info)| info.areas.iter());
+            let targets: Vec<String> = stations
+                .iter()
+                .filter(|s| all.clone().any(|a| area::area_selects(a, s, &config.geocode_names)))
+                .map(|s| s.id.clone())
+                .collect();
+            if targets.is_empty() {
+                return none(NoBulletin::NoStations, replaces);
+            }
+            targets
+        }
+    };
+
+    let latest = chosen.iter().filter_map(|(_, i)| i.expires).map(|e| e.to_utc()).max();
+    let max = chrono::Duration::from_std(config.max_expiry).unwrap_or(chrono::Duration::days(7));
+    let expires_at = match latest {
+        Some(at) if at <= now => return none(NoBulletin::Expired { at }, replaces),
+        Some(at) if at > now + max => {
+            notes.push(format!(
+                "expires {} capped to {} from now (the longest a bulletin lives)",
+                at.to_rfc3339(),
+                human(config.max_expiry)
+            ));
+            now + max
+        }
+        Some(at) => at,
+        None => {
+            notes.push(format!("no expires given: {} from now", human(config.default_expiry)));
+            now + chrono::Duration::from_std(config.default_expiry)
+                .unwrap_or(chrono::Duration::hours(6))
+        }
+    };
+
+    let (priority, priority_reason) = match alert.status {
+        Status::Test | Status::Exercise => {
+            (PlanPriority::Test, format!("status {}: a test bulletin, never aired", alert.status))
+        }
+        _ => {
+            let mut best: Option<(PlanPriority, String)> = None;
+            for (_, info) in &chosen {
+                let (p, rule) = config.priority_for(info.urgency, info.severity, info.certainty);
+                let why = format!(
+                    "{}/{}/{}: {}",
+                    info.severity,
+                    info.urgency,
+                    info.certainty,
+                    rule.map_or("no rule matched, the default".to_string(), |r| format!(
+                        "rule {r}"
+                    ))
+                );
+                if best.as_ref().is_none_or(|(b, _)| p.rank() > b.rank()) {
+                    best = Some((p, why));
+                }
+            }
+            best.unwrap_or((config.default_priority, "the default".to_string()))
+        }
+    };
+
+    let first = chosen[0].1;
+    let title =
+        tidy(first.headline.as_deref().filter(|h| !h.trim().is_empty()).unwrap_or(&first.event));
+    let title = clip_chars(&title, MAX_TITLE_CHARS);
+    let mut blocks: Vec<String> = Vec::new();
+    for (_, info) in &chosen {
+        let mut parts: Vec<String> = Vec::new();
+        for t in [&info.headline, &info.description, &info.instruction].into_iter().flatten() {
+            let t = tidy(t);
+            if !t.is_empty() && !parts.contains(&t) {
+                parts.push(t);
+            }
+        }
+        if parts.is_empty() {
+            parts.push(tidy(&info.event));
+        }
+        let block = parts.join("\n");
+        if !blocks.contains(&block) {
+            blocks.push(block);
+        }
+    }
+    let mut text = blocks.join("\n\n");
+    if text.chars().count() > MAX_SPOKEN_CHARS {
+        text = clip_chars(&text, MAX_SPOKEN_CHARS);
+        notes.push(format!("text cut to {MAX_SPOKEN_CHARS} characters"));
+    }
+    let voice = language.split('-').next().unwrap_or("vi").to_ascii_lowercase();
+
+    Decision::Bulletin(CapBulletinPlan {
+        key,
+        targets,
+        areas,
+        priority,
+        priority_reason,
+        title,
+        text,
+        language,
+        voice,
+        expires_at,
+        replaces,
+        cancels: vec![],
+        notes,
+    })
+}
+
+/// Text as written for print → text to speak and show: the whitespace of a pretty-printed
+/// document (line breaks and indentation inside a paragraph) becomes one space; a blank
+/// line between paragraphs becomes one line break.
+pub fn tidy(s: &str) -> String {
+    let mut paragraphs: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for line in s.lines() {
+        if line.trim().is_empty() {
+            if !current.is_empty() {
+                paragraphs.push(std::mem::take(&mut current));
+            }
+            continue;
+        }
+        for word in line.split_whitespace() {
+            if !current.is_empty() {
+                current.push(' ');
+            }
+            current.push_str(word);
+        }
+    }
+    if !current.is_empty() {
+        paragraphs.push(current);
+    }
+    paragraphs.join("\n")
+}
+
+/// `vi` matches `vi` and `vi-VN`, case-insensitively.
+fn language_matches(language: &str, wanted: &str) -> bool {
+    let (l, w) = (language.to_ascii_lowercase(), wanted.to_ascii_lowercase());
+    l == w || l.strip_prefix(&w).is_some_and(|rest| rest.starts_with('-'))
+}
+
+/// The chosen language and its info blocks (with their indexes).
+fn choose_language<'a>(
+    infos: &'a [Info],
+    preferred: &[String],
+) -> (String, Vec<(usize, &'a Info)>) {
+    for want in preferred {
+        let chosen: Vec<(usize, &Info)> =
+            infos.iter().enumerate().filter(|(_, i)| language_matches(&i.language, want)).collect();
+        if let Some((_, first)) = chosen.first() {
+            return (first.language.clone(), chosen);
+        }
+    }
+    let language = infos[0].language.clone();
+    let chosen = infos.iter().enumerate().filter(|(_, i)| i.language == language).collect();
+    (language, chosen)
+}
+
+fn clip_chars(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let cut: String = s.chars().take(max).collect();
+    match cut.rfind(char::is_whitespace) {
+        Some(i) if i > 0 => format!("{}…", cut[..i].trim_end()),
+        _ => format!("{cut}…"),
+    }
+}
+
+fn human(d: std::time::Duration) -> String {
+    let h = d.as_secs() / 3600;
+    if d.as_secs() % 3600 == 0 {
+        if h % 24 == 0 { format!("{} days", h / 24) } else { format!("{h} h") }
+    } else {
+        format!("{} min", d.as_secs() / 60)
+    }
+}
