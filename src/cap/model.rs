@@ -260,14 +260,20 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn error(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Diagnostic { level: Level::Error, path: path.into(), message: message.into() }
+        Diagnostic { level: Level::Error, path: path.into(), message: plain(message.into()) }
     }
     pub fn warning(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Diagnostic { level: Level::Warning, path: path.into(), message: message.into() }
+        Diagnostic { level: Level::Warning, path: path.into(), message: plain(message.into()) }
     }
     pub fn is_error(&self) -> bool {
         self.level == Level::Error
     }
+}
+
+/// House style for messages: no trailing period (other crates' errors may end in one).
+fn plain(message: String) -> String {
+    let trimmed = message.trim_end().trim_end_matches('.');
+    if trimmed.len() == message.len() { message } else { trimmed.to_string() }
 }
 
 impl fmt::Display for Diagnostic {
