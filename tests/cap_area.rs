@@ -27,11 +27,15 @@ fn points_a_hair_to_either_side_of_each_edge() {
         let pts = &poly.points;
         let centroid = {
             let n = (pts.len() - 1) as f64;
-            ll(pts[..pts.len() - 1].iter().map(|p| p.lat).sum::<f64>() / n, pts[..pts.len() - 1].iter().map(|p| p.lon).sum::<f64>() / n)
+            ll(
+                pts[..pts.len() - 1].iter().map(|p| p.lat).sum::<f64>() / n,
+                pts[..pts.len() - 1].iter().map(|p| p.lon).sum::<f64>() / n,
+            )
         };
         for w in pts.windows(2) {
             for t in [0.1, 0.5, 0.9] {
-                let on = ll(w[0].lat + t * (w[1].lat - w[0].lat), w[0].lon + t * (w[1].lon - w[0].lon));
+                let on =
+                    ll(w[0].lat + t * (w[1].lat - w[0].lat), w[0].lon + t * (w[1].lon - w[0].lon));
                 // Unit normal of the edge, pointing away from the centroid.
                 let (dlat, dlon) = (w[1].lat - w[0].lat, w[1].lon - w[0].lon);
                 let len = (dlat * dlat + dlon * dlon).sqrt();
@@ -56,12 +60,22 @@ fn points_a_hair_to_either_side_of_each_edge() {
 #[test]
 fn a_concave_polygon_leaves_its_notch_out() {
     // A U: the square 0..3 × 0..3 less the notch lat 1..3, lon 1..2.
-    let u = polygon(&[(0.0, 0.0), (0.0, 3.0), (3.0, 3.0), (3.0, 2.0), (1.0, 2.0), (1.0, 1.0), (3.0, 1.0), (3.0, 0.0), (0.0, 0.0)]);
+    let u = polygon(&[
+        (0.0, 0.0),
+        (0.0, 3.0),
+        (3.0, 3.0),
+        (3.0, 2.0),
+        (1.0, 2.0),
+        (1.0, 1.0),
+        (3.0, 1.0),
+        (3.0, 0.0),
+        (0.0, 0.0),
+    ]);
     for (p, inside) in [
         (ll(0.5, 0.5), true),
-        (ll(0.5, 1.5), true), // below the notch
-        (ll(2.5, 0.5), true), // left arm
-        (ll(2.5, 2.5), true), // right arm
+        (ll(0.5, 1.5), true),  // below the notch
+        (ll(2.5, 0.5), true),  // left arm
+        (ll(2.5, 2.5), true),  // right arm
         (ll(2.0, 1.5), false), // in the notch
         (ll(1.0 + HAIR, 1.5), false),
         (ll(1.0 - HAIR, 1.5), true),
@@ -82,10 +96,22 @@ fn rays_through_vertices_count_once() {
     assert!(!polygon_contains(&diamond, ll(1.0, -0.5)));
     assert!(!polygon_contains(&diamond, ll(1.0, 2.5)));
     // A zigzag whose top vertices are level with the point.
-    let zigzag = polygon(&[(0.0, 0.0), (2.0, 1.0), (1.0, 2.0), (2.0, 3.0), (1.0, 4.0), (2.0, 5.0), (0.0, 6.0), (0.0, 0.0)]);
+    let zigzag = polygon(&[
+        (0.0, 0.0),
+        (2.0, 1.0),
+        (1.0, 2.0),
+        (2.0, 3.0),
+        (1.0, 4.0),
+        (2.0, 5.0),
+        (0.0, 6.0),
+        (0.0, 0.0),
+    ]);
     assert!(!polygon_contains(&zigzag, ll(2.0, -1.0)));
     assert!(polygon_contains(&zigzag, ll(1.0, 1.0)));
-    assert!(polygon_contains(&zigzag, ll(1.0, 3.0)), "a vertex level with the point, the point inside");
+    assert!(
+        polygon_contains(&zigzag, ll(1.0, 3.0)),
+        "a vertex level with the point, the point inside"
+    );
     assert!(!polygon_contains(&zigzag, ll(1.5, 2.0)), "between two teeth");
 }
 
@@ -124,11 +150,21 @@ fn select_returns_exactly_the_stations_inside_in_their_order() {
         CapStation { id: "edge".into(), position: Some(ll(11.0, 105.5)), codes: vec![] },
         CapStation { id: "no-position".into(), position: None, codes: vec!["30280".into()] },
         CapStation { id: "near".into(), position: Some(ll(12.0, 105.0)), codes: vec![] },
-        CapStation { id: "far".into(), position: Some(ll(21.0, 105.8)), codes: vec!["30281".into()] },
+        CapStation {
+            id: "far".into(),
+            position: Some(ll(21.0, 105.8)),
+            codes: vec!["30281".into()],
+        },
     ];
     let area = Area {
         desc: "test".into(),
-        polygons: vec![polygon(&[(10.0, 105.0), (10.0, 106.0), (11.0, 106.0), (11.0, 105.0), (10.0, 105.0)])],
+        polygons: vec![polygon(&[
+            (10.0, 105.0),
+            (10.0, 106.0),
+            (11.0, 106.0),
+            (11.0, 105.0),
+            (10.0, 105.0),
+        ])],
         circles: vec![Circle { center: ll(12.0, 105.0), radius_km: 1.0 }],
         geocodes: vec![ValuePair { name: "MaDVHC".into(), value: "30280".into() }],
         altitude: None,

@@ -64,7 +64,10 @@ fn entity_attacks_are_refused_before_anything_grows() {
         assert!(checked.alert.is_none());
         let e: Vec<String> = checked.diagnostics.iter().map(|d| d.to_string()).collect();
         assert_eq!(e.len(), 1, "{name}: {e:?}");
-        assert!(e[0].starts_with("xml: line 2, column 1: a DOCTYPE is not allowed"), "{name}: {e:?}");
+        assert!(
+            e[0].starts_with("xml: line 2, column 1: a DOCTYPE is not allowed"),
+            "{name}: {e:?}"
+        );
         assert!(!e[0].contains("root:"), "{name}");
         // The document is 1-2 KB; reading it allocates a few times that, where expanding
         // the entities would take 3 GB.

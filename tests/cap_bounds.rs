@@ -1,7 +1,9 @@
 //! Every bound on a CAP document, sent at its limit (read) and one past it (refused,
 //! naming the element). The entity attacks are in `cap_attack.rs`.
 
-use loa::cap::parse::{MAX_AREAS, MAX_INFOS, MAX_POLYGON_POINTS, MAX_TOTAL_POINTS, MAX_VALUE_BYTES};
+use loa::cap::parse::{
+    MAX_AREAS, MAX_INFOS, MAX_POLYGON_POINTS, MAX_TOTAL_POINTS, MAX_VALUE_BYTES,
+};
 use loa::cap::xml::{MAX_DEPTH, MAX_DOCUMENT_BYTES};
 use loa::cap::{self, TrustStore};
 
@@ -36,7 +38,8 @@ fn accepted(doc: &str) {
 
 /// A closed polygon of exactly `n` points (n ≥ 4).
 fn polygon(n: usize) -> String {
-    let mut pts: Vec<String> = (0..n - 1).map(|i| format!("10.{:05},105.{:05}", i % 99_999, (i * 7) % 99_999)).collect();
+    let mut pts: Vec<String> =
+        (0..n - 1).map(|i| format!("10.{:05},105.{:05}", i % 99_999, (i * 7) % 99_999)).collect();
     pts.push(pts[0].clone());
     format!("<polygon>{}</polygon>", pts.join(" "))
 }
@@ -44,7 +47,10 @@ fn polygon(n: usize) -> String {
 #[test]
 fn info_blocks() {
     accepted(&alert(&info("").repeat(MAX_INFOS)));
-    assert_eq!(errors(&alert(&info("").repeat(MAX_INFOS + 1))), ["info[32]: more than 32 info blocks: refused"]);
+    assert_eq!(
+        errors(&alert(&info("").repeat(MAX_INFOS + 1))),
+        ["info[32]: more than 32 info blocks: refused"]
+    );
 }
 
 #[test]
@@ -59,10 +65,18 @@ fn areas_per_info() {
 
 #[test]
 fn points_per_polygon() {
-    accepted(&alert(&info(&format!("<area><areaDesc>a</areaDesc>{}</area>", polygon(MAX_POLYGON_POINTS)))));
+    accepted(&alert(&info(&format!(
+        "<area><areaDesc>a</areaDesc>{}</area>",
+        polygon(MAX_POLYGON_POINTS)
+    ))));
     assert_eq!(
-        errors(&alert(&info(&format!("<area><areaDesc>a</areaDesc>{}</area>", polygon(MAX_POLYGON_POINTS + 1))))),
-        ["info[0]/area[0]/polygon[0]: 10001 points, more than the 10000 a polygon may have: refused"]
+        errors(&alert(&info(&format!(
+            "<area><areaDesc>a</areaDesc>{}</area>",
+            polygon(MAX_POLYGON_POINTS + 1)
+        )))),
+        [
+            "info[0]/area[0]/polygon[0]: 10001 points, more than the 10000 a polygon may have: refused"
+        ]
     );
 }
 
@@ -71,7 +85,8 @@ fn points_per_alert() {
     let per = MAX_TOTAL_POINTS / 10;
     let ten = format!("<area><areaDesc>a</areaDesc>{}</area>", polygon(per).repeat(10));
     accepted(&alert(&info(&ten)));
-    let more = format!("<area><areaDesc>a</areaDesc>{}{}</area>", polygon(per).repeat(10), polygon(4));
+    let more =
+        format!("<area><areaDesc>a</areaDesc>{}{}</area>", polygon(per).repeat(10), polygon(4));
     assert_eq!(
         errors(&alert(&info(&more))),
         ["info[0]/area[0]/polygon[10]: more than 100000 polygon points in this alert: refused"]
@@ -107,7 +122,9 @@ fn document_size_and_depth() {
     doc.insert(at, b' ');
     assert_eq!(
         errors(std::str::from_utf8(&doc).unwrap()),
-        ["document: 5242881 bytes, more than the 5242880 bytes (5 MiB) a CAP document may have: refused unread"]
+        [
+            "document: 5242881 bytes, more than the 5242880 bytes (5 MiB) a CAP document may have: refused unread"
+        ]
     );
 
     // Depth is counted from the root: alert/info is 2; nest foreign elements to the limit.
@@ -116,5 +133,9 @@ fn document_size_and_depth() {
     assert!(ok.is_empty(), "{ok:?}");
     let deep = errors(&alert(&nest(MAX_DEPTH)));
     assert_eq!(deep.len(), 1);
-    assert!(deep[0].starts_with("xml: line 1, column ") && deep[0].ends_with("elements nested more than 32 deep: refused"), "{deep:?}");
+    assert!(
+        deep[0].starts_with("xml: line 1, column ")
+            && deep[0].ends_with("elements nested more than 32 deep: refused"),
+        "{deep:?}"
+    );
 }

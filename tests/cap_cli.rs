@@ -24,17 +24,39 @@ fn stderr(o: &Output) -> String {
 
 #[test]
 fn any_error_in_any_file_exits_1_and_every_file_is_reported() {
-    let o = loa(&["cap", "check", "tests/cap/valid/flood-vi.xml", "tests/cap/invalid/polygon-too-few.xml", "tests/cap/valid/draft.xml", "--now", NOW]);
+    let o = loa(&[
+        "cap",
+        "check",
+        "tests/cap/valid/flood-vi.xml",
+        "tests/cap/invalid/polygon-too-few.xml",
+        "tests/cap/valid/draft.xml",
+        "--now",
+        NOW,
+    ]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let out = stdout(&o);
-    assert!(out.contains("tests/cap/valid/flood-vi.xml: bulletin: emergency, expires 2026-12-01 17:00:00 +07:00"), "{out}");
+    assert!(
+        out.contains(
+            "tests/cap/valid/flood-vi.xml: bulletin: emergency, expires 2026-12-01 17:00:00 +07:00"
+        ),
+        "{out}"
+    );
     assert!(out.contains("tests/cap/invalid/polygon-too-few.xml: error: info[0]/area[0]/polygon[0]: fewer than 4 points"), "{out}");
-    assert!(out.contains("tests/cap/valid/draft.xml: no bulletin: status Draft: drafts are ignored"), "{out}");
-    assert!(out.ends_with("checked 3 files: 1 bulletin, 1 without a bulletin, 1 refused\n"), "{out}");
+    assert!(
+        out.contains("tests/cap/valid/draft.xml: no bulletin: status Draft: drafts are ignored"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("checked 3 files: 1 bulletin, 1 without a bulletin, 1 refused\n"),
+        "{out}"
+    );
 
     let missing = loa(&["cap", "check", "tests/cap/valid/nothing-here.xml"]);
     assert_eq!(missing.status.code(), Some(1));
-    assert!(stdout(&missing).starts_with("tests/cap/valid/nothing-here.xml: error: cannot read this file: "));
+    assert!(
+        stdout(&missing)
+            .starts_with("tests/cap/valid/nothing-here.xml: error: cannot read this file: ")
+    );
 }
 
 #[test]
@@ -42,7 +64,10 @@ fn without_stations_the_areas_are_shown() {
     let o = loa(&["cap", "check", "tests/cap/valid/flood-vi.xml", "--now", NOW]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let out = stdout(&o);
-    assert!(out.contains("  targets    no --stations given: the stations inside these areas\n"), "{out}");
+    assert!(
+        out.contains("  targets    no --stations given: the stations inside these areas\n"),
+        "{out}"
+    );
     assert!(out.contains(
         "  area       info[1]/area[0] \"Ven sông Hậu, huyện An Phú và Châu Phú\"\n             polygon of 5 points within lat 10.3..10.6, lon 105.3..105.5\n"
     ), "{out}");
@@ -95,7 +120,8 @@ fn trusted_signers_come_from_trust_or_the_config() {
     assert_eq!(untrusted.status.code(), Some(0));
     assert!(stdout(&untrusted).contains(": warning: Signature[0]: signature valid but not trusted: signed by certificate O=loa tests,CN=loa test signer (RSA)"), "{}", stdout(&untrusted));
 
-    let trusted = loa(&["cap", "check", doc, "--now", NOW, "--trust", "tests/cap/signed/rsa-signer.pem"]);
+    let trusted =
+        loa(&["cap", "check", doc, "--now", NOW, "--trust", "tests/cap/signed/rsa-signer.pem"]);
     assert_eq!(trusted.status.code(), Some(0));
     let out = stdout(&trusted);
     assert!(!out.contains("warning"), "{out}");
@@ -104,16 +130,24 @@ fn trusted_signers_come_from_trust_or_the_config() {
     // trusted_signers in [cap], relative to the config file.
     let dir = tempfile::tempdir().unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    std::fs::copy(root.join("tests/cap/signed/rsa-signer.pem"), dir.path().join("signer.pem")).unwrap();
+    std::fs::copy(root.join("tests/cap/signed/rsa-signer.pem"), dir.path().join("signer.pem"))
+        .unwrap();
     let config = dir.path().join("central.toml");
     std::fs::write(&config, "listen = \"x\"\n[cap]\ntrusted_signers = [\"signer.pem\"]\n").unwrap();
     let o = loa(&["cap", "check", doc, "--now", NOW, "--config", config.to_str().unwrap()]);
     assert!(stdout(&o).contains("valid, trusted signer"), "{}", stdout(&o));
 
     let tampered = dir.path().join("tampered.xml");
-    let text = std::fs::read_to_string(root.join(doc)).unwrap().replace("10.60,105.50", "10.70,105.50");
+    let text =
+        std::fs::read_to_string(root.join(doc)).unwrap().replace("10.60,105.50", "10.70,105.50");
     std::fs::write(&tampered, text).unwrap();
-    let o = loa(&["cap", "check", tampered.to_str().unwrap(), "--trust", "tests/cap/signed/rsa-signer.pem"]);
+    let o = loa(&[
+        "cap",
+        "check",
+        tampered.to_str().unwrap(),
+        "--trust",
+        "tests/cap/signed/rsa-signer.pem",
+    ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stdout(&o).contains(": error: Signature[0]: signature refused: the alert's digest does not match the signed one"), "{}", stdout(&o));
 }
@@ -128,17 +162,43 @@ fn cap_settings_change_language_priority_and_expiry() {
     )
     .unwrap();
     let c = config.to_str().unwrap();
-    let flood = stdout(&loa(&["cap", "check", "tests/cap/valid/flood-vi.xml", "--now", NOW, "--config", c]));
-    assert!(flood.contains("  language   en-US (voice en)\n  title      Flood warning on the Hau river\n"), "{flood}");
-    assert!(flood.contains("priority (Severe/Immediate/Observed: no rule matched, the default)"), "{flood}");
-    let outside = stdout(&loa(&["cap", "check", "tests/cap/valid/outside.xml", "--now", NOW, "--config", c]));
-    assert!(outside.contains("bulletin: emergency, expires 2026-12-01 07:00:00 +07:00"), "{outside}");
+    let flood = stdout(&loa(&[
+        "cap",
+        "check",
+        "tests/cap/valid/flood-vi.xml",
+        "--now",
+        NOW,
+        "--config",
+        c,
+    ]));
+    assert!(
+        flood.contains(
+            "  language   en-US (voice en)\n  title      Flood warning on the Hau river\n"
+        ),
+        "{flood}"
+    );
+    assert!(
+        flood.contains("priority (Severe/Immediate/Observed: no rule matched, the default)"),
+        "{flood}"
+    );
+    let outside =
+        stdout(&loa(&["cap", "check", "tests/cap/valid/outside.xml", "--now", NOW, "--config", c]));
+    assert!(
+        outside.contains("bulletin: emergency, expires 2026-12-01 07:00:00 +07:00"),
+        "{outside}"
+    );
     assert!(outside.contains("  note       no info block in en: using vi\n  note       no expires given: 1 h from now\n"), "{outside}");
 }
 
 #[test]
 fn now_sent_judges_each_alert_at_its_own_time() {
-    let late = stdout(&loa(&["cap", "check", "tests/cap/valid/flood-vi.xml", "--now", "2026-12-02T00:00:00+07:00"]));
+    let late = stdout(&loa(&[
+        "cap",
+        "check",
+        "tests/cap/valid/flood-vi.xml",
+        "--now",
+        "2026-12-02T00:00:00+07:00",
+    ]));
     assert!(late.contains("no bulletin: expired at 2026-12-01T10:00:00+00:00"), "{late}");
     let sent = stdout(&loa(&["cap", "check", "tests/cap/valid/flood-vi.xml", "--now", "sent"]));
     assert!(sent.contains("bulletin: emergency"), "{sent}");

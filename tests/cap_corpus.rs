@@ -160,9 +160,11 @@ fn corpus_classes_behave_as_the_manifest_says() {
             "invalid" => {
                 let wanted = e.element.as_deref().unwrap_or("");
                 let names: Vec<&str> = wanted.split('|').collect();
-                let named = error_lines(&r.stdout)
-                    .iter()
-                    .any(|l| names.iter().any(|n| error_path(l).split('/').any(|p| p.split('[').next() == Some(n))));
+                let named = error_lines(&r.stdout).iter().any(|l| {
+                    names
+                        .iter()
+                        .any(|n| error_path(l).split('/').any(|p| p.split('[').next() == Some(n)))
+                });
                 if code != 1 || !named {
                     problems.push(format!("exit {code}, no error names {wanted}"));
                 }
@@ -238,11 +240,14 @@ fn corpus_documents_read_as_their_notes_say() {
     let certs: Vec<String> = text
         .split("<X509Certificate>")
         .skip(1)
-        .map(|s| s.split("</X509Certificate>").next().unwrap().split_whitespace().collect::<String>())
+        .map(|s| {
+            s.split("</X509Certificate>").next().unwrap().split_whitespace().collect::<String>()
+        })
         .collect();
     assert_eq!(certs.len(), 2);
     let pem = |b64: &str| {
-        let lines: Vec<String> = b64.as_bytes().chunks(64).map(|c| String::from_utf8(c.to_vec()).unwrap()).collect();
+        let lines: Vec<String> =
+            b64.as_bytes().chunks(64).map(|c| String::from_utf8(c.to_vec()).unwrap()).collect();
         format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", lines.join("\n"))
     };
     let c = cap::check(&canada, &none);
@@ -258,7 +263,14 @@ fn corpus_documents_read_as_their_notes_say() {
     let tampered = text.replace("<event>snowfall</event>", "<event>snowfalls</event>");
     let c = cap::check(tampered.as_bytes(), &none);
     assert!(c.signature.refused() && c.alert.is_none());
-    assert_eq!(c.signature.checks.iter().filter(|s| matches!(s.outcome, cap::SignatureOutcome::Refused { .. })).count(), 2);
+    assert_eq!(
+        c.signature
+            .checks
+            .iter()
+            .filter(|s| matches!(s.outcome, cap::SignatureOutcome::Refused { .. }))
+            .count(),
+        2
+    );
 
     // Valid documents that make no bulletin, and say why.
     let config = cap::CapConfig::default();
@@ -275,7 +287,9 @@ fn corpus_documents_read_as_their_notes_say() {
     // The NWS alert's empty polygon is dropped with a warning, not refused.
     let nws = cap::check(&read("oasiscap/nws-5c2cf27b1f56885d61654dc47fa411d5.xml"), &none);
     assert!(nws.alert.is_some());
-    assert!(nws.diagnostics.iter().any(|d| d.path == "info[0]/area[0]/polygon[0]" && !d.is_error()));
+    assert!(
+        nws.diagnostics.iter().any(|d| d.path == "info[0]/area[0]/polygon[0]" && !d.is_error())
+    );
     // CAP 1.1's resource without mimeType is read as 1.2 with the default type.
     let v11 = cap::check(&read("oasiscap/v1dot1_appendix_adot1.xml"), &none).alert.expect("valid");
     assert_eq!(v11.infos[0].resources[0].mime_type, "application/octet-stream");

@@ -52,9 +52,14 @@ fn run_folder(folder: &str, extra: &[&str], want_code: i32, min_files: usize) {
         if out.status.code() != Some(want_code) {
             failures.push(format!("{rel}: exit {:?}, want {want_code}", out.status.code()));
         }
-        assert!(out.stderr.is_empty(), "{rel}: unexpected stderr {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.stderr.is_empty(),
+            "{rel}: unexpected stderr {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         // Every diagnostic names the file, its level and an element path.
-        for line in stdout.lines().filter(|l| l.contains(": error: ") || l.contains(": warning: ")) {
+        for line in stdout.lines().filter(|l| l.contains(": error: ") || l.contains(": warning: "))
+        {
             let parts: Vec<&str> = line.splitn(4, ": ").collect();
             assert!(
                 parts.len() == 4

@@ -12,18 +12,55 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 const SNIPPETS: &[&str] = &[
-    "<", ">", "&", "&amp;", "&#x0;", "&#xFFFF;", "&#55296;", "&lt;", "<![CDATA[", "]]>", "<!--", "-->",
-    "<?x y?>", "<?xml version=\"1.0\"?>", "\"", "'", "<info>", "</info>", "<area>", "</area>",
-    "<polygon>1,2 3,4 5,6 1,2</polygon>", "<circle>1,2 3</circle>", "xmlns=\"\"", "xmlns:ds=\"x\"",
-    "\u{0}", "\u{FFFF}", "<!DOCTYPE a>", "ds:", "<references>a,b,2026-12-01T05:00:00+07:00</references>",
-    "<msgType>Cancel</msgType>", "<status>Test</status>", "\r", "\t", "é", "Ệ", " ", "0", "-00:00",
+    "<",
+    ">",
+    "&",
+    "&amp;",
+    "&#x0;",
+    "&#xFFFF;",
+    "&#55296;",
+    "&lt;",
+    "<![CDATA[",
+    "]]>",
+    "<!--",
+    "-->",
+    "<?x y?>",
+    "<?xml version=\"1.0\"?>",
+    "\"",
+    "'",
+    "<info>",
+    "</info>",
+    "<area>",
+    "</area>",
+    "<polygon>1,2 3,4 5,6 1,2</polygon>",
+    "<circle>1,2 3</circle>",
+    "xmlns=\"\"",
+    "xmlns:ds=\"x\"",
+    "\u{0}",
+    "\u{FFFF}",
+    "<!DOCTYPE a>",
+    "ds:",
+    "<references>a,b,2026-12-01T05:00:00+07:00</references>",
+    "<msgType>Cancel</msgType>",
+    "<status>Test</status>",
+    "\r",
+    "\t",
+    "é",
+    "Ệ",
+    " ",
+    "0",
+    "-00:00",
 ];
 
 fn inputs() -> Vec<Vec<u8>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cap");
     let mut out = Vec::new();
     for dir in ["valid", "invalid", "signed"] {
-        let mut names: Vec<_> = std::fs::read_dir(root.join(dir)).unwrap().filter_map(|e| e.ok()).map(|e| e.path()).collect();
+        let mut names: Vec<_> = std::fs::read_dir(root.join(dir))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .collect();
         names.sort();
         for p in names.into_iter().filter(|p| p.extension().is_some_and(|e| e == "xml")) {
             out.push(std::fs::read(p).unwrap());
@@ -62,12 +99,19 @@ fn mutate(rng: &mut StdRng, doc: &[u8]) -> Vec<u8> {
 
 #[test]
 fn mutated_documents_never_panic_and_keep_the_invariants() {
-    let now: DateTime<Utc> = DateTime::parse_from_rfc3339("2026-12-01T06:00:00+07:00").unwrap().to_utc();
-    let stations_text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cap/stations.toml")).unwrap();
+    let now: DateTime<Utc> =
+        DateTime::parse_from_rfc3339("2026-12-01T06:00:00+07:00").unwrap().to_utc();
+    let stations_text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cap/stations.toml"),
+    )
+    .unwrap();
     let stations = cap::stations_from_toml(&stations_text).unwrap();
     let ids: Vec<&str> = stations.iter().map(|s| s.id.as_str()).collect();
     let mut trust = TrustStore::new();
-    let pem = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cap/signed/rsa-signer.pem")).unwrap();
+    let pem = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cap/signed/rsa-signer.pem"),
+    )
+    .unwrap();
     trust.add_pem("rsa", &pem).unwrap();
     let config = CapConfig::default();
     let docs = inputs();
@@ -86,7 +130,9 @@ fn mutated_documents_never_panic_and_keep_the_invariants() {
             if let Some(alert) = &c.alert {
                 for s in [None, Some(stations.as_slice())] {
                     if let Decision::Bulletin(p) = cap::plan(alert, s, &config, now) {
-                        assert!(p.expires_at > now && p.expires_at <= now + chrono::Duration::days(7));
+                        assert!(
+                            p.expires_at > now && p.expires_at <= now + chrono::Duration::days(7)
+                        );
                         assert!(p.targets.iter().all(|t| ids.contains(&t.as_str())));
                         assert!(!p.text.is_empty() && !p.title.is_empty());
                     }

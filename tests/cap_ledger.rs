@@ -3,8 +3,8 @@
 //! cancelled.
 
 use chrono::{DateTime, Utc};
-use loa::cap::{self, AlertLedger, CapConfig, CapStation, LedgerAction, TrustStore};
 use loa::cap::model::LatLon;
+use loa::cap::{self, AlertLedger, CapConfig, CapStation, LedgerAction, TrustStore};
 
 const SENDER: &str = "canhbao@angiang.gov.vn";
 
@@ -14,8 +14,16 @@ fn now() -> DateTime<Utc> {
 
 fn stations() -> Vec<CapStation> {
     vec![
-        CapStation { id: "xa-an-binh".into(), position: Some(LatLon { lat: 10.4, lon: 105.4 }), codes: vec![] },
-        CapStation { id: "xa-tri-ton".into(), position: Some(LatLon { lat: 10.42, lon: 105.0 }), codes: vec![] },
+        CapStation {
+            id: "xa-an-binh".into(),
+            position: Some(LatLon { lat: 10.4, lon: 105.4 }),
+            codes: vec![],
+        },
+        CapStation {
+            id: "xa-tri-ton".into(),
+            position: Some(LatLon { lat: 10.42, lon: 105.0 }),
+            codes: vec![],
+        },
     ]
 }
 
@@ -35,7 +43,15 @@ const AROUND_BOTH: &str = "10.3,104.9 10.3,105.5 10.5,105.5 10.5,104.9 10.3,104.
 const HA_NOI: &str = "20.9,105.7 20.9,106.0 21.2,106.0 21.2,105.7 20.9,105.7";
 
 fn doc(id: &str) -> Doc<'_> {
-    Doc { id, sender: SENDER, sent: "05:00:00", status: "Actual", msg_type: "Alert", refs: &[], polygon: AROUND_AN_BINH }
+    Doc {
+        id,
+        sender: SENDER,
+        sent: "05:00:00",
+        status: "Actual",
+        msg_type: "Alert",
+        refs: &[],
+        polygon: AROUND_AN_BINH,
+    }
 }
 
 impl Doc<'_> {
@@ -81,10 +97,16 @@ fn run(ledger: &mut AlertLedger, docs: &[Doc<'_>]) -> Vec<String> {
         let decision = cap::plan(&alert, Some(&stations), &config, now());
         for action in ledger.apply(&alert, decision) {
             out.push(match action {
-                LedgerAction::Make(p) => format!("make {} {} [{}]", p.key.identifier, p.priority, p.targets.join(",")),
-                LedgerAction::Cancel { alert, by } => format!("cancel {} by {}", alert.identifier, by.identifier),
+                LedgerAction::Make(p) => {
+                    format!("make {} {} [{}]", p.key.identifier, p.priority, p.targets.join(","))
+                }
+                LedgerAction::Cancel { alert, by } => {
+                    format!("cancel {} by {}", alert.identifier, by.identifier)
+                }
                 LedgerAction::NoBulletin(r) => format!("none {}: {r}", d.id),
-                LedgerAction::Ignored { alert, reason } => format!("ignore {}: {reason}", alert.identifier),
+                LedgerAction::Ignored { alert, reason } => {
+                    format!("ignore {}: {reason}", alert.identifier)
+                }
             });
         }
     }
@@ -105,7 +127,10 @@ fn the_same_alert_twice_makes_one_bulletin() {
     // Same identifier, another sent or sender: another alert.
     let later = Doc { sent: "05:01:00", ..doc("A") };
     let other_sender = Doc { sender: "canhbao@hanoi.gov.vn", ..doc("A") };
-    assert_eq!(run(&mut l, &[later, other_sender]), ["make A emergency [xa-an-binh]", "make A emergency [xa-an-binh]"]);
+    assert_eq!(
+        run(&mut l, &[later, other_sender]),
+        ["make A emergency [xa-an-binh]", "make A emergency [xa-an-binh]"]
+    );
 }
 
 #[test]
@@ -115,7 +140,13 @@ fn update_replaces_and_cancel_cancels() {
         &mut l,
         &[
             doc("A"),
-            Doc { sent: "05:10:00", msg_type: "Update", refs: &[("A", "05:00:00")], polygon: AROUND_BOTH, ..doc("B") },
+            Doc {
+                sent: "05:10:00",
+                msg_type: "Update",
+                refs: &[("A", "05:00:00")],
+                polygon: AROUND_BOTH,
+                ..doc("B")
+            },
             Doc { sent: "05:20:00", msg_type: "Cancel", refs: &[("B", "05:10:00")], ..doc("C") },
         ],
     );
@@ -130,7 +161,13 @@ fn update_replaces_and_cancel_cancels() {
         ]
     );
     // A feed repeating the original, or the update, changes nothing.
-    let again = run(&mut l, &[doc("A"), Doc { sent: "05:10:00", msg_type: "Update", refs: &[("A", "05:00:00")], ..doc("B") }]);
+    let again = run(
+        &mut l,
+        &[
+            doc("A"),
+            Doc { sent: "05:10:00", msg_type: "Update", refs: &[("A", "05:00:00")], ..doc("B") },
+        ],
+    );
     assert!(again.iter().all(|a| a.starts_with("ignore")), "{again:?}");
 }
 
@@ -153,15 +190,31 @@ fn references_are_matched_by_sender_identifier_and_the_instant_sent() {
     let b = cap::check(utc_ref.as_bytes(), &TrustStore::new()).alert.unwrap();
     let decision = cap::plan(&b, Some(&stations()), &CapConfig::default(), now());
     let actions = l.apply(&b, decision);
-    assert_eq!(actions.iter().filter(|a| matches!(a, LedgerAction::Cancel { .. })).count(), 1, "{actions:?}");
+    assert_eq!(
+        actions.iter().filter(|a| matches!(a, LedgerAction::Cancel { .. })).count(),
+        1,
+        "{actions:?}"
+    );
     assert!(!l.is_live(&key));
 }
 
 #[test]
 fn an_update_that_arrives_first_supersedes_its_original() {
     let mut l = AlertLedger::new();
-    let out = run(&mut l, &[Doc { sent: "05:10:00", msg_type: "Update", refs: &[("A", "05:00:00")], ..doc("B") }, doc("A")]);
-    assert_eq!(out, ["make B emergency [xa-an-binh]", "ignore A: already superseded by canhbao@angiang.gov.vn,B,2026-11-30T22:10:00-00:00"]);
+    let out = run(
+        &mut l,
+        &[
+            Doc { sent: "05:10:00", msg_type: "Update", refs: &[("A", "05:00:00")], ..doc("B") },
+            doc("A"),
+        ],
+    );
+    assert_eq!(
+        out,
+        [
+            "make B emergency [xa-an-binh]",
+            "ignore A: already superseded by canhbao@angiang.gov.vn,B,2026-11-30T22:10:00-00:00"
+        ]
+    );
 }
 
 #[test]
@@ -169,9 +222,21 @@ fn an_update_that_no_longer_concerns_our_stations_still_ends_the_old_bulletin() 
     let mut l = AlertLedger::new();
     let out = run(
         &mut l,
-        &[doc("A"), Doc { sent: "05:10:00", msg_type: "Update", refs: &[("A", "05:00:00")], polygon: HA_NOI, ..doc("B") }],
+        &[
+            doc("A"),
+            Doc {
+                sent: "05:10:00",
+                msg_type: "Update",
+                refs: &[("A", "05:00:00")],
+                polygon: HA_NOI,
+                ..doc("B")
+            },
+        ],
     );
-    assert_eq!(out, ["make A emergency [xa-an-binh]", "cancel A by B", "none B: no station is inside its area"]);
+    assert_eq!(
+        out,
+        ["make A emergency [xa-an-binh]", "cancel A by B", "none B: no station is inside its area"]
+    );
 }
 
 #[test]
@@ -189,8 +254,20 @@ fn tests_and_real_alerts_do_not_end_each_other() {
         &[
             doc("A"),
             Doc { status: "Exercise", ..doc("T") },
-            Doc { sent: "05:10:00", status: "Exercise", msg_type: "Cancel", refs: &[("A", "05:00:00")], ..doc("X") },
-            Doc { sent: "05:20:00", status: "Test", msg_type: "Cancel", refs: &[("T", "05:00:00")], ..doc("Y") },
+            Doc {
+                sent: "05:10:00",
+                status: "Exercise",
+                msg_type: "Cancel",
+                refs: &[("A", "05:00:00")],
+                ..doc("X")
+            },
+            Doc {
+                sent: "05:20:00",
+                status: "Test",
+                msg_type: "Cancel",
+                refs: &[("T", "05:00:00")],
+                ..doc("Y")
+            },
         ],
     );
     assert_eq!(
@@ -213,8 +290,20 @@ fn drafts_and_system_messages_end_nothing() {
         &mut l,
         &[
             doc("A"),
-            Doc { sent: "05:10:00", status: "Draft", msg_type: "Update", refs: &[("A", "05:00:00")], ..doc("D") },
-            Doc { sent: "05:11:00", status: "System", msg_type: "Cancel", refs: &[("A", "05:00:00")], ..doc("S") },
+            Doc {
+                sent: "05:10:00",
+                status: "Draft",
+                msg_type: "Update",
+                refs: &[("A", "05:00:00")],
+                ..doc("D")
+            },
+            Doc {
+                sent: "05:11:00",
+                status: "System",
+                msg_type: "Cancel",
+                refs: &[("A", "05:00:00")],
+                ..doc("S")
+            },
         ],
     );
     assert_eq!(

@@ -45,10 +45,17 @@ fn each_signed_document_is_trusted_with_its_signer_and_not_trusted_without() {
 
         for t in [TrustStore::new(), trust(&["other-signer.pem"])] {
             let without = cap::check(&bytes, &t);
-            assert!(without.alert.is_some(), "{doc}: a valid signature by an unknown key is not an error");
+            assert!(
+                without.alert.is_some(),
+                "{doc}: a valid signature by an unknown key is not an error"
+            );
             assert!(!without.signature.trusted() && !without.signature.refused());
-            assert!(matches!(outcomes(&bytes, &t)[..], [SignatureOutcome::NotTrusted { .. }]), "{doc}");
-            let warning = without.diagnostics.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n");
+            assert!(
+                matches!(outcomes(&bytes, &t)[..], [SignatureOutcome::NotTrusted { .. }]),
+                "{doc}"
+            );
+            let warning =
+                without.diagnostics.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n");
             assert!(warning.contains("Signature[0]: signature valid but not trusted"), "{warning}");
         }
     }
@@ -63,7 +70,9 @@ fn a_short_rsa_key_is_refused() {
     let e = errors(&signed("rsa1024-sha256.xml"), &TrustStore::new());
     assert_eq!(
         e,
-        ["Signature[0]: signature refused: the signature value does not verify with the key in KeyInfo (an RSA key of 1024 bits: loa accepts 2048 bits or more)"]
+        [
+            "Signature[0]: signature refused: the signature value does not verify with the key in KeyInfo (an RSA key of 1024 bits: loa accepts 2048 bits or more)"
+        ]
     );
 }
 
@@ -84,12 +93,26 @@ fn text_ranges(doc: &str, names: &[&str]) -> Vec<(usize, usize)> {
 
 #[test]
 fn every_one_byte_change_to_signed_content_is_refused() {
-    let elements = ["identifier", "sender", "sent", "status", "msgType", "event", "headline", "areaDesc", "polygon", "circle", "value", "expires"];
+    let elements = [
+        "identifier",
+        "sender",
+        "sent",
+        "status",
+        "msgType",
+        "event",
+        "headline",
+        "areaDesc",
+        "polygon",
+        "circle",
+        "value",
+        "expires",
+    ];
     let mut tried = 0;
     for (doc, signer) in DOCS {
         let bytes = signed(doc);
         let text = String::from_utf8(bytes.clone()).unwrap();
-        let present: Vec<&str> = elements.iter().copied().filter(|n| text.contains(&format!("<{n}>"))).collect();
+        let present: Vec<&str> =
+            elements.iter().copied().filter(|n| text.contains(&format!("<{n}>"))).collect();
         let t = trust(&[signer]);
         for (start, end) in text_ranges(&text, &present) {
             for i in start..end {
@@ -98,7 +121,15 @@ fn every_one_byte_change_to_signed_content_is_refused() {
                     continue;
                 }
                 let mut changed = bytes.clone();
-                changed[i] = if b == b'7' { b'8' } else if b.is_ascii_digit() { b'7' } else if b == b'x' { b'y' } else { b'x' };
+                changed[i] = if b == b'7' {
+                    b'8'
+                } else if b.is_ascii_digit() {
+                    b'7'
+                } else if b == b'x' {
+                    b'y'
+                } else {
+                    b'x'
+                };
                 let e = errors(&changed, &t);
                 assert!(
                     e.iter().any(|m| m == "Signature[0]: signature refused: the alert's digest does not match the signed one: the alert was changed after it was signed"),
@@ -118,7 +149,10 @@ fn comments_are_not_signed_but_everything_else_is() {
     let comment = text.replace("comments are not signed", "comments are not signed!!");
     assert!(cap::check(comment.as_bytes(), &t).signature.trusted());
     // The CDATA section and the character reference are content.
-    let cdata = text.replace("<![CDATA[Mực nước > báo động 3 & còn lên.]]>", "Mực nước &gt; báo động 3 &amp; còn lên.");
+    let cdata = text.replace(
+        "<![CDATA[Mực nước > báo động 3 & còn lên.]]>",
+        "Mực nước &gt; báo động 3 &amp; còn lên.",
+    );
     assert!(cap::check(cdata.as_bytes(), &t).signature.trusted(), "CDATA is text once parsed");
     assert!(text.contains("Sơ tạn"), "xmlsec1 wrote the character itself");
     let charref = text.replace("Sơ tạn", "S&#x1A1; t&#x1EA1;n");
@@ -143,7 +177,9 @@ fn damaged_signatures_say_why() {
     let at = text.find("<ds:SignatureValue>").unwrap() + "<ds:SignatureValue>".len() + 10;
     let mut v = text.clone().into_bytes();
     v[at] = if v[at] == b'A' { b'B' } else { b'A' };
-    assert!(refused(String::from_utf8(v).unwrap()).contains("does not verify with the key in KeyInfo"));
+    assert!(
+        refused(String::from_utf8(v).unwrap()).contains("does not verify with the key in KeyInfo")
+    );
     // The digest.
     let at = text.find("<ds:DigestValue>").unwrap() + "<ds:DigestValue>".len() + 3;
     let mut v = text.clone().into_bytes();
@@ -158,8 +194,13 @@ fn damaged_signatures_say_why() {
     );
     assert!(refused(no_env).contains("no enveloped-signature transform"));
     // An algorithm loa does not support.
-    let md5 = text.replace("http://www.w3.org/2001/04/xmldsig-more#rsa-sha256", "http://www.w3.org/2001/04/xmldsig-more#rsa-md5");
-    assert!(refused(md5).contains("signature method http://www.w3.org/2001/04/xmldsig-more#rsa-md5 is not supported"));
+    let md5 = text.replace(
+        "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+        "http://www.w3.org/2001/04/xmldsig-more#rsa-md5",
+    );
+    assert!(refused(md5).contains(
+        "signature method http://www.w3.org/2001/04/xmldsig-more#rsa-md5 is not supported"
+    ));
     // Two references.
     let start = text.find("<ds:Reference").unwrap();
     let end = text.find("</ds:Reference>").unwrap() + "</ds:Reference>".len();
@@ -177,7 +218,12 @@ fn without_key_info_the_trusted_keys_are_tried() {
     let ok = cap::check(bare.as_bytes(), &t);
     assert_eq!(ok.signature.trusted_signers(), ["O=loa tests,CN=loa test signer (RSA)"]);
     let e = errors(bare.as_bytes(), &TrustStore::new());
-    assert_eq!(e, ["Signature[0]: signature refused: the signature names no key (no KeyInfo) and no trusted signer was given"]);
+    assert_eq!(
+        e,
+        [
+            "Signature[0]: signature refused: the signature names no key (no KeyInfo) and no trusted signer was given"
+        ]
+    );
     let e = errors(bare.as_bytes(), &trust(&["other-signer.pem"]));
     assert!(e[0].contains("does not verify with any trusted key"), "{e:?}");
 }
@@ -200,7 +246,9 @@ fn at_most_four_signatures_are_verified() {
 #[test]
 fn trusted_signer_files_are_checked() {
     let mut t = TrustStore::new();
-    assert!(t.add_pem("x.pem", "no pem here").unwrap_err().contains("no PEM certificate or public key"));
+    assert!(
+        t.add_pem("x.pem", "no pem here").unwrap_err().contains("no PEM certificate or public key")
+    );
     let key = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
     assert!(t.add_pem("k.pem", key).unwrap_err().contains("PRIVATE KEY block"));
     let two = format!(

@@ -387,3 +387,191 @@ fn human(d: std::time::Duration) -> String {
         format!("{} min", d.as_secs() / 60)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cap::config::AutoAirRule;
+    use crate::cap::signature::{SignatureCheck, SignatureOutcome, SignatureReport};
+    use crate::cap::{TrustStore, check};
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-12-01T06:00:00+07:00").unwrap().to_utc()
+    }
+
+    fn info(lang: &str, severity: &str, extra: &str) -> String {
+        format!(
+            "<info><language>{lang}</language><category>Met</category><event>Lũ {lang}</event>\
+             <urgency>Immediate</urgency><severity>{severity}</severity><certainty>Observed</certainty>{extra}\
+             <area><areaDesc>A</areaDesc><circle>10.4,105.4 5</circle></area></info>"
+        )
+    }
+
+    fn alert_with(head: &str, infos: &str) -> Alert {
+        let doc = format!(
+            "<alert xmlns=\"urn:oasis:names:tc:emergency:cap:1.2\"><identifier>X</identifier>\
+             <sender>s@x</sender><sent>2026-12-01T05:00:00+07:00</sent>{head}{infos}</alert>"
+        );
+        let c = check(doc.as_bytes(), &TrustStore::new());
+        c.alert.unwrap_or_else(|| panic!("{:?}", c.diagnostics))
+    }
+
+    const ACTUAL: &str = "<status>Actual</status><msgType>Alert</msgType><scope>Public</scope>";
+
+    fn bulletin(a: &Alert, config: &CapConfig) -> CapBulletinPlan {
+        match plan(a, None, config, now()) {
+            Decision::Bulletin(p) => p,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn why(a: &Alert) -> (NoBulletin, Vec<AlertKey>) {
+        match plan(a, None, &CapConfig::default(), now()) {
+            Decision::NoBulletin { reason, cancels, .. } => (reason, cancels),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn vietnamese_first_then_the_configured_order_then_the_first_block() {
+        let a = alert_with(
+            ACTUAL,
+            &(info("en-US", "Minor", "") + &info("vi-VN", "Severe", "") + &info("km", "Minor", "")),
+        );
+        let p = bulletin(&a, &CapConfig::default());
+        assert_eq!(
+            (p.language.as_str(), p.voice.as_str(), p.title.as_str()),
+            ("vi-VN", "vi", "Lũ vi-VN")
+        );
+        assert_eq!(p.areas[0].path, "info[1]/area[0]");
+        assert_eq!(p.notes, ["no expires given: 6 h from now"]);
+        let khmer = CapConfig { languages: vec!["km".into(), "vi".into()], ..CapConfig::default() };
+        assert_eq!(bulletin(&a, &khmer).voice, "km");
+        let none = CapConfig { languages: vec!["fr".into()], ..CapConfig::default() };
+        let p = bulletin(&a, &none);
+        assert_eq!(p.language, "en-US");
+        assert_eq!(p.notes[0], "no info block in fr: using en-US");
+    }
+
+    #[test]
+    fn blocks_of_one_language_together_the_highest_priority_wins() {
+        let a = alert_with(
+            ACTUAL,
+            &(info("vi", "Minor", "<headline>Một</headline>")
+                + &info("vi", "Extreme", "<headline>Hai</headline>")),
+        );
+        let p = bulletin(&a, &CapConfig::default());
+        assert_eq!(p.priority, PlanPriority::Emergency);
+        assert_eq!(p.priority_reason, "Extreme/Immediate/Observed: rule 1");
+        assert_eq!(p.text, "Một\n\nHai");
+        assert_eq!(p.areas.len(), 2);
+        let test = alert_with(
+            "<status>Test</status><msgType>Alert</msgType><scope>Public</scope>",
+            &info("vi", "Extreme", ""),
+        );
+        let p = bulletin(&test, &CapConfig::default());
+        assert_eq!(
+            (p.priority, p.priority_reason.as_str()),
+            (PlanPriority::Test, "status Test: a test bulletin, never aired")
+        );
+    }
+
+    #[test]
+    fn text_is_tidied_deduplicated_and_bounded() {
+        let extra = "<headline>Cảnh báo</headline><description>  Cảnh báo  </description>\
+                     <instruction>Dòng một\n        tiếp tục.\n\n        Đoạn hai.</instruction>";
+        let p = bulletin(&alert_with(ACTUAL, &info("vi", "Severe", extra)), &CapConfig::default());
+        assert_eq!(p.text, "Cảnh báo\nDòng một tiếp tục.\nĐoạn hai.");
+        let p = bulletin(&alert_with(ACTUAL, &info("vi", "Severe", "")), &CapConfig::default());
+        assert_eq!(
+            (p.title.as_str(), p.text.as_str()),
+            ("Lũ vi", "Lũ vi"),
+            "the event when nothing else is said"
+        );
+        let long = format!("<description>{}</description>", "mưa lớn ".repeat(1000));
+        let p = bulletin(&alert_with(ACTUAL, &info("vi", "Severe", &long)), &CapConfig::default());
+        assert!(
+            p.text.chars().count() <= MAX_SPOKEN_CHARS + 1 && p.text.ends_with("lớn…"),
+            "{}",
+            p.text.len()
+        );
+        assert!(p.notes.contains(&format!("text cut to {MAX_SPOKEN_CHARS} characters")));
+    }
+
+    #[test]
+    fn expiry_from_expires_capped_defaulted_or_past() {
+        let at = |t: &str| info("vi", "Severe", &format!("<expires>{t}</expires>"));
+        let p =
+            bulletin(&alert_with(ACTUAL, &at("2026-12-01T09:00:00+07:00")), &CapConfig::default());
+        assert_eq!(p.expires_at.to_rfc3339(), "2026-12-01T02:00:00+00:00");
+        let p =
+            bulletin(&alert_with(ACTUAL, &at("2027-01-01T09:00:00+07:00")), &CapConfig::default());
+        assert_eq!(p.expires_at, now() + chrono::Duration::days(7));
+        let p = bulletin(&alert_with(ACTUAL, &info("vi", "Severe", "")), &CapConfig::default());
+        assert_eq!(p.expires_at, now() + chrono::Duration::hours(6));
+        let (reason, _) = why(&alert_with(ACTUAL, &at("2026-12-01T05:30:00+07:00")));
+        assert_eq!(reason.to_string(), "expired at 2026-11-30T22:30:00+00:00");
+    }
+
+    #[test]
+    fn reasons_for_no_bulletin() {
+        let restricted = alert_with(
+            "<status>Actual</status><msgType>Alert</msgType><scope>Restricted</scope><restriction>x</restriction>",
+            &info("vi", "Severe", ""),
+        );
+        assert_eq!(why(&restricted).0, NoBulletin::NotPublic { scope: Scope::Restricted });
+        let ack = alert_with(
+            "<status>Actual</status><msgType>Ack</msgType><scope>Public</scope><references>a,b,2026-12-01T04:00:00+07:00</references>",
+            "",
+        );
+        assert_eq!(why(&ack), (NoBulletin::Acknowledgement { msg_type: MsgType::Ack }, vec![]));
+        assert_eq!(why(&alert_with(ACTUAL, "")).0, NoBulletin::NoInfo);
+        let no_area = "<info><category>Met</category><event>E</event><urgency>Immediate</urgency>\
+                       <severity>Severe</severity><certainty>Observed</certainty></info>";
+        assert_eq!(why(&alert_with(ACTUAL, no_area)).0, NoBulletin::NoArea);
+        // An Update that makes no bulletin still ends the one it updates.
+        let update = alert_with(
+            "<status>Actual</status><msgType>Update</msgType><scope>Public</scope><references>s@x,W,2026-12-01T04:00:00+07:00</references>",
+            no_area,
+        );
+        let (reason, cancels) = why(&update);
+        assert_eq!(reason, NoBulletin::NoArea);
+        assert_eq!(cancels.len(), 1);
+        assert_eq!(cancels[0].identifier, "W");
+    }
+
+    #[test]
+    fn auto_air_needs_a_rule_and_never_takes_a_refused_signature() {
+        let p = bulletin(&alert_with(ACTUAL, &info("vi", "Severe", "")), &CapConfig::default());
+        let report = |o: SignatureOutcome| SignatureReport {
+            checks: vec![SignatureCheck { path: "Signature[0]".into(), outcome: o }],
+        };
+        let trusted = report(SignatureOutcome::Trusted { signer: "kttv".into() });
+        let untrusted = report(SignatureOutcome::NotTrusted { signer: "?".into() });
+        let refused = report(SignatureOutcome::Refused { reason: "x".into() });
+        let unsigned = SignatureReport::default();
+        assert!(!CapConfig::default().auto_air(&p, &trusted), "no rule: a person approves");
+        let rule = |trusted_signature| CapConfig {
+            auto_air: vec![AutoAirRule {
+                senders: vec!["s@x".into()],
+                priority: vec![PlanPriority::Emergency],
+                trusted_signature,
+            }],
+            ..CapConfig::default()
+        };
+        assert!(rule(true).auto_air(&p, &trusted));
+        assert!(!rule(true).auto_air(&p, &untrusted));
+        assert!(!rule(true).auto_air(&p, &unsigned));
+        assert!(rule(false).auto_air(&p, &unsigned));
+        assert!(!rule(false).auto_air(&p, &refused));
+        let other = CapConfig {
+            auto_air: vec![AutoAirRule {
+                senders: vec!["other@x".into()],
+                priority: vec![],
+                trusted_signature: false,
+            }],
+            ..CapConfig::default()
+        };
+        assert!(!other.auto_air(&p, &unsigned));
+    }
+}
