@@ -83,12 +83,11 @@ pub fn circle_contains(c: &Circle, p: LatLon) -> bool {
 /// area is the union of its shapes and codes). `geocode_names` limits which geocode
 /// `valueName`s are administrative-unit codes (empty: any).
 pub fn area_selects(area: &Area, station: &CapStation, geocode_names: &[String]) -> bool {
-    if let Some(p) = station.position {
-        if area.polygons.iter().any(|poly| polygon_contains(poly, p))
-            || area.circles.iter().any(|c| circle_contains(c, p))
-        {
-            return true;
-        }
+    if let Some(p) = station.position
+        && (area.polygons.iter().any(|poly| polygon_contains(poly, p))
+            || area.circles.iter().any(|c| circle_contains(c, p)))
+    {
+        return true;
     }
     area.geocodes.iter().any(|g| {
         (geocode_names.is_empty() || geocode_names.iter().any(|n| n == &g.name))
@@ -145,9 +144,12 @@ struct StationsFile {
 #[serde(deny_unknown_fields)]
 struct StationEntry {
     id: String,
+    // Accepted so a list of central's stations can be pasted in; not used here.
     #[serde(default)]
+    #[allow(dead_code)]
     name: Option<String>,
     #[serde(default)]
+    #[allow(dead_code)]
     district: Option<String>,
     #[serde(default)]
     lat: Option<f64>,
@@ -169,7 +171,6 @@ pub fn stations_from_toml(text: &str) -> Result<Vec<CapStation>, String> {
     let file: StationsFile = toml::from_str(text).map_err(|e| e.to_string())?;
     let mut out: Vec<CapStation> = Vec::with_capacity(file.station.len());
     for (i, s) in file.station.into_iter().enumerate() {
-        let _ = (&s.name, &s.district);
         let at = format!("station[{i}] ({:?})", s.id);
         if s.id.trim().is_empty() {
             return Err(format!("station[{i}]: id is empty"));

@@ -140,7 +140,7 @@ impl fmt::Display for NoBulletin {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Decision {
     /// Make this bulletin (after ending `plan.replaces`' bulletins).
-    Bulletin(CapBulletinPlan),
+    Bulletin(Box<CapBulletinPlan>),
     /// Make none, for `reason`; end the bulletins of `cancels` (a Cancel's references,
     /// or an Update's that makes no bulletin here: the update still supersedes them).
     NoBulletin { key: AlertKey, reason: NoBulletin, cancels: Vec<AlertKey> },
@@ -302,7 +302,7 @@ pub fn plan(
     }
     let voice = language.split('-').next().unwrap_or("vi").to_ascii_lowercase();
 
-    Decision::Bulletin(CapBulletinPlan {
+    Decision::Bulletin(Box::new(CapBulletinPlan {
         key,
         targets,
         areas,
@@ -316,7 +316,7 @@ pub fn plan(
         replaces,
         cancels: vec![],
         notes,
-    })
+    }))
 }
 
 /// Text as written for print → text to speak and show: the whitespace of a pretty-printed
@@ -381,8 +381,8 @@ fn clip_chars(s: &str, max: usize) -> String {
 
 fn human(d: std::time::Duration) -> String {
     let h = d.as_secs() / 3600;
-    if d.as_secs() % 3600 == 0 {
-        if h % 24 == 0 { format!("{} days", h / 24) } else { format!("{h} h") }
+    if d.as_secs().is_multiple_of(3600) {
+        if h.is_multiple_of(24) { format!("{} days", h / 24) } else { format!("{h} h") }
     } else {
         format!("{} min", d.as_secs() / 60)
     }
@@ -420,7 +420,7 @@ mod tests {
 
     fn bulletin(a: &Alert, config: &CapConfig) -> CapBulletinPlan {
         match plan(a, None, config, now()) {
-            Decision::Bulletin(p) => p,
+            Decision::Bulletin(p) => *p,
             other => panic!("{other:?}"),
         }
     }

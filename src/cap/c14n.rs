@@ -151,10 +151,11 @@ fn element(
         Method::Exclusive { inclusive_prefixes } => {
             let mut used: Vec<String> = vec![e.prefix.clone().unwrap_or_default()];
             for a in e.attrs.iter().chain(extra_attrs) {
-                if let Some(p) = &a.prefix {
-                    if p != "xml" && !used.contains(p) {
-                        used.push(p.clone());
-                    }
+                if let Some(p) = &a.prefix
+                    && p != "xml"
+                    && !used.contains(p)
+                {
+                    used.push(p.clone());
                 }
             }
             for p in inclusive_prefixes {
@@ -165,10 +166,8 @@ fn element(
             }
             for p in used {
                 let uri = scope.get(&p).cloned().unwrap_or_default();
-                if p.is_empty() || !uri.is_empty() {
-                    if differs(&p, &uri) {
-                        decls.push((p, uri));
-                    }
+                if (p.is_empty() || !uri.is_empty()) && differs(&p, &uri) {
+                    decls.push((p, uri));
                 }
             }
         }

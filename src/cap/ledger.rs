@@ -23,7 +23,7 @@ use super::model::{Alert, AlertKey, Status};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum LedgerAction {
     /// Push this bulletin.
-    Make(CapBulletinPlan),
+    Make(Box<CapBulletinPlan>),
     /// Cancel the bulletin made for `alert`, because of `by` (an Update or a Cancel).
     Cancel { alert: AlertKey, by: AlertKey },
     /// The alert makes no bulletin, for this reason (log it).

@@ -263,24 +263,22 @@ impl Reader {
         let mut categories = Vec::new();
         for i in 0..f.slot("category").len() {
             let p = f.path_of("category", i);
-            if let Some(t) = self.text_at(&f, "category", i) {
-                if let Some(c) =
+            if let Some(t) = self.text_at(&f, "category", i)
+                && let Some(c) =
                     self.enum_value(&p, &t, Category::parse, Category::list, "category")
-                {
-                    categories.push(c);
-                }
+            {
+                categories.push(c);
             }
         }
         let event = self.req_text(&f, "event");
         let mut response_types = Vec::new();
         for i in 0..f.slot("responseType").len() {
             let p = f.path_of("responseType", i);
-            if let Some(t) = self.text_at(&f, "responseType", i) {
-                if let Some(c) =
+            if let Some(t) = self.text_at(&f, "responseType", i)
+                && let Some(c) =
                     self.enum_value(&p, &t, ResponseType::parse, ResponseType::list, "responseType")
-                {
-                    response_types.push(c);
-                }
+            {
+                response_types.push(c);
             }
         }
         let urgency = self.code::<Urgency>(&f, "urgency", Urgency::parse, Urgency::list);
@@ -392,13 +390,14 @@ impl Reader {
             self.no_elements(d, &join(path, "derefUri"));
         }
         let digest = self.opt_text(&f, "digest");
-        if let Some(d) = &digest {
-            if !d.is_empty() && !(d.len() == 40 && d.bytes().all(|b| b.is_ascii_hexdigit())) {
-                self.warning(
-                    join(path, "digest"),
-                    format!("{d:?} is not a SHA-1 digest (40 hex digits)"),
-                );
-            }
+        if let Some(d) = &digest
+            && !d.is_empty()
+            && !(d.len() == 40 && d.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            self.warning(
+                join(path, "digest"),
+                format!("{d:?} is not a SHA-1 digest (40 hex digits)"),
+            );
         }
         Some(Resource { desc: desc?, mime_type: mime_type?, size, uri, deref_uri_len, digest })
     }
@@ -409,10 +408,10 @@ impl Reader {
         let mut polygons = Vec::new();
         for i in 0..f.slot("polygon").len() {
             let p = f.path_of("polygon", i);
-            if let Some(t) = self.text_at(&f, "polygon", i) {
-                if let Some(poly) = self.polygon(&p, &t) {
-                    polygons.push(poly);
-                }
+            if let Some(t) = self.text_at(&f, "polygon", i)
+                && let Some(poly) = self.polygon(&p, &t)
+            {
+                polygons.push(poly);
             }
         }
         let mut circles = Vec::new();

@@ -280,7 +280,7 @@ fn ds<'a>(e: &'a Element, local: &str) -> Result<&'a Element, String> {
     e.child(NS_DSIG, local).ok_or_else(|| format!("{} has no {local}", e.local))
 }
 
-fn algorithm<'a>(e: &'a Element) -> Result<&'a str, String> {
+fn algorithm(e: &Element) -> Result<&str, String> {
     e.attr("Algorithm").ok_or_else(|| format!("{} has no Algorithm", e.local))
 }
 

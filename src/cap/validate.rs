@@ -54,25 +54,25 @@ pub fn validate(alert: &Alert) -> Vec<Diagnostic> {
     }
     for (i, info) in alert.infos.iter().enumerate() {
         let path = format!("info[{i}]");
-        if let (Some(from), Some(until)) = (info.effective.or(info.onset), info.expires) {
-            if until < from {
-                out.push(Diagnostic::error(
-                    format!("{path}/expires"),
-                    format!(
-                        "{} is before the alert takes effect ({})",
-                        until.to_rfc3339(),
-                        from.to_rfc3339()
-                    ),
-                ));
-            }
+        if let (Some(from), Some(until)) = (info.effective.or(info.onset), info.expires)
+            && until < from
+        {
+            out.push(Diagnostic::error(
+                format!("{path}/expires"),
+                format!(
+                    "{} is before the alert takes effect ({})",
+                    until.to_rfc3339(),
+                    from.to_rfc3339()
+                ),
+            ));
         }
-        if let Some(until) = info.expires {
-            if until < alert.sent {
-                out.push(Diagnostic::warning(
-                    format!("{path}/expires"),
-                    format!("{} is before the alert was sent", until.to_rfc3339()),
-                ));
-            }
+        if let Some(until) = info.expires
+            && until < alert.sent
+        {
+            out.push(Diagnostic::warning(
+                format!("{path}/expires"),
+                format!("{} is before the alert was sent", until.to_rfc3339()),
+            ));
         }
         if let Some(h) = &info.headline {
             let n = h.chars().count();

@@ -339,13 +339,13 @@ impl<'a> Builder<'a> {
                     if start != 0 {
                         return Err(self.error_at(start, "an XML declaration must come first"));
                     }
-                    if let Ok(v) = d.version() {
-                        if v.as_ref() != "1.0" {
-                            return Err(self.error_at(
-                                start,
-                                format!("XML version {v} is not supported: write 1.0"),
-                            ));
-                        }
+                    if let Ok(v) = d.version()
+                        && v.as_ref() != "1.0"
+                    {
+                        return Err(self.error_at(
+                            start,
+                            format!("XML version {v} is not supported: write 1.0"),
+                        ));
                     }
                 }
                 Event::Start(e) => {
