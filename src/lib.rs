@@ -8,6 +8,7 @@
 //!   tests drive time instead of waiting for it.
 //! - [`ledger`]: the station's durable, hash-chained record of every planned item (SQLite).
 //! - [`station`]: the station daemon — config, scheduler, player control, recovery.
+//! - [`cap`]: CAP 1.2 warnings from the disaster authorities → bulletin plans. Pure, no IO.
 //! - [`demo`]: the sample schedules shifted to play within seconds, for `loa demo`.
 //! - [`text`]: strings from elsewhere made safe to show (no control characters).
 //! - [`cli`]: one module per subcommand; the binary in `main.rs` only dispatches.
@@ -15,6 +16,7 @@
 //! See ARCHITECTURE.md for the invariants each module keeps.
 
 pub mod audio;
+pub mod cap;
 pub mod central;
 pub mod cli;
 pub mod clock;

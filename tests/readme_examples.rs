@@ -11,9 +11,9 @@
 //! - ```` ```shell ```` and ```` ```text ```` blocks are shown, never run (a synopsis; a
 //!   play at a fixed future instant).
 //!
-//! The environment: a temporary working directory holding copies of `schedules/` and
-//! `audio/`, `HOME` inside it, ALSA's default device a file tap (no sound card needed),
-//! and these substitutions: `/var/lib/loa` → a directory inside it,
+//! The environment: a temporary working directory holding copies of `schedules/`,
+//! `audio/` and `tests/cap/`, `HOME` inside it, ALSA's default device a file tap (no
+//! sound card needed), and these substitutions: `/var/lib/loa` → a directory inside it,
 //! `central.example.vn` → `127.0.0.1`, port `8480` → the port central bound (it is
 //! started on `127.0.0.1:0`, so the system picks a free port and no other process can
 //! take it between choosing and binding; central's `listening on` line names it),
@@ -163,6 +163,7 @@ fn every_command_in_the_readme_runs_as_written() {
     let dir = tmp.path().to_path_buf();
     copy_dir(&root.join("schedules"), &dir.join("schedules"));
     copy_dir(&root.join("audio"), &dir.join("audio"));
+    copy_dir(&root.join("tests/cap"), &dir.join("tests/cap"));
     std::fs::create_dir_all(dir.join("home")).unwrap();
     let alsa = dir.join("alsa.conf");
     let template = std::fs::read_to_string(root.join("tests/alsa/file-tap.conf.in")).unwrap();

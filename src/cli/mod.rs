@@ -5,6 +5,7 @@
 pub mod audio;
 pub mod audio_add;
 pub mod bulletin;
+pub mod cap;
 pub mod central;
 pub mod demo;
 pub mod log;
@@ -49,6 +50,9 @@ pub enum Command {
     /// Urgent bulletins: push, cancel, list, show.
     #[command(subcommand)]
     Bulletin(bulletin::BulletinCommand),
+    /// Warnings from the disaster authorities in CAP: check alerts and the bulletins they make.
+    #[command(subcommand)]
+    Cap(cap::CapCommand),
 }
 
 /// Parses the process arguments and runs the chosen subcommand.
@@ -70,6 +74,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Status(args) => status::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Bulletin(command) => bulletin::run(command),
+        Command::Cap(command) => cap::run(command),
     }
 }
 
