@@ -17,8 +17,8 @@ use loa::central::{self, CentralConfig};
 use loa::clock::{SharedClock, SystemClock};
 use loa::protocol::{BulletinPriority, PushBulletinRequest, PushBulletinResponse, Target};
 use loa::station::bulletins::{Mode, Output, Receiver, ReceiverConfig};
+use loa::station::sync::{Backoff, SyncConfig};
 use loa::store::Station;
-use loa::sync::{Backoff, SyncConfig};
 
 /// 7.5 s of 16 kHz mono 16-bit: 240,044 bytes.
 const AUDIO_SECONDS: f64 = 7.5;

@@ -9,9 +9,9 @@ use std::time::Instant;
 use chrono::{TimeZone, Utc};
 use loa::central::{self, CentralConfig};
 use loa::clock::{SharedClock, SystemClock};
-use loa::ledger::{Entry, GENESIS, Outcome, Record, chain_hash};
 use loa::protocol::{PlaylogAck, PlaylogBatch};
 use loa::schedule::{Layer, Priority};
+use loa::station::ledger::{Entry, GENESIS, Outcome, Record, chain_hash};
 use loa::station::uplink::PLAYLOG_BATCH;
 use loa::store::Station;
 
@@ -40,7 +40,7 @@ fn chain(station: &str, n: u64) -> Vec<Record> {
                 Layer::Provincial,
                 Priority::Priority,
                 planned,
-                "",
+                loa::protocol::Reason::from_stored(None, ""),
             );
             entry.outcome = Outcome::Played;
             entry.reason = None;

@@ -22,7 +22,7 @@ use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use loa::audio::AudioFormat;
 use loa::audio::sinks::ClockedSink;
 use loa::clock::{SharedClock, SystemClock};
-use loa::ledger::{Filter, Ledger, Outcome, Record};
+use loa::station::ledger::{Filter, Ledger, Outcome, Record};
 use loa::station::{Station, StationConfig};
 
 /// Starts measured by `cargo bench` (a `cargo test` smoke run does 10).

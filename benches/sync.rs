@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use loa::central::{self, CentralConfig};
 use loa::clock::{SharedClock, SystemClock};
 use loa::protocol::{LoadScheduleRequest, Target};
+use loa::station::sync::{Backoff, SyncConfig, Syncer};
 use loa::store::Station;
-use loa::sync::{Backoff, SyncConfig, Syncer};
 use loa::testing::{Faults, FaultyProxy, wav_bytes};
 
 const FILES: usize = 6;

@@ -14,7 +14,7 @@ use loa::protocol::{
     PushBulletinResponse, Target,
 };
 use loa::station::bulletins::{Mode, Output, Ready, Receiver, ReceiverConfig};
-use loa::sync::{Backoff, SyncConfig};
+use loa::station::sync::{Backoff, SyncConfig};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 fn request(sha: &str, to: Target, expires_secs: u64) -> PushBulletinRequest {

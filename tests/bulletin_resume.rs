@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use common::Central;
 use loa::clock::{Clock, SharedClock};
-use loa::ledger::Outcome;
 use loa::protocol::{BulletinPriority, PushBulletinRequest, PushBulletinResponse, Target};
 use loa::station::StationCommand;
+use loa::station::ledger::Outcome;
 use station_common::Fixture;
 
 async fn push(central: &Central, sha: &str, repeat: u32) -> PushBulletinResponse {
@@ -147,7 +147,7 @@ async fn a_crash_mid_bulletin_airs_the_cut_play_again_and_the_rest_exactly_once(
         recorded,
         [
             (Outcome::Played, None),
-            (Outcome::Failed, Some(loa::station::daemon::INTERRUPTED.to_string())),
+            (Outcome::Failed, Some(loa::protocol::Reason::Interrupted.to_string())),
             (Outcome::Played, None),
             (Outcome::Played, None),
         ]
@@ -201,8 +201,8 @@ async fn a_crash_mid_bulletin_airs_the_cut_play_again_and_the_rest_exactly_once(
     assert_eq!(
         plays(&fixture, &long),
         [
-            (Outcome::Failed, Some(loa::station::daemon::INTERRUPTED.to_string())),
-            (Outcome::Missed, Some(loa::station::core::CANCELLED.to_string())),
+            (Outcome::Failed, Some(loa::protocol::Reason::Interrupted.to_string())),
+            (Outcome::Missed, Some(loa::protocol::Reason::Cancelled.to_string())),
         ]
     );
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -317,7 +317,7 @@ async fn a_failing_download_does_not_hold_back_the_next_warning_or_a_cancel() {
     // receiver wrote the record when the cancel came.
     assert_eq!(
         plays(&fixture, &stuck),
-        [(Outcome::Missed, Some(loa::station::core::CANCELLED.to_string()))]
+        [(Outcome::Missed, Some(loa::protocol::Reason::Cancelled.to_string()))]
     );
     assert_eq!(plays(&fixture, &next), [(Outcome::Played, None)]);
     let _ = stop.send(());

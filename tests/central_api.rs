@@ -10,8 +10,8 @@ use common::{Central, LOCAL, PROVINCIAL, t0};
 use loa::clock::Clock;
 use loa::protocol::{DocumentKind, FleetStatus, SignedEnvelope, Target};
 use loa::signing::{ProvinceKey, SigningError};
+use loa::station::sync::{StationReport, SyncError};
 use loa::store::Role;
-use loa::sync::{StationReport, SyncError};
 
 fn client() -> reqwest::Client {
     reqwest::Client::new()
@@ -31,7 +31,7 @@ async fn schedule_and_audio_reach_the_station_verified_earliest_needed_first() {
     assert_eq!(manifest.manifest.station_id, "tri-ton");
     assert_eq!(manifest.manifest.schedules[0].source, PROVINCIAL);
     // 07:00 local now: 17:00 today (b) comes before 05:30 tomorrow (a).
-    let order: Vec<_> = loa::sync::plan(&manifest.manifest, &Default::default())
+    let order: Vec<_> = loa::station::sync::plan(&manifest.manifest, &Default::default())
         .into_iter()
         .map(|d| d.sha256)
         .collect();
@@ -313,8 +313,11 @@ async fn truncated_download_is_not_cached_and_resumes() {
     syncer.fetch_manifest(Duration::ZERO).await.unwrap().unwrap();
     let direct =
         central.syncer_via(&format!("http://{}", proxy.addr), "tri-ton", &token, cache.path());
-    let download =
-        loa::sync::Download { sha256: a.sha256.clone(), size: a.size, earliest_needed: None };
+    let download = loa::station::sync::Download {
+        sha256: a.sha256.clone(),
+        size: a.size,
+        earliest_needed: None,
+    };
     let mut received = 0;
     let err = direct.download(&download, &mut received).await.unwrap_err();
     assert!(matches!(err, SyncError::Http { .. } | SyncError::Truncated { .. }), "{err}");
@@ -467,7 +470,7 @@ async fn run_hands_over_each_new_manifest_and_reports_readiness() {
     assert_eq!(reported.sink_health, "ok");
     let _ = stop.send(());
     task.await.unwrap();
-    let cache = loa::sync::Cache::open(cache.path()).unwrap();
+    let cache = loa::station::sync::Cache::open(cache.path()).unwrap();
     assert!(cache.contains(&a.sha256) && cache.contains(&b.sha256));
 }
 
@@ -478,14 +481,20 @@ async fn a_blob_longer_than_the_manifest_says_is_refused_and_not_kept() {
     let (a, _b) = central.provincial().await;
     let cache = tempfile::tempdir().unwrap();
     let syncer = central.syncer("tri-ton", &token, cache.path());
-    let lying =
-        loa::sync::Download { sha256: a.sha256.clone(), size: a.size - 10, earliest_needed: None };
+    let lying = loa::station::sync::Download {
+        sha256: a.sha256.clone(),
+        size: a.size - 10,
+        earliest_needed: None,
+    };
     let mut received = 0;
     let err = syncer.download(&lying, &mut received).await.unwrap_err();
     assert!(matches!(err, SyncError::Oversize { .. }), "{err}");
     assert!(!syncer.cache().contains(&a.sha256));
-    let bad_name =
-        loa::sync::Download { sha256: "../../etc/passwd".into(), size: 1, earliest_needed: None };
+    let bad_name = loa::station::sync::Download {
+        sha256: "../../etc/passwd".into(),
+        size: 1,
+        earliest_needed: None,
+    };
     let err = syncer.download(&bad_name, &mut received).await.unwrap_err();
     assert!(matches!(err, SyncError::BadName(_)), "{err}");
 }

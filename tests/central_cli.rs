@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use loa::clock::{SharedClock, SystemClock};
 use loa::signing::PublicKey;
-use loa::sync::{StationReport, SyncConfig, Syncer};
+use loa::station::sync::{StationReport, SyncConfig, Syncer};
 
 const LOA: &str = env!("CARGO_BIN_EXE_loa");
 

@@ -10,8 +10,8 @@ use std::time::Duration;
 use loa::central::{self, CentralConfig};
 use loa::clock::{SharedClock, SystemClock};
 use loa::protocol::{AudioInfo, LoadScheduleRequest, Target};
+use loa::station::sync::{SyncConfig, SyncError, Syncer};
 use loa::store::Station;
-use loa::sync::{SyncConfig, SyncError, Syncer};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls").join(name)

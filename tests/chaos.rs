@@ -22,12 +22,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
-use loa::ledger::{Filter, Ledger, Outcome, Record};
+use loa::protocol::Reason;
 use loa::protocol::{
     AudioInfo, BulletinPriority, LoadScheduleRequest, PushBulletinRequest, PushBulletinResponse,
     Target,
 };
-use loa::station::daemon::INTERRUPTED;
+use loa::station::ledger::{Filter, Ledger, Outcome, Record};
 use loa::testing::{Faults, FaultyProxy};
 use rand::{Rng, SeedableRng};
 
@@ -416,7 +416,7 @@ async fn stations_and_central_survive_kills_cuts_and_corruption() {
                     .iter()
                     .filter(|r| r.entry.item_id == b)
                     .max_by_key(|r| r.seq)
-                    .is_some_and(|r| r.entry.reason.as_deref() == Some(INTERRUPTED))
+                    .is_some_and(|r| r.entry.reason() == Some(Reason::Interrupted))
             });
             if !complete
                 || cut_last
@@ -552,7 +552,7 @@ async fn stations_and_central_survive_kills_cuts_and_corruption() {
                 .filter(|r| matches!(r.entry.outcome, Outcome::Played | Outcome::Late))
                 .count();
             let cut =
-                plays.iter().filter(|r| r.entry.reason.as_deref() == Some(INTERRUPTED)).count();
+                plays.iter().filter(|r| r.entry.reason() == Some(Reason::Interrupted)).count();
             bulletin_cuts += cut;
             if complete > 1 || plays.len() > complete + cut {
                 let outcomes: Vec<String> = plays
@@ -567,7 +567,7 @@ async fn stations_and_central_survive_kills_cuts_and_corruption() {
             // Its last record, whatever it says (a long run may see it expire after
             // the cut: then a `missed` record closes it).
             if let Some(last) = local.iter().filter(|r| &r.entry.item_id == b).max_by_key(|r| r.seq)
-                && last.entry.reason.as_deref() == Some(INTERRUPTED)
+                && last.entry.reason() == Some(Reason::Interrupted)
             {
                 problems
                     .push(format!("{id}: bulletin {b} was cut by a kill and never aired again"));

@@ -14,7 +14,7 @@ use std::process::Command;
 use chrono::{DateTime, Utc};
 use loa::audio::{AudioFormat, Source};
 use loa::demo::{DemoTimeline, TIMELINE_FILE};
-use loa::ledger::{Outcome, Record};
+use loa::station::ledger::{Outcome, Record};
 
 /// The demo's sinks run at 48 kHz.
 const RATE: i64 = 48_000;

@@ -6,9 +6,9 @@ mod common;
 
 use chrono::Duration;
 use common::{Central, t0};
-use loa::ledger::{Entry, GENESIS, Outcome, Record, chain_hash};
 use loa::protocol::{ErrorBody, FleetStatus, PlaylogAck, PlaylogBatch};
 use loa::schedule::{Layer, Priority};
+use loa::station::ledger::{Entry, GENESIS, Outcome, Record, chain_hash};
 use loa::store::Role;
 
 fn chain(station: &str, n: u64) -> Vec<Record> {
@@ -21,7 +21,7 @@ fn chain(station: &str, n: u64) -> Vec<Record> {
                 Layer::Provincial,
                 Priority::Normal,
                 t0() + Duration::minutes(seq as i64),
-                "station was not running",
+                loa::protocol::Reason::from_stored(None, "station was not running"),
             );
             if seq == 2 {
                 entry.outcome = Outcome::Played;

@@ -11,9 +11,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use loa::ledger::{Entry, Ledger, Outcome, Record};
 use loa::protocol::{DailyReport, FleetStatus, ReportStatus};
 use loa::schedule::{Layer, Priority};
+use loa::station::ledger::{Entry, Ledger, Outcome, Record};
 
 const LOA: &str = env!("CARGO_BIN_EXE_loa");
 
@@ -321,7 +321,7 @@ fn schedule_reaches_two_stations_plays_and_survives_central_outage() {
         let entry = wait_for("second item played without central", Duration::from_secs(40), || {
             let l = ledger(c)?;
             let found = l
-                .query(&loa::ledger::Filter {
+                .query(&loa::station::ledger::Filter {
                     item_id: Some("ban-tin-2".into()),
                     ..Default::default()
                 })
@@ -412,7 +412,7 @@ fn entry(i: u64) -> Entry {
         Layer::Provincial,
         Priority::Normal,
         planned,
-        "station was not running",
+        loa::protocol::Reason::from_stored(None, "station was not running"),
     );
     if i.is_multiple_of(3) {
         e.outcome = Outcome::Played;

@@ -14,7 +14,6 @@ use std::time::Duration;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use common::{Central, LOCAL, t0};
-use loa::ledger::{Entry, Ledger, Record};
 use loa::protocol::{
     BulletinEvents, BulletinPriority, DailyReport, DeliveryReport, DeliveryState, DocumentKind,
     FleetStatus, Heartbeat, LoadScheduleRequest, PlaylogBatch, PushBulletinRequest,
@@ -22,6 +21,7 @@ use loa::protocol::{
 };
 use loa::schedule::{Layer, Priority};
 use loa::signing::{ProvinceKey, PublicKey, SigningError, verify_manifest};
+use loa::station::ledger::{Entry, Ledger, Record};
 use loa::store::Role;
 
 /// Who sends a request.
@@ -81,7 +81,7 @@ impl Fleet {
             Layer::Provincial,
             Priority::Priority,
             t0(),
-            "station was not running",
+            loa::protocol::Reason::from_stored(None, "station was not running"),
         );
         let record = ledger.append(entry).unwrap().record().clone();
         let mut fleet = Self {
@@ -333,6 +333,7 @@ async fn send(fleet: &Fleet, route: Route, who: Who) -> (u16, String) {
                 at: t0(),
                 latency_ms: None,
                 reason: None,
+                reason_code: None,
             })
         }
         Route::Playlog => client.post(format!("{url}/api/v1/station/playlog")).json(&fleet.batch),
@@ -1046,7 +1047,7 @@ async fn after_a_key_rotation_stations_pinned_to_the_new_key_get_a_re_signed_man
     assert_eq!(central.public_key().to_hex(), new_hex);
 
     // A station still pinned to the old key refuses everything and keeps what it has.
-    let mut config = loa::sync::SyncConfig::new(
+    let mut config = loa::station::sync::SyncConfig::new(
         &central.url,
         &token,
         "tri-ton",
@@ -1054,7 +1055,7 @@ async fn after_a_key_rotation_stations_pinned_to_the_new_key_get_a_re_signed_man
         cache.path().to_path_buf(),
     );
     config.long_poll = Duration::from_secs(5);
-    let mut pinned_old = loa::sync::Syncer::new(config, central.clock.clone()).unwrap();
+    let mut pinned_old = loa::station::sync::Syncer::new(config, central.clock.clone()).unwrap();
     let err = pinned_old.fetch_manifest(Duration::ZERO).await.unwrap_err();
     assert!(err.to_string().contains("signature"), "{err}");
     assert_eq!(pinned_old.current().unwrap().manifest, before.manifest);
@@ -1267,6 +1268,7 @@ fn body_routes(fleet: &Fleet) -> Vec<(Route, usize, String, String)> {
         at: t0(),
         latency_ms: None,
         reason: None,
+        reason_code: None,
     };
     let json = |v: serde_json::Result<String>| v.unwrap();
     vec![

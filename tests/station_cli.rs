@@ -55,8 +55,8 @@ fn log_without_a_ledger_says_what_to_do() {
 #[test]
 fn log_prints_table_and_csv_of_a_ledger() {
     use chrono::TimeZone;
-    use loa::ledger::{Entry, Ledger};
     use loa::schedule::{Layer, Priority};
+    use loa::station::ledger::{Entry, Ledger};
     let dir = tempfile::tempdir().expect("tempdir");
     let planned = chrono::Utc.with_ymd_and_hms(2026, 11, 30, 22, 30, 0).single().expect("time");
     {
@@ -67,7 +67,7 @@ fn log_prints_table_and_csv_of_a_ledger() {
             Layer::Provincial,
             Priority::Priority,
             planned,
-            "station was not running",
+            loa::protocol::Reason::from_stored(None, "station was not running"),
         ))
         .expect("append");
     }

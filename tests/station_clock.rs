@@ -9,8 +9,8 @@ mod station_common;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use loa::clock::Clock;
-use loa::ledger::{Outcome, Record};
 use loa::station::daemon::SUMMARY_ITEM;
+use loa::station::ledger::{Outcome, Record};
 use station_common::{Fixture, first_sound, local};
 
 /// A provincial file with one item (`id`, `cron`, a tone of `secs`).

@@ -4,9 +4,9 @@
 mod station_common;
 
 use chrono::Duration;
-use loa::ledger::Outcome;
 use loa::station::StationCommand;
 use loa::station::daemon::file_sha256;
+use loa::station::ledger::Outcome;
 use station_common::{Fixture, RATE, first_sound, local};
 
 fn item(id: &str, audio: &str, when: &str, extra: &str) -> String {

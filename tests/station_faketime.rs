@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use loa::ledger::{Filter, Ledger, Outcome, Record};
+use loa::station::ledger::{Filter, Ledger, Outcome, Record};
 
 const LIBFAKETIME: &[&str] = &[
     "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",

@@ -9,7 +9,7 @@ mod station_common;
 use std::sync::atomic::Ordering;
 
 use loa::audio::player::OutputState;
-use loa::ledger::Outcome;
+use loa::station::ledger::Outcome;
 use station_common::{Fixture, Flaky, local};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

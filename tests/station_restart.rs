@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
-use loa::ledger::{Filter, Ledger, Outcome, Record, state};
+use loa::station::ledger::{Filter, Ledger, Outcome, Record, state};
 
 fn write_tone(path: &Path, seconds: f64) {
     let spec = hound::WavSpec {

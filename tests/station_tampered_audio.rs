@@ -6,9 +6,9 @@
 
 mod station_common;
 
-use loa::ledger::Outcome;
 use loa::station::StationCommand;
 use loa::station::daemon::file_sha256;
+use loa::station::ledger::Outcome;
 use station_common::{Fixture, local};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

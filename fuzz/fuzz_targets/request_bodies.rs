@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(batch) = serde_json::from_slice::<PlaylogBatch>(data) {
         // Central recomputes every record's hash and checks its link.
         for record in &batch.records {
-            let hash = loa::ledger::chain_hash(
+            let hash = loa::station::ledger::chain_hash(
                 &record.prev_hash,
                 &record.station,
                 record.seq,

@@ -63,10 +63,10 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(verified) = verify_manifest(&public, &envelope, "tri-ton", Some(1), now) {
         assert_eq!(verified.manifest.station_id, "tri-ton");
         assert!(verified.manifest.version >= 1);
-        let _ = loa::sync::schedules(&verified.manifest);
-        let _ = loa::sync::plan(&verified.manifest, &Default::default());
+        let _ = loa::station::sync::schedules(&verified.manifest);
+        let _ = loa::station::sync::plan(&verified.manifest, &Default::default());
         for schedule in &verified.manifest.schedules {
-            let _ = loa::sync::resolved_source(schedule);
+            let _ = loa::station::sync::resolved_source(schedule);
         }
     }
 });

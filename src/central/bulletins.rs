@@ -170,6 +170,13 @@ impl Hub {
             conn.pragma_update(None, "synchronous", "FULL")?;
             conn.busy_timeout(Duration::from_secs(5))?;
             conn.execute_batch(SCHEMA)?;
+            // Added with reason codes: a file from an older central gets the column.
+            let has_code: bool = conn
+                .prepare("SELECT 1 FROM pragma_table_info('bulletin_deliveries') WHERE name = 'reason_code'")?
+                .exists([])?;
+            if !has_code {
+                conn.execute_batch("ALTER TABLE bulletin_deliveries ADD COLUMN reason_code TEXT")?;
+            }
             Ok(conn)
         };
         let conn = open().map_err(|source| BulletinError::Open { path: shown, source })?;
@@ -371,7 +378,7 @@ impl Hub {
     fn deliveries(&self, id: &str) -> Result<Vec<(String, DeliveryReport)>, BulletinError> {
         let conn = lock(&self.db);
         let mut stmt = conn.prepare(
-            "SELECT station_id, state, at, latency_ms, reason FROM bulletin_deliveries WHERE bulletin_id = ?1",
+            "SELECT station_id, state, at, latency_ms, reason, reason_code FROM bulletin_deliveries WHERE bulletin_id = ?1",
         )?;
         let rows = stmt.query_map(params![id], |r| {
             Ok((
@@ -380,11 +387,12 @@ impl Hub {
                 r.get::<_, String>(2)?,
                 r.get::<_, Option<i64>>(3)?,
                 r.get::<_, Option<String>>(4)?,
+                r.get::<_, Option<String>>(5)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (station, state, at, latency_ms, reason) = row?;
+            let (station, state, at, latency_ms, reason, reason_code) = row?;
             let state = serde_json::from_value::<DeliveryState>(serde_json::Value::String(state))
                 .map_err(|e| BulletinError::Corrupt(e.to_string()))?;
             out.push((
@@ -395,6 +403,7 @@ impl Hub {
                     at: parse_time(&at)?,
                     latency_ms,
                     reason,
+                    reason_code,
                 },
             ));
         }
@@ -533,7 +542,7 @@ pub fn resolve_targets(
             let mut chosen = Vec::new();
             for id in ids.iter().collect::<std::collections::BTreeSet<_>>() {
                 let s = visible.iter().find(|s| &s.id == id).cloned().ok_or_else(|| {
-                    let id = crate::text::printable(&crate::protocol::bounds::clip(id));
+                    let id = crate::protocol::text::printable(&crate::protocol::bounds::clip(id));
                     match role {
                         Role::District(own) => ApiError::Forbidden(format!(
                             "station {id:?} is not one of district {own:?}'s stations: this token may push only to them"
@@ -604,7 +613,7 @@ pub async fn render_speech(
     if !output.status.success() {
         return Err(speech_error(format!(
             "{} ({}); is the voice {voice:?} installed? `espeak-ng --voices` lists them",
-            crate::text::printable(String::from_utf8_lossy(&output.stderr).trim()),
+            crate::protocol::text::printable(String::from_utf8_lossy(&output.stderr).trim()),
             output.status
         )));
     }
@@ -838,7 +847,7 @@ fn visible_info(state: &AppState, role: &Role, id: &str) -> Result<BulletinInfo,
 }
 
 fn no_bulletin(id: &str) -> ApiError {
-    let id = crate::text::printable(&crate::protocol::bounds::clip(id));
+    let id = crate::protocol::text::printable(&crate::protocol::bounds::clip(id));
     ApiError::NotFound(format!("no bulletin {id:?}: `loa bulletin list`"))
 }
 
@@ -1167,7 +1176,9 @@ async fn delivery(
         if !state.bulletins.is_target(&report.bulletin_id, &station.id) {
             return Err(ApiError::NotFound(format!(
                 "no bulletin {:?} for station {}",
-                crate::text::printable(&crate::protocol::bounds::clip(&report.bulletin_id)),
+                crate::protocol::text::printable(&crate::protocol::bounds::clip(
+                    &report.bulletin_id
+                )),
                 station.id
             )));
         }
@@ -1250,6 +1261,7 @@ mod tests {
             at: t,
             latency_ms: None,
             reason: None,
+            reason_code: None,
         };
         let mut tasks = Vec::new();
         for n in 0..200 {

@@ -99,7 +99,7 @@ fn commit(conn: &mut Connection, batch: &[Pending]) -> Result<(), rusqlite::Erro
     let tx = conn.transaction()?;
     {
         let mut insert = tx.prepare_cached(
-            "INSERT OR IGNORE INTO bulletin_deliveries (bulletin_id, station_id, state, at, latency_ms, reason, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT OR IGNORE INTO bulletin_deliveries (bulletin_id, station_id, state, at, latency_ms, reason, received_at, reason_code) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?;
         for p in batch {
             for report in &p.reports {
@@ -110,7 +110,8 @@ fn commit(conn: &mut Connection, batch: &[Pending]) -> Result<(), rusqlite::Erro
                     super::bulletins::time_text(report.at),
                     report.latency_ms,
                     report.reason,
-                    super::bulletins::time_text(p.received_at)
+                    super::bulletins::time_text(p.received_at),
+                    report.reason_code,
                 ])?;
             }
         }

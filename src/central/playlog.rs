@@ -16,11 +16,11 @@ use serde::Deserialize;
 use super::api::{operator_auth, parse_json, station_auth};
 use super::report::{self, BulletinFacts, StationDay};
 use super::{ApiError, AppState};
-use crate::ledger::{Outcome, Record};
 use crate::protocol::{
     DeliveryReport, PLAYLOG_NEXT_HEADER, PLAYLOG_PAGE_DEFAULT, PLAYLOG_PAGE_MAX, PlaylogBatch,
     PlaylogCursor, ReportStatus,
 };
+use crate::protocol::{Outcome, Record};
 use crate::signing;
 use crate::store::{PlaylogFilter, Role, Station};
 
@@ -52,7 +52,7 @@ async fn post_playlog(
         return Err(ApiError::BadRequest(format!(
             "record {} is for station {:?}: this token belongs to {:?}",
             other.seq,
-            crate::text::printable(&crate::protocol::bounds::clip(&other.station)),
+            crate::protocol::text::printable(&crate::protocol::bounds::clip(&other.station)),
             station.id
         )));
     }
@@ -224,9 +224,13 @@ fn daily_report(
                         })
                         .ok_or(e)?,
                 };
-            let schedules = crate::sync::schedules(&verified.manifest).map_err(|e| {
-                ApiError::Internal(format!("manifest v{} of {}: {e}", stored.version, station.id))
-            })?;
+            let schedules =
+                crate::protocol::manifest::schedules(&verified.manifest).map_err(|e| {
+                    ApiError::Internal(format!(
+                        "manifest v{} of {}: {e}",
+                        stored.version, station.id
+                    ))
+                })?;
             manifests.push((stored.issued_at, schedules));
         }
         let planned = report::planned_between(&manifests, from, until);

@@ -25,13 +25,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use chrono_tz::Tz;
 
-use crate::ledger::{Outcome, Record};
+use crate::protocol::Reason;
 use crate::protocol::{
     BulletinDoc, BulletinPriority, BulletinReportRow, BulletinStatus, BulletinTotals, DailyReport,
     DeliveryReport, DeliveryState, DistrictTotals, ReportRow, ReportStatus,
 };
+use crate::protocol::{Outcome, Record};
 use crate::schedule::{Layer, Schedule, Timeline, to_instant};
-use crate::station::core::{CANCELLED, CLOCK_STEPPED, EXPIRED};
 use crate::store::Station;
 
 /// One planned provincial play.
@@ -141,19 +141,21 @@ pub enum MissCause {
 }
 
 /// Classifies a `missed` record's reason.
-pub fn miss_cause(reason: &str) -> MissCause {
-    if reason.starts_with(CLOCK_STEPPED) || reason.contains(&format!(": {CLOCK_STEPPED}")) {
-        MissCause::Clock
-    } else {
-        MissCause::Other
+pub fn miss_cause(reason: &Reason) -> MissCause {
+    match reason {
+        Reason::ClockStepped(_) => MissCause::Clock,
+        _ => MissCause::Other,
     }
 }
 
 /// The detail shown for a `missed` play: a clock problem says so first.
-fn miss_detail(reason: &str) -> String {
-    match miss_cause(reason) {
-        MissCause::Clock => format!("clock problem at the station, not an operator's: {reason}"),
-        MissCause::Other => reason.to_string(),
+fn miss_detail(reason: Option<&Reason>) -> String {
+    match reason {
+        Some(r) if miss_cause(r) == MissCause::Clock => {
+            format!("clock problem at the station, not an operator's: {r}")
+        }
+        Some(r) => r.to_string(),
+        None => String::new(),
     }
 }
 
@@ -167,7 +169,8 @@ fn row_for(
     let (status, delay_ms, detail) = match record {
         Some(r) => {
             let e = &r.entry;
-            let reason = e.reason.clone().unwrap_or_default();
+            let why = e.reason();
+            let reason = why.as_ref().map(ToString::to_string).unwrap_or_default();
             match e.outcome {
                 Outcome::Played => (ReportStatus::Aired, e.delay_ms, String::new()),
                 Outcome::Late => (
@@ -181,7 +184,7 @@ fn row_for(
                     (ReportStatus::Preempted, e.delay_ms, format!("{reason}{played}"))
                 }
                 Outcome::Failed => (ReportStatus::Failed, e.delay_ms, reason),
-                Outcome::Missed => (ReportStatus::Missed, None, miss_detail(&reason)),
+                Outcome::Missed => (ReportStatus::Missed, None, miss_detail(why.as_ref())),
             }
         }
         None if now < p.planned + p.max_delay + REPORT_GRACE => {
@@ -242,9 +245,9 @@ fn bulletin_row(
     };
     // The reason the station gave for a play that never started, if it did.
     let unplayed = records.iter().find(|r| r.entry.started.is_none());
-    let unplayed_reason = unplayed.map(|r| match (&r.entry.reason, r.entry.outcome) {
-        (Some(reason), _) => reason.clone(),
-        (None, outcome) => outcome.as_str().to_string(),
+    let unplayed_reason = unplayed.map(|r| match r.entry.reason() {
+        Some(reason) => reason,
+        None => Reason::Failure(r.entry.outcome.as_str().to_string()),
     });
     let offline_note = offline(day.last_seen, now, tz);
     let received = report(DeliveryState::Delivered).or(report(DeliveryState::Verified));
@@ -254,14 +257,15 @@ fn bulletin_row(
         if let Some(r) =
             started.iter().find(|r| matches!(r.entry.outcome, Outcome::Preempted | Outcome::Failed))
         {
-            let why = r.entry.reason.clone().unwrap_or_else(|| r.entry.outcome.to_string());
+            let why =
+                r.entry.reason().map_or_else(|| r.entry.outcome.to_string(), |r| r.to_string());
             let played = r.entry.played_secs.map(|s| format!(" after {s:.1}s")).unwrap_or_default();
             notes.push(format!("cut short{played}: {why}"));
         }
         if plays_aired < plays_planned {
-            let why = unplayed_reason.clone().or_else(|| {
+            let why = unplayed_reason.as_ref().map(ToString::to_string).or_else(|| {
                 if b.cancelled_at.is_some() {
-                    Some(CANCELLED.to_string())
+                    Some(Reason::Cancelled.to_string())
                 } else if now >= doc.expires_at {
                     Some("expired".to_string())
                 } else {
@@ -283,26 +287,25 @@ fn bulletin_row(
         (BulletinStatus::Aired, notes.join("; "))
     } else if let Some(reason) = unplayed_reason {
         // Recorded at the station, never started: the record says why.
-        if reason == CANCELLED {
-            (BulletinStatus::Cancelled, format!("{CANCELLED} before it aired"))
-        } else if reason == EXPIRED {
-            (BulletinStatus::Expired, reason)
-        } else {
-            (BulletinStatus::Failed, reason)
+        match reason {
+            Reason::Cancelled => (BulletinStatus::Cancelled, format!("{reason} before it aired")),
+            Reason::Expired(_) => (BulletinStatus::Expired, reason.to_string()),
+            other => (BulletinStatus::Failed, other.to_string()),
         }
     } else if test && report(DeliveryState::TestOk).is_some() {
         (BulletinStatus::TestOk, String::new())
     } else if let Some(failed) = report(DeliveryState::Failed) {
-        let reason = failed.reason.clone().unwrap_or_else(|| "no reason given".to_string());
+        let why = failed.why();
+        let reason = why.as_ref().map_or_else(|| "no reason given".to_string(), |r| r.to_string());
         // A refusal at or after expiry (the station's expiry check, or a download that
         // kept failing until expiry) means it expired before reaching the speaker.
-        if failed.at >= doc.expires_at || reason.contains("expired") {
+        if failed.at >= doc.expires_at || matches!(why, Some(Reason::Expired(_))) {
             (BulletinStatus::Expired, reason)
         } else {
             (BulletinStatus::Failed, reason)
         }
     } else if let Some(at) = b.cancelled_at {
-        let mut detail = format!("{CANCELLED} at {} before it aired", local(at, tz));
+        let mut detail = format!("{} at {} before it aired", Reason::Cancelled, local(at, tz));
         if received.is_none()
             && let Some(note) = &offline_note
         {
@@ -455,7 +458,7 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
-    use crate::ledger::{Entry, GENESIS};
+    use crate::protocol::{Entry, GENESIS};
     use crate::schedule::Priority;
 
     const SOURCE: &str = r#"layer = "provincial"
@@ -493,23 +496,23 @@ cron = "0 17 * * *"
             Layer::Provincial,
             Priority::Normal,
             planned,
-            "yielded to bulletin",
+            Reason::YieldedTo("bulletin".into()),
         );
         entry.outcome = outcome;
         match outcome {
             Outcome::Played => {
-                entry.reason = None;
+                entry.set_reason(None);
                 entry.delay_ms = Some(2);
             }
             Outcome::Late => {
-                entry.reason = None;
+                entry.set_reason(None);
                 entry.delay_ms = Some(95_000);
             }
             Outcome::Preempted => {
-                entry.reason = Some("bulletin lu-lut".into());
+                entry.set_reason(Some(Reason::Failure("bulletin lu-lut".into())));
                 entry.played_secs = Some(12.0);
             }
-            Outcome::Failed => entry.reason = Some("audio missing: x".into()),
+            Outcome::Failed => entry.set_reason(Some(Reason::Failure("audio missing: x".into()))),
             Outcome::Missed => {}
         }
         Record {
@@ -523,14 +526,19 @@ cron = "0 17 * * *"
     }
 
     #[test]
-    fn clock_step_misses_are_a_clock_problem() {
-        assert_eq!(miss_cause("clock stepped forward by 1d 0h 0m 0s"), MissCause::Clock);
+    fn clock_step_misses_are_a_clock_problem_by_code_and_in_old_records_by_text() {
+        let stepped = Reason::ClockStepped("clock stepped forward by 1d 0h 0m 0s".into());
+        assert_eq!(miss_cause(&stepped), MissCause::Clock);
+        // Records from stations older than reason codes: their text is classified.
+        let old = |text: &str| miss_cause(&Reason::from_stored(None, text));
         let summary = "12 plays between A and B not recorded one by one: clock stepped forward by 3d 0h 0m 0s";
-        assert_eq!(miss_cause(summary), MissCause::Clock);
-        assert_eq!(miss_cause("yielded to tinh"), MissCause::Other);
-        assert_eq!(miss_cause("station was not running"), MissCause::Other);
-        assert!(miss_detail("clock stepped forward by 2m 0s").starts_with("clock problem"));
-        assert_eq!(miss_detail("yielded to tinh"), "yielded to tinh");
+        assert_eq!(old(summary), MissCause::Clock);
+        assert_eq!(old("yielded to tinh"), MissCause::Other);
+        assert_eq!(old("station was not running"), MissCause::Other);
+        assert_eq!(miss_cause(&Reason::YieldedTo("tinh".into())), MissCause::Other);
+        let two_minutes = Reason::ClockStepped("clock stepped forward by 2m 0s".into());
+        assert!(miss_detail(Some(&two_minutes)).starts_with("clock problem"));
+        assert_eq!(miss_detail(Some(&Reason::YieldedTo("tinh".into()))), "yielded to tinh");
     }
 
     #[test]
@@ -674,12 +682,12 @@ cron = "0 17 * * *"
         id: &str,
         planned: DateTime<Utc>,
         outcome: Outcome,
-        reason: Option<&str>,
+        reason: Option<Reason>,
     ) -> Record {
         let mut r = record(station, seq, id, planned, Outcome::Missed);
         r.entry.priority = Priority::Emergency;
         r.entry.outcome = outcome;
-        r.entry.reason = reason.map(String::from);
+        r.entry.set_reason(reason);
         r.entry.played_secs = None;
         if outcome != Outcome::Missed {
             r.entry.started = Some(planned + chrono::Duration::milliseconds(100));
@@ -690,7 +698,14 @@ cron = "0 17 * * *"
     }
 
     fn delivery(id: &str, state: DeliveryState, at: DateTime<Utc>) -> DeliveryReport {
-        DeliveryReport { bulletin_id: id.into(), state, at, latency_ms: None, reason: None }
+        DeliveryReport {
+            bulletin_id: id.into(),
+            state,
+            at,
+            latency_ms: None,
+            reason: None,
+            reason_code: None,
+        }
     }
 
     #[test]
@@ -761,13 +776,20 @@ cron = "0 17 * * *"
         );
         records.insert(
             "cut-short".into(),
-            vec![play("cut-short", 3, "b-lu", t0, Outcome::Preempted, Some("station shutdown"))],
+            vec![play("cut-short", 3, "b-lu", t0, Outcome::Preempted, Some(Reason::Shutdown))],
         );
         deliveries
             .insert("queued-expired".into(), vec![delivery("b-lu", DeliveryState::Delivered, t0)]);
         records.insert(
             "queued-expired".into(),
-            vec![play("queued-expired", 9, "b-lu", t0, Outcome::Missed, Some(EXPIRED))],
+            vec![play(
+                "queued-expired",
+                9,
+                "b-lu",
+                t0,
+                Outcome::Missed,
+                Some(Reason::Expired(None)),
+            )],
         );
         let mut broken = delivery("b-lu", DeliveryState::Failed, t0);
         broken.reason = Some("bulletin audio: sha256 mismatch".into());
@@ -792,11 +814,25 @@ cron = "0 17 * * *"
         let mut records = HashMap::new();
         records.insert(
             "cancelled-mid".to_string(),
-            vec![play("cancelled-mid", 4, "b-bao", t1, Outcome::Preempted, Some(CANCELLED))],
+            vec![play(
+                "cancelled-mid",
+                4,
+                "b-bao",
+                t1,
+                Outcome::Preempted,
+                Some(Reason::Cancelled),
+            )],
         );
         records.insert(
             "cancelled-queued".to_string(),
-            vec![play("cancelled-queued", 5, "b-bao", t1, Outcome::Missed, Some(CANCELLED))],
+            vec![play(
+                "cancelled-queued",
+                5,
+                "b-bao",
+                t1,
+                Outcome::Missed,
+                Some(Reason::Cancelled),
+            )],
         );
         let bao = BulletinFacts {
             doc: bao,
@@ -869,7 +905,7 @@ cron = "0 17 * * *"
             (1, 2),
             "cut short after 12.0s: station shutdown; 1 of 2 plays so far",
         );
-        check("b-lu", "queued-expired", S::Expired, (0, 2), EXPIRED);
+        check("b-lu", "queued-expired", S::Expired, (0, 2), &Reason::Expired(None).to_string());
         check("b-lu", "failed", S::Failed, (0, 2), "bulletin audio: sha256 mismatch");
         check("b-lu", "expired-on-arrival", S::Expired, (0, 2), "bulletin b-lu refused");
         check(

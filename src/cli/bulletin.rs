@@ -234,7 +234,7 @@ fn list(args: ListArgs) -> anyhow::Result<()> {
             priority,
             started,
             b.stations.len(),
-            crate::text::printable(&b.doc.title)
+            crate::protocol::text::printable(&b.doc.title)
         );
     }
     Ok(())
@@ -262,7 +262,7 @@ pub fn table(info: &BulletinInfo, now: DateTime<Utc>) -> String {
     let mut out = format!(
         "bulletin {}  {:?}  {}  issued {}  expires {}  repeat {}  interval {} s{}\n",
         d.id,
-        crate::text::printable(&d.title),
+        crate::protocol::text::printable(&d.title),
         d.priority,
         d.issued_at.to_rfc3339(),
         d.expires_at.to_rfc3339(),
@@ -281,7 +281,7 @@ pub fn table(info: &BulletinInfo, now: DateTime<Utc>) -> String {
             s.station_id,
             s.state.map_or("-", DeliveryState::as_str),
             latency.unwrap_or_else(|| "-".into()),
-            crate::text::printable(&detail(s, now))
+            crate::protocol::text::printable(&detail(s, now))
         ));
     }
     out

@@ -23,8 +23,8 @@ use chrono::{DateTime, Utc};
 use clap::Args;
 
 use crate::demo::{self, DemoBulletin, DemoOffline, DemoStation, DemoTimeline, PlannedItem};
-use crate::ledger::Record;
 use crate::schedule::Layer;
+use crate::station::ledger::Record;
 
 /// Run central and several stations on this machine, sound to WAV files.
 #[derive(Debug, Args)]

@@ -12,8 +12,8 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use clap::{Args, ValueEnum};
 
-use crate::ledger::{Filter, Ledger, Outcome, Record};
 use crate::station::config;
+use crate::station::ledger::{Filter, Ledger, Outcome, Record};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -284,14 +284,15 @@ fn write_table(
     Ok(())
 }
 
-use crate::text::{csv_field, printable};
+use crate::protocol::text::{csv_field, printable};
 
 fn write_csv(out: &mut impl Write, records: &[Record], tz: Tz) -> std::io::Result<()> {
     writeln!(
         out,
         "station,seq,item_id,title,layer,priority,planned_utc,planned_local,outcome,started_utc,ended_utc,delay_ms,played_secs,reason,audio_sha256,peak_dbfs,rms_dbfs,silent,hash,acked"
     )?;
-    let opt = |t: Option<DateTime<Utc>>| t.map(crate::ledger::time_text).unwrap_or_default();
+    let opt =
+        |t: Option<DateTime<Utc>>| t.map(crate::station::ledger::time_text).unwrap_or_default();
     for r in records {
         let e = &r.entry;
         let fields = [
@@ -301,7 +302,7 @@ fn write_csv(out: &mut impl Write, records: &[Record], tz: Tz) -> std::io::Resul
             e.title.clone(),
             format!("{:?}", e.layer).to_lowercase(),
             format!("{:?}", e.priority).to_lowercase(),
-            crate::ledger::time_text(e.planned),
+            crate::station::ledger::time_text(e.planned),
             local(e.planned, tz),
             e.outcome.to_string(),
             opt(e.started),

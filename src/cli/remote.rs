@@ -68,8 +68,8 @@ impl RemoteArgs {
             bail!("central URL {base:?} must start with http:// or https://");
         }
         let mut builder = reqwest::Client::builder()
-            .connect_timeout(crate::sync::CONNECT_TIMEOUT)
-            .pool_idle_timeout(crate::sync::POOL_IDLE);
+            .connect_timeout(crate::station::sync::CONNECT_TIMEOUT)
+            .pool_idle_timeout(crate::station::sync::POOL_IDLE);
         if let Some(path) = self.ca_cert.clone().or(file.ca_cert) {
             let pem = std::fs::read(&path)
                 .with_context(|| format!("cannot read CA certificate {}", path.display()))?;
@@ -147,7 +147,7 @@ impl Remote {
     pub async fn playlog(
         &self,
         query: &[(&str, String)],
-    ) -> anyhow::Result<Vec<crate::ledger::Record>> {
+    ) -> anyhow::Result<Vec<crate::station::ledger::Record>> {
         use crate::protocol::{PLAYLOG_NEXT_HEADER, PLAYLOG_PAGE_MAX};
         let mut out = Vec::new();
         let mut after: Option<String> = None;
@@ -173,7 +173,7 @@ impl Remote {
                 .get(PLAYLOG_NEXT_HEADER)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);
-            let page: Vec<crate::ledger::Record> =
+            let page: Vec<crate::station::ledger::Record> =
                 response.json().await.context("central's playlog answer is not valid JSON")?;
             out.extend(page);
             match next {
@@ -184,7 +184,8 @@ impl Remote {
     }
 
     pub fn send_error(&self, e: reqwest::Error) -> anyhow::Error {
-        let described = crate::sync::describe_http_for(&e, crate::sync::TlsSettings::CLI);
+        let described =
+            crate::station::sync::describe_http_for(&e, crate::station::sync::TlsSettings::CLI);
         anyhow!("cannot reach central at {}: {described}", self.base)
     }
 

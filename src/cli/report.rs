@@ -224,7 +224,7 @@ fn write_columns<R: AsRef<[String]>>(out: &mut impl Write, rows: &[R]) -> std::i
     // Strings a station or central sent never reach the terminal with control characters.
     let rows: Vec<Vec<String>> = rows
         .iter()
-        .map(|r| r.as_ref().iter().map(|c| crate::text::printable(c)).collect())
+        .map(|r| r.as_ref().iter().map(|c| crate::protocol::text::printable(c)).collect())
         .collect();
     let columns = rows.first().map_or(0, Vec::len);
     let widths: Vec<usize> = (0..columns)
@@ -238,7 +238,7 @@ fn write_columns<R: AsRef<[String]>>(out: &mut impl Write, rows: &[R]) -> std::i
     Ok(())
 }
 
-use crate::text::csv_field;
+use crate::protocol::text::csv_field;
 
 /// One table for a spreadsheet: the first ten columns are those of the programme-only
 /// report, unchanged; `kind` (`programme`, `bulletin`, `test-bulletin`) tells the rows
@@ -263,7 +263,7 @@ fn write_csv(out: &mut impl Write, report: &DailyReport, tz: Tz) -> std::io::Res
             r.station.clone(),
             r.item_id.clone(),
             r.title.clone(),
-            crate::ledger::time_text(r.planned),
+            crate::station::ledger::time_text(r.planned),
             local(r.planned),
             status_text(r),
             r.delay_ms.map(|d| d.to_string()).unwrap_or_default(),
@@ -285,7 +285,7 @@ fn write_csv(out: &mut impl Write, report: &DailyReport, tz: Tz) -> std::io::Res
             r.station.clone(),
             r.bulletin_id.clone(),
             r.title.clone(),
-            crate::ledger::time_text(r.issued_at),
+            crate::station::ledger::time_text(r.issued_at),
             local(r.issued_at),
             r.status.as_str().to_string(),
             String::new(),

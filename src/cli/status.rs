@@ -161,7 +161,7 @@ pub fn table(fleet: &FleetStatus) -> String {
                 hb.map(sink_cell).unwrap_or_else(|| "-".into()),
                 playlog_cell(&s.playlog),
             ]
-            .map(|cell| crate::text::printable(&cell)),
+            .map(|cell| crate::protocol::text::printable(&cell)),
         );
     }
     let widths: Vec<usize> =

@@ -33,12 +33,14 @@ use sha2::Digest;
 
 use super::daemon::{StationCommand, StationHandle, StationStatus};
 use crate::clock::SharedClock;
+use crate::protocol::Reason;
+use crate::protocol::playlog::EXPIRED_WHILE_STOPPED;
 use crate::protocol::{
     BulletinCancelDoc, BulletinDoc, BulletinEvent, BulletinEvents, BulletinPriority,
     DeliveryReport, DeliveryState, DocumentKind, SignedEnvelope,
 };
 use crate::signing::{PublicKey, SigningError};
-use crate::sync::{Backoff, SyncConfig, SyncError, Syncer};
+use crate::station::sync::{Backoff, SyncConfig, SyncError, Syncer};
 
 /// The attention tone shipped in the binary.
 pub const TONE_WAV: &[u8] = include_bytes!("../../audio/chuong-bao.wav");
@@ -66,7 +68,7 @@ pub enum BulletinError {
     Download(#[from] SyncError),
     #[error("bulletin state {path}: {source}")]
     Store { path: String, source: rusqlite::Error },
-    #[error("cannot reach central at {url}: {}", crate::sync::describe_http(source))]
+    #[error("cannot reach central at {url}: {}", crate::station::sync::describe_http(source))]
     Http { url: String, source: reqwest::Error },
     #[error("central answered {status} to {what}")]
     Status { what: String, status: reqwest::StatusCode },
@@ -88,6 +90,17 @@ pub enum BulletinError {
     Stale { id: String, issued_at: DateTime<Utc>, newest: DateTime<Utc> },
     #[error("{what} from central is larger than {limit} bytes: refused")]
     TooLarge { what: &'static str, limit: usize },
+}
+
+impl BulletinError {
+    /// This failure as a reason a delivery report carries: an expiry is
+    /// [`Reason::Expired`] (the report counts it as one), anything else a failure.
+    pub fn reason(&self) -> Reason {
+        match self {
+            BulletinError::Expired { .. } => Reason::Expired(Some(self.to_string())),
+            other => Reason::Failure(other.to_string()),
+        }
+    }
 }
 
 /// How the receiver reaches central.
@@ -205,19 +218,21 @@ enum PlayEnd {
 /// What an emergency ledger record means for its bulletin's progress; `None` when it
 /// changes nothing: the attention tone, a play cut by the station stopping (it airs
 /// again from the start after the restart), or a cancel (the cancel itself wrote that).
-fn play_end(entry: &crate::ledger::Entry) -> Option<PlayEnd> {
-    use crate::ledger::Outcome;
-    if entry.item_id.ends_with(":tone") {
+fn play_end(entry: &crate::station::ledger::Entry) -> Option<PlayEnd> {
+    use crate::station::ledger::Outcome;
+    if crate::protocol::bulletin::tone_of(&entry.item_id).is_some() {
         return None;
     }
-    let reason = entry.reason.as_deref();
+    let reason = entry.reason();
     match entry.outcome {
         Outcome::Played | Outcome::Late => Some(PlayEnd::Aired),
         Outcome::Preempted => None,
-        Outcome::Failed if reason == Some(super::daemon::INTERRUPTED) => None,
+        Outcome::Failed if reason == Some(Reason::Interrupted) => None,
         Outcome::Failed => Some(PlayEnd::Lost),
-        Outcome::Missed if reason == Some(super::core::CANCELLED) => None,
-        Outcome::Missed => Some(PlayEnd::Dropped(reason.unwrap_or("missed").to_string())),
+        Outcome::Missed if reason == Some(Reason::Cancelled) => None,
+        Outcome::Missed => {
+            Some(PlayEnd::Dropped(reason.map_or_else(|| "missed".to_string(), |r| r.to_string())))
+        }
     }
 }
 
@@ -349,7 +364,7 @@ impl Seen {
         tx.execute(
             "UPDATE accepted SET state = 'cancelled', reason = ?2, updated_at = ?3
              WHERE id = ?1 AND state = 'accepted'",
-            params![id, super::core::CANCELLED, time_text(now)],
+            params![id, Reason::Cancelled.to_string(), time_text(now)],
         )
         .map_err(self.err())?;
         tx.commit().map_err(self.err())?;
@@ -551,7 +566,7 @@ pub struct Receiver {
     /// since the daemon never heard of it.
     handed: Arc<Mutex<HashSet<String>>>,
     /// The daemon's emergency play records and its ledger (see [`Receiver::follow`]).
-    station: Option<(tokio::sync::mpsc::UnboundedReceiver<crate::ledger::Entry>, PathBuf)>,
+    station: Option<(tokio::sync::mpsc::UnboundedReceiver<crate::station::ledger::Entry>, PathBuf)>,
 }
 
 /// Posts delivery reports without holding up the bulletin path.
@@ -721,7 +736,7 @@ impl Receiver {
     /// durable before the progress was.
     pub fn follow(
         mut self,
-        records: tokio::sync::mpsc::UnboundedReceiver<crate::ledger::Entry>,
+        records: tokio::sync::mpsc::UnboundedReceiver<crate::station::ledger::Entry>,
         ledger: PathBuf,
     ) -> Self {
         self.station = Some((records, ledger));
@@ -755,15 +770,19 @@ impl Receiver {
         id: &str,
         state: DeliveryState,
         latency_ms: Option<i64>,
-        reason: Option<String>,
+        reason: Option<Reason>,
     ) {
-        self.reporter.send(DeliveryReport {
-            bulletin_id: id.to_string(),
-            state,
-            at: self.clock.now(),
-            latency_ms,
-            reason,
-        });
+        self.reporter.send(
+            DeliveryReport {
+                bulletin_id: id.to_string(),
+                state,
+                at: self.clock.now(),
+                latency_ms,
+                reason: None,
+                reason_code: None,
+            }
+            .with_reason(reason),
+        );
     }
 
     /// Runs until `shutdown` resolves. `status` (the daemon's) is watched to report when
@@ -800,7 +819,7 @@ impl Receiver {
             match result {
                 Ok(()) => attempt = 0,
                 Err(e) => {
-                    if matches!(&e, BulletinError::Http { source, .. } if crate::sync::certificate_refused(source))
+                    if matches!(&e, BulletinError::Http { source, .. } if crate::station::sync::certificate_refused(source))
                     {
                         tracing::error!("bulletin stream: {e}");
                     } else {
@@ -1008,7 +1027,7 @@ impl Receiver {
             // Accepted but its audio had not arrived: the daemon never heard of it, so
             // its ledger record (what the station did with it) is written from here.
             tracing::info!(id = %order.id, "bulletin cancelled before its audio arrived: not aired");
-            handle.send(StationCommand::Record(Box::new(unaired(&p, super::core::CANCELLED, now))))
+            handle.send(StationCommand::Record(Box::new(unaired(&p, Reason::Cancelled, now))))
         } else {
             true
         };
@@ -1041,7 +1060,7 @@ impl Receiver {
             Err(e) => {
                 tracing::warn!("{e}");
                 if let BulletinError::Expired { id, expires_at, .. } = &e {
-                    self.report(id, DeliveryState::Failed, None, Some(e.to_string()));
+                    self.report(id, DeliveryState::Failed, None, Some(e.reason()));
                     let _ = self.seen.insert(id, *expires_at, now);
                 }
                 return;
@@ -1068,7 +1087,7 @@ impl Receiver {
                 let e =
                     BulletinError::Stale { id: doc.id.clone(), issued_at: doc.issued_at, newest };
                 tracing::warn!("{e}");
-                self.report(&doc.id, DeliveryState::Failed, None, Some(e.to_string()));
+                self.report(&doc.id, DeliveryState::Failed, None, Some(e.reason()));
                 return;
             }
             Ok(_) => {}
@@ -1127,10 +1146,10 @@ impl Receiver {
         match (&self.output, progress) {
             // Accepted, never aired: closed with a ledger record saying why.
             (Output::Daemon { handle, .. }, Some(mut p)) => {
-                let reason = format!("its audio could not be fetched: {e}");
+                let reason = Reason::Failure(format!("its audio could not be fetched: {e}"));
                 self.give_up(handle, &mut p, reason, self.clock.now());
             }
-            _ => self.report(&doc.id, DeliveryState::Failed, None, Some(e.to_string())),
+            _ => self.report(&doc.id, DeliveryState::Failed, None, Some(e.reason())),
         }
     }
 
@@ -1187,7 +1206,7 @@ impl Receiver {
                         &doc.id,
                         DeliveryState::Failed,
                         None,
-                        Some("station daemon stopped".into()),
+                        Some(Reason::Failure("station daemon stopped".into())),
                     );
                 }
             }
@@ -1200,6 +1219,7 @@ impl Receiver {
                     at,
                     latency_ms: None,
                     reason: None,
+                    reason_code: None,
                 })
                 .to_vec(),
         );
@@ -1244,23 +1264,22 @@ impl Receiver {
             if cancelled.contains(&id) {
                 // As the core records a queued play a cancel withdrew. The cancel event
                 // itself is handled again from the stream: it changes nothing more.
-                let reason = super::core::CANCELLED.to_string();
                 tracing::info!(id = %id, "bulletin cancelled while the station was stopped: not resumed");
-                let entry = unaired(&p, &reason, now);
+                let entry = unaired(&p, Reason::Cancelled, now);
                 if !handle.send(StationCommand::Record(Box::new(entry))) {
                     tracing::error!("{}", BulletinError::DaemonGone);
                 }
-                p.reason = Some(reason);
+                p.reason = Some(Reason::Cancelled.to_string());
                 self.close(&p, Stage::Cancelled, now);
                 continue;
             }
             if now > p.doc.expires_at {
-                let reason = format!(
-                    "expired while the station was stopped (expired at {}, {} of {} plays aired)",
+                let reason = Reason::Expired(Some(format!(
+                    "{EXPIRED_WHILE_STOPPED} (expired at {}, {} of {} plays aired)",
                     p.doc.expires_at.to_rfc3339(),
                     p.aired,
                     p.plays
-                );
+                )));
                 self.give_up(&handle, &mut p, reason, now);
                 continue;
             }
@@ -1278,8 +1297,9 @@ impl Receiver {
                             }
                             Err(BulletinError::Withdrawn(_)) => {}
                             Err(e) => {
-                                let reason =
-                                    format!("audio missing after a restart and not fetched: {e}");
+                                let reason = Reason::Failure(format!(
+                                    "audio missing after a restart and not fetched: {e}"
+                                ));
                                 courier.give_up(&handle, &mut p, reason, courier.clock.now());
                             }
                         }
@@ -1287,7 +1307,9 @@ impl Receiver {
                     continue;
                 }
                 Err(e) => {
-                    let reason = format!("audio missing after a restart and not fetched: {e}");
+                    let reason = Reason::Failure(format!(
+                        "audio missing after a restart and not fetched: {e}"
+                    ));
                     self.give_up(&handle, &mut p, reason, self.clock.now());
                     continue;
                 }
@@ -1398,7 +1420,7 @@ impl Receiver {
         &self,
         handle: &StationHandle,
         p: &mut Progress,
-        reason: String,
+        reason: Reason,
         now: DateTime<Utc>,
     ) {
         // Under `handed`'s lock, and only while still accepted: a cancel that came first
@@ -1409,11 +1431,11 @@ impl Receiver {
             return;
         }
         tracing::warn!(id = %p.doc.id, "bulletin not aired: {reason}");
-        let entry = unaired(p, &reason, now);
+        let entry = unaired(p, reason.clone(), now);
         if !handle.send(StationCommand::Record(Box::new(entry))) {
             tracing::error!("{}", BulletinError::DaemonGone);
         }
-        p.reason = Some(reason.clone());
+        p.reason = Some(reason.to_string());
         self.close(p, Stage::Failed, now);
         self.report(&p.doc.id, DeliveryState::Failed, None, Some(reason));
     }
@@ -1434,7 +1456,7 @@ impl Receiver {
         retry: bool,
     ) -> Result<Ready, BulletinError> {
         let sha = doc.audio_sha256.clone();
-        if crate::sync::cache::is_sha256(&sha) {
+        if crate::station::sync::cache::is_sha256(&sha) {
             let path = self.syncer.cache().audio_path(&sha);
             let checked = tokio::task::spawn_blocking(move || {
                 match super::daemon::file_sha256(&path) {
@@ -1464,7 +1486,7 @@ impl Receiver {
         retry: bool,
     ) -> Result<Ready, BulletinError> {
         let sha = doc.audio_sha256.clone();
-        if !crate::sync::cache::is_sha256(&sha) {
+        if !crate::station::sync::cache::is_sha256(&sha) {
             return Err(SyncError::BadName(sha).into());
         }
         let mut attempt = 0;
@@ -1535,8 +1557,8 @@ impl Receiver {
             return Err(SyncError::HashMismatch { expected: sha, actual }.into());
         }
         let checked = self.clock.now();
-        let cache =
-            crate::sync::Cache::open(self.syncer.cache().root()).map_err(SyncError::from)?;
+        let cache = crate::station::sync::Cache::open(self.syncer.cache().root())
+            .map_err(SyncError::from)?;
         let committed =
             tokio::task::spawn_blocking(move || -> Result<DateTime<Utc>, BulletinError> {
                 let partial = cache.partial_path(&sha);
@@ -1549,7 +1571,7 @@ impl Receiver {
                     Ok(())
                 };
                 write().map_err(|source| {
-                    SyncError::Cache(crate::sync::CacheError {
+                    SyncError::Cache(crate::station::sync::CacheError {
                         path: partial.display().to_string(),
                         source,
                     })
@@ -1587,7 +1609,7 @@ pub fn spawn_for(
     clock: SharedClock,
     handle: StationHandle,
     status: tokio::sync::watch::Receiver<StationStatus>,
-    records: tokio::sync::mpsc::UnboundedReceiver<crate::ledger::Entry>,
+    records: tokio::sync::mpsc::UnboundedReceiver<crate::station::ledger::Entry>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<Option<tokio::task::JoinHandle<()>>, BulletinError> {
     let Some(sync) = super::uplink::sync_config(config)? else {
@@ -1695,9 +1717,9 @@ async fn read_limited(
     what: &'static str,
     url: &str,
 ) -> Result<Vec<u8>, BulletinError> {
-    crate::sync::read_limited(response, limit).await.map_err(|e| match e {
-        crate::sync::LimitedError::TooLarge => BulletinError::TooLarge { what, limit },
-        crate::sync::LimitedError::Http(source) => {
+    crate::station::sync::read_limited(response, limit).await.map_err(|e| match e {
+        crate::station::sync::LimitedError::TooLarge => BulletinError::TooLarge { what, limit },
+        crate::station::sync::LimitedError::Http(source) => {
             BulletinError::Http { url: url.to_string(), source }
         }
     })
@@ -1706,10 +1728,10 @@ async fn read_limited(
 /// The `missed` record of the plays of `p` a start found it could not air: planned at
 /// that start (when the station found out), and always after every play of it already
 /// in the ledger, whose key is `(item_id, planned)`.
-fn unaired(p: &Progress, reason: &str, now: DateTime<Utc>) -> crate::ledger::Entry {
+fn unaired(p: &Progress, reason: Reason, now: DateTime<Utc>) -> crate::station::ledger::Entry {
     let after_plays = p.last_planned.map(|t| t + chrono::Duration::milliseconds(1));
     let planned = after_plays.map_or(now, |t| t.max(now));
-    let mut entry = crate::ledger::Entry::missed(
+    let mut entry = crate::station::ledger::Entry::missed(
         &p.doc.id,
         &p.doc.title,
         crate::schedule::Layer::Provincial,
@@ -1725,7 +1747,7 @@ fn unaired(p: &Progress, reason: &str, now: DateTime<Utc>) -> crate::ledger::Ent
 /// in the ledger before its progress is, so a stop in between must not air it again.
 /// Returns whether the ledger counted more.
 fn reconcile(p: &mut Progress, ledger: &Path) -> bool {
-    use crate::ledger::{Filter, Ledger};
+    use crate::station::ledger::{Filter, Ledger};
     let filter = Filter { item_id: Some(p.doc.id.clone()), ..Filter::default() };
     let records = match Ledger::open_existing(ledger).and_then(|l| l.query(&filter)) {
         Ok(records) => records,
@@ -1754,7 +1776,7 @@ fn reconcile(p: &mut Progress, ledger: &Path) -> bool {
 
 /// Counts each emergency play the daemon recorded into its bulletin's progress.
 async fn progress(
-    mut records: tokio::sync::mpsc::UnboundedReceiver<crate::ledger::Entry>,
+    mut records: tokio::sync::mpsc::UnboundedReceiver<crate::station::ledger::Entry>,
     seen: Arc<Seen>,
     clock: SharedClock,
 ) {
@@ -1802,6 +1824,7 @@ async fn track(
                                     at: p.started,
                                     latency_ms: Some(latency),
                                     reason: None,
+                                    reason_code: None,
                                 });
                             }
                             t.started.push(p.planned);
@@ -1817,6 +1840,7 @@ async fn track(
                                 at: clock.now(),
                                 latency_ms: None,
                                 reason: None,
+                                reason_code: None,
                             });
                             done.push(id.clone());
                         }
@@ -2005,20 +2029,20 @@ mod tests {
 
     fn entry(
         id: &str,
-        outcome: crate::ledger::Outcome,
-        reason: Option<&str>,
-    ) -> crate::ledger::Entry {
+        outcome: crate::station::ledger::Outcome,
+        reason: Option<Reason>,
+    ) -> crate::station::ledger::Entry {
         let t = DateTime::parse_from_rfc3339("2026-12-01T06:00:00Z").unwrap().with_timezone(&Utc);
-        let mut e = crate::ledger::Entry::missed(
+        let mut e = crate::station::ledger::Entry::missed(
             id,
             "lũ",
             crate::schedule::Layer::Provincial,
             crate::schedule::Priority::Emergency,
             t,
-            reason.unwrap_or(""),
+            Reason::TooLate,
         );
         e.outcome = outcome;
-        e.reason = reason.map(str::to_string);
+        e.set_reason(reason);
         e
     }
 
@@ -2129,7 +2153,7 @@ mod tests {
 
     #[test]
     fn a_start_counts_plays_the_ledger_holds_but_the_store_missed() {
-        use crate::ledger::{Ledger, Outcome};
+        use crate::station::ledger::{Ledger, Outcome};
         let dir = tempfile::tempdir().unwrap();
         let t = DateTime::parse_from_rfc3339("2026-12-01T06:00:00Z").unwrap().with_timezone(&Utc);
         let s = chrono::Duration::seconds;
@@ -2144,7 +2168,7 @@ mod tests {
         let mut played = entry("lu", Outcome::Played, None);
         played.planned = t + s(1);
         ledger.append(played).unwrap();
-        let mut cut = entry("lu", Outcome::Failed, Some(super::super::daemon::INTERRUPTED));
+        let mut cut = entry("lu", Outcome::Failed, Some(Reason::Interrupted));
         cut.planned = t + s(7);
         ledger.append(cut).unwrap();
         let mut p = seen.pending().unwrap().remove(0);
@@ -2153,10 +2177,10 @@ mod tests {
         assert!(!reconcile(&mut p, &ledger_path), "nothing more the second time");
         // The record of what a start could not air never collides with a play's key.
         assert_eq!(
-            unaired(&p, "why", t + s(3)).planned,
+            unaired(&p, Reason::TooLate, t + s(3)).planned,
             t + s(7) + chrono::Duration::milliseconds(1)
         );
-        assert_eq!(unaired(&p, "why", t + s(60)).planned, t + s(60));
+        assert_eq!(unaired(&p, Reason::TooLate, t + s(60)).planned, t + s(60));
         // No ledger at all (first start): the store's counts stand.
         let mut q = seen.pending().unwrap().remove(0);
         assert!(!reconcile(&mut q, &dir.path().join("none.sqlite3")));
@@ -2165,23 +2189,27 @@ mod tests {
 
     #[test]
     fn ledger_records_move_progress_only_when_a_play_ended_for_good() {
-        use crate::ledger::Outcome;
+        use crate::station::ledger::Outcome;
         assert_eq!(play_end(&entry("b", Outcome::Played, None)), Some(PlayEnd::Aired));
         assert_eq!(play_end(&entry("b", Outcome::Late, None)), Some(PlayEnd::Aired));
         assert_eq!(play_end(&entry("b:tone", Outcome::Played, None)), None);
         // Cut by the stop: aired again from the start after the restart.
-        let interrupted = entry("b", Outcome::Failed, Some(super::super::daemon::INTERRUPTED));
+        let interrupted = entry("b", Outcome::Failed, Some(Reason::Interrupted));
         assert_eq!(play_end(&interrupted), None);
-        let shutdown = entry("b", Outcome::Preempted, Some(super::super::core::SHUTDOWN));
+        let shutdown = entry("b", Outcome::Preempted, Some(Reason::Shutdown));
         assert_eq!(play_end(&shutdown), None);
-        let cancelled = entry("b", Outcome::Missed, Some(super::super::core::CANCELLED));
+        let cancelled = entry("b", Outcome::Missed, Some(Reason::Cancelled));
         assert_eq!(play_end(&cancelled), None);
         assert_eq!(
-            play_end(&entry("b", Outcome::Failed, Some("audio unreadable"))),
+            play_end(&entry(
+                "b",
+                Outcome::Failed,
+                Some(Reason::Failure("audio unreadable".into()))
+            )),
             Some(PlayEnd::Lost)
         );
         assert_eq!(
-            play_end(&entry("b", Outcome::Missed, Some("expired before it could play"))),
+            play_end(&entry("b", Outcome::Missed, Some(Reason::Expired(None)))),
             Some(PlayEnd::Dropped("expired before it could play".into()))
         );
     }

@@ -18,21 +18,10 @@ use std::path::PathBuf;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::ledger::{Entry, Levels, Outcome};
+use crate::protocol::Reason;
+use crate::protocol::bulletin::tone_item_id;
 use crate::schedule::{AudioRef, Layer, Occurrence, Priority};
-
-/// Why a cancelled bulletin's plays ended.
-pub const CANCELLED: &str = "cancelled by the province";
-
-/// Why the sounding item was faded out when the daemon stopped.
-pub const SHUTDOWN: &str = "station shutdown";
-
-/// Why a queued bulletin play never started: its bulletin expired first.
-pub const EXPIRED: &str = "expired before it could play";
-
-/// How a miss caused by the wall clock jumping ahead begins ("clock stepped forward by
-/// 1d 0h 0m 0s"); the report classifies such misses as a clock problem.
-pub const CLOCK_STEPPED: &str = "clock stepped forward by";
+use crate::station::ledger::{Entry, Levels, Outcome};
 
 /// A start within this of the planned instant counts as `played`; later is `late`.
 pub const LATE_AFTER: Duration = Duration::milliseconds(1000);
@@ -110,8 +99,8 @@ impl Item {
     }
 
     /// The record of this item with `outcome` (no play facts).
-    pub fn entry(&self, outcome: Outcome, reason: Option<String>) -> Entry {
-        Entry {
+    pub fn entry(&self, outcome: Outcome, reason: Option<Reason>) -> Entry {
+        let mut entry = Entry {
             item_id: self.item_id.clone(),
             title: self.title.clone(),
             layer: self.layer,
@@ -122,13 +111,16 @@ impl Item {
             ended: None,
             delay_ms: None,
             played_secs: None,
-            reason,
+            reason: None,
             audio_sha256: match &self.audio {
                 AudioRef::Sha256(hex) => Some(hex.clone()),
                 AudioRef::Path(_) => None,
             },
             levels: None,
-        }
+            reason_code: None,
+        };
+        entry.set_reason(reason);
+        entry
     }
 }
 
@@ -206,7 +198,7 @@ struct Slot {
     start_at: Option<DateTime<Utc>>,
     started: Option<DateTime<Utc>>,
     /// Why it is being stopped, once a pre-empt was issued.
-    stopping: Option<String>,
+    stopping: Option<Reason>,
     /// As `next`: prepared to follow `current` when it ends (rather than pre-empt it).
     follows: bool,
 }
@@ -339,7 +331,7 @@ impl Core {
     pub fn cancel_bulletin(&mut self, id: &str, now: DateTime<Utc>) -> Vec<Action> {
         let mut actions = Vec::new();
         self.cancelled.insert(id.to_string());
-        let tone = format!("{id}:tone");
+        let tone = tone_item_id(id);
         let hit =
             |item: &Item| item.bulletin.is_some() && (item.item_id == id || item.item_id == tone);
         let mut keep = VecDeque::new();
@@ -347,8 +339,7 @@ impl Core {
             if hit(&item) {
                 tracing::info!(item = %item.item_id, "cancelled while queued");
                 self.done.insert(item.key());
-                actions
-                    .push(Action::Record(item.entry(Outcome::Missed, Some(CANCELLED.to_string()))));
+                actions.push(Action::Record(item.entry(Outcome::Missed, Some(Reason::Cancelled))));
             } else {
                 keep.push_back(item);
             }
@@ -358,18 +349,18 @@ impl Core {
             && let Some(next) = self.next.take()
         {
             actions.push(Action::Cancel { id: next.id });
-            actions.push(Action::Record(next.item.entry(Outcome::Missed, Some(CANCELLED.into()))));
+            actions.push(Action::Record(next.item.entry(Outcome::Missed, Some(Reason::Cancelled))));
         }
         if self.current.as_ref().is_some_and(|c| hit(&c.item))
             && let Some(cur) = self.current.take()
         {
             let sounding = cur.started.is_some() || cur.start_at.is_some_and(|t| t <= now);
             if sounding {
-                self.stop(cur, now, CANCELLED, &mut actions);
+                self.stop(cur, now, Reason::Cancelled, &mut actions);
             } else {
                 actions.push(Action::Cancel { id: cur.id });
                 actions
-                    .push(Action::Record(cur.item.entry(Outcome::Missed, Some(CANCELLED.into()))));
+                    .push(Action::Record(cur.item.entry(Outcome::Missed, Some(Reason::Cancelled))));
             }
         }
         actions.extend(self.tick(now));
@@ -456,8 +447,8 @@ impl Core {
             }
             let at = match self.current.take() {
                 Some(cur) => {
-                    let by = item.item_id.clone();
-                    self.stop(cur, now, &by, &mut actions);
+                    let by = Reason::PreemptedBy(item.item_id.clone());
+                    self.stop(cur, now, by, &mut actions);
                     now + self.fade
                 }
                 None => now,
@@ -476,8 +467,8 @@ impl Core {
         {
             let at = next.item.planned.max(now);
             if let Some(cur) = self.current.take() {
-                let by = next.item.item_id.clone();
-                self.stop(cur, now, &by, &mut actions);
+                let by = Reason::PreemptedBy(next.item.item_id.clone());
+                self.stop(cur, now, by, &mut actions);
             }
             self.start(next, at, &mut actions);
         }
@@ -622,7 +613,10 @@ impl Core {
             }
             PlayoutEvent::Preempted { id, proof } => {
                 if let Some(slot) = self.take_slot(id) {
-                    let reason = slot.stopping.clone().unwrap_or_else(|| "pre-empted".to_string());
+                    let reason = slot
+                        .stopping
+                        .clone()
+                        .unwrap_or_else(|| Reason::Failure("pre-empted".to_string()));
                     tracing::info!(item = %slot.item.item_id, played_s = proof.played.as_secs_f64(), reason = %reason, "preempted");
                     actions.push(Action::Record(self.finish_entry(
                         &slot,
@@ -641,7 +635,7 @@ impl Core {
                         &slot,
                         now,
                         Outcome::Failed,
-                        Some(reason),
+                        Some(Reason::Failure(reason)),
                         proof,
                     )));
                     self.after_end(&slot, now);
@@ -666,7 +660,7 @@ impl Core {
         }
         if let Some(cur) = self.current.take() {
             if cur.started.is_some() || cur.start_at.is_some_and(|t| t <= now) {
-                self.stop(cur, now, SHUTDOWN, &mut actions);
+                self.stop(cur, now, Reason::Shutdown, &mut actions);
             } else {
                 actions.push(Action::Cancel { id: cur.id });
             }
@@ -685,8 +679,8 @@ impl Core {
             && let Some(next) = self.next.take()
         {
             let reason = match &blocker {
-                Some(b) => format!("yielded to {b}"),
-                None => "could not start within max_delay".to_string(),
+                Some(b) => Reason::YieldedTo(b.clone()),
+                None => Reason::TooLate,
             };
             tracing::warn!(item = %next.item.item_id, planned = %next.item.planned, reason = %reason, "missed");
             actions.push(Action::Cancel { id: next.id });
@@ -700,8 +694,8 @@ impl Core {
         for item in std::mem::take(&mut self.waiting) {
             if now > item.deadline() {
                 let reason = match &blocker {
-                    Some(b) => format!("yielded to {b}"),
-                    None => "could not start within max_delay".to_string(),
+                    Some(b) => Reason::YieldedTo(b.clone()),
+                    None => Reason::TooLate,
                 };
                 tracing::warn!(item = %item.item_id, planned = %item.planned, reason = %reason, "missed");
                 self.done.insert(item.key());
@@ -716,8 +710,8 @@ impl Core {
             if now > item.deadline() {
                 tracing::warn!(item = %item.item_id, "missed: emergency expired while queued");
                 self.done.insert(item.key());
-                let reason = EXPIRED.to_string();
-                actions.push(Action::Record(item.entry(Outcome::Missed, Some(reason))));
+                actions
+                    .push(Action::Record(item.entry(Outcome::Missed, Some(Reason::Expired(None)))));
             } else {
                 keep.push_back(item);
             }
@@ -748,16 +742,13 @@ impl Core {
         self.current = Some(slot);
     }
 
-    fn stop(&mut self, mut slot: Slot, now: DateTime<Utc>, why: &str, actions: &mut Vec<Action>) {
+    /// Stops `slot` for `why`: [`Reason::Shutdown`], [`Reason::Cancelled`] or
+    /// [`Reason::PreemptedBy`] the item taking its place.
+    fn stop(&mut self, mut slot: Slot, now: DateTime<Utc>, why: Reason, actions: &mut Vec<Action>) {
         let sounding = slot.started.is_some() || slot.start_at.is_some_and(|t| t <= now);
         if sounding {
-            let reason = if why == SHUTDOWN || why == CANCELLED {
-                why.to_string()
-            } else {
-                format!("pre-empted by {why}")
-            };
-            tracing::info!(item = %slot.item.item_id, reason = %reason, "pre-empting");
-            slot.stopping = Some(reason);
+            tracing::info!(item = %slot.item.item_id, reason = %why, "pre-empting");
+            slot.stopping = Some(why);
             actions.push(Action::Preempt { id: slot.id });
             self.stopping.insert(slot.id, slot);
         } else {
@@ -798,7 +789,7 @@ impl Core {
         slot: &Slot,
         now: DateTime<Utc>,
         outcome: Outcome,
-        reason: Option<String>,
+        reason: Option<Reason>,
         proof: Option<Proof>,
     ) -> Entry {
         let mut entry = slot.item.entry(outcome, reason);
@@ -828,7 +819,7 @@ impl Core {
     fn after_end(&mut self, slot: &Slot, now: DateTime<Utc>) {
         if let Some(b) = &slot.item.bulletin
             && b.repeats_left > 0
-            && slot.stopping.as_deref() != Some(SHUTDOWN)
+            && slot.stopping != Some(Reason::Shutdown)
             && !self.cancelled.contains(&slot.item.item_id)
         {
             let mut again = slot.item.clone();
@@ -1239,7 +1230,7 @@ mod tests {
         assert_eq!(s[2].0, "lu");
         assert_eq!(s[2].2, ms(180_300));
         assert_eq!(s[2].1, Outcome::Preempted);
-        assert_eq!(s[2].3.as_deref(), Some(CANCELLED));
+        assert_eq!(s[2].3, Some(Reason::Cancelled.to_string()));
         // No later repeat airs.
         assert_eq!(s.iter().filter(|r| r.0 == "lu").count(), 2, "{s:?}");
     }
@@ -1260,7 +1251,10 @@ mod tests {
         sim.apply(acts);
         sim.run_until(t(10, 0));
         let s = sim.summary();
-        assert!(s.contains(&("b".into(), Outcome::Missed, None, Some(CANCELLED.into()))), "{s:?}");
+        assert!(
+            s.contains(&("b".into(), Outcome::Missed, None, Some(Reason::Cancelled.to_string()))),
+            "{s:?}"
+        );
         assert_eq!(s.iter().find(|r| r.0 == "a").map(|r| r.1), Some(Outcome::Played));
     }
 
@@ -1325,7 +1319,7 @@ mod tests {
         assert_eq!(core.horizon(t(9, 3)), t(9, 0));
         let acts = core.tick(t(9, 6));
         assert!(matches!(&acts[0], Action::Record(e) if e.outcome == Outcome::Missed
-            && e.reason.as_deref() == Some("could not start within max_delay")));
+            && e.reason() == Some(Reason::TooLate)));
         assert_eq!(core.horizon(t(9, 6)), t(9, 6));
     }
 

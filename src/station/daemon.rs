@@ -44,15 +44,15 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use super::config::StationConfig;
-use super::core::{
-    Action, Bulletin, CLOCK_STEPPED, Core, Item, PlayingNow, PlayoutEvent, Proof, audio_path,
-};
+use super::core::{Action, Bulletin, Core, Item, PlayingNow, PlayoutEvent, Proof, audio_path};
 use super::schedules::ScheduleSet;
 use crate::audio::player::{OutputState, PlayError, Player, PlayerConfig, PlayerEvent, Reopen};
 use crate::audio::sinks::{self, Sink, SinkOptions};
 use crate::clock::{self, ClockStep, SharedClock, StepDetector};
-use crate::ledger::{Appended, Entry, Ledger, LedgerError, Levels, Outcome, state};
+use crate::protocol::Reason;
+use crate::protocol::playlog::CLOCK_STEPPED;
 use crate::schedule::{AudioRef, Layer, Priority};
+use crate::station::ledger::{Appended, Entry, Ledger, LedgerError, Levels, Outcome, state};
 
 /// How often the schedules are polled and the alive mark is written.
 pub const POLL_EVERY: Duration = Duration::from_secs(2);
@@ -61,7 +61,6 @@ const LOOKAHEAD: chrono::Duration = chrono::Duration::hours(1);
 /// Levels below this are stored as this (the ledger and JSON cannot hold -inf).
 const FLOOR_DBFS: f64 = -200.0;
 /// Why an item that was sounding when the station died is recorded `failed`.
-pub const INTERRUPTED: &str = "interrupted: station stopped";
 /// Plays this far back from now get one `missed` record each after downtime or a clock
 /// step; older ones are counted into one summary record.
 pub const ACCOUNT_WINDOW: chrono::Duration = chrono::Duration::days(7);
@@ -411,10 +410,12 @@ impl Station {
                     ended: Some(ended),
                     delay_ms: Some((p.started - p.planned).num_milliseconds()),
                     played_secs: Some((ended - p.started).num_milliseconds() as f64 / 1000.0),
-                    reason: Some(INTERRUPTED.to_string()),
+                    reason: None,
                     audio_sha256: p.audio_sha256,
                     levels: None,
-                };
+                    reason_code: None,
+                }
+                .with_reason(Reason::Interrupted);
                 tracing::warn!(item = %entry.item_id, "failed: interrupted: station stopped");
                 self.record(entry);
             }
@@ -488,7 +489,7 @@ impl Station {
         self.execute(actions);
         let mut late_from = None;
         if step.forward() {
-            let stepped = format!("{CLOCK_STEPPED} {by}");
+            let stepped = Reason::ClockStepped(format!("{CLOCK_STEPPED} {by}"));
             // Before this run's corrected start the station was not running at all.
             let (run_start, alive) = match self.prior {
                 Some((horizon, alive)) if now >= horizon => {
@@ -539,7 +540,7 @@ impl Station {
         &mut self,
         from: DateTime<Utc>,
         now: DateTime<Utc>,
-        reason: &dyn Fn(DateTime<Utc>) -> String,
+        reason: &dyn Fn(DateTime<Utc>) -> Reason,
     ) -> Accounted {
         let mut out = Accounted::default();
         if from >= now {
@@ -550,12 +551,12 @@ impl Station {
         if from < window {
             let (count, complete) = timeline.count_between(from, window, COUNT_BUDGET);
             if count > 0 {
+                let why = reason(window);
                 let detail = format!(
-                    "{}{count} plays between {} and {} not recorded one by one: {}",
+                    "{}{count} plays between {} and {} not recorded one by one: {why}",
                     if complete { "" } else { "at least " },
                     from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                     window.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                    reason(window),
                 );
                 tracing::warn!("missed: {detail}");
                 let entry = Entry::missed(
@@ -564,7 +565,7 @@ impl Station {
                     Layer::Provincial,
                     Priority::Normal,
                     from,
-                    detail,
+                    why.summary(detail),
                 );
                 self.record(entry);
                 out.summarised = count;
@@ -647,8 +648,8 @@ impl Station {
     fn mark_alive(&mut self, now: DateTime<Utc>) {
         let horizon = self.core.horizon(now).min(self.horizon);
         let written = self.ledger.set_states(&[
-            (state::HORIZON, &crate::ledger::time_text(horizon)),
-            (state::ALIVE, &crate::ledger::time_text(now)),
+            (state::HORIZON, &crate::station::ledger::time_text(horizon)),
+            (state::ALIVE, &crate::station::ledger::time_text(now)),
         ]);
         if let Err(e) = written {
             tracing::error!("cannot write the alive mark: {e}");
@@ -894,10 +895,10 @@ impl Station {
 }
 
 /// Why a play of the previous run's downtime was missed.
-fn not_running(planned: DateTime<Utc>, alive: Option<DateTime<Utc>>) -> String {
+fn not_running(planned: DateTime<Utc>, alive: Option<DateTime<Utc>>) -> Reason {
     match alive {
-        Some(alive) if planned <= alive => "station stopped before it could start".to_string(),
-        _ => "station was not running".to_string(),
+        Some(alive) if planned <= alive => Reason::StoppedBeforeStart,
+        _ => Reason::NotRunning(None),
     }
 }
 

@@ -8,12 +8,16 @@
 //! - [`bulletins`]: the bulletin receiver (event stream, checks, priority download).
 //! - [`daemon`]: the IO shell — clock, player, ledger, commands, crash recovery.
 //! - [`uplink`]: with central configured, the sync, heartbeats and playlog reporting.
+//! - [`ledger`]: the durable, hash-chained record of every planned item (SQLite).
+//! - [`sync`]: manifests and audio from central into the cache, heartbeats.
 
 pub mod bulletins;
 pub mod config;
 pub mod core;
 pub mod daemon;
+pub mod ledger;
 pub mod schedules;
+pub mod sync;
 pub mod uplink;
 
 pub use config::{ConfigError, StationConfig};

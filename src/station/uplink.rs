@@ -32,11 +32,11 @@ use super::config::StationConfig;
 use super::daemon::{StationCommand, StationHandle};
 use crate::audio::player::OutputState;
 use crate::clock::{OffsetClock, SharedClock};
-use crate::ledger::{Ledger, LedgerError, Outcome};
 use crate::protocol::{ClockStepReport, OutputFailure};
 use crate::protocol::{PlaylogAck, PlaylogBatch};
 use crate::signing::{PublicKey, SigningError, VerifiedManifest};
-use crate::sync::{
+use crate::station::ledger::{Ledger, LedgerError, Outcome};
+use crate::station::sync::{
     Backoff, StationReport, SyncConfig, SyncError, Syncer, describe_http, schedules,
 };
 
@@ -452,7 +452,7 @@ impl Reporter {
     }
 
     /// `ok`, or the sink error that ended the latest item.
-    fn update_sink_health(&self, latest: Option<&crate::ledger::Record>) {
+    fn update_sink_health(&self, latest: Option<&crate::station::ledger::Record>) {
         let health = match latest {
             Some(r)
                 if r.entry.outcome == Outcome::Failed
@@ -484,21 +484,21 @@ impl Reporter {
             .map_err(|source| ReportError::Http { url: self.url.clone(), source })?;
         let status = response.status();
         if !status.is_success() {
-            let body = crate::sync::error_text(response).await;
+            let body = crate::station::sync::error_text(response).await;
             return Err(ReportError::Status { status, body });
         }
         let body =
-            crate::sync::read_limited(response, crate::sync::MAX_ACK_BYTES).await.map_err(|e| {
-                match e {
-                    crate::sync::LimitedError::Http(source) => {
+            crate::station::sync::read_limited(response, crate::station::sync::MAX_ACK_BYTES)
+                .await
+                .map_err(|e| match e {
+                    crate::station::sync::LimitedError::Http(source) => {
                         ReportError::Http { url: self.url.clone(), source }
                     }
-                    crate::sync::LimitedError::TooLarge => ReportError::Answer(format!(
+                    crate::station::sync::LimitedError::TooLarge => ReportError::Answer(format!(
                         "larger than {} bytes",
-                        crate::sync::MAX_ACK_BYTES
+                        crate::station::sync::MAX_ACK_BYTES
                     )),
-                }
-            })?;
+                })?;
         let ack: PlaylogAck =
             serde_json::from_slice(&body).map_err(|e| ReportError::Answer(e.to_string()))?;
         // Nothing is marked acknowledged that this batch did not carry: an answer that

@@ -14,8 +14,8 @@ use sha2::{Digest, Sha256};
 
 pub use sqlite::SqliteStore;
 
-use crate::ledger::{Outcome, Record};
 use crate::protocol::{AudioInfo, Heartbeat, PlaylogAck, PlaylogSummary, SignedEnvelope};
+use crate::protocol::{Outcome, Record};
 use crate::schedule::Layer;
 
 /// Why the store refused or failed.

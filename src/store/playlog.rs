@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::{PlaylogFilter, StoreError};
-use crate::ledger::{GENESIS, Record, time_text};
 use crate::protocol::{ChainIssue, PlaylogAck, PlaylogSummary};
+use crate::protocol::{GENESIS, Record, time_text};
 
 pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS playlog (
@@ -229,13 +229,24 @@ pub(super) fn query(conn: &Connection, filter: &PlaylogFilter) -> Result<Vec<Rec
         }
         sql.push_str(&format!(" AND station_id IN ({})", marks.join(", ")));
     }
-    crate::ledger::push_conditions(
-        (filter.since, filter.until, filter.outcome, filter.item_id.as_deref()),
-        &mut sql,
-        &mut args,
-    );
+    let mut condition = |sql_part: &str, value: String| {
+        args.push(value);
+        sql.push_str(&format!(" AND {sql_part} ?{}", args.len()));
+    };
+    if let Some(t) = filter.since {
+        condition("planned >=", time_text(t));
+    }
+    if let Some(t) = filter.until {
+        condition("planned <", time_text(t));
+    }
+    if let Some(o) = filter.outcome {
+        condition("outcome =", o.as_str().to_string());
+    }
+    if let Some(item) = &filter.item_id {
+        condition("item_id =", item.clone());
+    }
     if let Some(after) = &filter.after {
-        args.push(crate::ledger::time_text(after.planned));
+        args.push(time_text(after.planned));
         args.push(after.station.clone());
         args.push(after.seq.min(i64::MAX as u64).to_string());
         let n = args.len();
@@ -316,7 +327,7 @@ mod tests {
 
     use super::super::{SqliteStore, Station, Store};
     use super::*;
-    use crate::ledger::{Entry, Outcome, chain_hash};
+    use crate::protocol::{Entry, Outcome, chain_hash};
     use crate::schedule::{Layer, Priority};
 
     /// A valid chain of `n` records for `station`.
@@ -332,7 +343,7 @@ mod tests {
                     Layer::Provincial,
                     Priority::Normal,
                     planned,
-                    "station was not running",
+                    crate::protocol::Reason::from_stored(None, "station was not running"),
                 );
                 if seq % 2 == 0 {
                     entry.outcome = Outcome::Played;

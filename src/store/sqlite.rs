@@ -11,7 +11,7 @@ use super::{
     AudioLevels, PlaylogFilter, Role, Station, Store, StoreError, StoredHeartbeat, StoredManifest,
     StoredSchedule, playlog,
 };
-use crate::ledger::Record;
+use crate::protocol::Record;
 use crate::protocol::{AudioInfo, SignedEnvelope};
 use crate::protocol::{PlaylogAck, PlaylogSummary};
 use crate::schedule::Layer;

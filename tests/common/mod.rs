@@ -11,8 +11,8 @@ use loa::central::{self, AppState, CentralConfig};
 use loa::clock::{ManualClock, SharedClock};
 use loa::protocol::{AudioInfo, LoadScheduleRequest, Target};
 use loa::signing::PublicKey;
+use loa::station::sync::{Backoff, SyncConfig, Syncer};
 use loa::store::{Role, Station};
-use loa::sync::{Backoff, SyncConfig, Syncer};
 
 /// 2026-12-01 07:00 in Hà Nội / Hồ Chí Minh (00:00 UTC).
 pub fn t0() -> DateTime<Utc> {

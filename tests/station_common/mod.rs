@@ -11,7 +11,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use loa::audio::sinks::{ClockedSink, Recording};
 use loa::audio::{AudioFormat, Sink, SinkError};
 use loa::clock::{Clock, ManualClock, SharedClock};
-use loa::ledger::{Filter, Ledger, Record};
+use loa::station::ledger::{Filter, Ledger, Record};
 use loa::station::{Station, StationCommand, StationConfig, StationHandle, StationStatus};
 
 pub const RATE: u32 = 8_000;

@@ -277,7 +277,7 @@ pub async fn error_text(mut response: reqwest::Response) -> String {
             break;
         }
     }
-    crate::text::printable(&String::from_utf8_lossy(&out))
+    crate::protocol::text::printable(&String::from_utf8_lossy(&out))
 }
 
 /// [`read_limited`] as a [`SyncError`].

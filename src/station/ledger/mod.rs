@@ -11,14 +11,14 @@
 //!
 //! The ledger knows nothing about schedules, audio or the network.
 
-pub mod record;
-
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-pub use record::{Entry, GENESIS, Levels, Outcome, Record, chain_hash};
+pub use crate::protocol::playlog::{
+    Entry, GENESIS, Levels, Outcome, Record, chain_hash, time_text,
+};
 
 use crate::schedule::{Layer, Priority};
 
@@ -122,17 +122,42 @@ CREATE INDEX IF NOT EXISTS records_planned ON records (planned);
 CREATE TRIGGER IF NOT EXISTS records_keep_unacked BEFORE DELETE ON records
     WHEN OLD.acked = 0
     BEGIN SELECT RAISE(ABORT, 'unacknowledged ledger records are never deleted'); END;
-CREATE TRIGGER IF NOT EXISTS records_append_only BEFORE UPDATE OF
+CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+";
+
+/// Columns added after the first release, with their type: added to an older ledger
+/// when it is opened.
+const ADDED_COLUMNS: &[(&str, &str)] = &[("reason_code", "TEXT")];
+
+/// Every column but `acked` may never change once written (recreated on each open, so
+/// an older ledger's trigger covers the columns added since).
+const APPEND_ONLY: &str = "
+DROP TRIGGER IF EXISTS records_append_only;
+CREATE TRIGGER records_append_only BEFORE UPDATE OF
     seq, station, item_id, title, layer, priority, planned, outcome, started, ended,
-    delay_ms, played_secs, reason, audio_sha256, peak_dbfs, rms_dbfs, silent, prev_hash, hash
+    delay_ms, played_secs, reason, audio_sha256, peak_dbfs, rms_dbfs, silent, prev_hash, hash,
+    reason_code
     ON records
     BEGIN SELECT RAISE(ABORT, 'ledger records are append-only'); END;
-CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 ";
 
 const COLUMNS: &str = "seq, station, item_id, title, layer, priority, planned, outcome, started, \
      ended, delay_ms, played_secs, reason, audio_sha256, peak_dbfs, rms_dbfs, silent, prev_hash, \
-     hash, acked";
+     hash, acked, reason_code";
+
+/// Brings a ledger written by an older version up to date: the columns added since,
+/// and the append-only trigger over all of them.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    for (name, kind) in ADDED_COLUMNS {
+        let present = conn
+            .prepare("SELECT 1 FROM pragma_table_info('records') WHERE name = ?1")?
+            .exists([name])?;
+        if !present {
+            conn.execute_batch(&format!("ALTER TABLE records ADD COLUMN {name} {kind}"))?;
+        }
+    }
+    conn.execute_batch(APPEND_ONLY)
+}
 
 /// What a record query may be narrowed by: since, until, outcome, item id.
 pub type RecordFilter<'a> =
@@ -163,11 +188,6 @@ pub fn push_conditions(
         args.push(item.to_string());
         sql.push_str(&format!(" AND item_id = ?{}", args.len()));
     }
-}
-
-/// Instants are stored as fixed-width UTC text, so text order is time order.
-pub fn time_text(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
 fn parse_time(seq: u64, text: &str) -> Result<DateTime<Utc>, LedgerError> {
@@ -220,7 +240,7 @@ fn append_in(
     tx.execute(
         &format!(
             "INSERT INTO records ({COLUMNS}) VALUES \
-             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, 0)"
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, 0, ?20)"
         ),
         params![
             seq,
@@ -242,6 +262,7 @@ fn append_in(
             levels.map(|l| l.silent),
             prev_hash,
             hash,
+            entry.reason_code,
         ],
     )?;
     Ok(Ok(Record { station: station.to_string(), seq, entry, prev_hash, hash, acked: false }))
@@ -257,6 +278,7 @@ impl Ledger {
         conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
         conn.pragma_update(None, "synchronous", "FULL").map_err(open_err)?;
         conn.execute_batch(SCHEMA).map_err(open_err)?;
+        migrate(&conn).map_err(open_err)?;
         let found: Option<String> = conn
             .query_row("SELECT value FROM meta WHERE key = 'station'", [], |r| r.get(0))
             .optional()?;
@@ -290,6 +312,7 @@ impl Ledger {
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_err)?;
         // Whoever opens the ledger may write to it: every connection commits durably.
         conn.pragma_update(None, "synchronous", "FULL").map_err(open_err)?;
+        migrate(&conn).map_err(open_err)?;
         let station: String = conn
             .query_row("SELECT value FROM meta WHERE key = 'station'", [], |r| r.get(0))
             .map_err(open_err)?;
@@ -523,6 +546,7 @@ fn read_row(row: &rusqlite::Row<'_>) -> Result<Record, LedgerError> {
         reason: row.get(12)?,
         audio_sha256: row.get(13)?,
         levels,
+        reason_code: row.get(20)?,
     };
     Ok(Record {
         station: row.get(1)?,
@@ -575,6 +599,7 @@ mod tests {
             reason: None,
             audio_sha256: Some("ab".repeat(32)),
             levels: Some(Levels { peak_dbfs: -1.25, rms_dbfs: -18.5, silent: false }),
+            reason_code: None,
         }
     }
 
@@ -587,8 +612,15 @@ mod tests {
             let a = l.append(played("a", t(5, 30))).expect("append");
             let Appended::New(a) = a else { panic!("first append must be new") };
             assert_eq!((a.seq, a.prev_hash.as_str()), (1, GENESIS));
-            l.append(Entry::missed("b", "B", Layer::Local, Priority::Normal, t(5, 40), "x"))
-                .expect("append");
+            l.append(Entry::missed(
+                "b",
+                "B",
+                Layer::Local,
+                Priority::Normal,
+                t(5, 40),
+                crate::protocol::Reason::from_stored(None, "x"),
+            ))
+            .expect("append");
         }
         let mut l = Ledger::open(&path, "xa-a").expect("reopen");
         let dup = l.append(played("a", t(5, 30))).expect("dup");
@@ -637,8 +669,15 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut l = Ledger::open(&dir.path().join("l.db"), "xa-a").expect("open");
         l.append(played("a", t(5, 0))).expect("append");
-        l.append(Entry::missed("b", "B", Layer::Local, Priority::Normal, t(6, 0), "x"))
-            .expect("append");
+        l.append(Entry::missed(
+            "b",
+            "B",
+            Layer::Local,
+            Priority::Normal,
+            t(6, 0),
+            crate::protocol::Reason::from_stored(None, "x"),
+        ))
+        .expect("append");
         l.append(played("a", t(7, 0))).expect("append");
         let f = Filter { outcome: Some(Outcome::Played), ..Filter::default() };
         assert_eq!(l.query(&f).expect("q").len(), 2);

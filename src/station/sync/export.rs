@@ -7,122 +7,19 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::protocol::{Manifest, ManifestSchedule};
-use crate::schedule::{self, AudioRef, Schedule};
+use crate::protocol::ManifestSchedule;
+pub use crate::protocol::manifest::{ManifestError, resolved_source, schedules};
+use crate::schedule;
 
 /// Why a manifest schedule could not be exported.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
-    #[error("{origin}: schedule no longer parses at the station: {first}")]
-    Parse { origin: String, first: String },
-    #[error("{origin}:{line}:{column}: audio {written:?} has no sha256 in the manifest")]
-    Unresolved { origin: String, line: usize, column: usize, written: String },
-    #[error("{origin}:{line}:{column}: cannot rewrite this audio value: {why}")]
-    Rewrite { origin: String, line: usize, column: usize, why: &'static str },
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
     #[error("schedule name {0:?} is not a plain file name")]
     BadName(String),
     #[error("cannot write {path}: {source}")]
     Io { path: String, source: std::io::Error },
-}
-
-/// The schedule's text with every path-valued `audio` replaced by its `sha256:` form.
-pub fn resolved_source(schedule: &ManifestSchedule) -> Result<String, ExportError> {
-    let origin = schedule.origin.clone();
-    let parsed = schedule::parse(&schedule.source, &origin, Path::new(""));
-    if let Some(first) = parsed.diagnostics.iter().find(|d| d.is_error()) {
-        return Err(ExportError::Parse { origin, first: first.to_string() });
-    }
-    let line_starts: Vec<usize> =
-        std::iter::once(0).chain(schedule.source.match_indices('\n').map(|(i, _)| i + 1)).collect();
-    let mut edits = Vec::new();
-    for (audio, pos) in &parsed.audio {
-        let AudioRef::Path(path) = audio else { continue };
-        let written = path.to_string_lossy().into_owned();
-        let sha = schedule.audio_sha256(&written).ok_or_else(|| ExportError::Unresolved {
-            origin: origin.clone(),
-            line: pos.line,
-            column: pos.column,
-            written: written.clone(),
-        })?;
-        let rewrite = |why| ExportError::Rewrite {
-            origin: origin.clone(),
-            line: pos.line,
-            column: pos.column,
-            why,
-        };
-        let line_start =
-            *line_starts.get(pos.line.wrapping_sub(1)).ok_or_else(|| rewrite("no such line"))?;
-        let line = &schedule.source[line_start..];
-        let start = line_start
-            + line
-                .char_indices()
-                .nth(pos.column.saturating_sub(1))
-                .map(|(i, _)| i)
-                .ok_or_else(|| rewrite("no such column"))?;
-        let rest = &schedule.source[start..];
-        let end = if rest.starts_with("\"\"\"") || rest.starts_with("'''") {
-            return Err(rewrite("multi-line strings are not supported for audio"));
-        } else if let Some(body) = rest.strip_prefix('"') {
-            let mut escaped = false;
-            let close = body
-                .char_indices()
-                .find(|&(_, c)| {
-                    let stop = c == '"' && !escaped;
-                    escaped = c == '\\' && !escaped;
-                    stop
-                })
-                .map(|(i, _)| i)
-                .ok_or_else(|| rewrite("unterminated string"))?;
-            start + 1 + close + 1
-        } else if let Some(body) = rest.strip_prefix('\'') {
-            start + 1 + body.find('\'').ok_or_else(|| rewrite("unterminated string"))? + 1
-        } else {
-            return Err(rewrite("not a string"));
-        };
-        edits.push((start, end, format!("\"sha256:{sha}\"")));
-    }
-    edits.sort_by_key(|e| std::cmp::Reverse(e.0));
-    let mut text = schedule.source.clone();
-    for (start, end, replacement) in edits {
-        text.replace_range(start..end, &replacement);
-    }
-    // The rewrite must parse, with every audio now content-addressed.
-    let check = schedule::parse(&text, &origin, Path::new(""));
-    if check.schedule.is_none() || check.audio.iter().any(|(a, _)| matches!(a, AudioRef::Path(_))) {
-        return Err(ExportError::Rewrite {
-            origin,
-            line: 1,
-            column: 1,
-            why: "the rewritten file does not parse to content-addressed audio",
-        });
-    }
-    Ok(text)
-}
-
-/// Every schedule of a verified manifest, parsed, with audio as `sha256:` references and
-/// central's normalising gain added to each item's own `gain_db`. Ready for the station
-/// daemon (e.g. `StationCommand::Provincial` for the provincial one).
-pub fn schedules(manifest: &Manifest) -> Result<Vec<Schedule>, ExportError> {
-    let mut out = Vec::new();
-    for s in &manifest.schedules {
-        let text = resolved_source(s)?;
-        let parsed = schedule::parse(&text, &s.origin, Path::new(""));
-        let Some(mut parsed) = parsed.schedule else {
-            return Err(ExportError::Parse {
-                origin: s.origin.clone(),
-                first: "the resolved schedule does not parse".into(),
-            });
-        };
-        for item in &mut parsed.items {
-            if let AudioRef::Sha256(hex) = &item.audio
-                && let Some(audio) = manifest.audio.iter().find(|a| &a.sha256 == hex)
-            {
-                item.gain_db += audio.gain_db;
-            }
-        }
-        out.push(parsed);
-    }
-    Ok(out)
 }
 
 /// Writes each schedule's resolved text to `dir/<layer>/<origin>` (atomically: temp
@@ -176,7 +73,8 @@ pub fn write_schedules(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schedule::Layer;
+    use crate::protocol::Manifest;
+    use crate::schedule::{AudioRef, Layer};
     use std::collections::BTreeMap;
 
     const SOURCE: &str = r#"layer = "provincial"
