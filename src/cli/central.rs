@@ -264,33 +264,11 @@ fn serve(config: CentralConfig) -> anyhow::Result<()> {
         eprintln!("public key: {}", state.key.public_hex());
         match tls {
             Some(acceptor) => {
-                central::serve_tls(listener, acceptor, state, shutdown_signal()).await?
+                central::serve_tls(listener, acceptor, state, super::shutdown_signal()).await?
             }
-            None => central::serve(listener, state, shutdown_signal()).await?,
+            None => central::serve(listener, state, super::shutdown_signal()).await?,
         }
         eprintln!("loa central stopped");
         Ok(())
     })
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

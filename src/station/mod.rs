@@ -7,6 +7,7 @@
 //! - [`schedules`]: the provincial file and the watched local directory.
 //! - [`bulletins`]: the bulletin receiver (event stream, checks, priority download).
 //! - [`daemon`]: the IO shell — clock, player, ledger, commands, crash recovery.
+//! - [`run()`]: all of it — daemon, receiver, uplink — under one shutdown signal.
 //! - [`uplink`]: with central configured, the sync, heartbeats and playlog reporting.
 //! - [`ledger`]: the durable, hash-chained record of every planned item (SQLite).
 //! - [`sync`]: manifests and audio from central into the cache, heartbeats.
@@ -16,9 +17,11 @@ pub mod config;
 pub mod core;
 pub mod daemon;
 pub mod ledger;
+mod run;
 pub mod schedules;
 pub mod sync;
 pub mod uplink;
 
 pub use config::{ConfigError, StationConfig};
 pub use daemon::{Station, StationCommand, StationError, StationHandle, StationStatus};
+pub use run::{RunError, run};
