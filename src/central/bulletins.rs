@@ -649,6 +649,7 @@ async fn speech_audio(
         duration_ms: measured.duration_ms,
         loudness_lufs: measured.loudness_lufs,
         gain_db: super::ingest::gain_towards(state.config.loudness_target_lufs, &measured),
+        damage: None,
     };
     // Durable before it is listed: fsync the file, rename, fsync the directory.
     tokio::fs::File::open(&temp).await?.sync_all().await?;
