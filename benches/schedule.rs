@@ -1,6 +1,6 @@
-//! `cargo bench --bench schedule`: a 10,000-item schedule file is parsed, its audio
-//! files checked on disk, and expanded a week ahead (plus the overlap check over that
-//! week). Prints the time of each step (best and median wall-clock time of several runs, and mean CPU time); the target
+//! `cargo bench --bench schedule`: 10,000 items in ten files of 1,000 (a file holds at
+//! most 1,000: `schedule::limits`) are parsed, their audio files checked on disk, and
+//! expanded a week ahead (plus the overlap check over that week). Prints the time of each step (best and median wall-clock time of several runs, and mean CPU time); the target
 //! is under 100 ms in release for parse + check + expand.
 
 use std::hint::black_box;
@@ -11,6 +11,8 @@ use chrono::{DateTime, Utc};
 use loa::schedule::{self, Timeline};
 
 const ITEMS: usize = 10_000;
+/// Items per file: the most a file may hold.
+const PER_FILE: usize = schedule::limits::MAX_ITEMS;
 const RUNS: usize = 11;
 
 /// A province-sized file: each item has its own minute of the week (10,080 minutes,
@@ -18,9 +20,9 @@ const RUNS: usize = 11;
 /// one-off; a third with validity ranges and holidays. Durations are not declared, so
 /// only plays starting at the same instant would clash (the overlap check still walks
 /// every play).
-fn generate(audio_files: usize) -> String {
+fn generate(audio_files: usize, file: usize) -> String {
     let mut s = String::from("layer = \"local\"\ntimezone = \"Asia/Ho_Chi_Minh\"\n");
-    for i in 0..ITEMS {
+    for i in file * PER_FILE..(file + 1) * PER_FILE {
         let weekday = i / 1440;
         let minute = i % 60;
         let hour = (i % 1440) / 60;
@@ -104,7 +106,8 @@ fn main() {
             std::process::exit(1);
         }
     }
-    let source = generate(audio_files);
+    let sources: Vec<String> = (0..ITEMS / PER_FILE).map(|f| generate(audio_files, f)).collect();
+    let bytes: usize = sources.iter().map(String::len).sum();
     let base = dir.path().to_path_buf();
     // Tuesday 2026-12-01 00:00 in Vietnam.
     let from: DateTime<Utc> = DateTime::parse_from_rfc3339("2026-12-01T00:00:00+07:00")
@@ -115,23 +118,42 @@ fn main() {
     // LOA_BENCH_PARSE_ONLY=N: parse N times and stop (for profiling the parser).
     if let Some(n) = std::env::var("LOA_BENCH_PARSE_ONLY").ok().and_then(|n| n.parse().ok()) {
         for _ in 0..n {
-            black_box(schedule::parse(&source, "bench.toml", &base));
+            for source in &sources {
+                black_box(schedule::parse(source, "bench.toml", &base));
+            }
         }
         return;
     }
-    let (parse, parsed) = time(|| schedule::parse(&source, "bench.toml", &base));
-    let (toml, _) = time(|| toml::de::DeTable::parse_recoverable(&source).1.len());
-    let (check, missing) =
-        time(|| schedule::check_files(&parsed, "bench.toml", &|p: &Path| p.is_file()));
-    let Some(sched) = parsed.schedule.clone() else {
-        eprintln!("the generated schedule has errors: {:?}", parsed.diagnostics.first());
-        std::process::exit(1);
-    };
-    let timeline = Timeline::new(vec![sched]);
+    let (parse, parsed) = time(|| {
+        sources.iter().map(|s| schedule::parse(s, "bench.toml", &base)).collect::<Vec<_>>()
+    });
+    let (toml, _) = time(|| {
+        sources.iter().map(|s| toml::de::DeTable::parse_recoverable(s).1.len()).sum::<usize>()
+    });
+    let (check, missing) = time(|| {
+        parsed
+            .iter()
+            .flat_map(|p| schedule::check_files(p, "bench.toml", &|p: &Path| p.is_file()))
+            .collect::<Vec<_>>()
+    });
+    let mut schedules = Vec::new();
+    for p in &parsed {
+        match &p.schedule {
+            Some(s) => schedules.push(s.clone()),
+            None => {
+                eprintln!("the generated schedule has errors: {:?}", p.diagnostics.first());
+                std::process::exit(1);
+            }
+        }
+    }
+    let timeline = Timeline::new(schedules);
     let (expand, plays) = time(|| timeline.occurrences(from, until));
     let (overlaps, found) = time(|| timeline.conflicts(from, until, &|_| None));
 
-    println!("schedule benchmark: {ITEMS} items, {} bytes of TOML, {RUNS} runs", source.len());
+    println!(
+        "schedule benchmark: {ITEMS} items in {} files, {bytes} bytes of TOML, {RUNS} runs",
+        sources.len()
+    );
     println!("                    wall best  wall median   CPU mean");
     row("parse", &parse, "");
     row("  of which TOML", &toml, "(the toml crate alone)");

@@ -1624,7 +1624,7 @@ async fn costly_or_out_of_range_requests_are_refused_with_what_to_change() {
     if status != 422
         || body.diagnostics
             != [
-                "bom.toml:6:8: error: cron \"* * * * * *\" plays 86400 times a day: an item plays at most 288 times a day (every 5 minutes)",
+                "bom.toml:6:8: error: cron \"* * * * * *\" plays 86400 times a day: an item plays at most 4320 times a day (every 20 seconds)",
             ]
     {
         failures.push(format!("schedule bomb: {status} {body:?}"));
