@@ -256,9 +256,22 @@ fn a_pushed_bulletin_interrupts_all_three_stations_and_a_cancel_stops_one() {
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let long_id = text(&out.stdout).lines().last().unwrap().trim().to_string();
-    eventually(Duration::from_secs(30), "the long bulletin started", || {
+    let latency = eventually(Duration::from_secs(30), "the long bulletin started", || {
         show(&url, &admin, &long_id).stations[0].latency_ms
     });
+    // `started` came with the first sound, the attention tone: its latency is the tone's.
+    // The bulletin itself plays from the moment the tone's record is written.
+    let tone_id = format!("{long_id}:tone");
+    let tone = eventually(Duration::from_secs(30), "the tone's record", || {
+        records(&data_dirs[1]).into_iter().find(|r| field(r, "item_id") == Some(tone_id.as_str()))
+    });
+    let tone_started =
+        chrono::DateTime::parse_from_rfc3339(field(&tone, "started").unwrap()).unwrap().to_utc();
+    let issued = show(&url, &admin, &long_id).doc.issued_at;
+    assert!(
+        ((tone_started - issued).num_milliseconds() - latency).abs() <= 1,
+        "latency {latency} ms, the tone started {tone_started} after the push at {issued}"
+    );
     let out = remote(&url, &admin, &["bulletin", "cancel", &long_id]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let recs = eventually(Duration::from_secs(30), "the cancelled record", || {
@@ -271,7 +284,6 @@ fn a_pushed_bulletin_interrupts_all_three_stations_and_a_cancel_stops_one() {
     assert_eq!(field(plays[0], "outcome"), Some("preempted"));
     assert_eq!(field(plays[0], "reason"), Some("cancelled by the province"));
     // The attention tone played before it.
-    let tone_id = format!("{long_id}:tone");
     assert!(recs.iter().any(|r| field(r, "item_id") == Some(tone_id.as_str())), "{recs:?}");
     // Nothing of it sounds any more; a repeat would have been queued at the end.
     stations[1].wait_for(&[&long_id, "preempted"], Duration::from_secs(10));

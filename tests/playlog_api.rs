@@ -128,7 +128,7 @@ async fn batches_are_idempotent_refusals_are_clear_and_breaks_are_flagged() {
     let tri = fleet.stations.iter().find(|s| s.id == "tri-ton").unwrap();
     assert_eq!((tri.playlog.acked_through, tri.playlog.records), (6, 6));
     assert!(tri.playlog.issues.is_empty());
-    let table = loa::cli::status::table(&fleet);
+    let table = loa::cli::status::table(&fleet, chrono_tz::Asia::Ho_Chi_Minh);
     let line = table.lines().find(|l| l.starts_with("ba-chuc")).unwrap();
     assert!(line.contains("3 records, BREAK at #2"), "{table}");
 

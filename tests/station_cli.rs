@@ -17,6 +17,53 @@ fn print_config_is_the_valid_commented_example() {
     assert!(parsed.is_ok(), "{parsed:?}");
 }
 
+/// The example's central is where `loa central` listens by default, over HTTPS as
+/// `loa central init --host` sets it up, with the CA file it needs: uncommented with
+/// what `init` printed, it is a working config.
+#[test]
+fn the_example_central_url_is_centrals_default_https_port_with_its_ca() {
+    let out = loa(&["station", "--print-config"]);
+    let example = String::from_utf8(out.stdout).expect("utf-8");
+    assert!(
+        example.contains("\n# central_url = \"https://central.example.vn:8480\"\n"),
+        "{example}"
+    );
+    assert!(example.contains("\n# ca_cert = \"central-ca.pem\"\n"), "{example}");
+    let central = loa(&["central", "example-config"]);
+    let central = String::from_utf8(central.stdout).expect("utf-8");
+    let central = loa::central::config::CentralConfig::parse(&central, "central.toml")
+        .expect("central's example parses");
+    assert_eq!(central.listen.port(), 8480);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("central");
+    let out = loa(&[
+        "central",
+        "init",
+        "--data-dir",
+        data.to_str().expect("utf-8 path"),
+        "--host",
+        "central.example.vn",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    let key = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("public key (pin it in every station config): "))
+        .expect("the public key");
+    std::fs::copy(data.join("tls/ca.pem"), dir.path().join("central-ca.pem")).expect("ca.pem");
+    let config = example
+        .replace("# central_url = ", "central_url = ")
+        .replace("# ca_cert = ", "ca_cert = ")
+        .replace("# token = \"...\"", "token = \"loa_station_token\"")
+        .replace("# province_key = \"…\"", &format!("province_key = \"{key}\""));
+    let parsed = loa::station::config::parse(&config, "station.toml", dir.path())
+        .unwrap_or_else(|e| panic!("{e}\n{config}"));
+    let url = parsed.central_url.as_deref().expect("central_url");
+    assert_eq!(url, format!("https://central.example.vn:{}", central.listen.port()));
+    assert!(parsed.ca_cert.is_some());
+}
+
 #[test]
 fn a_bad_config_stops_the_start_with_file_line_column() {
     let dir = tempfile::tempdir().expect("tempdir");

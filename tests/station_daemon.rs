@@ -298,6 +298,48 @@ async fn an_emergency_preempts_and_shutdown_fades_and_records() {
     assert_eq!(fx.ledger().verify().expect("verify").first_break, None);
 }
 
+/// A bulletin with its attention tone, on the real player: the tone sounds the moment
+/// it is pushed, the bulletin right after it, and that is its plan: `played`, planned at
+/// the tone's end, not `late` by the tone's length.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulletin_behind_its_own_tone_is_recorded_played_at_the_tones_end() {
+    let mut fx = Fixture::new(local(10, 0, 0));
+    let tone = fx.tone("chuong.wav", 2.0);
+    let bao = fx.tone("bao.wav", 1.0);
+    fx.schedule("schedules/provincial.toml", "layer = \"provincial\"\n");
+    fx.start();
+    fx.run_until(local(10, 0, 1)).await;
+    let pushed = local(10, 0, 1);
+    let sent = fx.handle.as_ref().expect("handle").send(StationCommand::Emergency {
+        id: "bao-lu".into(),
+        title: "Cảnh báo lũ".into(),
+        audio: bao,
+        repeat: 0,
+        expires: None,
+        gain_db: 0.0,
+        interval: std::time::Duration::ZERO,
+        tone: Some(tone),
+    });
+    assert!(sent);
+    fx.run_until(local(10, 0, 6)).await;
+    let records = fx.wait_records(2).await;
+    let tone = &records[0].entry;
+    let play = &records[1].entry;
+    assert_eq!((tone.item_id.as_str(), tone.outcome), ("bao-lu:tone", Outcome::Played));
+    assert_eq!((play.item_id.as_str(), play.outcome), ("bao-lu", Outcome::Played), "{play:?}");
+    let tone_started = tone.started.expect("the tone started");
+    assert!(tone_started - pushed < Duration::milliseconds(200), "tone at {tone_started}");
+    // Planned when the tone ended: the player reports the end as its last samples go to
+    // the sink, a buffer (~20 ms here) before they are heard.
+    let tone_ended = tone.ended.expect("the tone ended");
+    assert!(play.planned <= tone_ended, "{} after {tone_ended}", play.planned);
+    assert!(tone_ended - play.planned < Duration::milliseconds(100), "{}", play.planned);
+    assert!(play.started >= Some(tone_ended), "the whole tone is heard first: {play:?}");
+    let delay = play.delay_ms.expect("delay");
+    assert!((0..200).contains(&delay), "starts right after the tone: {delay} ms");
+    fx.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schedules_pushed_by_the_sync_play_content_addressed_audio_beside_local_files() {
     let mut fx = Fixture::new(local(9, 59, 50));

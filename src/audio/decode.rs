@@ -66,6 +66,26 @@ pub enum DecodeError {
     Resample { path: PathBuf, from: u32, to: u32, detail: String },
 }
 
+impl DecodeError {
+    /// The same error naming the file `shown` instead of the path it was read from: a
+    /// server decoding an upload in its own temporary file names it as the client did.
+    pub fn named(mut self, shown: &Path) -> Self {
+        match &mut self {
+            Self::Open { path, .. }
+            | Self::Empty { path }
+            | Self::NotAudio { path, .. }
+            | Self::NoTrack { path }
+            | Self::UnsupportedCodec { path, .. }
+            | Self::NoAudio { path, .. }
+            | Self::RateChanged { path, .. }
+            | Self::ChannelsChanged { path, .. }
+            | Self::Decode { path, .. }
+            | Self::Resample { path, .. } => *path = shown.to_path_buf(),
+        }
+        self
+    }
+}
+
 /// The rate and channel count a sink takes; what a [`Source`] converts to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AudioFormat {
@@ -80,6 +100,37 @@ pub struct DecodeStats {
     pub skipped_packets: u32,
     /// The file ended before its header said it would (truncated, or gave up after damage).
     pub truncated: bool,
+}
+
+impl DecodeStats {
+    /// What `loa audio probe` notes about the damage, e.g. `truncated, 3 corrupt packets
+    /// skipped`; `None` for a file that decoded cleanly.
+    pub fn damage(&self) -> Option<String> {
+        let mut notes = Vec::new();
+        if self.truncated {
+            notes.push("truncated".to_string());
+        }
+        if self.skipped_packets > 0 {
+            notes.push(format!("{} corrupt packets skipped", self.skipped_packets));
+        }
+        (!notes.is_empty()).then(|| notes.join(", "))
+    }
+
+    /// The damage said for someone deciding what to do with the file: `truncated (the
+    /// file ends early)`, `3 corrupt packets skipped (parts of it do not decode)`.
+    pub fn damage_explained(&self) -> Option<String> {
+        let mut notes = Vec::new();
+        if self.truncated {
+            notes.push("truncated (the file ends early)".to_string());
+        }
+        if self.skipped_packets > 0 {
+            notes.push(format!(
+                "{} corrupt packets skipped (parts of it do not decode)",
+                self.skipped_packets
+            ));
+        }
+        (!notes.is_empty()).then(|| notes.join(", "))
+    }
 }
 
 /// The first layer: a symphonia reader + decoder producing interleaved f32 at the file's

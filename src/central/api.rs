@@ -309,6 +309,22 @@ async fn get_library_entry(
 #[derive(Debug, Deserialize)]
 struct UploadQuery {
     title: Option<String>,
+    /// The file's name on the client (`loa audio add` sends it): what errors call it.
+    name: Option<String>,
+    /// Store a truncated or partly corrupt file anyway (`--accept-damaged`).
+    #[serde(default)]
+    accept_damaged: bool,
+}
+
+/// What an upload is called in answers: the client's file name (its last component,
+/// printable, at most 100 characters), else `upload`. Never central's temporary path.
+fn upload_name(name: Option<&str>) -> String {
+    let name = name
+        .and_then(|n| n.rsplit(['/', '\\']).next())
+        .map(|n| crate::protocol::text::printable(n.trim()))
+        .filter(|n| !n.is_empty() && n != "." && n != "..")
+        .unwrap_or_else(|| "upload".to_string());
+    name.chars().take(100).collect()
 }
 
 /// Removes the temporary upload file however the handler ends.
@@ -359,10 +375,23 @@ async fn put_audio(
     }
     let sha256 = hex::encode(hasher.finalize());
     let path = temp.0.clone();
-    let measured = tokio::task::spawn_blocking(move || ingest::measure(&path))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(|e| ApiError::BadRequest(format!("upload refused: {e}")))?;
+    let shown = upload_name(query.name.as_deref());
+    let shown_path = std::path::PathBuf::from(&shown);
+    let (measured, stats) =
+        tokio::task::spawn_blocking(move || ingest::measure_as(&path, &shown_path))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .map_err(|e| ApiError::BadRequest(format!("upload refused: {e}")))?;
+    // A half-copied programme would air as a fragment and be logged `played`: damage is
+    // refused unless the operator says to keep it, and then it stays on the record.
+    if let Some(why) = stats.damage_explained()
+        && !query.accept_damaged
+    {
+        return Err(ApiError::BadRequest(format!(
+            "upload refused: {shown}: {why}; upload the whole file, or pass --accept-damaged \
+             to `loa audio add` to store it anyway"
+        )));
+    }
     let title = query.title.unwrap_or_else(|| sha256[..12].to_string());
     let info = AudioInfo {
         sha256: sha256.clone(),
@@ -371,6 +400,7 @@ async fn put_audio(
         duration_ms: measured.duration_ms,
         loudness_lufs: measured.loudness_lufs,
         gain_db: ingest::gain_towards(state.config.loudness_target_lufs, &measured),
+        damage: stats.damage(),
     };
     let final_path = state.audio_dir().join(&sha256);
     tokio::fs::rename(&temp.0, &final_path).await?;
@@ -379,7 +409,7 @@ async fn put_audio(
     tokio::fs::File::open(state.audio_dir()).await?.sync_all().await?;
     state.store.put_audio(&info, measured.true_peak_dbtp)?;
     let stored = state.store.audio(&sha256)?.unwrap_or(info);
-    tracing::info!(sha256, size, lufs = stored.loudness_lufs, "audio stored");
+    tracing::info!(sha256, size, lufs = stored.loudness_lufs, damage = ?stored.damage, "audio stored");
     Ok(axum::Json(stored).into_response())
 }
 
@@ -534,6 +564,18 @@ async fn get_status(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_upload_is_named_as_the_client_named_it_never_by_a_path() {
+        assert_eq!(upload_name(Some("ban-tin.mp3")), "ban-tin.mp3");
+        assert_eq!(upload_name(Some("/var/lib/loa/x.ogg")), "x.ogg");
+        assert_eq!(upload_name(Some("C:\\audio\\x.ogg")), "x.ogg");
+        assert_eq!(upload_name(Some("a\u{1b}[2J.mp3")), "a\u{FFFD}[2J.mp3");
+        for nothing in [None, Some(""), Some(".."), Some("dir/")] {
+            assert_eq!(upload_name(nothing), "upload", "{nothing:?}");
+        }
+        assert_eq!(upload_name(Some(&"x".repeat(500))).chars().count(), 100);
+    }
 
     #[test]
     fn ranges_parse_and_refuse_nonsense() {

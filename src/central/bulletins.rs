@@ -647,10 +647,13 @@ async fn speech_audio(
     let bytes = tokio::fs::read(&temp).await?;
     let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
     let path = temp.clone();
-    let measured = tokio::task::spawn_blocking(move || super::ingest::measure(&path))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(|e| ApiError::BadRequest(format!("rendered speech is not playable: {e}")))?;
+    // Named as what it is: the operator never sees central's temporary path.
+    let shown = Path::new("speech.wav");
+    let (measured, _) =
+        tokio::task::spawn_blocking(move || super::ingest::measure_as(&path, shown))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .map_err(|e| ApiError::BadRequest(format!("rendered speech is not playable: {e}")))?;
     let info = crate::protocol::AudioInfo {
         sha256: sha256.clone(),
         title: title.to_string(),
@@ -658,6 +661,7 @@ async fn speech_audio(
         duration_ms: measured.duration_ms,
         loudness_lufs: measured.loudness_lufs,
         gain_db: super::ingest::gain_towards(state.config.loudness_target_lufs, &measured),
+        damage: None,
     };
     // Durable before it is listed: fsync the file, rename, fsync the directory.
     tokio::fs::File::open(&temp).await?.sync_all().await?;

@@ -134,6 +134,7 @@ mod tests {
             duration_ms: 1_000,
             loudness_lufs,
             gain_db,
+            damage: None,
         }
     }
 

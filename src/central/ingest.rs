@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::audio::PEAK_CEILING_DBFS;
+use crate::audio::{DecodeStats, PEAK_CEILING_DBFS};
 
 /// What central needs to know about an uploaded file.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,12 +28,20 @@ pub enum IngestError {
 /// Decodes the whole file with the same decoder the stations play with
 /// ([`crate::audio::probe`]) and takes its length, integrated loudness and true peak.
 pub fn measure(path: &Path) -> Result<Measured, IngestError> {
-    let report = crate::audio::probe(path).map_err(|e| IngestError::Format(e.to_string()))?;
+    measure_as(path, path).map(|(measured, _)| measured)
+}
+
+/// [`measure`] for an upload held in a temporary file: errors name the file `shown` (as
+/// the client sent it, never central's own path), and the decoder's damage report comes
+/// back beside the figures, so the caller can refuse a truncated or corrupt file.
+pub fn measure_as(path: &Path, shown: &Path) -> Result<(Measured, DecodeStats), IngestError> {
+    let report =
+        crate::audio::probe(path).map_err(|e| IngestError::Format(e.named(shown).to_string()))?;
     let duration_ms = u64::try_from(report.duration.as_millis()).unwrap_or(u64::MAX);
     if duration_ms == 0 {
         return Err(IngestError::Empty);
     }
-    Ok(Measured {
+    let measured = Measured {
         duration_ms,
         // Digital silence measures as -inf: record the quietest finite value instead.
         loudness_lufs: if report.integrated_lufs.is_finite() {
@@ -42,7 +50,8 @@ pub fn measure(path: &Path) -> Result<Measured, IngestError> {
             -70.0
         },
         true_peak_dbtp: report.true_peak_dbtp,
-    })
+    };
+    Ok((measured, report.stats))
 }
 
 /// Most a file is raised or lowered for loudness, dB: a near-silent file is not blown up

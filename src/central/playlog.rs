@@ -277,12 +277,15 @@ fn bulletin_facts(
         let mut records: HashMap<String, Vec<Record>> = HashMap::new();
         // Plays are selected by bulletin id, not by day: a repeat, or a station that got
         // it late, may play after midnight and still belongs to this bulletin.
-        for r in state.store.playlog(&PlaylogFilter {
-            stations: Some(shown),
-            item_id: Some(doc.id.clone()),
-            ..PlaylogFilter::default()
-        })? {
-            records.entry(r.station.clone()).or_default().push(r);
+        // Its attention tone too: the first sound people heard, where the latency ends.
+        for item_id in [doc.id.clone(), format!("{}:tone", doc.id)] {
+            for r in state.store.playlog(&PlaylogFilter {
+                stations: Some(shown.clone()),
+                item_id: Some(item_id),
+                ..PlaylogFilter::default()
+            })? {
+                records.entry(r.station.clone()).or_default().push(r);
+            }
         }
         out.push(BulletinFacts { doc, cancelled_at: issued.cancelled_at, deliveries, records });
     }

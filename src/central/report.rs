@@ -60,8 +60,9 @@ pub struct BulletinFacts {
     pub cancelled_at: Option<DateTime<Utc>>,
     /// Station id → every delivery state it reported for this bulletin.
     pub deliveries: HashMap<String, Vec<DeliveryReport>>,
-    /// Station id → its ledger records of this bulletin's plays (item id = bulletin id;
-    /// others, such as the attention tone's, are ignored).
+    /// Station id → its ledger records of this bulletin's plays (item id = bulletin id)
+    /// and of its attention tone (`<id>:tone`: not a play, but the first sound, so where
+    /// the latency ends); other records are ignored.
     pub records: HashMap<String, Vec<Record>>,
 }
 
@@ -222,6 +223,10 @@ fn bulletin_row(
         .get(sid)
         .map(|v| v.iter().filter(|r| r.entry.item_id == doc.id).collect())
         .unwrap_or_default();
+    let tone_id = format!("{}:tone", doc.id);
+    let tone_started = b.records.get(sid).and_then(|v| {
+        v.iter().filter(|r| r.entry.item_id == tone_id).filter_map(|r| r.entry.started).min()
+    });
     records.sort_by_key(|r| r.seq);
     let reports: &[DeliveryReport] = b.deliveries.get(sid).map_or(&[], Vec::as_slice);
     let report = |state: DeliveryState| reports.iter().find(|r| r.state == state);
@@ -233,7 +238,12 @@ fn bulletin_row(
     // Whether and how often it aired: the records when there are any, else the delivery
     // states (a play still sounding has no record yet).
     let (plays_aired, latency_ms) = if !records.is_empty() {
-        let first = started.iter().filter_map(|r| r.entry.started).min();
+        // Push to the first sound at the loudspeaker: the tone's, when it played one.
+        let first = started
+            .iter()
+            .filter_map(|r| r.entry.started)
+            .min()
+            .map(|t| tone_started.map_or(t, |tone| tone.min(t)));
         (started.len() as u32, first.map(|t| (t - doc.issued_at).num_milliseconds()))
     } else if let Some(r) = report(DeliveryState::Started) {
         let plays = if report(DeliveryState::Finished).is_some() { plays_planned } else { 1 };
@@ -753,8 +763,9 @@ cron = "0 17 * * *"
             vec![
                 play("aired", 7, "b-lu", t0, Outcome::Played, None),
                 play("aired", 8, "b-lu", t0 + ms(80_000), Outcome::Played, None),
-                // The attention tone is a record of its own, not a play of the bulletin.
-                play("aired", 6, "b-lu:tone", t0 - ms(3000), Outcome::Played, None),
+                // The attention tone is a record of its own, not a play of the bulletin,
+                // but it is the first sound: it sounded 100 ms after the push.
+                play("aired", 6, "b-lu:tone", issued, Outcome::Played, None),
             ],
         );
         let mut started = delivery("b-lu", DeliveryState::Started, t0 + ms(100));
@@ -887,7 +898,7 @@ cron = "0 17 * * *"
         };
         use BulletinStatus as S;
         let aired = check("b-lu", "aired", S::Aired, (2, 2), "");
-        assert_eq!(aired.latency_ms, Some(500), "first sample minus the push");
+        assert_eq!(aired.latency_ms, Some(100), "the tone's first sample minus the push");
         let playing = check(
             "b-lu",
             "playing",

@@ -81,13 +81,6 @@ fn probe_files(files: &[PathBuf]) -> ExitCode {
     for file in files {
         match probe(file) {
             Ok(r) => {
-                let mut notes = Vec::new();
-                if r.stats.truncated {
-                    notes.push("truncated".to_string());
-                }
-                if r.stats.skipped_packets > 0 {
-                    notes.push(format!("{} corrupt packets skipped", r.stats.skipped_packets));
-                }
                 println!(
                     "{:<width$} {:<6} {:<10} {:>8.2}s {:>7} {:>3} {:>5.1} LUFS {:>4.1} dBFS {:>4.1} dBTP{}",
                     file.display(),
@@ -99,11 +92,7 @@ fn probe_files(files: &[PathBuf]) -> ExitCode {
                     r.integrated_lufs,
                     r.peak_dbfs,
                     r.true_peak_dbtp,
-                    if notes.is_empty() {
-                        String::new()
-                    } else {
-                        format!("  ({})", notes.join(", "))
-                    }
+                    r.stats.damage().map(|d| format!("  ({d})")).unwrap_or_default()
                 );
             }
             Err(e) => {
@@ -165,7 +154,10 @@ fn play(
             }
             PlayerEvent::Started { at, .. } => {
                 started = true;
-                eprintln!("started: first sample at {}", at.to_rfc3339());
+                eprintln!(
+                    "started: first sample at {}",
+                    super::local_time(at, chrono_tz::Asia::Ho_Chi_Minh)
+                );
             }
             PlayerEvent::Finished { proof, .. } => {
                 println!(

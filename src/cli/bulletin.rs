@@ -6,8 +6,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, anyhow, bail};
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use clap::{Args, Subcommand, ValueEnum};
 
+use super::local_time;
 use super::remote::{self, Remote, RemoteArgs};
 use crate::protocol::{
     BulletinInfo, BulletinPriority, DeliveryState, PushBulletinRequest, PushBulletinResponse,
@@ -63,9 +65,12 @@ pub struct PushArgs {
     /// Play the attention tone before the first play.
     #[arg(long)]
     pub tone: bool,
-    /// Title recorded in logs (default: the file name, or "bulletin").
+    /// Title recorded in logs (default: the file name, or the first words of --text).
     #[arg(long)]
     pub title: Option<String>,
+    /// Time zone of the times shown.
+    #[arg(long, default_value = "Asia/Ho_Chi_Minh")]
+    pub tz: Tz,
     #[command(flatten)]
     pub remote: RemoteArgs,
 }
@@ -76,6 +81,9 @@ pub struct IdArgs {
     pub id: String,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// Time zone of the times shown (JSON keeps UTC, full precision).
+    #[arg(long, default_value = "Asia/Ho_Chi_Minh")]
+    pub tz: Tz,
     #[command(flatten)]
     pub remote: RemoteArgs,
 }
@@ -84,6 +92,9 @@ pub struct IdArgs {
 pub struct ListArgs {
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// Time zone of the times shown (JSON keeps UTC, full precision).
+    #[arg(long, default_value = "Asia/Ho_Chi_Minh")]
+    pub tz: Tz,
     #[command(flatten)]
     pub remote: RemoteArgs,
 }
@@ -135,7 +146,8 @@ fn push(args: PushArgs) -> anyhow::Result<()> {
         let (audio_sha256, text, title) = match (&args.audio, &args.text) {
             (Some(file), None) => {
                 let info =
-                    super::audio_add::ensure_uploaded(&remote, file, args.title.as_deref()).await?;
+                    super::audio_add::ensure_uploaded(&remote, file, args.title.as_deref(), false)
+                        .await?;
                 (Some(info.sha256), None, args.title.clone().or(Some(info.title)))
             }
             (None, Some(text)) => {
@@ -170,7 +182,7 @@ fn push(args: PushArgs) -> anyhow::Result<()> {
         eprintln!(
             "pushed to {} station(s), expires {}; follow it with `loa bulletin show {}`",
             pushed.targets.len(),
-            pushed.expires_at,
+            local_time(pushed.expires_at, args.tz),
             pushed.id
         );
         println!("{}", pushed.id);
@@ -196,7 +208,7 @@ fn cancel(args: IdArgs) -> anyhow::Result<()> {
     println!(
         "cancelled {} at {}",
         info.doc.id,
-        info.cancelled_at.map(|t| t.to_rfc3339()).unwrap_or_default()
+        info.cancelled_at.map(|t| local_time(t, args.tz)).unwrap_or_default()
     );
     Ok(())
 }
@@ -213,7 +225,7 @@ fn list(args: ListArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{:<34} {:<20} {:<9} {:>8} {:>8}  title",
+        "{:<34} {:<26} {:<9} {:>8} {:>8}  title",
         "id", "issued", "priority", "started", "targets"
     );
     for b in &all {
@@ -228,9 +240,9 @@ fn list(args: ListArgs) -> anyhow::Result<()> {
             b.doc.priority.to_string()
         };
         println!(
-            "{:<34} {:<20} {:<9} {:>8} {:>8}  {}",
+            "{:<34} {:<26} {:<9} {:>8} {:>8}  {}",
             b.doc.id,
-            b.doc.issued_at.format("%Y-%m-%d %H:%M:%S"),
+            local_time(b.doc.issued_at, args.tz),
             priority,
             started,
             b.stations.len(),
@@ -252,26 +264,26 @@ fn show(args: IdArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&info)?);
         return Ok(());
     }
-    print!("{}", table(&info, Utc::now()));
+    print!("{}", table(&info, Utc::now(), args.tz));
     Ok(())
 }
 
-/// The `show` table: one line per target station.
-pub fn table(info: &BulletinInfo, now: DateTime<Utc>) -> String {
+/// The `show` table: one line per target station, times local to `tz`.
+pub fn table(info: &BulletinInfo, now: DateTime<Utc>, tz: Tz) -> String {
     let d = &info.doc;
     let mut out = format!(
         "bulletin {}  {:?}  {}  issued {}  expires {}  repeat {}  interval {} s{}\n",
         d.id,
         crate::protocol::text::printable(&d.title),
         d.priority,
-        d.issued_at.to_rfc3339(),
-        d.expires_at.to_rfc3339(),
+        local_time(d.issued_at, tz),
+        local_time(d.expires_at, tz),
         d.repeat,
         d.interval_secs,
         if d.tone { "  tone" } else { "" }
     );
     if let Some(at) = info.cancelled_at {
-        out.push_str(&format!("cancelled at {}\n", at.to_rfc3339()));
+        out.push_str(&format!("cancelled at {}\n", local_time(at, tz)));
     }
     out.push_str(&format!("{:<20} {:<12} {:>11}  detail\n", "station", "state", "latency"));
     for s in &info.stations {
@@ -281,30 +293,88 @@ pub fn table(info: &BulletinInfo, now: DateTime<Utc>) -> String {
             s.station_id,
             s.state.map_or("-", DeliveryState::as_str),
             latency.unwrap_or_else(|| "-".into()),
-            crate::protocol::text::printable(&detail(s, now))
+            crate::protocol::text::printable(&detail(s, now, tz))
         ));
     }
     out
 }
 
-fn detail(s: &StationDelivery, now: DateTime<Utc>) -> String {
+fn detail(s: &StationDelivery, now: DateTime<Utc>, tz: Tz) -> String {
     if let Some(reason) = &s.reason {
         return reason.clone();
     }
     match (s.state, s.connected, s.last_seen) {
         (None, true, _) => "not reached yet (connected)".into(),
         (None, false, Some(seen)) if now - seen > OFFLINE_AFTER => {
-            format!("not reached (offline since {})", seen.to_rfc3339())
+            format!("not reached (offline since {})", local_time(seen, tz))
         }
-        (None, false, Some(seen)) => format!("not reached (last seen {})", seen.to_rfc3339()),
+        (None, false, Some(seen)) => {
+            format!("not reached (last seen {})", local_time(seen, tz))
+        }
         (None, false, None) => "not reached (never seen)".into(),
-        (Some(_), _, _) => s.at.map(|t| format!("at {}", t.to_rfc3339())).unwrap_or_default(),
+        (Some(_), _, _) => s.at.map(|t| format!("at {}", local_time(t, tz))).unwrap_or_default(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn show_prints_local_times_to_the_second() {
+        use crate::protocol::BulletinDoc;
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let issued = at("2026-12-06T11:17:43.841611360Z");
+        let station = |id: &str, state, at, last_seen| StationDelivery {
+            station_id: id.into(),
+            state,
+            at,
+            latency_ms: state.map(|_| 43),
+            reason: None,
+            connected: false,
+            last_seen,
+        };
+        let info = BulletinInfo {
+            doc: BulletinDoc {
+                id: "b-20261206111743-4f2411c461dace97".into(),
+                title: "Cảnh báo lũ".into(),
+                targets: vec!["tri-ton".into(), "co-to".into()],
+                to_all: false,
+                audio_sha256: "a".repeat(64),
+                audio_size: 1,
+                gain_db: 0.0,
+                priority: BulletinPriority::Emergency,
+                repeat: 0,
+                interval_secs: 0,
+                tone: true,
+                issued_at: issued,
+                expires_at: at("2026-12-06T12:17:43.841611360Z"),
+                event_seq: None,
+            },
+            cancelled_at: Some(at("2026-12-06T11:20:00.5Z")),
+            issued_by: "admin".into(),
+            stations: vec![
+                station(
+                    "tri-ton",
+                    Some(DeliveryState::Started),
+                    Some(at("2026-12-06T11:17:43.884611360Z")),
+                    None,
+                ),
+                station("co-to", None, None, Some(at("2026-12-06T10:12:09.123456789Z"))),
+            ],
+        };
+        let shown = table(&info, at("2026-12-06T11:30:00Z"), chrono_tz::Asia::Ho_Chi_Minh);
+        assert_eq!(
+            shown,
+            "bulletin b-20261206111743-4f2411c461dace97  \"Cảnh báo lũ\"  emergency  \
+             issued 2026-12-06 18:17:43 +07:00  expires 2026-12-06 19:17:43 +07:00  repeat 0  \
+             interval 0 s  tone\n\
+             cancelled at 2026-12-06 18:20:00 +07:00\n\
+             station              state            latency  detail\n\
+             tri-ton              started          0.043 s  at 2026-12-06 18:17:43 +07:00\n\
+             co-to                -                      -  not reached (offline since 2026-12-06 17:12:09 +07:00)\n"
+        );
+    }
 
     #[test]
     fn durations_take_days_and_refuse_nonsense() {

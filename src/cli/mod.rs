@@ -18,7 +18,16 @@ pub mod status;
 
 use std::process::ExitCode;
 
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use clap::{Parser, Subcommand};
+
+/// An instant as people read it: local time in `tz`, to the second, with the zone's
+/// offset (`2026-12-06 18:17:43 +07:00`). Every human-facing line uses it (`--tz`,
+/// default `Asia/Ho_Chi_Minh`, as for `loa log`); JSON keeps full precision.
+pub fn local_time(t: DateTime<Utc>, tz: Tz) -> String {
+    t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S %:z").to_string()
+}
 
 /// Scheduled and urgent playout for a provincial network of grassroots radio stations.
 #[derive(Debug, Parser)]

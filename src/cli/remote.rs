@@ -208,52 +208,89 @@ impl Remote {
     }
 
     /// Uploads one file, showing progress on stderr; returns what central stored.
-    pub async fn upload_audio(&self, path: &Path, title: &str) -> anyhow::Result<AudioInfo> {
+    ///
+    /// On a terminal the progress is one line that counts up (`file: 42%`) and is ended
+    /// by a newline once central has answered; elsewhere (a log, a pipe) it is one line,
+    /// `file: uploading 612 KB`, written before the bytes go. Central is told the file's
+    /// name, so its errors name the file as the operator knows it, and whether to store
+    /// a damaged file anyway (`accept_damaged`).
+    pub async fn upload_audio(
+        &self,
+        path: &Path,
+        title: &str,
+        accept_damaged: bool,
+    ) -> anyhow::Result<AudioInfo> {
         use futures_util::StreamExt;
+        use std::io::IsTerminal;
         use tokio::io::AsyncReadExt;
         let file = tokio::fs::File::open(path)
             .await
             .with_context(|| format!("cannot open {}", path.display()))?;
         let size = file.metadata().await?.len();
         let name = path.display().to_string();
+        let counter = std::io::stderr().is_terminal();
+        if !counter {
+            eprintln!("{name}: uploading {}", size_text(size));
+        }
+        let shown = name.clone();
         let stream =
-            futures_util::stream::unfold((file, 0u64, 0u64), move |(mut file, sent, shown)| {
-                let name = name.clone();
+            futures_util::stream::unfold((file, 0u64, None), move |(mut file, sent, shown_pct)| {
+                let name = shown.clone();
                 async move {
                     let mut buffer = vec![0u8; 64 * 1024];
                     match file.read(&mut buffer).await {
-                        Ok(0) => {
-                            eprintln!("\r{name}: 100%");
-                            None
-                        }
+                        Ok(0) => None,
                         Ok(n) => {
                             buffer.truncate(n);
                             let sent = sent + n as u64;
                             let pct = (sent * 100).checked_div(size).unwrap_or(100);
-                            if pct != shown {
+                            if counter && shown_pct != Some(pct) {
                                 eprint!("\r{name}: {pct}%");
                             }
-                            Some((Ok::<_, std::io::Error>(buffer), (file, sent, pct)))
+                            Some((Ok::<_, std::io::Error>(buffer), (file, sent, Some(pct))))
                         }
-                        Err(e) => Some((Err(e), (file, sent, shown))),
+                        Err(e) => Some((Err(e), (file, sent, shown_pct))),
                     }
                 }
             })
             .boxed();
-        let response = self
+        let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        let mut query = vec![("title", title.to_string())];
+        if let Some(file_name) = file_name {
+            query.push(("name", file_name));
+        }
+        if accept_damaged {
+            query.push(("accept_damaged", "true".to_string()));
+        }
+        let sent = self
             .http
             .put(self.url("/api/v1/audio"))
-            .query(&[("title", title)])
+            .query(&query)
             .bearer_auth(&self.token)
             .header(reqwest::header::CONTENT_LENGTH, size)
             .body(reqwest::Body::wrap_stream(stream))
             .send()
-            .await
-            .map_err(|e| self.send_error(e))?;
+            .await;
+        if counter && size > 0 {
+            // The counter's line is ended whatever came of it: what follows (the result,
+            // an error, the shell prompt) starts on a line of its own.
+            eprintln!();
+        }
+        let response = sent.map_err(|e| self.send_error(e))?;
         if !response.status().is_success() {
             return Err(self.fail(&format!("upload of {}", path.display()), response).await);
         }
         response.json().await.context("central's answer to the upload is not valid JSON")
+    }
+}
+
+/// A file size for people: `812 B`, `405 KB`, `12.3 MB` (1 KB = 1,024 bytes).
+pub fn size_text(bytes: u64) -> String {
+    const KB: u64 = 1024;
+    match bytes {
+        0..KB => format!("{bytes} B"),
+        KB..1_048_576 => format!("{} KB", bytes.div_ceil(KB)),
+        _ => format!("{:.1} MB", bytes as f64 / 1_048_576.0),
     }
 }
 

@@ -89,7 +89,7 @@ fn run_load(args: LoadArgs) -> anyhow::Result<()> {
     remote::runtime()?.block_on(async {
         let mut audio = BTreeMap::new();
         for (key, local) in &files {
-            let info = ensure_uploaded(&remote, local, None).await?;
+            let info = ensure_uploaded(&remote, local, None, false).await?;
             audio.insert(key.clone(), info.sha256);
         }
         let request = LoadScheduleRequest { origin: origin.clone(), source, audio, to: args.to };

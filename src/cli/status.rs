@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use clap::{Args, ValueEnum};
 
 use super::remote::{self, RemoteArgs};
@@ -21,6 +22,9 @@ pub enum StatusFormat {
 pub struct StatusArgs {
     #[arg(long, value_enum, default_value_t = StatusFormat::Table)]
     pub format: StatusFormat,
+    /// Time zone of the times shown (JSON keeps UTC, full precision).
+    #[arg(long, default_value = "Asia/Ho_Chi_Minh")]
+    pub tz: Tz,
     #[command(flatten)]
     pub remote: RemoteArgs,
 }
@@ -31,7 +35,7 @@ pub fn run(args: StatusArgs) -> ExitCode {
         let fleet: FleetStatus = remote::runtime()?.block_on(fetch(&remote))?;
         match args.format {
             StatusFormat::Json => println!("{}", serde_json::to_string_pretty(&fleet)?),
-            StatusFormat::Table => print!("{}", table(&fleet)),
+            StatusFormat::Table => print!("{}", table(&fleet, args.tz)),
         }
         Ok::<(), anyhow::Error>(())
     })();
@@ -66,7 +70,7 @@ fn ago(now: DateTime<Utc>, then: DateTime<Utc>) -> String {
 }
 
 /// The CLOCK cell: offset, then what is wrong with the clock, if anything.
-fn clock_cell(h: &crate::protocol::Heartbeat) -> String {
+fn clock_cell(h: &crate::protocol::Heartbeat, tz: Tz) -> String {
     let mut cell = h
         .clock_offset_ms
         .map(|ms| format!("{:+.1}s", ms as f64 / 1000.0))
@@ -83,17 +87,23 @@ fn clock_cell(h: &crate::protocol::Heartbeat) -> String {
             .map(crate::clock::human)
             .unwrap_or_else(|| format!("{} ms", step.by_ms));
         let sign = if step.by_ms > 0 { "+" } else { "" };
-        cell.push_str(&format!(" stepped {sign}{by} at {}", step.at.format("%m-%d %H:%M")));
+        cell.push_str(&format!(
+            " stepped {sign}{by} at {}",
+            step.at.with_timezone(&tz).format("%m-%d %H:%M")
+        ));
     }
     cell
 }
 
 /// The SINK cell: `ok`, or since when and why the output is down (cut to 80 characters).
-fn sink_cell(h: &crate::protocol::Heartbeat) -> String {
+fn sink_cell(h: &crate::protocol::Heartbeat, tz: Tz) -> String {
     match &h.output_failed {
         Some(f) => {
             let reason: String = f.reason.chars().take(80).collect();
-            format!("failed since {}: {reason}", f.since.format("%m-%d %H:%M:%S"))
+            format!(
+                "failed since {}: {reason}",
+                f.since.with_timezone(&tz).format("%m-%d %H:%M:%S")
+            )
         }
         None => h.sink_health.chars().take(120).collect(),
     }
@@ -111,9 +121,9 @@ fn playlog_cell(p: &crate::protocol::PlaylogSummary) -> String {
     cell
 }
 
-/// The fleet as a text table. A station is `ready` when its cache covers at least the
-/// next 24 hours (or everything it was given).
-pub fn table(fleet: &FleetStatus) -> String {
+/// The fleet as a text table, times local to `tz`. A station is `ready` when its cache
+/// covers at least the next 24 hours (or everything it was given).
+pub fn table(fleet: &FleetStatus, tz: Tz) -> String {
     let now = fleet.server_time;
     let mut rows = vec![
         [
@@ -143,7 +153,7 @@ pub fn table(fleet: &FleetStatus) -> String {
                 }
                 Some(until) => format!(
                     "until {} ({} KB missing)",
-                    until.format("%m-%d %H:%M"),
+                    until.with_timezone(&tz).format("%m-%d %H:%M"),
                     h.missing_bytes / 1024
                 ),
                 None => "no manifest".to_string(),
@@ -155,10 +165,10 @@ pub fn table(fleet: &FleetStatus) -> String {
                 s.district.clone(),
                 s.last_seen.map(|t| ago(now, t)).unwrap_or_else(|| "never".into()),
                 format!("{held}/{issued}"),
-                hb.map(clock_cell).unwrap_or_else(|| "-".into()),
+                hb.map(|h| clock_cell(h, tz)).unwrap_or_else(|| "-".into()),
                 cache,
                 hb.and_then(|h| h.now_playing.clone()).unwrap_or_else(|| "-".into()),
-                hb.map(sink_cell).unwrap_or_else(|| "-".into()),
+                hb.map(|h| sink_cell(h, tz)).unwrap_or_else(|| "-".into()),
                 playlog_cell(&s.playlog),
             ]
             .map(|cell| crate::protocol::text::printable(&cell)),
@@ -190,21 +200,26 @@ mod tests {
             "missing_bytes":0,"disk_free_bytes":null,"now_playing":null,"sink_health":"ok",
             "sent_at":"2026-12-01T05:30:00Z"}"#;
         let mut h: Heartbeat = serde_json::from_str(old).expect("older heartbeats parse");
-        assert_eq!((clock_cell(&h), sink_cell(&h)), ("+0.3s".to_string(), "ok".to_string()));
+        let tz = chrono_tz::Asia::Ho_Chi_Minh;
+        assert_eq!(
+            (clock_cell(&h, tz), sink_cell(&h, tz)),
+            ("+0.3s".to_string(), "ok".to_string())
+        );
         h.clock_synchronized = Some(false);
         h.central_time = true;
         h.clock_step = Some(ClockStepReport { at, by_ms: 86_400_000 });
         h.output_failed = Some(OutputFailure::new(at, &"x".repeat(1000)));
+        // Times in the province's zone (05:30 UTC is 12:30 there), never UTC unmarked.
         assert_eq!(
-            clock_cell(&h),
-            "+0.3s not synced (by central's time) stepped +1d 0h 0m 0s at 12-01 05:30"
+            clock_cell(&h, tz),
+            "+0.3s not synced (by central's time) stepped +1d 0h 0m 0s at 12-01 12:30"
         );
-        assert_eq!(sink_cell(&h), format!("failed since 12-01 05:30:00: {}", "x".repeat(80)));
+        assert_eq!(sink_cell(&h, tz), format!("failed since 12-01 12:30:00: {}", "x".repeat(80)));
         assert_eq!(
             h.output_failed.as_ref().map(|f| f.reason.len()),
             Some(OutputFailure::MAX_REASON)
         );
         h.clock_step = Some(ClockStepReport { at, by_ms: i64::MIN });
-        assert!(clock_cell(&h).contains("stepped"), "{}", clock_cell(&h));
+        assert!(clock_cell(&h, tz).contains("stepped"), "{}", clock_cell(&h, tz));
     }
 }

@@ -68,6 +68,10 @@ pub struct AudioInfo {
     pub loudness_lufs: f64,
     /// Gain towards central's target, dB.
     pub gain_db: f32,
+    /// What is wrong with a damaged file stored anyway (`loa audio add --accept-damaged`),
+    /// as `loa audio probe` notes it: `truncated`, `3 corrupt packets skipped`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub damage: Option<String>,
 }
 
 /// Every error body central sends: one message, plus file:line:column diagnostics when

@@ -31,6 +31,7 @@ use futures_util::StreamExt;
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::Digest;
 
+use super::core::PlayingNow;
 use super::daemon::{StationCommand, StationHandle, StationStatus};
 use crate::clock::SharedClock;
 use crate::protocol::Reason;
@@ -545,8 +546,9 @@ struct Tracked {
     plays: u32,
     started: Vec<DateTime<Utc>>,
     sounding: bool,
-    /// Resumed after a restart with a play already aired: `started` went up before.
-    started_before: bool,
+    /// `started` was reported: at its first sound here (the tone or the first play), or
+    /// before a restart (resumed with a play already aired).
+    start_reported: bool,
 }
 
 /// The receiver. Build with [`Receiver::new`], then [`Receiver::run`].
@@ -1187,7 +1189,7 @@ impl Receiver {
                             plays: doc.repeat + 1,
                             started: Vec::new(),
                             sounding: false,
-                            started_before: false,
+                            start_reported: false,
                         },
                     );
                 }
@@ -1346,7 +1348,7 @@ impl Receiver {
                     plays: remaining,
                     started: Vec::new(),
                     sounding: false,
-                    started_before: p.aired > 0,
+                    start_reported: p.aired > 0,
                 },
             );
         }
@@ -1799,7 +1801,7 @@ async fn progress(
 }
 
 /// Watches the daemon's status and reports `started` (with the latency from push to the
-/// first sample) and `finished` (after the last play) for each tracked bulletin.
+/// first sound) and `finished` (after the last play) for each tracked bulletin.
 async fn track(
     mut status: tokio::sync::watch::Receiver<StationStatus>,
     tracked: Arc<Mutex<HashMap<String, Tracked>>>,
@@ -1808,50 +1810,10 @@ async fn track(
 ) {
     loop {
         let playing = status.borrow_and_update().playing.clone();
-        let mut reports = Vec::new();
-        if let Ok(mut map) = tracked.lock() {
-            let mut done = Vec::new();
-            for (id, t) in map.iter_mut() {
-                let now_playing = playing.iter().find(|p| &p.item_id == id);
-                match now_playing {
-                    Some(p) => {
-                        if !t.started.contains(&p.planned) {
-                            if t.started.is_empty() && !t.started_before {
-                                let latency = (p.started - t.issued_at).num_milliseconds();
-                                reports.push(DeliveryReport {
-                                    bulletin_id: id.clone(),
-                                    state: DeliveryState::Started,
-                                    at: p.started,
-                                    latency_ms: Some(latency),
-                                    reason: None,
-                                    reason_code: None,
-                                });
-                            }
-                            t.started.push(p.planned);
-                        }
-                        t.sounding = true;
-                    }
-                    None if t.sounding => {
-                        t.sounding = false;
-                        if t.started.len() as u32 >= t.plays {
-                            reports.push(DeliveryReport {
-                                bulletin_id: id.clone(),
-                                state: DeliveryState::Finished,
-                                at: clock.now(),
-                                latency_ms: None,
-                                reason: None,
-                                reason_code: None,
-                            });
-                            done.push(id.clone());
-                        }
-                    }
-                    None => {}
-                }
-            }
-            for id in done {
-                map.remove(&id);
-            }
-        }
+        let reports = match tracked.lock() {
+            Ok(mut map) => observe(&playing, &mut map, clock.now()),
+            Err(_) => Vec::new(),
+        };
         if !reports.is_empty() {
             reporter.send_all(reports);
         }
@@ -1859,6 +1821,68 @@ async fn track(
             return;
         }
     }
+}
+
+/// What the daemon's now-playing list means for the tracked bulletins; the finished ones
+/// leave `map`. `started` is reported once, at the first sound of the bulletin at the
+/// loudspeaker: its attention tone (`<id>:tone`) when it has one, since that is what
+/// people hear first and what the latency from the push is about. `finished` follows
+/// the end of its last play (the tone is not a play).
+fn observe(
+    playing: &[PlayingNow],
+    map: &mut HashMap<String, Tracked>,
+    now: DateTime<Utc>,
+) -> Vec<DeliveryReport> {
+    let mut reports = Vec::new();
+    let mut done = Vec::new();
+    for (id, t) in map.iter_mut() {
+        let tone = format!("{id}:tone");
+        let first_sound = playing
+            .iter()
+            .filter(|p| p.item_id == *id || p.item_id == tone)
+            .map(|p| p.started)
+            .min();
+        if let Some(at) = first_sound
+            && !t.start_reported
+        {
+            t.start_reported = true;
+            reports.push(DeliveryReport {
+                bulletin_id: id.clone(),
+                state: DeliveryState::Started,
+                at,
+                latency_ms: Some((at - t.issued_at).num_milliseconds()),
+                reason: None,
+                reason_code: None,
+            });
+        }
+        match playing.iter().find(|p| &p.item_id == id) {
+            Some(p) => {
+                if !t.started.contains(&p.planned) {
+                    t.started.push(p.planned);
+                }
+                t.sounding = true;
+            }
+            None if t.sounding => {
+                t.sounding = false;
+                if t.started.len() as u32 >= t.plays {
+                    reports.push(DeliveryReport {
+                        bulletin_id: id.clone(),
+                        state: DeliveryState::Finished,
+                        at: now,
+                        latency_ms: None,
+                        reason: None,
+                        reason_code: None,
+                    });
+                    done.push(id.clone());
+                }
+            }
+            None => {}
+        }
+    }
+    for id in done {
+        map.remove(&id);
+    }
+    reports
 }
 
 #[cfg(test)]
@@ -2266,5 +2290,52 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), TONE_WAV);
         assert_eq!(install_tone(dir.path()).unwrap(), path);
         assert!(crate::audio::probe(&path).unwrap().duration > Duration::from_millis(300));
+    }
+
+    #[test]
+    fn started_is_reported_at_the_tone_and_finished_after_the_last_play() {
+        use crate::schedule::{Layer, Priority};
+        let push = DateTime::parse_from_rfc3339("2026-12-01T05:30:00Z").unwrap().to_utc();
+        let ms = chrono::Duration::milliseconds;
+        let sounding = |item_id: &str, planned, started| PlayingNow {
+            item_id: item_id.into(),
+            title: "lũ".into(),
+            layer: Layer::Provincial,
+            priority: Priority::Emergency,
+            planned,
+            started,
+            audio_sha256: None,
+        };
+        let tracked = |start_reported| Tracked {
+            issued_at: push,
+            plays: 1,
+            started: Vec::new(),
+            sounding: false,
+            start_reported,
+        };
+        let mut map = HashMap::from([("b-1".to_string(), tracked(false))]);
+        // The tone sounds 43 ms after the push: that is the first sound people hear.
+        let tone = sounding("b-1:tone", push, push + ms(43));
+        let reports = observe(std::slice::from_ref(&tone), &mut map, push + ms(100));
+        assert_eq!(reports.len(), 1, "{reports:?}");
+        assert_eq!(reports[0].state, DeliveryState::Started);
+        assert_eq!((reports[0].at, reports[0].latency_ms), (push + ms(43), Some(43)));
+        // The tone ends, the bulletin follows it: no second `started`, and the tone's end
+        // is not the bulletin's.
+        assert!(observe(&[], &mut map, push + ms(2_050)).is_empty());
+        let play = sounding("b-1", push + ms(2_050), push + ms(2_078));
+        assert!(observe(std::slice::from_ref(&play), &mut map, push + ms(2_100)).is_empty());
+        let reports = observe(&[], &mut map, push + ms(5_000));
+        assert_eq!(reports.len(), 1, "{reports:?}");
+        assert_eq!((reports[0].state, reports[0].at), (DeliveryState::Finished, push + ms(5_000)));
+        assert!(map.is_empty(), "finished bulletins are no longer tracked");
+
+        // Without a tone the first play is the first sound; after a restart with a play
+        // already aired, nothing is reported started again.
+        let mut map = HashMap::from([("b-1".to_string(), tracked(false))]);
+        let reports = observe(std::slice::from_ref(&play), &mut map, push + ms(2_100));
+        assert_eq!(reports[0].latency_ms, Some(2_078));
+        let mut map = HashMap::from([("b-1".to_string(), tracked(true))]);
+        assert!(observe(std::slice::from_ref(&play), &mut map, push + ms(2_100)).is_empty());
     }
 }

@@ -601,13 +601,9 @@ impl Core {
                         _ => Outcome::Played,
                     };
                     let reason = slot.stopping.clone();
-                    actions.push(Action::Record(self.finish_entry(
-                        &slot,
-                        now,
-                        outcome,
-                        reason,
-                        Some(proof),
-                    )));
+                    let entry = self.finish_entry(&slot, now, outcome, reason, Some(proof));
+                    self.tone_ended(&slot, entry.ended.unwrap_or(now), now);
+                    actions.push(Action::Record(entry));
                     self.after_end(&slot, now);
                 }
             }
@@ -631,13 +627,15 @@ impl Core {
             PlayoutEvent::Failed { id, reason, proof } => {
                 if let Some(slot) = self.take_slot(id) {
                     tracing::warn!(item = %slot.item.item_id, reason = %reason, "failed");
-                    actions.push(Action::Record(self.finish_entry(
+                    let entry = self.finish_entry(
                         &slot,
                         now,
                         Outcome::Failed,
                         Some(Reason::Failure(reason)),
                         proof,
-                    )));
+                    );
+                    self.tone_ended(&slot, entry.ended.unwrap_or(now), now);
+                    actions.push(Action::Record(entry));
                     self.after_end(&slot, now);
                 }
             }
@@ -813,6 +811,23 @@ impl Core {
             tracing::info!(item = %slot.item.item_id, outcome = %outcome, delay_ms = ?entry.delay_ms, "ended");
         }
         entry
+    }
+
+    /// A bulletin's attention tone ended (at the speaker: `ended`; reported at `now`):
+    /// its first play, queued behind it since the push, is planned for the moment the
+    /// tone ends — that is its plan, so starting then is `played`, not `late` by the
+    /// tone's length. Never earlier than it was planned, nor later than `now` (a player
+    /// that reports the end before the last buffered samples are heard).
+    fn tone_ended(&mut self, slot: &Slot, ended: DateTime<Utc>, now: DateTime<Utc>) {
+        let Some(id) = slot.item.item_id.strip_suffix(":tone") else { return };
+        if slot.item.bulletin.is_none() {
+            return;
+        }
+        if let Some(play) =
+            self.emergencies.iter_mut().find(|e| e.item_id == id && e.bulletin.is_some())
+        {
+            play.planned = play.planned.max(ended.min(now));
+        }
     }
 
     /// Re-queues the next repetition of a bulletin that ended.
@@ -1233,6 +1248,37 @@ mod tests {
         assert_eq!(s[2].3, Some(Reason::Cancelled.to_string()));
         // No later repeat airs.
         assert_eq!(s.iter().filter(|r| r.0 == "lu").count(), 2, "{s:?}");
+    }
+
+    #[test]
+    fn a_bulletin_behind_its_own_tone_is_played_on_its_plan_not_late() {
+        // A programme plays when a bulletin with its attention tone arrives: the tone
+        // pre-empts it (after the fade), the bulletin follows the tone's end.
+        let items = vec![item("dai", Local, Normal, t(9, 0), 5)];
+        let mut sim = Sim::new(t(8, 59), items, &[("dai", 3600), ("lu:tone", 2), ("lu", 60)]);
+        sim.run_until(t(9, 1));
+        let bulletin =
+            Some(Bulletin { repeats_left: 0, expires: None, interval: Duration::zero() });
+        let mut tone = item("lu:tone", Provincial, Priority::Emergency, t(9, 1), 60);
+        tone.bulletin = bulletin.clone();
+        let mut lu = item("lu", Provincial, Priority::Emergency, t(9, 1), 60);
+        lu.bulletin = bulletin;
+        sim.core.push_emergency(tone);
+        sim.core.push_emergency(lu);
+        let a = sim.core.tick(sim.now);
+        sim.apply(a);
+        sim.run_until(t(9, 5));
+        let ms = |x: i64| t(9, 1) + Duration::milliseconds(x);
+        let s = sim.summary();
+        assert_eq!(s[0].1, Outcome::Preempted, "{s:?}");
+        assert_eq!(s[1], ("lu:tone".into(), Outcome::Played, Some(ms(300)), None));
+        assert_eq!(s[2], ("lu".into(), Outcome::Played, Some(ms(2_300)), None));
+        let play = &sim.records[2];
+        assert_eq!(
+            (play.planned, play.delay_ms),
+            (ms(2_300), Some(0)),
+            "planned at the tone's end"
+        );
     }
 
     #[test]

@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS audio (
     loudness_lufs REAL NOT NULL,
     gain_db REAL NOT NULL,
     created_at TEXT NOT NULL,
-    true_peak_dbtp REAL
+    true_peak_dbtp REAL,
+    damage TEXT
 );
 CREATE TABLE IF NOT EXISTS schedules (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -104,7 +105,8 @@ impl SqliteStore {
 /// Columns added after a table first shipped: a data directory made by an older
 /// version gets them (empty) on open, so upgrading needs no manual step.
 fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
-    const ADDED: &[(&str, &str, &str)] = &[("audio", "true_peak_dbtp", "REAL")];
+    const ADDED: &[(&str, &str, &str)] =
+        &[("audio", "true_peak_dbtp", "REAL"), ("audio", "damage", "TEXT")];
     for (table, column, kind) in ADDED {
         let exists: bool = conn.query_row(
             &format!("SELECT COUNT(*) > 0 FROM pragma_table_info('{table}') WHERE name = ?1"),
@@ -224,8 +226,9 @@ impl Store for SqliteStore {
     fn put_audio(&self, info: &AudioInfo, true_peak_dbtp: f64) -> Result<(), StoreError> {
         self.conn().execute(
             "INSERT INTO audio
-             (sha256, title, size, duration_ms, loudness_lufs, gain_db, created_at, true_peak_dbtp)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             (sha256, title, size, duration_ms, loudness_lufs, gain_db, created_at, true_peak_dbtp,
+              damage)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
              ON CONFLICT (sha256) DO UPDATE SET loudness_lufs = excluded.loudness_lufs,
                  gain_db = excluded.gain_db, true_peak_dbtp = excluded.true_peak_dbtp",
             params![
@@ -236,7 +239,8 @@ impl Store for SqliteStore {
                 info.loudness_lufs,
                 f64::from(info.gain_db),
                 Utc::now().to_rfc3339(),
-                true_peak_dbtp.max(SILENT_PEAK_DBTP)
+                true_peak_dbtp.max(SILENT_PEAK_DBTP),
+                info.damage
             ],
         )?;
         Ok(())
@@ -275,7 +279,7 @@ impl Store for SqliteStore {
         Ok(self
             .conn()
             .query_row(
-                "SELECT sha256, title, size, duration_ms, loudness_lufs, gain_db
+                "SELECT sha256, title, size, duration_ms, loudness_lufs, gain_db, damage
                  FROM audio WHERE sha256 = ?1",
                 [sha256],
                 |r| {
@@ -286,6 +290,7 @@ impl Store for SqliteStore {
                         duration_ms: r.get::<_, i64>(3)? as u64,
                         loudness_lufs: r.get(4)?,
                         gain_db: r.get::<_, f64>(5)? as f32,
+                        damage: r.get(6)?,
                     })
                 },
             )
@@ -564,7 +569,8 @@ mod tests {
                 gain_db: 4.0
             }]
         );
-        assert_eq!(store.audio("abc").unwrap().unwrap().title, "Bản tin");
+        let old = store.audio("abc").unwrap().unwrap();
+        assert_eq!((old.title.as_str(), old.damage), ("Bản tin", None), "not known damaged");
         // Opening again changes nothing.
         drop(store);
         assert_eq!(SqliteStore::open(&path).unwrap().audio_levels().unwrap(), levels);
