@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use loa::central::{self, CentralConfig};
 use loa::clock::{SharedClock, SystemClock};
 use loa::protocol::{BulletinPriority, PushBulletinRequest, PushBulletinResponse, Target};
-use loa::station::bulletins::{Mode, Output, Receiver, ReceiverConfig};
+use loa::station::bulletins::{Mode, Receiver, ReceiverConfig};
 use loa::station::sync::{Backoff, SyncConfig};
 use loa::store::Station;
 
@@ -72,8 +72,12 @@ async fn run(stations: usize) -> ([Vec<Duration>; 3], Duration) {
             mode: Mode::Stream,
             backoff: Backoff { base: Duration::from_millis(100), max: Duration::from_secs(2) },
         };
-        let receiver =
-            Receiver::new(config, clock.clone(), Output::Channel(tx.clone())).expect("receiver");
+        let receiver = Receiver::new(
+            config,
+            clock.clone(),
+            std::sync::Arc::new(loa::testing::ChannelAirwaves(tx.clone())),
+        )
+        .expect("receiver");
         let mut quit = quit.subscribe();
         tasks.push(tokio::spawn(receiver.run(None, async move {
             let _ = quit.recv().await;

@@ -151,3 +151,24 @@ async fn pump(
     let _ = client_write.shutdown().await;
     was_cut
 }
+
+/// The bulletin receiver's [`Airwaves`](crate::station::bulletins::Airwaves) as a
+/// channel: each bulletin the real receiver would put on air arrives here, so tests and
+/// the benchmark watch the production path without a daemon.
+pub struct ChannelAirwaves(
+    pub tokio::sync::mpsc::UnboundedSender<crate::station::bulletins::Ready>,
+);
+
+impl crate::station::bulletins::Airwaves for ChannelAirwaves {
+    fn air(&self, airing: crate::station::bulletins::Airing) -> bool {
+        self.0.send(airing.ready).is_ok()
+    }
+
+    fn cancel(&self, _id: &str) -> bool {
+        true
+    }
+
+    fn record(&self, _entry: crate::protocol::Entry) -> bool {
+        true
+    }
+}

@@ -7,6 +7,7 @@
 //! readiness, backoff, clock offset) are pure functions in [`plan`].
 
 pub mod cache;
+mod download;
 pub mod export;
 pub mod plan;
 
@@ -15,11 +16,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures_util::StreamExt;
 use reqwest::StatusCode;
 use reqwest::header;
-use sha2::{Digest, Sha256};
-use std::io::{Read, Seek, Write};
 
 pub use cache::{Cache, CacheError};
 pub use export::{ExportError, resolved_source, schedules, write_schedules};
@@ -490,118 +488,6 @@ impl Syncer {
             }
         }
         Ok(report)
-    }
-
-    /// One attempt at one file: resume from the partial file with an HTTP Range, then
-    /// verify the whole file's sha256 and move it into the cache.
-    pub async fn download(
-        &self,
-        download: &Download,
-        bytes_received: &mut u64,
-    ) -> Result<(), SyncError> {
-        let sha = &download.sha256;
-        if !cache::is_sha256(sha) {
-            return Err(SyncError::BadName(sha.clone()));
-        }
-        let partial = self.cache.partial_path(sha);
-        let io = |source| CacheError { path: partial.display().to_string(), source };
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&partial)
-            .map_err(io)?;
-        let mut have = file.metadata().map_err(io)?.len();
-        if have > download.size {
-            file.set_len(0).map_err(io)?;
-            have = 0;
-        }
-        if have < download.size {
-            let url = self.url(&format!("/api/v1/audio/{sha}"));
-            let mut request = self.http.get(&url).bearer_auth(&self.config.token);
-            if have > 0 {
-                request = request.header(header::RANGE, format!("bytes={have}-"));
-            }
-            let response = request
-                .send()
-                .await
-                .map_err(|source| SyncError::Http { url: url.clone(), source })?;
-            match response.status() {
-                StatusCode::PARTIAL_CONTENT => {}
-                StatusCode::OK => {
-                    // Central ignored the range: start over.
-                    file.set_len(0).map_err(io)?;
-                    have = 0;
-                }
-                StatusCode::RANGE_NOT_SATISFIABLE => {
-                    file.set_len(0).map_err(io)?;
-                    return Err(SyncError::Truncated {
-                        sha256: sha.clone(),
-                        got: 0,
-                        expected: download.size,
-                    });
-                }
-                _ => return Err(Self::error_status("audio download", response).await),
-            }
-            file.seek(std::io::SeekFrom::Start(have)).map_err(io)?;
-            let mut stream = response.bytes_stream();
-            let mut failure = None;
-            while let Some(chunk) = stream.next().await {
-                match chunk {
-                    Ok(chunk) => {
-                        *bytes_received += chunk.len() as u64;
-                        if have + chunk.len() as u64 > download.size {
-                            drop(file);
-                            let _ = std::fs::remove_file(&partial);
-                            return Err(SyncError::Oversize {
-                                sha256: sha.clone(),
-                                expected: download.size,
-                            });
-                        }
-                        file.write_all(&chunk).map_err(io)?;
-                        have += chunk.len() as u64;
-                    }
-                    Err(source) => {
-                        failure = Some(SyncError::Http { url: url.clone(), source });
-                        break;
-                    }
-                }
-            }
-            // Keep what arrived, durably, so the next attempt resumes after it.
-            file.sync_data().map_err(io)?;
-            if let Some(e) = failure {
-                return Err(e);
-            }
-        }
-        if have < download.size {
-            return Err(SyncError::Truncated {
-                sha256: sha.clone(),
-                got: have,
-                expected: download.size,
-            });
-        }
-        file.seek(std::io::SeekFrom::Start(0)).map_err(io)?;
-        let mut hasher = Sha256::new();
-        let mut buffer = vec![0u8; 64 * 1024];
-        loop {
-            let n = file.read(&mut buffer).map_err(io)?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buffer[..n]);
-        }
-        drop(file);
-        let actual = hex::encode(hasher.finalize());
-        if &actual != sha {
-            let _ = std::fs::remove_file(&partial);
-            let e = SyncError::HashMismatch { expected: sha.clone(), actual };
-            tracing::warn!("{e}");
-            return Err(e);
-        }
-        self.cache.commit(sha)?;
-        tracing::info!(sha256 = sha, size = download.size, "audio verified and cached");
-        Ok(())
     }
 
     /// Deletes cached audio the accepted manifest has not needed for the grace period.
