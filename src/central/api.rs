@@ -17,13 +17,15 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
-use super::{ApiError, AppState, ingest, manifest};
+use super::auth::{operator_auth, parse_json, station_auth};
+use super::library::{self, TempFile};
+use super::{ApiError, AppState, manifest};
 use crate::protocol::{
-    AudioInfo, FleetStatus, Heartbeat, HeartbeatAck, LoadScheduleRequest, LoadScheduleResponse,
-    StationStatus, Target,
+    FleetStatus, Heartbeat, HeartbeatAck, LoadScheduleRequest, LoadScheduleResponse, StationStatus,
+    Target,
 };
 use crate::schedule::Layer;
-use crate::store::{Role, Station, StoredHeartbeat, StoredSchedule, hash_token};
+use crate::store::{Role, Station, StoredHeartbeat, StoredSchedule};
 
 /// Longest a manifest long-poll may wait.
 const MAX_WAIT: Duration = Duration::from_secs(60);
@@ -70,39 +72,10 @@ async fn refuse_plain_http(
     next.run(request).await
 }
 
-fn bearer(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    value.strip_prefix("Bearer ").map(|t| t.trim().to_string())
-}
-
-/// The sha256 of the request's bearer token (what the store keeps).
-pub(super) fn bearer_hash(headers: &HeaderMap) -> Option<String> {
-    bearer(headers).map(|t| hash_token(&t))
-}
-
-pub(super) fn station_auth(state: &AppState, headers: &HeaderMap) -> Result<Station, ApiError> {
-    let token = bearer(headers).ok_or(ApiError::Unauthorized)?;
-    state.store.station_by_token(&hash_token(&token))?.ok_or(ApiError::Unauthorized)
-}
-
-pub(super) fn operator_auth(state: &AppState, headers: &HeaderMap) -> Result<Role, ApiError> {
-    let token = bearer(headers).ok_or(ApiError::Unauthorized)?;
-    state.store.operator_by_token(&hash_token(&token))?.ok_or(ApiError::Unauthorized)
-}
-
 /// Audio is named by sha256 only: this is what keeps request paths out of the file
 /// system (no `..`, no slashes).
 fn valid_sha256(text: &str) -> bool {
     text.len() == 64 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-pub(super) fn parse_json<T: serde::de::DeserializeOwned>(
-    body: &Bytes,
-    what: &str,
-) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| {
-        ApiError::BadRequest(format!("{what} is not valid JSON of the expected shape: {e}"))
-    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -327,15 +300,6 @@ fn upload_name(name: Option<&str>) -> String {
     name.chars().take(100).collect()
 }
 
-/// Removes the temporary upload file however the handler ends.
-struct TempFile(std::path::PathBuf);
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 async fn put_audio(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -354,8 +318,7 @@ async fn put_audio(
     if declared.is_some_and(|n| n > limit) {
         return Err(ApiError::TooLarge { limit });
     }
-    let nonce: u64 = rand::random();
-    let temp = TempFile(state.tmp_dir().join(format!("upload-{nonce:016x}")));
+    let temp = TempFile::new(&state, "upload");
     let mut file = tokio::fs::File::create(&temp.0).await?;
     let mut hasher = Sha256::new();
     let mut size: u64 = 0;
@@ -368,48 +331,22 @@ async fn put_audio(
         hasher.update(&chunk);
         file.write_all(&chunk).await?;
     }
-    file.sync_all().await?;
     drop(file);
     if size == 0 {
         return Err(ApiError::BadRequest("upload is empty: send the audio file's bytes".into()));
     }
     let sha256 = hex::encode(hasher.finalize());
-    let path = temp.0.clone();
-    let shown = upload_name(query.name.as_deref());
-    let shown_path = std::path::PathBuf::from(&shown);
-    let (measured, stats) =
-        tokio::task::spawn_blocking(move || ingest::measure_as(&path, &shown_path))
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?
-            .map_err(|e| ApiError::BadRequest(format!("upload refused: {e}")))?;
-    // A half-copied programme would air as a fragment and be logged `played`: damage is
-    // refused unless the operator says to keep it, and then it stays on the record.
-    if let Some(why) = stats.damage_explained()
-        && !query.accept_damaged
-    {
-        return Err(ApiError::BadRequest(format!(
-            "upload refused: {shown}: {why}; upload the whole file, or pass --accept-damaged \
-             to `loa audio add` to store it anyway"
-        )));
-    }
     let title = query.title.unwrap_or_else(|| sha256[..12].to_string());
-    let info = AudioInfo {
-        sha256: sha256.clone(),
-        title,
+    let incoming = library::Incoming {
+        temp,
+        sha256,
         size,
-        duration_ms: measured.duration_ms,
-        loudness_lufs: measured.loudness_lufs,
-        gain_db: ingest::gain_towards(state.config.loudness_target_lufs, &measured),
-        damage: stats.damage(),
+        shown: upload_name(query.name.as_deref()).into(),
+        title,
+        accept_damaged: query.accept_damaged,
+        refused: "upload refused",
     };
-    let final_path = state.audio_dir().join(&sha256);
-    tokio::fs::rename(&temp.0, &final_path).await?;
-    // The library row is written only once the renamed file is durable (directory
-    // fsynced): a power cut can leave an unlisted file, never a listed missing one.
-    tokio::fs::File::open(state.audio_dir()).await?.sync_all().await?;
-    state.store.put_audio(&info, measured.true_peak_dbtp)?;
-    let stored = state.store.audio(&sha256)?.unwrap_or(info);
-    tracing::info!(sha256, size, lufs = stored.loudness_lufs, damage = ?stored.damage, "audio stored");
+    let stored = library::store(&state, incoming).await?;
     Ok(axum::Json(stored).into_response())
 }
 

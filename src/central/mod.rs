@@ -7,13 +7,14 @@
 //! [`add_operator`], [`open`] and [`serve`].
 
 mod api;
+pub mod auth;
 pub mod body;
 pub mod bulletins;
 pub mod config;
-mod delivery_log;
 pub mod gains;
 pub mod hot_audio;
 pub mod ingest;
+pub mod library;
 pub mod manifest;
 mod playlog;
 pub mod report;

@@ -13,7 +13,7 @@ use axum::routing::{get, post};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 
-use super::api::{operator_auth, parse_json, station_auth};
+use super::auth::{operator_auth, parse_json, station_auth};
 use super::report::{self, BulletinFacts, StationDay};
 use super::{ApiError, AppState};
 use crate::protocol::{

@@ -15,7 +15,7 @@ use std::sync::mpsc;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
 
-use super::bulletins::BulletinError;
+use super::BulletinError;
 use crate::protocol::DeliveryReport;
 
 /// Most reports one transaction takes, so an answer is never held back indefinitely by a
@@ -107,10 +107,10 @@ fn commit(conn: &mut Connection, batch: &[Pending]) -> Result<(), rusqlite::Erro
                     report.bulletin_id,
                     p.station,
                     report.state.as_str(),
-                    super::bulletins::time_text(report.at),
+                    crate::protocol::time_text(report.at),
                     report.latency_ms,
                     report.reason,
-                    super::bulletins::time_text(p.received_at),
+                    crate::protocol::time_text(p.received_at),
                     report.reason_code,
                 ])?;
             }
