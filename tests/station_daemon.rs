@@ -387,3 +387,47 @@ async fn schedules_pushed_by_the_sync_play_content_addressed_audio_beside_local_
     assert_eq!(records[0].entry.audio_sha256.as_deref(), Some(sha.as_str()));
     fx.stop().await;
 }
+
+/// Found by the ten-minute chaos run: a station killed, started again and killed again
+/// before central's schedules reached the daemon (they come through the uplink, after
+/// start-up) left a play of central's with no record at all — the middle run, knowing
+/// none of central's items, had written a horizon past it. A run now keeps the previous
+/// horizon until central's schedules arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_stopped_before_centrals_schedules_arrive_leaves_their_plays_to_the_next_start() {
+    let mut fx = Fixture::new(local(9, 59, 50));
+    fx.config.central_url = Some("http://central.invalid:8480".into());
+    let tone = fx.tone("tinh.wav", 1.0);
+    let sha = file_sha256(&tone).expect("sha");
+    std::fs::create_dir_all(fx.config.data_dir.join("audio")).expect("cache dir");
+    std::fs::copy(&tone, fx.config.data_dir.join("audio").join(&sha)).expect("cache");
+    let text = format!(
+        "layer = \"provincial\"\n[[item]]\nid = \"tu-tinh\"\ntitle = \"Từ tỉnh\"\naudio = \"sha256:{sha}\"\nat = 2026-12-01T10:00:30\nmax_delay = \"1s\"\n"
+    );
+    let central = || {
+        let parsed = loa::schedule::parse(&text, "central", std::path::Path::new(""));
+        StationCommand::Central(vec![parsed.schedule.expect("valid schedule")])
+    };
+    // First run: central's schedule arrives, then the station is killed before 10:00:30.
+    fx.start();
+    assert!(fx.handle.as_ref().expect("handle").send(central()));
+    fx.run_until(local(10, 0, 5)).await;
+    fx.kill().await;
+    // Second run, from 10:00:20 to 10:00:40: central's schedule never reaches it.
+    fx.clock.set(local(10, 0, 20));
+    fx.start();
+    fx.run_until(local(10, 0, 40)).await;
+    fx.kill().await;
+    // Third run: central's schedule arrives, and the play of 10:00:30 gets its record.
+    fx.clock.set(local(10, 1, 0));
+    fx.start();
+    assert!(fx.handle.as_ref().expect("handle").send(central()));
+    fx.run_until(local(10, 1, 5)).await;
+    let records = fx.wait_records(1).await;
+    let got: Vec<_> = records
+        .iter()
+        .map(|r| (r.entry.item_id.as_str(), r.entry.planned, r.entry.outcome))
+        .collect();
+    assert_eq!(got, [("tu-tinh", local(10, 0, 30), Outcome::Missed)]);
+    fx.stop().await;
+}

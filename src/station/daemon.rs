@@ -646,7 +646,16 @@ impl Station {
     }
 
     fn mark_alive(&mut self, now: DateTime<Utc>) {
-        let horizon = self.core.horizon(now).min(self.horizon);
+        let mut horizon = self.core.horizon(now).min(self.horizon);
+        // Until central's schedules have arrived in this run, nothing they planned since
+        // the previous run's horizon has been decided: a run stopped before they arrive
+        // must leave that horizon for the next start to account from, or their plays in
+        // between end with no record at all.
+        if self.config.central_url.is_some()
+            && let Some((from, _)) = self.recovered
+        {
+            horizon = horizon.min(from);
+        }
         let written = self.ledger.set_states(&[
             (state::HORIZON, &crate::station::ledger::time_text(horizon)),
             (state::ALIVE, &crate::station::ledger::time_text(now)),
