@@ -1,10 +1,12 @@
 //! `loa central …`: set up and run the provincial server.
 //!
-//! - `loa central init [--data-dir D] [--host NAME]...`: data directory, signing key
-//!   (0600), first admin token; prints the public key to pin in every station config;
-//!   with --host, the province CA and central's HTTPS certificate (`central::tls`).
+//! - `loa central init [--data-dir D] [--host NAME]... [--format text|json]`: data
+//!   directory, signing key (0600), first admin token; prints the public key to pin in
+//!   every station config; with --host, the province CA and central's HTTPS certificate
+//!   (`central::tls`). `--format json` prints the same fields as one [`Initialised`].
 //! - `loa central tls --host NAME...`: (re)issue central's certificate.
-//! - `loa central station add ID --name N --district D`: prints the station token once.
+//! - `loa central station add ID --name N --district D [--format text|json]`: prints the
+//!   station token once (as a [`StationAdded`] with `--format json`).
 //! - `loa central token add --role admin|district:NAME|viewer`: prints the token once.
 //! - `loa central example-config`: the commented configuration with its defaults.
 //! - `loa central [--config FILE] [--listen ADDR]`: serve.
@@ -15,7 +17,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
+use serde::{Deserialize, Serialize};
 
 use super::remote;
 use crate::central::{self, CentralConfig, config::EXAMPLE};
@@ -46,6 +49,9 @@ pub enum CentralCommand {
         /// serves HTTPS with a certificate for them, signed by a new province CA.
         #[arg(long = "host", value_name = "NAME")]
         hosts: Vec<String>,
+        /// `json`: one object with the fields the text lists (for scripts and tests).
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
     },
     /// (Re)issue central's HTTPS certificate for these names, signed by the province CA
     /// (made now if there is none). Restart central to use it.
@@ -79,6 +85,9 @@ pub enum StationCommand {
         name: String,
         #[arg(long)]
         district: String,
+        /// `json`: `{"station": ID, "token": TOKEN}`.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
     },
     /// Give a station a new token (the old one is refused at once) and print it.
     RotateToken {
@@ -103,6 +112,60 @@ pub enum TokenCommand {
         #[arg(long)]
         label: String,
     },
+}
+
+/// How `init` and `station add` print what they made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// What `loa central init --format json` prints.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Initialised {
+    pub data_dir: PathBuf,
+    /// The province's public key (hex): `province_key` in every station config.
+    pub public_key: String,
+    /// The first admin token, shown once.
+    pub admin_token: String,
+    /// The CA and certificate made for `--host`; none without it (plain HTTP, loopback).
+    pub tls: Option<TlsIssued>,
+}
+
+/// The HTTPS files `init --host` made.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TlsIssued {
+    pub new_ca: bool,
+    pub ca_cert: PathBuf,
+    pub ca_fingerprint: String,
+    pub hosts: Vec<String>,
+    pub cert: PathBuf,
+}
+
+impl From<&central::tls::Issued> for TlsIssued {
+    fn from(issued: &central::tls::Issued) -> Self {
+        Self {
+            new_ca: issued.new_ca,
+            ca_cert: issued.ca_cert.clone(),
+            ca_fingerprint: issued.ca_fingerprint.clone(),
+            hosts: issued.hosts.clone(),
+            cert: issued.cert.clone(),
+        }
+    }
+}
+
+/// What `loa central station add --format json` prints.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StationAdded {
+    pub station: String,
+    /// The station's token, shown once.
+    pub token: String,
+}
+
+fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
 }
 
 pub fn run(args: CentralArgs) -> ExitCode {
@@ -139,8 +202,26 @@ fn run_inner(args: CentralArgs) -> anyhow::Result<()> {
         SqliteStore::open(&path).map_err(anyhow::Error::from)
     };
     match args.command {
-        Some(CentralCommand::Init { hosts }) => {
+        Some(CentralCommand::Init { hosts, format }) => {
             let done = central::init(&config.data_dir)?;
+            if format == Format::Json {
+                let tls = if hosts.is_empty() {
+                    None
+                } else {
+                    let issued = central::tls::issue(
+                        &config.data_dir,
+                        &hosts,
+                        chrono::Utc::now().timestamp(),
+                    )?;
+                    Some(TlsIssued::from(&issued))
+                };
+                return print_json(&Initialised {
+                    data_dir: config.data_dir.clone(),
+                    public_key: done.public_key,
+                    admin_token: done.admin_token,
+                    tls,
+                });
+            }
             println!("data directory: {}", config.data_dir.display());
             println!("public key (pin it in every station config): {}", done.public_key);
             println!("admin token (shown once, keep it safe): {}", done.admin_token);
@@ -173,9 +254,14 @@ fn run_inner(args: CentralArgs) -> anyhow::Result<()> {
             println!("restart central to serve the new certificate");
             Ok(())
         }
-        Some(CentralCommand::Station { command: StationCommand::Add { id, name, district } }) => {
+        Some(CentralCommand::Station {
+            command: StationCommand::Add { id, name, district, format },
+        }) => {
             let station = Station { id: id.clone(), name, district };
             let token = central::add_station(&store()?, &station)?;
+            if format == Format::Json {
+                return print_json(&StationAdded { station: id, token });
+            }
             println!("station {id} added; its token (shown once, put it in the station config):");
             println!("{token}");
             Ok(())
