@@ -10,9 +10,10 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::handler::Handler;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{MethodFilter, MethodRouter, on};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
@@ -32,21 +33,112 @@ const MAX_WAIT: Duration = Duration::from_secs(60);
 /// JSON bodies (schedules, heartbeats) are small.
 const JSON_LIMIT: usize = 2 * 1024 * 1024;
 
-/// The API under `/api/v1`.
-pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/api/v1/station/manifest", get(get_manifest))
-        .route("/api/v1/station/heartbeat", post(post_heartbeat))
-        .route("/api/v1/audio/{sha256}", get(get_audio))
-        .route("/api/v1/library/{sha256}", get(get_library_entry))
-        .route("/api/v1/audio", put(put_audio).layer(DefaultBodyLimit::disable()))
-        .route("/api/v1/schedules", post(post_schedule))
-        .route("/api/v1/status", get(get_status))
+/// Every route of the API, registered through [`Routes`] so the list of them comes from
+/// the very code that builds the router.
+fn routes() -> Routes {
+    Routes::new()
+        .get("/api/v1/station/manifest", get_manifest)
+        .post("/api/v1/station/heartbeat", post_heartbeat)
+        .get("/api/v1/audio/{sha256}", get_audio)
+        .get("/api/v1/library/{sha256}", get_library_entry)
+        .route_with(Verb::Put, "/api/v1/audio", put_audio, |r| r.layer(DefaultBodyLimit::disable()))
+        .post("/api/v1/schedules", post_schedule)
+        .get("/api/v1/status", get_status)
         .merge(super::bulletins::routes())
         .merge(super::playlog::routes())
+}
+
+/// The API under `/api/v1`.
+pub fn router(state: Arc<AppState>) -> Router {
+    routes()
+        .router
         .layer(DefaultBodyLimit::max(JSON_LIMIT))
         .layer(axum::middleware::from_fn_with_state(state.clone(), refuse_plain_http))
         .with_state(state)
+}
+
+/// Every (method, path) [`router`] serves, in the order it registers them (a GET route
+/// also answers HEAD, as axum does).
+pub fn route_list() -> Vec<(&'static str, &'static str)> {
+    routes().list
+}
+
+/// An HTTP method a route is registered for.
+#[derive(Debug, Clone, Copy)]
+pub enum Verb {
+    Get,
+    Post,
+    Put,
+}
+
+impl Verb {
+    fn name(self) -> &'static str {
+        match self {
+            Verb::Get => "GET",
+            Verb::Post => "POST",
+            Verb::Put => "PUT",
+        }
+    }
+
+    fn filter(self) -> MethodFilter {
+        match self {
+            Verb::Get => MethodFilter::GET,
+            Verb::Post => MethodFilter::POST,
+            Verb::Put => MethodFilter::PUT,
+        }
+    }
+}
+
+/// The router being built, and each (method, path) as it is added: the route list
+/// cannot miss a route the router serves.
+pub struct Routes {
+    router: Router<Arc<AppState>>,
+    list: Vec<(&'static str, &'static str)>,
+}
+
+impl Routes {
+    pub fn new() -> Self {
+        Self { router: Router::new(), list: Vec::new() }
+    }
+
+    pub fn get<H, T>(self, path: &'static str, handler: H) -> Self
+    where
+        H: Handler<T, Arc<AppState>>,
+        T: 'static,
+    {
+        self.route_with(Verb::Get, path, handler, |r| r)
+    }
+
+    pub fn post<H, T>(self, path: &'static str, handler: H) -> Self
+    where
+        H: Handler<T, Arc<AppState>>,
+        T: 'static,
+    {
+        self.route_with(Verb::Post, path, handler, |r| r)
+    }
+
+    /// `handler` for `verb` at `path`, through `adjust` (a layer for this route only).
+    pub fn route_with<H, T>(
+        mut self,
+        verb: Verb,
+        path: &'static str,
+        handler: H,
+        adjust: impl FnOnce(MethodRouter<Arc<AppState>>) -> MethodRouter<Arc<AppState>>,
+    ) -> Self
+    where
+        H: Handler<T, Arc<AppState>>,
+        T: 'static,
+    {
+        self.router = self.router.route(path, adjust(on(verb.filter(), handler)));
+        self.list.push((verb.name(), path));
+        self
+    }
+
+    pub fn merge(mut self, other: Routes) -> Self {
+        self.router = self.router.merge(other.router);
+        self.list.extend(other.list);
+        self
+    }
 }
 
 /// Refuses every route over plain HTTP from another machine unless `allow_plain_http`:

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-pub use api::router;
+pub use api::{route_list, router};
 pub use config::CentralConfig;
 
 use crate::clock::SharedClock;

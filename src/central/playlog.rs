@@ -4,15 +4,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 
+use super::api::Routes;
 use super::auth::{operator_auth, parse_json, station_auth};
 use super::report::{self, BulletinFacts, StationDay};
 use super::{ApiError, AppState};
@@ -27,11 +26,11 @@ use crate::store::{PlaylogFilter, Role, Station};
 /// Most records one batch may carry (the station sends at most this many at once).
 pub const MAX_BATCH: usize = 2000;
 
-pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/api/v1/station/playlog", post(post_playlog))
-        .route("/api/v1/playlog", get(get_playlog))
-        .route("/api/v1/report", get(get_report))
+pub fn routes() -> Routes {
+    Routes::new()
+        .post("/api/v1/station/playlog", post_playlog)
+        .get("/api/v1/playlog", get_playlog)
+        .get("/api/v1/report", get_report)
 }
 
 async fn post_playlog(

@@ -7,17 +7,16 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::{Connected, StoredEvent, lock};
+use crate::central::api::Routes;
 use crate::central::auth::{operator_auth as operator, parse_json, station_auth as station};
 use crate::central::{ApiError, AppState};
 use crate::protocol::{
@@ -33,14 +32,15 @@ pub const STREAM_HEARTBEAT: Duration = Duration::from_secs(15);
 const MAX_POLL_WAIT: Duration = Duration::from_secs(30);
 
 /// The bulletin routes (merged into [`crate::central::router`]).
-pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/api/v1/bulletins", post(push).get(list))
-        .route("/api/v1/bulletins/{id}", get(show))
-        .route("/api/v1/bulletins/{id}/cancel", post(cancel))
-        .route("/api/v1/station/events", get(stream))
-        .route("/api/v1/station/events/poll", get(poll))
-        .route("/api/v1/station/bulletins/delivery", post(delivery))
+pub fn routes() -> Routes {
+    Routes::new()
+        .post("/api/v1/bulletins", push)
+        .get("/api/v1/bulletins", list)
+        .get("/api/v1/bulletins/{id}", show)
+        .post("/api/v1/bulletins/{id}/cancel", cancel)
+        .get("/api/v1/station/events", stream)
+        .get("/api/v1/station/events/poll", poll)
+        .post("/api/v1/station/bulletins/delivery", delivery)
 }
 
 /// The stations a push may reach under `role` (see the module docs).
