@@ -9,22 +9,25 @@
 //! killed. `Demo`'s `Drop` stops whatever is still running and removes the directory
 //! unless `--keep`: on success, on error and on Ctrl-C alike.
 
+mod process;
+mod report;
+
 use std::fmt::Display;
 use std::fs;
 use std::io::Write;
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::{DateTime, Utc};
 use clap::Args;
 
+use self::process::{Proc, check_interrupted, isolate, watch_signals};
+use self::report::{layer_name, local, priority_name};
+use super::central::{Initialised, StationAdded};
 use crate::demo::{self, DemoBulletin, DemoOffline, DemoStation, DemoTimeline, PlannedItem};
 use crate::schedule::Layer;
-use crate::station::ledger::Record;
 
 /// Run central and several stations on this machine, sound to WAV files.
 #[derive(Debug, Args)]
@@ -48,9 +51,6 @@ pub struct DemoArgs {
     #[arg(long)]
     pub samples: Option<PathBuf>,
 }
-
-/// Set by the signal watcher; every wait in the demo checks it.
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 /// A late start beyond this is recorded missed (the shifted items are seconds apart).
 const MAX_DELAY: Duration = Duration::from_secs(5);
@@ -77,66 +77,6 @@ pub fn run(args: DemoArgs) -> ExitCode {
         }
     }
 }
-
-/// A child process the demo started; stopped (SIGTERM, then SIGKILL after a grace
-/// period) when dropped.
-struct Proc {
-    name: String,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Proc {
-    /// SIGTERM, wait up to `grace` for the process to finish its shutdown (a station fades
-    /// out and records what was playing), then SIGKILL.
-    fn stop(&mut self, grace: Duration) {
-        if let Ok(Some(_)) = self.child.try_wait() {
-            return;
-        }
-        terminate(self.child.id());
-        let deadline = Instant::now() + grace;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// Fails with the end of its log when the process has exited.
-    fn check_running(&mut self) -> Result<()> {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            bail!(
-                "{} exited ({status}); the end of its log ({}):\n{}",
-                self.name,
-                self.log.display(),
-                tail(&self.log, 15)
-            );
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.stop(Duration::from_secs(5));
-    }
-}
-
-#[cfg(unix)]
-fn terminate(pid: u32) {
-    if let Ok(pid) = i32::try_from(pid) {
-        // SAFETY: kill(2) with a pid the demo spawned and has not yet reaped.
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
-        }
-    }
-}
-
-#[cfg(not(unix))]
-fn terminate(_pid: u32) {}
 
 struct RunningStation {
     info: DemoStation,
@@ -306,6 +246,29 @@ impl Demo {
     }
 }
 
+impl Demo {
+    /// Waits for central's `loa central listening on URL` line in its log; the URL.
+    fn wait_for_central(&mut self, log: &Path, within: Duration) -> Result<String> {
+        let until = Instant::now() + within;
+        loop {
+            check_interrupted()?;
+            self.check_children()?;
+            let text = fs::read_to_string(log).unwrap_or_default();
+            if let Some(url) = field(&text, "loa central listening on ") {
+                return Ok(url.to_string());
+            }
+            if Instant::now() > until {
+                bail!(
+                    "central did not say where it listens within {} s (see {})",
+                    within.as_secs(),
+                    log.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 /// The emergency bulletin: spoken by espeak-ng at central when it can, else a recording.
 const BULLETIN_TEXT: &str = "Thông báo khẩn cấp. Nước sông Hậu đang lên nhanh. \
     Đề nghị bà con vùng trũng di chuyển người và tài sản lên nơi cao ngay.";
@@ -425,65 +388,6 @@ fn toml_str(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
 }
 
-/// Own process group (Ctrl-C in the terminal reaches only the demo, which stops the
-/// children in order); on Linux, SIGTERM when the demo dies, so nothing is left behind
-/// even after a kill -9.
-fn isolate(c: &mut Command) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::CommandExt;
-        c.process_group(0);
-        #[cfg(target_os = "linux")]
-        // SAFETY: prctl is async-signal-safe and touches only the child's own state.
-        unsafe {
-            c.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                Ok(())
-            });
-        }
-    }
-}
-
-fn watch_signals() {
-    std::thread::spawn(|| {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
-            return;
-        };
-        rt.block_on(async {
-            #[cfg(unix)]
-            {
-                use tokio::signal::unix::{SignalKind, signal};
-                if let Ok(mut term) = signal(SignalKind::terminate()) {
-                    tokio::select! {
-                        _ = term.recv() => {}
-                        _ = tokio::signal::ctrl_c() => {}
-                    }
-                    return;
-                }
-            }
-            let _ = tokio::signal::ctrl_c().await;
-        });
-        INTERRUPTED.store(true, Ordering::SeqCst);
-    });
-}
-
-fn check_interrupted() -> Result<()> {
-    if INTERRUPTED.load(Ordering::SeqCst) {
-        bail!("interrupted: stopped the stations and central");
-    }
-    Ok(())
-}
-
-fn tail(path: &Path, lines: usize) -> String {
-    let text = fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-fn local(t: DateTime<Utc>) -> String {
-    t.with_timezone(&TZ).format("%H:%M:%S").to_string()
-}
-
 /// The value after `label` on the line of `text` that starts with it.
 fn field<'a>(text: &'a str, label: &str) -> Option<&'a str> {
     text.lines().find_map(|l| l.strip_prefix(label)).map(str::trim)
@@ -551,13 +455,9 @@ fn run_demo(args: DemoArgs) -> Result<()> {
     // Central: key, stations, serve.
     let central_dir = dir.join("central");
     let central_arg = central_dir.display().to_string();
-    let init = d.run_loa(&["central", "init", "--data-dir", &central_arg])?;
-    let public_key = field(&init, "public key (pin it in every station config):")
-        .ok_or_else(|| anyhow!("`loa central init` printed no public key:\n{init}"))?
-        .to_string();
-    let admin_token = field(&init, "admin token (shown once, keep it safe):")
-        .ok_or_else(|| anyhow!("`loa central init` printed no admin token"))?
-        .to_string();
+    let init = d.run_loa(&["central", "init", "--data-dir", &central_arg, "--format", "json"])?;
+    let Initialised { public_key, admin_token, .. } = serde_json::from_str(&init)
+        .with_context(|| format!("`loa central init --format json` printed:\n{init}"))?;
     d.step(format!(
         "central initialised: signing key {}…",
         public_key.chars().take(12).collect::<String>()
@@ -580,14 +480,11 @@ fn run_demo(args: DemoArgs) -> Result<()> {
             &district,
             "--data-dir",
             &central_arg,
+            "--format",
+            "json",
         ])?;
-        let token = out
-            .lines()
-            .nth(1)
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| anyhow!("`loa central station add` printed no token:\n{out}"))?
-            .to_string();
+        let StationAdded { token, .. } = serde_json::from_str(&out)
+            .with_context(|| format!("`loa central station add --format json` printed:\n{out}"))?;
         tokens.push((id, name, token));
     }
     d.step(format!(
@@ -596,30 +493,16 @@ fn run_demo(args: DemoArgs) -> Result<()> {
         tokens.iter().map(|t| t.0.as_str()).collect::<Vec<_>>().join(", ")
     ));
 
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .context("cannot find a free loopback port for central")?
-        .port();
-    let listen = format!("127.0.0.1:{port}");
+    // Port 0: the system picks a free port as central binds it, so no other process can
+    // take it in between; central's "listening on" line says which.
+    let central_log = dir.join("central.log");
     let central = d.spawn(
         "central",
-        &["central", "--data-dir", &central_arg, "--listen", &listen],
-        &dir.join("central.log"),
+        &["central", "--data-dir", &central_arg, "--listen", "127.0.0.1:0"],
+        &central_log,
     )?;
     d.central = Some(central);
-    let until = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(&listen).is_err() {
-        check_interrupted()?;
-        d.check_children()?;
-        if Instant::now() > until {
-            bail!(
-                "central did not listen on {listen} within 20 s (see {})",
-                dir.join("central.log").display()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    d.central_url = format!("http://{listen}");
+    d.central_url = d.wait_for_central(&central_log, Duration::from_secs(20))?;
     d.admin_token = admin_token;
     d.timeline.central_url = d.central_url.clone();
     d.step(format!("central listening on {} (SQLite in {})", d.central_url, central_dir.display()));
@@ -835,75 +718,7 @@ fn run_demo(args: DemoArgs) -> Result<()> {
         }
     }
 
-    // Wait for the last item to end and central to hold every station's record of it.
-    let last_end = items.iter().map(PlannedItem::end).max().unwrap_or_else(Utc::now);
-    d.wait_until(last_end + chrono::Duration::milliseconds(500))?;
-    let until = Instant::now() + Duration::from_secs(30);
-    loop {
-        let out = d.run_loa(&["log", "--format", "json"])?;
-        let records: Vec<Record> = serde_json::from_str(&out)
-            .context("`loa log --format json` printed something that is not a list of records")?;
-        let complete = d.stations.iter().all(|s| {
-            items.iter().all(|it| {
-                records.iter().any(|r| {
-                    r.station == s.info.id
-                        && r.entry.item_id == it.id
-                        && r.entry.planned == it.planned
-                })
-            })
-        });
-        if complete {
-            break;
-        }
-        if Instant::now() > until {
-            bail!(
-                "central did not receive every station's record of every item within 30 s (see the logs in {})",
-                dir.display()
-            );
-        }
-        d.wait_until(Utc::now() + chrono::Duration::milliseconds(300))?;
-    }
-    d.step("programme over: central holds every station's record of every item");
-
-    // The log and the day's report, as an operator at the province sees them.
-    let today = Utc::now().with_timezone(&TZ).format("%Y-%m-%d").to_string();
-    println!("\n$ loa log");
-    print!("{}", d.run_loa(&["log"])?);
-    println!("\n$ loa report {today}");
-    print!("{}", d.run_loa(&["report", &today])?);
-    println!();
-
-    // Stop the stations (they fade out and close their air-checks), then central.
-    for s in &mut d.stations {
-        if let Some(mut p) = s.proc.take() {
-            p.stop(Duration::from_secs(5));
-        }
-    }
-    d.step("stations stopped");
-    if args.sink == "wav" {
-        if args.keep {
-            println!("air-checks (what each station played, silence included, 16-bit WAV):");
-        } else {
-            println!("air-checks (removed with the directory: pass --keep to listen to them):");
-        }
-        for s in &d.stations {
-            for w in &s.info.wav_files {
-                println!("  {}", w.display());
-            }
-        }
-    }
-    d.timeline.stations = d.stations.iter().map(|s| s.info.clone()).collect();
-    d.save_timeline()?;
-    if args.keep {
-        println!(
-            "kept: {} (timeline in {})",
-            dir.display(),
-            dir.join(demo::TIMELINE_FILE).display()
-        );
-    } else {
-        println!("removing {} (pass --keep to look at it afterwards)", dir.display());
-    }
-    Ok(())
+    report::finish(&mut d, &items, &args, &dir)
 }
 
 enum Event {
@@ -911,21 +726,6 @@ enum Event {
     Bulletin,
     Stop(usize),
     Restart,
-}
-
-fn priority_name(p: crate::schedule::Priority) -> &'static str {
-    match p {
-        crate::schedule::Priority::Normal => "normal",
-        crate::schedule::Priority::Priority => "priority",
-        crate::schedule::Priority::Emergency => "emergency",
-    }
-}
-
-fn layer_name(layer: Layer) -> &'static str {
-    match layer {
-        Layer::Provincial => "provincial",
-        Layer::Local => "local",
-    }
 }
 
 /// Which item the last station misses while offline, when it stops and when it comes
