@@ -14,11 +14,12 @@
 //! Short by default (CI); `LOA_CHAOS_SECONDS=600` runs ten minutes of chaos,
 //! `LOA_CHAOS_SEED=N` picks another seed.
 
-mod central_proc;
+#[path = "support/mod.rs"]
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::future::ready;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
@@ -31,119 +32,50 @@ use loa::station::ledger::{Filter, Ledger, Outcome, Record};
 use loa::testing::{Faults, FaultyProxy};
 use rand::{Rng, SeedableRng};
 
+use support::process::{CentralProc, Proc, central_init, command};
+use support::wait;
+
 const STATIONS: [&str; 3] = ["xa-a", "xa-b", "xa-c"];
 /// Seconds between planned items.
 const SPACING: i64 = 3;
 
-fn loa() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_loa"))
+/// Central for the chaos: the first start takes a port from the system; restarts get
+/// the same one back (stations' proxies point at it).
+fn central(data: PathBuf, log: PathBuf) -> CentralProc {
+    CentralProc::new(move || {
+        let mut c = command();
+        c.args(["central", "--data-dir"]).arg(&data).env("RUST_LOG", "warn");
+        c
+    })
+    .logging_to(&log)
 }
 
-fn log_file(path: &Path) -> Stdio {
-    match std::fs::OpenOptions::new().create(true).append(true).open(path) {
-        Ok(f) => Stdio::from(f),
-        Err(_) => Stdio::null(),
-    }
+/// Starts central (or brings it back on its port); returns once it listens.
+fn start_central(central: &mut CentralProc) {
+    // Waiting for the child blocks: let the proxies keep running meanwhile.
+    tokio::task::block_in_place(|| central.start());
 }
 
-/// Runs a `loa` command to completion and returns its stdout.
-fn run(args: &[&str]) -> String {
-    let out = loa().args(args).output().expect("run loa");
-    assert!(out.status.success(), "loa {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn after<'a>(text: &'a str, label: &str) -> &'a str {
-    text.lines()
-        .find_map(|l| l.split_once(label).map(|(_, v)| v.trim()))
-        .unwrap_or_else(|| panic!("no {label:?} in {text}"))
-}
-
-/// Polls `check` every 50 ms until it holds, failing after `limit`.
-async fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-struct CentralProc {
-    data: PathBuf,
-    port: u16,
-    log: PathBuf,
-    child: Option<Child>,
-}
-
-impl CentralProc {
-    /// The first start takes a port from the system; restarts get the same one back
-    /// (stations' proxies point at it). Returns once central listens.
-    fn start(&mut self) {
-        let data = self.data.clone();
-        let command = || {
-            let mut c = loa();
-            c.args(["central", "--data-dir"]).arg(&data).env("RUST_LOG", "warn");
-            c
-        };
-        let port = (self.port != 0).then_some(self.port);
-        // Waiting for the child blocks: let the proxies keep running meanwhile.
-        let started = tokio::task::block_in_place(|| central_proc::start(command, &self.log, port));
-        self.port = started.port;
-        self.child = Some(started.child);
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-/// A failing assertion must not leave daemons running: kill on drop.
-impl Drop for CentralProc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-impl Drop for StationProc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
+/// A failing assertion must not leave daemons running: a `Proc` is killed on drop.
 struct StationProc {
     id: &'static str,
     dir: PathBuf,
-    child: Option<Child>,
+    proc: Option<Proc>,
     _proxy: FaultyProxy,
 }
 
 impl StationProc {
     fn start(&mut self) {
-        let child = loa()
-            .args(["station", "--config"])
-            .arg(self.dir.join("station.toml"))
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log_file(&self.dir.join("station.log")))
-            .spawn()
-            .expect("start station");
-        self.child = Some(child);
+        let config = self.dir.join("station.toml");
+        self.proc = Some(Proc::start_logged(
+            command().args(["station", "--config"]).arg(config),
+            &self.dir.join("station.log"),
+        ));
     }
 
     fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(proc) = self.proc.take() {
+            proc.kill();
         }
     }
 
@@ -194,36 +126,18 @@ async fn stations_and_central_survive_kills_cuts_and_corruption() {
 
     // Central: init, stations, start.
     let data = root.join("central");
-    let init = run(&["central", "--data-dir", data.to_str().expect("utf-8 path"), "init"]);
-    let public_key = after(&init, "public key (pin it in every station config):").to_string();
-    let admin = after(&init, "admin token (shown once, keep it safe):").to_string();
+    let province = central_init(&data);
+    let (public_key, admin) = (province.key.clone(), province.admin.clone());
     let mut tokens = BTreeMap::new();
     for id in STATIONS {
-        let out = run(&[
-            "central",
-            "--data-dir",
-            data.to_str().expect("utf-8 path"),
-            "station",
-            "add",
-            id,
-            "--name",
-            id,
-            "--district",
-            "Tri Tôn",
-        ]);
-        tokens.insert(id, out.lines().last().expect("token line").trim().to_string());
+        tokens.insert(id, province.add_station(id, id, "Tri Tôn"));
     }
-    let mut central = CentralProc {
-        data: data.clone(),
-        // 0 until the first start: the system picks it.
-        port: 0,
-        log: root.join("central.log"),
-        child: None,
-    };
-    central.start();
-    let url = central.url();
-    wait_for("central up", Duration::from_secs(30), || {
-        std::net::TcpStream::connect(("127.0.0.1", central.port)).ok()
+    let mut central = central(data.clone(), root.join("central.log"));
+    start_central(&mut central);
+    let url = central.url.clone();
+    let port = central.port;
+    wait::until_async("central up", Duration::from_secs(30), || {
+        ready(std::net::TcpStream::connect(("127.0.0.1", port)).ok())
     })
     .await;
 
@@ -302,7 +216,7 @@ async fn stations_and_central_survive_kills_cuts_and_corruption() {
             ),
         )
         .expect("station config");
-        let mut station = StationProc { id, dir, child: None, _proxy: proxy };
+        let mut station = StationProc { id, dir, proc: None, _proxy: proxy };
         station.start();
         stations.push(station);
     }
@@ -325,7 +239,7 @@ async fn stations_and_central_survive_kills_cuts_and_corruption() {
             }
         }
         if central_down_until.is_some_and(|t| Instant::now() >= t) {
-            central.start();
+            start_central(&mut central);
             central_down_until = None;
         }
         match rng.random_range(0..10) {
@@ -393,25 +307,28 @@ async fn stations_and_central_survive_kills_cuts_and_corruption() {
         }
     }
     if central_down_until.take().is_some() {
-        central.start();
+        start_central(&mut central);
     }
     let settle = last_planned + chrono::Duration::seconds(4);
-    wait_for("the last item to be decided", Duration::from_secs(60), || {
-        (Utc::now() > settle).then_some(())
+    wait::until_async("the last item to be decided", Duration::from_secs(60), || {
+        ready(Utc::now() > settle)
     })
     .await;
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let mut at_central: BTreeMap<&str, Vec<Record>> = BTreeMap::new();
-    loop {
+    // Settled: every planned item decided at every station, no bulletin play left cut,
+    // and central holding every record, acknowledged. What central holds, per station.
+    let (stations_ref, planned_ref, bulletin_ref) = (&stations, &planned, &bulletin);
+    let (client_ref, url_ref, admin_ref) = (&client, &url, &admin);
+    let settled = wait::within_async(Duration::from_secs(90), || async move {
         let mut done = true;
-        for station in &stations {
+        let mut at_central: BTreeMap<&str, Vec<Record>> = BTreeMap::new();
+        for station in stations_ref {
             let local = station.records();
-            let theirs = central_records(&client, &url, &admin, station.id).await;
-            let complete = planned.keys().all(|(id, when)| {
+            let theirs = central_records(client_ref, url_ref, admin_ref, station.id).await;
+            let complete = planned_ref.keys().all(|(id, when)| {
                 local.iter().any(|r| &r.entry.item_id == id && r.entry.planned == *when)
             });
             // A bulletin play cut by a kill airs again after the restart.
-            let cut_last = bulletin.as_deref().is_some_and(|b| {
+            let cut_last = bulletin_ref.as_deref().is_some_and(|b| {
                 local
                     .iter()
                     .filter(|r| r.entry.item_id == b)
@@ -427,10 +344,17 @@ async fn stations_and_central_survive_kills_cuts_and_corruption() {
             }
             at_central.insert(station.id, theirs);
         }
-        if done {
-            break;
-        }
-        if Instant::now() > deadline {
+        done.then_some(at_central)
+    })
+    .await;
+    let at_central = match settled {
+        Some(at_central) => at_central,
+        None => {
+            let mut at_central: BTreeMap<&str, Vec<Record>> = BTreeMap::new();
+            for station in &stations {
+                at_central
+                    .insert(station.id, central_records(&client, &url, &admin, station.id).await);
+            }
             let summary: Vec<String> = stations
                 .iter()
                 .map(|s| {
@@ -464,8 +388,7 @@ async fn stations_and_central_survive_kills_cuts_and_corruption() {
                 tails.join("\n")
             );
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    };
     for station in &mut stations {
         station.kill();
     }

@@ -6,14 +6,14 @@
 //! a viewer, a district operator of the station's district, one of another district, and
 //! the province's admin.
 
-mod common;
+#[path = "support/mod.rs"]
+mod support;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use common::{Central, LOCAL, t0};
 use loa::protocol::{
     BulletinEvents, BulletinPriority, DailyReport, DeliveryReport, DeliveryState, DocumentKind,
     FleetStatus, Heartbeat, LoadScheduleRequest, PlaylogBatch, PushBulletinRequest,
@@ -23,6 +23,7 @@ use loa::schedule::{Layer, Priority};
 use loa::signing::{ProvinceKey, PublicKey, SigningError, verify_manifest};
 use loa::station::ledger::{Entry, Ledger, Record};
 use loa::store::Role;
+use support::central::{Central, LOCAL, t0};
 
 /// Who sends a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,28 +166,48 @@ enum Route {
 }
 
 impl Route {
-    fn name(self) -> &'static str {
+    /// The (method, path) the router registers for this row, as `central::route_list`
+    /// names it.
+    fn endpoint(self) -> (&'static str, &'static str) {
         match self {
-            Route::Manifest => "GET /api/v1/station/manifest",
-            Route::Heartbeat => "POST /api/v1/station/heartbeat",
-            Route::AudioBlob => "GET /api/v1/audio/{sha256}",
-            Route::LibraryEntry => "GET /api/v1/library/{sha256}",
-            Route::Upload => "PUT /api/v1/audio",
-            Route::LoadLocalToStation => "POST /api/v1/schedules (local, to tri-ton)",
-            Route::LoadProvincialToAll => "POST /api/v1/schedules (provincial, to all)",
-            Route::Status => "GET /api/v1/status",
-            Route::PushToStation => "POST /api/v1/bulletins (to tri-ton)",
-            Route::PushToAll => "POST /api/v1/bulletins (to all)",
-            Route::ListBulletins => "GET /api/v1/bulletins",
-            Route::ShowBulletin => "GET /api/v1/bulletins/{id}",
-            Route::CancelBulletin => "POST /api/v1/bulletins/{id}/cancel (bulletin for tri-ton)",
-            Route::EventStream => "GET /api/v1/station/events (SSE)",
-            Route::EventPoll => "GET /api/v1/station/events/poll",
-            Route::Delivery => "POST /api/v1/station/bulletins/delivery (bulletin for tri-ton)",
-            Route::Playlog => "POST /api/v1/station/playlog (tri-ton's record)",
-            Route::ReadPlaylog => "GET /api/v1/playlog",
-            Route::Report => "GET /api/v1/report?date=2026-12-01",
+            Route::Manifest => ("GET", "/api/v1/station/manifest"),
+            Route::Heartbeat => ("POST", "/api/v1/station/heartbeat"),
+            Route::AudioBlob => ("GET", "/api/v1/audio/{sha256}"),
+            Route::LibraryEntry => ("GET", "/api/v1/library/{sha256}"),
+            Route::Upload => ("PUT", "/api/v1/audio"),
+            Route::LoadLocalToStation | Route::LoadProvincialToAll => ("POST", "/api/v1/schedules"),
+            Route::Status => ("GET", "/api/v1/status"),
+            Route::PushToStation | Route::PushToAll => ("POST", "/api/v1/bulletins"),
+            Route::ListBulletins => ("GET", "/api/v1/bulletins"),
+            Route::ShowBulletin => ("GET", "/api/v1/bulletins/{id}"),
+            Route::CancelBulletin => ("POST", "/api/v1/bulletins/{id}/cancel"),
+            Route::EventStream => ("GET", "/api/v1/station/events"),
+            Route::EventPoll => ("GET", "/api/v1/station/events/poll"),
+            Route::Delivery => ("POST", "/api/v1/station/bulletins/delivery"),
+            Route::Playlog => ("POST", "/api/v1/station/playlog"),
+            Route::ReadPlaylog => ("GET", "/api/v1/playlog"),
+            Route::Report => ("GET", "/api/v1/report"),
         }
+    }
+
+    /// What the row sends beyond its endpoint.
+    fn case(self) -> &'static str {
+        match self {
+            Route::LoadLocalToStation => " (local, to tri-ton)",
+            Route::LoadProvincialToAll => " (provincial, to all)",
+            Route::PushToStation => " (to tri-ton)",
+            Route::PushToAll => " (to all)",
+            Route::CancelBulletin | Route::Delivery => " (bulletin for tri-ton)",
+            Route::EventStream => " (SSE)",
+            Route::Playlog => " (tri-ton's record)",
+            Route::Report => "?date=2026-12-01",
+            _ => "",
+        }
+    }
+
+    fn name(self) -> String {
+        let (method, path) = self.endpoint();
+        format!("{method} {path}{}", self.case())
     }
 
     /// The expected status for `who`. Station routes answer only station tokens (and
@@ -257,6 +278,19 @@ const ROUTES: [Route; 19] = [
     Route::ReadPlaylog,
     Route::Report,
 ];
+
+/// The matrix covers every route the router serves, and names none it does not: a new
+/// route cannot be forgotten here.
+#[test]
+fn the_matrix_covers_exactly_the_routers_routes() {
+    let served: BTreeSet<(&str, &str)> = loa::central::route_list().into_iter().collect();
+    let covered: BTreeSet<(&str, &str)> = ROUTES.iter().map(|r| r.endpoint()).collect();
+    let missing: Vec<_> = served.difference(&covered).collect();
+    let unknown: Vec<_> = covered.difference(&served).collect();
+    assert!(missing.is_empty(), "routes with no row in the matrix: {missing:?}");
+    assert!(unknown.is_empty(), "rows for routes the router does not serve: {unknown:?}");
+    assert_eq!(served.len(), loa::central::route_list().len(), "a route registered twice");
+}
 
 const PROVINCIAL_ONE: &str = r#"layer = "provincial"
 
@@ -1094,15 +1128,9 @@ async fn forged_foreign_zero_and_cross_kind_bulletins_are_refused() {
         .await
         .unwrap();
     assert_eq!(cancel.status(), 200);
-    let events: BulletinEvents = reqwest::Client::new()
-        .get(format!("{}/api/v1/station/events/poll?after=0", central.url))
-        .bearer_auth(fleet.token(Who::Station).unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let station = fleet.token(Who::Station).unwrap();
+    let events: BulletinEvents =
+        central.get_json("/api/v1/station/events/poll?after=0", &station).await;
     let find =
         |kind| events.events.iter().map(|e| e.envelope.clone()).find(|e| e.kind == kind).unwrap();
     let bulletin = find(DocumentKind::Bulletin);
@@ -1206,7 +1234,7 @@ fn rotation_commands_print_what_to_do_next() {
     let data = dir.path().join("central");
     let data = data.to_str().unwrap();
     let loa = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_loa"))
+        let out = support::process::command()
             .args(["central", "--data-dir", data])
             .args(args)
             .output()
@@ -1302,24 +1330,13 @@ fn body_routes(fleet: &Fleet) -> Vec<(Route, usize, String, String)> {
     ]
 }
 
-fn route_path(route: Route) -> &'static str {
-    match route {
-        Route::Heartbeat => "/api/v1/station/heartbeat",
-        Route::Delivery => "/api/v1/station/bulletins/delivery",
-        Route::Playlog => "/api/v1/station/playlog",
-        Route::LoadLocalToStation => "/api/v1/schedules",
-        Route::PushToStation => "/api/v1/bulletins",
-        _ => unreachable!("not a body route"),
-    }
-}
-
 #[tokio::test]
 async fn every_route_takes_a_body_up_to_its_limit_and_refuses_one_byte_more() {
     let fleet = Fleet::start().await;
     let client = reqwest::Client::new();
     let mut failures = Vec::new();
     for (route, limit, token, valid) in body_routes(&fleet) {
-        let url = format!("{}{}", fleet.central.url, route_path(route));
+        let url = format!("{}{}", fleet.central.url, route.endpoint().1);
         for (size, expect_413) in [(limit, false), (limit + 1, true)] {
             // The valid body padded with spaces (JSON allows them) to exactly `size`.
             let mut padded = valid.clone().into_bytes();
@@ -1355,7 +1372,10 @@ async fn a_caller_without_a_valid_token_is_refused_before_central_reads_its_body
     let addr = fleet.central.addr;
     let mut routes: Vec<(&str, String)> = body_routes(&fleet)
         .into_iter()
-        .map(|(r, ..)| ("POST", route_path(r).to_string()))
+        .map(|(r, ..)| {
+            let (method, path) = r.endpoint();
+            (method, path.to_string())
+        })
         .collect();
     routes.push(("PUT", "/api/v1/audio".into()));
     for (method, path) in routes {

@@ -16,7 +16,8 @@
 
 #![cfg(feature = "alsa-backend")]
 
-mod loa_proc;
+#[path = "support/mod.rs"]
+mod support;
 
 use std::fs::File;
 use std::io::Read;
@@ -29,7 +30,10 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use loa::protocol::{FleetStatus, Heartbeat};
-use loa_proc::{LOA, Proc, Province, add_station, central_init, eventually, loa, remote, text};
+use support::process::{
+    Proc, Remote, StationToml, central_init, command, field, station_log as records,
+};
+use support::wait;
 
 /// Bytes read from the FIFO, each chunk with the wall-clock instant it was taken.
 #[derive(Default)]
@@ -88,6 +92,8 @@ impl Reader {
                     libc::fcntl(fd, libc::F_GETPIPE_SZ)
                 };
                 p.fetch_max(u64::try_from(size).unwrap_or(65_536), Ordering::SeqCst);
+                // The device model: idle until the stream's rate is known (the test
+                // reads it from the station's log), checking every 10 ms.
                 while rate.load(Ordering::SeqCst) == 0 && !s.load(Ordering::SeqCst) {
                     std::thread::sleep(Duration::from_millis(10));
                 }
@@ -121,7 +127,7 @@ impl Reader {
     /// Closes the read end (within one chunk, ~10 ms) and waits until it is closed.
     fn close(&self) {
         self.stop.store(true, Ordering::SeqCst);
-        eventually(Duration::from_secs(10), "the reader to close the FIFO", || {
+        wait::until("the reader to close the FIFO", Duration::from_secs(10), || {
             self.closed.load(Ordering::SeqCst).then_some(())
         });
     }
@@ -200,28 +206,13 @@ fn value<'a>(line: &'a str, key: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {key}= in {line:?}"))
 }
 
-/// The station's ledger records (`loa log --data-dir … --format json`).
-fn records(data: &Path) -> Vec<serde_json::Value> {
-    let out = loa(&["log", "--data-dir", data.to_str().expect("utf-8 path"), "--format", "json"]);
-    if !out.status.success() {
-        return Vec::new();
-    }
-    serde_json::from_slice(&out.stdout).unwrap_or_default()
-}
-
-fn field<'a>(r: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
-    r.get(name).or_else(|| r.get("entry").and_then(|e| e.get(name)))
-}
-
 fn record_of(data: &Path, item: &str) -> Option<serde_json::Value> {
     records(data).into_iter().find(|r| field(r, "item_id").and_then(|v| v.as_str()) == Some(item))
 }
 
 /// The station's latest heartbeat as central shows it (`loa status --format json`).
 fn heartbeat(url: &str, admin: &str) -> Option<Heartbeat> {
-    let out = remote(url, admin, &["status", "--format", "json"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let fleet: FleetStatus = serde_json::from_slice(&out.stdout).expect("status json");
+    let fleet: FleetStatus = Remote::new(url, admin).expect_json(&["status", "--format", "json"]);
     fleet.stations.into_iter().find(|s| s.id == "an-phu").and_then(|s| s.heartbeat)
 }
 
@@ -235,27 +226,18 @@ fn a_sound_card_lost_mid_item_fails_that_item_and_the_next_plays_on_time_when_it
     let root = dir.path();
 
     // Central, with the station.
-    let central_data = root.join("central");
-    let Province { key, admin } = central_init(&central_data);
-    let token = add_station(&central_data, "an-phu", "An Phú", "An Phú");
-    let central_toml = root.join("central.toml");
-    std::fs::write(
-        &central_toml,
-        format!("listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n", central_data.to_str().unwrap()),
-    )
-    .expect("central.toml");
-    let central = Proc::spawn(&["central", "--config", central_toml.to_str().unwrap()]);
-    let line = central.wait_for(&["loa central listening on "], Duration::from_secs(60));
-    let url = line.split("loa central listening on ").nth(1).expect("url").trim().to_string();
+    let province = central_init(&root.join("central"));
+    let token = province.add_station("an-phu", "An Phú", "An Phú");
+    let central = province.serve("");
+    let (url, admin) = (central.url.clone(), province.admin.clone());
 
     // The sound card: ALSA's file plugin writing into a FIFO.
     let fifo = root.join("card.fifo");
     let status = Command::new("mkfifo").arg(&fifo).status().expect("run mkfifo");
     assert!(status.success(), "mkfifo failed");
-    let template = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/alsa/file-tap.conf.in"),
-    )
-    .expect("tests/alsa/file-tap.conf.in");
+    let template =
+        std::fs::read_to_string(support::process::root().join("tests/alsa/file-tap.conf.in"))
+            .expect("tests/alsa/file-tap.conf.in");
     let alsa_conf = root.join("alsa.conf");
     std::fs::write(&alsa_conf, template.replace("@OUT@", fifo.to_str().unwrap())).expect("conf");
 
@@ -266,27 +248,26 @@ fn a_sound_card_lost_mid_item_fails_that_item_and_the_next_plays_on_time_when_it
         .expect("wav");
     std::fs::write(station_dir.join("hai.wav"), loa::testing::wav_bytes(2.0, 440.0, 0.3))
         .expect("wav");
-    std::fs::write(
-        station_dir.join("station.toml"),
-        format!(
-            "station_id = \"an-phu\"\ncentral_url = \"{url}\"\ntoken = \"{token}\"\n\
-             province_key = \"{key}\"\ndata_dir = \"data\"\nlocal_schedules = \"local\"\n\
-             heartbeat_secs = 1\n[audio]\nsink = \"default\"\nfade_ms = 100\n"
-        ),
-    )
-    .expect("station.toml");
+    let station_toml = StationToml {
+        id: "an-phu",
+        central_url: &url,
+        token: &token,
+        key: &province.key,
+        extra: "local_schedules = \"local\"\nheartbeat_secs = 1\n",
+        audio: "sink = \"default\"\nfade_ms = 100\n",
+    }
+    .write(&station_dir);
     let data = station_dir.join("data");
 
     // The first reader is there before the station: its PCM setup opens the FIFO.
     let rate = Arc::new(AtomicU64::new(0));
     let first = Reader::spawn(&fifo, rate.clone());
     let began = Instant::now();
-    let station = Proc::spawn_command(
-        Command::new(LOA)
+    let station = Proc::start(
+        command()
             .args(["station", "--config"])
-            .arg(station_dir.join("station.toml"))
-            .env("ALSA_CONFIG_PATH", &alsa_conf)
-            .env("HOME", "/nonexistent"),
+            .arg(&station_toml)
+            .env("ALSA_CONFIG_PATH", &alsa_conf),
     );
     let started = plain(&station.wait_for(&["sound card stream started"], Duration::from_secs(60)));
     let format = Format {
@@ -299,7 +280,7 @@ fn a_sound_card_lost_mid_item_fails_that_item_and_the_next_plays_on_time_when_it
         },
     };
     rate.store(format.bytes_per_sec(), Ordering::SeqCst);
-    eventually(Duration::from_secs(60), "a heartbeat with the output ok", || {
+    wait::until("a heartbeat with the output ok", Duration::from_secs(60), || {
         heartbeat(&url, &admin).filter(|h| h.sink_health == "ok" && h.output_failed.is_none())
     });
 
@@ -319,7 +300,7 @@ fn a_sound_card_lost_mid_item_fails_that_item_and_the_next_plays_on_time_when_it
 
     // The card goes away one second into `mot` (as heard by the reader).
     let one_second = format.rate as usize;
-    eventually(Duration::from_secs(20), "a second of `mot` at the reader", || {
+    wait::until("a second of `mot` at the reader", Duration::from_secs(20), || {
         let (samples, _) = first.frames(format);
         let s = stretch(&samples)?;
         (s.last - s.first >= one_second).then_some(())
@@ -334,7 +315,7 @@ fn a_sound_card_lost_mid_item_fails_that_item_and_the_next_plays_on_time_when_it
     let heard = stretch(&samples).expect("the reader heard `mot`");
     let heard_secs = (heard.last - heard.first + 1) as f64 / f64::from(format.rate);
     let cut =
-        eventually(Duration::from_secs(10), "the record of `mot`", || record_of(&data, "bai-mot"));
+        wait::until("the record of `mot`", Duration::from_secs(10), || record_of(&data, "bai-mot"));
     assert_eq!(field(&cut, "outcome").and_then(|v| v.as_str()), Some("failed"), "{cut}");
     let reason = field(&cut, "reason").and_then(|v| v.as_str()).unwrap_or_default();
     assert!(reason.contains("I/O error"), "{cut}");
@@ -346,7 +327,7 @@ fn a_sound_card_lost_mid_item_fails_that_item_and_the_next_plays_on_time_when_it
 
     // Central hears of it with the heartbeats, and the output stays down while no reader
     // is there (the reopen waits in ALSA's open of the FIFO): until one sent 2 s after.
-    let failed = eventually(Duration::from_secs(15), "heartbeats with the output failed", || {
+    let failed = wait::until("heartbeats with the output failed", Duration::from_secs(15), || {
         let beat = heartbeat(&url, &admin)?;
         let failed = beat.output_failed?;
         (beat.sent_at >= failed.since + chrono::Duration::seconds(2)).then_some(failed)
@@ -370,12 +351,12 @@ fn a_sound_card_lost_mid_item_fails_that_item_and_the_next_plays_on_time_when_it
         "too slow to test an on-time start: the reader came back at {reopened_before}, `hai` is at {t2}"
     );
     let reopened = plain(&station.wait_for(&["sound output reopened"], Duration::from_secs(10)));
-    eventually(Duration::from_secs(15), "a heartbeat with the output ok again", || {
+    wait::until("a heartbeat with the output ok again", Duration::from_secs(15), || {
         heartbeat(&url, &admin).filter(|h| h.output_failed.is_none() && h.sink_health == "ok")
     });
 
     let next =
-        eventually(Duration::from_secs(30), "the record of `hai`", || record_of(&data, "bai-hai"));
+        wait::until("the record of `hai`", Duration::from_secs(30), || record_of(&data, "bai-hai"));
     assert_eq!(field(&next, "outcome").and_then(|v| v.as_str()), Some("played"), "{next}");
     let delay = field(&next, "delay_ms").and_then(|v| v.as_i64()).expect("delay_ms");
     assert!(delay.abs() <= 50, "`hai` started {delay} ms after its planned time");
@@ -383,7 +364,7 @@ fn a_sound_card_lost_mid_item_fails_that_item_and_the_next_plays_on_time_when_it
     // What the new reader heard: `hai` whole, without a dropout, at its planned time.
     // (It reaches the reader after the record: the pipe and ALSA's buffer hold some.)
     let (_, times, tone) =
-        eventually(Duration::from_secs(10), "`hai` and half a second after it", || {
+        wait::until("`hai` and half a second after it", Duration::from_secs(10), || {
             let (samples, times) = second.frames(format);
             let tone = stretch(&samples)?;
             (samples.len() - tone.last > one_second / 2).then_some((samples, times, tone))

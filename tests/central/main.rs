@@ -1,0 +1,13 @@
+//! Central: the HTTP API in process, sync faults, TLS, the playlog API, and the real
+//! `loa central` with the operator CLI (`central init`, `station add`, `audio add`, …).
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod api;
+mod cli;
+mod library_gains;
+mod operator_cli;
+mod playlog_api;
+mod sync_faults;
+mod tls;

@@ -1,0 +1,30 @@
+//! The one test harness, shared by every test binary (each `main.rs` includes it with
+//! `#[path = "../support/mod.rs"] mod support;`, a standalone file with
+//! `#[path = "support/mod.rs"]`).
+//!
+//! - [`wait`]: the bounded poll-until every test that waits uses.
+//! - [`process`]: the real `loa` binary — one-shot commands, children killed on drop,
+//!   `central init`/`station add` through `--format json`, central on `127.0.0.1:0`.
+//! - [`central`]: an in-process central on loopback with a manual clock.
+//! - [`station`]: an in-process station daemon on a manual clock and a clocked sink.
+//! - [`audio`]: WAV writers, damaged copies, signal measurements.
+//! - [`golden`]: a folder of inputs beside their expected outputs (`LOA_BLESS=1`).
+//! - [`serial`]: a lock for tests that must not share the machine with each other.
+//!
+//! Each binary uses a part of it, so unused items are expected.
+#![allow(dead_code, unused_imports)]
+
+pub mod audio;
+pub mod central;
+pub mod golden;
+pub mod process;
+pub mod station;
+pub mod wait;
+
+/// Held by tests whose assertions are about real time (a start within a few
+/// milliseconds, a stream read at the device's rate) or that load the machine with real
+/// processes: in one binary, no two of them run at once. A panicking holder releases it.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
