@@ -306,6 +306,11 @@ async fn stations_and_central_survive_kills_cuts_and_corruption() {
             station.start();
         }
     }
+    // The ledgers are read from here on: only once each station has opened its own.
+    for station in &stations {
+        let proc = station.proc.as_ref().expect("every station runs");
+        tokio::task::block_in_place(|| proc.wait_station_started());
+    }
     if central_down_until.take().is_some() {
         start_central(&mut central);
     }

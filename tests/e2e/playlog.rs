@@ -82,15 +82,18 @@ impl Province {
     }
 }
 
-/// `loa station --config CONFIG` in the config's directory, its log in `station.log`.
+/// `loa station --config CONFIG` in the config's directory, its log in `station.log`;
+/// returns once it runs (its ledger open).
 fn start_station(config: &Path) -> Proc {
     let dir = config.parent().expect("dir");
-    Proc::start_logged(
+    let station = Proc::start_logged(
         process::command()
             .args(["station", "--config", config.to_str().expect("utf-8")])
             .current_dir(dir),
         &dir.join("station.log"),
-    )
+    );
+    station.wait_station_started();
+    station
 }
 
 fn ledger(config: &Path) -> Option<Ledger> {

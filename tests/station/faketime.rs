@@ -95,6 +95,7 @@ fn start(initial_offset: &str) -> Station {
             .env("DONT_FAKE_MONOTONIC", "1"),
         &dir.path().join("station.log"),
     );
+    proc.wait_station_started();
     Station { proc, dir }
 }
 

@@ -66,6 +66,7 @@ fn sigkill_mid_item_then_restart_leaves_a_complete_ledger() {
     let db = root.join("data/ledger.sqlite3");
 
     let first = spawn(&config, &root.join("first.log"));
+    first.wait_station_started();
     // `a` has played and `b` is sounding: kill the process without warning.
     wait::until("a recorded and b playing", Duration::from_secs(20), || {
         let a_done = records(&db).iter().any(|r| r.entry.item_id == "a");
@@ -77,6 +78,7 @@ fn sigkill_mid_item_then_restart_leaves_a_complete_ledger() {
     // Stay down until `c` and `d` can no longer start (planned + max_delay passed).
     wait::until_past("c and d to be past their max_delay", s(9), Duration::from_secs(20));
     let second = spawn(&config, &root.join("second.log"));
+    second.wait_station_started();
     let all = wait::until("e recorded", Duration::from_secs(30), || {
         let all = records(&db);
         all.iter().any(|r| r.entry.item_id == "e").then_some(all)

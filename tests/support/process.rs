@@ -32,6 +32,8 @@ pub const STARTUP: Duration = Duration::from_secs(60);
 const REBIND_FOR: Duration = Duration::from_secs(30);
 /// What central prints on stderr once it has bound its port.
 pub const LISTENING: &str = "loa central listening on ";
+/// What a `loa station` logs once its ledger is open and it runs.
+pub const STATION_STARTED: &str = "station starting";
 
 /// The repository (README.md, schedules/, audio/, tests/).
 pub fn root() -> &'static Path {
@@ -243,6 +245,14 @@ impl Proc {
             }
             None => Err(format!("log so far:\n{}", self.log())),
         })
+    }
+
+    /// Waits until a `loa station` has opened its ledger and runs. A test reads the
+    /// ledger only after this: opening a ledger brings its schema up to date, and two
+    /// processes doing that at the same moment can fail the station's start.
+    #[track_caller]
+    pub fn wait_station_started(&self) {
+        self.wait_for(&[STATION_STARTED], STARTUP);
     }
 
     /// Waits for central's `loa central listening on URL` line; the URL.

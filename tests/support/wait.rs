@@ -123,7 +123,10 @@ async fn poll_async<C: Check, F: Future<Output = C>>(
 /// Calls `check` until it is done and returns its value; panics after `within`.
 #[track_caller]
 pub fn until<C: Check>(what: impl Display, within: Duration, check: impl FnMut() -> C) -> C::Value {
-    poll(within, check).unwrap_or_else(|d| d.expired(&what))
+    match poll(within, check) {
+        Ok(value) => value,
+        Err(d) => d.expired(&what),
+    }
 }
 
 /// Like [`until`], but `None` once `within` has passed instead of a panic: for a wait
