@@ -94,22 +94,14 @@ fn a_pushed_bulletin_interrupts_all_three_stations_and_a_cancel_stops_one() {
 
     let bulletin = dir.path().join("canh-bao-lu.wav");
     std::fs::write(&bulletin, loa::testing::wav_bytes(2.0, 880.0, 0.4)).unwrap();
-    let out = remote(
-        &url,
-        &admin,
-        &[
-            "bulletin",
-            "push",
-            "--audio",
-            bulletin.to_str().unwrap(),
-            "--to",
-            "all",
-            "--title",
-            "Cảnh báo lũ",
-        ],
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let id = text(&out.stdout).lines().last().unwrap().trim().to_string();
+    let id = Remote::new(&url, &admin).push_bulletin(&[
+        "--audio",
+        bulletin.to_str().unwrap(),
+        "--to",
+        "all",
+        "--title",
+        "Cảnh báo lũ",
+    ]);
 
     // Every station starts it; central knows each latency from push to first sample.
     let info = wait::until("three starts", Duration::from_secs(30), || {
@@ -225,23 +217,15 @@ fn a_pushed_bulletin_interrupts_all_three_stations_and_a_cancel_stops_one() {
     // no repeat follows.
     let long = dir.path().join("dai-bao.wav");
     std::fs::write(&long, loa::testing::wav_bytes(30.0, 500.0, 0.3)).unwrap();
-    let out = remote(
-        &url,
-        &admin,
-        &[
-            "bulletin",
-            "push",
-            "--audio",
-            long.to_str().unwrap(),
-            "--to",
-            "ba-chuc",
-            "--repeat",
-            "3",
-            "--tone",
-        ],
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let long_id = text(&out.stdout).lines().last().unwrap().trim().to_string();
+    let long_id = Remote::new(&url, &admin).push_bulletin(&[
+        "--audio",
+        long.to_str().unwrap(),
+        "--to",
+        "ba-chuc",
+        "--repeat",
+        "3",
+        "--tone",
+    ]);
     let latency = wait::until("the long bulletin started", Duration::from_secs(30), || {
         show(&url, &admin, &long_id).stations[0].latency_ms
     });

@@ -43,11 +43,7 @@ fn show(url: &str, admin: &str, id: &str) -> BulletinInfo {
 }
 
 fn push(url: &str, admin: &str, args: &[&str]) -> String {
-    let mut all = vec!["bulletin", "push", "--to", "tri-ton"];
-    all.extend_from_slice(args);
-    let out = remote(url, admin, &all);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    text(&out.stdout).lines().last().unwrap().trim().to_string()
+    Remote::new(url, admin).push_bulletin(&[&["--to", "tri-ton"][..], args].concat())
 }
 
 struct Setup {

@@ -61,13 +61,14 @@ fn station_toml(root: &Path, id: &str, url: &str, token: &str, key: &str) -> Pat
 fn push_test(url: &str, admin: &str, dir: &Path, to: &str) -> String {
     let audio = dir.join("kiem-tra.wav");
     std::fs::write(&audio, loa::testing::wav_bytes(0.5, 660.0, 0.3)).unwrap();
-    let out = remote(
-        url,
-        admin,
-        &["bulletin", "push", "--audio", audio.to_str().unwrap(), "--to", to, "--priority", "test"],
-    );
-    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
-    text(&out.stdout).trim().lines().last().unwrap().to_string()
+    Remote::new(url, admin).push_bulletin(&[
+        "--audio",
+        audio.to_str().unwrap(),
+        "--to",
+        to,
+        "--priority",
+        "test",
+    ])
 }
 
 /// Waits until central shows `station` at `test-ok` for bulletin `id`.

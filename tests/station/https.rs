@@ -126,13 +126,12 @@ fn a_station_trusting_central_ca_works_over_https_and_one_with_another_ca_gets_n
     // A bulletin pushed to both: the trusting station airs it, the other never hears of it.
     let bulletin = work.join("canh-bao.wav");
     std::fs::write(&bulletin, loa::testing::wav_bytes(1.0, 880.0, 0.4)).expect("bulletin");
-    let out = remote(
-        &url,
-        &admin,
-        &["bulletin", "push", "--audio", bulletin.to_str().expect("utf-8"), "--to", "all"],
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let id = text(&out.stdout).lines().last().expect("bulletin id").trim().to_string();
+    let id = cli(&url, &admin).push_bulletin(&[
+        "--audio",
+        bulletin.to_str().expect("utf-8"),
+        "--to",
+        "all",
+    ]);
     let info = wait::until("tri-ton finished the bulletin", Duration::from_secs(30), || {
         let info = show(&url, &admin, &id)?;
         let s = info.stations.iter().find(|s| s.station_id == "tri-ton")?;

@@ -1,7 +1,7 @@
 //! The station daemon: in process on a manual clock (scheduling, clock steps, output
 //! loss, tampered audio) and as a real `loa station` (restart after SIGKILL, HTTPS,
-//! libfaketime). The real-process tests hold `support::serial()`: they assert real-time
-//! precision, so they never run alongside each other.
+//! libfaketime). Those three hold `support::serial()`: they assert real-time precision,
+//! so they never run alongside each other.
 
 #[path = "../support/mod.rs"]
 mod support;

@@ -136,6 +136,16 @@ impl Remote {
         self.expect_json(&["bulletin", "show", id, "--format", "json"])
     }
 
+    /// `loa bulletin push ARGS`, which must succeed; the bulletin's id (the last line it
+    /// prints).
+    #[track_caller]
+    pub fn push_bulletin(&self, args: &[&str]) -> String {
+        let all = [&["bulletin", "push"][..], args].concat();
+        let out = self.run(&all);
+        assert!(out.status.success(), "loa {all:?}: {}{}", text(&out.stdout), text(&out.stderr));
+        text(&out.stdout).lines().last().expect("a bulletin id").trim().to_string()
+    }
+
     /// `loa status --format json`; `None` while it fails.
     pub fn fleet(&self) -> Option<loa::protocol::FleetStatus> {
         self.json(&["status", "--format", "json"])

@@ -2,7 +2,7 @@
 # Makes the signed test documents from templates/ with xmlsec1 (an XML-DSig
 # implementation independent of loa's: Debian package xmlsec1). Fresh keys each run:
 # the certificates are kept beside the documents, the private keys thrown away.
-# Run it again only to change the documents; then bless tests/cap_signature.rs' outputs.
+# Run it again only to change the documents; then bless tests/cap/signature.rs' outputs.
 set -euo pipefail
 cd "$(dirname "$0")"
 tmp=$(mktemp -d)
