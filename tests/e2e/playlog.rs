@@ -5,6 +5,8 @@
 //! returns. A SIGKILLed central loses no acknowledged record and stores none twice.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -331,15 +333,31 @@ fn sigkilled_central_keeps_every_record_exactly_once() {
         wait::until("ledger created", Duration::from_secs(10), || ledger(c));
     }
 
-    // Confirmations keep being written while central is killed and restarted.
+    // Confirmations keep being written while central is killed and restarted: a third
+    // before the kill, a third while central is down, the rest after it is back. Each
+    // writer waits for the phase its part belongs to, so every run covers all three.
+    let phase = Arc::new(AtomicU64::new(0));
+    // Writers done with their middle third.
+    let past_outage = Arc::new(AtomicU64::new(0));
     let writers: Vec<_> = configs
         .iter()
         .zip(ids)
         .map(|(c, id)| {
             let path = c.parent().expect("dir").join("data/ledger.sqlite3");
+            let (phase, past_outage) = (phase.clone(), past_outage.clone());
             std::thread::spawn(move || {
                 let mut l = Ledger::open(&path, id).expect("ledger");
+                let mut part = 0;
                 for i in 1..=PER_STATION {
+                    if (i - 1) * 3 / PER_STATION > part {
+                        part += 1;
+                        if part == 2 {
+                            past_outage.fetch_add(1, Ordering::SeqCst);
+                        }
+                        wait::until(format!("phase {part}"), Duration::from_secs(60), || {
+                            phase.load(Ordering::SeqCst) >= part
+                        });
+                    }
                     l.append(entry(i)).expect("append");
                     if i % 25 == 0 {
                         std::thread::sleep(Duration::from_millis(20));
@@ -353,12 +371,18 @@ fn sigkilled_central_keeps_every_record_exactly_once() {
         fleet.stations.iter().all(|s| s.playlog.acked_through >= 20).then_some(())
     });
     p.kill();
+    phase.store(1, Ordering::SeqCst);
+    // Both writers have written their middle third (and wait for central's return).
+    wait::until("records written while central is down", Duration::from_secs(30), || {
+        past_outage.load(Ordering::SeqCst) == ids.len() as u64
+    });
     let during: u64 = configs
         .iter()
         .map(|c| ledger(c).map_or(0, |l| l.unacked(10_000).map_or(0, |u| u.len() as u64)))
         .sum();
     std::thread::sleep(Duration::from_millis(500));
     p.start();
+    phase.store(2, Ordering::SeqCst);
     for w in writers {
         w.join().expect("writer");
     }
