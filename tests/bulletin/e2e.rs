@@ -15,7 +15,7 @@ use crate::support::process::{
     Proc, Remote, StationToml, central_init, field_str as field, remote, station_log as records,
     text,
 };
-use crate::support::{serial, wait};
+use crate::support::wait;
 
 /// `loa report DATE --format json`, `None` while it fails.
 fn day_report(url: &str, admin: &str, date: chrono::NaiveDate) -> Option<DailyReport> {
@@ -39,7 +39,6 @@ fn show(url: &str, admin: &str, id: &str) -> BulletinInfo {
 
 #[test]
 fn a_pushed_bulletin_interrupts_all_three_stations_and_a_cancel_stops_one() {
-    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("central");
     let province = central_init(&data);

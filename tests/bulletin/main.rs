@@ -1,5 +1,5 @@
 //! Urgent bulletins: the receiver and resume on a manual clock, and with real processes
-//! (`e2e`, `restart`, which hold `support::serial()`).
+//! (`e2e`, `restart`).
 
 #[path = "../support/mod.rs"]
 mod support;

@@ -19,7 +19,7 @@ use crate::support::process::{
     CentralProc, Proc, Remote, StationToml, central_init, field_str as field, remote, station_log,
     text,
 };
-use crate::support::{serial, wait};
+use crate::support::wait;
 
 /// The station ledger's records of `item` (`loa log --data-dir`).
 fn records_of(data: &Path, item: &str) -> Vec<serde_json::Value> {
@@ -94,7 +94,6 @@ impl Setup {
 
 #[test]
 fn a_killed_station_airs_the_remaining_plays_after_a_restart_and_never_an_expired_one() {
-    let _serial = serial();
     let s = Setup::new();
     let station = s.station();
 

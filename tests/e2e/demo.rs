@@ -16,7 +16,7 @@ use loa::audio::AudioFormat;
 use loa::demo::{DemoTimeline, TIMELINE_FILE};
 use loa::station::ledger::{Outcome, Record};
 
-use crate::support::{audio, process, serial};
+use crate::support::{audio, process};
 
 /// The demo's sinks run at 48 kHz.
 const RATE: i64 = 48_000;
@@ -117,7 +117,6 @@ fn decoded(cache: &mut Vec<(PathBuf, Vec<f32>)>, path: &Path) -> Vec<f32> {
 
 #[test]
 fn the_demo_plays_every_item_on_time_and_its_air_checks_prove_it() {
-    let _serial = serial();
     let tmp = tempfile::tempdir().expect("temp dir");
     let dir = tmp.path().join("province");
     let out = loa()

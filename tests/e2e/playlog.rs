@@ -15,7 +15,7 @@ use loa::schedule::{Layer, Priority};
 use loa::station::ledger::{Entry, Ledger, Outcome, Record};
 
 use crate::support::process::{self, CentralProc, Proc, Remote, StationToml, stderr, stdout};
-use crate::support::{serial, wait};
+use crate::support::wait;
 
 /// A province on disk and its central, which keeps its port across restarts (the
 /// stations are configured with it).
@@ -129,7 +129,6 @@ fn wav_peak(path: &Path) -> i32 {
 
 #[test]
 fn schedule_reaches_two_stations_plays_and_survives_central_outage() {
-    let _serial = serial();
     let dir = tempfile::tempdir().expect("tempdir");
     let mut p = Province::init(dir.path());
     let tokens = [

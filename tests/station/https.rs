@@ -19,7 +19,7 @@ use crate::support::process::{
     Proc, Remote, StationToml, central_init, field_str as field, loa, station_log as ledger, text,
     tls_fixture as fixture,
 };
-use crate::support::{serial, wait};
+use crate::support::wait;
 
 /// The CLI against the HTTPS central, trusting the fixture CA.
 fn cli(url: &str, token: &str) -> Remote {
@@ -57,7 +57,6 @@ fn station_config(dir: &Path, id: &str, url: &str, token: &str, key: &str, ca: &
 
 #[test]
 fn a_station_trusting_central_ca_works_over_https_and_one_with_another_ca_gets_nothing() {
-    let _serial = serial();
     let dir = tempfile::tempdir().expect("tempdir");
     let province = central_init(&dir.path().join("central"));
     let (key, admin) = (province.key.clone(), province.admin.clone());
