@@ -12,7 +12,7 @@
 //! - [`serial`]: a lock for tests that must not share the machine with each other.
 //!
 //! Each binary uses a part of it, so unused items are expected.
-#![allow(dead_code, unused_imports)]
+#![allow(dead_code)]
 
 pub mod audio;
 pub mod central;
@@ -21,9 +21,9 @@ pub mod process;
 pub mod station;
 pub mod wait;
 
-/// Held by tests whose assertions are about real time (a start within a few
-/// milliseconds, a stream read at the device's rate) or that load the machine with real
-/// processes: in one binary, no two of them run at once. A panicking holder releases it.
+/// Held by the tests whose assertions bound real time most tightly (a real station's
+/// start within milliseconds): in one binary, no two of them run at once. A panicking
+/// holder releases it.
 pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|p| p.into_inner())
