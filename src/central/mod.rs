@@ -20,6 +20,7 @@ mod playlog;
 pub mod report;
 pub mod server;
 pub mod streams;
+pub mod supervise;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -31,6 +32,7 @@ use axum::response::{IntoResponse, Response};
 
 pub use api::router;
 pub use config::CentralConfig;
+pub use supervise::supervise;
 
 use crate::clock::SharedClock;
 use crate::protocol::ErrorBody;

@@ -262,6 +262,9 @@ fn serve(config: CentralConfig) -> anyhow::Result<()> {
         let scheme = if tls.is_some() { "https" } else { "http" };
         eprintln!("loa central listening on {scheme}://{addr}");
         eprintln!("public key: {}", state.key.public_hex());
+        // Under systemd (Type=notify): READY=1 now that it serves, STATUS= the fleet in
+        // one line, WATCHDOG=1 while the runtime turns and the store answers.
+        let _watch = central::supervise(state.clone(), format!("{scheme}://{addr}"));
         match tls {
             Some(acceptor) => {
                 central::serve_tls(listener, acceptor, state, super::shutdown_signal()).await?

@@ -43,10 +43,15 @@ fn run_daemon(args: StationArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(crate::station::run(
+    // Under systemd (Type=notify): READY=1 once it can play, STATUS= what it does,
+    // WATCHDOG=1 while the scheduler and the audio thread live. Nothing without
+    // NOTIFY_SOCKET.
+    let supervisor = crate::station::Supervisor::from_env();
+    runtime.block_on(crate::station::run_supervised(
         config,
         Arc::new(SystemClock),
         super::shutdown_signal(),
+        supervisor,
     ))?;
     Ok(())
 }

@@ -23,5 +23,7 @@ pub mod sync;
 pub mod uplink;
 
 pub use config::{ConfigError, StationConfig};
-pub use daemon::{Station, StationCommand, StationError, StationHandle, StationStatus};
-pub use run::{RunError, run};
+pub use daemon::{
+    Liveness, NextPlay, Station, StationCommand, StationError, StationHandle, StationStatus,
+};
+pub use run::{RunError, Supervisor, run, run_supervised};
