@@ -11,6 +11,7 @@ pub mod auth;
 pub mod body;
 pub mod bulletins;
 pub mod config;
+pub mod enrol;
 pub mod gains;
 pub mod hot_audio;
 pub mod ingest;
@@ -254,6 +255,8 @@ pub struct AppState {
     pub hot_audio: hot_audio::HotAudio,
     /// Open event streams and long-polls, capped per station and in all.
     pub streams: Arc<streams::Streams>,
+    /// Failed enrolment attempts per address.
+    pub enrol_limit: enrol::Limiter,
 }
 
 impl AppState {
@@ -314,6 +317,7 @@ pub fn open(config: CentralConfig, clock: SharedClock) -> Result<Arc<AppState>, 
         config,
         versions: std::sync::Mutex::new(HashMap::new()),
         issue_lock: tokio::sync::Mutex::new(()),
+        enrol_limit: enrol::Limiter::default(),
     }))
 }
 
@@ -396,6 +400,10 @@ pub enum ApiError {
     Timeout(String),
     #[error("{0}")]
     Busy(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Gone(String),
     #[error("requested range is not satisfiable: file has {size} bytes")]
     Range { size: u64 },
     #[error("internal error: {0}")]
@@ -433,6 +441,8 @@ impl IntoResponse for ApiError {
             }
             ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Gone(_) => StatusCode::GONE,
             ApiError::Range { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };

@@ -80,6 +80,11 @@ pub enum StationCommand {
         #[arg(long)]
         district: String,
     },
+    /// Issue a new one-time enrolment code for a station (valid 24 h) and print it.
+    Code {
+        /// Station id.
+        id: String,
+    },
     /// Give a station a new token (the old one is refused at once) and print it.
     RotateToken {
         /// Station id.
@@ -175,9 +180,20 @@ fn run_inner(args: CentralArgs) -> anyhow::Result<()> {
         }
         Some(CentralCommand::Station { command: StationCommand::Add { id, name, district } }) => {
             let station = Station { id: id.clone(), name, district };
-            let token = central::add_station(&store()?, &station)?;
-            println!("station {id} added; its token (shown once, put it in the station config):");
+            let store = store()?;
+            let token = central::add_station(&store, &station)?;
+            let code = central::enrol::issue_code(&store, &id, chrono::Utc::now())?;
+            println!("station {id} added");
+            print_code(&code);
+            println!(
+                "its token (shown once; for a station.toml written by hand — `loa station enroll` fetches a new one):"
+            );
             println!("{token}");
+            Ok(())
+        }
+        Some(CentralCommand::Station { command: StationCommand::Code { id } }) => {
+            let code = central::enrol::issue_code(&store()?, &id, chrono::Utc::now())?;
+            print_code(&code);
             Ok(())
         }
         Some(CentralCommand::Token { command: TokenCommand::Add { role, label } }) => {
@@ -215,6 +231,13 @@ fn run_inner(args: CentralArgs) -> anyhow::Result<()> {
         }
         None => serve(config),
     }
+}
+
+/// An enrolment code and how to use it.
+fn print_code(code: &str) {
+    println!(
+        "enrolment code (once, within 24 h; at the station: loa station enroll --central https://… --code {code}): {code}"
+    );
 }
 
 /// What `init --host` and `tls` made, and what to do with it.

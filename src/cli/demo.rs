@@ -583,8 +583,8 @@ fn run_demo(args: DemoArgs) -> Result<()> {
         ])?;
         let token = out
             .lines()
-            .nth(1)
             .map(str::trim)
+            .find(|l| l.starts_with("loa_"))
             .filter(|t| !t.is_empty())
             .ok_or_else(|| anyhow!("`loa central station add` printed no token:\n{out}"))?
             .to_string();

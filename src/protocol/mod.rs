@@ -10,6 +10,7 @@
 //! - [`status`]: heartbeats and the fleet.
 //! - [`report`]: the daily compliance report.
 //! - [`library`]: schedule loads, the audio library, targets, error bodies.
+//! - [`enrol`]: enrolling a station with a one-time code bound to central's identity.
 //! - [`bounds`]: the numeric and size bounds of bulletins (both sides check them).
 //! - [`api`]: paths, query parameters, headers.
 //! - [`text`]: strings from elsewhere made safe to show.
@@ -17,6 +18,7 @@
 pub mod api;
 pub mod bounds;
 pub mod bulletin;
+pub mod enrol;
 pub mod library;
 pub mod manifest;
 pub mod playlog;

@@ -6,12 +6,14 @@
 //! their assignments, every manifest ever issued, and the latest heartbeat per station.
 //! Tokens are never stored, only their sha256.
 
+mod field;
 mod playlog;
 mod sqlite;
 
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
+pub use field::{AlertRow, ClaimOutcome, EnrolCode, Notification};
 pub use sqlite::SqliteStore;
 
 use crate::protocol::{AudioInfo, Heartbeat, PlaylogAck, PlaylogSummary, SignedEnvelope};
@@ -189,6 +191,53 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<PlaylogAck, StoreError>;
     fn playlog(&self, filter: &PlaylogFilter) -> Result<Vec<Record>, StoreError>;
     fn playlog_summary(&self, station_id: &str) -> Result<PlaylogSummary, StoreError>;
+
+    // In the field: enrolment codes and alerts (`field.rs`).
+
+    /// Stores a new enrolment code (what it stretches into; never the code itself).
+    fn put_enrol_code(&self, code: &EnrolCode) -> Result<(), StoreError>;
+    fn enrol_code(&self, lookup: &str) -> Result<Option<EnrolCode>, StoreError>;
+    /// In one transaction: a right claim on a live, unused code uses it up and replaces
+    /// the station's token hash; a wrong one counts towards `max_failures`.
+    fn claim_enrol_code(
+        &self,
+        lookup: &str,
+        claim_hash: &str,
+        token_hash: &str,
+        now: DateTime<Utc>,
+        max_failures: u32,
+    ) -> Result<ClaimOutcome, StoreError>;
+    /// Alerts not cleared yet, oldest first.
+    fn open_alerts(&self) -> Result<Vec<AlertRow>, StoreError>;
+    /// Raises an alert unless one with its key is open; queues a notification per
+    /// channel in the same transaction. True when newly raised.
+    fn raise_alert(
+        &self,
+        alert: &AlertRow,
+        channels: &[&str],
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Clears the open alert with `key`, queueing its notifications. True when one was open.
+    fn clear_alert(
+        &self,
+        key: &str,
+        channels: &[&str],
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Notifications due by `now`, oldest first.
+    fn due_notifications(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Notification>, StoreError>;
+    fn notification_sent(&self, id: i64, now: DateTime<Utc>) -> Result<(), StoreError>;
+    /// A failed try, tried again at `next_try` (`None`: given up).
+    fn notification_failed(
+        &self,
+        id: i64,
+        error: &str,
+        next_try: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError>;
 }
 
 /// What [`Store::playlog`] selects; empty fields select everything.

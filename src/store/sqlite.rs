@@ -91,6 +91,7 @@ impl SqliteStore {
             .and_then(|()| conn.execute_batch(SCHEMA))
             .and_then(|()| add_missing_columns(&conn))
             .and_then(|()| conn.execute_batch(super::playlog::SCHEMA))
+            .and_then(|()| conn.execute_batch(super::field::SCHEMA))
             .map_err(|source| StoreError::Open { path: shown, source })?;
         Ok(Self { conn: Mutex::new(conn) })
     }
@@ -458,6 +459,75 @@ impl Store for SqliteStore {
 
     fn playlog_summary(&self, station_id: &str) -> Result<PlaylogSummary, StoreError> {
         playlog::summary(&self.conn(), station_id)
+    }
+
+    fn put_enrol_code(&self, code: &super::EnrolCode) -> Result<(), StoreError> {
+        super::field::put_enrol_code(&self.conn(), code)
+    }
+
+    fn enrol_code(&self, lookup: &str) -> Result<Option<super::EnrolCode>, StoreError> {
+        super::field::enrol_code(&self.conn(), lookup)
+    }
+
+    fn claim_enrol_code(
+        &self,
+        lookup: &str,
+        claim_hash: &str,
+        token_hash: &str,
+        now: DateTime<Utc>,
+        max_failures: u32,
+    ) -> Result<super::ClaimOutcome, StoreError> {
+        super::field::claim_enrol_code(
+            &mut self.conn(),
+            lookup,
+            claim_hash,
+            token_hash,
+            now,
+            max_failures,
+        )
+    }
+
+    fn open_alerts(&self) -> Result<Vec<super::AlertRow>, StoreError> {
+        super::field::open_alerts(&self.conn())
+    }
+
+    fn raise_alert(
+        &self,
+        alert: &super::AlertRow,
+        channels: &[&str],
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        super::field::raise_alert(&mut self.conn(), alert, channels, now)
+    }
+
+    fn clear_alert(
+        &self,
+        key: &str,
+        channels: &[&str],
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        super::field::clear_alert(&mut self.conn(), key, channels, now)
+    }
+
+    fn due_notifications(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<super::Notification>, StoreError> {
+        super::field::due_notifications(&self.conn(), now, limit)
+    }
+
+    fn notification_sent(&self, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
+        super::field::notification_sent(&self.conn(), id, now)
+    }
+
+    fn notification_failed(
+        &self,
+        id: i64,
+        error: &str,
+        next_try: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        super::field::notification_failed(&self.conn(), id, error, next_try)
     }
 
     fn latest_manifest(&self, station_id: &str) -> Result<Option<StoredManifest>, StoreError> {
