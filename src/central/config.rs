@@ -48,6 +48,32 @@ max_connections = 16384
 # Seconds a client may take to send a request's headers (from connecting, or after the
 # previous answer on the same connection); idle connections are closed after it.
 header_timeout_secs = 20
+
+# /metrics (Prometheus text) is served on the main listener to admin and viewer tokens.
+# To let a Prometheus on this machine scrape it without a token, give a second,
+# loopback-only listener:
+# metrics_listen = "127.0.0.1:9480"
+
+# Alerts: what central watches, and where it tells a person. Each problem goes out once
+# when it starts and once when it clears (`loa status --problems` lists the open ones).
+[alerts]
+check_secs = 30               # how often central looks
+offline_after_mins = 10       # no heartbeat for this long: offline
+clock_off_secs = 1.0          # a station's clock further off than this
+cache_horizon_hours = 24      # the audio for this long ahead must be cached
+emergency_grace_mins = 10     # an emergency not started at a target this long after the push
+retry_secs = 30               # a failed notification is tried again after this, doubling (8 tries)
+# webhook_url = "https://chat.example.vn/hooks/loa"   # JSON POST per event
+# webhook_timeout_secs = 10
+# E-mail over SMTP with TLS: "implicit" (port 465) or "starttls" (port 587).
+# smtp_host = "mail.example.vn"
+# smtp_port = 465
+# smtp_tls = "implicit"
+# smtp_username = "loa@example.vn"
+# smtp_password = "…"
+# smtp_ca_cert = "/etc/loa/mail-ca.pem"   # a CA to trust besides the system's
+# email_from = "loa@example.vn"
+# email_to = ["it@example.vn"]
 "#;
 
 /// Central's configuration.
@@ -65,6 +91,10 @@ pub struct CentralConfig {
     pub allow_plain_http: bool,
     pub max_connections: usize,
     pub header_timeout_secs: u64,
+    /// A second listener serving `/metrics` without a token; loopback addresses only.
+    pub metrics_listen: Option<SocketAddr>,
+    /// What is watched, and where alerts go (`central::alerts`).
+    pub alerts: super::alerts::AlertsConfig,
 }
 
 impl Default for CentralConfig {
@@ -81,6 +111,8 @@ impl Default for CentralConfig {
             allow_plain_http: false,
             max_connections: 16_384,
             header_timeout_secs: 20,
+            metrics_listen: None,
+            alerts: super::alerts::AlertsConfig::default(),
         }
     }
 }
@@ -104,9 +136,14 @@ impl CentralConfig {
             .map_err(|source| ConfigError::Read { path: shown.clone(), source })?;
         let mut config = Self::parse(&text, &shown)?;
         if let Some(dir) = path.parent() {
-            for p in [Some(&mut config.data_dir), config.tls_cert.as_mut(), config.tls_key.as_mut()]
-                .into_iter()
-                .flatten()
+            for p in [
+                Some(&mut config.data_dir),
+                config.tls_cert.as_mut(),
+                config.tls_key.as_mut(),
+                config.alerts.smtp_ca_cert.as_mut(),
+            ]
+            .into_iter()
+            .flatten()
             {
                 if p.is_relative() {
                     *p = dir.join(&*p);
@@ -148,6 +185,12 @@ impl CentralConfig {
         if !(1..=300).contains(&config.header_timeout_secs) {
             return Err(invalid("header_timeout_secs must be between 1 and 300"));
         }
+        if config.metrics_listen.is_some_and(|a| !a.ip().is_loopback()) {
+            return Err(invalid(
+                "metrics_listen serves /metrics without a token: give a loopback address (127.0.0.1:9480), or read /metrics on the main listener with an admin or viewer token",
+            ));
+        }
+        config.alerts.check().map_err(|m| invalid(&m))?;
         Ok(config)
     }
 

@@ -6,6 +6,7 @@
 //! [`init`] (data directory + signing key + first admin token), [`add_station`],
 //! [`add_operator`], [`open`] and [`serve`].
 
+pub mod alerts;
 mod api;
 pub mod auth;
 pub mod body;
@@ -17,6 +18,7 @@ pub mod hot_audio;
 pub mod ingest;
 pub mod library;
 pub mod manifest;
+pub mod metrics;
 mod playlog;
 pub mod report;
 pub mod server;
@@ -257,6 +259,8 @@ pub struct AppState {
     pub streams: Arc<streams::Streams>,
     /// Failed enrolment attempts per address.
     pub enrol_limit: enrol::Limiter,
+    /// Request and ingest counters for `/metrics`.
+    pub metrics: metrics::Counters,
 }
 
 impl AppState {
@@ -318,6 +322,7 @@ pub fn open(config: CentralConfig, clock: SharedClock) -> Result<Arc<AppState>, 
         versions: std::sync::Mutex::new(HashMap::new()),
         issue_lock: tokio::sync::Mutex::new(()),
         enrol_limit: enrol::Limiter::default(),
+        metrics: metrics::Counters::default(),
     }))
 }
 

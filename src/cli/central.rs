@@ -288,6 +288,24 @@ fn serve(config: CentralConfig) -> anyhow::Result<()> {
         // Under systemd (Type=notify): READY=1 now that it serves, STATUS= the fleet in
         // one line, WATCHDOG=1 while the runtime turns and the store answers.
         let _watch = central::supervise(state.clone(), format!("{scheme}://{addr}"));
+        // Alerts: raised and cleared every check_secs, sent by webhook and e-mail.
+        let channels = state.config.alerts.channels();
+        tracing::info!(
+            channels = %if channels.is_empty() { "none (loa status --problems only)".to_string() } else { channels.join(", ") },
+            "watching the fleet for problems every {} s",
+            state.config.alerts.check_secs
+        );
+        tokio::spawn(central::alerts::Watcher::new(state.clone()).run());
+        if let Some(metrics_addr) = state.config.metrics_listen {
+            let listener = central::bind(metrics_addr).await?;
+            eprintln!("loa central metrics on http://{}/metrics", listener.local_addr()?);
+            let router = central::metrics::open_router(state.clone());
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, router).await {
+                    tracing::error!("metrics listener: {e}");
+                }
+            });
+        }
         match tls {
             Some(acceptor) => {
                 central::serve_tls(listener, acceptor, state, super::shutdown_signal()).await?

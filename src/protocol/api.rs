@@ -38,6 +38,14 @@ pub mod operator {
     pub const BULLETINS: &str = "/api/v1/bulletins";
 }
 
+/// Paths outside the versioned API.
+pub mod paths {
+    /// `GET`: Prometheus text (admin or viewer token; or `metrics_listen`).
+    pub const METRICS: &str = "/metrics";
+    /// `GET`: the open alerts (any operator; a district's own stations only).
+    pub const ALERTS: &str = "/api/v1/alerts";
+}
+
 /// `GET /api/v1/audio/{sha256}` (station or operator): a file of the library, with
 /// `Range` for resuming.
 pub const AUDIO: &str = "/api/v1/audio";

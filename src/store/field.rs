@@ -350,3 +350,33 @@ pub(crate) fn notification_failed(
     };
     Ok(())
 }
+
+pub(crate) fn playlog_outcome_counts(
+    conn: &Connection,
+) -> Result<Vec<(String, String, u64)>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT station_id, outcome, COUNT(*) FROM playlog GROUP BY station_id, outcome ORDER BY 1, 2",
+    )?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+pub(crate) fn latest_aired(
+    conn: &Connection,
+    station_id: &str,
+) -> Result<Option<crate::protocol::Record>, StoreError> {
+    let json: Option<String> = conn
+        .query_row(
+            "SELECT record_json FROM playlog WHERE station_id = ?1 AND outcome IN ('played', 'late')
+             ORDER BY seq DESC LIMIT 1",
+            [station_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    json.map(|j| {
+        serde_json::from_str(&j).map_err(|e| StoreError::Corrupt(format!("playlog record: {e}")))
+    })
+    .transpose()
+}

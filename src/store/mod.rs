@@ -207,6 +207,10 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
         max_failures: u32,
     ) -> Result<ClaimOutcome, StoreError>;
+    /// Playlog records held, counted by station and outcome (for `/metrics`).
+    fn playlog_outcome_counts(&self) -> Result<Vec<(String, String, u64)>, StoreError>;
+    /// A station's latest record that aired (played or late), for the silence alert.
+    fn latest_aired(&self, station_id: &str) -> Result<Option<Record>, StoreError>;
     /// Alerts not cleared yet, oldest first.
     fn open_alerts(&self) -> Result<Vec<AlertRow>, StoreError>;
     /// Raises an alert unless one with its key is open; queues a notification per

@@ -487,6 +487,14 @@ impl Store for SqliteStore {
         )
     }
 
+    fn playlog_outcome_counts(&self) -> Result<Vec<(String, String, u64)>, StoreError> {
+        super::field::playlog_outcome_counts(&self.conn())
+    }
+
+    fn latest_aired(&self, station_id: &str) -> Result<Option<Record>, StoreError> {
+        super::field::latest_aired(&self.conn(), station_id)
+    }
+
     fn open_alerts(&self) -> Result<Vec<super::AlertRow>, StoreError> {
         super::field::open_alerts(&self.conn())
     }
