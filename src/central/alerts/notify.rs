@@ -126,7 +126,9 @@ impl Sender {
                     .email
                     .as_ref()
                     .ok_or_else(|| NotifyError::NotConfigured(n.channel.clone()))?;
-                let mut builder = Message::builder().from(email.from.clone()).subject(summary(n));
+                // ASCII only (ids and the event), so no mail client shows it encoded.
+                let subject = format!("[loa] {} {}", n.event.to_uppercase(), n.alert.key);
+                let mut builder = Message::builder().from(email.from.clone()).subject(subject);
                 for to in &email.to {
                     builder = builder.to(to.clone());
                 }
