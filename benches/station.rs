@@ -394,6 +394,21 @@ fn idle_cost(sink: &str, seconds: u64) -> f64 {
     std::thread::spawn(move || {
         use std::io::BufRead;
         for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            // Log lines carry colour codes: drop them before reading `key=value`.
+            let mut plain = String::new();
+            let mut chars = line.chars();
+            while let Some(c) = chars.next() {
+                if c == '\u{1b}' {
+                    for c in chars.by_ref() {
+                        if c.is_ascii_alphabetic() {
+                            break;
+                        }
+                    }
+                } else {
+                    plain.push(c);
+                }
+            }
+            let line = plain;
             if line.contains("sound card stream started") {
                 let value = |key: &str| -> u64 {
                     line.split_whitespace()
@@ -411,6 +426,9 @@ fn idle_cost(sink: &str, seconds: u64) -> f64 {
         }
     });
     std::thread::sleep(Duration::from_secs(5));
+    if sink == "default" {
+        assert!(rate.load(Ordering::SeqCst) > 0, "the station did not say its stream's format");
+    }
     let (cpu0, t0) = (cpu_ns(pid), Instant::now());
     std::thread::sleep(Duration::from_secs(seconds));
     let (cpu1, wall) = (cpu_ns(pid), t0.elapsed());

@@ -333,6 +333,28 @@ fn metrics_parse_and_match_loa_status() {
         ),
         Some(2.0)
     );
+    // Every metric the Grafana dashboard in docs/ queries is one central serves.
+    let dashboard = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/grafana-dashboard.json"),
+    )
+    .expect("docs/grafana-dashboard.json");
+    let mut queried = 0;
+    for (at, _) in dashboard.match_indices("loa_") {
+        let name: String = dashboard[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        if name == "loa_" || name.starts_with("loa_central") {
+            continue;
+        }
+        queried += 1;
+        let family = name.trim_end_matches("_bucket");
+        assert!(
+            body.contains(&format!("# TYPE {family} ")),
+            "the dashboard queries {name}, not served"
+        );
+    }
+    assert!(queried >= 10, "{queried} metrics in the dashboard");
     // Histogram: buckets never decrease, +Inf equals the count.
     let buckets: Vec<f64> = samples
         .iter()
