@@ -241,7 +241,7 @@ fn metrics_parse_and_match_loa_status() {
     assert_eq!(get(format!("{url}/metrics"), Some(&viewer)).0, 200);
     assert_eq!(get(format!("{url}/metrics"), Some(&district)).0, 403);
     assert_eq!(get(format!("{url}/metrics"), None).0, 401);
-    let (status, _, open) = get(format!("{metrics_url}"), None);
+    let (status, _, open) = get(metrics_url.clone(), None);
     assert_eq!(status, 200);
     let open = parse(&open);
 

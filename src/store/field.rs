@@ -193,22 +193,15 @@ pub(crate) fn claim_enrol_code(
     Ok(ClaimOutcome::Granted { station_id: code.station_id })
 }
 
-fn alert_row(
-    r: &rusqlite::Row<'_>,
-) -> rusqlite::Result<(i64, String, String, Option<String>, String, String, Option<String>)> {
+/// An `alerts` row as read: id, key, kind, station, detail, raised, cleared.
+type AlertColumns = (i64, String, String, Option<String>, String, String, Option<String>);
+
+fn alert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AlertColumns> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
 }
 
 fn to_alert(
-    (id, key, kind, station_id, detail, raised, cleared): (
-        i64,
-        String,
-        String,
-        Option<String>,
-        String,
-        String,
-        Option<String>,
-    ),
+    (id, key, kind, station_id, detail, raised, cleared): AlertColumns,
 ) -> Result<AlertRow, StoreError> {
     Ok(AlertRow {
         id,
