@@ -191,7 +191,7 @@ fn an_expired_code_another_central_and_a_rogue_server_are_refused() {
 
     // A rogue server answers the offer itself (its own CA and key, a made-up proof): the
     // station refuses it, and the code still works at the real central afterwards.
-    let rogue = Rogue::start(&b_data);
+    let rogue = Rogue::start(&b_data, false);
     let out = enroll(&rogue.url, &code, &dir.path().join("rogue.toml"), &station_data, false);
     assert!(!out.status.success());
     assert!(
@@ -201,6 +201,11 @@ fn an_expired_code_another_central_and_a_rogue_server_are_refused() {
     );
     assert!(!dir.path().join("rogue.toml").exists());
     assert_eq!(rogue.claims(), 0, "the rogue never saw a claim");
+    // One that answers more than the station reads (64 KiB + 1) is refused too.
+    let huge = Rogue::start(&b_data, true);
+    let out = enroll(&huge.url, &code, &dir.path().join("huge.toml"), &station_data, false);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("an answer over 65536 bytes"), "{}", text(&out.stderr));
     let out = enroll(&a_url, &code, &dir.path().join("ok.toml"), &station_data, false);
     assert!(out.status.success(), "{}", text(&out.stderr));
 
@@ -242,7 +247,7 @@ fn an_expired_code_another_central_and_a_rogue_server_are_refused() {
 }
 
 /// A TLS server with central B's certificate that answers every enrolment offer with a
-/// forged one, and counts claims.
+/// forged one (`huge`: one byte over what a station reads), and counts claims.
 struct Rogue {
     url: String,
     claims: Arc<std::sync::atomic::AtomicUsize>,
@@ -250,7 +255,7 @@ struct Rogue {
 }
 
 impl Rogue {
-    fn start(data: &Path) -> Self {
+    fn start(data: &Path, huge: bool) -> Self {
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
         let acceptor = loa::central::tls::acceptor(
             &data.join("tls/central.pem"),
@@ -278,13 +283,17 @@ impl Rogue {
                     if request.contains("/enrol/claim") {
                         counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     }
-                    let body = serde_json::json!({
+                    let mut body = serde_json::json!({
                         "station_id": "xa-moi",
                         "province_key": "ab".repeat(32),
                         "ca_cert": ca,
                         "proof": "00".repeat(32),
                     })
                     .to_string();
+                    if huge {
+                        let pad = 64 * 1024 + 1 - body.len();
+                        body.push_str(&" ".repeat(pad));
+                    }
                     let response = format!(
                         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                         body.len()

@@ -351,3 +351,24 @@ pub fn render(state: &AppState, now: DateTime<Utc>) -> Result<String, ApiError> 
     let _ = writeln!(out, "loa_alerts_open {}", state.store.open_alerts()?.len());
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_series_stop_growing_at_the_cap() {
+        let counters = Counters::default();
+        for i in 0..MAX_SERIES + 5 {
+            counters.request(&format!("/r{i}"), 404);
+        }
+        let map = counters.requests.lock().unwrap();
+        assert_eq!(map.len(), MAX_SERIES + 1, "the cap plus `other`");
+        assert_eq!(map.get(&("other".to_string(), 404)), Some(&5));
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

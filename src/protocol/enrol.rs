@@ -207,7 +207,7 @@ mod tests {
         assert_eq!(normalise("0000-1111-222"), Err(CodeError::Length(11)));
         assert_eq!(normalise("0000-1111-22222"), Err(CodeError::Length(13)));
         assert_eq!(normalise("0000-1111-222U"), Err(CodeError::Character('U')));
-        assert_eq!(normalise("0000-1111-222đ"), Err(CodeError::Character('Đ')));
+        assert_eq!(normalise("0000-1111-222đ"), Err(CodeError::Character('đ')));
         let long = "-".repeat(MAX_CODE_INPUT + 1);
         assert_eq!(normalise(&long), Err(CodeError::TooLong(MAX_CODE_INPUT + 1)));
         assert!(normalise(&"-".repeat(MAX_CODE_INPUT)).is_err());

@@ -6,6 +6,12 @@
 //! device's own latency (`playback − callback` from cpal's `OutputCallbackInfo`). From
 //! that anchor, the instant of any frame written later follows by counting frames.
 //!
+//! Paused (the player has nothing due soon, [`Sink::pause`]): the stream keeps running and
+//! each callback plays silence at once instead of waiting for frames; its anchor is then
+//! the *next* callback's playback instant, where the first frame written after
+//! [`Sink::resume`] will land. A device that drains faster than real time is paced by the
+//! paused callback itself. A stream error while paused shows in [`Sink::check`].
+//!
 //! A stream error (the device went away, the ALSA plugin's write failed) makes the next
 //! `write` fail; the player then drops this sink, which stops cpal's stream and closes
 //! the PCM, and opens a new one (see `audio::player`). Underruns are counted, not errors.
@@ -194,7 +200,7 @@ where
                 let latency = ts.playback.saturating_duration_since(ts.callback);
                 let latency = chrono::Duration::from_std(latency).unwrap_or_default();
                 let mut shared = cb_state.lock();
-                // Short of frames: the player writes continuously (silence when idle), so
+                // Short of frames: the player writes continuously while not paused, so
                 // they are on their way; wait for them rather than play a gap. On a sound
                 // card the device has underrun either way; a device that drains faster
                 // than real time (the test file tap) is thereby paced by the player.

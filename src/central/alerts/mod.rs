@@ -494,3 +494,62 @@ async fn get_alerts(
         .collect();
     Ok(axum::Json(views).into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_alerts_bound_is_refused_one_past_it() {
+        assert_eq!(AlertsConfig::default().check(), Ok(()));
+        let past: Vec<(&str, AlertsConfig)> = vec![
+            ("check_secs", AlertsConfig { check_secs: 3601, ..Default::default() }),
+            ("check_secs", AlertsConfig { check_secs: 0, ..Default::default() }),
+            (
+                "offline_after_mins",
+                AlertsConfig { offline_after_mins: 10_081, ..Default::default() },
+            ),
+            (
+                "cache_horizon_hours",
+                AlertsConfig { cache_horizon_hours: 169, ..Default::default() },
+            ),
+            (
+                "emergency_grace_mins",
+                AlertsConfig { emergency_grace_mins: 1441, ..Default::default() },
+            ),
+            ("retry_secs", AlertsConfig { retry_secs: 3601, ..Default::default() }),
+            (
+                "webhook_timeout_secs",
+                AlertsConfig { webhook_timeout_secs: 121, ..Default::default() },
+            ),
+            ("clock_off_secs", AlertsConfig { clock_off_secs: 3600.5, ..Default::default() }),
+            ("clock_off_secs", AlertsConfig { clock_off_secs: 0.0, ..Default::default() }),
+            ("email_to", AlertsConfig { email_to: vec!["a@b".into(); 51], ..Default::default() }),
+            (
+                "webhook_url",
+                AlertsConfig { webhook_url: Some("ftp://x".into()), ..Default::default() },
+            ),
+            ("smtp_host", AlertsConfig { smtp_host: Some("mail".into()), ..Default::default() }),
+            (
+                "smtp_username",
+                AlertsConfig { smtp_username: Some("u".into()), ..Default::default() },
+            ),
+        ];
+        for (name, config) in past {
+            let error = config.check().expect_err(name);
+            assert!(error.contains(name), "{name}: {error}");
+        }
+        let at_the_bounds = AlertsConfig {
+            check_secs: 3600,
+            offline_after_mins: 10_080,
+            cache_horizon_hours: 168,
+            emergency_grace_mins: 1440,
+            retry_secs: 3600,
+            webhook_timeout_secs: 120,
+            clock_off_secs: 3600.0,
+            email_to: vec!["a@b".into(); 50],
+            ..Default::default()
+        };
+        assert_eq!(at_the_bounds.check(), Ok(()));
+    }
+}
