@@ -153,3 +153,53 @@ fn central_is_ready_once_it_listens_and_pings() {
     let alive = drain(&socket, Duration::from_secs(4));
     assert!(pings(&alive) >= 2, "central's pings: {alive:?}");
 }
+
+#[test]
+fn logs_are_one_json_object_per_line_with_loa_log_format_json() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("central");
+    central_init(&data);
+    let mut child = Command::new(LOA)
+        .args(["central", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .env("LOA_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .env("HOME", "/nonexistent")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn central");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut json_lines = 0;
+    let found = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(line) = rx.recv_timeout(left) else { break None };
+        // The listening line is printed for scripts, not logged; every log line is JSON.
+        if line.starts_with("loa central listening on") || line.starts_with("public key:") {
+            continue;
+        }
+        let value: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        json_lines += 1;
+        let message = value["fields"]["message"].as_str().unwrap_or_default().to_string();
+        if message.contains("watching the fleet for problems") {
+            break Some(value);
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let value = found.expect("the alerts line, as JSON");
+    assert_eq!(value["level"], "INFO");
+    assert!(value["timestamp"].is_string(), "{value}");
+    assert!(json_lines >= 1);
+}
