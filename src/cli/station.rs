@@ -105,7 +105,6 @@ fn enroll(request: &crate::station::enrol::Request, no_start: bool) -> Result<()
     let done = runtime.block_on(crate::station::enrol::enroll(request))?;
     println!("enrolled as station {} with {}", done.station_id, request.central);
     println!("wrote {} (0640) and {}", done.config.display(), done.ca_cert.display());
-    std::fs::create_dir_all(&request.data_dir).ok();
     let systemd = std::path::Path::new("/run/systemd/system").exists();
     if no_start {
         println!("not started (--no-start): `systemctl enable --now loa-station` when ready");

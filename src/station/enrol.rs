@@ -43,7 +43,9 @@ pub enum EnrolError {
         "{0} exists already: pass --force to replace it (the station then uses the new token), or --config another file"
     )]
     Exists(PathBuf),
-    #[error("cannot write {path}: {source}")]
+    #[error(
+        "cannot write {path}: {source} (run `sudo loa station enroll …`, or give --config a writable path)"
+    )]
     Write {
         path: PathBuf,
         #[source]
