@@ -296,13 +296,7 @@ impl Core {
         .flatten()
         {
             tracing::info!(item = %slot.item.item_id, "withdrawn: the clock stepped");
-            actions.push(Action::Cancel { id: slot.id });
-            self.done.remove(&slot.item.key());
-            if slot.item.bulletin.is_some() {
-                self.emergencies.push_front(slot.item);
-            } else {
-                self.waiting.push(slot.item);
-            }
+            self.requeue(slot, &mut actions);
         }
         actions
     }
@@ -734,6 +728,18 @@ impl Core {
         }
     }
 
+    /// Withdraws `slot` from the player before it sounded and queues its item again (a
+    /// bulletin first among the emergencies, a programme among the waiting items).
+    fn requeue(&mut self, slot: Slot, actions: &mut Vec<Action>) {
+        actions.push(Action::Cancel { id: slot.id });
+        self.done.remove(&slot.item.key());
+        if slot.item.bulletin.is_some() {
+            self.emergencies.push_front(slot.item);
+        } else {
+            self.waiting.push(slot.item);
+        }
+    }
+
     fn start(&mut self, mut slot: Slot, at: DateTime<Utc>, actions: &mut Vec<Action>) {
         slot.start_at = Some(at);
         actions.push(Action::StartAt { id: slot.id, at });
@@ -752,13 +758,7 @@ impl Core {
         } else {
             // Never reached the speaker: it waits again (and may yet start late).
             tracing::info!(item = %slot.item.item_id, by = %why, "disarmed before starting");
-            actions.push(Action::Cancel { id: slot.id });
-            self.done.remove(&slot.item.key());
-            if slot.item.bulletin.is_some() {
-                self.emergencies.push_front(slot.item);
-            } else {
-                self.waiting.push(slot.item);
-            }
+            self.requeue(slot, actions);
         }
     }
 
