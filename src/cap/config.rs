@@ -162,8 +162,7 @@ impl CapConfig {
         }
         for feed in &self.feeds {
             let scheme_ok = feed.starts_with("http://") || feed.starts_with("https://");
-            if !scheme_ok || feed.len() > MAX_FEED_URL_BYTES || feed.chars().any(char::is_control)
-            {
+            if !scheme_ok || feed.len() > MAX_FEED_URL_BYTES || feed.chars().any(char::is_control) {
                 return Err(format!(
                     "feed {:?} is not an http:// or https:// URL of at most {MAX_FEED_URL_BYTES} bytes",
                     feed.chars().take(80).collect::<String>()
@@ -171,9 +170,7 @@ impl CapConfig {
             }
         }
         if !(1..=MAX_DOCUMENTS_PER_POLL).contains(&self.max_documents_per_poll) {
-            return Err(format!(
-                "max_documents_per_poll must be 1 to {MAX_DOCUMENTS_PER_POLL}"
-            ));
+            return Err(format!("max_documents_per_poll must be 1 to {MAX_DOCUMENTS_PER_POLL}"));
         }
         if self.priority_rules.iter().any(|r| r.priority == PlanPriority::Test)
             || self.default_priority == PlanPriority::Test
@@ -311,9 +308,15 @@ mod tests {
         let feeds: Vec<String> = (0..33).map(|i| format!("https://x/{i}")).collect();
         let c = CapConfig { feeds, ..CapConfig::default() };
         assert!(c.check().unwrap_err().contains("at most 32"));
-        let c = CapConfig { feeds: vec![format!("https://{}", "x".repeat(2040))], ..CapConfig::default() };
+        let c = CapConfig {
+            feeds: vec![format!("https://{}", "x".repeat(2040))],
+            ..CapConfig::default()
+        };
         assert!(c.check().is_ok(), "2048 bytes");
-        let c = CapConfig { feeds: vec![format!("https://{}", "x".repeat(2041))], ..CapConfig::default() };
+        let c = CapConfig {
+            feeds: vec![format!("https://{}", "x".repeat(2041))],
+            ..CapConfig::default()
+        };
         assert!(c.check().is_err(), "2049 bytes");
     }
 }

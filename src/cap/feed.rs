@@ -82,7 +82,8 @@ fn entry_link(entry: &Element) -> Option<String> {
         }
     }
     if entry.is(NS_ATOM, "entry") {
-        if let Some(src) = children.iter().find(|c| c.local == "content").and_then(|c| c.attr("src"))
+        if let Some(src) =
+            children.iter().find(|c| c.local == "content").and_then(|c| c.attr("src"))
         {
             return Some(src.to_string());
         }

@@ -99,6 +99,7 @@ pub fn check(bytes: &[u8], trust: &TrustStore) -> Checked {
     };
     diagnostics.extend(signature.diagnostics());
     let ok = !diagnostics.iter().any(Diagnostic::is_error);
-    let (alert, read) = if ok { (parsed.alert.clone(), parsed.alert) } else { (None, parsed.alert) };
+    let (alert, read) =
+        if ok { (parsed.alert.clone(), parsed.alert) } else { (None, parsed.alert) };
     Checked { alert, read, diagnostics, signature }
 }

@@ -48,7 +48,9 @@ pub fn cap_source_auth(state: &AppState, headers: &HeaderMap) -> Result<Role, Ap
 pub fn admin_auth(state: &AppState, headers: &HeaderMap, what: &str) -> Result<Role, ApiError> {
     match operator_auth(state, headers)? {
         Role::Admin => Ok(Role::Admin),
-        role => Err(ApiError::Forbidden(format!("only an admin may {what}; this is a {role} token"))),
+        role => {
+            Err(ApiError::Forbidden(format!("only an admin may {what}; this is a {role} token")))
+        }
     }
 }
 

@@ -155,11 +155,12 @@ impl CentralConfig {
             .map_err(|source| ConfigError::Read { path: shown.clone(), source })?;
         let mut config = Self::parse(&text, &shown)?;
         if let Some(dir) = path.parent() {
-            let paths = [Some(&mut config.data_dir), config.tls_cert.as_mut(), config.tls_key.as_mut()]
-                .into_iter()
-                .flatten()
-                .chain(config.cap.trusted_signers.iter_mut())
-                .chain(std::iter::once(&mut config.cap.feed_ca));
+            let paths =
+                [Some(&mut config.data_dir), config.tls_cert.as_mut(), config.tls_key.as_mut()]
+                    .into_iter()
+                    .flatten()
+                    .chain(config.cap.trusted_signers.iter_mut())
+                    .chain(std::iter::once(&mut config.cap.feed_ca));
             for p in paths {
                 if p.is_relative() {
                     *p = dir.join(&*p);
@@ -254,7 +255,8 @@ mod tests {
     fn cap_paths_are_relative_to_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("central.toml");
-        std::fs::write(&path, "[cap]\ntrusted_signers = [\"signers.pem\", \"/etc/x.pem\"]\n").unwrap();
+        std::fs::write(&path, "[cap]\ntrusted_signers = [\"signers.pem\", \"/etc/x.pem\"]\n")
+            .unwrap();
         let config = CentralConfig::load(&path).unwrap();
         assert_eq!(
             config.cap.trusted_signers,

@@ -8,9 +8,9 @@
 
 mod api;
 pub mod auth;
-pub mod cap;
 pub mod body;
 pub mod bulletins;
+pub mod cap;
 pub mod config;
 pub mod gains;
 pub mod hot_audio;
@@ -375,7 +375,8 @@ async fn serve_with(
         header_timeout: std::time::Duration::from_secs(state.config.header_timeout_secs),
     };
     // The CAP feeds are polled while central serves, and stop with it.
-    let feeds = (!state.config.cap.feeds.is_empty()).then(|| tokio::spawn(cap::feed::run(state.clone())));
+    let feeds =
+        (!state.config.cap.feeds.is_empty()).then(|| tokio::spawn(cap::feed::run(state.clone())));
     let served = server::run(listener, tls, router(state), limits, shutdown).await;
     if let Some(feeds) = feeds {
         feeds.abort();

@@ -12,8 +12,8 @@ use clap::{Args, Subcommand, ValueEnum};
 use super::local_time;
 use super::remote::{self, Remote, RemoteArgs};
 use crate::protocol::{
-    AlertRecord, ApprovalState, BulletinInfo, BulletinPriority, DeliveryState,
-    PushBulletinRequest, PushBulletinResponse, StationDelivery, Target,
+    AlertRecord, ApprovalState, BulletinInfo, BulletinPriority, DeliveryState, PushBulletinRequest,
+    PushBulletinResponse, StationDelivery, Target,
 };
 
 /// A station not heard from for this long is shown "offline since …".

@@ -157,7 +157,11 @@ impl PlaceArgs {
         if !self.geocodes.is_empty() {
             parts.push(format!("codes {}", self.geocodes.join(", ")));
         }
-        if parts.is_empty() { "no place (CAP areas never select it)".into() } else { parts.join(", ") }
+        if parts.is_empty() {
+            "no place (CAP areas never select it)".into()
+        } else {
+            parts.join(", ")
+        }
     }
 }
 

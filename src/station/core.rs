@@ -1223,7 +1223,7 @@ mod tests {
             item("nhac", Local, Normal, t(10, 0), 5),
             item("tinh", Provincial, Priority::Priority, t(10, 30), 5),
         ];
-        let lengths = [("nhac", 1800), ("canh-bao", 120), ("lu", 60), ("mua", 60)];
+        let lengths = [("nhac", 1800), ("canh-bao", 120), ("lu", 60), ("mua", 60), ("tinh", 60)];
         let mut sim = Sim::new(t(9, 0), items, &lengths);
         sim.run_until(t(10, 1));
         let bulletin = |id: &str, priority, at| {
@@ -1248,7 +1248,12 @@ mod tests {
         let ms = |m: u32, x: i64| Some(t(10, m) + Duration::milliseconds(x));
         assert_eq!(
             s[0],
-            ("nhac".into(), Outcome::Preempted, Some(t(10, 0)), Some("pre-empted by canh-bao".into()))
+            (
+                "nhac".into(),
+                Outcome::Preempted,
+                Some(t(10, 0)),
+                Some("pre-empted by canh-bao".into())
+            )
         );
         assert_eq!(
             s[1],

@@ -748,8 +748,17 @@ impl Station {
                 tone,
             } => {
                 let priority = Priority::Emergency;
-                let air =
-                    AirBulletin { id, title, audio, repeat, expires, gain_db, interval, tone, priority };
+                let air = AirBulletin {
+                    id,
+                    title,
+                    audio,
+                    repeat,
+                    expires,
+                    gain_db,
+                    interval,
+                    tone,
+                    priority,
+                };
                 self.air(air, now);
             }
             StationCommand::Bulletin(air) => self.air(*air, now),

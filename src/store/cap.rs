@@ -286,8 +286,8 @@ fn pending_from(row: [Option<String>; 6]) -> Result<PendingBulletin, StoreError>
     let doc = serde_json::from_str(doc.as_deref().unwrap_or_default())
         .map_err(|e| corrupt("pending bulletin", e))?;
     let state_text = state.unwrap_or_default();
-    let state = ApprovalState::parse(&state_text)
-        .ok_or_else(|| corrupt("approval state", &state_text))?;
+    let state =
+        ApprovalState::parse(&state_text).ok_or_else(|| corrupt("approval state", &state_text))?;
     Ok(PendingBulletin {
         doc,
         approval: Approval {

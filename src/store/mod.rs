@@ -81,11 +81,9 @@ impl std::str::FromStr for Role {
                 Some(name) if !name.trim().is_empty() => {
                     Ok(Role::District(name.trim().to_string()))
                 }
-                _ => {
-                    Err(format!(
+                _ => Err(format!(
                     "unknown role {other:?}: expected admin, district:NAME, viewer or cap-source"
-                ))
-                }
+                )),
             },
         }
     }

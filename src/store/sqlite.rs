@@ -11,8 +11,8 @@ use super::{
     AudioLevels, PendingBulletin, PlaylogFilter, Role, Station, StationPlace, Store, StoreError,
     StoredHeartbeat, StoredManifest, StoredSchedule, cap, playlog,
 };
-use crate::protocol::{AlertRecord, ApprovalState, AuditEntry};
 use crate::protocol::Record;
+use crate::protocol::{AlertRecord, ApprovalState, AuditEntry};
 use crate::protocol::{AudioInfo, SignedEnvelope};
 use crate::protocol::{PlaylogAck, PlaylogSummary};
 use crate::schedule::Layer;

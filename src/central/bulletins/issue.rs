@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use super::speech;
 use crate::central::{ApiError, AppState};
 use crate::protocol::{
-    Approval, ApprovalState, AuditEntry, AudioInfo, BulletinCancelDoc, BulletinDoc,
+    Approval, ApprovalState, AudioInfo, AuditEntry, BulletinCancelDoc, BulletinDoc,
     BulletinPriority, DocumentKind,
 };
 use crate::store::PendingBulletin;
@@ -167,7 +167,11 @@ pub fn hold(
         actor,
         "bulletin.hold",
         &doc.id,
-        format!("{} to {} station(s) waits for approval: {reason}", doc.priority, doc.targets.len()),
+        format!(
+            "{} to {} station(s) waits for approval: {reason}",
+            doc.priority,
+            doc.targets.len()
+        ),
     );
     Ok(())
 }

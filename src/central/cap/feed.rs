@@ -135,7 +135,9 @@ pub async fn poll(
     for link in links {
         match base.join(&link) {
             Ok(url) if matches!(url.scheme(), "http" | "https") => urls.push(url.to_string()),
-            _ => tracing::warn!(feed = %feed, link = %crate::protocol::bounds::clip(&link), "feed entry is not an http(s) link: skipped"),
+            _ => {
+                tracing::warn!(feed = %feed, link = %crate::protocol::bounds::clip(&link), "feed entry is not an http(s) link: skipped")
+            }
         }
     }
     let mut polled = Polled { listed: urls.len(), ..Polled::default() };

@@ -37,7 +37,9 @@ use crate::cap::{
     self, AlertLedger, CapBulletinPlan, CapConfig, CapStation, LedgerAction, NoBulletin,
     PlanPriority, SignatureOutcome, SignatureReport, TrustStore,
 };
-use crate::protocol::{AlertRecord, AuditEntry, BulletinPriority, CapAnswer, CapDecision, CapOutcome};
+use crate::protocol::{
+    AlertRecord, AuditEntry, BulletinPriority, CapAnswer, CapDecision, CapOutcome,
+};
 use crate::store::Role;
 
 /// An alert older than this is forgotten by the ledger (a feed does not list an alert
@@ -67,9 +69,9 @@ impl CapState {
                     path.display()
                 )
             })?;
-            trust.add_pem(&path.display().to_string(), &pem).map_err(|e| {
-                format!("trusted signer {}: {e}", path.display())
-            })?;
+            trust
+                .add_pem(&path.display().to_string(), &pem)
+                .map_err(|e| format!("trusted signer {}: {e}", path.display()))?;
         }
         Ok(CapState { trust, lock: tokio::sync::Mutex::new(()) })
     }
@@ -86,7 +88,10 @@ pub struct Source {
 
 impl Source {
     pub fn post(role: &Role, from: &str) -> Self {
-        Source { actor: Actor::new(role.to_string(), from), label: format!("POST by {role} from {from}") }
+        Source {
+            actor: Actor::new(role.to_string(), from),
+            label: format!("POST by {role} from {from}"),
+        }
     }
 
     pub fn feed(url: &str) -> Self {
@@ -96,9 +101,7 @@ impl Source {
 
 /// The CAP routes (merged into [`crate::central::router`]).
 pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/api/v1/cap", get(list).post(post))
-        .route("/api/v1/audit", get(audit_log))
+    Router::new().route("/api/v1/cap", get(list).post(post)).route("/api/v1/audit", get(audit_log))
 }
 
 async fn post(
@@ -116,7 +119,11 @@ async fn post(
 /// Reads, judges and acts on one CAP document. `Err(ApiError::Invalid)` (422) for a
 /// document with errors (recorded as refused); other errors when central could not act
 /// (nothing recorded: send it again).
-pub async fn ingest(state: &AppState, bytes: Vec<u8>, source: &Source) -> Result<CapAnswer, ApiError> {
+pub async fn ingest(
+    state: &AppState,
+    bytes: Vec<u8>,
+    source: &Source,
+) -> Result<CapAnswer, ApiError> {
     let received_at = state.clock.now();
     // Up to 5 MiB of XML, canonicalised and verified: off the async workers.
     let trust = state.cap.trust.clone();
@@ -196,7 +203,11 @@ pub async fn ingest(state: &AppState, bytes: Vec<u8>, source: &Source) -> Result
         let o = &r.outcome;
         tracing::info!(alert = %key, source = %source.label, decision = %o.decision, bulletin = ?o.bulletin_id, "CAP alert: {}", o.reason);
     }
-    Ok(CapAnswer { alert: Some(key), outcomes: records.into_iter().map(|r| r.outcome).collect(), warnings })
+    Ok(CapAnswer {
+        alert: Some(key),
+        outcomes: records.into_iter().map(|r| r.outcome).collect(),
+        warnings,
+    })
 }
 
 /// Does what one ledger action says; the outcome to record.
@@ -311,7 +322,11 @@ async fn make(
 }
 
 /// The number (from 1) of the first `auto_air` rule that lets `plan` air.
-fn auto_air_rule(config: &CapConfig, plan: &CapBulletinPlan, signature: &SignatureReport) -> Option<usize> {
+fn auto_air_rule(
+    config: &CapConfig,
+    plan: &CapBulletinPlan,
+    signature: &SignatureReport,
+) -> Option<usize> {
     if !config.auto_air(plan, signature) {
         return None;
     }
@@ -350,9 +365,8 @@ fn plain_title(title: &str) -> String {
 
 /// An espeak-ng voice name from an alert's language, `vi` when it is not a plain one.
 fn voice(voice: &str) -> String {
-    let plain = !voice.is_empty()
-        && voice.len() <= 8
-        && voice.bytes().all(|b| b.is_ascii_alphabetic());
+    let plain =
+        !voice.is_empty() && voice.len() <= 8 && voice.bytes().all(|b| b.is_ascii_alphabetic());
     if plain { voice.to_ascii_lowercase() } else { "vi".to_string() }
 }
 
@@ -409,7 +423,13 @@ fn record_of(
     }
 }
 
-fn audit_entry(state: &AppState, actor: &Actor, action: &str, subject: &str, detail: &str) -> AuditEntry {
+fn audit_entry(
+    state: &AppState,
+    actor: &Actor,
+    action: &str,
+    subject: &str,
+    detail: &str,
+) -> AuditEntry {
     AuditEntry {
         at: state.clock.now(),
         who: actor.who.clone(),
