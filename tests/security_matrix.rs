@@ -204,7 +204,9 @@ impl Route {
             Route::Report => "GET /api/v1/report?date=2026-12-01",
             Route::PostCap => "POST /api/v1/cap",
             Route::ListCap => "GET /api/v1/cap",
-            Route::ApproveBulletin => "POST /api/v1/bulletins/{id}/approve (a CAP bulletin waiting)",
+            Route::ApproveBulletin => {
+                "POST /api/v1/bulletins/{id}/approve (a CAP bulletin waiting)"
+            }
             Route::Audit => "GET /api/v1/audit",
         }
     }
