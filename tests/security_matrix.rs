@@ -262,7 +262,6 @@ impl Route {
             (Route::ListCap, _) => 200,
             (Route::ApproveBulletin | Route::Audit, Admin) => 200,
             (Route::ApproveBulletin | Route::Audit, _) => 403,
-            (Route::PostCap, _) => 401,
         }
     }
 

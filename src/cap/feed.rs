@@ -75,10 +75,11 @@ fn entry_link(entry: &Element) -> Option<String> {
     let children: Vec<&Element> = entry.elements().collect();
     // A link or enclosure typed as CAP (or XML) wins.
     for c in &children {
-        if (c.local == "link" || c.local == "enclosure") && names_cap(c.attr("type")) {
-            if let Some(href) = c.attr("href").or_else(|| c.attr("url")) {
-                return Some(href.to_string());
-            }
+        if (c.local == "link" || c.local == "enclosure")
+            && names_cap(c.attr("type"))
+            && let Some(href) = c.attr("href").or_else(|| c.attr("url"))
+        {
+            return Some(href.to_string());
         }
     }
     if entry.is(NS_ATOM, "entry") {

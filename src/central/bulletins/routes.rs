@@ -452,7 +452,7 @@ async fn list(
             Err(e) => return Err(e),
         }
     }
-    out.sort_by(|a, b| b.doc.issued_at.cmp(&a.doc.issued_at));
+    out.sort_by_key(|b| std::cmp::Reverse(b.doc.issued_at));
     out.truncate(limit);
     Ok(axum::Json(out).into_response())
 }

@@ -403,7 +403,9 @@ fn record_of(
     received_at: DateTime<Utc>,
     signature: &str,
 ) -> AlertRecord {
-    let text = |s: &str| crate::protocol::text::printable(&crate::protocol::bounds::clip(s));
+    // Kept exactly: a later Update or Cancel finds the bulletin by them (CAP allows no
+    // whitespace or control characters in either, and the reader bounds their length).
+    let text = |s: &str| s.to_string();
     AlertRecord {
         received_at,
         source: source.label.clone(),
