@@ -359,3 +359,159 @@ pub(super) fn audit_log(conn: &Connection, limit: usize) -> Result<Vec<AuditEntr
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{SqliteStore, Store};
+    use super::*;
+    use crate::protocol::BulletinDoc;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+    }
+
+    /// A data directory from before CAP: the station columns and the new tables appear
+    /// on open, the old rows keep working and have no place.
+    #[test]
+    fn an_older_stations_table_gains_the_place_columns_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("central.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE stations (id TEXT PRIMARY KEY, name TEXT NOT NULL,
+                     district TEXT NOT NULL, token_hash TEXT NOT NULL UNIQUE,
+                     created_at TEXT NOT NULL);
+                 INSERT INTO stations VALUES ('a', 'Đài A', 'Tri Tôn', 'h', '2026-01-01T00:00:00Z');",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.station_by_token("h").unwrap().unwrap().id, "a");
+        assert_eq!(
+            store.station_places().unwrap(),
+            [StationPlace { station_id: "a".into(), ..StationPlace::default() }]
+        );
+        let place = StationPlace {
+            station_id: "a".into(),
+            lat: Some(10.4),
+            lon: Some(105.4),
+            geocodes: vec!["30280".into()],
+        };
+        assert!(store.set_station_place(&place).unwrap());
+        assert!(
+            !store
+                .set_station_place(&StationPlace { station_id: "b".into(), ..place.clone() })
+                .unwrap()
+        );
+        drop(store);
+        assert_eq!(SqliteStore::open(&path).unwrap().station_places().unwrap(), [place]);
+    }
+
+    #[test]
+    fn alert_records_the_ledger_and_the_audit_trail_are_written_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("c.sqlite")).unwrap();
+        assert_eq!(store.cap_ledger().unwrap(), None);
+        let sent = t("2026-11-30T23:30:00Z");
+        let record = |decision, bulletin: Option<&str>| AlertRecord {
+            received_at: t("2026-12-01T00:00:00Z"),
+            source: "POST by cap-source from 127.0.0.1:1".into(),
+            sender: "s@x".into(),
+            identifier: "A".into(),
+            sent: Some(sent),
+            status: "Actual".into(),
+            msg_type: "Alert".into(),
+            signature: "none".into(),
+            outcome: CapOutcome {
+                decision,
+                reason: "why".into(),
+                bulletin_id: bulletin.map(str::to_string),
+                priority: Some(BulletinPriority::Priority),
+                stations: 3,
+            },
+        };
+        let audit = AuditEntry {
+            at: t("2026-12-01T00:00:00Z"),
+            who: "cap-source".into(),
+            action: "cap.waiting".into(),
+            subject: "s@x,A,…".into(),
+            from: "127.0.0.1:1".into(),
+            detail: "b-1: why".into(),
+        };
+        store
+            .record_alerts(
+                &[record(CapDecision::Waiting, Some("b-1"))],
+                &[audit.clone()],
+                Some("{}"),
+            )
+            .unwrap();
+        store.record_alerts(&[record(CapDecision::Refused, None)], &[], None).unwrap();
+        assert_eq!(
+            store.cap_ledger().unwrap().as_deref(),
+            Some("{}"),
+            "a refusal keeps the ledger"
+        );
+        let alerts = store.alerts(10).unwrap();
+        assert_eq!(
+            alerts,
+            [record(CapDecision::Refused, None), record(CapDecision::Waiting, Some("b-1"))]
+        );
+        assert_eq!(alerts[1].key_text(), "s@x,A,2026-11-30T23:30:00-00:00");
+        assert_eq!(store.alerts(1).unwrap().len(), 1);
+        assert_eq!(store.alert_bulletin("s@x", "A", sent).unwrap().as_deref(), Some("b-1"));
+        assert_eq!(
+            store.alert_bulletin("s@x", "A", sent + chrono::Duration::seconds(1)).unwrap(),
+            None
+        );
+        assert_eq!(store.audit_log(10).unwrap(), [audit]);
+    }
+
+    #[test]
+    fn a_waiting_bulletin_is_decided_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("c.sqlite")).unwrap();
+        let doc = |id: &str| BulletinDoc {
+            id: id.into(),
+            title: "Lũ".into(),
+            targets: vec!["a".into()],
+            to_all: false,
+            audio_sha256: "a".repeat(64),
+            audio_size: 10,
+            gain_db: 0.0,
+            priority: BulletinPriority::Emergency,
+            repeat: 0,
+            interval_secs: 0,
+            tone: true,
+            issued_at: t("2026-12-01T00:00:00Z"),
+            expires_at: t("2026-12-01T06:00:00Z"),
+            event_seq: None,
+        };
+        let pending = |id: &str| PendingBulletin {
+            doc: doc(id),
+            approval: Approval {
+                state: ApprovalState::WaitingApproval,
+                reason: "no auto_air rule".into(),
+                requested_by: "cap:s@x".into(),
+                decided_by: None,
+                decided_at: None,
+            },
+        };
+        store.put_pending(&pending("b-1")).unwrap();
+        store.put_pending(&pending("b-2")).unwrap();
+        assert_eq!(store.pending("b-1").unwrap(), Some(pending("b-1")));
+        let ids: Vec<String> =
+            store.pending_list(10).unwrap().into_iter().map(|p| p.doc.id).collect();
+        assert_eq!(ids, ["b-2", "b-1"], "newest first");
+        let at = t("2026-12-01T00:05:00Z");
+        use ApprovalState::*;
+        assert!(store.decide_pending("b-1", WaitingApproval, Approved, "admin", at).unwrap());
+        assert!(!store.decide_pending("b-1", WaitingApproval, Approved, "admin2", at).unwrap());
+        let decided = store.pending("b-1").unwrap().unwrap().approval;
+        assert_eq!(
+            (decided.state, decided.decided_by.as_deref(), decided.decided_at),
+            (Approved, Some("admin"), Some(at))
+        );
+        assert!(!store.decide_pending("nope", WaitingApproval, Withdrawn, "x", at).unwrap());
+    }
+}
