@@ -419,7 +419,10 @@ pub fn table(info: &BulletinInfo, now: DateTime<Utc>, tz: Tz) -> String {
             s.station_id,
             s.state.map_or("-", DeliveryState::as_str),
             latency.unwrap_or_else(|| "-".into()),
-            crate::protocol::text::printable(&detail(s, now, tz))
+            crate::protocol::text::printable(&match &info.approval {
+                Some(a) if a.state != ApprovalState::Approved => "not sent".to_string(),
+                _ => detail(s, now, tz),
+            })
         ));
     }
     out

@@ -442,7 +442,7 @@ mod tests {
         store
             .record_alerts(
                 &[record(CapDecision::Waiting, Some("b-1"))],
-                &[audit.clone()],
+                std::slice::from_ref(&audit),
                 Some("{}"),
             )
             .unwrap();

@@ -276,7 +276,19 @@ async fn make(
     };
     let title = plain_title(&plan.title);
     let voice = voice(&plan.voice);
-    let audio = bulletins::issue::speak(state, &plan.text, &voice, &title).await.map_err(|e| {
+    let spoken = match bulletins::issue::speak(state, &plan.text, &voice, &title).await {
+        // A language espeak-ng has no voice for is spoken with the Vietnamese one rather
+        // than not at all.
+        Err(e) if voice != "vi" => {
+            tracing::warn!(
+                voice,
+                "CAP text not spoken with voice {voice}: {e}; speaking it with vi"
+            );
+            bulletins::issue::speak(state, &plan.text, "vi", &title).await
+        }
+        other => other,
+    };
+    let audio = spoken.map_err(|e| {
         ApiError::Internal(format!(
             "the alert's text could not be spoken at central: {e}; nothing was recorded, send the alert again"
         ))
@@ -293,7 +305,20 @@ async fn make(
         tone: config.tone && priority != BulletinPriority::Test,
         expires_at: plan.expires_at,
     };
-    let doc = draft.doc(now)?;
+    let doc = match draft.doc(now) {
+        Ok(doc) => doc,
+        // Outside what a station accepts (e.g. expiring within a second): recorded, not
+        // an error of the request.
+        Err(e) => {
+            return Ok(CapOutcome {
+                decision: CapDecision::NoBulletin,
+                reason: e.to_string(),
+                bulletin_id: None,
+                priority: Some(priority),
+                stations: plan.targets.len(),
+            });
+        }
+    };
     let requested_by = format!("cap:{}", plan.key.sender);
     let outcome = |decision, reason: String| CapOutcome {
         decision,
@@ -356,10 +381,16 @@ pub fn cap_stations(state: &AppState) -> Result<Vec<CapStation>, ApiError> {
         .collect())
 }
 
-/// A title safe to sign: one line, no control characters.
+/// A title safe to sign: one line, no control characters, within the bulletin bound.
 fn plain_title(title: &str) -> String {
     let plain: String = title.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
     let plain = plain.split_whitespace().collect::<Vec<_>>().join(" ");
+    let max = crate::protocol::bounds::MAX_TITLE_CHARS;
+    let plain: String = if plain.chars().count() > max {
+        plain.chars().take(max - 1).collect::<String>() + "…"
+    } else {
+        plain
+    };
     if plain.is_empty() { "CAP alert".to_string() } else { plain }
 }
 
@@ -515,6 +546,9 @@ mod tests {
     fn titles_and_voices_are_made_safe() {
         assert_eq!(plain_title("Lũ\u{7}  trên\nsông"), "Lũ trên sông");
         assert_eq!(plain_title(" \t"), "CAP alert");
+        let long = "x".repeat(250);
+        assert_eq!(plain_title(&long).chars().count(), 200, "one past the bound is cut");
+        assert_eq!(plain_title(&"y".repeat(200)), "y".repeat(200));
         assert_eq!(voice("vi"), "vi");
         assert_eq!(voice("EN"), "en");
         assert_eq!(voice("x-klingon"), "vi");
