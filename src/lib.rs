@@ -52,7 +52,7 @@ mod arrows {
         ("signing", &["protocol"]),
         ("cap", &["schedule"]),
         ("store", &["protocol", "schedule"]),
-        ("central", &["protocol", "schedule", "store", "signing", "audio", "clock"]),
+        ("central", &["protocol", "schedule", "store", "signing", "audio", "clock", "cap"]),
         ("station", &["protocol", "schedule", "signing", "audio", "clock"]),
     ];
 

@@ -23,5 +23,7 @@ pub mod sync;
 pub mod uplink;
 
 pub use config::{ConfigError, StationConfig};
-pub use daemon::{Station, StationCommand, StationError, StationHandle, StationStatus};
+pub use daemon::{
+    AirBulletin, Station, StationCommand, StationError, StationHandle, StationStatus,
+};
 pub use run::{RunError, run};
