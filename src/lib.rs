@@ -56,7 +56,10 @@ mod arrows {
         ("cap", &["schedule"]),
         ("store", &["protocol", "schedule"]),
         ("service", &[]),
-        ("central", &["protocol", "schedule", "store", "signing", "audio", "clock", "service"]),
+        (
+            "central",
+            &["protocol", "schedule", "store", "signing", "audio", "clock", "cap", "service"],
+        ),
         ("station", &["protocol", "schedule", "signing", "audio", "clock", "service"]),
     ];
 

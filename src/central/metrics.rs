@@ -96,7 +96,7 @@ async fn get_metrics(
 ) -> Result<Response, ApiError> {
     match super::auth::operator_auth(&state, &headers)? {
         Role::Admin | Role::Viewer => {}
-        Role::District(_) => {
+        Role::District(_) | Role::CapSource => {
             return Err(ApiError::Forbidden(
                 "/metrics shows every station: use an admin or viewer token, or metrics_listen"
                     .into(),

@@ -4,8 +4,11 @@
 //!   (0600), first admin token; prints the public key to pin in every station config;
 //!   with --host, the province CA and central's HTTPS certificate (`central::tls`).
 //! - `loa central tls --host NAME...`: (re)issue central's certificate.
-//! - `loa central station add ID --name N --district D`: prints the station token once.
-//! - `loa central token add --role admin|district:NAME|viewer`: prints the token once.
+//! - `loa central station add ID --name N --district D [--lat --lon] [--geocode CODE]…`:
+//!   prints the station token once; `station place ID …` sets where a station is (for
+//!   the areas of CAP alerts).
+//! - `loa central token add --role admin|district:NAME|viewer|cap-source`: prints the
+//!   token once.
 //! - `loa central example-config`: the commented configuration with its defaults.
 //! - `loa central [--config FILE] [--listen ADDR]`: serve.
 
@@ -79,6 +82,16 @@ pub enum StationCommand {
         name: String,
         #[arg(long)]
         district: String,
+        #[command(flatten)]
+        place: PlaceArgs,
+    },
+    /// Set where a station is, for CAP alerts' areas: coordinates (a polygon or circle
+    /// selects the stations inside it) and admin-unit codes (a geocode selects by code).
+    Place {
+        /// Station id.
+        id: String,
+        #[command(flatten)]
+        place: PlaceArgs,
     },
     /// Issue a new one-time enrolment code for a station (valid 24 h) and print it.
     Code {
@@ -92,11 +105,76 @@ pub enum StationCommand {
     },
 }
 
+/// Where a station is (WGS 84 degrees; admin-unit codes).
+#[derive(Debug, Clone, Args)]
+pub struct PlaceArgs {
+    /// Latitude in degrees, -90 to 90 (with --lon).
+    #[arg(long, requires = "lon", allow_negative_numbers = true)]
+    pub lat: Option<f64>,
+    /// Longitude in degrees, -180 to 180 (with --lat).
+    #[arg(long, requires = "lat", allow_negative_numbers = true)]
+    pub lon: Option<f64>,
+    /// An administrative-unit code a CAP geocode may name (the commune's, …); repeat
+    /// for several.
+    #[arg(long = "geocode", value_name = "CODE")]
+    pub geocodes: Vec<String>,
+}
+
+impl PlaceArgs {
+    fn place(&self, id: &str) -> anyhow::Result<crate::store::StationPlace> {
+        if let Some(lat) = self.lat
+            && !(lat.is_finite() && (-90.0..=90.0).contains(&lat))
+        {
+            anyhow::bail!("--lat {lat} is not a latitude: give -90 to 90 degrees (WGS 84)");
+        }
+        if let Some(lon) = self.lon
+            && !(lon.is_finite() && (-180.0..=180.0).contains(&lon))
+        {
+            anyhow::bail!("--lon {lon} is not a longitude: give -180 to 180 degrees (WGS 84)");
+        }
+        for code in &self.geocodes {
+            let plain = !code.is_empty()
+                && code.len() <= 64
+                && code.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+            if !plain {
+                anyhow::bail!(
+                    "--geocode {code:?}: give 1-64 letters, digits, '-', '_' or '.' (e.g. 30280)"
+                );
+            }
+        }
+        Ok(crate::store::StationPlace {
+            station_id: id.to_string(),
+            lat: self.lat,
+            lon: self.lon,
+            geocodes: self.geocodes.clone(),
+        })
+    }
+
+    fn is_empty(&self) -> bool {
+        self.lat.is_none() && self.lon.is_none() && self.geocodes.is_empty()
+    }
+
+    fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let (Some(lat), Some(lon)) = (self.lat, self.lon) {
+            parts.push(format!("at {lat},{lon}"));
+        }
+        if !self.geocodes.is_empty() {
+            parts.push(format!("codes {}", self.geocodes.join(", ")));
+        }
+        if parts.is_empty() {
+            "no place (CAP areas never select it)".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
     /// Create an operator token and print it (shown once).
     Add {
-        /// admin, district:NAME or viewer.
+        /// admin, district:NAME, viewer, or cap-source (may only post CAP alerts).
         #[arg(long, value_parser = |s: &str| s.parse::<Role>())]
         role: Role,
         /// A note saying whose token this is.
@@ -178,10 +256,17 @@ fn run_inner(args: CentralArgs) -> anyhow::Result<()> {
             println!("restart central to serve the new certificate");
             Ok(())
         }
-        Some(CentralCommand::Station { command: StationCommand::Add { id, name, district } }) => {
+        Some(CentralCommand::Station {
+            command: StationCommand::Add { id, name, district, place },
+        }) => {
+            let where_ = place.place(&id)?;
             let station = Station { id: id.clone(), name, district };
             let store = store()?;
             let token = central::add_station(&store, &station)?;
+            if !place.is_empty() {
+                use crate::store::Store;
+                store.set_station_place(&where_)?;
+            }
             let code = central::enrol::issue_code(&store, &id, chrono::Utc::now())?;
             println!("station {id} added");
             print_code(&code);
@@ -194,6 +279,15 @@ fn run_inner(args: CentralArgs) -> anyhow::Result<()> {
         Some(CentralCommand::Station { command: StationCommand::Code { id } }) => {
             let code = central::enrol::issue_code(&store()?, &id, chrono::Utc::now())?;
             print_code(&code);
+            Ok(())
+        }
+        Some(CentralCommand::Station { command: StationCommand::Place { id, place } }) => {
+            use crate::store::Store;
+            let where_ = place.place(&id)?;
+            if !store()?.set_station_place(&where_)? {
+                return Err(central::CentralError::NoSuchStation(id).into());
+            }
+            println!("station {id}: {}", place.describe());
             Ok(())
         }
         Some(CentralCommand::Token { command: TokenCommand::Add { role, label } }) => {

@@ -93,6 +93,24 @@ pub enum StationError {
     },
 }
 
+/// A bulletin to put on air ([`StationCommand::Bulletin`]).
+#[derive(Debug, Clone)]
+pub struct AirBulletin {
+    pub id: String,
+    pub title: String,
+    pub audio: PathBuf,
+    /// Extra plays after the first.
+    pub repeat: u32,
+    pub expires: Option<DateTime<Utc>>,
+    pub gain_db: f32,
+    /// From the end of one play to the start of the next.
+    pub interval: Duration,
+    /// An attention tone played once before the first play.
+    pub tone: Option<PathBuf>,
+    /// `Emergency` or `Priority` (a `Normal` one is played as `Priority`).
+    pub priority: Priority,
+}
+
 /// What other parts of the station (the bulletin receiver, the sync) send the daemon.
 #[derive(Debug)]
 pub enum StationCommand {
@@ -110,6 +128,10 @@ pub enum StationCommand {
         /// An attention tone played once before the first play.
         tone: Option<PathBuf>,
     },
+    /// Play a bulletin now at `priority`: [`Priority::Emergency`] as
+    /// [`StationCommand::Emergency`]; [`Priority::Priority`] ahead of normal programmes
+    /// (it pre-empts them) but behind emergencies (they pre-empt it).
+    Bulletin(Box<AirBulletin>),
     /// Stop bulletin `id` where it plays or waits; no later repeat airs.
     CancelBulletin { id: String },
     /// Re-read the schedules now (e.g. after the sync dropped a new provincial file).
@@ -755,6 +777,39 @@ impl Station {
         self.flush_unwritten();
     }
 
+    /// Queues a bulletin (and its attention tone first) at its priority.
+    fn air(&mut self, air: AirBulletin, now: DateTime<Utc>) {
+        let AirBulletin { id, title, audio, repeat, expires, gain_db, interval, tone, priority } =
+            air;
+        let priority = priority.max(Priority::Priority);
+        let interval = chrono::Duration::from_std(interval).unwrap_or_default();
+        if let Some(tone) = tone {
+            self.core.push_emergency(Item {
+                item_id: format!("{id}:tone"),
+                title: format!("{title} (attention tone)"),
+                layer: Layer::Provincial,
+                priority,
+                planned: now,
+                max_delay: chrono::Duration::hours(1),
+                audio: AudioRef::Path(tone),
+                gain_db: 0.0,
+                bulletin: Some(Bulletin { repeats_left: 0, expires, interval }),
+            });
+        }
+        let item = Item {
+            item_id: id,
+            title,
+            layer: Layer::Provincial,
+            priority,
+            planned: now,
+            max_delay: chrono::Duration::hours(1),
+            audio: AudioRef::Path(audio),
+            gain_db,
+            bulletin: Some(Bulletin { repeats_left: repeat, expires, interval }),
+        };
+        self.core.push_emergency(item);
+    }
+
     fn current_status(&mut self, now: DateTime<Utc>) -> StationStatus {
         let wake = self.status.borrow().wake;
         let next = self.next_play(now);
@@ -782,33 +837,21 @@ impl Station {
                 interval,
                 tone,
             } => {
-                let interval = chrono::Duration::from_std(interval).unwrap_or_default();
-                if let Some(tone) = tone {
-                    self.core.push_emergency(Item {
-                        item_id: format!("{id}:tone"),
-                        title: format!("{title} (attention tone)"),
-                        layer: Layer::Provincial,
-                        priority: Priority::Emergency,
-                        planned: now,
-                        max_delay: chrono::Duration::hours(1),
-                        audio: AudioRef::Path(tone),
-                        gain_db: 0.0,
-                        bulletin: Some(Bulletin { repeats_left: 0, expires, interval }),
-                    });
-                }
-                let item = Item {
-                    item_id: id,
+                let priority = Priority::Emergency;
+                let air = AirBulletin {
+                    id,
                     title,
-                    layer: Layer::Provincial,
-                    priority: Priority::Emergency,
-                    planned: now,
-                    max_delay: chrono::Duration::hours(1),
-                    audio: AudioRef::Path(audio),
+                    audio,
+                    repeat,
+                    expires,
                     gain_db,
-                    bulletin: Some(Bulletin { repeats_left: repeat, expires, interval }),
+                    interval,
+                    tone,
+                    priority,
                 };
-                self.core.push_emergency(item);
+                self.air(air, now);
             }
+            StationCommand::Bulletin(air) => self.air(*air, now),
             StationCommand::CancelBulletin { id } => {
                 let actions = self.core.cancel_bulletin(&id, now);
                 self.execute(actions);
@@ -970,7 +1013,9 @@ impl Station {
         match self.ledger.append(entry.clone()) {
             Ok(Appended::New(r)) => {
                 tracing::info!(seq = r.seq, item = %r.entry.item_id, outcome = %r.entry.outcome, "recorded");
-                if r.entry.priority == Priority::Emergency
+                // Bulletins play at emergency or priority level; the receiver ignores
+                // the records of scheduled priority items (it knows no such id).
+                if r.entry.priority >= Priority::Priority
                     && let Some(tx) = &self.bulletin_records
                 {
                     let _ = tx.send(r.entry);

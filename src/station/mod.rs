@@ -26,6 +26,7 @@ pub mod uplink;
 
 pub use config::{ConfigError, StationConfig};
 pub use daemon::{
-    Liveness, NextPlay, Station, StationCommand, StationError, StationHandle, StationStatus,
+    AirBulletin, Liveness, NextPlay, Station, StationCommand, StationError, StationHandle,
+    StationStatus,
 };
 pub use run::{RunError, Supervisor, run, run_supervised};

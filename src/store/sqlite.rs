@@ -8,10 +8,11 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    AudioLevels, PlaylogFilter, Role, Station, Store, StoreError, StoredHeartbeat, StoredManifest,
-    StoredSchedule, playlog,
+    AudioLevels, PendingBulletin, PlaylogFilter, Role, Station, StationPlace, Store, StoreError,
+    StoredHeartbeat, StoredManifest, StoredSchedule, cap, playlog,
 };
 use crate::protocol::Record;
+use crate::protocol::{AlertRecord, ApprovalState, AuditEntry};
 use crate::protocol::{AudioInfo, SignedEnvelope};
 use crate::protocol::{PlaylogAck, PlaylogSummary};
 use crate::schedule::Layer;
@@ -91,6 +92,7 @@ impl SqliteStore {
             .and_then(|()| conn.execute_batch(SCHEMA))
             .and_then(|()| add_missing_columns(&conn))
             .and_then(|()| conn.execute_batch(super::playlog::SCHEMA))
+            .and_then(|()| conn.execute_batch(cap::SCHEMA))
             .and_then(|()| conn.execute_batch(super::field::SCHEMA))
             .map_err(|source| StoreError::Open { path: shown, source })?;
         Ok(Self { conn: Mutex::new(conn) })
@@ -108,7 +110,7 @@ impl SqliteStore {
 fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
     const ADDED: &[(&str, &str, &str)] =
         &[("audio", "true_peak_dbtp", "REAL"), ("audio", "damage", "TEXT")];
-    for (table, column, kind) in ADDED {
+    for (table, column, kind) in ADDED.iter().chain(cap::ADDED) {
         let exists: bool = conn.query_row(
             &format!("SELECT COUNT(*) > 0 FROM pragma_table_info('{table}') WHERE name = ?1"),
             [column],
@@ -572,6 +574,71 @@ impl Store for SqliteStore {
             params![heartbeat.station_id, heartbeat.received_at.to_rfc3339(), body],
         )?;
         Ok(())
+    }
+
+    fn set_station_place(&self, place: &StationPlace) -> Result<bool, StoreError> {
+        cap::set_place(&self.conn(), place)
+    }
+
+    fn station_places(&self) -> Result<Vec<StationPlace>, StoreError> {
+        cap::places(&self.conn())
+    }
+
+    fn cap_ledger(&self) -> Result<Option<String>, StoreError> {
+        cap::ledger(&self.conn())
+    }
+
+    fn record_alerts(
+        &self,
+        records: &[AlertRecord],
+        audit: &[AuditEntry],
+        ledger: Option<&str>,
+    ) -> Result<(), StoreError> {
+        cap::record(&mut self.conn(), records, audit, ledger)
+    }
+
+    fn alerts(&self, limit: usize) -> Result<Vec<AlertRecord>, StoreError> {
+        cap::alerts(&self.conn(), limit)
+    }
+
+    fn alert_bulletin(
+        &self,
+        sender: &str,
+        identifier: &str,
+        sent: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError> {
+        cap::alert_bulletin(&self.conn(), sender, identifier, sent)
+    }
+
+    fn put_pending(&self, pending: &PendingBulletin) -> Result<(), StoreError> {
+        cap::put_pending(&self.conn(), pending)
+    }
+
+    fn pending(&self, id: &str) -> Result<Option<PendingBulletin>, StoreError> {
+        cap::pending(&self.conn(), id)
+    }
+
+    fn pending_list(&self, limit: usize) -> Result<Vec<PendingBulletin>, StoreError> {
+        cap::pending_list(&self.conn(), limit)
+    }
+
+    fn decide_pending(
+        &self,
+        id: &str,
+        from: ApprovalState,
+        to: ApprovalState,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        cap::decide(&self.conn(), id, from, to, by, at)
+    }
+
+    fn audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        cap::audit(&self.conn(), entry)
+    }
+
+    fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        cap::audit_log(&self.conn(), limit)
     }
 
     fn heartbeats(&self) -> Result<Vec<StoredHeartbeat>, StoreError> {
