@@ -11,6 +11,11 @@
 //!    (tests/alsa/file-tap.conf.in). The tap's null slave does not pace, so the second
 //!    process renders (silence, mostly) as fast as it can: its CPU figure is the rig's,
 //!    not what a sound card costs.
+//! 3. Idle cost: a `loa station` with nothing due for two hours, CPU seconds per wall
+//!    second over 30 s (`/proc/PID/task/*/schedstat`, to the nanosecond), through cpal →
+//!    ALSA into a FIFO read at real-time rate, and on the clocked sink.
+//!    `LOA_BENCH_IDLE_ONLY=SECONDS` runs only this; `LOA_BENCH_LOA=PATH` measures another
+//!    `loa` binary (the previous version, for a before/after).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -294,8 +299,160 @@ fn daemon_cost(sink: &str, label: &str) {
     }
 }
 
+/// CPU time of every thread of a process still alive, to the nanosecond
+/// (`/proc/PID/task/*/schedstat`: the first field is time spent on a CPU).
+fn cpu_ns(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return 0 };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// A sound card made of a FIFO: ALSA's file plugin writes the stream into it and this
+/// thread takes it at the stream's real-time rate (`rate` bytes per second, 0 until
+/// known), so the station is paced as by a real card.
+fn paced_reader(fifo: PathBuf, rate: Arc<std::sync::atomic::AtomicU64>, stop: Arc<AtomicBool>) {
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let Ok(mut file) = std::fs::File::open(&fifo) else { return };
+        let mut buf = vec![0u8; 4096];
+        while rate.load(Ordering::SeqCst) == 0 && !stop.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let per_sec = rate.load(Ordering::SeqCst).max(1) as f64;
+        let mut next = Instant::now();
+        while !stop.load(Ordering::SeqCst) {
+            if let Some(wait) = next.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            match file.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    next = next.max(Instant::now()) + Duration::from_secs_f64(n as f64 / per_sec)
+                }
+            }
+        }
+    });
+}
+
+/// A `loa station` with nothing due for two hours: CPU seconds per wall second over
+/// `seconds`, after a few seconds to settle. `sink` "default" goes through cpal → ALSA's
+/// file plugin into a FIFO read at real-time rate (a paced sound card); "clocked" is
+/// the clocked sink. `LOA_BENCH_LOA` runs another `loa` binary (e.g. the previous
+/// version's, for a before/after figure).
+fn idle_cost(sink: &str, seconds: u64) -> f64 {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fifo = dir.path().join("card.fifo");
+    let status = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(status.success(), "mkfifo failed");
+    let template = std::fs::read_to_string(root().join("tests/alsa/file-tap.conf.in"))
+        .expect("tests/alsa/file-tap.conf.in");
+    let alsa_conf = dir.path().join("alsa.conf");
+    std::fs::write(&alsa_conf, template.replace("@OUT@", &fifo.display().to_string()))
+        .expect("alsa conf");
+    let mp3 = root().join("audio/ban-tin.mp3");
+    let later = Utc::now().trunc_subsecs(0) + chrono::Duration::hours(2);
+    std::fs::write(
+        dir.path().join("provincial.toml"),
+        format!(
+            "layer = \"provincial\"\n[[item]]\nid = \"ban-tin\"\ntitle = \"Bản tin\"\naudio = \"{}\"\nat = {}\n",
+            mp3.display(),
+            at(later)
+        ),
+    )
+    .expect("schedule");
+    let config = dir.path().join("station.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "station_id = \"bench\"\ndata_dir = \"data\"\nprovincial_schedule = \"provincial.toml\"\n\
+             [audio]\nsink = \"{sink}\"\n"
+        ),
+    )
+    .expect("config");
+    let rate = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    if sink == "default" {
+        paced_reader(fifo.clone(), rate.clone(), stop.clone());
+    }
+    let binary =
+        std::env::var("LOA_BENCH_LOA").unwrap_or_else(|_| env!("CARGO_BIN_EXE_loa").into());
+    let mut child = Command::new(&binary)
+        .args(["station", "--config"])
+        .arg(&config)
+        .env("ALSA_CONFIG_PATH", &alsa_conf)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start loa station");
+    let pid = child.id();
+    let stderr = child.stderr.take().expect("stderr");
+    let rate_from_log = rate.clone();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            // Log lines carry colour codes: drop them before reading `key=value`.
+            let mut plain = String::new();
+            let mut chars = line.chars();
+            while let Some(c) = chars.next() {
+                if c == '\u{1b}' {
+                    for c in chars.by_ref() {
+                        if c.is_ascii_alphabetic() {
+                            break;
+                        }
+                    }
+                } else {
+                    plain.push(c);
+                }
+            }
+            let line = plain;
+            if line.contains("sound card stream started") {
+                let value = |key: &str| -> u64 {
+                    line.split_whitespace()
+                        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+                        .map(|v| v.trim_matches(|c: char| !c.is_ascii_alphanumeric()))
+                        .map_or(0, |v| match v {
+                            "f32" => 4,
+                            "i16" => 2,
+                            v => v.parse().unwrap_or(0),
+                        })
+                };
+                let bytes = value("rate") * value("channels") * value("sample_format");
+                rate_from_log.store(bytes, Ordering::SeqCst);
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_secs(5));
+    if sink == "default" {
+        assert!(rate.load(Ordering::SeqCst) > 0, "the station did not say its stream's format");
+    }
+    let (cpu0, t0) = (cpu_ns(pid), Instant::now());
+    std::thread::sleep(Duration::from_secs(seconds));
+    let (cpu1, wall) = (cpu_ns(pid), t0.elapsed());
+    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    stop.store(true, Ordering::SeqCst);
+    let _ = child.wait();
+    let per_second = (cpu1.saturating_sub(cpu0)) as f64 / 1e9 / wall.as_secs_f64();
+    println!(
+        "idle loa station ({binary}), sink {sink}{}: {:.4} s CPU in {:.1} s = {per_second:.5} CPU-s per wall second",
+        if sink == "default" { " (cpal → ALSA → FIFO read at real-time rate)" } else { "" },
+        (cpu1.saturating_sub(cpu0)) as f64 / 1e9,
+        wall.as_secs_f64()
+    );
+    per_second
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    if let Ok(seconds) = std::env::var("LOA_BENCH_IDLE_ONLY") {
+        let seconds = seconds.parse().unwrap_or(30);
+        idle_cost("default", seconds);
+        idle_cost("clocked", seconds);
         return;
     }
     // `cargo bench` passes --bench; `cargo test --all-targets` runs this too, without it:
@@ -308,4 +465,7 @@ fn main() {
     start_error(STARTS, 2);
     daemon_cost("clocked", "clocked sink at 48 kHz stereo, paced by the system clock");
     daemon_cost("default", "cpal → ALSA file tap (tests/alsa/file-tap.conf.in)");
+    // Idle cost [≤ 0.001 CPU-s per wall second]: nothing due for two hours.
+    idle_cost("default", 30);
+    idle_cost("clocked", 30);
 }

@@ -14,6 +14,8 @@
 //! - [`central`]: the provincial server — HTTP API, manifests, bulletins, playlog, reports.
 //! - [`store`]: central's persistence behind the `Store` trait (SQLite).
 //! - [`cap`]: CAP 1.2 warnings from the disaster authorities → bulletin plans. Pure, no IO.
+//! - [`service`]: running under systemd — `sd_notify` by hand (ready, status, watchdog
+//!   fed only while every watched loop shows signs of life).
 //! - [`demo`]: the sample schedules shifted to play within seconds, for `loa demo`.
 //! - [`cli`]: one module per subcommand; the binary in `main.rs` only dispatches.
 //! - `testing`: helpers for tests and benchmarks (a fault-injecting proxy, tones).
@@ -31,6 +33,7 @@ pub mod clock;
 pub mod demo;
 pub mod protocol;
 pub mod schedule;
+pub mod service;
 pub mod signing;
 pub mod station;
 pub mod store;
@@ -52,8 +55,12 @@ mod arrows {
         ("signing", &["protocol"]),
         ("cap", &["schedule"]),
         ("store", &["protocol", "schedule"]),
-        ("central", &["protocol", "schedule", "store", "signing", "audio", "clock"]),
-        ("station", &["protocol", "schedule", "signing", "audio", "clock"]),
+        ("service", &[]),
+        (
+            "central",
+            &["protocol", "schedule", "store", "signing", "audio", "clock", "cap", "service"],
+        ),
+        ("station", &["protocol", "schedule", "signing", "audio", "clock", "service"]),
     ];
 
     fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {

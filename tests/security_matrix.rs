@@ -3,8 +3,8 @@
 //! against a real central over loopback. A failing row names itself in the message.
 //!
 //! Callers: no token, an unknown token, a station's own token, another station's token,
-//! a viewer, a district operator of the station's district, one of another district, and
-//! the province's admin.
+//! a viewer, a district operator of the station's district, one of another district, the
+//! province's admin, and a disaster authority's cap-source token (CAP alerts only).
 
 #[path = "support/mod.rs"]
 mod support;
@@ -36,9 +36,10 @@ enum Who {
     District,
     OtherDistrict,
     Admin,
+    CapSource,
 }
 
-const EVERYONE: [Who; 8] = [
+const EVERYONE: [Who; 9] = [
     Who::NoToken,
     Who::UnknownToken,
     Who::Station,
@@ -47,6 +48,7 @@ const EVERYONE: [Who; 8] = [
     Who::District,
     Who::OtherDistrict,
     Who::Admin,
+    Who::CapSource,
 ];
 
 /// The fleet the matrix runs against: `tri-ton` in district "Tri Tôn" (the station under
@@ -72,6 +74,15 @@ impl Fleet {
         tokens.insert("district", central.add_operator(Role::District("Tri Tôn".into())));
         tokens.insert("other-district", central.add_operator(Role::District("Châu Đốc".into())));
         tokens.insert("admin", central.admin.clone());
+        tokens.insert("cap-source", central.add_operator(Role::CapSource));
+        // tri-ton is inside the CAP alerts' area (a circle around it).
+        let place = loa::store::StationPlace {
+            station_id: "tri-ton".into(),
+            lat: Some(10.42),
+            lon: Some(105.0),
+            geocodes: vec![],
+        };
+        central.state.store.set_station_place(&place).unwrap();
         let audio = central.upload_ok(loa::testing::wav_bytes(0.5, 440.0, 0.3), "a").await;
         let ledger_dir = tempfile::tempdir().unwrap();
         let mut ledger =
@@ -136,6 +147,7 @@ impl Fleet {
             Who::District => "district",
             Who::OtherDistrict => "other-district",
             Who::Admin => "admin",
+            Who::CapSource => "cap-source",
         };
         self.tokens.get(key).cloned()
     }
@@ -163,6 +175,10 @@ enum Route {
     Playlog,
     ReadPlaylog,
     Report,
+    PostCap,
+    ListCap,
+    ApproveBulletin,
+    Audit,
 }
 
 impl Route {
@@ -187,6 +203,10 @@ impl Route {
             Route::Playlog => ("POST", "/api/v1/station/playlog"),
             Route::ReadPlaylog => ("GET", "/api/v1/playlog"),
             Route::Report => ("GET", "/api/v1/report"),
+            Route::PostCap => ("POST", "/api/v1/cap"),
+            Route::ListCap => ("GET", "/api/v1/cap"),
+            Route::ApproveBulletin => ("POST", "/api/v1/bulletins/{id}/approve"),
+            Route::Audit => ("GET", "/api/v1/audit"),
         }
     }
 
@@ -201,6 +221,7 @@ impl Route {
             Route::EventStream => " (SSE)",
             Route::Playlog => " (tri-ton's record)",
             Route::Report => "?date=2026-12-01",
+            Route::ApproveBulletin => " (a CAP bulletin waiting)",
             _ => "",
         }
     }
@@ -217,6 +238,11 @@ impl Route {
         use Who::*;
         match (self, who) {
             (_, NoToken | UnknownToken) => 401,
+            // A disaster authority's token posts alerts, and does nothing else.
+            (Route::PostCap, CapSource | Admin) => 201,
+            (Route::PostCap, Viewer | District | OtherDistrict) => 403,
+            (Route::AudioBlob, CapSource) => 403,
+            (r, CapSource) if !r.is_station_route() => 403,
             (Route::Manifest | Route::Heartbeat, Station | OtherStation) => 200,
             (Route::EventStream | Route::EventPoll, Station | OtherStation) => 200,
             // A station may report only on bulletins sent to it.
@@ -253,11 +279,40 @@ impl Route {
             (Route::LoadLocalToStation, _) => 200,
             (Route::LoadProvincialToAll, Admin) => 200,
             (Route::LoadProvincialToAll, _) => 403,
+            (Route::ListCap, _) => 200,
+            (Route::ApproveBulletin | Route::Audit, Admin) => 200,
+            (Route::ApproveBulletin | Route::Audit, _) => 403,
         }
+    }
+
+    fn is_station_route(self) -> bool {
+        matches!(
+            self,
+            Route::Manifest
+                | Route::Heartbeat
+                | Route::EventStream
+                | Route::EventPoll
+                | Route::Delivery
+                | Route::Playlog
+        )
     }
 }
 
-const ROUTES: [Route; 19] = [
+/// A CAP alert for tri-ton's area, a new identifier each time.
+fn cap_alert() -> String {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!(
+        r#"<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>MATRIX-{n}</identifier>
+<sender>matrix@test</sender><sent>2026-12-01T06:00:00+07:00</sent><status>Actual</status>
+<msgType>Alert</msgType><scope>Public</scope><info><language>vi</language><category>Met</category>
+<event>Lũ</event><urgency>Immediate</urgency><severity>Severe</severity><certainty>Observed</certainty>
+<expires>2026-12-01T12:00:00+07:00</expires><headline>Cảnh báo</headline>
+<area><areaDesc>Tri Tôn</areaDesc><circle>10.42,105.0 5</circle></area></info></alert>"#
+    )
+}
+
+const ROUTES: [Route; 23] = [
     Route::Manifest,
     Route::Heartbeat,
     Route::AudioBlob,
@@ -277,6 +332,26 @@ const ROUTES: [Route; 19] = [
     Route::Playlog,
     Route::ReadPlaylog,
     Route::Report,
+    Route::PostCap,
+    Route::ListCap,
+    Route::ApproveBulletin,
+    Route::Audit,
+];
+
+/// Routes whose callers are checked by their own tests instead of a matrix row, and why.
+const COVERED_ELSEWHERE: [(&str, &str, &str); 4] = [
+    (
+        "POST",
+        "/api/v1/enrol/offer",
+        "no token by design: the enrolment code is the credential (field_enrol)",
+    ),
+    (
+        "POST",
+        "/api/v1/enrol/claim",
+        "no token by design: the enrolment code is the credential (field_enrol)",
+    ),
+    ("GET", "/metrics", "admin/viewer 200, district 403, none 401 (field_metrics)"),
+    ("GET", "/api/v1/alerts", "operator roles (field_alerts)"),
 ];
 
 /// The matrix covers every route the router serves, and names none it does not: a new
@@ -284,7 +359,8 @@ const ROUTES: [Route; 19] = [
 #[test]
 fn the_matrix_covers_exactly_the_routers_routes() {
     let served: BTreeSet<(&str, &str)> = loa::central::route_list().into_iter().collect();
-    let covered: BTreeSet<(&str, &str)> = ROUTES.iter().map(|r| r.endpoint()).collect();
+    let mut covered: BTreeSet<(&str, &str)> = ROUTES.iter().map(|r| r.endpoint()).collect();
+    covered.extend(COVERED_ELSEWHERE.iter().map(|(method, path, _)| (*method, *path)));
     let missing: Vec<_> = served.difference(&covered).collect();
     let unknown: Vec<_> = covered.difference(&served).collect();
     assert!(missing.is_empty(), "routes with no row in the matrix: {missing:?}");
@@ -373,6 +449,23 @@ async fn send(fleet: &Fleet, route: Route, who: Who) -> (u16, String) {
         Route::Playlog => client.post(format!("{url}/api/v1/station/playlog")).json(&fleet.batch),
         Route::ReadPlaylog => client.get(format!("{url}/api/v1/playlog")),
         Route::Report => client.get(format!("{url}/api/v1/report?date=2026-12-01")),
+        Route::PostCap => client.post(format!("{url}/api/v1/cap")).body(cap_alert()),
+        Route::ListCap => client.get(format!("{url}/api/v1/cap")),
+        Route::ApproveBulletin => {
+            // A fresh CAP bulletin waiting for approval per row.
+            let posted = client
+                .post(format!("{url}/api/v1/cap"))
+                .bearer_auth(&fleet.central.admin)
+                .body(cap_alert())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(posted.status(), 201);
+            let answer: loa::protocol::CapAnswer = posted.json().await.unwrap();
+            let id = answer.outcomes[0].bulletin_id.clone().expect("a waiting bulletin");
+            client.post(format!("{url}/api/v1/bulletins/{id}/approve"))
+        }
+        Route::Audit => client.get(format!("{url}/api/v1/audit")),
     };
     let request = match fleet.token(who) {
         Some(token) => request.bearer_auth(token),
@@ -468,6 +561,23 @@ fn check_body(route: Route, who: Who, body: &str, fleet_bulletin: &str) -> Resul
                 ));
             }
         }
+        (Route::PostCap, _) => {
+            let answer: loa::protocol::CapAnswer =
+                serde_json::from_str(body).map_err(|e| e.to_string())?;
+            if answer.outcomes.first().map(|o| o.decision)
+                != Some(loa::protocol::CapDecision::Waiting)
+            {
+                return Err(format!("the alert should wait for approval: {answer:?}"));
+            }
+        }
+        (Route::ListCap, _) => {
+            let records: Vec<loa::protocol::AlertRecord> =
+                serde_json::from_str(body).map_err(|e| e.to_string())?;
+            // Every alert here reaches tri-ton only: another district sees none of them.
+            if (who == Who::OtherDistrict) != records.is_empty() {
+                return Err(format!("{who:?} sees {} alert records", records.len()));
+            }
+        }
         (Route::EventStream, _) if !body.contains("text/event-stream") => {
             return Err(format!("not an event stream: {body}"));
         }
@@ -513,7 +623,7 @@ async fn every_route_answers_every_caller_as_its_role_allows() {
                 failures.push(format!("{case}: got {status}, expected {expected}: {body}"));
                 continue;
             }
-            if status == 200 || status == 204 {
+            if status == 200 || status == 201 || status == 204 {
                 if let Err(why) = check_body(route, who, &body, &fleet.bulletin_id) {
                     failures.push(format!("{case}: {why}"));
                 }
@@ -1327,6 +1437,8 @@ fn body_routes(fleet: &Fleet) -> Vec<(Route, usize, String, String)> {
                 &fleet.push_request(Target::Stations(vec!["tri-ton".into()])),
             )),
         ),
+        // A CAP document padded with spaces after its root element (XML allows them).
+        (Route::PostCap, body::CAP_LIMIT, fleet.token(Who::CapSource).unwrap(), cap_alert()),
     ]
 }
 

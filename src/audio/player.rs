@@ -17,6 +17,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvError, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -36,6 +37,16 @@ const UNPACED_POLL: Duration = Duration::from_millis(5);
 const BROKEN_POLL: Duration = Duration::from_millis(20);
 /// The longest wait between two tries to reopen a failed sink.
 pub const REOPEN_MAX_WAIT: Duration = Duration::from_secs(10);
+/// Nothing due sooner than this, and nothing playing: the thread pauses the sink (the
+/// stream stays open and plays silence by itself) instead of writing silence. It writes
+/// again this long before the next start, so every start is placed on a running stream
+/// exactly as before.
+pub const IDLE_LEAD: Duration = Duration::from_millis(1500);
+/// Blocks of silence written after the last item ended before pausing: the device's
+/// buffer then holds only silence, and the limiter has released (no pop).
+pub const IDLE_AFTER_BLOCKS: u32 = 8;
+/// While paused, the thread wakes this often to check the sink and show it is alive.
+pub const IDLE_POLL: Duration = Duration::from_millis(500);
 
 /// Opens the sink again after it failed (the station passes `sinks::open` of its sink).
 pub type Reopen = Box<dyn FnMut() -> Result<Box<dyn Sink>, SinkError> + Send>;
@@ -198,6 +209,8 @@ pub struct Player {
     format: AudioFormat,
     thread: Option<JoinHandle<()>>,
     output: tokio::sync::watch::Receiver<OutputState>,
+    beat: Arc<AtomicU64>,
+    paused: Arc<AtomicBool>,
 }
 
 impl Player {
@@ -225,10 +238,14 @@ impl Player {
         let format = sink.format();
         let (output_tx, output) = tokio::sync::watch::channel(OutputState::Working);
         let engine = Engine::new(sink, clock, config, events.clone());
+        let beat = Arc::new(AtomicU64::new(0));
+        let paused = Arc::new(AtomicBool::new(false));
         let engine = Engine {
             reopen: reopen.map(|r| Arc::new(Mutex::new(r))),
             cmd_tx: Some(tx.clone()),
             output: output_tx,
+            beat: beat.clone(),
+            paused_flag: paused.clone(),
             ..engine
         };
         let thread = std::thread::Builder::new()
@@ -236,7 +253,18 @@ impl Player {
             .spawn(move || engine.run(rx))
             .map_err(|e| tracing::error!("cannot start the audio thread: {e}"))
             .ok();
-        (Player { tx, events, format, thread, output }, events_rx)
+        (Player { tx, events, format, thread, output, beat, paused }, events_rx)
+    }
+
+    /// Bumped by the audio thread each block it renders and each time it wakes while
+    /// paused: a watchdog that sees it stop knows the thread is stuck.
+    pub fn beat(&self) -> Arc<AtomicU64> {
+        self.beat.clone()
+    }
+
+    /// Whether the thread has paused the sink (nothing playing or due soon).
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::Relaxed)
     }
 
     /// Follows the sound output's state (failed since when and why, or working).
@@ -339,6 +367,30 @@ impl Drop for Player {
         drop(self.thread.take());
     }
 }
+
+/// A test hook, compiled into debug builds only: while the file named by
+/// `LOA_TEST_FREEZE_AUDIO` exists, the audio thread stands still (no block, no command,
+/// no beat), as a player stuck in a driver would. The watchdog test freezes a real
+/// station with it.
+#[cfg(debug_assertions)]
+fn freeze_hook() {
+    static PATH: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    let Some(path) =
+        PATH.get_or_init(|| std::env::var_os("LOA_TEST_FREEZE_AUDIO").map(PathBuf::from))
+    else {
+        return;
+    };
+    if path.exists() {
+        tracing::warn!("audio thread frozen by the test hook ({})", path.display());
+        while path.exists() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        tracing::warn!("audio thread released by the test hook");
+    }
+}
+
+#[cfg(not(debug_assertions))]
+fn freeze_hook() {}
 
 /// Running sums for a [`ProofOfPlay`].
 struct ProofAcc {
@@ -482,6 +534,12 @@ struct Engine {
     /// one that pre-empted it) under the same ceiling.
     bus: Limiter,
     scratch: Vec<f32>,
+    beat: Arc<AtomicU64>,
+    /// Blocks rendered in a row with nothing playing.
+    silent_blocks: u32,
+    /// The sink is paused (see [`IDLE_LEAD`]); `None` when it refused to pause.
+    paused: Option<bool>,
+    paused_flag: Arc<AtomicBool>,
 }
 
 impl Engine {
@@ -502,6 +560,10 @@ impl Engine {
             mix: Vec::new(),
             bus: Limiter::new(PEAK_CEILING_DBFS, format.rate, format.channels),
             scratch: Vec::new(),
+            beat: Arc::new(AtomicU64::new(0)),
+            silent_blocks: 0,
+            paused: Some(false),
+            paused_flag: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -513,9 +575,24 @@ impl Engine {
         let name = self.sink.as_ref().map(|s| s.name().to_string()).unwrap_or_default();
         tracing::debug!(sink = %name, rate = self.format.rate, "audio thread running");
         loop {
+            self.beat.fetch_add(1, Ordering::Relaxed);
+            freeze_hook();
             if self.broken.is_some() {
                 self.while_broken();
             }
+            if let Some(wait) = self.idle_wait() {
+                match rx.recv_timeout(wait) {
+                    Ok(cmd) => {
+                        if !self.handle(cmd) {
+                            break;
+                        }
+                    }
+                    Err(RecvTimeoutError::Timeout) => self.check_paused(),
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+                continue;
+            }
+            self.wake();
             // An unpaced or broken sink has no stream to keep alive: wait for work, or for
             // the next start to come within a block (rendering hours of silence to an
             // unpaced sink would only burn CPU).
@@ -534,7 +611,7 @@ impl Engine {
             let wait = if self.broken.is_some() {
                 Some(Some(BROKEN_POLL))
             } else if unpaced_idle && next_start.is_none() {
-                Some(None)
+                Some(Some(IDLE_POLL))
             } else if unpaced_idle && next_start.is_some_and(|t| t > lead) {
                 Some(Some(UNPACED_POLL))
             } else {
@@ -542,7 +619,9 @@ impl Engine {
             };
             if let Some(timeout) = wait {
                 let cmd = match timeout {
-                    None => rx.recv().map_err(|RecvError| RecvTimeoutError::Disconnected),
+                    None::<Duration> => {
+                        rx.recv().map_err(|RecvError| RecvTimeoutError::Disconnected)
+                    }
                     Some(timeout) => rx.recv_timeout(timeout),
                 };
                 match cmd {
@@ -585,6 +664,69 @@ impl Engine {
             tracing::warn!("sink flush on shutdown: {e}");
         }
         tracing::debug!("audio thread stopped");
+    }
+
+    /// How long to wait paused, or `None` to render a block. Pauses (once enough silence
+    /// has been written) when nothing plays and nothing is due within [`IDLE_LEAD`].
+    fn idle_wait(&mut self) -> Option<Duration> {
+        if self.broken.is_some() || !self.playing.is_empty() || self.paused.is_none() {
+            return None;
+        }
+        let sink = self.sink.as_mut()?;
+        if !sink.paced() || self.silent_blocks < IDLE_AFTER_BLOCKS {
+            return None;
+        }
+        let now = self.clock.now();
+        let mut until_next: Option<Duration> = None;
+        for w in self.waiting.values() {
+            let start = match w {
+                Waiting::Ready { start, .. } | Waiting::Loading { start, .. } => *start,
+            };
+            // An item without a start may be told to start at any moment: stay awake.
+            let at = start?;
+            let left = (at - now).to_std().unwrap_or_default();
+            until_next = Some(until_next.map_or(left, |u| u.min(left)));
+        }
+        let left = match until_next {
+            Some(left) if left <= IDLE_LEAD => return None,
+            Some(left) => left - IDLE_LEAD,
+            None => IDLE_POLL,
+        };
+        if self.paused == Some(false) {
+            if !sink.pause() {
+                // This sink wants every frame (an air-check file): write silence as before.
+                self.paused = None;
+                return None;
+            }
+            tracing::debug!("nothing due soon: the sound output plays silence by itself");
+            self.paused = Some(true);
+            self.paused_flag.store(true, Ordering::Relaxed);
+        }
+        Some(left.min(IDLE_POLL))
+    }
+
+    /// Ends a pause before rendering.
+    fn wake(&mut self) {
+        if self.paused == Some(true) {
+            self.paused = Some(false);
+            self.paused_flag.store(false, Ordering::Relaxed);
+            if let Some(sink) = self.sink.as_mut() {
+                sink.resume();
+            }
+            tracing::debug!("writing to the sound output again");
+        }
+    }
+
+    /// While paused: a sink that failed meanwhile is handled as a failed write.
+    fn check_paused(&mut self) {
+        if self.paused != Some(true) {
+            return;
+        }
+        if let Some(Err(e)) = self.sink.as_mut().map(|s| s.check()) {
+            self.paused = Some(false);
+            self.paused_flag.store(false, Ordering::Relaxed);
+            self.sink_failed(e);
+        }
     }
 
     /// While the sink is down: start a reopen try when one is due, and fail every item
@@ -662,6 +804,8 @@ impl Engine {
                 );
                 self.sink = Some(sink);
                 self.broken = None;
+                self.paused = Some(false);
+                self.silent_blocks = 0;
                 self.output.send_replace(OutputState::Working);
                 return;
             }
@@ -830,6 +974,11 @@ impl Engine {
         let block = self.config.block_frames.max(1);
         let Some(t0) = self.sink.as_mut().map(|s| s.next_frame_at()) else { return };
         self.start_due(t0, block);
+        if self.playing.is_empty() {
+            self.silent_blocks = self.silent_blocks.saturating_add(1);
+        } else {
+            self.silent_blocks = 0;
+        }
 
         self.mix.clear();
         self.mix.resize(block * channels, 0.0);
@@ -892,6 +1041,13 @@ impl Engine {
             self.emit(event);
         }
         if let Err(e) = write {
+            self.sink_failed(e);
+        }
+    }
+
+    /// The sink failed: fail what plays, close it, and start reopening it.
+    fn sink_failed(&mut self, e: SinkError) {
+        {
             let name = self.sink.as_ref().map(|s| s.name().to_string()).unwrap_or_default();
             let reopening =
                 if self.reopen.is_some() { "; closing it and opening it again" } else { "" };

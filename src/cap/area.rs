@@ -17,8 +17,9 @@ pub const EARTH_RADIUS_KM: f64 = 6371.0088;
 /// How far from an edge (in degrees, about 0.1 mm) a point still counts as on it.
 const EDGE_TOLERANCE_DEG: f64 = 1e-9;
 
-/// A station as the area selection sees it. Central's stations have no coordinates or
-/// codes yet; the stations file of `loa cap check --stations` gives them.
+/// A station as the area selection sees it: central's stations with the place `loa
+/// central station add … --lat --lon --geocode` gave them, or the stations file of `loa
+/// cap check --stations`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CapStation {
     pub id: String,

@@ -28,8 +28,8 @@ pub const MAX_SPOKEN_CHARS: usize = 4000;
 /// Longest title, in characters.
 pub const MAX_TITLE_CHARS: usize = 200;
 
-/// A plan's priority. The station knows `emergency` and `test` today; `priority` is the
-/// brief's middle level, which the integration maps (protocol.rs is not changed here).
+/// A plan's priority; central signs it as the bulletin priority of the same name
+/// (`priority`: ahead of normal programmes, behind emergencies).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PlanPriority {

@@ -1,5 +1,6 @@
-//! `[cap]` settings: how alerts become bulletins. Meant to sit in central.toml as a
-//! `[cap]` table (not wired in yet); `loa cap check --config FILE` reads the same table.
+//! `[cap]` settings: how alerts become bulletins, whom central trusts, which feeds it
+//! polls. The `[cap]` table of central.toml; `loa cap check --config FILE` reads the same
+//! table.
 //!
 //! ```toml
 //! [cap]
@@ -20,6 +21,9 @@
 //! priority = ["emergency"]
 //! trusted_signature = true
 //! ```
+//!
+//! Feeds (central polls them): `feeds = ["https://…/cap.atom"]`, `poll_secs = 60`,
+//! `feed_ca = "/etc/ssl/certs/ca-certificates.crt"`, `max_documents_per_poll = 20`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -32,6 +36,15 @@ use super::signature::SignatureReport;
 
 /// Longest a bulletin may live (the bulletin maximum, central's `MAX_EXPIRY_SECS`).
 pub const MAX_EXPIRY: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Most feeds central polls.
+pub const MAX_FEEDS: usize = 32;
+/// Shortest and longest poll interval, seconds.
+pub const POLL_SECS_RANGE: std::ops::RangeInclusive<u64> = 5..=86_400;
+/// Most CAP documents fetched from one feed in one poll.
+pub const MAX_DOCUMENTS_PER_POLL: usize = 200;
+/// Longest feed URL, in bytes.
+pub const MAX_FEED_URL_BYTES: usize = 2048;
 
 /// urgency/severity/certainty → priority. Each list empty = any value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,6 +103,17 @@ pub struct CapConfig {
     pub trusted_signers: Vec<PathBuf>,
     /// Rules for airing without approval; none (the default) = a person approves each.
     pub auto_air: Vec<AutoAirRule>,
+    /// Play the attention tone before a CAP-born bulletin.
+    pub tone: bool,
+    /// Atom or RSS indexes of CAP documents that central polls (http or https).
+    pub feeds: Vec<String>,
+    /// Seconds between two polls of every feed.
+    pub poll_secs: u64,
+    /// Most CAP documents fetched from one feed in one poll (the newest entries first).
+    pub max_documents_per_poll: usize,
+    /// PEM bundle of the certificate authorities an `https://` feed may be signed by
+    /// (Debian's bundle by default; central trusts no other roots).
+    pub feed_ca: PathBuf,
 }
 
 impl Default for CapConfig {
@@ -108,6 +132,11 @@ impl Default for CapConfig {
             geocode_names: Vec::new(),
             trusted_signers: Vec::new(),
             auto_air: Vec::new(),
+            tone: true,
+            feeds: Vec::new(),
+            poll_secs: 60,
+            max_documents_per_poll: 20,
+            feed_ca: PathBuf::from("/etc/ssl/certs/ca-certificates.crt"),
         }
     }
 }
@@ -120,6 +149,28 @@ impl CapConfig {
         }
         if self.default_expiry.is_zero() || self.default_expiry > self.max_expiry {
             return Err("default_expiry must be more than 0 and at most max_expiry".to_string());
+        }
+        if !POLL_SECS_RANGE.contains(&self.poll_secs) {
+            return Err(format!(
+                "poll_secs must be {} to {} seconds",
+                POLL_SECS_RANGE.start(),
+                POLL_SECS_RANGE.end()
+            ));
+        }
+        if self.feeds.len() > MAX_FEEDS {
+            return Err(format!("{} feeds: at most {MAX_FEEDS}", self.feeds.len()));
+        }
+        for feed in &self.feeds {
+            let scheme_ok = feed.starts_with("http://") || feed.starts_with("https://");
+            if !scheme_ok || feed.len() > MAX_FEED_URL_BYTES || feed.chars().any(char::is_control) {
+                return Err(format!(
+                    "feed {:?} is not an http:// or https:// URL of at most {MAX_FEED_URL_BYTES} bytes",
+                    feed.chars().take(80).collect::<String>()
+                ));
+            }
+        }
+        if !(1..=MAX_DOCUMENTS_PER_POLL).contains(&self.max_documents_per_poll) {
+            return Err(format!("max_documents_per_poll must be 1 to {MAX_DOCUMENTS_PER_POLL}"));
         }
         if self.priority_rules.iter().any(|r| r.priority == PlanPriority::Test)
             || self.default_priority == PlanPriority::Test
@@ -244,5 +295,28 @@ mod tests {
         assert!(c.cap.check().is_err());
         let c: File = toml::from_str("[cap]\ndefault_priority = \"test\"\n").unwrap();
         assert!(c.cap.check().is_err());
+        for bad in [
+            "[cap]\npoll_secs = 4\n",
+            "[cap]\npoll_secs = 86401\n",
+            "[cap]\nfeeds = [\"file:///etc/passwd\"]\n",
+            "[cap]\nmax_documents_per_poll = 201\n",
+            "[cap]\nmax_documents_per_poll = 0\n",
+        ] {
+            let c: File = toml::from_str(bad).unwrap();
+            assert!(c.cap.check().is_err(), "{bad}");
+        }
+        let feeds: Vec<String> = (0..33).map(|i| format!("https://x/{i}")).collect();
+        let c = CapConfig { feeds, ..CapConfig::default() };
+        assert!(c.check().unwrap_err().contains("at most 32"));
+        let c = CapConfig {
+            feeds: vec![format!("https://{}", "x".repeat(2040))],
+            ..CapConfig::default()
+        };
+        assert!(c.check().is_ok(), "2048 bytes");
+        let c = CapConfig {
+            feeds: vec![format!("https://{}", "x".repeat(2041))],
+            ..CapConfig::default()
+        };
+        assert!(c.check().is_err(), "2049 bytes");
     }
 }

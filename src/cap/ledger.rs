@@ -44,9 +44,35 @@ pub struct AlertLedger {
     /// Every alert key received.
     seen: BTreeSet<AlertKey>,
     /// Alerts whose bulletin is live.
+    #[serde(with = "pairs")]
     live: BTreeMap<AlertKey, Live>,
     /// Alerts referenced by an Update or Cancel, with the alert that ended them.
+    #[serde(with = "pairs")]
     ended: BTreeMap<AlertKey, AlertKey>,
+}
+
+/// A map keyed by [`AlertKey`] as a list of `[key, value]` pairs: JSON (central keeps
+/// the ledger as JSON) allows only strings as object keys.
+mod pairs {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<K: Serialize, V: Serialize, S: Serializer>(
+        map: &BTreeMap<K, V>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_seq(map.iter())
+    }
+
+    pub fn deserialize<'de, K, V, D>(d: D) -> Result<BTreeMap<K, V>, D::Error>
+    where
+        K: Deserialize<'de> + Ord,
+        V: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        Ok(Vec::<(K, V)>::deserialize(d)?.into_iter().collect())
+    }
 }
 
 impl AlertLedger {
@@ -113,5 +139,40 @@ impl AlertLedger {
         self.live.retain(|_, l| l.expires_at > now);
         self.seen.retain(|k| k.sent >= forget_before);
         self.ended.retain(|k, _| k.sent >= forget_before);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cap::{CapConfig, TrustStore, check, plan};
+
+    #[test]
+    fn the_ledger_round_trips_through_json() {
+        let doc = |id: &str, kind: &str, refs: &str| {
+            format!(
+                "<alert xmlns=\"urn:oasis:names:tc:emergency:cap:1.2\"><identifier>{id}</identifier>\
+                 <sender>s@x</sender><sent>2026-12-01T05:00:00+07:00</sent><status>Actual</status>\
+                 <msgType>{kind}</msgType><scope>Public</scope>{refs}<info><category>Met</category>\
+                 <event>E</event><urgency>Immediate</urgency><severity>Severe</severity>\
+                 <certainty>Observed</certainty><area><areaDesc>A</areaDesc>\
+                 <circle>10.4,105.4 5</circle></area></info></alert>"
+            )
+        };
+        let now = DateTime::parse_from_rfc3339("2026-12-01T06:00:00+07:00").unwrap().to_utc();
+        let mut ledger = AlertLedger::new();
+        for xml in [
+            doc("A", "Alert", ""),
+            doc("B", "Update", "<references>s@x,A,2026-12-01T05:00:00+07:00</references>"),
+        ] {
+            let alert = check(xml.as_bytes(), &TrustStore::new()).alert.unwrap();
+            let decision = plan(&alert, None, &CapConfig::default(), now);
+            ledger.apply(&alert, decision);
+        }
+        let json = serde_json::to_string(&ledger).unwrap();
+        let again: AlertLedger = serde_json::from_str(&json).unwrap();
+        assert_eq!(again, ledger);
+        assert_eq!(again.ended.len(), 1);
+        assert_eq!(again.live.len(), 1);
     }
 }

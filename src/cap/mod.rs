@@ -12,9 +12,11 @@
 //! - [`area`]: polygons, circles and geocodes → the stations inside.
 //! - [`bulletin`]: alert → [`bulletin::CapBulletinPlan`] or why none.
 //! - [`ledger`]: the sequence of alerts → bulletins made and cancelled.
-//! - [`config`]: the `[cap]` settings (priority table, expiry, trusted signers, auto-air).
+//! - [`config`]: the `[cap]` settings (priority table, expiry, trusted signers, auto-air,
+//!   feeds).
+//! - [`feed`]: an Atom or RSS index → the links to the CAP documents it lists.
 //!
-//! # Use (what central's ingest will do)
+//! # Use (what central's ingest, `central::cap`, does)
 //! ```no_run
 //! # use loa::cap::{self, CapConfig, TrustStore, AlertLedger};
 //! # let (bytes, stations, now) = (Vec::<u8>::new(), Vec::new(), chrono::Utc::now());
@@ -36,6 +38,7 @@ pub mod area;
 pub mod bulletin;
 pub mod c14n;
 pub mod config;
+pub mod feed;
 pub mod ledger;
 pub mod model;
 pub mod parse;
@@ -55,6 +58,9 @@ pub use signature::{SignatureOutcome, SignatureReport, TrustStore};
 pub struct Checked {
     /// The alert, when the document has no error (signature refusals included).
     pub alert: Option<Alert>,
+    /// The alert as read even when the document has errors (a refused signature, a
+    /// broken rule), to say which alert was refused; `None` when it could not be read.
+    pub read: Option<Alert>,
     /// Every error and warning, XML and CAP and signature, in that order.
     pub diagnostics: Vec<Diagnostic>,
     pub signature: SignatureReport,
@@ -73,6 +79,7 @@ pub fn check(bytes: &[u8], trust: &TrustStore) -> Checked {
         Err(e) => {
             return Checked {
                 alert: None,
+                read: None,
                 diagnostics: vec![Diagnostic::error(e.path, e.message)],
                 signature: SignatureReport::default(),
             };
@@ -92,5 +99,7 @@ pub fn check(bytes: &[u8], trust: &TrustStore) -> Checked {
     };
     diagnostics.extend(signature.diagnostics());
     let ok = !diagnostics.iter().any(Diagnostic::is_error);
-    Checked { alert: if ok { parsed.alert } else { None }, diagnostics, signature }
+    let (alert, read) =
+        if ok { (parsed.alert.clone(), parsed.alert) } else { (None, parsed.alert) };
+    Checked { alert, read, diagnostics, signature }
 }

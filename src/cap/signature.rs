@@ -113,7 +113,7 @@ pub struct TrustedSigner {
 }
 
 /// The keys whose signatures are trusted. Built by the caller from PEM files (`loa cap
-/// check --trust`, later central's `[cap] trusted_signers`); this module reads no file.
+/// check --trust`, central's `[cap] trusted_signers`); this module reads no file.
 #[derive(Debug, Clone, Default)]
 pub struct TrustStore {
     signers: Vec<TrustedSigner>,

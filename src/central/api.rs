@@ -45,7 +45,11 @@ fn routes() -> Routes {
         .post("/api/v1/schedules", post_schedule)
         .get("/api/v1/status", get_status)
         .merge(super::bulletins::routes())
+        .merge(super::cap::routes())
         .merge(super::playlog::routes())
+        .merge(super::enrol::routes())
+        .merge(super::metrics::routes())
+        .merge(super::alerts::routes())
 }
 
 /// The API under `/api/v1`.
@@ -53,6 +57,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     routes()
         .router
         .layer(DefaultBodyLimit::max(JSON_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), super::metrics::count))
         .layer(axum::middleware::from_fn_with_state(state.clone(), refuse_plain_http))
         .with_state(state)
 }

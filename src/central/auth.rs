@@ -23,9 +23,48 @@ pub fn station_auth(state: &AppState, headers: &HeaderMap) -> Result<Station, Ap
     state.store.station_by_token(&hash_token(&token))?.ok_or(ApiError::Unauthorized)
 }
 
+/// An operator: admin, district or viewer. A `cap-source` token is refused here (403):
+/// it may only post alerts ([`cap_source_auth`]).
 pub fn operator_auth(state: &AppState, headers: &HeaderMap) -> Result<Role, ApiError> {
+    match any_operator(state, headers)? {
+        Role::CapSource => Err(ApiError::Forbidden(
+            "a cap-source token may only post CAP alerts (POST /api/v1/cap)".into(),
+        )),
+        role => Ok(role),
+    }
+}
+
+/// Who may post a CAP alert: a `cap-source` token or an admin (403 for other roles).
+pub fn cap_source_auth(state: &AppState, headers: &HeaderMap) -> Result<Role, ApiError> {
+    match any_operator(state, headers)? {
+        role @ (Role::CapSource | Role::Admin) => Ok(role),
+        role => Err(ApiError::Forbidden(format!(
+            "{role} tokens cannot post CAP alerts: use a cap-source token (`loa central token add --role cap-source`)"
+        ))),
+    }
+}
+
+/// An admin token (403 for any other operator).
+pub fn admin_auth(state: &AppState, headers: &HeaderMap, what: &str) -> Result<Role, ApiError> {
+    match operator_auth(state, headers)? {
+        Role::Admin => Ok(Role::Admin),
+        role => {
+            Err(ApiError::Forbidden(format!("only an admin may {what}; this is a {role} token")))
+        }
+    }
+}
+
+fn any_operator(state: &AppState, headers: &HeaderMap) -> Result<Role, ApiError> {
     let token = bearer(headers).ok_or(ApiError::Unauthorized)?;
     state.store.operator_by_token(&hash_token(&token))?.ok_or(ApiError::Unauthorized)
+}
+
+/// Where a request came from, for the audit trail: the peer address central's accept
+/// loop recorded (`-` when it was not recorded, e.g. a router called in a test).
+pub fn peer(extensions: &axum::http::Extensions) -> String {
+    extensions
+        .get::<super::server::Connection>()
+        .map_or_else(|| "-".to_string(), |c| c.peer.to_string())
 }
 
 /// Parses a JSON body, refusing it with a clear 400.

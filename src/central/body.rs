@@ -26,6 +26,8 @@ pub const PLAYLOG_LIMIT: usize = 4 * 1024 * 1024;
 pub const SCHEDULE_LIMIT: usize = 2 * 1024 * 1024;
 /// A bulletin push: the request with at most [`super::bulletins::MAX_TEXT_CHARS`] of text.
 pub const PUSH_LIMIT: usize = 64 * 1024;
+/// A CAP document: the largest [`crate::cap::xml`] reads (5 MiB).
+pub const CAP_LIMIT: usize = crate::cap::xml::MAX_DOCUMENT_BYTES;
 
 /// Reads `body` whole, refusing it once it passes `limit` bytes or stalls for
 /// [`READ_TIMEOUT`].

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::cap::CapConfig;
+
 /// The commented example shipped with the program (`loa central --print-config`).
 pub const EXAMPLE: &str = r#"# central.toml — the provincial server. Every key is optional; defaults shown.
 
@@ -48,6 +50,77 @@ max_connections = 16384
 # Seconds a client may take to send a request's headers (from connecting, or after the
 # previous answer on the same connection); idle connections are closed after it.
 header_timeout_secs = 20
+
+# /metrics (Prometheus text) is served on the main listener to admin and viewer tokens.
+# To let a Prometheus on this machine scrape it without a token, give a second,
+# loopback-only listener:
+# metrics_listen = "127.0.0.1:9480"
+
+# Warnings from the disaster authorities (CAP 1.2), posted to POST /api/v1/cap by a
+# `cap-source` token (or an admin) or polled from feeds. Each alert becomes a bulletin
+# that waits for a person's approval (`loa bulletin approve ID`) unless an auto_air rule
+# below matches it. Relative paths are relative to this file.
+[cap]
+# Info blocks in this order of preference ("vi" also takes "vi-VN"); none matching:
+# the first block's language. The text is spoken by espeak-ng in that language.
+languages = ["vi"]
+# Priority when no priority_rule matches: "priority" (ahead of normal programmes,
+# yields to emergencies) or "emergency".
+default_priority = "priority"
+# Expiry of an alert without <expires>, and the longest any CAP bulletin lives.
+default_expiry = "6h"
+max_expiry = "168h"
+# Geocode valueNames that carry administrative-unit codes ([] = any). Stations get
+# their codes and coordinates with `loa central station add … --lat --lon --geocode`.
+geocode_names = []
+# PEM files of the certificates or public keys whose XML signatures are trusted. A
+# signed alert whose signature fails is refused whatever this says.
+trusted_signers = []
+# Play the attention tone before a CAP bulletin.
+tone = true
+# Atom or RSS indexes of CAP documents that central polls every poll_secs; at most
+# max_documents_per_poll documents from each per poll. An https:// feed must be signed
+# by an authority in feed_ca (a PEM bundle; central trusts no other roots).
+feeds = []
+poll_secs = 60
+max_documents_per_poll = 20
+feed_ca = "/etc/ssl/certs/ca-certificates.crt"
+
+# urgency/severity/certainty -> priority: the first rule that matches wins; a missing
+# list matches any value. Writing a rule replaces this default one.
+[[cap.priority_rule]]
+severity = ["Extreme", "Severe"]
+urgency = ["Immediate", "Expected"]
+priority = "emergency"
+
+# Which CAP bulletins air without a person approving them (none by default). Each list
+# missing = any value; trusted_signature (default true) also asks for a signature by a
+# trusted_signers key.
+# [[cap.auto_air]]
+# senders = ["canhbao@kttv.gov.vn"]
+# priority = ["emergency"]
+# trusted_signature = true
+
+# Alerts: what central watches, and where it tells a person. Each problem goes out once
+# when it starts and once when it clears (`loa status --problems` lists the open ones).
+[alerts]
+check_secs = 30               # how often central looks
+offline_after_mins = 10       # no heartbeat for this long: offline
+clock_off_secs = 1.0          # a station's clock further off than this
+cache_horizon_hours = 24      # the audio for this long ahead must be cached
+emergency_grace_mins = 10     # an emergency not started at a target this long after the push
+retry_secs = 30               # a failed notification is tried again after this, doubling (8 tries)
+# webhook_url = "https://chat.example.vn/hooks/loa"   # JSON POST per event
+# webhook_timeout_secs = 10
+# E-mail over SMTP with TLS: "implicit" (port 465) or "starttls" (port 587).
+# smtp_host = "mail.example.vn"
+# smtp_port = 465
+# smtp_tls = "implicit"
+# smtp_username = "loa@example.vn"
+# smtp_password = "…"
+# smtp_ca_cert = "/etc/loa/mail-ca.pem"   # a CA to trust besides the system's
+# email_from = "loa@example.vn"
+# email_to = ["it@example.vn"]
 "#;
 
 /// Central's configuration.
@@ -65,6 +138,12 @@ pub struct CentralConfig {
     pub allow_plain_http: bool,
     pub max_connections: usize,
     pub header_timeout_secs: u64,
+    /// CAP alerts: priority table, trusted signers, auto-air rules, feeds.
+    pub cap: CapConfig,
+    /// A second listener serving `/metrics` without a token; loopback addresses only.
+    pub metrics_listen: Option<SocketAddr>,
+    /// What is watched, and where alerts go (`central::alerts`).
+    pub alerts: super::alerts::AlertsConfig,
 }
 
 impl Default for CentralConfig {
@@ -81,6 +160,9 @@ impl Default for CentralConfig {
             allow_plain_http: false,
             max_connections: 16_384,
             header_timeout_secs: 20,
+            cap: CapConfig::default(),
+            metrics_listen: None,
+            alerts: super::alerts::AlertsConfig::default(),
         }
     }
 }
@@ -97,17 +179,25 @@ pub enum ConfigError {
 }
 
 impl CentralConfig {
-    /// Reads a config file; a relative `data_dir` is taken relative to the file.
+    /// Reads a config file; a relative `data_dir` (and every other path in it) is taken
+    /// relative to the file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let shown = path.display().to_string();
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Read { path: shown.clone(), source })?;
         let mut config = Self::parse(&text, &shown)?;
         if let Some(dir) = path.parent() {
-            for p in [Some(&mut config.data_dir), config.tls_cert.as_mut(), config.tls_key.as_mut()]
-                .into_iter()
-                .flatten()
-            {
+            let paths = [
+                Some(&mut config.data_dir),
+                config.tls_cert.as_mut(),
+                config.tls_key.as_mut(),
+                config.alerts.smtp_ca_cert.as_mut(),
+            ]
+            .into_iter()
+            .flatten()
+            .chain(config.cap.trusted_signers.iter_mut())
+            .chain(std::iter::once(&mut config.cap.feed_ca));
+            for p in paths {
                 if p.is_relative() {
                     *p = dir.join(&*p);
                 }
@@ -148,6 +238,13 @@ impl CentralConfig {
         if !(1..=300).contains(&config.header_timeout_secs) {
             return Err(invalid("header_timeout_secs must be between 1 and 300"));
         }
+        config.cap.check().map_err(|e| invalid(&format!("[cap]: {e}")))?;
+        if config.metrics_listen.is_some_and(|a| !a.ip().is_loopback()) {
+            return Err(invalid(
+                "metrics_listen serves /metrics without a token: give a loopback address (127.0.0.1:9480), or read /metrics on the main listener with an admin or viewer token",
+            ));
+        }
+        config.alerts.check().map_err(|m| invalid(&m))?;
         Ok(config)
     }
 
@@ -192,5 +289,21 @@ mod tests {
         assert!(err.starts_with("c.toml:2:1") && err.contains("lisen"), "{err}");
         let err = CentralConfig::parse("tls_cert = \"a\"\n", "c.toml").unwrap_err().to_string();
         assert!(err.contains("set both tls_cert and tls_key"), "{err}");
+        let err = CentralConfig::parse("[cap]\npoll_secs = 1\n", "c.toml").unwrap_err().to_string();
+        assert!(err.starts_with("c.toml: [cap]: poll_secs must be"), "{err}");
+    }
+
+    #[test]
+    fn cap_paths_are_relative_to_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("central.toml");
+        std::fs::write(&path, "[cap]\ntrusted_signers = [\"signers.pem\", \"/etc/x.pem\"]\n")
+            .unwrap();
+        let config = CentralConfig::load(&path).unwrap();
+        assert_eq!(
+            config.cap.trusted_signers,
+            [dir.path().join("signers.pem"), PathBuf::from("/etc/x.pem")]
+        );
+        assert_eq!(config.cap.feed_ca, PathBuf::from("/etc/ssl/certs/ca-certificates.crt"));
     }
 }

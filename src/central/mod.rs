@@ -6,20 +6,25 @@
 //! [`init`] (data directory + signing key + first admin token), [`add_station`],
 //! [`add_operator`], [`open`] and [`serve`].
 
+pub mod alerts;
 mod api;
 pub mod auth;
 pub mod body;
 pub mod bulletins;
+pub mod cap;
 pub mod config;
+pub mod enrol;
 pub mod gains;
 pub mod hot_audio;
 pub mod ingest;
 pub mod library;
 pub mod manifest;
+pub mod metrics;
 mod playlog;
 pub mod report;
 pub mod server;
 pub mod streams;
+pub mod supervise;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -31,6 +36,7 @@ use axum::response::{IntoResponse, Response};
 
 pub use api::{route_list, router};
 pub use config::CentralConfig;
+pub use supervise::supervise;
 
 use crate::clock::SharedClock;
 use crate::protocol::ErrorBody;
@@ -75,6 +81,8 @@ pub enum CentralError {
     Bulletins(#[from] bulletins::BulletinError),
     #[error("tls: {path}: {message}")]
     Tls { path: String, message: String },
+    #[error("[cap]: {0}")]
+    Cap(String),
 }
 
 /// Why central cannot listen on `addr`, and what to do about it.
@@ -252,6 +260,12 @@ pub struct AppState {
     pub hot_audio: hot_audio::HotAudio,
     /// Open event streams and long-polls, capped per station and in all.
     pub streams: Arc<streams::Streams>,
+    /// CAP alerts: the trusted signers, and the lock that takes alerts one at a time.
+    pub cap: cap::CapState,
+    /// Failed enrolment attempts per address.
+    pub enrol_limit: enrol::Limiter,
+    /// Request and ingest counters for `/metrics`.
+    pub metrics: metrics::Counters,
 }
 
 impl AppState {
@@ -302,7 +316,9 @@ pub fn open(config: CentralConfig, clock: SharedClock) -> Result<Arc<AppState>, 
     }
     let store = SqliteStore::open(&dir.join(DB_FILE))?;
     let bulletins = bulletins::Hub::open(dir)?;
+    let cap = cap::CapState::load(&config.cap).map_err(CentralError::Cap)?;
     Ok(Arc::new(AppState {
+        cap,
         bulletins,
         hot_audio: hot_audio::HotAudio::default(),
         streams: Arc::new(streams::Streams::default()),
@@ -312,6 +328,8 @@ pub fn open(config: CentralConfig, clock: SharedClock) -> Result<Arc<AppState>, 
         config,
         versions: std::sync::Mutex::new(HashMap::new()),
         issue_lock: tokio::sync::Mutex::new(()),
+        enrol_limit: enrol::Limiter::default(),
+        metrics: metrics::Counters::default(),
     }))
 }
 
@@ -367,7 +385,14 @@ async fn serve_with(
         max_connections: cap,
         header_timeout: std::time::Duration::from_secs(state.config.header_timeout_secs),
     };
-    server::run(listener, tls, router(state), limits, shutdown).await.map_err(CentralError::Serve)
+    // The CAP feeds are polled while central serves, and stop with it.
+    let feeds =
+        (!state.config.cap.feeds.is_empty()).then(|| tokio::spawn(cap::feed::run(state.clone())));
+    let served = server::run(listener, tls, router(state), limits, shutdown).await;
+    if let Some(feeds) = feeds {
+        feeds.abort();
+    }
+    served.map_err(CentralError::Serve)
 }
 
 /// An HTTP error: a status and a message that says what to do next. Every refusal is
@@ -384,6 +409,9 @@ pub enum ApiError {
     BadRequest(String),
     #[error("schedule has errors")]
     Schedule(Vec<String>),
+    /// A document that is not valid (a CAP alert): 422 with its diagnostics.
+    #[error("{message}")]
+    Invalid { message: String, diagnostics: Vec<String> },
     #[error(
         "upload is larger than the limit of {limit} bytes: raise upload_limit_mb in central.toml"
     )]
@@ -394,6 +422,10 @@ pub enum ApiError {
     Timeout(String),
     #[error("{0}")]
     Busy(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Gone(String),
     #[error("requested range is not satisfiable: file has {size} bytes")]
     Range { size: u64 },
     #[error("internal error: {0}")]
@@ -425,12 +457,14 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Schedule(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Schedule(_) | ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooLarge { .. } | ApiError::PayloadTooLarge(_) => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
             ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Gone(_) => StatusCode::GONE,
             ApiError::Range { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -440,7 +474,7 @@ impl IntoResponse for ApiError {
             tracing::warn!(%status, "refused: {self}");
         }
         let diagnostics = match &self {
-            ApiError::Schedule(d) => d.clone(),
+            ApiError::Schedule(d) | ApiError::Invalid { diagnostics: d, .. } => d.clone(),
             _ => Vec::new(),
         };
         let busy = matches!(self, ApiError::Busy(_));

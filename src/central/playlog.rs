@@ -70,6 +70,7 @@ async fn post_playlog(
     let ack = tokio::task::spawn_blocking(move || store.ingest_playlog(&id, &batch.records, now))
         .await
         .map_err(|e| ApiError::Internal(format!("playlog ingest task: {e}")))??;
+    state.metrics.ingested(ack.stored);
     tracing::debug!(
         station = station.id,
         acked_through = ack.acked_through,

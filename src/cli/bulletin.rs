@@ -1,5 +1,5 @@
-//! `loa bulletin push|cancel|list|show`: urgent bulletins from the province, and where
-//! each one got to at every target station.
+//! `loa bulletin push|cancel|approve|list|show`: urgent bulletins from the province (and
+//! those CAP alerts made), and where each one got to at every target station.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,8 +12,8 @@ use clap::{Args, Subcommand, ValueEnum};
 use super::local_time;
 use super::remote::{self, Remote, RemoteArgs};
 use crate::protocol::{
-    BulletinInfo, BulletinPriority, DeliveryState, PushBulletinRequest, PushBulletinResponse,
-    StationDelivery, Target,
+    AlertRecord, ApprovalState, BulletinInfo, BulletinPriority, DeliveryState, PushBulletinRequest,
+    PushBulletinResponse, StationDelivery, Target,
 };
 
 /// A station not heard from for this long is shown "offline since …".
@@ -23,9 +23,14 @@ const OFFLINE_AFTER: chrono::Duration = chrono::Duration::minutes(3);
 pub enum BulletinCommand {
     /// Push an urgent bulletin: it airs now at every target station (prints its id).
     Push(PushArgs),
-    /// Stop a bulletin wherever it plays or waits; no later repeat airs.
+    /// Stop a bulletin wherever it plays or waits; no later repeat airs. A bulletin
+    /// waiting for approval is withdrawn (never sent).
     Cancel(IdArgs),
-    /// Every bulletin, newest first, with how many stations started it.
+    /// Approve a bulletin waiting for approval (a CAP alert's): it is signed and sent now
+    /// (admin).
+    Approve(IdArgs),
+    /// Every bulletin, newest first, with how many stations started it; then the CAP
+    /// alerts central received and what it decided for each.
     List(ListArgs),
     /// One bulletin, per target station: state, latency from push to first sample.
     Show(IdArgs),
@@ -33,7 +38,11 @@ pub enum BulletinCommand {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PriorityArg {
+    /// Interrupts everything but another emergency.
     Emergency,
+    /// Ahead of normal programmes, behind emergencies (stations must be upgraded first).
+    Priority,
+    /// Travels the whole chain, never aired.
     Test,
 }
 
@@ -90,8 +99,12 @@ pub struct IdArgs {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
+    /// JSON: the bulletins (`BulletinInfo`), or with --alerts the alert records.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// Only the CAP alerts received and what was decided for each (refusals included).
+    #[arg(long)]
+    pub alerts: bool,
     /// Time zone of the times shown (JSON keeps UTC, full precision).
     #[arg(long, default_value = "Asia/Ho_Chi_Minh")]
     pub tz: Tz,
@@ -118,6 +131,7 @@ pub fn run(command: BulletinCommand) -> ExitCode {
     let result = match command {
         BulletinCommand::Push(args) => push(args),
         BulletinCommand::Cancel(args) => cancel(args),
+        BulletinCommand::Approve(args) => approve(args),
         BulletinCommand::List(args) => list(args),
         BulletinCommand::Show(args) => show(args),
     };
@@ -166,6 +180,7 @@ fn push(args: PushArgs) -> anyhow::Result<()> {
             to: args.to.clone(),
             priority: match args.priority {
                 PriorityArg::Emergency => BulletinPriority::Emergency,
+                PriorityArg::Priority => BulletinPriority::Priority,
                 PriorityArg::Test => BulletinPriority::Test,
             },
             repeat: args.repeat,
@@ -205,17 +220,62 @@ fn cancel(args: IdArgs) -> anyhow::Result<()> {
         "bulletin cancel",
         remote.http.post(remote.url(&format!("/api/v1/bulletins/{}/cancel", args.id))),
     ))?;
+    match &info.approval {
+        Some(a) if a.state == ApprovalState::Withdrawn => println!(
+            "withdrew {} before approval at {}: it was never sent",
+            info.doc.id,
+            a.decided_at.map(|t| local_time(t, args.tz)).unwrap_or_default()
+        ),
+        _ => println!(
+            "cancelled {} at {}",
+            info.doc.id,
+            info.cancelled_at.map(|t| local_time(t, args.tz)).unwrap_or_default()
+        ),
+    }
+    Ok(())
+}
+
+fn approve(args: IdArgs) -> anyhow::Result<()> {
+    valid_id(&args.id)?;
+    let remote = args.remote.resolve()?;
+    let info: BulletinInfo = remote::runtime()?.block_on(send(
+        &remote,
+        "bulletin approve",
+        remote.http.post(remote.url(&crate::protocol::api::bulletin_approve_path(&args.id))),
+    ))?;
+    if args.format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(&info)?);
+        return Ok(());
+    }
     println!(
-        "cancelled {} at {}",
+        "approved {}: {} to {} station(s), sent {}, expires {}; follow it with `loa bulletin show {}`",
         info.doc.id,
-        info.cancelled_at.map(|t| local_time(t, args.tz)).unwrap_or_default()
+        info.doc.priority,
+        info.stations.len(),
+        local_time(info.doc.issued_at, args.tz),
+        local_time(info.doc.expires_at, args.tz),
+        info.doc.id
     );
     Ok(())
 }
 
 fn list(args: ListArgs) -> anyhow::Result<()> {
     let remote = args.remote.resolve()?;
-    let all: Vec<BulletinInfo> = remote::runtime()?.block_on(send(
+    let runtime = remote::runtime()?;
+    if args.alerts {
+        let alerts: Vec<AlertRecord> = runtime.block_on(send(
+            &remote,
+            "alert list",
+            remote.http.get(remote.url(crate::protocol::api::operator::CAP)),
+        ))?;
+        if args.format == Format::Json {
+            println!("{}", serde_json::to_string_pretty(&alerts)?);
+        } else {
+            print!("{}", alerts_table(&alerts, args.tz));
+        }
+        return Ok(());
+    }
+    let all: Vec<BulletinInfo> = runtime.block_on(send(
         &remote,
         "bulletin list",
         remote.http.get(remote.url("/api/v1/bulletins")),
@@ -224,32 +284,82 @@ fn list(args: ListArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&all)?);
         return Ok(());
     }
-    println!(
-        "{:<34} {:<26} {:<9} {:>8} {:>8}  title",
-        "id", "issued", "priority", "started", "targets"
+    print!("{}", list_table(&all, Utc::now(), args.tz));
+    // The CAP alerts, when central has received any (an older central has no such route).
+    let alerts: anyhow::Result<Vec<AlertRecord>> = runtime.block_on(send(
+        &remote,
+        "alert list",
+        remote.http.get(remote.url(&format!("{}?limit=20", crate::protocol::api::operator::CAP))),
+    ));
+    if let Ok(alerts) = alerts
+        && !alerts.is_empty()
+    {
+        println!();
+        println!("CAP alerts received (newest first; `loa bulletin list --alerts` for more)");
+        print!("{}", alerts_table(&alerts, args.tz));
+    }
+    Ok(())
+}
+
+/// The `list` table: one line per bulletin, its state first (waiting-approval, expired,
+/// withdrawn, cancelled, or its priority), then why it waits when it does.
+pub fn list_table(all: &[BulletinInfo], now: DateTime<Utc>, tz: Tz) -> String {
+    let mut out = format!(
+        "{:<34} {:<26} {:<16} {:>8} {:>8}  title\n",
+        "id", "issued", "state", "started", "targets"
     );
-    for b in &all {
+    for b in all {
         let started = b
             .stations
             .iter()
             .filter(|s| matches!(s.state, Some(DeliveryState::Started | DeliveryState::Finished)))
             .count();
-        let priority = if b.cancelled_at.is_some() {
-            "cancelled".to_string()
-        } else {
-            b.doc.priority.to_string()
-        };
-        println!(
-            "{:<34} {:<26} {:<9} {:>8} {:>8}  {}",
+        out.push_str(&format!(
+            "{:<34} {:<26} {:<16} {:>8} {:>8}  {}\n",
             b.doc.id,
-            local_time(b.doc.issued_at, args.tz),
-            priority,
+            local_time(b.doc.issued_at, tz),
+            b.headline_state(now),
             started,
             b.stations.len(),
             crate::protocol::text::printable(&b.doc.title)
-        );
+        ));
+        if let Some(a) = &b.approval
+            && a.state == ApprovalState::WaitingApproval
+            && b.doc.expires_at > now
+        {
+            out.push_str(&format!(
+                "{:<34} waits: {}\n",
+                "",
+                crate::protocol::text::printable(&a.reason)
+            ));
+        }
     }
-    Ok(())
+    out
+}
+
+/// The alert records: when, which alert, what was decided and why.
+pub fn alerts_table(alerts: &[AlertRecord], tz: Tz) -> String {
+    let mut out = format!(
+        "{:<26} {:<12} {:<34} {:<60}  reason\n",
+        "received", "decision", "bulletin", "alert (sender,identifier,sent)"
+    );
+    for a in alerts {
+        let key = if a.sent.is_some() { a.key_text() } else { "(unreadable)".to_string() };
+        let kind = if a.status.is_empty() {
+            String::new()
+        } else {
+            format!(" {} {}", a.status, a.msg_type)
+        };
+        out.push_str(&format!(
+            "{:<26} {:<12} {:<34} {:<60}  {}\n",
+            local_time(a.received_at, tz),
+            a.outcome.decision.as_str(),
+            a.outcome.bulletin_id.as_deref().unwrap_or("-"),
+            crate::protocol::text::printable(&format!("{key}{kind}")),
+            crate::protocol::text::printable(&a.outcome.reason)
+        ));
+    }
+    out
 }
 
 fn show(args: IdArgs) -> anyhow::Result<()> {
@@ -285,6 +395,22 @@ pub fn table(info: &BulletinInfo, now: DateTime<Utc>, tz: Tz) -> String {
     if let Some(at) = info.cancelled_at {
         out.push_str(&format!("cancelled at {}\n", local_time(at, tz)));
     }
+    if let Some(a) = &info.approval {
+        let state = match a.state {
+            ApprovalState::WaitingApproval if d.expires_at <= now => ApprovalState::Expired,
+            other => other,
+        };
+        let decided = match (&a.decided_by, a.decided_at) {
+            (Some(by), Some(at)) => format!(" by {by} at {}", local_time(at, tz)),
+            _ => String::new(),
+        };
+        out.push_str(&format!(
+            "{}{decided}  (requested by {}: {})\n",
+            state.as_str(),
+            crate::protocol::text::printable(&a.requested_by),
+            crate::protocol::text::printable(&a.reason)
+        ));
+    }
     out.push_str(&format!("{:<20} {:<12} {:>11}  detail\n", "station", "state", "latency"));
     for s in &info.stations {
         let latency = s.latency_ms.map(|ms| format!("{:.3} s", ms as f64 / 1000.0));
@@ -293,7 +419,10 @@ pub fn table(info: &BulletinInfo, now: DateTime<Utc>, tz: Tz) -> String {
             s.station_id,
             s.state.map_or("-", DeliveryState::as_str),
             latency.unwrap_or_else(|| "-".into()),
-            crate::protocol::text::printable(&detail(s, now, tz))
+            crate::protocol::text::printable(&match &info.approval {
+                Some(a) if a.state != ApprovalState::Approved => "not sent".to_string(),
+                _ => detail(s, now, tz),
+            })
         ));
     }
     out
@@ -353,6 +482,7 @@ mod tests {
             },
             cancelled_at: Some(at("2026-12-06T11:20:00.5Z")),
             issued_by: "admin".into(),
+            approval: None,
             stations: vec![
                 station(
                     "tri-ton",

@@ -5,9 +5,12 @@
 //!   every station config; with --host, the province CA and central's HTTPS certificate
 //!   (`central::tls`). `--format json` prints the same fields as one [`Initialised`].
 //! - `loa central tls --host NAME...`: (re)issue central's certificate.
-//! - `loa central station add ID --name N --district D [--format text|json]`: prints the
-//!   station token once (as a [`StationAdded`] with `--format json`).
-//! - `loa central token add --role admin|district:NAME|viewer`: prints the token once.
+//! - `loa central station add ID --name N --district D [--lat --lon] [--geocode CODE]…
+//!   [--format text|json]`: prints the station's enrolment code and its token once (as a
+//!   [`StationAdded`] with `--format json`); `station place ID …` sets where a station is
+//!   (for the areas of CAP alerts).
+//! - `loa central token add --role admin|district:NAME|viewer|cap-source`: prints the
+//!   token once.
 //! - `loa central example-config`: the commented configuration with its defaults.
 //! - `loa central [--config FILE] [--listen ADDR]`: serve.
 
@@ -85,9 +88,24 @@ pub enum StationCommand {
         name: String,
         #[arg(long)]
         district: String,
-        /// `json`: `{"station": ID, "token": TOKEN}`.
+        #[command(flatten)]
+        place: PlaceArgs,
+        /// `json`: `{"station": ID, "code": CODE, "token": TOKEN}`.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+    },
+    /// Set where a station is, for CAP alerts' areas: coordinates (a polygon or circle
+    /// selects the stations inside it) and admin-unit codes (a geocode selects by code).
+    Place {
+        /// Station id.
+        id: String,
+        #[command(flatten)]
+        place: PlaceArgs,
+    },
+    /// Issue a new one-time enrolment code for a station (valid 24 h) and print it.
+    Code {
+        /// Station id.
+        id: String,
     },
     /// Give a station a new token (the old one is refused at once) and print it.
     RotateToken {
@@ -96,11 +114,76 @@ pub enum StationCommand {
     },
 }
 
+/// Where a station is (WGS 84 degrees; admin-unit codes).
+#[derive(Debug, Clone, Args)]
+pub struct PlaceArgs {
+    /// Latitude in degrees, -90 to 90 (with --lon).
+    #[arg(long, requires = "lon", allow_negative_numbers = true)]
+    pub lat: Option<f64>,
+    /// Longitude in degrees, -180 to 180 (with --lat).
+    #[arg(long, requires = "lat", allow_negative_numbers = true)]
+    pub lon: Option<f64>,
+    /// An administrative-unit code a CAP geocode may name (the commune's, …); repeat
+    /// for several.
+    #[arg(long = "geocode", value_name = "CODE")]
+    pub geocodes: Vec<String>,
+}
+
+impl PlaceArgs {
+    fn place(&self, id: &str) -> anyhow::Result<crate::store::StationPlace> {
+        if let Some(lat) = self.lat
+            && !(lat.is_finite() && (-90.0..=90.0).contains(&lat))
+        {
+            anyhow::bail!("--lat {lat} is not a latitude: give -90 to 90 degrees (WGS 84)");
+        }
+        if let Some(lon) = self.lon
+            && !(lon.is_finite() && (-180.0..=180.0).contains(&lon))
+        {
+            anyhow::bail!("--lon {lon} is not a longitude: give -180 to 180 degrees (WGS 84)");
+        }
+        for code in &self.geocodes {
+            let plain = !code.is_empty()
+                && code.len() <= 64
+                && code.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+            if !plain {
+                anyhow::bail!(
+                    "--geocode {code:?}: give 1-64 letters, digits, '-', '_' or '.' (e.g. 30280)"
+                );
+            }
+        }
+        Ok(crate::store::StationPlace {
+            station_id: id.to_string(),
+            lat: self.lat,
+            lon: self.lon,
+            geocodes: self.geocodes.clone(),
+        })
+    }
+
+    fn is_empty(&self) -> bool {
+        self.lat.is_none() && self.lon.is_none() && self.geocodes.is_empty()
+    }
+
+    fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let (Some(lat), Some(lon)) = (self.lat, self.lon) {
+            parts.push(format!("at {lat},{lon}"));
+        }
+        if !self.geocodes.is_empty() {
+            parts.push(format!("codes {}", self.geocodes.join(", ")));
+        }
+        if parts.is_empty() {
+            "no place (CAP areas never select it)".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
     /// Create an operator token and print it (shown once).
     Add {
-        /// admin, district:NAME or viewer.
+        /// admin, district:NAME, viewer, or cap-source (may only post CAP alerts).
         #[arg(long, value_parser = |s: &str| s.parse::<Role>())]
         role: Role,
         /// A note saying whose token this is.
@@ -159,6 +242,8 @@ impl From<&central::tls::Issued> for TlsIssued {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StationAdded {
     pub station: String,
+    /// The one-time enrolment code (24 h) for `loa station enroll`.
+    pub code: String,
     /// The station's token, shown once.
     pub token: String,
 }
@@ -255,15 +340,40 @@ fn run_inner(args: CentralArgs) -> anyhow::Result<()> {
             Ok(())
         }
         Some(CentralCommand::Station {
-            command: StationCommand::Add { id, name, district, format },
+            command: StationCommand::Add { id, name, district, place, format },
         }) => {
+            let where_ = place.place(&id)?;
             let station = Station { id: id.clone(), name, district };
-            let token = central::add_station(&store()?, &station)?;
-            if format == Format::Json {
-                return print_json(&StationAdded { station: id, token });
+            let store = store()?;
+            let token = central::add_station(&store, &station)?;
+            if !place.is_empty() {
+                use crate::store::Store;
+                store.set_station_place(&where_)?;
             }
-            println!("station {id} added; its token (shown once, put it in the station config):");
+            let code = central::enrol::issue_code(&store, &id, chrono::Utc::now())?;
+            if format == Format::Json {
+                return print_json(&StationAdded { station: id, code, token });
+            }
+            println!("station {id} added");
+            print_code(&code);
+            println!(
+                "its token (shown once; for a station.toml written by hand — `loa station enroll` fetches a new one):"
+            );
             println!("{token}");
+            Ok(())
+        }
+        Some(CentralCommand::Station { command: StationCommand::Code { id } }) => {
+            let code = central::enrol::issue_code(&store()?, &id, chrono::Utc::now())?;
+            print_code(&code);
+            Ok(())
+        }
+        Some(CentralCommand::Station { command: StationCommand::Place { id, place } }) => {
+            use crate::store::Store;
+            let where_ = place.place(&id)?;
+            if !store()?.set_station_place(&where_)? {
+                return Err(central::CentralError::NoSuchStation(id).into());
+            }
+            println!("station {id}: {}", place.describe());
             Ok(())
         }
         Some(CentralCommand::Token { command: TokenCommand::Add { role, label } }) => {
@@ -301,6 +411,13 @@ fn run_inner(args: CentralArgs) -> anyhow::Result<()> {
         }
         None => serve(config),
     }
+}
+
+/// An enrolment code and how to use it.
+fn print_code(code: &str) {
+    println!(
+        "enrolment code (once, within 24 h; at the station: loa station enroll --central https://… --code {code}): {code}"
+    );
 }
 
 /// What `init --host` and `tls` made, and what to do with it.
@@ -348,6 +465,27 @@ fn serve(config: CentralConfig) -> anyhow::Result<()> {
         let scheme = if tls.is_some() { "https" } else { "http" };
         eprintln!("loa central listening on {scheme}://{addr}");
         eprintln!("public key: {}", state.key.public_hex());
+        // Under systemd (Type=notify): READY=1 now that it serves, STATUS= the fleet in
+        // one line, WATCHDOG=1 while the runtime turns and the store answers.
+        let _watch = central::supervise(state.clone(), format!("{scheme}://{addr}"));
+        // Alerts: raised and cleared every check_secs, sent by webhook and e-mail.
+        let channels = state.config.alerts.channels();
+        tracing::info!(
+            channels = %if channels.is_empty() { "none (loa status --problems only)".to_string() } else { channels.join(", ") },
+            "watching the fleet for problems every {} s",
+            state.config.alerts.check_secs
+        );
+        tokio::spawn(central::alerts::Watcher::new(state.clone()).run());
+        if let Some(metrics_addr) = state.config.metrics_listen {
+            let listener = central::bind(metrics_addr).await?;
+            eprintln!("loa central metrics on http://{}/metrics", listener.local_addr()?);
+            let router = central::metrics::open_router(state.clone());
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, router).await {
+                    tracing::error!("metrics listener: {e}");
+                }
+            });
+        }
         match tls {
             Some(acceptor) => {
                 central::serve_tls(listener, acceptor, state, super::shutdown_signal()).await?

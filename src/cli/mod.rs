@@ -88,14 +88,19 @@ pub fn run(cli: Cli) -> ExitCode {
 }
 
 /// Logs go to stderr, filtered by `RUST_LOG` (default `info`), so stdout stays clean for
-/// tables, CSV and JSON that people pipe elsewhere.
+/// tables, CSV and JSON that people pipe elsewhere. `LOA_LOG_FORMAT=json` writes one JSON
+/// object per line (`timestamp`, `level`, `fields.message`, the other fields, `target`)
+/// for journald forwarders and log shippers; anything else, the plain text lines.
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         // symphonia logs routine probing (and "errors" for files it merely rejects) at
         // info/error; the audio module reports what matters itself.
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,symphonia_core=off,symphonia_bundle_mp3=warn,symphonia_format_ogg=warn,symphonia_format_riff=warn,symphonia_bundle_flac=warn"));
-    let _ =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match std::env::var("LOA_LOG_FORMAT").as_deref() {
+        Ok("json") => builder.json().try_init(),
+        _ => builder.try_init(),
+    };
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C): how both daemons are told to stop.

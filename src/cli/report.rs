@@ -276,7 +276,7 @@ fn write_csv(out: &mut impl Write, report: &DailyReport, tz: Tz) -> std::io::Res
     }
     for r in &report.bulletins {
         let kind = match r.priority {
-            BulletinPriority::Emergency => "bulletin",
+            BulletinPriority::Emergency | BulletinPriority::Priority => "bulletin",
             BulletinPriority::Test => "test-bulletin",
         };
         write([

@@ -25,6 +25,9 @@ pub struct StatusArgs {
     /// Time zone of the times shown (JSON keeps UTC, full precision).
     #[arg(long, default_value = "Asia/Ho_Chi_Minh")]
     pub tz: Tz,
+    /// The open alerts instead of the fleet: what an operator must act on.
+    #[arg(long)]
+    pub problems: bool,
     #[command(flatten)]
     pub remote: RemoteArgs,
 }
@@ -32,6 +35,15 @@ pub struct StatusArgs {
 pub fn run(args: StatusArgs) -> ExitCode {
     let result = (|| {
         let remote = args.remote.resolve()?;
+        if args.problems {
+            let alerts: Vec<crate::central::alerts::AlertView> =
+                remote::runtime()?.block_on(fetch_alerts(&remote))?;
+            match args.format {
+                StatusFormat::Json => println!("{}", serde_json::to_string_pretty(&alerts)?),
+                StatusFormat::Table => print!("{}", problems_table(&alerts, args.tz)),
+            }
+            return Ok(());
+        }
         let fleet: FleetStatus = remote::runtime()?.block_on(fetch(&remote))?;
         match args.format {
             StatusFormat::Json => println!("{}", serde_json::to_string_pretty(&fleet)?),
@@ -58,6 +70,48 @@ pub async fn fetch(remote: &remote::Remote) -> anyhow::Result<FleetStatus> {
         return Err(remote.fail("status", response).await);
     }
     response.json().await.context("central's status answer is not valid JSON")
+}
+
+/// The open alerts (`GET /api/v1/alerts`).
+pub async fn fetch_alerts(
+    remote: &remote::Remote,
+) -> anyhow::Result<Vec<crate::central::alerts::AlertView>> {
+    let response = remote
+        .http
+        .get(remote.url(crate::protocol::api::paths::ALERTS))
+        .bearer_auth(&remote.token)
+        .send()
+        .await
+        .map_err(|e| remote.send_error(e))?;
+    if !response.status().is_success() {
+        return Err(remote.fail("alerts", response).await);
+    }
+    response.json().await.context("central's alerts answer is not valid JSON")
+}
+
+/// The open alerts as a table (`SINCE` local to `tz`), or a line saying there are none.
+pub fn problems_table(alerts: &[crate::central::alerts::AlertView], tz: Tz) -> String {
+    if alerts.is_empty() {
+        return "no problems\n".to_string();
+    }
+    let mut out = String::new();
+    let width = alerts.iter().map(|a| a.kind.len()).max().unwrap_or(4).max(4);
+    let station_width =
+        alerts.iter().map(|a| a.station.as_deref().unwrap_or("-").len()).max().unwrap_or(7).max(7);
+    out.push_str(&format!(
+        "{:<19}  {:<width$}  {:<station_width$}  DETAIL\n",
+        "SINCE", "KIND", "STATION"
+    ));
+    for a in alerts {
+        out.push_str(&format!(
+            "{:<19}  {:<width$}  {:<station_width$}  {}\n",
+            a.raised_at.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S"),
+            a.kind,
+            crate::protocol::text::printable(a.station.as_deref().unwrap_or("-")),
+            crate::protocol::text::printable(&a.detail),
+        ));
+    }
+    out
 }
 
 fn ago(now: DateTime<Utc>, then: DateTime<Utc>) -> String {

@@ -34,8 +34,21 @@ pub mod operator {
     pub const PLAYLOG: &str = "/api/v1/playlog";
     /// `GET`: the daily report (`?date=`).
     pub const REPORT: &str = "/api/v1/report";
-    /// `POST`: push; `GET`: list; `GET …/{id}`: show; `POST …/{id}/cancel`.
+    /// `POST`: push; `GET`: list; `GET …/{id}`: show; `POST …/{id}/cancel`,
+    /// `POST …/{id}/approve`.
     pub const BULLETINS: &str = "/api/v1/bulletins";
+    /// `POST`: a CAP document (admin or cap-source); `GET`: the alerts received.
+    pub const CAP: &str = "/api/v1/cap";
+    /// `GET`: the audit trail (admin).
+    pub const AUDIT: &str = "/api/v1/audit";
+}
+
+/// Paths outside the versioned API.
+pub mod paths {
+    /// `GET`: Prometheus text (admin or viewer token; or `metrics_listen`).
+    pub const METRICS: &str = "/metrics";
+    /// `GET`: the open alerts (any operator; a district's own stations only).
+    pub const ALERTS: &str = "/api/v1/alerts";
 }
 
 /// `GET /api/v1/audio/{sha256}` (station or operator): a file of the library, with
@@ -55,6 +68,11 @@ pub fn bulletin_path(id: &str) -> String {
 /// The URL path that cancels bulletin `id`.
 pub fn bulletin_cancel_path(id: &str) -> String {
     format!("{}/{id}/cancel", operator::BULLETINS)
+}
+
+/// The URL path that approves bulletin `id`.
+pub fn bulletin_approve_path(id: &str) -> String {
+    format!("{}/{id}/approve", operator::BULLETINS)
 }
 
 /// The URL path of the library record of `sha256`.

@@ -9,21 +9,43 @@ use super::library::Target;
 use super::playlog::Reason;
 use super::signed::SignedEnvelope;
 
-/// How urgent a pushed bulletin is: `emergency` airs at once; `test` travels the whole
+/// How urgent a pushed bulletin is: `emergency` airs at once, interrupting everything
+/// but another emergency; `priority` airs at once ahead of normal programmes and yields
+/// to emergencies (a CAP warning that is not an emergency); `test` travels the whole
 /// chain (delivery, verification, download) but is never aired.
+///
+/// Upgrading: a station older than `priority` cannot read a document that carries it
+/// and refuses it, so stations are upgraded before central sends one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BulletinPriority {
     Emergency,
+    Priority,
     Test,
+}
+
+impl BulletinPriority {
+    /// The level the station plays it at, `None` for a test (never aired).
+    pub fn level(self) -> Option<crate::schedule::Priority> {
+        match self {
+            BulletinPriority::Emergency => Some(crate::schedule::Priority::Emergency),
+            BulletinPriority::Priority => Some(crate::schedule::Priority::Priority),
+            BulletinPriority::Test => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BulletinPriority::Emergency => "emergency",
+            BulletinPriority::Priority => "priority",
+            BulletinPriority::Test => "test",
+        }
+    }
 }
 
 impl std::fmt::Display for BulletinPriority {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            BulletinPriority::Emergency => "emergency",
-            BulletinPriority::Test => "test",
-        })
+        f.write_str(self.as_str())
     }
 }
 
@@ -286,4 +308,67 @@ pub struct BulletinInfo {
     pub cancelled_at: Option<DateTime<Utc>>,
     pub issued_by: String,
     pub stations: Vec<StationDelivery>,
+    /// For a bulletin that needed a person's approval (a CAP-born one without an
+    /// `auto_air` rule): where that stands. While it waits nothing is signed and no
+    /// station hears of it; `doc.issued_at` is then when it was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
+}
+
+impl BulletinInfo {
+    /// The state `list` and `show` print first: `waiting-approval`, `expired` (never
+    /// approved), `withdrawn`, else `cancelled` or the priority.
+    pub fn headline_state(&self, now: DateTime<Utc>) -> String {
+        match &self.approval {
+            Some(a) if a.state == ApprovalState::WaitingApproval && self.doc.expires_at <= now => {
+                ApprovalState::Expired.as_str().to_string()
+            }
+            Some(a) if a.state != ApprovalState::Approved => a.state.as_str().to_string(),
+            _ if self.cancelled_at.is_some() => "cancelled".to_string(),
+            _ => self.doc.priority.to_string(),
+        }
+    }
+}
+
+/// Where a bulletin that waits for a person stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ApprovalState {
+    /// Stored (audio rendered, targets resolved), not signed: `loa bulletin approve ID`.
+    WaitingApproval,
+    /// Approved: signed and sent at `decided_at`.
+    Approved,
+    /// Its expiry came before anyone approved it: never sent.
+    Expired,
+    /// Cancelled before approval (by a person, or by a CAP Update or Cancel): never sent.
+    Withdrawn,
+}
+
+impl ApprovalState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalState::WaitingApproval => "waiting-approval",
+            ApprovalState::Approved => "approved",
+            ApprovalState::Expired => "expired",
+            ApprovalState::Withdrawn => "withdrawn",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::WaitingApproval, Self::Approved, Self::Expired, Self::Withdrawn]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+}
+
+/// The approval of one bulletin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Approval {
+    pub state: ApprovalState,
+    /// Why it waits (`CAP alert …: no auto_air rule matches (priority emergency, …)`).
+    pub reason: String,
+    /// Who made it (`cap:<sender>` for a CAP alert, or the operator's role).
+    pub requested_by: String,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
 }

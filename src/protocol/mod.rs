@@ -5,11 +5,13 @@
 //!
 //! - [`signed`]: signed documents as they travel ([`SignedEnvelope`], [`DocumentKind`]).
 //! - [`manifest`]: the signed per-station manifest and [`manifest::schedules`].
-//! - [`bulletin`]: bulletins, cancels, the event stream, delivery states.
+//! - [`bulletin`]: bulletins, cancels, the event stream, delivery states, approval.
+//! - [`cap`]: CAP alerts at central: decisions, the record of alerts, the audit trail.
 //! - [`playlog`]: ledger records, outcomes, reasons, the hash chain, pages.
 //! - [`status`]: heartbeats and the fleet.
 //! - [`report`]: the daily compliance report.
 //! - [`library`]: schedule loads, the audio library, targets, error bodies.
+//! - [`enrol`]: enrolling a station with a one-time code bound to central's identity.
 //! - [`bounds`]: the numeric and size bounds of bulletins (both sides check them).
 //! - [`api`]: paths, query parameters, headers.
 //! - [`text`]: strings from elsewhere made safe to show.
@@ -17,6 +19,8 @@
 pub mod api;
 pub mod bounds;
 pub mod bulletin;
+pub mod cap;
+pub mod enrol;
 pub mod library;
 pub mod manifest;
 pub mod playlog;
@@ -27,6 +31,7 @@ pub mod text;
 
 pub use api::API_PREFIX;
 pub use bulletin::*;
+pub use cap::*;
 pub use library::*;
 pub use manifest::*;
 pub use playlog::*;

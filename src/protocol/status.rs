@@ -67,6 +67,21 @@ impl OutputFailure {
 }
 
 impl Heartbeat {
+    /// Whether the cache holds what the station needs: all its audio, or everything
+    /// needed in the next 24 hours (as `loa status` shows `ready`).
+    pub fn cache_ready(&self, now: DateTime<Utc>) -> bool {
+        self.cache_ready_for(now, chrono::Duration::hours(24))
+    }
+
+    /// [`Heartbeat::cache_ready`] for another horizon.
+    pub fn cache_ready_for(&self, now: DateTime<Utc>, horizon: chrono::Duration) -> bool {
+        match self.ready_until {
+            Some(_) if self.missing_bytes == 0 => true,
+            Some(until) => until - now >= horizon,
+            None => false,
+        }
+    }
+
     /// The station's free texts made safe to store and show: control characters
     /// replaced, each cut at [`bounds::MAX_REASON_CHARS`].
     pub fn sanitise(&mut self) {

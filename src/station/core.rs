@@ -10,6 +10,9 @@
 //! - anything else due while an item plays waits, and starts late when the other ends
 //!   if still within its `max_delay`, else is missed "yielded to <item>";
 //! - emergencies pre-empt everything but another emergency; those queue in arrival order;
+//! - a bulletin at `priority` level (a CAP warning that is not an emergency) pre-empts
+//!   normal items, waits behind (or is pre-empted by) emergencies, and never interrupts
+//!   a provincial `priority` item;
 //! - every item handed to the player ends as exactly one [`Entry`].
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -296,13 +299,7 @@ impl Core {
         .flatten()
         {
             tracing::info!(item = %slot.item.item_id, "withdrawn: the clock stepped");
-            actions.push(Action::Cancel { id: slot.id });
-            self.done.remove(&slot.item.key());
-            if slot.item.bulletin.is_some() {
-                self.emergencies.push_front(slot.item);
-            } else {
-                self.waiting.push(slot.item);
-            }
+            self.requeue(slot, &mut actions);
         }
         actions
     }
@@ -430,8 +427,13 @@ impl Core {
         self.expire(now, &mut actions);
 
         // An emergency goes ahead of anything but another emergency; the first one due
-        // in arrival order (a repeat waits out its interval behind later arrivals).
-        if let Some(idx) = self.emergencies.iter().position(|e| e.planned <= now)
+        // in arrival order (a repeat waits out its interval behind later arrivals). A
+        // bulletin at `priority` level goes ahead of normal items, behind emergencies:
+        // of the bulletins due, the highest level first.
+        let due = |e: &Item| e.planned <= now;
+        let top = self.emergencies.iter().filter(|e| due(e)).map(|e| e.priority).max();
+        if let Some(idx) =
+            top.and_then(|p| self.emergencies.iter().position(|e| due(e) && e.priority == p))
             && self.current.as_ref().is_none_or(|c| outranks(&self.emergencies[idx], &c.item))
             && let Some(item) = self.emergencies.remove(idx)
         {
@@ -734,6 +736,18 @@ impl Core {
         }
     }
 
+    /// Withdraws `slot` from the player before it sounded and queues its item again (a
+    /// bulletin first among the emergencies, a programme among the waiting items).
+    fn requeue(&mut self, slot: Slot, actions: &mut Vec<Action>) {
+        actions.push(Action::Cancel { id: slot.id });
+        self.done.remove(&slot.item.key());
+        if slot.item.bulletin.is_some() {
+            self.emergencies.push_front(slot.item);
+        } else {
+            self.waiting.push(slot.item);
+        }
+    }
+
     fn start(&mut self, mut slot: Slot, at: DateTime<Utc>, actions: &mut Vec<Action>) {
         slot.start_at = Some(at);
         actions.push(Action::StartAt { id: slot.id, at });
@@ -752,13 +766,7 @@ impl Core {
         } else {
             // Never reached the speaker: it waits again (and may yet start late).
             tracing::info!(item = %slot.item.item_id, by = %why, "disarmed before starting");
-            actions.push(Action::Cancel { id: slot.id });
-            self.done.remove(&slot.item.key());
-            if slot.item.bulletin.is_some() {
-                self.emergencies.push_front(slot.item);
-            } else {
-                self.waiting.push(slot.item);
-            }
+            self.requeue(slot, actions);
         }
     }
 
@@ -1207,6 +1215,74 @@ mod tests {
         assert_eq!(s[2].2, ms(60_300));
         assert_eq!(s[3], ("bao".into(), Outcome::Late, ms(120_300), None));
         assert_eq!(s.len(), 4);
+    }
+
+    #[test]
+    fn a_priority_bulletin_preempts_normal_items_and_yields_to_emergencies() {
+        let items = vec![
+            item("nhac", Local, Normal, t(10, 0), 5),
+            item("tinh", Provincial, Priority::Priority, t(10, 30), 5),
+        ];
+        let lengths = [("nhac", 1800), ("canh-bao", 120), ("lu", 60), ("mua", 60), ("tinh", 60)];
+        let mut sim = Sim::new(t(9, 0), items, &lengths);
+        sim.run_until(t(10, 1));
+        let bulletin = |id: &str, priority, at| {
+            let mut b = item(id, Provincial, priority, at, 60);
+            b.bulletin =
+                Some(Bulletin { repeats_left: 0, expires: None, interval: Duration::zero() });
+            b
+        };
+        // A priority bulletin pre-empts the normal programme at once.
+        sim.core.push_emergency(bulletin("canh-bao", Priority::Priority, t(10, 1)));
+        let a = sim.core.tick(sim.now);
+        sim.apply(a);
+        sim.run_until(t(10, 2));
+        // An emergency pre-empts it; a second priority bulletin, queued first, waits
+        // behind the emergency.
+        sim.core.push_emergency(bulletin("mua", Priority::Priority, t(10, 2)));
+        sim.core.push_emergency(bulletin("lu", Priority::Emergency, t(10, 2)));
+        let a = sim.core.tick(sim.now);
+        sim.apply(a);
+        sim.run_until(t(11, 0));
+        let s = sim.summary();
+        let ms = |m: u32, x: i64| Some(t(10, m) + Duration::milliseconds(x));
+        assert_eq!(
+            s[0],
+            (
+                "nhac".into(),
+                Outcome::Preempted,
+                Some(t(10, 0)),
+                Some("pre-empted by canh-bao".into())
+            )
+        );
+        assert_eq!(
+            s[1],
+            ("canh-bao".into(), Outcome::Preempted, ms(1, 300), Some("pre-empted by lu".into()))
+        );
+        assert_eq!(s[2], ("lu".into(), Outcome::Played, ms(2, 300), None));
+        assert_eq!(s[3].0, "mua");
+        assert_eq!(s[3].2, ms(3, 300), "the priority bulletin follows the emergency");
+        // The provincial priority programme is not interrupted by a priority bulletin,
+        // and is not late behind it either (mua ended at 10:04).
+        assert_eq!(s[4], ("tinh".into(), Outcome::Played, Some(t(10, 30)), None));
+        assert_eq!(s.len(), 5, "{s:?}");
+    }
+
+    #[test]
+    fn a_priority_bulletin_waits_for_a_provincial_priority_item() {
+        let items = vec![item("tinh", Provincial, Priority::Priority, t(10, 0), 5)];
+        let mut sim = Sim::new(t(9, 0), items, &[("tinh", 120), ("canh-bao", 60)]);
+        sim.run_until(t(10, 1));
+        let mut b = item("canh-bao", Provincial, Priority::Priority, t(10, 1), 60);
+        b.bulletin = Some(Bulletin { repeats_left: 0, expires: None, interval: Duration::zero() });
+        sim.core.push_emergency(b);
+        let a = sim.core.tick(sim.now);
+        sim.apply(a);
+        sim.run_until(t(11, 0));
+        let s = sim.summary();
+        assert_eq!(s[0], ("tinh".into(), Outcome::Played, Some(t(10, 0)), None));
+        assert_eq!(s[1].0, "canh-bao");
+        assert_eq!(s[1].2, Some(t(10, 2)), "starts when the programme ends");
     }
 
     #[test]

@@ -93,6 +93,24 @@ pub enum StationError {
     },
 }
 
+/// A bulletin to put on air ([`StationCommand::Bulletin`]).
+#[derive(Debug, Clone)]
+pub struct AirBulletin {
+    pub id: String,
+    pub title: String,
+    pub audio: PathBuf,
+    /// Extra plays after the first.
+    pub repeat: u32,
+    pub expires: Option<DateTime<Utc>>,
+    pub gain_db: f32,
+    /// From the end of one play to the start of the next.
+    pub interval: Duration,
+    /// An attention tone played once before the first play.
+    pub tone: Option<PathBuf>,
+    /// `Emergency` or `Priority` (a `Normal` one is played as `Priority`).
+    pub priority: Priority,
+}
+
 /// What other parts of the station (the bulletin receiver, the sync) send the daemon.
 #[derive(Debug)]
 pub enum StationCommand {
@@ -110,6 +128,10 @@ pub enum StationCommand {
         /// An attention tone played once before the first play.
         tone: Option<PathBuf>,
     },
+    /// Play a bulletin now at `priority`: [`Priority::Emergency`] as
+    /// [`StationCommand::Emergency`]; [`Priority::Priority`] ahead of normal programmes
+    /// (it pre-empts them) but behind emergencies (they pre-empt it).
+    Bulletin(Box<AirBulletin>),
     /// Stop bulletin `id` where it plays or waits; no later repeat airs.
     CancelBulletin { id: String },
     /// Re-read the schedules now (e.g. after the sync dropped a new provincial file).
@@ -144,6 +166,55 @@ pub struct StationStatus {
     pub clock_step: Option<ClockStep>,
     /// The sound output: working, or failed since when and why (reopening meanwhile).
     pub output: OutputState,
+    /// The next scheduled play after now (for systemd's status line and logs).
+    pub next: Option<NextPlay>,
+}
+
+/// A scheduled play still to come.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NextPlay {
+    pub item_id: String,
+    pub planned: DateTime<Utc>,
+}
+
+/// The proofs of life a watchdog reads: the scheduler's loop and the audio thread each
+/// bump their counter every time round (see `service::watchdog`).
+#[derive(Debug, Clone)]
+pub struct Liveness {
+    pub scheduler: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    pub audio: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl StationStatus {
+    /// One line for systemd's `STATUS=` and people: what plays, and what comes next, in
+    /// local time (`playing ban-tin-sang, next chuong-bao at 17:40`).
+    pub fn summary(&self, tz: chrono_tz::Tz) -> String {
+        let mut parts = Vec::new();
+        if let OutputState::Failed { since, reason, .. } = &self.output {
+            parts.push(format!(
+                "sound output failed since {}: {reason}",
+                since.with_timezone(&tz).format("%H:%M:%S")
+            ));
+        }
+        match self.playing.first() {
+            Some(p) => parts.push(format!("playing {}", p.item_id)),
+            None => parts.push("idle".to_string()),
+        }
+        match &self.next {
+            Some(next) => {
+                let local = next.planned.with_timezone(&tz);
+                let today = self.at.map(|a| a.with_timezone(&tz).date_naive());
+                let when = if Some(local.date_naive()) == today {
+                    local.format("%H:%M").to_string()
+                } else {
+                    local.format("%Y-%m-%d %H:%M").to_string()
+                };
+                parts.push(format!("next {} at {when}", next.item_id));
+            }
+            None => parts.push("nothing scheduled".to_string()),
+        }
+        parts.join(", ")
+    }
 }
 
 /// Sends commands to a running daemon.
@@ -194,6 +265,11 @@ pub struct Station {
     /// that horizon: downtime is accounted once the clock has passed it.
     prior: Option<(DateTime<Utc>, Option<DateTime<Utc>>)>,
     output: tokio::sync::watch::Receiver<OutputState>,
+    /// Bumped every turn of the loop (the watchdog's proof that the scheduler runs).
+    beat: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// The next play after now, recomputed when the schedules change or it has passed
+    /// (and with none, at most once a minute): `(computed at, next)`.
+    next: Option<(DateTime<Utc>, Option<NextPlay>)>,
 }
 
 /// What [`Station::account`] did.
@@ -288,6 +364,8 @@ impl Station {
             run_start,
             prior: None,
             output,
+            beat: Default::default(),
+            next: None,
         };
         Ok((station, StationHandle { tx }))
     }
@@ -302,6 +380,11 @@ impl Station {
     /// Follows what the daemon is doing.
     pub fn status(&self) -> tokio::sync::watch::Receiver<StationStatus> {
         self.status.subscribe()
+    }
+
+    /// The scheduler's and the audio thread's proofs of life.
+    pub fn liveness(&self) -> Liveness {
+        Liveness { scheduler: self.beat.clone(), audio: self.player.beat() }
     }
 
     /// Runs until `shutdown` resolves, then fades out what plays, records it and returns.
@@ -320,6 +403,7 @@ impl Station {
         let mut next_poll = self.clock.monotonic();
         tokio::pin!(shutdown);
         loop {
+            self.beat.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let now = self.now();
             let mono = self.clock.monotonic();
             if mono >= next_poll {
@@ -643,6 +727,32 @@ impl Station {
         self.expanded_until = until;
         let actions = self.core.set_candidates(items);
         self.execute(actions);
+        self.next = None;
+    }
+
+    /// The next play after now, from the schedules (cached until it passes).
+    fn next_play(&mut self, now: DateTime<Utc>) -> Option<NextPlay> {
+        // What already plays (started a few milliseconds before its instant) is not next.
+        let playing = self.core.playing_now();
+        let sounding = |id: &str, planned: DateTime<Utc>| {
+            playing.iter().any(|p| p.item_id == id && p.planned == planned)
+        };
+        let stale = match &self.next {
+            None => true,
+            Some((_, Some(next))) => next.planned <= now || sounding(&next.item_id, next.planned),
+            Some((at, None)) => now < *at || now - *at > chrono::Duration::minutes(1),
+        };
+        if stale {
+            let next = self
+                .schedules
+                .timeline()
+                .next(now, 4)
+                .into_iter()
+                .find(|o| o.planned > now && !sounding(&o.item_id, o.planned))
+                .map(|o| NextPlay { item_id: o.item_id, planned: o.planned });
+            self.next = Some((now, next));
+        }
+        self.next.as_ref().and_then(|(_, n)| n.clone())
     }
 
     fn mark_alive(&mut self, now: DateTime<Utc>) {
@@ -667,9 +777,44 @@ impl Station {
         self.flush_unwritten();
     }
 
-    fn current_status(&self, now: DateTime<Utc>) -> StationStatus {
+    /// Queues a bulletin (and its attention tone first) at its priority.
+    fn air(&mut self, air: AirBulletin, now: DateTime<Utc>) {
+        let AirBulletin { id, title, audio, repeat, expires, gain_db, interval, tone, priority } =
+            air;
+        let priority = priority.max(Priority::Priority);
+        let interval = chrono::Duration::from_std(interval).unwrap_or_default();
+        if let Some(tone) = tone {
+            self.core.push_emergency(Item {
+                item_id: format!("{id}:tone"),
+                title: format!("{title} (attention tone)"),
+                layer: Layer::Provincial,
+                priority,
+                planned: now,
+                max_delay: chrono::Duration::hours(1),
+                audio: AudioRef::Path(tone),
+                gain_db: 0.0,
+                bulletin: Some(Bulletin { repeats_left: 0, expires, interval }),
+            });
+        }
+        let item = Item {
+            item_id: id,
+            title,
+            layer: Layer::Provincial,
+            priority,
+            planned: now,
+            max_delay: chrono::Duration::hours(1),
+            audio: AudioRef::Path(audio),
+            gain_db,
+            bulletin: Some(Bulletin { repeats_left: repeat, expires, interval }),
+        };
+        self.core.push_emergency(item);
+    }
+
+    fn current_status(&mut self, now: DateTime<Utc>) -> StationStatus {
         let wake = self.status.borrow().wake;
+        let next = self.next_play(now);
         StationStatus {
+            next,
             at: Some(now),
             wake,
             preparing: self.preparing.len(),
@@ -692,33 +837,21 @@ impl Station {
                 interval,
                 tone,
             } => {
-                let interval = chrono::Duration::from_std(interval).unwrap_or_default();
-                if let Some(tone) = tone {
-                    self.core.push_emergency(Item {
-                        item_id: format!("{id}:tone"),
-                        title: format!("{title} (attention tone)"),
-                        layer: Layer::Provincial,
-                        priority: Priority::Emergency,
-                        planned: now,
-                        max_delay: chrono::Duration::hours(1),
-                        audio: AudioRef::Path(tone),
-                        gain_db: 0.0,
-                        bulletin: Some(Bulletin { repeats_left: 0, expires, interval }),
-                    });
-                }
-                let item = Item {
-                    item_id: id,
+                let priority = Priority::Emergency;
+                let air = AirBulletin {
+                    id,
                     title,
-                    layer: Layer::Provincial,
-                    priority: Priority::Emergency,
-                    planned: now,
-                    max_delay: chrono::Duration::hours(1),
-                    audio: AudioRef::Path(audio),
+                    audio,
+                    repeat,
+                    expires,
                     gain_db,
-                    bulletin: Some(Bulletin { repeats_left: repeat, expires, interval }),
+                    interval,
+                    tone,
+                    priority,
                 };
-                self.core.push_emergency(item);
+                self.air(air, now);
             }
+            StationCommand::Bulletin(air) => self.air(*air, now),
             StationCommand::CancelBulletin { id } => {
                 let actions = self.core.cancel_bulletin(&id, now);
                 self.execute(actions);
@@ -880,7 +1013,9 @@ impl Station {
         match self.ledger.append(entry.clone()) {
             Ok(Appended::New(r)) => {
                 tracing::info!(seq = r.seq, item = %r.entry.item_id, outcome = %r.entry.outcome, "recorded");
-                if r.entry.priority == Priority::Emergency
+                // Bulletins play at emergency or priority level; the receiver ignores
+                // the records of scheduled priority items (it knows no such id).
+                if r.entry.priority >= Priority::Priority
                     && let Some(tx) = &self.bulletin_records
                 {
                     let _ = tx.send(r.entry);

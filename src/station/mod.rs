@@ -9,6 +9,7 @@
 //! - [`daemon`]: the IO shell — clock, player, ledger, commands, crash recovery.
 //! - [`run()`]: all of it — daemon, receiver, uplink — under one shutdown signal.
 //! - [`uplink`]: with central configured, the sync, heartbeats and playlog reporting.
+//! - [`enrol`]: `loa station enroll` — token, province key and CA from a one-time code.
 //! - [`ledger`]: the durable, hash-chained record of every planned item (SQLite).
 //! - [`sync`]: manifests and audio from central into the cache, heartbeats.
 
@@ -16,6 +17,7 @@ pub mod bulletins;
 pub mod config;
 pub mod core;
 pub mod daemon;
+pub mod enrol;
 pub mod ledger;
 mod run;
 pub mod schedules;
@@ -23,5 +25,8 @@ pub mod sync;
 pub mod uplink;
 
 pub use config::{ConfigError, StationConfig};
-pub use daemon::{Station, StationCommand, StationError, StationHandle, StationStatus};
-pub use run::{RunError, run};
+pub use daemon::{
+    AirBulletin, Liveness, NextPlay, Station, StationCommand, StationError, StationHandle,
+    StationStatus,
+};
+pub use run::{RunError, Supervisor, run, run_supervised};

@@ -6,14 +6,18 @@
 //! their assignments, every manifest ever issued, and the latest heartbeat per station.
 //! Tokens are never stored, only their sha256.
 
+mod cap;
+mod field;
 mod playlog;
 mod sqlite;
 
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
+pub use field::{AlertRow, ClaimOutcome, EnrolCode, Notification};
 pub use sqlite::SqliteStore;
 
+use crate::protocol::{AlertRecord, Approval, ApprovalState, AuditEntry, BulletinDoc};
 use crate::protocol::{AudioInfo, Heartbeat, PlaylogAck, PlaylogSummary, SignedEnvelope};
 use crate::protocol::{Outcome, Record};
 use crate::schedule::Layer;
@@ -52,6 +56,8 @@ pub enum Role {
     District(String),
     /// Read-only: status, logs, reports.
     Viewer,
+    /// A disaster authority's system: may only post CAP alerts (`POST /api/v1/cap`).
+    CapSource,
 }
 
 impl std::fmt::Display for Role {
@@ -60,6 +66,7 @@ impl std::fmt::Display for Role {
             Role::Admin => write!(f, "admin"),
             Role::District(name) => write!(f, "district:{name}"),
             Role::Viewer => write!(f, "viewer"),
+            Role::CapSource => write!(f, "cap-source"),
         }
     }
 }
@@ -71,13 +78,14 @@ impl std::str::FromStr for Role {
         match text.trim() {
             "admin" => Ok(Role::Admin),
             "viewer" => Ok(Role::Viewer),
+            "cap-source" => Ok(Role::CapSource),
             other => match other.strip_prefix("district:") {
                 Some(name) if !name.trim().is_empty() => {
                     Ok(Role::District(name.trim().to_string()))
                 }
-                _ => {
-                    Err(format!("unknown role {other:?}: expected admin, district:NAME or viewer"))
-                }
+                _ => Err(format!(
+                    "unknown role {other:?}: expected admin, district:NAME, viewer or cap-source"
+                )),
             },
         }
     }
@@ -113,6 +121,25 @@ pub struct AudioLevels {
     /// again before its gain can be trusted not to clip.
     pub true_peak_dbtp: Option<f64>,
     pub gain_db: f32,
+}
+
+/// Where a station is, for CAP areas: WGS 84 degrees and administrative-unit codes.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StationPlace {
+    pub station_id: String,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    /// Administrative-unit codes a CAP geocode may name (the commune's, …).
+    pub geocodes: Vec<String>,
+}
+
+/// A bulletin made but not signed: it waits for a person's approval (or did).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingBulletin {
+    /// The document as it will be signed: targets resolved, audio rendered;
+    /// `issued_at` is when it was made (approval signs it with the approval's time).
+    pub doc: BulletinDoc,
+    pub approval: Approval,
 }
 
 /// The latest heartbeat from a station, as received.
@@ -189,6 +216,104 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<PlaylogAck, StoreError>;
     fn playlog(&self, filter: &PlaylogFilter) -> Result<Vec<Record>, StoreError>;
     fn playlog_summary(&self, station_id: &str) -> Result<PlaylogSummary, StoreError>;
+
+    /// Sets where a station is; `false` when there is no such station.
+    fn set_station_place(&self, place: &StationPlace) -> Result<bool, StoreError>;
+    /// Every station's place (stations without one have empty fields), by id.
+    fn station_places(&self) -> Result<Vec<StationPlace>, StoreError>;
+
+    /// The CAP alert ledger's state as last saved (JSON of `cap::AlertLedger`).
+    fn cap_ledger(&self) -> Result<Option<String>, StoreError>;
+    /// In one transaction: the records of an alert's decisions, the audit rows that go
+    /// with them, and the ledger's new state (`None`: unchanged, e.g. a refusal).
+    fn record_alerts(
+        &self,
+        records: &[AlertRecord],
+        audit: &[AuditEntry],
+        ledger: Option<&str>,
+    ) -> Result<(), StoreError>;
+    /// The newest `limit` alert records, newest first.
+    fn alerts(&self, limit: usize) -> Result<Vec<AlertRecord>, StoreError>;
+    /// The bulletin made for the alert (sender, identifier, sent), if one was.
+    fn alert_bulletin(
+        &self,
+        sender: &str,
+        identifier: &str,
+        sent: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError>;
+
+    /// Stores a bulletin that waits for approval (or a record of one that needed it).
+    fn put_pending(&self, pending: &PendingBulletin) -> Result<(), StoreError>;
+    fn pending(&self, id: &str) -> Result<Option<PendingBulletin>, StoreError>;
+    /// The newest `limit` bulletins that needed approval, newest first.
+    fn pending_list(&self, limit: usize) -> Result<Vec<PendingBulletin>, StoreError>;
+    /// Moves bulletin `id` from state `from` to `to`, by `by` at `at`; `false` (and
+    /// nothing changed) when it is not in state `from`: two people approving at once
+    /// approve it once.
+    fn decide_pending(
+        &self,
+        id: &str,
+        from: ApprovalState,
+        to: ApprovalState,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// Appends one line to the audit trail.
+    fn audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
+    /// The newest `limit` lines of the audit trail, newest first.
+    fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
+
+    // In the field: enrolment codes and alerts (`field.rs`).
+
+    /// Stores a new enrolment code (what it stretches into; never the code itself).
+    fn put_enrol_code(&self, code: &EnrolCode) -> Result<(), StoreError>;
+    fn enrol_code(&self, lookup: &str) -> Result<Option<EnrolCode>, StoreError>;
+    /// In one transaction: a right claim on a live, unused code uses it up and replaces
+    /// the station's token hash; a wrong one counts towards `max_failures`.
+    fn claim_enrol_code(
+        &self,
+        lookup: &str,
+        claim_hash: &str,
+        token_hash: &str,
+        now: DateTime<Utc>,
+        max_failures: u32,
+    ) -> Result<ClaimOutcome, StoreError>;
+    /// Playlog records held, counted by station and outcome (for `/metrics`).
+    fn playlog_outcome_counts(&self) -> Result<Vec<(String, String, u64)>, StoreError>;
+    /// A station's latest record that aired (played or late), for the silence alert.
+    fn latest_aired(&self, station_id: &str) -> Result<Option<Record>, StoreError>;
+    /// Alerts not cleared yet, oldest first.
+    fn open_alerts(&self) -> Result<Vec<AlertRow>, StoreError>;
+    /// Raises an alert unless one with its key is open; queues a notification per
+    /// channel in the same transaction. True when newly raised.
+    fn raise_alert(
+        &self,
+        alert: &AlertRow,
+        channels: &[&str],
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Clears the open alert with `key`, queueing its notifications. True when one was open.
+    fn clear_alert(
+        &self,
+        key: &str,
+        channels: &[&str],
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Notifications due by `now`, oldest first.
+    fn due_notifications(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Notification>, StoreError>;
+    fn notification_sent(&self, id: i64, now: DateTime<Utc>) -> Result<(), StoreError>;
+    /// A failed try, tried again at `next_try` (`None`: given up).
+    fn notification_failed(
+        &self,
+        id: i64,
+        error: &str,
+        next_try: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError>;
 }
 
 /// What [`Store::playlog`] selects; empty fields select everything.

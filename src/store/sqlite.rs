@@ -8,10 +8,11 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    AudioLevels, PlaylogFilter, Role, Station, Store, StoreError, StoredHeartbeat, StoredManifest,
-    StoredSchedule, playlog,
+    AudioLevels, PendingBulletin, PlaylogFilter, Role, Station, StationPlace, Store, StoreError,
+    StoredHeartbeat, StoredManifest, StoredSchedule, cap, playlog,
 };
 use crate::protocol::Record;
+use crate::protocol::{AlertRecord, ApprovalState, AuditEntry};
 use crate::protocol::{AudioInfo, SignedEnvelope};
 use crate::protocol::{PlaylogAck, PlaylogSummary};
 use crate::schedule::Layer;
@@ -91,6 +92,8 @@ impl SqliteStore {
             .and_then(|()| conn.execute_batch(SCHEMA))
             .and_then(|()| add_missing_columns(&conn))
             .and_then(|()| conn.execute_batch(super::playlog::SCHEMA))
+            .and_then(|()| conn.execute_batch(cap::SCHEMA))
+            .and_then(|()| conn.execute_batch(super::field::SCHEMA))
             .map_err(|source| StoreError::Open { path: shown, source })?;
         Ok(Self { conn: Mutex::new(conn) })
     }
@@ -107,7 +110,7 @@ impl SqliteStore {
 fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
     const ADDED: &[(&str, &str, &str)] =
         &[("audio", "true_peak_dbtp", "REAL"), ("audio", "damage", "TEXT")];
-    for (table, column, kind) in ADDED {
+    for (table, column, kind) in ADDED.iter().chain(cap::ADDED) {
         let exists: bool = conn.query_row(
             &format!("SELECT COUNT(*) > 0 FROM pragma_table_info('{table}') WHERE name = ?1"),
             [column],
@@ -460,6 +463,83 @@ impl Store for SqliteStore {
         playlog::summary(&self.conn(), station_id)
     }
 
+    fn put_enrol_code(&self, code: &super::EnrolCode) -> Result<(), StoreError> {
+        super::field::put_enrol_code(&self.conn(), code)
+    }
+
+    fn enrol_code(&self, lookup: &str) -> Result<Option<super::EnrolCode>, StoreError> {
+        super::field::enrol_code(&self.conn(), lookup)
+    }
+
+    fn claim_enrol_code(
+        &self,
+        lookup: &str,
+        claim_hash: &str,
+        token_hash: &str,
+        now: DateTime<Utc>,
+        max_failures: u32,
+    ) -> Result<super::ClaimOutcome, StoreError> {
+        super::field::claim_enrol_code(
+            &mut self.conn(),
+            lookup,
+            claim_hash,
+            token_hash,
+            now,
+            max_failures,
+        )
+    }
+
+    fn playlog_outcome_counts(&self) -> Result<Vec<(String, String, u64)>, StoreError> {
+        super::field::playlog_outcome_counts(&self.conn())
+    }
+
+    fn latest_aired(&self, station_id: &str) -> Result<Option<Record>, StoreError> {
+        super::field::latest_aired(&self.conn(), station_id)
+    }
+
+    fn open_alerts(&self) -> Result<Vec<super::AlertRow>, StoreError> {
+        super::field::open_alerts(&self.conn())
+    }
+
+    fn raise_alert(
+        &self,
+        alert: &super::AlertRow,
+        channels: &[&str],
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        super::field::raise_alert(&mut self.conn(), alert, channels, now)
+    }
+
+    fn clear_alert(
+        &self,
+        key: &str,
+        channels: &[&str],
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        super::field::clear_alert(&mut self.conn(), key, channels, now)
+    }
+
+    fn due_notifications(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<super::Notification>, StoreError> {
+        super::field::due_notifications(&self.conn(), now, limit)
+    }
+
+    fn notification_sent(&self, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
+        super::field::notification_sent(&self.conn(), id, now)
+    }
+
+    fn notification_failed(
+        &self,
+        id: i64,
+        error: &str,
+        next_try: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        super::field::notification_failed(&self.conn(), id, error, next_try)
+    }
+
     fn latest_manifest(&self, station_id: &str) -> Result<Option<StoredManifest>, StoreError> {
         let row: Option<(i64, String, String, String)> = self
             .conn()
@@ -494,6 +574,71 @@ impl Store for SqliteStore {
             params![heartbeat.station_id, heartbeat.received_at.to_rfc3339(), body],
         )?;
         Ok(())
+    }
+
+    fn set_station_place(&self, place: &StationPlace) -> Result<bool, StoreError> {
+        cap::set_place(&self.conn(), place)
+    }
+
+    fn station_places(&self) -> Result<Vec<StationPlace>, StoreError> {
+        cap::places(&self.conn())
+    }
+
+    fn cap_ledger(&self) -> Result<Option<String>, StoreError> {
+        cap::ledger(&self.conn())
+    }
+
+    fn record_alerts(
+        &self,
+        records: &[AlertRecord],
+        audit: &[AuditEntry],
+        ledger: Option<&str>,
+    ) -> Result<(), StoreError> {
+        cap::record(&mut self.conn(), records, audit, ledger)
+    }
+
+    fn alerts(&self, limit: usize) -> Result<Vec<AlertRecord>, StoreError> {
+        cap::alerts(&self.conn(), limit)
+    }
+
+    fn alert_bulletin(
+        &self,
+        sender: &str,
+        identifier: &str,
+        sent: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError> {
+        cap::alert_bulletin(&self.conn(), sender, identifier, sent)
+    }
+
+    fn put_pending(&self, pending: &PendingBulletin) -> Result<(), StoreError> {
+        cap::put_pending(&self.conn(), pending)
+    }
+
+    fn pending(&self, id: &str) -> Result<Option<PendingBulletin>, StoreError> {
+        cap::pending(&self.conn(), id)
+    }
+
+    fn pending_list(&self, limit: usize) -> Result<Vec<PendingBulletin>, StoreError> {
+        cap::pending_list(&self.conn(), limit)
+    }
+
+    fn decide_pending(
+        &self,
+        id: &str,
+        from: ApprovalState,
+        to: ApprovalState,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        cap::decide(&self.conn(), id, from, to, by, at)
+    }
+
+    fn audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        cap::audit(&self.conn(), entry)
+    }
+
+    fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        cap::audit_log(&self.conn(), limit)
     }
 
     fn heartbeats(&self) -> Result<Vec<StoredHeartbeat>, StoreError> {

@@ -5,6 +5,7 @@
 mod support;
 
 mod api;
+mod cap_ingest;
 mod cli;
 mod library_gains;
 mod operator_cli;

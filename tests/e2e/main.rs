@@ -1,11 +1,13 @@
 //! End to end with real processes: `loa demo` (and Ctrl-C), the README's commands, the
-//! playlog across a central outage and SIGKILL, and the emergency path under attack.
+//! playlog across a central outage and SIGKILL, the emergency path under attack, and CAP
+//! alerts from a disaster authority to two stations.
 //! They run two at a time: their checks of when audio aired read the stations' own
 //! sink timelines (and allow a late start), not the machine's promptness.
 
 #[path = "../support/mod.rs"]
 mod support;
 
+mod cap;
 mod demo;
 mod demo_interrupt;
 mod hardening;

@@ -46,13 +46,14 @@ pub fn tls_fixture(name: &str) -> PathBuf {
     root().join("tests/fixtures/tls").join(name)
 }
 
-/// `loa` with none of the remote settings and `HOME` nowhere.
+/// `loa` with none of the remote settings, text logs, and `HOME` nowhere.
 pub fn command() -> Command {
     let mut c = Command::new(LOA);
     c.env_remove("LOA_CENTRAL")
         .env_remove("LOA_TOKEN")
         .env_remove("LOA_CA_CERT")
         .env_remove("LOA_CLIENT_CONFIG")
+        .env_remove("LOA_LOG_FORMAT")
         .env("HOME", "/nonexistent");
     c
 }
@@ -282,16 +283,17 @@ impl Proc {
         let _ = self.child.wait();
     }
 
-    /// SIGTERM, then waits (bounded) for the exit: a daemon fades out and records.
+    /// SIGTERM, then waits (bounded) for the exit: a daemon fades out and records. How
+    /// it exited.
     #[track_caller]
-    pub fn terminate(mut self, within: Duration) {
+    pub fn terminate(mut self, within: Duration) -> std::process::ExitStatus {
         // SAFETY: kill(2) on the child we spawned and have not reaped.
         unsafe {
             libc::kill(self.child.id() as i32, libc::SIGTERM);
         }
         wait::until("the process to stop after SIGTERM", within, || {
-            matches!(self.child.try_wait(), Ok(Some(_)))
-        });
+            self.child.try_wait().ok().flatten()
+        })
     }
 }
 

@@ -103,6 +103,12 @@ pub struct ClockedSink {
     /// Re-anchor the timeline after falling this far behind the clock (real-time use);
     /// `None` keeps the ideal timeline however far the clock jumps (tests).
     resync_after: Option<Duration>,
+    /// Whether [`Sink::pause`] is honoured (see [`ClockedSink::with_pause`]).
+    can_pause: bool,
+    paused: bool,
+    /// Frames of the timeline that passed in pauses: played by the sink itself, never
+    /// written, so not in the recording.
+    skipped: u64,
 }
 
 fn wall_minus_mono(clock: &SharedClock) -> chrono::Duration {
@@ -137,6 +143,9 @@ impl ClockedSink {
             recording: recording.clone(),
             offset,
             resync_after: None,
+            can_pause: false,
+            paused: false,
+            skipped: 0,
         };
         (sink, recording)
     }
@@ -145,6 +154,15 @@ impl ClockedSink {
     /// device would have played silence meanwhile), instead of catching up in a burst.
     pub fn with_resync_after(mut self, lag: Duration) -> Self {
         self.resync_after = Some(lag);
+        self
+    }
+
+    /// Honours [`Sink::pause`] like a sound card: while paused the timeline runs on (the
+    /// sink "plays" silence by itself) and the next frame written after the pause plays
+    /// at once. The recording then holds only what was written; each pause starts a new
+    /// segment, so [`Recording::time_of_frame`] stays exact.
+    pub fn with_pause(mut self) -> Self {
+        self.can_pause = true;
         self
     }
 
@@ -194,10 +212,40 @@ impl Sink for ClockedSink {
         if resynced || (offset - self.offset).abs() > chrono::Duration::milliseconds(1) {
             self.offset = offset;
             if let Some(recording) = &self.recording {
-                recording.lock().segments.push((self.written, wall));
+                recording.lock().segments.push((self.written - self.skipped, wall));
             }
         }
         wall
+    }
+
+    fn pause(&mut self) -> bool {
+        self.paused = self.can_pause;
+        self.paused
+    }
+
+    fn resume(&mut self) {
+        if !std::mem::take(&mut self.paused) {
+            return;
+        }
+        // The frames the pause lasted played as silence: the timeline moves on to now.
+        let elapsed = self.clock.monotonic().saturating_sub(self.origin);
+        let now_frame = (elapsed.as_nanos() * u128::from(self.format.rate)).div_ceil(1_000_000_000);
+        let now_frame = u64::try_from(now_frame).unwrap_or(u64::MAX);
+        if now_frame > self.written {
+            self.skipped += now_frame - self.written;
+            self.written = now_frame;
+            let wall = crate::clock::add(
+                self.clock.now(),
+                chrono::Duration::from_std(
+                    self.mono_of(now_frame).saturating_sub(self.clock.monotonic()),
+                )
+                .unwrap_or_default(),
+            );
+            self.offset = wall_minus_mono(&self.clock);
+            if let Some(recording) = &self.recording {
+                recording.lock().segments.push((self.written - self.skipped, wall));
+            }
+        }
     }
 
     fn write(&mut self, samples: &[f32]) -> Result<(), SinkError> {
@@ -211,6 +259,7 @@ impl Sink for ClockedSink {
             recording.lock().samples.extend_from_slice(samples);
         }
         self.written = end;
+        self.paused = false;
         Ok(())
     }
 }

@@ -6,6 +6,12 @@
 //! device's own latency (`playback − callback` from cpal's `OutputCallbackInfo`). From
 //! that anchor, the instant of any frame written later follows by counting frames.
 //!
+//! Paused (the player has nothing due soon, [`Sink::pause`]): the stream keeps running and
+//! each callback plays silence at once instead of waiting for frames; its anchor is then
+//! the *next* callback's playback instant, where the first frame written after
+//! [`Sink::resume`] will land. A device that drains faster than real time is paced by the
+//! paused callback itself. A stream error while paused shows in [`Sink::check`].
+//!
 //! A stream error (the device went away, the ALSA plugin's write failed) makes the next
 //! `write` fail; the player then drops this sink, which stops cpal's stream and closes
 //! the PCM, and opens a new one (see `audio::player`). Underruns are counted, not errors.
@@ -37,6 +43,12 @@ struct Shared {
     underruns: u64,
     /// Set on drop: callbacks stop waiting for frames that will not come.
     closing: bool,
+    /// The player paused (nothing plays or is due soon): callbacks play silence at once
+    /// instead of waiting for frames. From the first paused callback: when it ran and the
+    /// frames of silence played since, so a device that drains faster than real time
+    /// (the test file tap) is paced by the callback itself.
+    paused: bool,
+    paused_from: Option<(std::time::Instant, u64)>,
 }
 
 struct State {
@@ -129,6 +141,8 @@ impl DeviceSink {
                 error: None,
                 underruns: 0,
                 closing: false,
+                paused: false,
+                paused_from: None,
             }),
             room: Condvar::new(),
             data: Condvar::new(),
@@ -186,11 +200,32 @@ where
                 let latency = ts.playback.saturating_duration_since(ts.callback);
                 let latency = chrono::Duration::from_std(latency).unwrap_or_default();
                 let mut shared = cb_state.lock();
-                // Short of frames: the player writes continuously (silence when idle), so
+                // Short of frames: the player writes continuously while not paused, so
                 // they are on their way; wait for them rather than play a gap. On a sound
                 // card the device has underrun either way; a device that drains faster
                 // than real time (the test file tap) is thereby paced by the player.
                 let waited_from = std::time::Instant::now();
+                if shared.paused && shared.ring.len() < data.len() {
+                    shared = paused_callback(&cb_state, shared, data.len() / channels, format.rate);
+                    let n = shared.ring.len().min(data.len());
+                    for (d, s) in data[..n].iter_mut().zip(shared.ring.drain(..n)) {
+                        *d = T::from_sample(s);
+                    }
+                    for d in &mut data[n..] {
+                        *d = T::from_sample(0.0f32);
+                    }
+                    shared.taken += (n / channels) as u64;
+                    // The next frame written plays at the start of the next callback.
+                    let period =
+                        super::frames_to_duration((data.len() / channels) as u64, format.rate);
+                    let next =
+                        now + latency + chrono::Duration::from_std(period).unwrap_or_default();
+                    shared.anchor = Some((shared.taken, next));
+                    shared.latency = latency;
+                    drop(shared);
+                    cb_state.room.notify_all();
+                    return;
+                }
                 while shared.ring.len() < data.len() && !shared.closing {
                     let Some(left) = patience.checked_sub(waited_from.elapsed()) else { break };
                     let (guard, _) =
@@ -232,6 +267,32 @@ where
             None,
         )
         .map_err(device_err)
+}
+
+/// A callback while the player is paused: no frames are coming, so nothing to wait for,
+/// unless the device is taking silence faster than real time (no sound card does; the
+/// test file tap's null slave does): then it waits until real time has caught up, or
+/// until the player writes again.
+fn paused_callback<'a>(
+    state: &'a State,
+    mut shared: MutexGuard<'a, Shared>,
+    frames: usize,
+    rate: u32,
+) -> MutexGuard<'a, Shared> {
+    let now = std::time::Instant::now();
+    let (since, played) = *shared.paused_from.get_or_insert((now, 0));
+    let ahead = super::frames_to_duration(played, rate).saturating_sub(now.duration_since(since));
+    if ahead > super::frames_to_duration(2 * frames as u64, rate) {
+        let (guard, _) = state
+            .data
+            .wait_timeout(shared, ahead.min(Duration::from_millis(100)))
+            .unwrap_or_else(|p| p.into_inner());
+        shared = guard;
+    }
+    if let Some((_, played)) = shared.paused_from.as_mut() {
+        *played += frames as u64;
+    }
+    shared
 }
 
 impl Sink for DeviceSink {
@@ -287,12 +348,34 @@ impl Sink for DeviceSink {
             if let Some(e) = &shared.error {
                 return Err(SinkError::Device { detail: e.clone() });
             }
+            shared.paused = false;
+            shared.paused_from = None;
             shared.ring.extend(chunk.iter().copied());
             drop(shared);
             self.state.data.notify_all();
             self.written += (chunk.len() / self.format.channels) as u64;
         }
         Ok(())
+    }
+
+    fn pause(&mut self) -> bool {
+        let mut shared = self.state.lock();
+        shared.paused = true;
+        shared.paused_from = None;
+        true
+    }
+
+    fn resume(&mut self) {
+        let mut shared = self.state.lock();
+        shared.paused = false;
+        shared.paused_from = None;
+    }
+
+    fn check(&mut self) -> Result<(), SinkError> {
+        match &self.state.lock().error {
+            Some(e) => Err(SinkError::Device { detail: e.clone() }),
+            None => Ok(()),
+        }
     }
 
     fn flush(&mut self) -> Result<(), SinkError> {
@@ -315,7 +398,10 @@ impl Sink for DeviceSink {
 
 impl Drop for DeviceSink {
     fn drop(&mut self) {
-        self.state.lock().closing = true;
+        let mut shared = self.state.lock();
+        shared.closing = true;
+        shared.paused = false;
+        drop(shared);
         self.state.data.notify_all();
     }
 }

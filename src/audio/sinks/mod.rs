@@ -80,6 +80,22 @@ pub trait Sink: Send {
     fn flush(&mut self) -> Result<(), SinkError> {
         Ok(())
     }
+    /// Lets the stream go on by itself, playing silence, until [`Sink::resume`]: the
+    /// player calls it when nothing plays or is due soon, and writes nothing meanwhile
+    /// (the stream stays open and its timing stays known). A sink that cannot (an
+    /// air-check file must hold the silence) returns false and is written silence as
+    /// before.
+    fn pause(&mut self) -> bool {
+        false
+    }
+    /// Ends a pause: the next [`Sink::next_frame_at`] answers for a stream that played
+    /// silence meanwhile.
+    fn resume(&mut self) {}
+    /// While paused: whether the output still works (a sound card's stream error shows
+    /// here instead of at the next write).
+    fn check(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
 }
 
 /// Options for [`open`]. `Default` is 48 kHz stereo, the system clock, no file.
@@ -157,7 +173,8 @@ pub fn open(name: &str, options: SinkOptions) -> Result<Box<dyn Sink>, SinkError
         }
         "clocked" => {
             let (sink, _) = ClockedSink::new(format, options.clock, options.buffer_frames, false);
-            Ok(Box::new(sink))
+            // Like a sound card, it plays silence by itself while the player pauses.
+            Ok(Box::new(sink.with_pause()))
         }
         "null" => Ok(Box::new(NullSink::new(format, options.clock))),
         other => Err(SinkError::Unknown {

@@ -13,11 +13,17 @@
 //!   central resumes every stream where it was.
 //! - "Not reached (offline since …)" comes from the last contact: a heartbeat or the
 //!   event stream itself.
+//! - A bulletin may wait for a person's approval ([`issue::hold`], a CAP alert without
+//!   an `auto_air` rule): stored whole in [`crate::store`] but not signed, so no station
+//!   hears of it until [`approve`] signs it (issued then, expiring when it was to).
+//! - Every push, cancel, withdrawal and approval goes through [`issue`] and writes a line
+//!   of the audit trail.
 //!
 //! The tables live in their own file (`bulletins.sqlite`) beside the main store, so this
 //! module changes nothing in [`crate::store`].
 
 mod delivery_log;
+pub mod issue;
 mod routes;
 mod speech;
 
@@ -35,6 +41,7 @@ use crate::protocol::{
 };
 use crate::signing::SigningError;
 use delivery_log::DeliveryLog;
+pub use issue::{Actor, Cancelled, Draft, approve, cancel, hold, issue};
 pub use routes::{MAX_TEXT_CHARS, REAUTH_EVERY, STREAM_HEARTBEAT, resolve_targets, routes};
 pub use speech::{ESPEAK, SPEECH_TIMEOUT, render_speech};
 
@@ -319,6 +326,11 @@ impl Hub {
             Ok((doc, by, cancelled))
         })
         .transpose()
+    }
+
+    /// The stations signed bulletin `id` was sent to (resolved also for `--to all`).
+    pub fn targets(&self, id: &str) -> Result<Option<Vec<String>>, BulletinError> {
+        Ok(self.bulletin(id)?.map(|(doc, _, _)| doc.targets))
     }
 
     fn bulletin_ids(&self) -> Result<Vec<String>, BulletinError> {

@@ -15,16 +15,18 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
+use super::issue::{self, Actor, Draft};
 use super::{Connected, StoredEvent, lock};
 use crate::central::api::Routes;
-use crate::central::auth::{operator_auth as operator, parse_json, station_auth as station};
+use crate::central::auth::{
+    admin_auth, operator_auth as operator, parse_json, peer, station_auth as station,
+};
 use crate::central::{ApiError, AppState};
 use crate::protocol::{
-    BulletinCancelDoc, BulletinDoc, BulletinEvent, BulletinEvents, BulletinInfo, DeliveryReport,
-    DeliveryState, DocumentKind, PushBulletinRequest, PushBulletinResponse, StationDelivery,
-    Target,
+    ApprovalState, BulletinEvent, BulletinEvents, BulletinInfo, DeliveryReport, DeliveryState,
+    PushBulletinRequest, PushBulletinResponse, StationDelivery, Target,
 };
-use crate::store::{Role, Station};
+use crate::store::{PendingBulletin, Role, Station};
 
 /// Comment line sent on an idle stream so proxies and stations know it is alive.
 pub const STREAM_HEARTBEAT: Duration = Duration::from_secs(15);
@@ -38,6 +40,7 @@ pub fn routes() -> Routes {
         .get("/api/v1/bulletins", list)
         .get("/api/v1/bulletins/{id}", show)
         .post("/api/v1/bulletins/{id}/cancel", cancel)
+        .post("/api/v1/bulletins/{id}/approve", approve)
         .get("/api/v1/station/events", stream)
         .get("/api/v1/station/events/poll", poll)
         .post("/api/v1/station/bulletins/delivery", delivery)
@@ -51,8 +54,8 @@ pub fn resolve_targets(
 ) -> Result<Vec<String>, ApiError> {
     match role {
         Role::Admin => {}
-        Role::Viewer => {
-            return Err(ApiError::Forbidden("viewer tokens cannot push bulletins".into()));
+        Role::Viewer | Role::CapSource => {
+            return Err(ApiError::Forbidden(format!("{role} tokens cannot push bulletins")));
         }
         Role::District(own) => {
             if matches!(to, Target::All) {
@@ -183,10 +186,12 @@ fn check_request(request: &PushBulletinRequest) -> Result<(), ApiError> {
 async fn push(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Body,
+    request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
     let role = operator(&state, &headers)?;
-    let body = crate::central::body::read(body, crate::central::body::PUSH_LIMIT).await?;
+    let actor = Actor::new(role.to_string(), peer(request.extensions()));
+    let body =
+        crate::central::body::read(request.into_body(), crate::central::body::PUSH_LIMIT).await?;
     let request: PushBulletinRequest = parse_json(&body, "bulletin push request")?;
     check_request(&request)?;
     let targets = resolve_targets(state.store.stations()?, &role, &request.to)?;
@@ -204,7 +209,7 @@ async fn push(
         })?,
         (None, Some(text)) if !text.trim().is_empty() => {
             let voice = request.voice.as_deref().unwrap_or("vi");
-            super::speech::speech_audio(&state, text, voice, &title).await?
+            issue::speak(&state, text, voice, &title).await?
         }
         _ => {
             return Err(ApiError::BadRequest(
@@ -213,39 +218,19 @@ async fn push(
         }
     };
     let now = state.clock.now();
-    let nonce: [u8; 8] = rand::random();
-    let to_all = request.to == Target::All;
-    let doc = BulletinDoc {
-        id: format!("b-{}-{}", now.format("%Y%m%d%H%M%S"), hex::encode(nonce)),
+    let draft = Draft {
         title,
-        targets: if to_all { Vec::new() } else { targets.clone() },
-        to_all,
-        audio_sha256: audio.sha256.clone(),
-        audio_size: audio.size,
-        gain_db: audio.gain_db,
+        audio,
+        targets: targets.clone(),
+        to_all: request.to == Target::All,
         priority: request.priority,
         repeat: request.repeat,
         interval_secs: request.interval_secs,
         tone: request.tone,
-        issued_at: now,
         expires_at: now + chrono::Duration::seconds(request.expires_secs as i64),
-        event_seq: None,
     };
-    // The same bounds every station checks: nothing is signed that a station refuses.
-    doc.check_bounds().map_err(|why| ApiError::BadRequest(format!("bulletin refused: {why}")))?;
-    // Hot before the stations hear of it: the whole fleet asks for it at once.
-    let path = state.audio_dir().join(&doc.audio_sha256);
-    if let Err(e) = state.hot_audio.load(&doc.audio_sha256, &path, doc.expires_at, now).await {
-        tracing::warn!(id = %doc.id, "bulletin audio will be served from disk: {e}");
-    }
-    let by = role.to_string();
-    let sign = |seq| {
-        let signed = BulletinDoc { event_seq: Some(seq), ..doc.clone() };
-        state.key.sign(DocumentKind::Bulletin, &signed)
-    };
-    let (seq, _) =
-        state.bulletins.append(Some((&doc, &by)), None, sign, &targets, doc.expires_at)?;
-    tracing::info!(id = %doc.id, seq, stations = targets.len(), priority = %doc.priority, by = %by, "bulletin pushed");
+    let doc = draft.doc(now)?;
+    issue::issue(&state, &doc, &targets, &role.to_string(), &actor).await?;
     Ok(axum::Json(PushBulletinResponse {
         id: doc.id,
         targets,
@@ -269,6 +254,7 @@ fn own_stations(state: &AppState, role: &Role) -> Result<Option<HashSet<String>>
                 .collect(),
         )),
         Role::Admin | Role::Viewer => Ok(None),
+        Role::CapSource => Ok(Some(HashSet::new())),
     }
 }
 
@@ -295,7 +281,9 @@ fn no_bulletin(id: &str) -> ApiError {
 fn may_touch(state: &AppState, role: &Role, targets: &[String]) -> Result<(), ApiError> {
     match role {
         Role::Admin => Ok(()),
-        Role::Viewer => Err(ApiError::Forbidden("viewer tokens cannot cancel bulletins".into())),
+        Role::Viewer | Role::CapSource => {
+            Err(ApiError::Forbidden(format!("{role} tokens cannot cancel bulletins")))
+        }
         Role::District(own) => {
             let mine = own_stations(state, role)?.unwrap_or_default();
             if targets.iter().all(|t| mine.contains(t)) {
@@ -313,38 +301,54 @@ async fn cancel(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     UrlPath(id): UrlPath<String>,
+    request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
     let role = operator(&state, &headers)?;
-    let (doc, _, cancelled) = state.bulletins.bulletin(&id)?.ok_or_else(|| no_bulletin(&id))?;
+    let actor = Actor::new(role.to_string(), peer(request.extensions()));
     // A district token learns nothing of a bulletin that reaches none of its stations.
-    visible_info(&state, &role, &id)?;
-    may_touch(&state, &role, &doc.targets)?;
+    let before = visible_info(&state, &role, &id)?;
+    let (targets, cancelled) = match state.bulletins.bulletin(&id)? {
+        Some((doc, _, cancelled)) => (doc.targets, cancelled),
+        None => (before.doc.targets.clone(), None),
+    };
+    may_touch(&state, &role, &targets)?;
     if let Some(at) = cancelled {
         return Err(ApiError::BadRequest(format!("bulletin {id} was already cancelled at {at}")));
     }
-    let now = state.clock.now();
-    let order = BulletinCancelDoc {
-        id: doc.id.clone(),
-        targets: if doc.to_all { Vec::new() } else { doc.targets.clone() },
-        to_all: doc.to_all,
-        issued_at: now,
-        expires_at: doc.expires_at,
-        event_seq: None,
-    };
-    let sign = |seq| {
-        let signed = BulletinCancelDoc { event_seq: Some(seq), ..order.clone() };
-        state.key.sign(DocumentKind::BulletinCancel, &signed)
-    };
-    let (seq, _) =
-        state.bulletins.append(None, Some((&doc.id, now)), sign, &doc.targets, doc.expires_at)?;
-    tracing::info!(id = %doc.id, seq, by = %role, "bulletin cancelled");
+    if let Some(a) = &before.approval
+        && a.state != ApprovalState::WaitingApproval
+        && a.state != ApprovalState::Approved
+    {
+        return Err(ApiError::BadRequest(format!(
+            "bulletin {id} was never sent ({}): there is nothing to cancel",
+            a.state.as_str()
+        )));
+    }
+    issue::cancel(&state, &id, &actor, "cancelled by an operator")?;
     Ok(axum::Json(visible_info(&state, &role, &id)?).into_response())
 }
 
-/// A bulletin with every target station's state.
+async fn approve(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+    request: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    let role = admin_auth(&state, &headers, "approve a bulletin")?;
+    let actor = Actor::new(role.to_string(), peer(request.extensions()));
+    issue::approve(&state, &id, &actor).await?;
+    Ok(axum::Json(visible_info(&state, &role, &id)?).into_response())
+}
+
+/// A bulletin with every target station's state; one that needed approval with where
+/// that stands (and, while it is not signed, no station state at all).
 fn info(state: &AppState, id: &str) -> Result<BulletinInfo, ApiError> {
-    let (doc, issued_by, cancelled_at) =
-        state.bulletins.bulletin(id)?.ok_or_else(|| no_bulletin(id))?;
+    let approval = state.store.pending(id)?;
+    let Some((doc, issued_by, cancelled_at)) = state.bulletins.bulletin(id)? else {
+        let pending = approval.ok_or_else(|| no_bulletin(id))?;
+        return Ok(unsigned_info(pending));
+    };
+    let approval = approval.map(|p| p.approval);
     let mut per: BTreeMap<String, Vec<DeliveryReport>> = BTreeMap::new();
     for (station, report) in state.bulletins.deliveries(id)? {
         per.entry(station).or_default().push(report);
@@ -379,7 +383,32 @@ fn info(state: &AppState, id: &str) -> Result<BulletinInfo, ApiError> {
             }
         })
         .collect();
-    Ok(BulletinInfo { doc, cancelled_at, issued_by, stations })
+    Ok(BulletinInfo { doc, cancelled_at, issued_by, stations, approval })
+}
+
+/// A bulletin not signed (waiting, or never approved): its targets, none reached.
+fn unsigned_info(pending: PendingBulletin) -> BulletinInfo {
+    let stations = pending
+        .doc
+        .targets
+        .iter()
+        .map(|sid| StationDelivery {
+            station_id: sid.clone(),
+            state: None,
+            at: None,
+            latency_ms: None,
+            reason: None,
+            connected: false,
+            last_seen: None,
+        })
+        .collect();
+    BulletinInfo {
+        issued_by: pending.approval.requested_by.clone(),
+        doc: pending.doc,
+        cancelled_at: None,
+        stations,
+        approval: Some(pending.approval),
+    }
 }
 
 /// Bulletins `loa bulletin list` shows when it does not say, newest first.
@@ -404,17 +433,27 @@ async fn list(
             "limit {limit} is out of range: list 1 to {LIST_MAX} bulletins"
         )));
     }
-    let mut out = Vec::new();
-    for id in state.bulletins.bulletin_ids()? {
-        if out.len() == limit {
+    // Signed bulletins newest first, and those never signed (waiting for approval, or
+    // never approved) in their place by the time they were made.
+    let unsigned: Vec<PendingBulletin> = state
+        .store
+        .pending_list(limit)?
+        .into_iter()
+        .filter(|p| p.approval.state != ApprovalState::Approved)
+        .collect();
+    let mut out: Vec<BulletinInfo> = Vec::new();
+    for id in state.bulletins.bulletin_ids()?.iter().chain(unsigned.iter().map(|p| &p.doc.id)) {
+        if out.len() == 2 * limit {
             break;
         }
-        match visible_info(&state, &role, &id) {
+        match visible_info(&state, &role, id) {
             Ok(info) => out.push(info),
             Err(ApiError::NotFound(_)) => {}
             Err(e) => return Err(e),
         }
     }
+    out.sort_by_key(|b| std::cmp::Reverse(b.doc.issued_at));
+    out.truncate(limit);
     Ok(axum::Json(out).into_response())
 }
 

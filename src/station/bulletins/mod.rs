@@ -37,7 +37,7 @@ use chrono::{DateTime, Utc};
 use crate::clock::SharedClock;
 use crate::protocol::{BulletinDoc, DeliveryReport, DeliveryState, Reason};
 use crate::signing::SigningError;
-use crate::station::daemon::{StationCommand, StationHandle, StationStatus};
+use crate::station::daemon::{AirBulletin, StationCommand, StationHandle, StationStatus};
 use crate::station::ledger::Entry;
 use crate::station::sync::{Backoff, SyncConfig, SyncError, Syncer};
 
@@ -151,8 +151,9 @@ pub struct Airing {
 /// Where verified bulletins go: the station's daemon ([`DaemonAirwaves`]); tests and the
 /// benchmark put their own in its place and watch the very same receiver at work.
 pub trait Airwaves: Send + Sync + 'static {
-    /// Plays `airing` now, pre-empting everything but another emergency. False when
-    /// nothing plays any more (the daemon has stopped).
+    /// Plays `airing` now at its priority: an emergency pre-empts everything but another
+    /// emergency, a `priority` bulletin normal programmes. False when nothing plays any
+    /// more (the daemon has stopped).
     fn air(&self, airing: Airing) -> bool;
     /// Stops bulletin `id` wherever it plays or waits; what ended is recorded there.
     fn cancel(&self, id: &str) -> bool;
@@ -173,7 +174,11 @@ pub struct DaemonAirwaves {
 impl Airwaves for DaemonAirwaves {
     fn air(&self, airing: Airing) -> bool {
         let doc = &airing.ready.doc;
-        self.handle.send(StationCommand::Emergency {
+        let Some(priority) = doc.priority.level() else {
+            // A test bulletin never reaches the airwaves (the receiver reports it test-ok).
+            return true;
+        };
+        self.handle.send(StationCommand::Bulletin(Box::new(AirBulletin {
             id: doc.id.clone(),
             title: doc.title.clone(),
             audio: airing.ready.audio.clone(),
@@ -182,7 +187,8 @@ impl Airwaves for DaemonAirwaves {
             gain_db: doc.gain_db,
             interval: Duration::from_secs(doc.interval_secs),
             tone: airing.tone.then(|| self.tone.clone()),
-        })
+            priority,
+        })))
     }
 
     fn cancel(&self, id: &str) -> bool {

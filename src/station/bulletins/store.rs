@@ -442,7 +442,7 @@ pub(super) fn unaired(
         &p.doc.id,
         &p.doc.title,
         crate::schedule::Layer::Provincial,
-        crate::schedule::Priority::Emergency,
+        p.doc.priority.level().unwrap_or(crate::schedule::Priority::Emergency),
         planned,
         reason,
     );

@@ -129,10 +129,9 @@ CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 /// when it is opened.
 const ADDED_COLUMNS: &[(&str, &str)] = &[("reason_code", "TEXT")];
 
-/// Every column but `acked` may never change once written (recreated on each open, so
-/// an older ledger's trigger covers the columns added since).
+/// Every column but `acked` may never change once written. Created on open, and made
+/// again over the columns added since when an older ledger's trigger lacks them.
 const APPEND_ONLY: &str = "
-DROP TRIGGER IF EXISTS records_append_only;
 CREATE TRIGGER records_append_only BEFORE UPDATE OF
     seq, station, item_id, title, layer, priority, planned, outcome, started, ended,
     delay_ms, played_secs, reason, audio_sha256, peak_dbfs, rms_dbfs, silent, prev_hash, hash,
@@ -146,17 +145,54 @@ const COLUMNS: &str = "seq, station, item_id, title, layer, priority, planned, o
      hash, acked, reason_code";
 
 /// Brings a ledger written by an older version up to date: the columns added since,
-/// and the append-only trigger over all of them.
+/// and the append-only trigger over all of them. In one write transaction, and only what
+/// is missing: the daemon and `loa log` may open the same ledger at the same moment, and
+/// the second must find the work done rather than fail on it.
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    for (name, kind) in ADDED_COLUMNS {
-        let present = conn
-            .prepare("SELECT 1 FROM pragma_table_info('records') WHERE name = ?1")?
-            .exists([name])?;
-        if !present {
-            conn.execute_batch(&format!("ALTER TABLE records ADD COLUMN {name} {kind}"))?;
+    let current = |conn: &Connection| -> rusqlite::Result<bool> {
+        let columns = ADDED_COLUMNS.iter().try_fold(true, |all, (name, _)| {
+            let present = conn
+                .prepare("SELECT 1 FROM pragma_table_info('records') WHERE name = ?1")?
+                .exists([name])?;
+            Ok::<_, rusqlite::Error>(all && present)
+        })?;
+        let trigger: Option<String> = conn
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'records_append_only'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let covers =
+            trigger.is_some_and(|sql| ADDED_COLUMNS.iter().all(|(name, _)| sql.contains(name)));
+        Ok(columns && covers)
+    };
+    if current(conn)? {
+        return Ok(());
+    }
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let done = (|| {
+        if current(conn)? {
+            return Ok(());
+        }
+        for (name, kind) in ADDED_COLUMNS {
+            let present = conn
+                .prepare("SELECT 1 FROM pragma_table_info('records') WHERE name = ?1")?
+                .exists([name])?;
+            if !present {
+                conn.execute_batch(&format!("ALTER TABLE records ADD COLUMN {name} {kind}"))?;
+            }
+        }
+        conn.execute_batch("DROP TRIGGER IF EXISTS records_append_only")?;
+        conn.execute_batch(APPEND_ONLY)
+    })();
+    match done {
+        Ok(()) => conn.execute_batch("COMMIT"),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
         }
     }
-    conn.execute_batch(APPEND_ONLY)
 }
 
 /// What a record query may be narrowed by: since, until, outcome, item id.
@@ -694,6 +730,49 @@ mod tests {
         assert_eq!(l.state(state::HORIZON).expect("state").as_deref(), Some("y"));
         l.clear_state(state::ALIVE).expect("clear");
         assert_eq!(l.state(state::ALIVE).expect("state"), None);
+    }
+
+    #[test]
+    fn an_older_ledger_is_brought_up_to_date_once_even_when_opened_twice_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.sqlite3");
+        {
+            let mut l = Ledger::open(&path, "tri-ton").unwrap();
+            l.append(played("a", t(5, 30))).unwrap();
+        }
+        // As a ledger from before reason codes: no column, a trigger without it.
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "DROP TRIGGER records_append_only;
+                 ALTER TABLE records DROP COLUMN reason_code;
+                 CREATE TRIGGER records_append_only BEFORE UPDATE OF seq, hash ON records
+                 BEGIN SELECT RAISE(ABORT, 'ledger records are append-only'); END;",
+            )
+            .unwrap();
+        }
+        // The daemon and `loa log` open it at the same moment, many times over.
+        for _ in 0..20 {
+            let threads: Vec<_> = (0..2)
+                .map(|n| {
+                    let path = path.clone();
+                    std::thread::spawn(move || {
+                        if n == 0 {
+                            Ledger::open(&path, "tri-ton").map(|_| ())
+                        } else {
+                            Ledger::open_existing(&path).map(|_| ())
+                        }
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().unwrap().unwrap();
+            }
+        }
+        let l = Ledger::open_existing(&path).unwrap();
+        assert_eq!(l.query(&Filter::default()).unwrap().len(), 1);
+        let refused = l.conn.execute("UPDATE records SET reason_code = 'x' WHERE seq = 1", []);
+        assert!(refused.is_err(), "the trigger covers the added column");
     }
 
     #[test]

@@ -1,0 +1,375 @@
+//! What central keeps to run in the field: enrolment codes (only what the code stretches
+//! into, never the code) and alerts with their outbox of notifications. SQLite here;
+//! the [`Store`](super::Store) trait names each query so another database can follow.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::StoreError;
+
+pub(crate) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS enrol_codes (
+    lookup TEXT PRIMARY KEY,
+    station_id TEXT NOT NULL REFERENCES stations(id),
+    mac_key TEXT NOT NULL,
+    claim_hash TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    used_at TEXT,
+    failures INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    station_id TEXT,
+    detail TEXT NOT NULL,
+    raised_at TEXT NOT NULL,
+    cleared_at TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS alerts_open ON alerts(key) WHERE cleared_at IS NULL;
+CREATE TABLE IF NOT EXISTS alert_outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    alert_id INTEGER NOT NULL REFERENCES alerts(id),
+    event TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_try TEXT NOT NULL,
+    sent_at TEXT,
+    last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS alert_outbox_pending ON alert_outbox(next_try) WHERE sent_at IS NULL;
+";
+
+/// An enrolment code as central keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnrolCode {
+    /// Finds the row (hex); derived from the code.
+    pub lookup: String,
+    pub station_id: String,
+    /// The key central proves its offer with (hex); derived from the code.
+    pub mac_key: String,
+    /// sha256 of the claim (hex).
+    pub claim_hash: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
+    pub failures: u32,
+}
+
+/// What a claim came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClaimOutcome {
+    /// The station's token was replaced by the one given.
+    Granted {
+        station_id: String,
+    },
+    Unknown,
+    Expired,
+    Used,
+    /// A wrong claim; the code is burnt after `max_failures`.
+    Wrong {
+        burnt: bool,
+    },
+}
+
+/// An alert: open while `cleared_at` is `None`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertRow {
+    pub id: i64,
+    /// What it is about, unique among open alerts (`offline:tri-ton`).
+    pub key: String,
+    pub kind: String,
+    pub station_id: Option<String>,
+    pub detail: String,
+    pub raised_at: DateTime<Utc>,
+    pub cleared_at: Option<DateTime<Utc>>,
+}
+
+/// One notification still to send (or sent).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notification {
+    pub id: i64,
+    pub alert: AlertRow,
+    /// `raised` or `cleared`.
+    pub event: String,
+    /// `webhook` or `email`.
+    pub channel: String,
+    pub attempts: u32,
+}
+
+fn time(text: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StoreError::Corrupt(format!("time {text:?}: {e}")))
+}
+
+fn opt_time(text: Option<String>) -> Result<Option<DateTime<Utc>>, StoreError> {
+    text.as_deref().map(time).transpose()
+}
+
+pub(crate) fn put_enrol_code(conn: &Connection, code: &EnrolCode) -> Result<(), StoreError> {
+    let inserted = conn.execute(
+        "INSERT INTO enrol_codes (lookup, station_id, mac_key, claim_hash, created_at, expires_at, used_at, failures)
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 WHERE EXISTS (SELECT 1 FROM stations WHERE id = ?2)",
+        params![
+            code.lookup,
+            code.station_id,
+            code.mac_key,
+            code.claim_hash,
+            code.created_at.to_rfc3339(),
+            code.expires_at.to_rfc3339(),
+            code.used_at.map(|t| t.to_rfc3339()),
+            code.failures,
+        ],
+    )?;
+    if inserted == 0 {
+        return Err(StoreError::NoSuchStation(code.station_id.clone()));
+    }
+    Ok(())
+}
+
+pub(crate) fn enrol_code(conn: &Connection, lookup: &str) -> Result<Option<EnrolCode>, StoreError> {
+    type Row = (String, String, String, String, String, Option<String>, u32);
+    let row: Option<Row> = conn
+        .query_row(
+            "SELECT station_id, mac_key, claim_hash, created_at, expires_at, used_at, failures
+             FROM enrol_codes WHERE lookup = ?1",
+            [lookup],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
+        )
+        .optional()?;
+    row.map(|(station_id, mac_key, claim_hash, created, expires, used, failures)| {
+        Ok(EnrolCode {
+            lookup: lookup.to_string(),
+            station_id,
+            mac_key,
+            claim_hash,
+            created_at: time(&created)?,
+            expires_at: time(&expires)?,
+            used_at: opt_time(used)?,
+            failures,
+        })
+    })
+    .transpose()
+}
+
+/// One transaction: the code is checked, and either burnt a little (a wrong claim) or
+/// used up with the station's token replaced.
+pub(crate) fn claim_enrol_code(
+    conn: &mut Connection,
+    lookup: &str,
+    claim_hash: &str,
+    token_hash: &str,
+    now: DateTime<Utc>,
+    max_failures: u32,
+) -> Result<ClaimOutcome, StoreError> {
+    let tx = conn.transaction()?;
+    let Some(code) = enrol_code(&tx, lookup)? else { return Ok(ClaimOutcome::Unknown) };
+    if code.used_at.is_some() {
+        return Ok(ClaimOutcome::Used);
+    }
+    if code.failures >= max_failures {
+        return Ok(ClaimOutcome::Wrong { burnt: true });
+    }
+    if now >= code.expires_at {
+        return Ok(ClaimOutcome::Expired);
+    }
+    // Hashes are compared, not claims: timing can tell at most a prefix of a sha256.
+    if code.claim_hash != claim_hash {
+        tx.execute("UPDATE enrol_codes SET failures = failures + 1 WHERE lookup = ?1", [lookup])?;
+        tx.commit()?;
+        return Ok(ClaimOutcome::Wrong { burnt: code.failures + 1 >= max_failures });
+    }
+    tx.execute(
+        "UPDATE enrol_codes SET used_at = ?2 WHERE lookup = ?1",
+        params![lookup, now.to_rfc3339()],
+    )?;
+    tx.execute(
+        "UPDATE stations SET token_hash = ?2 WHERE id = ?1",
+        params![code.station_id, token_hash],
+    )?;
+    tx.commit()?;
+    Ok(ClaimOutcome::Granted { station_id: code.station_id })
+}
+
+/// An `alerts` row as read: id, key, kind, station, detail, raised, cleared.
+type AlertColumns = (i64, String, String, Option<String>, String, String, Option<String>);
+
+fn alert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AlertColumns> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+}
+
+fn to_alert(
+    (id, key, kind, station_id, detail, raised, cleared): AlertColumns,
+) -> Result<AlertRow, StoreError> {
+    Ok(AlertRow {
+        id,
+        key,
+        kind,
+        station_id,
+        detail,
+        raised_at: time(&raised)?,
+        cleared_at: opt_time(cleared)?,
+    })
+}
+
+const ALERT_COLUMNS: &str = "id, key, kind, station_id, detail, raised_at, cleared_at";
+
+pub(crate) fn open_alerts(conn: &Connection) -> Result<Vec<AlertRow>, StoreError> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {ALERT_COLUMNS} FROM alerts WHERE cleared_at IS NULL ORDER BY raised_at, id"
+    ))?;
+    let rows = stmt.query_map([], alert_row)?.collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter().map(to_alert).collect()
+}
+
+/// Raises `key` unless it is open already; the notifications for `channels` are queued
+/// in the same transaction. True when newly raised.
+pub(crate) fn raise_alert(
+    conn: &mut Connection,
+    alert: &AlertRow,
+    channels: &[&str],
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let tx = conn.transaction()?;
+    let inserted = tx.execute(
+        "INSERT INTO alerts (key, kind, station_id, detail, raised_at) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT DO NOTHING",
+        params![
+            alert.key,
+            alert.kind,
+            alert.station_id,
+            alert.detail,
+            alert.raised_at.to_rfc3339()
+        ],
+    )?;
+    if inserted == 0 {
+        return Ok(false);
+    }
+    let id = tx.last_insert_rowid();
+    for channel in channels {
+        tx.execute(
+            "INSERT INTO alert_outbox (alert_id, event, channel, next_try) VALUES (?1, 'raised', ?2, ?3)",
+            params![id, channel, now.to_rfc3339()],
+        )?;
+    }
+    tx.commit()?;
+    Ok(true)
+}
+
+/// Clears `key` if it is open, queueing its notifications. True when it was open.
+pub(crate) fn clear_alert(
+    conn: &mut Connection,
+    key: &str,
+    channels: &[&str],
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let tx = conn.transaction()?;
+    let id: Option<i64> = tx
+        .query_row("SELECT id FROM alerts WHERE key = ?1 AND cleared_at IS NULL", [key], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    let Some(id) = id else { return Ok(false) };
+    tx.execute("UPDATE alerts SET cleared_at = ?2 WHERE id = ?1", params![id, now.to_rfc3339()])?;
+    for channel in channels {
+        tx.execute(
+            "INSERT INTO alert_outbox (alert_id, event, channel, next_try) VALUES (?1, 'cleared', ?2, ?3)",
+            params![id, channel, now.to_rfc3339()],
+        )?;
+    }
+    tx.commit()?;
+    Ok(true)
+}
+
+pub(crate) fn due_notifications(
+    conn: &Connection,
+    now: DateTime<Utc>,
+    limit: u32,
+) -> Result<Vec<Notification>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT o.id, o.event, o.channel, o.attempts,
+                a.id, a.key, a.kind, a.station_id, a.detail, a.raised_at, a.cleared_at
+         FROM alert_outbox o JOIN alerts a ON a.id = o.alert_id
+         WHERE o.sent_at IS NULL AND o.next_try <= ?1 ORDER BY o.id LIMIT ?2",
+    )?;
+    let rows = stmt
+        .query_map(params![now.to_rfc3339(), limit], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, u32>(3)?,
+                (r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?),
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter()
+        .map(|(id, event, channel, attempts, alert)| {
+            Ok(Notification { id, alert: to_alert(alert)?, event, channel, attempts })
+        })
+        .collect()
+}
+
+pub(crate) fn notification_sent(
+    conn: &Connection,
+    id: i64,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE alert_outbox SET sent_at = ?2, attempts = attempts + 1 WHERE id = ?1",
+        params![id, now.to_rfc3339()],
+    )?;
+    Ok(())
+}
+
+/// A failed try: tried again at `next_try`, or never again when `None` (given up).
+pub(crate) fn notification_failed(
+    conn: &Connection,
+    id: i64,
+    error: &str,
+    next_try: Option<DateTime<Utc>>,
+) -> Result<(), StoreError> {
+    match next_try {
+        Some(at) => conn.execute(
+            "UPDATE alert_outbox SET attempts = attempts + 1, last_error = ?2, next_try = ?3 WHERE id = ?1",
+            params![id, error, at.to_rfc3339()],
+        )?,
+        None => conn.execute(
+            "UPDATE alert_outbox SET attempts = attempts + 1, last_error = ?2, sent_at = 'gave up' WHERE id = ?1",
+            params![id, error],
+        )?,
+    };
+    Ok(())
+}
+
+pub(crate) fn playlog_outcome_counts(
+    conn: &Connection,
+) -> Result<Vec<(String, String, u64)>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT station_id, outcome, COUNT(*) FROM playlog GROUP BY station_id, outcome ORDER BY 1, 2",
+    )?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+pub(crate) fn latest_aired(
+    conn: &Connection,
+    station_id: &str,
+) -> Result<Option<crate::protocol::Record>, StoreError> {
+    let json: Option<String> = conn
+        .query_row(
+            "SELECT record_json FROM playlog WHERE station_id = ?1 AND outcome IN ('played', 'late')
+             ORDER BY seq DESC LIMIT 1",
+            [station_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    json.map(|j| {
+        serde_json::from_str(&j).map_err(|e| StoreError::Corrupt(format!("playlog record: {e}")))
+    })
+    .transpose()
+}
