@@ -232,12 +232,18 @@ fn init_and_station_add_print_the_same_fields_as_text_and_as_json() {
     let out = loa(&[&args[..], &["--data-dir", text_dir.to_str().unwrap()]].concat());
     assert!(out.status.success(), "{}", stderr(&out));
     let lines: Vec<String> = stdout(&out).lines().map(String::from).collect();
-    assert_eq!(lines.len(), 2, "{lines:?}");
-    assert!(lines[0].starts_with("station tri-ton added; its token (shown once"), "{lines:?}");
-    assert!(lines[1].starts_with("loa_"), "{lines:?}");
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert_eq!(lines[0], "station tri-ton added", "{lines:?}");
+    let code = lines[1].rsplit(": ").next().unwrap_or_default();
+    assert!(lines[1].starts_with("enrolment code (once, within 24 h"), "{lines:?}");
+    assert_eq!(code.len(), "CSMS-1EPQ-VQCT".len(), "{lines:?}");
+    assert!(lines[2].starts_with("its token (shown once"), "{lines:?}");
+    assert!(lines[3].starts_with("loa_"), "{lines:?}");
     let out = loa(&[&args[..], &["--data-dir", json, "--format", "json"]].concat());
     assert!(out.status.success(), "{}", stderr(&out));
     let added: loa::cli::central::StationAdded = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(added.station, "tri-ton");
     assert!(added.token.starts_with("loa_"), "{added:?}");
+    assert_eq!(added.code.len(), code.len(), "{added:?}");
+    assert_ne!(added.code, code, "each station add issues its own code");
 }
