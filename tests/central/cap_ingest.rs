@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::cap::Alert;
 use crate::support::central::{Central, t0};
 use loa::cap::config::AutoAirRule;
 use loa::cap::{CapConfig, PlanPriority};
@@ -19,83 +20,11 @@ use loa::store::{Role, StationPlace};
 
 const SIGNED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cap_documents/signed");
 
-/// An alert as a province's warning system writes one. `sent` before central's clock
-/// (07:00 +07:00), expiring at noon.
-struct Alert {
-    id: &'static str,
-    status: &'static str,
-    msg_type: &'static str,
-    references: Option<String>,
-    severity: &'static str,
-    sent: &'static str,
-    expires: &'static str,
-    area: &'static str,
-}
-
 /// A polygon around the Hậu river: xa-an-binh (10.40, 105.40) only.
 const RIVER: &str =
     "<polygon>10.30,105.30 10.30,105.50 10.60,105.50 10.60,105.30 10.30,105.30</polygon>";
 /// A geocode: xa-an-binh and xa-vinh-hoa carry 30280.
 const CODE: &str = "<geocode><valueName>MaDVHC</valueName><value>30280</value></geocode>";
-
-impl Alert {
-    fn new(id: &'static str) -> Self {
-        Alert {
-            id,
-            status: "Actual",
-            msg_type: "Alert",
-            references: None,
-            severity: "Severe",
-            sent: "2026-12-01T06:30:00+07:00",
-            expires: "2026-12-01T12:00:00+07:00",
-            area: RIVER,
-        }
-    }
-
-    fn xml(&self) -> String {
-        let references = self
-            .references
-            .as_ref()
-            .map(|r| format!("<references>{r}</references>"))
-            .unwrap_or_default();
-        format!(
-            r#"<?xml version="1.0" encoding="UTF-8"?>
-<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">
-  <identifier>{id}</identifier>
-  <sender>canhbao@angiang.gov.vn</sender>
-  <sent>{sent}</sent>
-  <status>{status}</status>
-  <msgType>{msg_type}</msgType>
-  <scope>Public</scope>
-  {references}
-  <info>
-    <language>vi-VN</language>
-    <category>Met</category>
-    <event>Lũ</event>
-    <urgency>Immediate</urgency>
-    <severity>{severity}</severity>
-    <certainty>Observed</certainty>
-    <expires>{expires}</expires>
-    <headline>Cảnh báo lũ {id}</headline>
-    <description>Mực nước sông Hậu đang lên.</description>
-    <area><areaDesc>Ven sông Hậu</areaDesc>{area}</area>
-  </info>
-</alert>"#,
-            id = self.id,
-            sent = self.sent,
-            status = self.status,
-            msg_type = self.msg_type,
-            severity = self.severity,
-            expires = self.expires,
-            area = self.area,
-        )
-    }
-
-    /// `sender,identifier,sent` as a later alert references it.
-    fn key(&self) -> String {
-        format!("canhbao@angiang.gov.vn,{},{}", self.id, self.sent)
-    }
-}
 
 /// A central with three placed stations and a cap-source token.
 struct Fleet {
@@ -246,7 +175,7 @@ fn auto_air_unsigned() -> CapConfig {
 #[tokio::test]
 async fn an_alert_waits_for_approval_then_airs_when_an_admin_approves_it() {
     let fleet = Fleet::start(CapConfig::default()).await;
-    let answer = fleet.decide(Alert::new("VN-AG-1").xml()).await;
+    let answer = fleet.decide(Alert::new(RIVER, "VN-AG-1").xml()).await;
     assert_eq!(
         answer.alert.as_deref(),
         Some("canhbao@angiang.gov.vn,VN-AG-1,2026-11-30T23:30:00-00:00")
@@ -329,7 +258,7 @@ async fn an_alert_waits_for_approval_then_airs_when_an_admin_approves_it() {
 async fn test_and_priority_alerts_and_the_areas_that_select_stations() {
     let fleet = Fleet::start(auto_air_unsigned()).await;
     // A test alert is sent at once as a test bulletin (never aired): no approval needed.
-    let test = Alert { status: "Test", area: CODE, ..Alert::new("VN-AG-T1") };
+    let test = Alert { status: "Test", area: CODE, ..Alert::new(RIVER, "VN-AG-T1") };
     let answer = fleet.decide(test.xml()).await;
     let [outcome] = answer.outcomes.as_slice() else { panic!("{answer:?}") };
     assert_eq!(
@@ -347,7 +276,7 @@ async fn test_and_priority_alerts_and_the_areas_that_select_stations() {
 
     // Moderate: no rule matches, the default is `priority`; the auto_air rule is for
     // emergencies only, so it waits.
-    let moderate = Alert { severity: "Moderate", ..Alert::new("VN-AG-M1") };
+    let moderate = Alert { severity: "Moderate", ..Alert::new(RIVER, "VN-AG-M1") };
     let answer = fleet.decide(moderate.xml()).await;
     let [outcome] = answer.outcomes.as_slice() else { panic!("{answer:?}") };
     assert_eq!(outcome.decision, CapDecision::Waiting);
@@ -360,13 +289,14 @@ async fn test_and_priority_alerts_and_the_areas_that_select_stations() {
     assert_eq!(doc.priority, BulletinPriority::Priority, "signed at priority level");
 
     // Nowhere near a station, a Draft, a System message: no bulletin, each recorded.
-    let far = Alert { area: "<circle>21.0,105.8 5</circle>", ..Alert::new("VN-HN-1") };
+    let far = Alert { area: "<circle>21.0,105.8 5</circle>", ..Alert::new(RIVER, "VN-HN-1") };
     let answer = fleet.decide(far.xml()).await;
     assert_eq!(answer.outcomes[0].decision, CapDecision::NoBulletin);
     assert_eq!(answer.outcomes[0].reason, "no station is inside its area");
-    let draft = fleet.decide(Alert { status: "Draft", ..Alert::new("VN-AG-D") }.xml()).await;
+    let draft = fleet.decide(Alert { status: "Draft", ..Alert::new(RIVER, "VN-AG-D") }.xml()).await;
     assert_eq!(draft.outcomes[0].decision, CapDecision::Ignored);
-    let system = fleet.decide(Alert { status: "System", ..Alert::new("VN-AG-S") }.xml()).await;
+    let system =
+        fleet.decide(Alert { status: "System", ..Alert::new(RIVER, "VN-AG-S") }.xml()).await;
     assert_eq!(system.outcomes[0].decision, CapDecision::NoBulletin);
     assert!(system.outcomes[0].reason.contains("logged, never aired"));
     let decisions: Vec<CapDecision> =
@@ -437,7 +367,7 @@ async fn a_trusted_signed_emergency_airs_by_itself_and_a_failing_signature_is_re
 #[tokio::test]
 async fn an_update_replaces_a_cancel_ends_and_a_waiting_bulletin_is_withdrawn() {
     let fleet = Fleet::start(auto_air_unsigned()).await;
-    let first = Alert::new("VN-AG-U1");
+    let first = Alert::new(RIVER, "VN-AG-U1");
     let a = fleet.decide(first.xml()).await;
     assert_eq!(a.outcomes[0].decision, CapDecision::Aired);
     let first_id = a.outcomes[0].bulletin_id.clone().unwrap();
@@ -446,8 +376,8 @@ async fn an_update_replaces_a_cancel_ends_and_a_waiting_bulletin_is_withdrawn() 
     let update = Alert {
         msg_type: "Update",
         references: Some(first.key()),
-        sent: "2026-12-01T06:45:00+07:00",
-        ..Alert::new("VN-AG-U2")
+        sent: "2026-12-01T06:45:00+07:00".into(),
+        ..Alert::new(RIVER, "VN-AG-U2")
     };
     let u = fleet.decide(update.xml()).await;
     let decisions: Vec<CapDecision> = u.outcomes.iter().map(|o| o.decision).collect();
@@ -466,8 +396,8 @@ async fn an_update_replaces_a_cancel_ends_and_a_waiting_bulletin_is_withdrawn() 
     let cancel = Alert {
         msg_type: "Cancel",
         references: Some(update.key()),
-        sent: "2026-12-01T06:50:00+07:00",
-        ..Alert::new("VN-AG-U3")
+        sent: "2026-12-01T06:50:00+07:00".into(),
+        ..Alert::new(RIVER, "VN-AG-U3")
     };
     let c = fleet.decide(cancel.xml()).await;
     assert_eq!(c.outcomes[0].decision, CapDecision::Cancelled, "{c:?}");
@@ -475,15 +405,15 @@ async fn an_update_replaces_a_cancel_ends_and_a_waiting_bulletin_is_withdrawn() 
     assert_eq!(cancelled_ids(&fleet.events("xa-an-binh").await), [first_id, second_id]);
 
     // A bulletin still waiting for approval is withdrawn by a Cancel: never sent.
-    let moderate = Alert { severity: "Moderate", ..Alert::new("VN-AG-W1") };
+    let moderate = Alert { severity: "Moderate", ..Alert::new(RIVER, "VN-AG-W1") };
     let w = fleet.decide(moderate.xml()).await;
     assert_eq!(w.outcomes[0].decision, CapDecision::Waiting);
     let waiting_id = w.outcomes[0].bulletin_id.clone().unwrap();
     let withdraw = Alert {
         msg_type: "Cancel",
         references: Some(moderate.key()),
-        sent: "2026-12-01T06:55:00+07:00",
-        ..Alert::new("VN-AG-W2")
+        sent: "2026-12-01T06:55:00+07:00".into(),
+        ..Alert::new(RIVER, "VN-AG-W2")
     };
     let x = fleet.decide(withdraw.xml()).await;
     assert_eq!(x.outcomes[0].decision, CapDecision::Cancelled);
@@ -500,10 +430,11 @@ async fn an_update_replaces_a_cancel_ends_and_a_waiting_bulletin_is_withdrawn() 
 #[tokio::test]
 async fn a_waiting_bulletin_expires_unapproved_and_the_ledger_survives_a_restart() {
     let fleet = Fleet::start(CapConfig::default()).await;
-    let short = Alert { expires: "2026-12-01T07:30:00+07:00", ..Alert::new("VN-AG-E1") };
+    let short =
+        Alert { expires: "2026-12-01T07:30:00+07:00".into(), ..Alert::new(RIVER, "VN-AG-E1") };
     let w = fleet.decide(short.xml()).await;
     let id = w.outcomes[0].bulletin_id.clone().unwrap();
-    let long = Alert::new("VN-AG-E2");
+    let long = Alert::new(RIVER, "VN-AG-E2");
     let l = fleet.decide(long.xml()).await;
     let long_id = l.outcomes[0].bulletin_id.clone().unwrap();
 
@@ -539,7 +470,7 @@ async fn invalid_documents_and_wrong_callers_are_refused_with_what_to_do() {
         ("not XML", "this is not xml".into(), "xml"),
         (
             "DOCTYPE",
-            Alert::new("X").xml().replacen(
+            Alert::new(RIVER, "X").xml().replacen(
                 "<alert",
                 "<!DOCTYPE alert [<!ENTITY x \"y\">]><alert",
                 1,
@@ -548,12 +479,12 @@ async fn invalid_documents_and_wrong_callers_are_refused_with_what_to_do() {
         ),
         (
             "no sender",
-            Alert::new("X").xml().replace("<sender>canhbao@angiang.gov.vn</sender>", ""),
+            Alert::new(RIVER, "X").xml().replace("<sender>canhbao@angiang.gov.vn</sender>", ""),
             "sender",
         ),
         (
             "bad polygon",
-            Alert { area: "<polygon>1,2 3,4 1,2</polygon>", ..Alert::new("X") }.xml(),
+            Alert { area: "<polygon>1,2 3,4 1,2</polygon>", ..Alert::new(RIVER, "X") }.xml(),
             "polygon",
         ),
     ];
@@ -578,7 +509,7 @@ async fn invalid_documents_and_wrong_callers_are_refused_with_what_to_do() {
     assert!(response.text().await.unwrap().contains("may only post CAP alerts"));
     // Other roles may not post.
     let viewer = fleet.central.add_operator(Role::Viewer);
-    let response = fleet.post(&viewer, Alert::new("X").xml()).await;
+    let response = fleet.post(&viewer, Alert::new(RIVER, "X").xml()).await;
     assert_eq!(response.status(), 403);
     assert!(response.text().await.unwrap().contains("--role cap-source"));
 }
@@ -644,7 +575,7 @@ async fn central_polls_an_atom_feed_and_takes_each_document_once() {
     let feed = Feed::default();
     let base = feed.serve().await;
     feed.put("/cap.atom", 200, atom(&["/t1.xml", "/broken.xml"]));
-    feed.put("/t1.xml", 200, Alert { status: "Test", ..Alert::new("VN-AG-F1") }.xml());
+    feed.put("/t1.xml", 200, Alert { status: "Test", ..Alert::new(RIVER, "VN-AG-F1") }.xml());
     feed.put("/broken.xml", 200, "<alert/>");
     let cap =
         CapConfig { feeds: vec![format!("{base}/cap.atom")], poll_secs: 5, ..CapConfig::default() };
@@ -685,13 +616,13 @@ async fn a_feed_poll_is_bounded_and_what_failed_is_tried_again() {
     feed.put("/cap.atom", 200, atom(&["gone.xml", "huge.xml", "t2.xml"]));
     let huge = vec![b' '; loa::central::cap::feed::MAX_FETCH_BYTES + 1];
     feed.put("/huge.xml", 200, huge);
-    feed.put("/t2.xml", 200, Alert { status: "Exercise", ..Alert::new("VN-AG-F2") }.xml());
+    feed.put("/t2.xml", 200, Alert { status: "Exercise", ..Alert::new(RIVER, "VN-AG-F2") }.xml());
     let (done, polled) = poll(Default::default()).await;
     let polled = polled.unwrap();
     assert_eq!((polled.listed, polled.taken, polled.failed, polled.left), (3, 0, 2, 1));
     assert!(done.is_empty());
     // The next poll tries the failures again, and then the third.
-    feed.put("/gone.xml", 200, Alert { status: "Test", ..Alert::new("VN-AG-F3") }.xml());
+    feed.put("/gone.xml", 200, Alert { status: "Test", ..Alert::new(RIVER, "VN-AG-F3") }.xml());
     let (done, polled) = poll(done).await;
     assert_eq!(polled.unwrap().taken, 1, "gone.xml now served; huge.xml still too large");
     let (done, polled) = poll(done).await;

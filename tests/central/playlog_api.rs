@@ -3,15 +3,15 @@
 //! district tokens confined to their own stations.
 
 use crate::support::central::{Central, t0};
+use crate::support::playlog;
 use chrono::Duration;
 use loa::protocol::{ErrorBody, FleetStatus, PlaylogAck, PlaylogBatch};
 use loa::schedule::{Layer, Priority};
-use loa::station::ledger::{Entry, GENESIS, Outcome, Record, chain_hash};
+use loa::station::ledger::{Entry, GENESIS, Outcome, Record};
 use loa::store::Role;
 
 fn chain(station: &str, n: u64) -> Vec<Record> {
-    let mut prev = GENESIS.to_string();
-    (1..=n)
+    let entries = (1..=n)
         .map(|seq| {
             let mut entry = Entry::missed(
                 &format!("item-{seq}"),
@@ -25,19 +25,10 @@ fn chain(station: &str, n: u64) -> Vec<Record> {
                 entry.outcome = Outcome::Played;
                 entry.reason = None;
             }
-            let hash = chain_hash(&prev, station, seq, &entry);
-            let r = Record {
-                station: station.into(),
-                seq,
-                entry,
-                prev_hash: prev.clone(),
-                hash: hash.clone(),
-                acked: false,
-            };
-            prev = hash;
-            r
+            entry
         })
-        .collect()
+        .collect();
+    playlog::chain(station, 1, GENESIS, entries)
 }
 
 async fn post(c: &Central, token: &str, body: Vec<u8>) -> reqwest::Response {

@@ -16,45 +16,34 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use loa::protocol::{BulletinInfo, CapAnswer, CapDecision, DeliveryState};
 
+use crate::support::cap::{Alert, SENDER};
 use crate::support::process::{
-    Proc, Province, central_init, field_str as field, loa, remote, station_log as records, text,
+    Proc, central_init, field_str as field, loa, remote, station_log as records, text,
 };
 use crate::support::wait;
 
-const SENDER: &str = "canhbao@angiang.gov.vn";
-
 /// A CAP alert around the two stations (a circle of 20 km), sent a minute ago.
-fn alert(id: &str, status: &str, msg_type: &str, severity: &str, refs: &str, text: &str) -> String {
+fn alert(
+    id: &'static str,
+    status: &'static str,
+    msg_type: &'static str,
+    severity: &'static str,
+    refs: &str,
+    text: &str,
+) -> String {
     let now = Utc::now();
     let at = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%S-00:00").to_string();
-    let references =
-        if refs.is_empty() { String::new() } else { format!("<references>{refs}</references>") };
-    format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?>
-<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">
-  <identifier>{id}</identifier>
-  <sender>{SENDER}</sender>
-  <sent>{sent}</sent>
-  <status>{status}</status>
-  <msgType>{msg_type}</msgType>
-  <scope>Public</scope>
-  {references}
-  <info>
-    <language>vi-VN</language>
-    <category>Met</category>
-    <event>Lũ</event>
-    <urgency>Immediate</urgency>
-    <severity>{severity}</severity>
-    <certainty>Observed</certainty>
-    <expires>{expires}</expires>
-    <headline>Cảnh báo {id}</headline>
-    <description>{text}</description>
-    <area><areaDesc>An Phú</areaDesc><circle>10.40,105.40 20</circle></area>
-  </info>
-</alert>"#,
-        sent = at(now - chrono::Duration::minutes(1)),
-        expires = at(now + chrono::Duration::hours(1)),
-    )
+    Alert {
+        status,
+        msg_type,
+        severity,
+        references: (!refs.is_empty()).then(|| refs.to_string()),
+        sent: at(now - chrono::Duration::minutes(1)),
+        expires: at(now + chrono::Duration::hours(1)),
+        description: text.into(),
+        ..Alert::new("<circle>10.40,105.40 20</circle>", id)
+    }
+    .xml()
 }
 
 /// `sender,identifier,sent` of an alert made by [`alert`].
@@ -115,32 +104,15 @@ fn cap_alerts_reach_two_stations_as_tests_approved_bulletins_and_auto_aired_emer
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("central");
     let data_s = data.to_str().unwrap();
-    let Province { key, admin, .. } = central_init(&data);
+    let province = central_init(&data);
+    let (key, admin) = (province.key.clone(), province.admin.clone());
     // Two stations inside the alerts' circle, placed by coordinates and by code.
     let mut tokens = Vec::new();
     for (id, lat, lon, code) in
         [("xa-an-binh", "10.40", "105.40", "30280"), ("xa-binh-my", "10.50", "105.30", "30300")]
     {
-        let out = loa(&[
-            "central",
-            "station",
-            "add",
-            id,
-            "--name",
-            id,
-            "--district",
-            "An Phú",
-            "--lat",
-            lat,
-            "--lon",
-            lon,
-            "--geocode",
-            code,
-            "--data-dir",
-            data_s,
-        ]);
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        tokens.push(text(&out.stdout).lines().last().unwrap().trim().to_string());
+        let place = ["--lat", lat, "--lon", lon, "--geocode", code];
+        tokens.push(province.add_station_with(id, id, "An Phú", &place).token);
     }
     let out = loa(&[
         "central",

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use crate::support::playlog;
 use chrono::{DateTime, Duration, Utc};
 use loa::central::alerts::notify::WebhookBody;
 use loa::central::alerts::{AlertsConfig, SmtpTls, Watcher};
@@ -18,9 +19,8 @@ use loa::central::{self, CentralConfig};
 use loa::clock::SharedClock;
 use loa::protocol::{
     BulletinPriority, DeliveryReport, DeliveryState, Entry, GENESIS, Heartbeat, Levels, Outcome,
-    OutputFailure, PushBulletinRequest, PushBulletinResponse, Record, Target, chain_hash,
+    OutputFailure, PushBulletinRequest, PushBulletinResponse, Target,
 };
-use loa::schedule::{Layer, Priority};
 use loa::store::{Station, StoredHeartbeat};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
@@ -172,46 +172,14 @@ fn beat(at: DateTime<Utc>) -> Heartbeat {
 }
 
 fn entry(item: &str, planned: DateTime<Utc>, silent: bool) -> Entry {
-    Entry {
-        item_id: item.into(),
-        title: item.into(),
-        layer: Layer::Provincial,
-        priority: Priority::Normal,
-        planned,
-        outcome: Outcome::Played,
-        started: Some(planned),
-        ended: Some(planned + Duration::seconds(10)),
-        delay_ms: Some(0),
-        played_secs: Some(10.0),
-        reason: None,
-        audio_sha256: None,
-        levels: Some(Levels {
-            peak_dbfs: if silent { -90.0 } else { -3.0 },
-            rms_dbfs: -20.0,
-            silent,
-        }),
-        reason_code: None,
-    }
-}
-
-/// Records `seq` from `from` on, chained from `prev` (a wrong `prev` breaks the chain).
-fn records(station: &str, from: u64, prev: &str, entries: Vec<Entry>) -> Vec<Record> {
-    let mut prev = prev.to_string();
-    let mut out = Vec::new();
-    for (i, entry) in entries.into_iter().enumerate() {
-        let seq = from + i as u64;
-        let hash = chain_hash(&prev, station, seq, &entry);
-        out.push(Record {
-            station: station.into(),
-            seq,
-            entry,
-            prev_hash: prev.clone(),
-            hash: hash.clone(),
-            acked: false,
-        });
-        prev = hash;
-    }
-    out
+    let mut entry = playlog::entry(item, Outcome::Played, planned);
+    entry.started = Some(planned);
+    entry.ended = Some(planned + Duration::seconds(10));
+    entry.delay_ms = Some(0);
+    entry.played_secs = Some(10.0);
+    entry.levels =
+        Some(Levels { peak_dbfs: if silent { -90.0 } else { -3.0 }, rms_dbfs: -20.0, silent });
+    entry
 }
 
 /// (kind:station → events) seen by the webhook, and the e-mail subjects.
@@ -335,11 +303,11 @@ async fn each_alert_fires_once_and_clears_once_by_webhook_and_email_across_a_res
     assert_eq!(watcher.tick(at(22 * 60)).await.expect("tick"), (0, 1));
 
     // The playlog: a silent item, then a record whose link is wrong (a chain break).
-    let first = records("tri-ton", 1, GENESIS, vec![entry("ban-tin-sang", at(-3600), true)]);
+    let first = playlog::chain("tri-ton", 1, GENESIS, vec![entry("ban-tin-sang", at(-3600), true)]);
     state.store.ingest_playlog("tri-ton", &first, at(22 * 60)).expect("ingest");
     assert_eq!(watcher.tick(at(22 * 60 + 1)).await.expect("tick"), (1, 0), "silent");
     let wrong_link =
-        records("tri-ton", 2, &"0".repeat(64), vec![entry("ban-tin-chieu", at(-60), false)]);
+        playlog::chain("tri-ton", 2, &"0".repeat(64), vec![entry("ban-tin-chieu", at(-60), false)]);
     state.store.ingest_playlog("tri-ton", &wrong_link, at(22 * 60 + 2)).expect("ingest");
     // The later item aired with sound: silence clears; the break is raised.
     assert_eq!(watcher.tick(at(22 * 60 + 3)).await.expect("tick"), (1, 1), "chain up, silent down");

@@ -11,27 +11,14 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::support::process::{LOA, Proc as Daemon, command, loa, text};
+use crate::support::process::{LOA, Proc as Daemon, add_station, central_init_with, command, text};
 use crate::support::wait;
 use loa::protocol::FleetStatus;
 
 /// `loa central init --host localhost`: (public key, admin token).
 fn init(data: &Path) -> (String, String) {
-    let out =
-        loa(&["central", "init", "--data-dir", data.to_str().unwrap(), "--host", "localhost"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let printed = text(&out.stdout);
-    let line = |prefix: &str| {
-        printed
-            .lines()
-            .find_map(|l| l.strip_prefix(prefix))
-            .unwrap_or_else(|| panic!("no {prefix:?} in {printed}"))
-            .to_string()
-    };
-    (
-        line("public key (pin it in every station config): "),
-        line("admin token (shown once, keep it safe): "),
-    )
+    let province = central_init_with(data, &["--host", "localhost"]);
+    (province.key, province.admin)
 }
 
 fn serve(data: &Path) -> (Daemon, String) {
@@ -44,29 +31,8 @@ fn serve(data: &Path) -> (Daemon, String) {
 
 /// `loa central station add ID`: (the code, the token).
 fn add(data: &Path, id: &str) -> (String, String) {
-    let out = loa(&[
-        "central",
-        "station",
-        "add",
-        id,
-        "--name",
-        id,
-        "--district",
-        "An Phú",
-        "--data-dir",
-        data.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let printed = text(&out.stdout);
-    let code = printed
-        .lines()
-        .find(|l| l.starts_with("enrolment code"))
-        .and_then(|l| l.rsplit(": ").next())
-        .unwrap_or_else(|| panic!("no code in {printed}"))
-        .trim()
-        .to_string();
-    let token = printed.lines().last().expect("token").trim().to_string();
-    (code, token)
+    let added = add_station(data, id, id, "An Phú", &[]);
+    (added.code, added.token)
 }
 
 fn enroll(url: &str, code: &str, config: &Path, data: &Path, force: bool) -> Output {

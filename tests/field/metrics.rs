@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 
+use crate::support::playlog;
 use crate::support::process::{LOA, Proc as Daemon, central_init, command, loa, text};
 use chrono::{DateTime, Utc};
-use loa::protocol::{Entry, FleetStatus, GENESIS, Heartbeat, Levels, Outcome, Record, chain_hash};
-use loa::schedule::{Layer, Priority};
+use loa::protocol::{FleetStatus, GENESIS, Heartbeat, Outcome};
 
 /// One sample: name, labels, value.
 type Sample = (String, BTreeMap<String, String>, f64);
@@ -93,25 +93,6 @@ fn beat(at: DateTime<Utc>, offset_ms: i64, missing: u64) -> Heartbeat {
     }
 }
 
-fn entry(item: &str, outcome: Outcome, planned: DateTime<Utc>) -> Entry {
-    Entry {
-        item_id: item.into(),
-        title: item.into(),
-        layer: Layer::Provincial,
-        priority: Priority::Normal,
-        planned,
-        outcome,
-        started: None,
-        ended: None,
-        delay_ms: None,
-        played_secs: None,
-        reason: None,
-        audio_sha256: None,
-        levels: Some(Levels { peak_dbfs: -3.0, rms_dbfs: -20.0, silent: false }),
-        reason_code: None,
-    }
-}
-
 #[test]
 fn metrics_parse_and_match_loa_status() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -183,25 +164,11 @@ fn metrics_parse_and_match_loa_status() {
         }
         for (id, token) in tokens.iter().take(2) {
             let entries = vec![
-                entry("a", Outcome::Played, now - chrono::Duration::hours(3)),
-                entry("b", Outcome::Late, now - chrono::Duration::hours(2)),
-                entry("c", Outcome::Missed, now - chrono::Duration::hours(1)),
+                playlog::entry("a", Outcome::Played, now - chrono::Duration::hours(3)),
+                playlog::entry("b", Outcome::Late, now - chrono::Duration::hours(2)),
+                playlog::entry("c", Outcome::Missed, now - chrono::Duration::hours(1)),
             ];
-            let mut prev = GENESIS.to_string();
-            let mut records = Vec::new();
-            for (i, e) in entries.into_iter().enumerate() {
-                let seq = i as u64 + 1;
-                let hash = chain_hash(&prev, id, seq, &e);
-                records.push(Record {
-                    station: id.clone(),
-                    seq,
-                    entry: e,
-                    prev_hash: prev,
-                    hash: hash.clone(),
-                    acked: false,
-                });
-                prev = hash;
-            }
+            let records = playlog::chain(id, 1, GENESIS, entries);
             let r = http
                 .post(format!("{url}/api/v1/station/playlog"))
                 .bearer_auth(token)

@@ -15,8 +15,10 @@
 #![allow(dead_code)]
 
 pub mod audio;
+pub mod cap;
 pub mod central;
 pub mod golden;
+pub mod playlog;
 pub mod process;
 pub mod station;
 pub mod wait;

@@ -418,7 +418,14 @@ pub struct Province {
 /// `loa central init --data-dir DATA --format json`.
 #[track_caller]
 pub fn central_init(data: &Path) -> Province {
-    let out = loa(&["central", "init", "--data-dir", utf8(data), "--format", "json"]);
+    central_init_with(data, &[])
+}
+
+/// [`central_init`] with `extra` arguments (`--host NAME`: central's own CA and HTTPS).
+#[track_caller]
+pub fn central_init_with(data: &Path, extra: &[&str]) -> Province {
+    let args = ["central", "init", "--data-dir", utf8(data), "--format", "json"];
+    let out = loa(&[&args[..], extra].concat());
     assert!(out.status.success(), "{}", text(&out.stderr));
     let init: loa::cli::central::Initialised = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("init printed no JSON ({e}): {}", text(&out.stdout)));
@@ -430,25 +437,20 @@ impl Province {
     /// station's token.
     #[track_caller]
     pub fn add_station(&self, id: &str, name: &str, district: &str) -> String {
-        let out = loa(&[
-            "central",
-            "station",
-            "add",
-            id,
-            "--name",
-            name,
-            "--district",
-            district,
-            "--data-dir",
-            utf8(&self.data),
-            "--format",
-            "json",
-        ]);
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        let added: loa::cli::central::StationAdded = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("station add printed no JSON ({e}): {}", text(&out.stdout)));
-        assert_eq!(added.station, id);
-        added.token
+        self.add_station_with(id, name, district, &[]).token
+    }
+
+    /// [`Province::add_station`] with `extra` arguments (`--lat`, `--geocode`, …); all it
+    /// printed (the enrolment code and the token).
+    #[track_caller]
+    pub fn add_station_with(
+        &self,
+        id: &str,
+        name: &str,
+        district: &str,
+        extra: &[&str],
+    ) -> loa::cli::central::StationAdded {
+        add_station(&self.data, id, name, district, extra)
     }
 
     /// Writes `central.toml` beside the data directory: `data_dir`, then `extra`.
@@ -472,6 +474,25 @@ impl Province {
     pub fn admin(&self, central: &CentralProc) -> Remote {
         Remote::new(&central.url, &self.admin)
     }
+}
+
+/// `loa central station add ID --name NAME --district DISTRICT EXTRA… --format json` on
+/// the province in `data`: the code and the token it printed.
+#[track_caller]
+pub fn add_station(
+    data: &Path,
+    id: &str,
+    name: &str,
+    district: &str,
+    extra: &[&str],
+) -> loa::cli::central::StationAdded {
+    let args = ["central", "station", "add", id, "--name", name, "--district", district];
+    let out = loa(&[&args[..], extra, &["--data-dir", utf8(data), "--format", "json"]].concat());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let added: loa::cli::central::StationAdded = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("station add printed no JSON ({e}): {}", text(&out.stdout)));
+    assert_eq!(added.station, id);
+    added
 }
 
 /// The settings every test's `station.toml` has (`data_dir = "data"`, beside it), then
