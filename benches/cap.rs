@@ -9,7 +9,7 @@
 //! POST is sent and stops, per station, when the receiver has verified the signed bulletin
 //! and the audio's sha256 and committed both: the moment it hands the bulletin to the
 //! player, whose first sample follows (tens of ms on an idle station, measured in
-//! `tests/bulletin_e2e.rs`). Prints p50/p99/max over every station of every run, the
+//! `tests/bulletin/e2e.rs`). Prints p50/p99/max over every station of every run, the
 //! POST's own answer time, and the machine's load before and after.
 //!
 //! `cargo bench --bench cap`; `LOA_BENCH_STATIONS=N` (default 100), `LOA_BENCH_RUNS=N`
