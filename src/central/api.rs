@@ -392,6 +392,10 @@ async fn post_schedule(
     }
     let schedule =
         manifest::check_schedule(&request.source, &request.origin).map_err(ApiError::Schedule)?;
+    let refused = super::relay_hosts::refused(&schedule, &state.config.relay_hosts);
+    if !refused.is_empty() {
+        return Err(ApiError::Schedule(refused));
+    }
 
     // Who may send this where is decided before anything about its content is judged.
     let stations = resolve_target(&state, &role, &request.to, schedule.layer)?;

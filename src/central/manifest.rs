@@ -21,6 +21,7 @@ pub fn audio_key(audio: &AudioRef) -> Option<String> {
     match audio {
         AudioRef::Path(path) => Some(path.to_string_lossy().into_owned()),
         AudioRef::Sha256(_) => None,
+        AudioRef::Stream(s) => s.fallback.as_deref().and_then(audio_key),
     }
 }
 
@@ -66,6 +67,7 @@ fn sha_of(audio: &AudioRef, map: &BTreeMap<String, String>) -> Option<String> {
     match audio {
         AudioRef::Sha256(hex) => Some(hex.to_lowercase()),
         AudioRef::Path(_) => audio_key(audio).and_then(|k| map.get(&k).cloned()),
+        AudioRef::Stream(s) => s.fallback.as_deref().and_then(|f| sha_of(f, map)),
     }
 }
 

@@ -21,6 +21,7 @@ pub mod library;
 pub mod manifest;
 pub mod metrics;
 mod playlog;
+pub mod relay_hosts;
 pub mod report;
 pub mod server;
 pub mod streams;

@@ -186,6 +186,17 @@ fn row_for(
                 }
                 Outcome::Failed => (ReportStatus::Failed, e.delay_ms, reason),
                 Outcome::Missed => (ReportStatus::Missed, None, miss_detail(why.as_ref())),
+                // A relay that carried nothing of its stream did not air the programme.
+                Outcome::Relayed => match e.relay {
+                    Some(r) if r.relayed_secs > 0.0 => {
+                        (ReportStatus::Aired, e.delay_ms, r.summary())
+                    }
+                    r => {
+                        let what = r.map(|r| r.summary()).unwrap_or_default();
+                        let detail = if reason.is_empty() { what } else { format!("{reason}; {what}") };
+                        (ReportStatus::Failed, e.delay_ms, detail)
+                    }
+                },
             }
         }
         None if now < p.planned + p.max_delay + REPORT_GRACE => {

@@ -44,16 +44,24 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use super::config::StationConfig;
-use super::core::{Action, Bulletin, Core, Item, PlayingNow, PlayoutEvent, Proof, audio_path};
+use super::core::{
+    Action, Bulletin, Core, Item, PlayingNow, PlayoutEvent, Proof, audio_path, file_path,
+};
+use super::relay::RelaySpec;
+use crate::audio::Source;
+use crate::audio::feed::Feed;
+use crate::audio::relay::{OpenFallback, relay};
 use super::schedules::ScheduleSet;
 use crate::audio::player::{OutputState, PlayError, Player, PlayerConfig, PlayerEvent, Reopen};
 use crate::audio::sinks::{self, Sink, SinkOptions};
 use crate::clock::{self, ClockStep, SharedClock, StepDetector};
-use crate::protocol::Reason;
+use crate::protocol::{Reason, RelayFacts};
 use crate::protocol::playlog::CLOCK_STEPPED;
 use crate::schedule::{AudioRef, Layer, Priority};
 use crate::station::ledger::{Appended, Entry, Ledger, LedgerError, Levels, Outcome, state};
 
+/// Added to the buffer when a relay connects early: time to connect and answer.
+pub const RELAY_CONNECT_MARGIN: Duration = Duration::from_secs(1);
 /// How often the schedules are polled and the alive mark is written.
 pub const POLL_EVERY: Duration = Duration::from_secs(2);
 /// How far ahead occurrences are expanded.
@@ -270,6 +278,8 @@ pub struct Station {
     /// The next play after now, recomputed when the schedules change or it has passed
     /// (and with none, at most once a minute): `(computed at, next)`.
     next: Option<(DateTime<Utc>, Option<NextPlay>)>,
+    /// The client relayed streams are fetched with (made at the first relay).
+    relay_http: Option<reqwest::Client>,
 }
 
 /// What [`Station::account`] did.
@@ -343,7 +353,8 @@ impl Station {
         let steps = StepDetector::new(clock.as_ref());
         let run_start = clock.monotonic();
         let station = Self {
-            core: Core::new(config.preroll, config.fade),
+            core: Core::new(config.preroll, config.fade)
+                .with_relay_lead(config.relay_buffer + RELAY_CONNECT_MARGIN),
             config,
             clock,
             ledger,
@@ -366,6 +377,7 @@ impl Station {
             output,
             beat: Default::default(),
             next: None,
+            relay_http: None,
         };
         Ok((station, StationHandle { tx }))
     }
@@ -498,6 +510,7 @@ impl Station {
                     audio_sha256: p.audio_sha256,
                     levels: None,
                     reason_code: None,
+                    relay: None,
                 }
                 .with_reason(Reason::Interrupted);
                 tracing::warn!(item = %entry.item_id, "failed: interrupted: station stopped");
@@ -893,6 +906,12 @@ impl Station {
     fn on_player_event(&mut self, event: PlayerEvent) {
         let now = self.now();
         let proof = |p: &crate::audio::player::ProofOfPlay| Proof {
+            relay: p.relay.map(|r| RelayFacts {
+                relayed_secs: r.relayed_secs,
+                dropouts: r.dropouts,
+                dropout_secs: r.dropout_secs,
+                longest_dropout_secs: r.longest_dropout_secs,
+            }),
             played: p.duration,
             levels: Some(Levels {
                 peak_dbfs: f64::from(p.peak_dbfs).max(FLOOR_DBFS),
@@ -939,6 +958,9 @@ impl Station {
         let mut writes = Vec::new();
         while let Some(action) = queue.pop_front() {
             match action {
+                Action::Prepare { id, item } if matches!(item.audio, AudioRef::Stream(_)) => {
+                    self.prepare_relay(id, &item);
+                }
                 Action::Prepare { id, item } => {
                     let cache = self.config.data_dir.join("audio");
                     let path = audio_path(&item, &cache);
@@ -1008,6 +1030,55 @@ impl Station {
         }
     }
 
+    /// Hands the player a relay of `item`'s stream: the connection opens now (the core
+    /// prepares streams early enough to fill the buffer), the fallback is read from
+    /// its file (checked against its sha256 like any file) whenever the stream is down.
+    fn prepare_relay(&mut self, id: u64, item: &Item) {
+        let AudioRef::Stream(stream) = &item.audio else { return };
+        let format = self.player.format();
+        let cache = self.config.data_dir.join("audio");
+        let fallback = file_path(&item.audio, &cache).and_then(|path| {
+            let expected = expected_sha256(item, &path, &cache);
+            match file_sha256(&path) {
+                Ok(hex) if expected.as_ref().is_none_or(|want| *want == hex) => {
+                    self.core.set_sha256(id, hex);
+                    Some(path)
+                }
+                Ok(hex) => {
+                    tracing::error!(item = %item.item_id, "fallback {} has sha256 {hex}, not the one named: not played", path.display());
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!(item = %item.item_id, "fallback {} cannot be read ({e}): silence fills the drop-outs", path.display());
+                    None
+                }
+            }
+        });
+        let gain_db = item.gain_db;
+        let open_fallback = fallback.map(|path| {
+            Box::new(move || {
+                Source::open(&path, format, gain_db).ok().map(|s| Box::new(s) as Box<dyn Feed>)
+            }) as OpenFallback
+        });
+        let end = crate::station::core::later(
+            item.planned,
+            chrono::Duration::from_std(stream.duration).unwrap_or_default(),
+        );
+        let (input, feed) = relay(format, self.config.relay_buffer, Some(end), open_fallback);
+        let spec = RelaySpec {
+            url: stream.url.clone(),
+            format,
+            gain_db,
+            end,
+            item_id: item.item_id.clone(),
+        };
+        let http = self.relay_http.get_or_insert_with(crate::station::relay::client).clone();
+        crate::station::relay::spawn(spec, input, http, self.clock.clone());
+        tracing::info!(item = %item.item_id, url = %stream.url, delay_ms = self.config.relay_buffer.as_millis() as u64, "relay connecting");
+        self.preparing.insert(id);
+        self.player.prepare_feed(id, Box::new(feed));
+    }
+
     /// Writes a record durably (or keeps it to retry if the disk refuses).
     fn record(&mut self, entry: Entry) {
         match self.ledger.append(entry.clone()) {
@@ -1049,8 +1120,9 @@ fn not_running(planned: DateTime<Utc>, alive: Option<DateTime<Utc>>) -> Reason {
 /// The sha256 an item's file must have: the one it names (`audio = "sha256:<hex>"`), or,
 /// for a file in the content-addressed cache (bulletins play from there), its name.
 fn expected_sha256(item: &Item, path: &Path, cache: &Path) -> Option<String> {
-    match &item.audio {
+    match item.audio.file()? {
         AudioRef::Sha256(hex) => Some(hex.to_ascii_lowercase()),
+        AudioRef::Stream(_) => None,
         AudioRef::Path(_) => {
             let name = path.file_name()?.to_str()?;
             let in_cache = path.parent() == Some(cache);

@@ -49,6 +49,10 @@ pub mod limits {
     pub const MAX_ID_CHARS: usize = 64;
     /// Longest `max_delay` or `duration`.
     pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+    /// Longest `stream` URL, in bytes.
+    pub const MAX_STREAM_URL_BYTES: usize = 2048;
+    /// Longest relay slot (`duration` of a `stream` item): a programme, not a day.
+    pub const MAX_STREAM_DURATION: Duration = Duration::from_secs(6 * 3600);
 }
 
 const TOP_KEYS: &[&str] = &["layer", "timezone", "item"];
@@ -65,6 +69,8 @@ const ITEM_KEYS: &[&str] = &[
     "max_delay",
     "duration",
     "gain_db",
+    "stream",
+    "fallback",
 ];
 
 /// Parses one schedule file. `origin` is the name diagnostics carry (as the user typed
@@ -444,8 +450,9 @@ impl<'a> Cx<'a> {
             }),
         };
 
-        let (audio, audio_pos) = match t.get("audio") {
-            None => {
+        let mut stream = None;
+        let (audio, audio_pos) = match (t.get("audio"), t.get("stream")) {
+            (None, None) => {
                 self.error(
                     start,
                     format!(
@@ -455,13 +462,44 @@ impl<'a> Cx<'a> {
                 );
                 (None, pos)
             }
-            Some(v) => {
+            (Some(_), Some(s)) => {
+                self.error(
+                    s.span().start,
+                    format!("{named} has both `audio` and `stream`: keep one (a file, or a stream to relay)"),
+                );
+                (None, pos)
+            }
+            (Some(v), None) => {
+                if let Some(f) = t.get("fallback") {
+                    self.error(
+                        f.span().start,
+                        "`fallback` is only for `stream` items (what plays while the stream is down)",
+                    );
+                }
                 let audio_pos = self.pos(v.span().start);
-                let audio = self.string(v, "audio").and_then(|s| self.audio(s, v, base_dir));
+                let audio = self.string(v, "audio").and_then(|s| self.audio(s, v, base_dir, "audio"));
                 if let Some(a) = &audio {
                     self.audio.push((a.clone(), audio_pos));
                 }
                 (audio, audio_pos)
+            }
+            (None, Some(v)) => {
+                let audio_pos = self.pos(v.span().start);
+                let url = self.string(v, "stream").and_then(|u| self.stream_url(u, v));
+                let fallback = match t.get("fallback") {
+                    None => Some(None),
+                    Some(f) => {
+                        let fallback =
+                            self.string(f, "fallback").and_then(|s| self.audio(s, f, base_dir, "fallback"));
+                        if let Some(a) = &fallback {
+                            let at = self.pos(f.span().start);
+                            self.audio.push((a.clone(), at));
+                        }
+                        fallback.map(|a| Some(Box::new(a)))
+                    }
+                };
+                stream = Some((url, fallback, v.span().start));
+                (None, audio_pos)
             }
         };
 
@@ -592,6 +630,35 @@ impl<'a> Cx<'a> {
             }
         };
 
+        let audio = match stream {
+            None => audio,
+            Some((url, fallback, at)) => match (t.get("duration"), &duration) {
+                (None, _) => {
+                    self.error(
+                        at,
+                        format!(
+                            "{named} relays a stream but has no `duration`: add duration = \"1h\" \
+                             (the relay ends that long after its planned start)"
+                        ),
+                    );
+                    None
+                }
+                (Some(d), Some(Some(len))) if *len > limits::MAX_STREAM_DURATION => {
+                    self.error(
+                        d.span().start,
+                        "a relayed stream lasts at most 6h: split it into several items",
+                    );
+                    None
+                }
+                (Some(_), Some(Some(len))) => match (url, fallback) {
+                    (Some(url), Some(fallback)) => {
+                        Some(AudioRef::Stream(StreamRef { url, duration: *len, fallback }))
+                    }
+                    _ => None,
+                },
+                _ => None,
+            },
+        };
         if self.error_count() > errors_before {
             return None;
         }
@@ -627,7 +694,7 @@ impl<'a> Cx<'a> {
         self.diagnostics.iter().filter(|d| d.is_error()).count()
     }
 
-    fn audio(&mut self, s: &str, v: &Value<'_>, base_dir: &Path) -> Option<AudioRef> {
+    fn audio(&mut self, s: &str, v: &Value<'_>, base_dir: &Path, key: &str) -> Option<AudioRef> {
         if let Some(hex) = s.strip_prefix("sha256:") {
             let ok = hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit());
             if ok {
@@ -635,15 +702,52 @@ impl<'a> Cx<'a> {
             }
             self.error(
                 v.span().start,
-                "`audio` \"sha256:...\" must be followed by 64 hexadecimal digits",
+                format!("`{key}` \"sha256:...\" must be followed by 64 hexadecimal digits"),
             );
             return None;
         }
         if s.trim().is_empty() {
-            self.error(v.span().start, "`audio` is empty: give a file path or \"sha256:<hex>\"");
+            self.error(
+                v.span().start,
+                format!("`{key}` is empty: give a file path or \"sha256:<hex>\""),
+            );
             return None;
         }
         Some(AudioRef::Path(base_dir.join(s)))
+    }
+
+    /// A `stream` URL: `http://` or `https://` with a host, printable, bounded. Whether
+    /// its host may be relayed is central's question (`relay_hosts`).
+    fn stream_url(&mut self, url: &str, v: &Value<'_>) -> Option<String> {
+        let at = v.span().start;
+        if url.len() > limits::MAX_STREAM_URL_BYTES {
+            self.error(
+                at,
+                format!(
+                    "`stream` is {} bytes long: a stream URL has at most {}",
+                    url.len(),
+                    limits::MAX_STREAM_URL_BYTES
+                ),
+            );
+            return None;
+        }
+        if url.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            self.error(at, "`stream` holds spaces or control characters: write the URL on one line, spaces as %20");
+            return None;
+        }
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            let shown: String = url.chars().take(60).collect();
+            self.error(
+                at,
+                format!("`stream` \"{shown}\" is not an http:// or https:// URL: give the stream's address, such as \"https://radio.example.vn/live.mp3\""),
+            );
+            return None;
+        }
+        if url_host(url).is_none() {
+            self.error(at, "`stream` has no host name: write it as \"https://host/path\"");
+            return None;
+        }
+        Some(url.to_string())
     }
 
     fn at(&mut self, v: &Value<'_>) -> Option<Recurrence> {

@@ -27,9 +27,15 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use super::decode::{AudioFormat, DecodeError, Source};
+use super::feed::Feed;
 use super::limiter::{Limiter, PEAK_CEILING_DBFS};
-use super::sinks::{Sink, SinkError, after_frames, frames_to_duration};
+use super::sinks::{Sink, SinkError, after_frames};
 use crate::clock::SharedClock;
+
+mod broken;
+mod proof;
+pub use proof::ProofOfPlay;
+use proof::ProofAcc;
 
 /// How often an idle thread on an unpaced sink looks at the clock for a future start.
 const UNPACED_POLL: Duration = Duration::from_millis(5);
@@ -104,25 +110,6 @@ impl Default for PlayerConfig {
     }
 }
 
-/// Evidence that an item went out: what the sink received for it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ProofOfPlay {
-    /// Frames of this item written to the sink (after gain and fade).
-    pub frames: u64,
-    pub duration: Duration,
-    /// Sample peak, dBFS (`-inf` if nothing played).
-    pub peak_dbfs: f32,
-    /// RMS over the whole item, dBFS.
-    pub rms_dbfs: f32,
-    /// Dead air: a stretch of at least `silence_min` under the threshold, or an item silent
-    /// throughout.
-    pub silent: bool,
-    /// Corrupt packets skipped while decoding.
-    pub skipped_packets: u32,
-    /// The file ended before its header said it would.
-    pub truncated: bool,
-}
-
 /// Why an item did not play to its end.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PlayError {
@@ -195,7 +182,7 @@ impl Events {
 enum Cmd {
     Reopened(Result<Box<dyn Sink>, SinkError>),
     Preparing(RequestId),
-    Loaded(RequestId, Option<Box<Source>>),
+    Loaded(RequestId, Option<Box<dyn Feed>>),
     StartAt(RequestId, DateTime<Utc>),
     Preempt(RequestId),
     Stop,
@@ -304,7 +291,7 @@ impl Player {
             std::thread::Builder::new().name(format!("loa-prepare-{id}")).spawn(move || {
                 match Source::open(&path, format, gain_db) {
                     Ok(source) => {
-                        let _ = tx.send(Cmd::Loaded(id, Some(Box::new(source))));
+                        let _ = tx.send(Cmd::Loaded(id, Some(Box::new(source) as Box<dyn Feed>)));
                         events.send(PlayerEvent::Prepared { id });
                     }
                     Err(e) => {
@@ -328,6 +315,30 @@ impl Player {
                 proof: None,
             });
         }
+    }
+
+    /// Hands the player a feed that is ready now (a relayed stream, a live broadcast):
+    /// reported `Prepared` at once, then started with [`Player::start_at`] like a file.
+    pub fn prepare_feed(&self, id: RequestId, feed: Box<dyn Feed>) {
+        if !self.events.live().insert(id) {
+            let _ = self.events.tx.send(PlayerEvent::Failed {
+                id,
+                reason: PlayError::Duplicate { id },
+                proof: None,
+            });
+            return;
+        }
+        if self.tx.send(Cmd::Preparing(id)).is_err()
+            || self.tx.send(Cmd::Loaded(id, Some(feed))).is_err()
+        {
+            self.events.send(PlayerEvent::Failed {
+                id,
+                reason: PlayError::Stopped { id },
+                proof: None,
+            });
+            return;
+        }
+        self.events.send(PlayerEvent::Prepared { id });
     }
 
     /// Starts a prepared item so its first sample reaches the speaker at `at` (at once if
@@ -392,87 +403,6 @@ fn freeze_hook() {
 #[cfg(not(debug_assertions))]
 fn freeze_hook() {}
 
-/// Running sums for a [`ProofOfPlay`].
-struct ProofAcc {
-    frames: u64,
-    peak: f32,
-    sum_sq: f64,
-    samples: u64,
-    window_frames: u64,
-    window_sq: f64,
-    window_len: u64,
-    threshold_sq: f64,
-    run: u64,
-    longest_run: u64,
-    silence_min_frames: u64,
-    rate: u32,
-}
-
-impl ProofAcc {
-    fn new(config: &PlayerConfig, format: AudioFormat) -> Self {
-        let threshold = 10f64.powf(f64::from(config.silence_threshold_dbfs) / 20.0);
-        Self {
-            frames: 0,
-            peak: 0.0,
-            sum_sq: 0.0,
-            samples: 0,
-            window_frames: u64::from(format.rate / 10).max(1),
-            window_sq: 0.0,
-            window_len: 0,
-            threshold_sq: threshold * threshold,
-            run: 0,
-            longest_run: 0,
-            silence_min_frames: (config.silence_min.as_secs_f64() * f64::from(format.rate)) as u64,
-            rate: format.rate,
-        }
-    }
-
-    fn add(&mut self, samples: &[f32], channels: usize) {
-        for frame in samples.chunks_exact(channels) {
-            let mut sq = 0f64;
-            for &s in frame {
-                self.peak = self.peak.max(s.abs());
-                sq += f64::from(s) * f64::from(s);
-            }
-            self.sum_sq += sq;
-            self.samples += channels as u64;
-            self.window_sq += sq / channels as f64;
-            self.window_len += 1;
-            if self.window_len == self.window_frames {
-                if self.window_sq / (self.window_len as f64) < self.threshold_sq {
-                    self.run += self.window_len;
-                    self.longest_run = self.longest_run.max(self.run);
-                } else {
-                    self.run = 0;
-                }
-                self.window_sq = 0.0;
-                self.window_len = 0;
-            }
-            self.frames += 1;
-        }
-    }
-
-    fn finish(&self, source: Option<&Source>) -> ProofOfPlay {
-        let rms_sq = if self.samples > 0 { self.sum_sq / self.samples as f64 } else { 0.0 };
-        let stats = source.map(|s| s.stats()).unwrap_or_default();
-        ProofOfPlay {
-            frames: self.frames,
-            duration: frames_to_duration(self.frames, self.rate),
-            peak_dbfs: dbfs(f64::from(self.peak)),
-            rms_dbfs: dbfs(rms_sq.sqrt()),
-            silent: self.frames == 0
-                || (self.silence_min_frames > 0 && self.longest_run >= self.silence_min_frames)
-                || rms_sq < self.threshold_sq,
-            skipped_packets: stats.skipped_packets,
-            truncated: stats.truncated,
-        }
-    }
-}
-
-fn dbfs(amplitude: f64) -> f32 {
-    if amplitude > 0.0 { (20.0 * amplitude.log10()) as f32 } else { f32::NEG_INFINITY }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Cancel {
     Preempt,
@@ -486,14 +416,14 @@ enum Waiting {
         cancelled: Option<Cancel>,
     },
     Ready {
-        source: Box<Source>,
+        source: Box<dyn Feed>,
         start: Option<DateTime<Utc>>,
     },
 }
 
 struct Playing {
     id: RequestId,
-    source: Box<Source>,
+    source: Box<dyn Feed>,
     proof: ProofAcc,
     /// Frames left of the fade-out and its total, once pre-empted.
     fade: Option<(u64, u64)>,
@@ -729,114 +659,6 @@ impl Engine {
         }
     }
 
-    /// While the sink is down: start a reopen try when one is due, and fail every item
-    /// whose start has come (it cannot be heard).
-    fn while_broken(&mut self) {
-        let mono = self.clock.monotonic();
-        let Some(broken) = self.broken.as_mut() else { return };
-        if !broken.in_flight
-            && mono >= broken.next_try
-            && let (Some(reopen), Some(tx)) = (&self.reopen, &self.cmd_tx)
-        {
-            let (reopen, tx) = (reopen.clone(), tx.clone());
-            let spawned = std::thread::Builder::new().name("loa-reopen".into()).spawn(move || {
-                let result = (reopen.lock().unwrap_or_else(|p| p.into_inner()))();
-                let _ = tx.send(Cmd::Reopened(result));
-            });
-            match spawned {
-                Ok(_) => broken.in_flight = true,
-                Err(e) => {
-                    tracing::warn!("cannot start a thread to reopen the sink: {e}");
-                    broken.next_try = mono.saturating_add(reopen_backoff(broken.tries));
-                }
-            }
-        }
-        let now = self.clock.now();
-        let down = SinkError::Down {
-            since: broken.since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            detail: broken.error.to_string(),
-        };
-        let mut due: Vec<RequestId> = self
-            .waiting
-            .iter()
-            .filter(|(_, w)| matches!(w, Waiting::Ready { start: Some(at), .. } if *at <= now))
-            .map(|(id, _)| *id)
-            .collect();
-        due.sort_unstable();
-        for id in due {
-            self.waiting.remove(&id);
-            tracing::warn!(id, "cannot start: {down}");
-            self.emit(PlayerEvent::Failed {
-                id,
-                reason: PlayError::Sink(down.clone()),
-                proof: None,
-            });
-        }
-        self.publish_down(mono);
-    }
-
-    /// Publishes the down state with the monotonic time it was last checked at.
-    fn publish_down(&self, checked_at: Duration) {
-        if let Some(b) = &self.broken {
-            self.output.send_replace(OutputState::Failed {
-                since: b.since,
-                reason: b.error.to_string(),
-                tries: b.tries,
-                // While a try runs, the state is not settled at any time.
-                checked_at: if b.in_flight { Duration::ZERO } else { checked_at },
-            });
-        }
-    }
-
-    /// A reopen try's result.
-    fn reopened(&mut self, result: Result<Box<dyn Sink>, SinkError>) {
-        let mono = self.clock.monotonic();
-        let Some(broken) = self.broken.as_mut() else { return };
-        broken.in_flight = false;
-        let failure = match result {
-            Ok(sink) if sink.format() == self.format => {
-                let down = self.clock.now() - broken.since;
-                tracing::info!(
-                    sink = sink.name(),
-                    tries = broken.tries + 1,
-                    down_for = %crate::clock::human(down),
-                    "sound output reopened; playing again"
-                );
-                self.sink = Some(sink);
-                self.broken = None;
-                self.paused = Some(false);
-                self.silent_blocks = 0;
-                self.output.send_replace(OutputState::Working);
-                return;
-            }
-            Ok(sink) => {
-                if !broken.wrong_format {
-                    tracing::error!(
-                        reopened = %sink.describe(),
-                        player = ?self.format,
-                        "the sound output came back in another format; restart the station to use it"
-                    );
-                    broken.wrong_format = true;
-                }
-                None
-            }
-            Err(e) => Some(e),
-        };
-        if let Some(e) = failure {
-            if broken.tries == 0 {
-                tracing::warn!(
-                    "cannot reopen the sound output yet (retrying, at most every {} s): {e}",
-                    REOPEN_MAX_WAIT.as_secs()
-                );
-            } else {
-                tracing::debug!(tries = broken.tries + 1, "cannot reopen the sound output: {e}");
-            }
-        }
-        broken.next_try = mono.saturating_add(reopen_backoff(broken.tries));
-        broken.tries = broken.tries.saturating_add(1);
-        self.publish_down(mono);
-    }
-
     /// Applies one command; false means shut down.
     fn handle(&mut self, cmd: Cmd) -> bool {
         match cmd {
@@ -935,7 +757,7 @@ impl Engine {
     /// as failed.
     fn stop_all(&mut self, sink_error: Option<&SinkError>) {
         for p in std::mem::take(&mut self.playing) {
-            let proof = p.proof.finish(Some(&p.source));
+            let proof = p.proof.finish(Some(p.source.as_ref()));
             let event = match sink_error {
                 Some(e) => PlayerEvent::Failed {
                     id: p.id,
@@ -1026,7 +848,7 @@ impl Engine {
 
         for (index, error) in ended.into_iter().rev() {
             let p = self.playing.remove(index);
-            let proof = p.proof.finish(Some(&p.source));
+            let proof = p.proof.finish(Some(p.source.as_ref()));
             let event = match (error, p.fade) {
                 (Some(e), _) => PlayerEvent::Failed {
                     id: p.id,
@@ -1042,43 +864,6 @@ impl Engine {
         }
         if let Err(e) = write {
             self.sink_failed(e);
-        }
-    }
-
-    /// The sink failed: fail what plays, close it, and start reopening it.
-    fn sink_failed(&mut self, e: SinkError) {
-        {
-            let name = self.sink.as_ref().map(|s| s.name().to_string()).unwrap_or_default();
-            let reopening =
-                if self.reopen.is_some() { "; closing it and opening it again" } else { "" };
-            tracing::error!(sink = %name, "sound output failed: {e}{reopening}");
-            // What was playing is cut (failed, with how long it played); what waits stays,
-            // and fails only if its start comes before the sink is back.
-            for p in std::mem::take(&mut self.playing) {
-                let proof = p.proof.finish(Some(&p.source));
-                self.emit(PlayerEvent::Failed {
-                    id: p.id,
-                    reason: PlayError::Sink(e.clone()),
-                    proof: Some(proof),
-                });
-            }
-            // Closing the broken stream (a sound card's is reopened from scratch).
-            self.sink = None;
-            let since = self.clock.now();
-            self.output.send_replace(OutputState::Failed {
-                since,
-                reason: e.to_string(),
-                tries: 0,
-                checked_at: self.clock.monotonic(),
-            });
-            self.broken = Some(Broken {
-                since,
-                error: e,
-                next_try: self.clock.monotonic(),
-                tries: 0,
-                in_flight: false,
-                wrong_format: false,
-            });
         }
     }
 
@@ -1103,8 +888,9 @@ impl Engine {
         }
         due.sort_unstable();
         for (id, offset) in due {
-            if let Some(Waiting::Ready { source, .. }) = self.waiting.remove(&id) {
+            if let Some(Waiting::Ready { mut source, .. }) = self.waiting.remove(&id) {
                 let at = after_frames(t0, offset as u64, self.format.rate);
+                source.started(at);
                 tracing::debug!(id, %at, now = %self.clock.now(), "item starts");
                 self.emit(PlayerEvent::Started { id, at });
                 self.playing.push(Playing {
