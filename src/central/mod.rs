@@ -427,6 +427,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     Gone(String),
+    /// Faster than the route allows (a live upload ahead of real time): 429.
+    #[error("{0}")]
+    TooFast(String),
     #[error("requested range is not satisfiable: file has {size} bytes")]
     Range { size: u64 },
     #[error("internal error: {0}")]
@@ -466,6 +469,7 @@ impl IntoResponse for ApiError {
             ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Gone(_) => StatusCode::GONE,
+            ApiError::TooFast(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Range { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
