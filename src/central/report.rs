@@ -535,6 +535,16 @@ cron = "0 17 * * *"
             }
             Outcome::Failed => entry.set_reason(Some(Reason::Failure("audio missing: x".into()))),
             Outcome::Missed => {}
+            Outcome::Relayed => {
+                entry.set_reason(None);
+                entry.delay_ms = Some(1);
+                entry.relay = Some(crate::protocol::playlog::RelayFacts {
+                    relayed_secs: 55.0,
+                    dropouts: 1,
+                    dropout_secs: 5.0,
+                    longest_dropout_secs: 5.0,
+                });
+            }
         }
         Record {
             station: station.into(),
