@@ -19,6 +19,7 @@ use toml::value::{Datetime, Offset};
 use super::model::*;
 
 mod cron;
+mod stream;
 use cron::CronCache;
 
 type Value<'i> = Spanned<DeValue<'i>>;
@@ -484,22 +485,8 @@ impl<'a> Cx<'a> {
                 (audio, audio_pos)
             }
             (None, Some(v)) => {
-                let audio_pos = self.pos(v.span().start);
-                let url = self.string(v, "stream").and_then(|u| self.stream_url(u, v));
-                let fallback = match t.get("fallback") {
-                    None => Some(None),
-                    Some(f) => {
-                        let fallback =
-                            self.string(f, "fallback").and_then(|s| self.audio(s, f, base_dir, "fallback"));
-                        if let Some(a) = &fallback {
-                            let at = self.pos(f.span().start);
-                            self.audio.push((a.clone(), at));
-                        }
-                        fallback.map(|a| Some(Box::new(a)))
-                    }
-                };
-                stream = Some((url, fallback, v.span().start));
-                (None, audio_pos)
+                stream = Some(self.stream_parts(t, v, base_dir));
+                (None, self.pos(v.span().start))
             }
         };
 
@@ -632,32 +619,7 @@ impl<'a> Cx<'a> {
 
         let audio = match stream {
             None => audio,
-            Some((url, fallback, at)) => match (t.get("duration"), &duration) {
-                (None, _) => {
-                    self.error(
-                        at,
-                        format!(
-                            "{named} relays a stream but has no `duration`: add duration = \"1h\" \
-                             (the relay ends that long after its planned start)"
-                        ),
-                    );
-                    None
-                }
-                (Some(d), Some(Some(len))) if *len > limits::MAX_STREAM_DURATION => {
-                    self.error(
-                        d.span().start,
-                        "a relayed stream lasts at most 6h: split it into several items",
-                    );
-                    None
-                }
-                (Some(_), Some(Some(len))) => match (url, fallback) {
-                    (Some(url), Some(fallback)) => {
-                        Some(AudioRef::Stream(StreamRef { url, duration: *len, fallback }))
-                    }
-                    _ => None,
-                },
-                _ => None,
-            },
+            Some(parts) => self.stream_item(t, parts, &duration, &named),
         };
         if self.error_count() > errors_before {
             return None;
@@ -714,40 +676,6 @@ impl<'a> Cx<'a> {
             return None;
         }
         Some(AudioRef::Path(base_dir.join(s)))
-    }
-
-    /// A `stream` URL: `http://` or `https://` with a host, printable, bounded. Whether
-    /// its host may be relayed is central's question (`relay_hosts`).
-    fn stream_url(&mut self, url: &str, v: &Value<'_>) -> Option<String> {
-        let at = v.span().start;
-        if url.len() > limits::MAX_STREAM_URL_BYTES {
-            self.error(
-                at,
-                format!(
-                    "`stream` is {} bytes long: a stream URL has at most {}",
-                    url.len(),
-                    limits::MAX_STREAM_URL_BYTES
-                ),
-            );
-            return None;
-        }
-        if url.chars().any(|c| c.is_control() || c.is_whitespace()) {
-            self.error(at, "`stream` holds spaces or control characters: write the URL on one line, spaces as %20");
-            return None;
-        }
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            let shown: String = url.chars().take(60).collect();
-            self.error(
-                at,
-                format!("`stream` \"{shown}\" is not an http:// or https:// URL: give the stream's address, such as \"https://radio.example.vn/live.mp3\""),
-            );
-            return None;
-        }
-        if url_host(url).is_none() {
-            self.error(at, "`stream` has no host name: write it as \"https://host/path\"");
-            return None;
-        }
-        Some(url.to_string())
     }
 
     fn at(&mut self, v: &Value<'_>) -> Option<Recurrence> {
