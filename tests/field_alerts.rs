@@ -193,6 +193,7 @@ fn entry(item: &str, planned: DateTime<Utc>, silent: bool) -> Entry {
             silent,
         }),
         reason_code: None,
+        relay: None,
     }
 }
 

@@ -139,7 +139,11 @@ fn a_relay_airs_at_its_instant_survives_a_5_s_cut_on_its_fallback_and_ends_on_ti
         ),
     )
     .unwrap();
-    let out = remote(&url, &admin, &["schedule", "load", provincial.to_str().unwrap(), "--to", "tri-ton"]);
+    let out = remote(
+        &url,
+        &admin,
+        &["schedule", "load", provincial.to_str().unwrap(), "--to", "tri-ton"],
+    );
     assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
 
     // The network cut: 4 s into the relay, the stream's server goes away for 5 s.
@@ -198,8 +202,14 @@ fn a_relay_airs_at_its_instant_survives_a_5_s_cut_on_its_fallback_and_ends_on_ti
     let runs: Vec<_> = air
         .runs(class)
         .into_iter()
-        .filter(|r| r.2 >= 5 && r.1 >= window(relay_at) && r.1 < window(marker_at + frame(DEAD_AFTER + DEAD_SECS + 0.5)))
-        .map(|(c, start, len)| (c, start as f64 / 100.0 - marker_at as f64 / rate, len as f64 / 100.0))
+        .filter(|r| {
+            r.2 >= 5
+                && r.1 >= window(relay_at)
+                && r.1 < window(marker_at + frame(DEAD_AFTER + DEAD_SECS + 0.5))
+        })
+        .map(|(c, start, len)| {
+            (c, start as f64 / 100.0 - marker_at as f64 / rate, len as f64 / 100.0)
+        })
         .collect();
     let names: Vec<&str> = runs.iter().map(|r| r.0).collect();
     assert_eq!(
@@ -213,7 +223,10 @@ fn a_relay_airs_at_its_instant_survives_a_5_s_cut_on_its_fallback_and_ends_on_ti
     let ended = runs[2].1 + runs[2].2;
     assert!((ended - (RELAY_AFTER + RELAY_SECS)).abs() < 0.05, "ended {ended:.3} s: {runs:?}");
     // The dead stream: its fallback for its whole slot.
-    assert!((runs[4].1 - DEAD_AFTER).abs() < 0.05 && (runs[4].2 - DEAD_SECS).abs() < 0.05, "{runs:?}");
+    assert!(
+        (runs[4].1 - DEAD_AFTER).abs() < 0.05 && (runs[4].2 - DEAD_SECS).abs() < 0.05,
+        "{runs:?}"
+    );
 
     // Central: the playlog and the day's report.
     let playlog = eventually(Duration::from_secs(30), "the records at central", || {

@@ -258,7 +258,8 @@ impl Feed for RelayFeed {
         let mut from_stream = 0;
         if self.state == State::Relaying {
             from_stream = want.min(s.pcm.len() / channels);
-            for (d, v) in dst[..from_stream * channels].iter_mut().zip(s.pcm.drain(..from_stream * channels))
+            for (d, v) in
+                dst[..from_stream * channels].iter_mut().zip(s.pcm.drain(..from_stream * channels))
             {
                 *d = v;
             }
@@ -329,8 +330,7 @@ mod tests {
     fn a_relay_keeps_the_stated_delay_fills_a_drop_out_and_ends_on_time() {
         let fallback: OpenFallback =
             Box::new(|| Some(Box::new(Constant(0.5, 300)) as Box<dyn Feed>));
-        let (input, mut feed) =
-            relay(F, Duration::from_millis(200), Some(t(1000)), Some(fallback));
+        let (input, mut feed) = relay(F, Duration::from_millis(200), Some(t(1000)), Some(fallback));
         // 500 ms arrive before the start: only the newest 200 ms are kept.
         input.push(&(0..500).map(|i| i as f32 / 1000.0).collect::<Vec<_>>());
         feed.started(t(0));

@@ -65,7 +65,12 @@ mod tests {
         assert!(refused(&schedule, &["stream.vov.vn".to_string()]).is_empty());
         let out = refused(&schedule, &["radio.example.vn".to_string()]);
         assert_eq!(out.len(), 1);
-        assert!(out[0].starts_with("d.toml:5:10: error: item \"vov\" relays a stream from stream.vov.vn"), "{}", out[0]);
+        assert!(
+            out[0]
+                .starts_with("d.toml:5:10: error: item \"vov\" relays a stream from stream.vov.vn"),
+            "{}",
+            out[0]
+        );
         assert!(refused(&schedule, &[])[0].contains("relay_hosts in central.toml is empty"));
 
         let many: Vec<String> = (0..=MAX_HOSTS).map(|i| format!("h{i}.vn")).collect();

@@ -193,7 +193,8 @@ fn row_for(
                     }
                     r => {
                         let what = r.map(|r| r.summary()).unwrap_or_default();
-                        let detail = if reason.is_empty() { what } else { format!("{reason}; {what}") };
+                        let detail =
+                            if reason.is_empty() { what } else { format!("{reason}; {what}") };
                         (ReportStatus::Failed, e.delay_ms, detail)
                     }
                 },

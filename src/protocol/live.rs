@@ -185,7 +185,7 @@ impl Reader {
     }
 
     /// The next whole record, `Ok(None)` when more bytes are needed.
-    pub fn next(&mut self) -> Result<Option<Record>, String> {
+    pub fn next_record(&mut self) -> Result<Option<Record>, String> {
         if self.buf.len() < 5 {
             return Ok(None);
         }
@@ -301,21 +301,21 @@ mod tests {
         let body = chunk_body(7, &[9; 32], &pack(&[vec![1, 2, 3]]));
         let bytes = record(RECORD_CHUNK, &body);
         r.push(&bytes[..10]);
-        assert_eq!(r.next(), Ok(None), "waits for the rest");
+        assert_eq!(r.next_record(), Ok(None), "waits for the rest");
         r.push(&bytes[10..]);
-        let Some(Record::Chunk { seq, prev, payload }) = r.next().unwrap() else { panic!() };
+        let Some(Record::Chunk { seq, prev, payload }) = r.next_record().unwrap() else { panic!() };
         assert_eq!((seq, prev), (7, [9; 32]));
         assert_eq!(packets(&payload).unwrap(), vec![&[1u8, 2, 3][..]]);
 
         let mut big = Reader::default();
         big.push(&record(RECORD_CHUNK, &vec![0; MAX_RECORD_BYTES + 1])[..5]);
-        assert!(big.next().unwrap_err().contains("at most"));
+        assert!(big.next_record().unwrap_err().contains("at most"));
         let mut at = Reader::default();
         at.push(&record(RECORD_CHUNK, &vec![0; MAX_RECORD_BYTES]));
-        assert!(at.next().unwrap().is_some());
+        assert!(at.next_record().unwrap().is_some());
         let mut odd = Reader::default();
         odd.push(&record(9, b"x"));
-        assert!(odd.next().unwrap_err().contains("unknown record type 9"));
+        assert!(odd.next_record().unwrap_err().contains("unknown record type 9"));
 
         let full = vec![vec![0u8; 10]; MAX_PACKETS_PER_CHUNK];
         assert!(packets(&pack(&full)).is_ok());

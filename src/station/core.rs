@@ -21,8 +21,8 @@ use std::path::PathBuf;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::{RelayFacts, Reason};
 use crate::protocol::bulletin::tone_item_id;
+use crate::protocol::{Reason, RelayFacts};
 use crate::schedule::{AudioRef, Layer, Occurrence, Priority};
 use crate::station::ledger::{Entry, Levels, Outcome};
 
@@ -1080,7 +1080,10 @@ mod tests {
                         let played = (at - start).to_std().unwrap_or_default();
                         self.core.on_event(
                             at,
-                            PlayoutEvent::Preempted { id, proof: Proof { played, levels: None, relay: None } },
+                            PlayoutEvent::Preempted {
+                                id,
+                                proof: Proof { played, levels: None, relay: None },
+                            },
                         )
                     }
                     1 => {
@@ -1094,7 +1097,10 @@ mod tests {
                         let played = (at - start).to_std().unwrap_or_default();
                         self.core.on_event(
                             at,
-                            PlayoutEvent::Finished { id, proof: Proof { played, levels: None, relay: None } },
+                            PlayoutEvent::Finished {
+                                id,
+                                proof: Proof { played, levels: None, relay: None },
+                            },
                         )
                     }
                     _ => self.core.tick(at),

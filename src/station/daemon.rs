@@ -48,15 +48,15 @@ use super::core::{
     Action, Bulletin, Core, Item, PlayingNow, PlayoutEvent, Proof, audio_path, file_path,
 };
 use super::relay::RelaySpec;
+use super::schedules::ScheduleSet;
 use crate::audio::Source;
 use crate::audio::feed::Feed;
-use crate::audio::relay::{OpenFallback, relay};
-use super::schedules::ScheduleSet;
 use crate::audio::player::{OutputState, PlayError, Player, PlayerConfig, PlayerEvent, Reopen};
+use crate::audio::relay::{OpenFallback, relay};
 use crate::audio::sinks::{self, Sink, SinkOptions};
 use crate::clock::{self, ClockStep, SharedClock, StepDetector};
-use crate::protocol::{Reason, RelayFacts};
 use crate::protocol::playlog::CLOCK_STEPPED;
+use crate::protocol::{Reason, RelayFacts};
 use crate::schedule::{AudioRef, Layer, Priority};
 use crate::station::ledger::{Appended, Entry, Ledger, LedgerError, Levels, Outcome, state};
 

@@ -100,7 +100,11 @@ async fn run(spec: RelaySpec, input: RelayInput, http: reqwest::Client, clock: S
 }
 
 /// One connection: answers with the bytes it received, or why it failed before any.
-async fn fetch(spec: &RelaySpec, input: &RelayInput, http: &reqwest::Client) -> Result<u64, String> {
+async fn fetch(
+    spec: &RelaySpec,
+    input: &RelayInput,
+    http: &reqwest::Client,
+) -> Result<u64, String> {
     let answer = tokio::time::timeout(CONNECT, http.get(&spec.url).send())
         .await
         .map_err(|_| format!("no answer within {} s", CONNECT.as_secs()))?

@@ -329,7 +329,8 @@ pub trait Store: Send + Sync + 'static {
         reason: &str,
     ) -> Result<(), StoreError>;
     /// The newest `limit` broadcasts, newest first.
-    fn live_list(&self, limit: usize) -> Result<Vec<crate::protocol::live::LiveRecord>, StoreError>;
+    fn live_list(&self, limit: usize)
+    -> Result<Vec<crate::protocol::live::LiveRecord>, StoreError>;
 }
 
 /// What [`Store::playlog`] selects; empty fields select everything.

@@ -505,7 +505,10 @@ impl Store for SqliteStore {
         super::live::ended(&self.conn(), id, at, chunks, audio_secs, reason)
     }
 
-    fn live_list(&self, limit: usize) -> Result<Vec<crate::protocol::live::LiveRecord>, StoreError> {
+    fn live_list(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<crate::protocol::live::LiveRecord>, StoreError> {
         super::live::list(&self.conn(), limit)
     }
 

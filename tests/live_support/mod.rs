@@ -19,7 +19,14 @@ pub fn sox_tone(path: &Path, seconds: f64, freq: f64, volume: f64) -> Vec<u8> {
     let out = Command::new("sox")
         .args(["-n", "-r", "48000", "-c", "2"])
         .arg(path)
-        .args(["synth", &seconds.to_string(), "sine", &freq.to_string(), "vol", &volume.to_string()])
+        .args([
+            "synth",
+            &seconds.to_string(),
+            "sine",
+            &freq.to_string(),
+            "vol",
+            &volume.to_string(),
+        ])
         .output()
         .expect("run sox (scripts/deps.sh installs it)");
     assert!(out.status.success(), "sox: {}", String::from_utf8_lossy(&out.stderr));
@@ -108,12 +115,16 @@ fn serve(
         }
         "/live" => {}
         _ => {
-            let _ = conn.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let _ = conn.write_all(
+                b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
             return;
         }
     }
     if is_cut(shared) {
-        let _ = conn.write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        let _ = conn.write_all(
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        );
         return;
     }
     connections.fetch_add(1, Ordering::SeqCst);
@@ -128,7 +139,8 @@ fn serve(
         if is_cut(shared) {
             return;
         }
-        let allowed = ((burst + started.elapsed().as_secs_f64() * byte_rate) as usize).min(body.len());
+        let allowed =
+            ((burst + started.elapsed().as_secs_f64() * byte_rate) as usize).min(body.len());
         if allowed > sent {
             if conn.write_all(&body[sent..allowed]).is_err() {
                 return;

@@ -34,8 +34,8 @@ use crate::clock::SharedClock;
 
 mod broken;
 mod proof;
-pub use proof::ProofOfPlay;
 use proof::ProofAcc;
+pub use proof::ProofOfPlay;
 
 /// How often an idle thread on an unpaced sink looks at the clock for a future start.
 const UNPACED_POLL: Duration = Duration::from_millis(5);

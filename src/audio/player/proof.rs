@@ -112,4 +112,3 @@ impl ProofAcc {
 fn dbfs(amplitude: f64) -> f32 {
     if amplitude > 0.0 { (20.0 * amplitude.log10()) as f32 } else { f32::NEG_INFINITY }
 }
-

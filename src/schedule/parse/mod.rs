@@ -478,7 +478,8 @@ impl<'a> Cx<'a> {
                     );
                 }
                 let audio_pos = self.pos(v.span().start);
-                let audio = self.string(v, "audio").and_then(|s| self.audio(s, v, base_dir, "audio"));
+                let audio =
+                    self.string(v, "audio").and_then(|s| self.audio(s, v, base_dir, "audio"));
                 if let Some(a) = &audio {
                     self.audio.push((a.clone(), audio_pos));
                 }

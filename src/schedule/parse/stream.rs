@@ -139,7 +139,10 @@ mod tests {
 
     #[test]
     fn a_stream_item_has_its_url_duration_and_fallback() {
-        let text = item("https://radio.example.vn/vov1.mp3", "duration = \"30m\"\nfallback = \"nhac.mp3\"\n");
+        let text = item(
+            "https://radio.example.vn/vov1.mp3",
+            "duration = \"30m\"\nfallback = \"nhac.mp3\"\n",
+        );
         let schedule = parse(&text, "p.toml", Path::new("/s")).schedule.expect("valid");
         let AudioRef::Stream(s) = &schedule.items[0].audio else { panic!("not a stream") };
         assert_eq!(s.url, "https://radio.example.vn/vov1.mp3");
@@ -171,14 +174,20 @@ mod tests {
     #[test]
     fn every_mistake_is_named_at_its_place() {
         let e = errors(&item("https://radio.example.vn/a.mp3", ""));
-        assert!(e[0].contains("5:10: error: item \"vov\" relays a stream but has no `duration`"), "{e:?}");
+        assert!(
+            e[0].contains("5:10: error: item \"vov\" relays a stream but has no `duration`"),
+            "{e:?}"
+        );
         let e = errors(&item("ftp://radio.example.vn/a.mp3", "duration = \"1h\"\n"));
         assert!(e[0].contains("is not an http:// or https:// URL"), "{e:?}");
         let e = errors(&item("https://radio.example.vn/a b.mp3", "duration = \"1h\"\n"));
         assert!(e[0].contains("spaces or control characters"), "{e:?}");
         let e = errors(&item("https://:80/a.mp3", "duration = \"1h\"\n"));
         assert!(e[0].contains("has no host name"), "{e:?}");
-        let e = errors(&item("https://radio.example.vn/a.mp3", "duration = \"1h\"\nfallback = \"sha256:12\"\n"));
+        let e = errors(&item(
+            "https://radio.example.vn/a.mp3",
+            "duration = \"1h\"\nfallback = \"sha256:12\"\n",
+        ));
         assert!(e[0].contains("`fallback` \"sha256:...\" must be followed by 64"), "{e:?}");
     }
 
