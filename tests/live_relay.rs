@@ -10,15 +10,14 @@
 //! with the seconds relayed and the drop-outs, and `loa log` and `loa report` at central
 //! show them. A schedule relaying a host outside `relay_hosts` is refused with a 422.
 
-use std::path::Path;
 use std::time::Duration;
 
 use loa::protocol::{DailyReport, LoadScheduleRequest, Outcome, Record, ReportStatus, Target};
 
 mod live_support;
 mod loa_proc;
-use live_support::{AirCheck, StreamServer, sox_tone};
-use loa_proc::{Proc, Province, add_station, central_init, eventually, loa, remote, text};
+use live_support::{Rig, StreamServer, sox_tone};
+use loa_proc::{eventually, remote, text};
 
 const MARKER_HZ: f64 = 500.0;
 const STREAM_HZ: f64 = 1000.0;
@@ -29,14 +28,6 @@ const RELAY_SECS: f64 = 20.0;
 /// The dead stream is planned this long after the marker, for this long.
 const DEAD_AFTER: f64 = 25.0;
 const DEAD_SECS: f64 = 4.0;
-
-fn ledger(data: &Path) -> Vec<Record> {
-    let out = loa(&["log", "--data-dir", data.to_str().unwrap(), "--format", "json"]);
-    if !out.status.success() {
-        return Vec::new();
-    }
-    serde_json::from_slice(&out.stdout).unwrap_or_default()
-}
 
 fn class(hz: u32) -> &'static str {
     match hz {
@@ -55,19 +46,8 @@ fn a_relay_airs_at_its_instant_survives_a_5_s_cut_on_its_fallback_and_ends_on_ti
     let stream = sox_tone(&work.join("vov.mp3"), 90.0, STREAM_HZ, 0.5);
     let server = StreamServer::start(stream, 90.0, "audio/mpeg");
 
-    let data = work.join("central");
-    let data_s = data.to_str().unwrap();
-    let Province { key, admin } = central_init(&data);
-    let token = add_station(&data, "tri-ton", "Tri Tôn", "Tri Tôn");
-    let config = work.join("central.toml");
-    std::fs::write(
-        &config,
-        format!("listen = \"127.0.0.1:0\"\ndata_dir = {data_s:?}\nrelay_hosts = [\"127.0.0.1\"]\n"),
-    )
-    .unwrap();
-    let central = Proc::spawn(&["central", "--config", config.to_str().unwrap()]);
-    let line = central.wait_for(&["loa central listening on "], Duration::from_secs(60));
-    let url = line.split("loa central listening on ").nth(1).unwrap().trim().to_string();
+    let rig = Rig::start(work);
+    let (url, admin) = (rig.url.clone(), rig.admin.clone());
 
     // A district may not point the loudspeakers at a host the province did not list.
     let outside = work.join("ngoai.toml");
@@ -98,18 +78,7 @@ fn a_relay_airs_at_its_instant_survives_a_5_s_cut_on_its_fallback_and_ends_on_ti
     });
     assert_eq!(status.as_u16(), 422);
 
-    let root = work.join("tri-ton");
-    std::fs::create_dir_all(root.join("local")).unwrap();
-    let station_toml = root.join("station.toml");
-    std::fs::write(
-        &station_toml,
-        format!(
-            "station_id = \"tri-ton\"\ncentral_url = \"{url}\"\ntoken = \"{token}\"\nprovince_key = \"{key}\"\ndata_dir = \"data\"\nlocal_schedules = \"local\"\nheartbeat_secs = 1\n[audio]\nsink = \"wav\"\nwav_path = \"air.wav\"\n"
-        ),
-    )
-    .unwrap();
-    let station = Proc::spawn(&["station", "--config", station_toml.to_str().unwrap()]);
-    station.wait_for(&["bulletin stream connected"], Duration::from_secs(60));
+    let station = &rig.station;
 
     let tz = chrono_tz::Asia::Ho_Chi_Minh;
     let t0 = chrono::Utc::now().with_timezone(&tz) + chrono::Duration::seconds(15);
@@ -152,9 +121,8 @@ fn a_relay_airs_at_its_instant_survives_a_5_s_cut_on_its_fallback_and_ends_on_ti
     let before_cut = server.connections();
     server.cut(Duration::from_secs(5));
 
-    let data_dir = root.join("data");
     let records = eventually(Duration::from_secs(60), "both relays recorded", || {
-        let r = ledger(&data_dir);
+        let r = rig.ledger();
         let done = ["moc", "vov", "chet"].iter().all(|id| r.iter().any(|r| r.entry.item_id == *id));
         done.then_some(r)
     });
@@ -180,13 +148,7 @@ fn a_relay_airs_at_its_instant_survives_a_5_s_cut_on_its_fallback_and_ends_on_ti
 
     // The air-check, measured from the marker's first sample, once it holds a second
     // past the dead stream's slot (its header is rewritten every second).
-    let air = eventually(Duration::from_secs(20), "the air-check past the last slot", || {
-        let air = AirCheck::read(&root.join("air.wav"));
-        let marker = air.onset(0, 2000)?;
-        let need = marker + ((DEAD_AFTER + DEAD_SECS + 1.0) * f64::from(air.rate)) as usize;
-        (air.samples.len() > need).then_some(air)
-    });
-    drop(station);
+    let air = rig.air_check_until(DEAD_AFTER + DEAD_SECS + 1.0);
     let rate = f64::from(air.rate);
     let frame = |secs: f64| (secs * rate) as usize;
     let marker_at = air.onset(0, 2000).expect("the marker in the air-check");

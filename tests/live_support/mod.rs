@@ -215,3 +215,75 @@ impl AirCheck {
         runs
     }
 }
+
+/// A real `loa central` (its `relay_hosts` allowing 127.0.0.1) and one real `loa station`
+/// ("tri-ton") writing the WAV air-check `tri-ton/air.wav`, connected to each other.
+pub struct Rig {
+    pub central: super::loa_proc::Proc,
+    pub url: String,
+    pub admin: String,
+    pub station: super::loa_proc::Proc,
+    /// The station's directory (station.toml, air.wav, data/).
+    pub root: std::path::PathBuf,
+}
+
+impl Rig {
+    pub fn start(work: &Path) -> Self {
+        use super::loa_proc::{Proc, Province, add_station, central_init};
+        let data = work.join("central");
+        let data_s = data.to_str().expect("utf-8 path");
+        let Province { key, admin } = central_init(&data);
+        let token = add_station(&data, "tri-ton", "Tri Tôn", "Tri Tôn");
+        let config = work.join("central.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "listen = \"127.0.0.1:0\"\ndata_dir = {data_s:?}\nrelay_hosts = [\"127.0.0.1\"]\n"
+            ),
+        )
+        .expect("central.toml");
+        let central = Proc::spawn(&["central", "--config", config.to_str().expect("utf-8")]);
+        let line = central.wait_for(&["loa central listening on "], Duration::from_secs(60));
+        let url = line.split("loa central listening on ").nth(1).expect("url").trim().to_string();
+
+        let root = work.join("tri-ton");
+        std::fs::create_dir_all(root.join("local")).expect("station dir");
+        let station_toml = root.join("station.toml");
+        std::fs::write(
+            &station_toml,
+            format!(
+                "station_id = \"tri-ton\"\ncentral_url = \"{url}\"\ntoken = \"{token}\"\nprovince_key = \"{key}\"\ndata_dir = \"data\"\nlocal_schedules = \"local\"\nheartbeat_secs = 1\n[audio]\nsink = \"wav\"\nwav_path = \"air.wav\"\n"
+            ),
+        )
+        .expect("station.toml");
+        let station = Proc::spawn(&["station", "--config", station_toml.to_str().expect("utf-8")]);
+        station.wait_for(&["bulletin stream connected"], Duration::from_secs(60));
+        Self { central, url, admin, station, root }
+    }
+
+    /// The station's ledger as `loa log --data-dir … --format json` prints it.
+    pub fn ledger(&self) -> Vec<loa::protocol::Record> {
+        let data = self.root.join("data");
+        let out = super::loa_proc::loa(&[
+            "log",
+            "--data-dir",
+            data.to_str().expect("utf-8"),
+            "--format",
+            "json",
+        ]);
+        if !out.status.success() {
+            return Vec::new();
+        }
+        serde_json::from_slice(&out.stdout).unwrap_or_default()
+    }
+
+    /// The air-check once it holds `secs` past its first sample louder than 2000.
+    pub fn air_check_until(&self, secs: f64) -> AirCheck {
+        super::loa_proc::eventually(Duration::from_secs(30), "the air-check", || {
+            let air = AirCheck::read(&self.root.join("air.wav"));
+            let first = air.onset(0, 2000)?;
+            let need = first + (secs * f64::from(air.rate)) as usize;
+            (air.samples.len() > need).then_some(air)
+        })
+    }
+}
