@@ -15,6 +15,7 @@
 pub mod decode;
 pub mod feed;
 pub mod limiter;
+pub mod opus_codec;
 pub mod player;
 pub mod relay;
 pub mod sinks;

@@ -41,8 +41,8 @@ pub struct Encoder {
 
 impl Encoder {
     pub fn new() -> Result<Self, CodecError> {
-        let mut inner =
-            opus::Encoder::new(RATE, opus::Channels::Mono, opus::Application::Voip).map_err(opus_err)?;
+        let mut inner = opus::Encoder::new(RATE, opus::Channels::Mono, opus::Application::Voip)
+            .map_err(opus_err)?;
         inner.set_bitrate(opus::Bitrate::Bits(BITRATE)).map_err(opus_err)?;
         Ok(Self { inner, pending: Vec::new(), out: vec![0; MAX_PACKET] })
     }
@@ -52,7 +52,8 @@ impl Encoder {
         self.pending.extend_from_slice(samples);
         let mut packets = Vec::new();
         while self.pending.len() >= FRAME {
-            let n = self.inner.encode_float(&self.pending[..FRAME], &mut self.out).map_err(opus_err)?;
+            let n =
+                self.inner.encode_float(&self.pending[..FRAME], &mut self.out).map_err(opus_err)?;
             packets.push(self.out[..n].to_vec());
             self.pending.drain(..FRAME);
         }
@@ -120,14 +121,17 @@ mod tests {
 
     #[test]
     fn a_tone_survives_encoding_and_decoding_at_both_rates() {
-        let tone: Vec<f32> =
-            (0..RATE as usize).map(|i| 0.5 * (i as f32 * 440.0 * std::f32::consts::TAU / RATE as f32).sin()).collect();
+        let tone: Vec<f32> = (0..RATE as usize)
+            .map(|i| 0.5 * (i as f32 * 440.0 * std::f32::consts::TAU / RATE as f32).sin())
+            .collect();
         let mut enc = Encoder::new().unwrap();
         let packets = enc.push(&tone).unwrap();
         assert_eq!(packets.len(), 50, "one packet per 20 ms");
         let bytes: usize = packets.iter().map(Vec::len).sum();
         assert!(bytes < 4000, "{bytes} bytes for a second at {BITRATE} bit/s");
-        for format in [AudioFormat { rate: 48_000, channels: 2 }, AudioFormat { rate: 44_100, channels: 1 }] {
+        for format in
+            [AudioFormat { rate: 48_000, channels: 2 }, AudioFormat { rate: 44_100, channels: 1 }]
+        {
             let mut dec = Decoder::new(format).unwrap();
             let mut out = Vec::new();
             for p in &packets {
