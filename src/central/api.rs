@@ -43,6 +43,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/schedules", post(post_schedule))
         .route("/api/v1/status", get(get_status))
         .merge(super::bulletins::routes())
+        .merge(super::live::routes().layer(DefaultBodyLimit::disable()))
         .merge(super::cap::routes())
         .merge(super::playlog::routes())
         .merge(super::enrol::routes())

@@ -18,6 +18,7 @@ pub mod gains;
 pub mod hot_audio;
 pub mod ingest;
 pub mod library;
+pub mod live;
 pub mod manifest;
 pub mod metrics;
 mod playlog;
@@ -259,6 +260,8 @@ pub struct AppState {
     pub bulletins: bulletins::Hub,
     /// Live bulletins' audio, served from memory.
     pub hot_audio: hot_audio::HotAudio,
+    /// Live broadcasts on air (`loa live`).
+    pub live: live::LiveHub,
     /// Open event streams and long-polls, capped per station and in all.
     pub streams: Arc<streams::Streams>,
     /// CAP alerts: the trusted signers, and the lock that takes alerts one at a time.
@@ -322,6 +325,7 @@ pub fn open(config: CentralConfig, clock: SharedClock) -> Result<Arc<AppState>, 
         cap,
         bulletins,
         hot_audio: hot_audio::HotAudio::default(),
+        live: live::LiveHub::default(),
         streams: Arc::new(streams::Streams::default()),
         store: Arc::new(store),
         key,

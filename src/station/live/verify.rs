@@ -104,11 +104,19 @@ impl Verifier {
                 if prev != self.hash {
                     return Err(LiveError::Broken { id, seq, prev: self.seq });
                 }
-                let frames = packets(&payload)
+                let frames: Vec<Vec<u8>> = packets(&payload)
                     .map_err(|why| LiveError::Malformed { id: id.clone(), why })?
                     .into_iter()
                     .map(<[u8]>::to_vec)
                     .collect();
+                if frames.len() > FRAMES_PER_CHUNK {
+                    // Longer chunks would stretch the window a checkpoint covers.
+                    let why = format!(
+                        "chunk {seq} holds {} frames: at most {FRAMES_PER_CHUNK}",
+                        frames.len()
+                    );
+                    return Err(LiveError::Malformed { id, why });
+                }
                 self.hash = chain(&prev, seq, &payload);
                 self.seq = seq;
                 self.unverified += 1;
@@ -271,6 +279,13 @@ mod tests {
             LiveError::Mismatch { id: "l1".into(), seq: 0 },
             "not this broadcast's genesis"
         );
+
+        let genesis = [1u8; 32];
+        let mut v = Verifier::new(key.public(), "l1", genesis);
+        v.on_record(cp(&key, "l1", 0, &genesis, false)).unwrap();
+        let six = pack(&vec![vec![1u8]; FRAMES_PER_CHUNK + 1]);
+        let e = v.on_record(Record::Chunk { seq: 1, prev: genesis, payload: six }).unwrap_err();
+        assert!(e.to_string().contains("holds 6 frames"), "{e}");
 
         let mut records = stream(&key, 5);
         records.push(Record::Chunk { seq: 6, prev: [0; 32], payload: pack(&[vec![1]]) });
