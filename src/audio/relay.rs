@@ -235,6 +235,16 @@ impl Feed for RelayFeed {
         if let Some(why) = &s.cut {
             return Err(DecodeError::Refused { detail: why.clone() });
         }
+        if self.state == State::Waiting && self.end.is_none() {
+            // A live broadcast: silence until the buffer has gathered (the stated delay,
+            // not a drop-out), then every word from the first.
+            if s.pcm.len() < self.buffer_frames * channels && !s.finished {
+                drop(s);
+                dst[..want * channels].fill(0.0);
+                return Ok(want);
+            }
+            self.state = State::Relaying;
+        }
         if self.state == State::Waiting {
             // The stated delay: keep exactly the newest `buffer` of what arrived.
             let keep = self.buffer_frames * channels;
@@ -373,6 +383,26 @@ mod tests {
     }
 
     #[test]
+    fn a_live_feed_waits_for_its_buffer_then_plays_from_the_first_word() {
+        let (input, mut feed) = relay(F, Duration::from_millis(200), None, None);
+        feed.started(t(0));
+        let mut out = vec![1.0; 100];
+        input.push(&(0..150).map(|i| i as f32 / 1000.0).collect::<Vec<_>>());
+        assert_eq!(feed.fill(&mut out).unwrap(), 100);
+        assert!(out.iter().all(|&v| v == 0.0), "silence while the buffer gathers");
+        input.push(&[0.5; 100]);
+        assert_eq!(feed.fill(&mut out).unwrap(), 100);
+        assert_eq!(out[0], 0.0, "the first sample that arrived is the first played");
+        assert!((out[99] - 0.099).abs() < 1e-6);
+        input.finish();
+        let mut rest = vec![0.0; 1000];
+        assert_eq!(feed.fill(&mut rest).unwrap(), 150);
+        assert_eq!(feed.fill(&mut rest).unwrap(), 0);
+        let stats = feed.relay().unwrap();
+        assert_eq!((stats.dropouts, stats.relayed_secs), (0, 0.25), "the wait is no drop-out");
+    }
+
+    #[test]
     fn a_live_feed_ends_with_its_input_and_fails_when_cut() {
         let (input, mut feed) = relay(F, Duration::from_millis(100), None, None);
         input.push(&[0.2; 150]);
@@ -380,6 +410,7 @@ mod tests {
         feed.started(t(0));
         let mut out = vec![0.0; 100];
         assert_eq!(feed.fill(&mut out).unwrap(), 100);
+        assert_eq!(feed.fill(&mut out).unwrap(), 50, "nothing of a live voice is dropped");
         assert_eq!(feed.fill(&mut out).unwrap(), 0, "everything buffered went out");
 
         let (input, mut feed) = relay(F, Duration::from_millis(100), None, None);

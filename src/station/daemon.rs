@@ -44,15 +44,11 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use super::config::StationConfig;
-use super::core::{
-    Action, Bulletin, Core, Item, PlayingNow, PlayoutEvent, Proof, audio_path, file_path,
-};
-use super::relay::RelaySpec;
+use super::core::{Action, Bulletin, Core, Item, PlayingNow, PlayoutEvent, Proof, audio_path};
+mod streams;
+
 use super::schedules::ScheduleSet;
-use crate::audio::Source;
-use crate::audio::feed::Feed;
 use crate::audio::player::{OutputState, PlayError, Player, PlayerConfig, PlayerEvent, Reopen};
-use crate::audio::relay::{OpenFallback, relay};
 use crate::audio::sinks::{self, Sink, SinkOptions};
 use crate::clock::{self, ClockStep, SharedClock, StepDetector};
 use crate::protocol::playlog::CLOCK_STEPPED;
@@ -150,6 +146,8 @@ pub enum StationCommand {
     /// Play these verified schedules from central (provincial and district-assigned)
     /// instead of the provincial file; the local directory keeps playing beside them.
     Central(Vec<crate::schedule::Schedule>),
+    /// Play a verified live broadcast now at its priority (`station::live`).
+    Live(Box<crate::station::live::AirLive>),
     /// Write this record (a bulletin that can no longer air, decided outside the core:
     /// the receiver found it expired while the station was stopped).
     Record(Box<Entry>),
@@ -280,6 +278,8 @@ pub struct Station {
     next: Option<(DateTime<Utc>, Option<NextPlay>)>,
     /// The client relayed streams are fetched with (made at the first relay).
     relay_http: Option<reqwest::Client>,
+    /// Live broadcasts waiting for the core to prepare them, by item id.
+    live_feeds: std::collections::HashMap<String, crate::audio::relay::RelayFeed>,
 }
 
 /// What [`Station::account`] did.
@@ -378,6 +378,7 @@ impl Station {
             beat: Default::default(),
             next: None,
             relay_http: None,
+            live_feeds: std::collections::HashMap::new(),
         };
         Ok((station, StationHandle { tx }))
     }
@@ -865,6 +866,7 @@ impl Station {
                 self.air(air, now);
             }
             StationCommand::Bulletin(air) => self.air(*air, now),
+            StationCommand::Live(live) => self.air_live(*live, now),
             StationCommand::CancelBulletin { id } => {
                 let actions = self.core.cancel_bulletin(&id, now);
                 self.execute(actions);
@@ -1028,55 +1030,6 @@ impl Station {
                 _ => {}
             }
         }
-    }
-
-    /// Hands the player a relay of `item`'s stream: the connection opens now (the core
-    /// prepares streams early enough to fill the buffer), the fallback is read from
-    /// its file (checked against its sha256 like any file) whenever the stream is down.
-    fn prepare_relay(&mut self, id: u64, item: &Item) {
-        let AudioRef::Stream(stream) = &item.audio else { return };
-        let format = self.player.format();
-        let cache = self.config.data_dir.join("audio");
-        let fallback = file_path(&item.audio, &cache).and_then(|path| {
-            let expected = expected_sha256(item, &path, &cache);
-            match file_sha256(&path) {
-                Ok(hex) if expected.as_ref().is_none_or(|want| *want == hex) => {
-                    self.core.set_sha256(id, hex);
-                    Some(path)
-                }
-                Ok(hex) => {
-                    tracing::error!(item = %item.item_id, "fallback {} has sha256 {hex}, not the one named: not played", path.display());
-                    None
-                }
-                Err(e) => {
-                    tracing::warn!(item = %item.item_id, "fallback {} cannot be read ({e}): silence fills the drop-outs", path.display());
-                    None
-                }
-            }
-        });
-        let gain_db = item.gain_db;
-        let open_fallback = fallback.map(|path| {
-            Box::new(move || {
-                Source::open(&path, format, gain_db).ok().map(|s| Box::new(s) as Box<dyn Feed>)
-            }) as OpenFallback
-        });
-        let end = crate::station::core::later(
-            item.planned,
-            chrono::Duration::from_std(stream.duration).unwrap_or_default(),
-        );
-        let (input, feed) = relay(format, self.config.relay_buffer, Some(end), open_fallback);
-        let spec = RelaySpec {
-            url: stream.url.clone(),
-            format,
-            gain_db,
-            end,
-            item_id: item.item_id.clone(),
-        };
-        let http = self.relay_http.get_or_insert_with(crate::station::relay::client).clone();
-        crate::station::relay::spawn(spec, input, http, self.clock.clone());
-        tracing::info!(item = %item.item_id, url = %stream.url, delay_ms = self.config.relay_buffer.as_millis() as u64, "relay connecting");
-        self.preparing.insert(id);
-        self.player.prepare_feed(id, Box::new(feed));
     }
 
     /// Writes a record durably (or keeps it to retry if the disk refuses).
