@@ -257,8 +257,8 @@ async fn listen(
     let stream = futures_util::stream::unfold(out_rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     });
-    Ok(Response::builder()
+    Response::builder()
         .header(axum::http::header::CONTENT_TYPE, "application/x-loa-live")
         .body(Body::from_stream(stream))
-        .map_err(|e| ApiError::Internal(e.to_string()))?)
+        .map_err(|e| ApiError::Internal(e.to_string()))
 }
