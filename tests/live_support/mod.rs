@@ -229,6 +229,11 @@ pub struct Rig {
 
 impl Rig {
     pub fn start(work: &Path) -> Self {
+        Self::start_with(work, &[])
+    }
+
+    /// As [`Rig::start`], central running with `env` set (debug-build test hooks).
+    pub fn start_with(work: &Path, env: &[(&str, &str)]) -> Self {
         use super::loa_proc::{Proc, Province, add_station, central_init};
         let data = work.join("central");
         let data_s = data.to_str().expect("utf-8 path");
@@ -242,7 +247,12 @@ impl Rig {
             ),
         )
         .expect("central.toml");
-        let central = Proc::spawn(&["central", "--config", config.to_str().expect("utf-8")]);
+        let mut command = Command::new(super::loa_proc::LOA);
+        command.args(["central", "--config", config.to_str().expect("utf-8")]);
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let central = Proc::spawn_command(&mut command);
         let line = central.wait_for(&["loa central listening on "], Duration::from_secs(60));
         let url = line.split("loa central listening on ").nth(1).expect("url").trim().to_string();
 

@@ -169,7 +169,7 @@ async fn carry(state: &AppState, b: &Broadcast, body: Body) -> Carried {
             let out =
                 Out { seq, checkpoint: false, bytes: Bytes::from(record(RECORD_CHUNK, &body)) };
             recording = write(recording, &out.bytes).await;
-            b.publish(out);
+            b.publish(on_the_path(out));
             if seq % CHECKPOINT_EVERY == 0 {
                 match checkpoint(state, &b.id, seq, &hash, false) {
                     Ok(cp) => {
@@ -206,6 +206,28 @@ async fn write(file: Option<tokio::fs::File>, bytes: &Bytes) -> Option<tokio::fs
             None
         }
     }
+}
+
+/// What a man in the middle would send instead of `out`. Only in debug builds, only when
+/// `LOA_TEST_TAMPER_LIVE_CHUNK=N` is set: chunk N leaves with its last byte changed (the
+/// recording keeps the true one), so a test proves the stations cut it.
+fn on_the_path(out: Out) -> Out {
+    #[cfg(debug_assertions)]
+    {
+        static TAMPER: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+        let tamper = TAMPER.get_or_init(|| {
+            std::env::var("LOA_TEST_TAMPER_LIVE_CHUNK").ok().and_then(|v| v.parse().ok())
+        });
+        if *tamper == Some(out.seq) && !out.checkpoint {
+            let mut bytes = out.bytes.to_vec();
+            if let Some(last) = bytes.last_mut() {
+                *last ^= 0x55;
+            }
+            tracing::warn!(seq = out.seq, "test hook: live chunk altered on its way out");
+            return Out { bytes: Bytes::from(bytes), ..out };
+        }
+    }
+    out
 }
 
 async fn open_recording(state: &AppState, id: &str) -> Option<tokio::fs::File> {
