@@ -66,6 +66,11 @@ fn a_tampered_chunk_is_cut_at_the_station_before_it_airs() {
     assert_eq!(runs.len(), 1, "{runs:?}");
     let aired = runs[0].2 as f64 / 100.0;
     let tampered_from = (TAMPERED - 1) as f64 / 10.0;
-    assert!(aired > 0.5 && aired < tampered_from, "aired {aired:.2} s; the altered chunk starts at {tampered_from} s");
-    eprintln!("aired {aired:.2} s of the voice before the cut; the altered chunk would have aired at {tampered_from:.1} s");
+    assert!(
+        aired > 0.5 && aired < tampered_from,
+        "aired {aired:.2} s; the altered chunk starts at {tampered_from} s"
+    );
+    eprintln!(
+        "aired {aired:.2} s of the voice before the cut; the altered chunk would have aired at {tampered_from:.1} s"
+    );
 }

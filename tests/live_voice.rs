@@ -32,7 +32,8 @@ fn a_live_voice_reaches_the_loudspeaker_whole_and_is_recorded() {
     // A marker file item at a known instant: the air-check's clock.
     let tz = chrono_tz::Asia::Ho_Chi_Minh;
     let marker_at = (chrono::Utc::now() + chrono::Duration::seconds(10)).with_timezone(&tz);
-    let marker_at = marker_at - chrono::Duration::nanoseconds(i64::from(marker_at.timestamp_subsec_nanos()));
+    let marker_at =
+        marker_at - chrono::Duration::nanoseconds(i64::from(marker_at.timestamp_subsec_nanos()));
     std::fs::write(work.join("moc.wav"), loa::testing::wav_bytes(1.0, MARKER_HZ, 0.3)).unwrap();
     let schedule = work.join("moc.toml");
     std::fs::write(
@@ -43,7 +44,11 @@ fn a_live_voice_reaches_the_loudspeaker_whole_and_is_recorded() {
         ),
     )
     .unwrap();
-    let out = remote(&rig.url, &rig.admin, &["schedule", "load", schedule.to_str().unwrap(), "--to", "all"]);
+    let out = remote(
+        &rig.url,
+        &rig.admin,
+        &["schedule", "load", schedule.to_str().unwrap(), "--to", "all"],
+    );
     assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
     let marker = eventually(Duration::from_secs(40), "the marker played", || {
         rig.ledger().into_iter().find(|r| r.entry.item_id == "moc" && r.entry.ended.is_some())
@@ -103,7 +108,9 @@ fn a_live_voice_reaches_the_loudspeaker_whole_and_is_recorded() {
     let voice_on_air = marker_started
         + chrono::Duration::microseconds(((voice_onset - marker_onset) as f64 / rate * 1e6) as i64);
     let delay = (voice_on_air - first_chunk_sent).num_milliseconds();
-    eprintln!("mouth-to-speaker delay (first chunk sent → first sample in the air-check): {delay} ms");
+    eprintln!(
+        "mouth-to-speaker delay (first chunk sent → first sample in the air-check): {delay} ms"
+    );
     assert!((1500..5000).contains(&delay), "{delay} ms");
 
     // Central lists the broadcast, ended, with its audio.
