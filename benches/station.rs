@@ -449,10 +449,10 @@ fn idle_cost(sink: &str, seconds: u64) -> f64 {
     per_second
 }
 
-#[path = "../tests/loa_proc/mod.rs"]
-mod loa_proc;
 #[path = "../tests/live_support/mod.rs"]
 mod live_support;
+#[path = "../tests/loa_proc/mod.rs"]
+mod loa_proc;
 
 /// Runs `loa station` relaying a 60 s slot of an MP3 stream and prints its cost.
 fn relay_cost() {
@@ -497,9 +497,15 @@ fn relay_cost() {
     println!("loa station process relaying an MP3 stream (48 kHz stereo 128 kb/s) → clocked sink:");
     for r in &all {
         let facts = r.entry.relay.map(|f| f.summary()).unwrap_or_default();
-        println!("  {} {} {facts}, start error {:?} ms", r.entry.item_id, r.entry.outcome, r.entry.delay_ms);
+        println!(
+            "  {} {} {facts}, start error {:?} ms",
+            r.entry.item_id, r.entry.outcome, r.entry.delay_ms
+        );
     }
-    println!("  wall {:.1} s (whole process life, connecting and idle included)", wall.as_secs_f64());
+    println!(
+        "  wall {:.1} s (whole process life, connecting and idle included)",
+        wall.as_secs_f64()
+    );
     println!("  peak RSS (VmHWM) {:.1} MB", rss as f64 / 1024.0);
     println!(
         "  CPU {:.2} s for {:.1} audio s ({relayed:.1} s from the stream) = {:.4} CPU-s per audio second",

@@ -178,6 +178,8 @@ enum Route {
     ListCap,
     ApproveBulletin,
     Audit,
+    StartLive,
+    ListLive,
 }
 
 impl Route {
@@ -208,6 +210,8 @@ impl Route {
                 "POST /api/v1/bulletins/{id}/approve (a CAP bulletin waiting)"
             }
             Route::Audit => "GET /api/v1/audit",
+            Route::StartLive => "POST /api/v1/live (to all)",
+            Route::ListLive => "GET /api/v1/live",
         }
     }
 
@@ -262,6 +266,10 @@ impl Route {
             (Route::ListCap, _) => 200,
             (Route::ApproveBulletin | Route::Audit, Admin) => 200,
             (Route::ApproveBulletin | Route::Audit, _) => 403,
+            // Only an admin speaks live (no district role yet).
+            (Route::StartLive, Admin) => 200,
+            (Route::StartLive, _) => 403,
+            (Route::ListLive, _) => 200,
         }
     }
 
@@ -292,7 +300,7 @@ fn cap_alert() -> String {
     )
 }
 
-const ROUTES: [Route; 23] = [
+const ROUTES: [Route; 25] = [
     Route::Manifest,
     Route::Heartbeat,
     Route::AudioBlob,
@@ -316,6 +324,8 @@ const ROUTES: [Route; 23] = [
     Route::ListCap,
     Route::ApproveBulletin,
     Route::Audit,
+    Route::StartLive,
+    Route::ListLive,
 ];
 
 const PROVINCIAL_ONE: &str = r#"layer = "provincial"
@@ -416,6 +426,14 @@ async fn send(fleet: &Fleet, route: Route, who: Who) -> (u16, String) {
             client.post(format!("{url}/api/v1/bulletins/{id}/approve"))
         }
         Route::Audit => client.get(format!("{url}/api/v1/audit")),
+        Route::StartLive => {
+            client.post(format!("{url}/api/v1/live")).json(&loa::protocol::live::StartLiveRequest {
+                title: "Matrix".into(),
+                to: Target::All,
+                priority: loa::protocol::BulletinPriority::Emergency,
+            })
+        }
+        Route::ListLive => client.get(format!("{url}/api/v1/live")),
     };
     let request = match fleet.token(who) {
         Some(token) => request.bearer_auth(token),

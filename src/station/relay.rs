@@ -75,7 +75,12 @@ async fn run(spec: RelaySpec, input: RelayInput, http: reqwest::Client, clock: S
         if input.is_closed() || clock.now() >= spec.end {
             break;
         }
-        match fetch(&spec, &input, &http).await {
+        let fetched = fetch(&spec, &input, &http).await;
+        if input.is_closed() {
+            // The slot ended (or the item was pre-empted): not a drop.
+            break;
+        }
+        match fetched {
             Ok(bytes) if bytes > 0 => {
                 failures = 0;
                 down_logged = false;

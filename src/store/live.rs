@@ -107,3 +107,48 @@ pub(crate) fn list(conn: &Connection, limit: usize) -> Result<Vec<LiveRecord>, S
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{SqliteStore, Store};
+    use super::*;
+    use crate::protocol::BulletinPriority;
+
+    fn record(id: &str, minute: i64) -> LiveRecord {
+        let at = DateTime::parse_from_rfc3339("2026-12-06T06:00:00Z").unwrap().to_utc()
+            + chrono::Duration::minutes(minute);
+        LiveRecord {
+            id: id.into(),
+            title: "Cảnh báo lũ".into(),
+            priority: BulletinPriority::Emergency,
+            started_by: "admin".into(),
+            started_at: at,
+            stations: 150,
+            ended_at: None,
+            chunks: 0,
+            audio_secs: 0.0,
+            end_reason: None,
+            recording: format!("live/{id}.loalive"),
+        }
+    }
+
+    #[test]
+    fn a_broadcast_is_listed_newest_first_and_ends_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("central.sqlite")).unwrap();
+        store.live_started(&record("a", 0)).unwrap();
+        store.live_started(&record("b", 5)).unwrap();
+        assert!(store.live_started(&record("a", 9)).is_err(), "one row per broadcast");
+        let end = record("a", 2).started_at;
+        store.live_ended("a", end, 40, 4.0, "upload ended").unwrap();
+        store.live_ended("a", end + chrono::Duration::hours(1), 99, 9.9, "again").unwrap();
+        let list = store.live_list(10).unwrap();
+        assert_eq!(list.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["b", "a"]);
+        let a = &list[1];
+        assert_eq!((a.ended_at, a.chunks, a.audio_secs), (Some(end), 40, 4.0));
+        assert_eq!(a.end_reason.as_deref(), Some("upload ended"), "the first end stands");
+        assert_eq!(list[0].ended_at, None);
+        assert_eq!(list[0].priority, BulletinPriority::Emergency);
+        assert_eq!(store.live_list(1).unwrap().len(), 1);
+    }
+}

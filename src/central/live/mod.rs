@@ -8,7 +8,8 @@
 //! Bounds: the start request is JSON of at most [`crate::central::body::PUSH_LIMIT`];
 //! each uploaded chunk at most [`MAX_CHUNK_BYTES`] and [`MAX_PACKETS_PER_CHUNK`]
 //! packets; the upload may not run more than [`MAX_AHEAD_MS`] ahead of real time (429)
-//! nor last more than [`MAX_LIVE_SECS`]; one upload per broadcast (409); at most
+//! nor last more than [`MAX_LIVE_SECS`]; one upload per broadcast (409), which must begin
+//! within [`UPLOAD_WAIT`]; at most
 //! [`crate::central::streams::PER_STATION`] listeners per station token (the newest
 //! wins) and a listener that falls [`LISTENER_QUEUE`] records behind is dropped (it
 //! rejoins from the latest checkpoint).
@@ -39,6 +40,9 @@ pub use crate::protocol::live::{MAX_AHEAD_MS, MAX_CHUNK_BYTES, MAX_PACKETS_PER_C
 
 /// Records queued for one listener before it counts as too slow (about 25 s of audio).
 pub const LISTENER_QUEUE: usize = 256;
+/// A broadcast whose audio has not started arriving this long after its start ends
+/// (signed end: stations that joined stop waiting).
+pub const UPLOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 /// Where recordings go, under `data_dir`.
 pub const RECORDINGS_DIR: &str = "live";
 
@@ -190,6 +194,26 @@ async fn start(
         return Err(ApiError::Internal(e.to_string()));
     }
     tracing::info!(id, stations = targets.len(), by = %role, "live broadcast started");
+    {
+        let (state, id) = (state.clone(), id.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(UPLOAD_WAIT).await;
+            let Some(b) = state.live.get(&id) else { return };
+            if b.uploading.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            state.live.remove(&id);
+            match checkpoint(&state, &id, 0, &genesis(&b.start), true) {
+                Ok(end) => b.publish(end),
+                Err(e) => tracing::error!(id, "cannot sign the end: {e}"),
+            }
+            let why = "no audio arrived";
+            if let Err(e) = state.store.live_ended(&id, state.clock.now(), 0, 0.0, why) {
+                tracing::error!(id, "cannot record the live broadcast's end: {e}");
+            }
+            tracing::warn!(id, "live broadcast ended: {why} within {} s", UPLOAD_WAIT.as_secs());
+        });
+    }
     let answer = StartLiveResponse {
         id: id.clone(),
         upload: format!("/api/v1/live/{id}/audio"),
