@@ -16,6 +16,10 @@
 //!    ALSA into a FIFO read at real-time rate, and on the clocked sink.
 //!    `LOA_BENCH_IDLE_ONLY=SECONDS` runs only this; `LOA_BENCH_LOA=PATH` measures another
 //!    `loa` binary (the previous version, for a before/after).
+//! 4. Relay cost: the `loa station` process relaying an MP3 stream (48 kHz stereo,
+//!    128 kbit/s, served at real-time pace by a server inside the bench) for 60 s on the
+//!    clocked sink: peak RSS and CPU seconds per audio second, beside item 2's file
+//!    figures [≤ ×2]. `LOA_BENCH_RELAY_ONLY=1` runs items 2 (clocked) and 4 only.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -445,8 +449,78 @@ fn idle_cost(sink: &str, seconds: u64) -> f64 {
     per_second
 }
 
+#[path = "../tests/support/stream.rs"]
+#[allow(dead_code)] // the tests' cuts are not used here
+mod stream;
+
+/// Runs `loa station` relaying a 60 s slot of an MP3 stream and prints its cost.
+fn relay_cost() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mp3 = stream::sox_tone(&dir.path().join("stream.mp3"), 120.0, 440.0, 0.5);
+    let server = stream::StreamServer::start(mp3, 120.0, "audio/mpeg");
+    let first = Utc::now().trunc_subsecs(0) + chrono::Duration::seconds(6);
+    let toml = format!(
+        "layer = \"provincial\"\n[[item]]\nid = \"tiep-song\"\ntitle = \"Tiếp sóng\"\nstream = \"{}\"\nduration = \"60s\"\nat = {}\n",
+        server.url("/live"),
+        at(first)
+    );
+    std::fs::write(dir.path().join("provincial.toml"), toml).expect("schedule");
+    let config = dir.path().join("station.toml");
+    std::fs::write(
+        &config,
+        "station_id = \"bench\"\ndata_dir = \"data\"\nprovincial_schedule = \"provincial.toml\"\n[audio]\nsink = \"clocked\"\n",
+    )
+    .expect("config");
+    let db = dir.path().join("data/ledger.sqlite3");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_loa"))
+        .args(["station", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start loa station");
+    let pid = child.id();
+    let started = Instant::now();
+    let all = wait_for("the relay recorded", Duration::from_secs(120), || {
+        let all = records(&db);
+        (!all.is_empty()).then_some(all)
+    });
+    let cpu = cpu_time(pid).unwrap_or_default();
+    let rss = peak_rss_kb(pid).unwrap_or_default();
+    let wall = started.elapsed();
+    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let _ = child.wait();
+    let relayed: f64 = all.iter().filter_map(|r| r.entry.relay.map(|f| f.relayed_secs)).sum();
+    let slot: f64 = all.iter().filter_map(|r| r.entry.played_secs).sum();
+    println!("loa station process relaying an MP3 stream (48 kHz stereo 128 kb/s) → clocked sink:");
+    for r in &all {
+        let facts = r.entry.relay.map(|f| f.summary()).unwrap_or_default();
+        println!(
+            "  {} {} {facts}, start error {:?} ms",
+            r.entry.item_id, r.entry.outcome, r.entry.delay_ms
+        );
+    }
+    println!(
+        "  wall {:.1} s (whole process life, connecting and idle included)",
+        wall.as_secs_f64()
+    );
+    println!("  peak RSS (VmHWM) {:.1} MB", rss as f64 / 1024.0);
+    println!(
+        "  CPU {:.2} s for {:.1} audio s ({relayed:.1} s from the stream) = {:.4} CPU-s per audio second",
+        cpu.as_secs_f64(),
+        slot,
+        if slot > 0.0 { cpu.as_secs_f64() / slot } else { f64::NAN }
+    );
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    if std::env::var_os("LOA_BENCH_RELAY_ONLY").is_some() {
+        daemon_cost("clocked", "clocked sink at 48 kHz stereo, paced by the system clock");
+        relay_cost();
         return;
     }
     if let Ok(seconds) = std::env::var("LOA_BENCH_IDLE_ONLY") {
@@ -468,4 +542,5 @@ fn main() {
     // Idle cost [≤ 0.001 CPU-s per wall second]: nothing due for two hours.
     idle_cost("default", 30);
     idle_cost("clocked", 30);
+    relay_cost();
 }

@@ -7,6 +7,11 @@ need=()
 # cpal (the real sound-card sink) links against ALSA.
 dpkg -s libasound2-dev >/dev/null 2>&1 || need+=(libasound2-dev)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+# Live broadcasts are Opus: the `opus` crate links Debian's libopus.
+dpkg -s libopus-dev >/dev/null 2>&1 || need+=(libopus-dev)
+# Tests make their MP3/Ogg stream fixtures with sox (its MP3 encoder is libsox-fmt-mp3).
+command -v sox >/dev/null 2>&1 || need+=(sox)
+dpkg -s libsox-fmt-mp3 >/dev/null 2>&1 || need+=(libsox-fmt-mp3)
 # Text bulletins are rendered to speech at central; tests render a Vietnamese sentence.
 command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
 # Tests step the wall clock under a real `loa station` with libfaketime.

@@ -148,6 +148,9 @@ pub fn plan(
                     audio: format!("sha256:{hex}"),
                 });
             }
+            AudioRef::Stream(s) => {
+                return Err(DemoError::NotAFile { id: item.id.clone(), audio: s.url.clone() });
+            }
         };
         let audio_path = sample.dir.join(&written);
         let length = length_of(&audio_path)?;

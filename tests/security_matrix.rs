@@ -179,6 +179,10 @@ enum Route {
     ListCap,
     ApproveBulletin,
     Audit,
+    StartLive,
+    ListLive,
+    LiveAudio,
+    StationLive,
 }
 
 impl Route {
@@ -207,6 +211,10 @@ impl Route {
             Route::ListCap => ("GET", "/api/v1/cap"),
             Route::ApproveBulletin => ("POST", "/api/v1/bulletins/{id}/approve"),
             Route::Audit => ("GET", "/api/v1/audit"),
+            Route::StartLive => ("POST", "/api/v1/live"),
+            Route::ListLive => ("GET", "/api/v1/live"),
+            Route::LiveAudio => ("PUT", "/api/v1/live/{id}/audio"),
+            Route::StationLive => ("GET", "/api/v1/station/live/{id}"),
         }
     }
 
@@ -222,6 +230,8 @@ impl Route {
             Route::Playlog => " (tri-ton's record)",
             Route::Report => "?date=2026-12-01",
             Route::ApproveBulletin => " (a CAP bulletin waiting)",
+            Route::StartLive => " (to all)",
+            Route::LiveAudio | Route::StationLive => " (no broadcast on air)",
             _ => "",
         }
     }
@@ -244,6 +254,8 @@ impl Route {
             (Route::AudioBlob, CapSource) => 403,
             (r, CapSource) if !r.is_station_route() => 403,
             (Route::Manifest | Route::Heartbeat, Station | OtherStation) => 200,
+            // A station listens to a broadcast it is targeted by; none is on air here.
+            (Route::StationLive, Station | OtherStation) => 404,
             (Route::EventStream | Route::EventPoll, Station | OtherStation) => 200,
             // A station may report only on bulletins sent to it.
             (Route::Delivery, Station) => 204,
@@ -257,7 +269,8 @@ impl Route {
                 | Route::EventStream
                 | Route::EventPoll
                 | Route::Delivery
-                | Route::Playlog,
+                | Route::Playlog
+                | Route::StationLive,
                 _,
             ) => 401,
             // Audio bytes: any station (signatures decide what plays) or operator.
@@ -282,6 +295,13 @@ impl Route {
             (Route::ListCap, _) => 200,
             (Route::ApproveBulletin | Route::Audit, Admin) => 200,
             (Route::ApproveBulletin | Route::Audit, _) => 403,
+            // Only an admin speaks live (no district role yet).
+            (Route::StartLive, Admin) => 200,
+            (Route::StartLive, _) => 403,
+            // Only an admin sends a broadcast's audio; none is on air here.
+            (Route::LiveAudio, Admin) => 404,
+            (Route::LiveAudio, _) => 403,
+            (Route::ListLive, _) => 200,
         }
     }
 
@@ -294,6 +314,7 @@ impl Route {
                 | Route::EventPoll
                 | Route::Delivery
                 | Route::Playlog
+                | Route::StationLive
         )
     }
 }
@@ -312,7 +333,7 @@ fn cap_alert() -> String {
     )
 }
 
-const ROUTES: [Route; 23] = [
+const ROUTES: [Route; 27] = [
     Route::Manifest,
     Route::Heartbeat,
     Route::AudioBlob,
@@ -336,6 +357,10 @@ const ROUTES: [Route; 23] = [
     Route::ListCap,
     Route::ApproveBulletin,
     Route::Audit,
+    Route::StartLive,
+    Route::ListLive,
+    Route::LiveAudio,
+    Route::StationLive,
 ];
 
 /// Routes whose callers are checked by their own tests instead of a matrix row, and why.
@@ -466,6 +491,18 @@ async fn send(fleet: &Fleet, route: Route, who: Who) -> (u16, String) {
             client.post(format!("{url}/api/v1/bulletins/{id}/approve"))
         }
         Route::Audit => client.get(format!("{url}/api/v1/audit")),
+        Route::StartLive => {
+            client.post(format!("{url}/api/v1/live")).json(&loa::protocol::live::StartLiveRequest {
+                title: "Matrix".into(),
+                to: Target::All,
+                priority: loa::protocol::BulletinPriority::Emergency,
+            })
+        }
+        Route::ListLive => client.get(format!("{url}/api/v1/live")),
+        Route::LiveAudio => {
+            client.put(format!("{url}/api/v1/live/matrix/audio")).body(vec![0u8; 16])
+        }
+        Route::StationLive => client.get(format!("{url}/api/v1/station/live/matrix")),
     };
     let request = match fleet.token(who) {
         Some(token) => request.bearer_auth(token),

@@ -32,6 +32,9 @@ const RATE_CHANGE_FRAMES: u32 = 3;
 /// Why a file cannot be (or stopped being) decoded. Every message names the file.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DecodeError {
+    /// A stream's receiver refused it (a live broadcast that failed authentication).
+    #[error("{detail}")]
+    Refused { detail: String },
     #[error("{path}: cannot open: {detail}; check the path and the file's permissions")]
     Open { path: PathBuf, kind: ErrorKind, detail: String },
     #[error("{path}: the file is empty (0 bytes); copy or download it again")]
@@ -81,6 +84,7 @@ impl DecodeError {
             | Self::ChannelsChanged { path, .. }
             | Self::Decode { path, .. }
             | Self::Resample { path, .. } => *path = shown.to_path_buf(),
+            Self::Refused { .. } => {}
         }
         self
     }
@@ -185,6 +189,17 @@ impl FileDecoder {
                 Err(_) => return Err(seekable),
             },
         };
+        Self::from_reader(path_buf, reader)
+    }
+
+    /// A stream read front to back (a relayed HTTP stream): `name` stands for its path in
+    /// errors, and its extension (`.mp3`, `.ogg`) is the format hint.
+    fn open_stream(name: &Path, stream: Box<dyn MediaSource>) -> Result<Self, DecodeError> {
+        let reader = probe_reader(name, stream, true)?;
+        Self::from_reader(name.to_path_buf(), reader)
+    }
+
+    fn from_reader(path_buf: PathBuf, reader: Box<dyn FormatReader>) -> Result<Self, DecodeError> {
         let format_name = reader.format_info().short_name;
         let track = reader
             .default_track(TrackType::Audio)
@@ -488,7 +503,29 @@ impl Source {
                 ),
             });
         }
-        let mut inner = FileDecoder::open(path)?;
+        let inner = FileDecoder::open(path)?;
+        Self::start(inner, path, out_format, gain_db)
+    }
+
+    /// Opens a stream read front to back (an HTTP relay: no seeking, no length) and
+    /// decodes its first packet. `name` is what errors call it (its extension is the
+    /// format hint).
+    pub fn open_stream(
+        name: &Path,
+        stream: Box<dyn MediaSource>,
+        out_format: AudioFormat,
+        gain_db: f32,
+    ) -> Result<Self, DecodeError> {
+        let inner = FileDecoder::open_stream(name, stream)?;
+        Self::start(inner, name, out_format, gain_db)
+    }
+
+    fn start(
+        mut inner: FileDecoder,
+        path: &Path,
+        out_format: AudioFormat,
+        gain_db: f32,
+    ) -> Result<Self, DecodeError> {
         let mut scratch = Vec::new();
         inner.next_into(&mut scratch)?;
         let in_format = inner.spec.ok_or_else(|| DecodeError::NoAudio {

@@ -7,11 +7,17 @@
 //!   [`PEAK_CEILING_DBFS`], whatever gain an item carries.
 //! - [`sinks`]: the [`Sink`] trait and its backends (`alsa`/`default`, `wav`, `clocked`,
 //!   `null`), chosen by name.
+//! - [`feed`]: what the player plays from — a file, or a stream arriving while it plays.
+//! - [`relay`]: a stream (a relayed programme, a live voice) with a fixed delay, a
+//!   fallback while it is down, and its drop-outs counted.
 //! - [`player`]: [`Player`], its commands and [`PlayerEvent`]s with proof of play.
 
 pub mod decode;
+pub mod feed;
 pub mod limiter;
+pub mod opus_codec;
 pub mod player;
+pub mod relay;
 pub mod sinks;
 
 pub use decode::{AudioFormat, DecodeError, DecodeStats, ProbeReport, Source, probe};

@@ -45,6 +45,7 @@ fn routes() -> Routes {
         .post("/api/v1/schedules", post_schedule)
         .get("/api/v1/status", get_status)
         .merge(super::bulletins::routes())
+        .merge(super::live::routes())
         .merge(super::cap::routes())
         .merge(super::playlog::routes())
         .merge(super::enrol::routes())
@@ -484,6 +485,10 @@ async fn post_schedule(
     }
     let schedule =
         manifest::check_schedule(&request.source, &request.origin).map_err(ApiError::Schedule)?;
+    let refused = super::relay_hosts::refused(&schedule, &state.config.relay_hosts);
+    if !refused.is_empty() {
+        return Err(ApiError::Schedule(refused));
+    }
 
     // Who may send this where is decided before anything about its content is judged.
     let stations = resolve_target(&state, &role, &request.to, schedule.layer)?;

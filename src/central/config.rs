@@ -51,6 +51,10 @@ max_connections = 16384
 # previous answer on the same connection); idle connections are closed after it.
 header_timeout_secs = 20
 
+# The stream servers a schedule may relay (`stream = "https://…"` items), by host name;
+# a schedule naming any other host is refused when it is loaded. Empty: no relays.
+relay_hosts = []
+
 # /metrics (Prometheus text) is served on the main listener to admin and viewer tokens.
 # To let a Prometheus on this machine scrape it without a token, give a second,
 # loopback-only listener:
@@ -144,6 +148,8 @@ pub struct CentralConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// What is watched, and where alerts go (`central::alerts`).
     pub alerts: super::alerts::AlertsConfig,
+    /// The hosts a schedule's `stream = "…"` items may relay from (`central::relay_hosts`).
+    pub relay_hosts: Vec<String>,
 }
 
 impl Default for CentralConfig {
@@ -163,6 +169,7 @@ impl Default for CentralConfig {
             cap: CapConfig::default(),
             metrics_listen: None,
             alerts: super::alerts::AlertsConfig::default(),
+            relay_hosts: Vec::new(),
         }
     }
 }
@@ -245,6 +252,7 @@ impl CentralConfig {
             ));
         }
         config.alerts.check().map_err(|m| invalid(&m))?;
+        super::relay_hosts::check_list(&config.relay_hosts).map_err(|m| invalid(&m))?;
         Ok(config)
     }
 

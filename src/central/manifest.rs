@@ -21,6 +21,7 @@ pub fn audio_key(audio: &AudioRef) -> Option<String> {
     match audio {
         AudioRef::Path(path) => Some(path.to_string_lossy().into_owned()),
         AudioRef::Sha256(_) => None,
+        AudioRef::Stream(s) => s.fallback.as_deref().and_then(audio_key),
     }
 }
 
@@ -39,13 +40,17 @@ pub fn check_schedule(source: &str, origin: &str) -> Result<Schedule, Vec<String
     }
 }
 
-/// The sha256 every item of `schedule` plays, using `audio` for written paths.
+/// The sha256 every item of `schedule` plays, using `audio` for written paths (a
+/// relayed stream: its fallback's; none without one).
 pub fn resolve_audio(
     schedule: &Schedule,
     audio: &BTreeMap<String, String>,
 ) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
     for item in &schedule.items {
+        if item.audio.file().is_none() {
+            continue;
+        }
         let sha = sha_of(&item.audio, audio).ok_or_else(|| {
             format!(
                 "{}:{}:{}: error: audio {:?} of item {:?} was not uploaded: run `loa schedule load` \
@@ -66,6 +71,7 @@ fn sha_of(audio: &AudioRef, map: &BTreeMap<String, String>) -> Option<String> {
     match audio {
         AudioRef::Sha256(hex) => Some(hex.to_lowercase()),
         AudioRef::Path(_) => audio_key(audio).and_then(|k| map.get(&k).cloned()),
+        AudioRef::Stream(s) => s.fallback.as_deref().and_then(|f| sha_of(f, map)),
     }
 }
 
@@ -199,4 +205,25 @@ fn contents(
         });
     }
     Ok((schedules, audio))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_relay_needs_audio_only_for_its_fallback() {
+        let text = |fallback: &str| {
+            format!(
+                "layer = \"provincial\"\n[[item]]\nid = \"vov\"\ntitle = \"VOV1\"\nstream = \"https://r.vn/a.mp3\"\nduration = \"1h\"\ncron = \"0 5 * * *\"\n{fallback}"
+            )
+        };
+        let none = check_schedule(&text(""), "p.toml").unwrap();
+        assert_eq!(resolve_audio(&none, &BTreeMap::new()), Ok(vec![]));
+        let with = check_schedule(&text("fallback = \"cho.mp3\"\n"), "p.toml").unwrap();
+        let e = resolve_audio(&with, &BTreeMap::new()).unwrap_err();
+        assert!(e.contains("audio \"cho.mp3\" of item \"vov\" was not uploaded"), "{e}");
+        let map = BTreeMap::from([("cho.mp3".to_string(), "ab".repeat(32))]);
+        assert_eq!(resolve_audio(&with, &map), Ok(vec!["ab".repeat(32)]));
+    }
 }

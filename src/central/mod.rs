@@ -18,9 +18,11 @@ pub mod gains;
 pub mod hot_audio;
 pub mod ingest;
 pub mod library;
+pub mod live;
 pub mod manifest;
 pub mod metrics;
 mod playlog;
+pub mod relay_hosts;
 pub mod report;
 pub mod server;
 pub mod streams;
@@ -258,6 +260,8 @@ pub struct AppState {
     pub bulletins: bulletins::Hub,
     /// Live bulletins' audio, served from memory.
     pub hot_audio: hot_audio::HotAudio,
+    /// Live broadcasts on air (`loa live`).
+    pub live: live::LiveHub,
     /// Open event streams and long-polls, capped per station and in all.
     pub streams: Arc<streams::Streams>,
     /// CAP alerts: the trusted signers, and the lock that takes alerts one at a time.
@@ -321,6 +325,7 @@ pub fn open(config: CentralConfig, clock: SharedClock) -> Result<Arc<AppState>, 
         cap,
         bulletins,
         hot_audio: hot_audio::HotAudio::default(),
+        live: live::LiveHub::default(),
         streams: Arc::new(streams::Streams::default()),
         store: Arc::new(store),
         key,
@@ -426,6 +431,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     Gone(String),
+    /// Faster than the route allows (a live upload ahead of real time): 429.
+    #[error("{0}")]
+    TooFast(String),
     #[error("requested range is not satisfiable: file has {size} bytes")]
     Range { size: u64 },
     #[error("internal error: {0}")]
@@ -465,6 +473,7 @@ impl IntoResponse for ApiError {
             ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Gone(_) => StatusCode::GONE,
+            ApiError::TooFast(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Range { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };

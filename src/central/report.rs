@@ -186,6 +186,18 @@ fn row_for(
                 }
                 Outcome::Failed => (ReportStatus::Failed, e.delay_ms, reason),
                 Outcome::Missed => (ReportStatus::Missed, None, miss_detail(why.as_ref())),
+                // A relay that carried nothing of its stream did not air the programme.
+                Outcome::Relayed => match e.relay {
+                    Some(r) if r.relayed_secs > 0.0 => {
+                        (ReportStatus::Aired, e.delay_ms, r.summary())
+                    }
+                    r => {
+                        let what = r.map(|r| r.summary()).unwrap_or_default();
+                        let detail =
+                            if reason.is_empty() { what } else { format!("{reason}; {what}") };
+                        (ReportStatus::Failed, e.delay_ms, detail)
+                    }
+                },
             }
         }
         None if now < p.planned + p.max_delay + REPORT_GRACE => {
@@ -524,6 +536,16 @@ cron = "0 17 * * *"
             }
             Outcome::Failed => entry.set_reason(Some(Reason::Failure("audio missing: x".into()))),
             Outcome::Missed => {}
+            Outcome::Relayed => {
+                entry.set_reason(None);
+                entry.delay_ms = Some(1);
+                entry.relay = Some(crate::protocol::playlog::RelayFacts {
+                    relayed_secs: 55.0,
+                    dropouts: 1,
+                    dropout_secs: 5.0,
+                    longest_dropout_secs: 5.0,
+                });
+            }
         }
         Record {
             station: station.into(),

@@ -25,6 +25,8 @@ pub enum Kind {
     EventStream,
     /// A manifest or event long-poll that waits.
     LongPoll,
+    /// A live broadcast's audio (`central::live`).
+    Live,
 }
 
 /// The registry of open long-lived requests.

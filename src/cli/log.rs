@@ -43,7 +43,7 @@ pub struct LogArgs {
     /// Planned before T: same forms as --since (a bare date means its start).
     #[arg(long)]
     pub until: Option<String>,
-    /// Only this outcome: played, late, preempted, failed, missed.
+    /// Only this outcome: played, late, preempted, failed, missed, relayed.
     #[arg(long)]
     pub outcome: Option<Outcome>,
     /// Only this item id.
@@ -232,6 +232,9 @@ fn detail(r: &Record) -> String {
             parts.push("SILENT".to_string());
         }
     }
+    if let Some(relay) = &e.relay {
+        parts.push(relay.summary());
+    }
     if let Some(reason) = &e.reason {
         parts.push(reason.clone());
     }
@@ -289,7 +292,7 @@ use crate::protocol::text::{csv_field, printable};
 fn write_csv(out: &mut impl Write, records: &[Record], tz: Tz) -> std::io::Result<()> {
     writeln!(
         out,
-        "station,seq,item_id,title,layer,priority,planned_utc,planned_local,outcome,started_utc,ended_utc,delay_ms,played_secs,reason,audio_sha256,peak_dbfs,rms_dbfs,silent,hash,acked"
+        "station,seq,item_id,title,layer,priority,planned_utc,planned_local,outcome,started_utc,ended_utc,delay_ms,played_secs,reason,audio_sha256,peak_dbfs,rms_dbfs,silent,hash,acked,relayed_secs,dropouts,dropout_secs"
     )?;
     let opt =
         |t: Option<DateTime<Utc>>| t.map(crate::station::ledger::time_text).unwrap_or_default();
@@ -316,6 +319,9 @@ fn write_csv(out: &mut impl Write, records: &[Record], tz: Tz) -> std::io::Resul
             e.levels.map(|l| l.silent.to_string()).unwrap_or_default(),
             r.hash.clone(),
             r.acked.to_string(),
+            e.relay.map(|f| format!("{:.3}", f.relayed_secs)).unwrap_or_default(),
+            e.relay.map(|f| f.dropouts.to_string()).unwrap_or_default(),
+            e.relay.map(|f| format!("{:.3}", f.dropout_secs)).unwrap_or_default(),
         ];
         let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
         writeln!(out, "{}", line.join(","))?;

@@ -8,6 +8,7 @@ pub mod bulletin;
 pub mod cap;
 pub mod central;
 pub mod demo;
+pub mod live;
 pub mod log;
 pub mod remote;
 pub mod report;
@@ -59,6 +60,8 @@ pub enum Command {
     /// Urgent bulletins: push, cancel, list, show.
     #[command(subcommand)]
     Bulletin(bulletin::BulletinCommand),
+    /// Speak live to the stations now (a file at real-time pace; the microphone is not built yet).
+    Live(live::LiveArgs),
     /// Warnings from the disaster authorities in CAP: check alerts and the bulletins they make.
     #[command(subcommand)]
     Cap(cap::CapCommand),
@@ -84,6 +87,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Bulletin(command) => bulletin::run(command),
         Command::Cap(command) => cap::run(command),
+        Command::Live(args) => live::run(args),
     }
 }
 

@@ -244,6 +244,7 @@ fn json_row(o: &Occurrence) -> serde_json::Value {
     let audio = match &o.audio {
         AudioRef::Path(p) => p.display().to_string(),
         AudioRef::Sha256(h) => format!("sha256:{h}"),
+        AudioRef::Stream(s) => s.url.clone(),
     };
     serde_json::json!({
         "planned": o.planned.to_rfc3339(),

@@ -28,6 +28,8 @@ pub mod operator {
     pub const LIBRARY: &str = "/api/v1/library";
     /// `POST`: load a schedule.
     pub const SCHEDULES: &str = "/api/v1/schedules";
+    /// `POST`: start a live broadcast; `GET`: the newest broadcasts.
+    pub const LIVE: &str = "/api/v1/live";
     /// `GET`: the fleet.
     pub const STATUS: &str = "/api/v1/status";
     /// `GET`: the playlog, a page at a time.

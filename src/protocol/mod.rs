@@ -22,6 +22,7 @@ pub mod bulletin;
 pub mod cap;
 pub mod enrol;
 pub mod library;
+pub mod live;
 pub mod manifest;
 pub mod playlog;
 pub mod report;

@@ -25,11 +25,21 @@ pub enum Outcome {
     Failed,
     /// Never started (`reason`: yielded to another item, too late, station was not running).
     Missed,
+    /// A stream relayed for its slot (a scheduled `stream` item) or a live broadcast
+    /// aired to its end: [`Entry::relay`] says how much came from the stream and how
+    /// much was fallback or silence. Stations older than this outcome never write it.
+    Relayed,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 5] =
-        [Outcome::Played, Outcome::Late, Outcome::Preempted, Outcome::Failed, Outcome::Missed];
+    pub const ALL: [Outcome; 6] = [
+        Outcome::Played,
+        Outcome::Late,
+        Outcome::Preempted,
+        Outcome::Failed,
+        Outcome::Missed,
+        Outcome::Relayed,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -38,6 +48,7 @@ impl Outcome {
             Outcome::Preempted => "preempted",
             Outcome::Failed => "failed",
             Outcome::Missed => "missed",
+            Outcome::Relayed => "relayed",
         }
     }
 }
@@ -67,6 +78,34 @@ pub struct Levels {
     pub rms_dbfs: f64,
     /// True when the level never rose above the station's silence threshold.
     pub silent: bool,
+}
+
+/// What came from a stream: a relayed programme's or a live broadcast's proof of play.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RelayFacts {
+    /// Seconds of the stream's own audio that reached the speaker.
+    pub relayed_secs: f64,
+    /// Stretches where the stream had nothing and the fallback (or silence) played.
+    pub dropouts: u32,
+    /// Their total length, seconds.
+    pub dropout_secs: f64,
+    /// The longest one, seconds.
+    pub longest_dropout_secs: f64,
+}
+
+impl RelayFacts {
+    /// `relayed 58.0 s, 1 drop-out (5.0 s)` — for logs and tables.
+    pub fn summary(&self) -> String {
+        let drops = match self.dropouts {
+            0 => "no drop-out".to_string(),
+            1 => format!("1 drop-out ({:.1} s)", self.dropout_secs),
+            n => format!(
+                "{n} drop-outs ({:.1} s, longest {:.1} s)",
+                self.dropout_secs, self.longest_dropout_secs
+            ),
+        };
+        format!("relayed {:.1} s, {drops}", self.relayed_secs)
+    }
 }
 
 /// The facts about one planned item's end, as the daemon knows them. The ledger adds
@@ -100,6 +139,11 @@ pub struct Entry {
     /// so their chain hashes stay valid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason_code: Option<String>,
+    /// For a relayed stream or a live broadcast: what came from the stream and its
+    /// drop-outs. Absent (and then absent from the hashed JSON) for everything else, so
+    /// every older record hashes exactly as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay: Option<RelayFacts>,
 }
 
 /// Why a planned item did not simply play: the meaning of an [`Entry`]'s reason, as a
@@ -274,6 +318,7 @@ impl Entry {
             audio_sha256: None,
             levels: None,
             reason_code: Some(reason.code().to_string()),
+            relay: None,
         }
     }
 

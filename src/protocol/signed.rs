@@ -14,6 +14,10 @@ pub enum DocumentKind {
     /// The province's order to stop a bulletin (its own tag: a bulletin's signature can
     /// never pass as a cancel's, nor the other way round).
     BulletinCancel,
+    /// A live broadcast's start: the stream header ([`super::live::LiveDoc`]).
+    Live,
+    /// A live broadcast's running hash ([`super::live::LiveCheckpoint`]).
+    LiveCheckpoint,
 }
 
 impl DocumentKind {
@@ -23,6 +27,8 @@ impl DocumentKind {
             DocumentKind::Manifest => "loa-manifest-v1",
             DocumentKind::Bulletin => "loa-bulletin-v1",
             DocumentKind::BulletinCancel => "loa-bulletin-cancel-v1",
+            DocumentKind::Live => "loa-live-v1",
+            DocumentKind::LiveCheckpoint => "loa-live-checkpoint-v1",
         }
     }
 }

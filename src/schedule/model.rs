@@ -34,6 +34,46 @@ pub enum AudioRef {
     Path(PathBuf),
     /// Content address: lowercase hex sha256 of the file's bytes.
     Sha256(String),
+    /// A live HTTP/Icecast stream relayed for the item's `duration` (`stream = "…"`).
+    Stream(StreamRef),
+}
+
+/// A stream to relay: where it is, how long the slot lasts, and what plays while the
+/// stream is down.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct StreamRef {
+    /// `http://` or `https://`, at most [`limits::MAX_STREAM_URL_BYTES`].
+    ///
+    /// [`limits::MAX_STREAM_URL_BYTES`]: super::limits::MAX_STREAM_URL_BYTES
+    pub url: String,
+    /// The slot's length: the relay ends this long after its planned instant.
+    pub duration: Duration,
+    /// Played (from its start, looped) while the stream is down; silence without one.
+    pub fallback: Option<Box<AudioRef>>,
+}
+
+impl AudioRef {
+    /// The file this reference plays from: itself, or a stream's fallback.
+    pub fn file(&self) -> Option<&AudioRef> {
+        match self {
+            AudioRef::Path(_) | AudioRef::Sha256(_) => Some(self),
+            AudioRef::Stream(s) => s.fallback.as_deref(),
+        }
+    }
+}
+
+/// The host of an `http(s)://` URL (lowercase, without port or user), if it has one:
+/// what central's `relay_hosts` allow-list is checked against.
+pub fn url_host(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"))?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host_port = authority.rsplit('@').next()?;
+    let host = if let Some(v6) = host_port.strip_prefix('[') {
+        v6.split(']').next()?
+    } else {
+        host_port.split(':').next()?
+    };
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
 }
 
 /// One planned play of one item: the unit the station arms, the ledger records and the

@@ -42,6 +42,9 @@ pub struct StationConfig {
     pub wav_path: Option<PathBuf>,
     pub fade: Duration,
     pub preroll: Duration,
+    /// A relayed stream's stated delay: how much of it is buffered before it plays
+    /// (`relay_buffer_ms`). The station connects `preroll + relay_buffer + 1 s` early.
+    pub relay_buffer: Duration,
     pub silence_threshold_dbfs: f32,
     /// How often the station sends central a heartbeat (with central).
     pub heartbeat: Duration,
@@ -117,6 +120,7 @@ impl StationConfig {
             wav_path: None,
             fade: Duration::from_millis(DEFAULT_FADE_MS),
             preroll: Duration::from_millis(DEFAULT_PREROLL_MS),
+            relay_buffer: Duration::from_millis(DEFAULT_RELAY_BUFFER_MS),
             silence_threshold_dbfs: DEFAULT_SILENCE_DBFS,
             heartbeat: Duration::from_secs(DEFAULT_HEARTBEAT_SECS),
             trust_central_time: true,
@@ -138,6 +142,8 @@ impl StationConfig {
 
 const DEFAULT_FADE_MS: u64 = 300;
 const DEFAULT_PREROLL_MS: u64 = 2000;
+/// A relayed stream's stated delay, milliseconds.
+pub const DEFAULT_RELAY_BUFFER_MS: u64 = 2000;
 const DEFAULT_SILENCE_DBFS: f32 = -60.0;
 const DEFAULT_HEARTBEAT_SECS: u64 = 60;
 
@@ -175,6 +181,8 @@ struct RawAudio {
     fade_ms: u64,
     #[serde(default = "default_preroll")]
     preroll_ms: u64,
+    #[serde(default = "default_relay_buffer")]
+    relay_buffer_ms: u64,
 }
 
 impl Default for RawAudio {
@@ -184,6 +192,7 @@ impl Default for RawAudio {
             wav_path: None,
             fade_ms: DEFAULT_FADE_MS,
             preroll_ms: DEFAULT_PREROLL_MS,
+            relay_buffer_ms: DEFAULT_RELAY_BUFFER_MS,
         }
     }
 }
@@ -222,6 +231,9 @@ fn default_fade() -> u64 {
 }
 fn default_preroll() -> u64 {
     DEFAULT_PREROLL_MS
+}
+fn default_relay_buffer() -> u64 {
+    DEFAULT_RELAY_BUFFER_MS
 }
 fn default_silence() -> f32 {
     DEFAULT_SILENCE_DBFS
@@ -325,6 +337,12 @@ pub fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<StationConfig,
     if raw.audio.preroll_ms > 60_000 {
         return Err(at("preroll_ms", "preroll_ms must be at most 60000 (1 min)".to_string()));
     }
+    if !(100..=30_000).contains(&raw.audio.relay_buffer_ms) {
+        return Err(at(
+            "relay_buffer_ms",
+            "relay_buffer_ms must be between 100 and 30000 (30 s)".to_string(),
+        ));
+    }
     if !(raw.silence.threshold_dbfs.is_finite() && raw.silence.threshold_dbfs < 0.0) {
         return Err(at(
             "threshold_dbfs",
@@ -350,6 +368,7 @@ pub fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<StationConfig,
         wav_path: raw.audio.wav_path.map(resolve),
         fade: Duration::from_millis(raw.audio.fade_ms),
         preroll: Duration::from_millis(raw.audio.preroll_ms),
+        relay_buffer: Duration::from_millis(raw.audio.relay_buffer_ms),
         silence_threshold_dbfs: raw.silence.threshold_dbfs,
         heartbeat: Duration::from_secs(raw.heartbeat_secs),
         trust_central_time: raw.trust_central_time,

@@ -21,8 +21,8 @@ use std::path::PathBuf;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::Reason;
 use crate::protocol::bulletin::tone_item_id;
+use crate::protocol::{Reason, RelayFacts};
 use crate::schedule::{AudioRef, Layer, Occurrence, Priority};
 use crate::station::ledger::{Entry, Levels, Outcome};
 
@@ -115,12 +115,13 @@ impl Item {
             delay_ms: None,
             played_secs: None,
             reason: None,
-            audio_sha256: match &self.audio {
-                AudioRef::Sha256(hex) => Some(hex.clone()),
-                AudioRef::Path(_) => None,
+            audio_sha256: match self.audio.file() {
+                Some(AudioRef::Sha256(hex)) => Some(hex.clone()),
+                _ => None,
             },
             levels: None,
             reason_code: None,
+            relay: None,
         };
         entry.set_reason(reason);
         entry
@@ -160,6 +161,8 @@ pub enum PlayoutEvent {
 pub struct Proof {
     pub played: std::time::Duration,
     pub levels: Option<Levels>,
+    /// A relayed stream's or live broadcast's own facts (seconds relayed, drop-outs).
+    pub relay: Option<RelayFacts>,
 }
 
 /// What the scheduler asks the shell to do, in order.
@@ -210,6 +213,9 @@ struct Slot {
 #[derive(Debug)]
 pub struct Core {
     preroll: Duration,
+    /// Added to `preroll` for a relayed stream: it connects early enough to have its
+    /// buffer (the stated delay) full at its planned instant.
+    relay_lead: Duration,
     fade: Duration,
     /// `fade + PREEMPT_MARGIN`: when to start fading what a prepared item pre-empts.
     lead: Duration,
@@ -235,6 +241,7 @@ impl Core {
         let fade = Duration::from_std(fade).unwrap_or(Duration::milliseconds(300));
         Self {
             preroll: Duration::from_std(preroll).unwrap_or(Duration::seconds(2)),
+            relay_lead: Duration::zero(),
             fade,
             lead: fade + PREEMPT_MARGIN,
             next_id: 1,
@@ -245,6 +252,20 @@ impl Core {
             stopping: HashMap::new(),
             done: HashSet::new(),
             cancelled: HashSet::new(),
+        }
+    }
+
+    /// Relayed streams are prepared `lead` earlier than files (their buffer fills then).
+    pub fn with_relay_lead(mut self, lead: std::time::Duration) -> Self {
+        self.relay_lead = Duration::from_std(lead).unwrap_or_default();
+        self
+    }
+
+    /// How long before its planned instant `item` is prepared.
+    fn preroll_of(&self, item: &Item) -> Duration {
+        match item.audio {
+            AudioRef::Stream(_) => self.preroll + self.relay_lead,
+            _ => self.preroll,
         }
     }
 
@@ -375,7 +396,7 @@ impl Core {
             }
         };
         for item in &self.waiting {
-            at(before(item.planned, self.preroll));
+            at(before(item.planned, self.preroll_of(item)));
             at(before(item.planned, self.lead));
             at(later(item.deadline(), Duration::milliseconds(1)));
         }
@@ -512,7 +533,7 @@ impl Core {
             && let Some(best) = self
                 .waiting
                 .iter()
-                .filter(|i| i.planned - self.preroll <= now)
+                .filter(|i| i.planned - self.preroll_of(i) <= now)
                 .max_by_key(|i| rank(i))
             && (self.current.as_ref().is_some_and(|c| outranks(best, &c.item))
                 || rank(best) > rank(&next.item))
@@ -528,7 +549,7 @@ impl Core {
             .waiting
             .iter()
             .enumerate()
-            .filter(|(_, i)| i.planned - self.preroll <= now)
+            .filter(|(_, i)| i.planned - self.preroll_of(i) <= now)
             .max_by_key(|(_, i)| rank(i))
             .map(|(idx, _)| idx);
         if let Some(idx) = best {
@@ -599,6 +620,7 @@ impl Core {
                 if let Some(slot) = self.take_slot(id) {
                     let outcome = match (slot.started, &slot.stopping) {
                         (_, Some(_)) => Outcome::Preempted,
+                        _ if proof.relay.is_some() => Outcome::Relayed,
                         (Some(s), None) if s - slot.item.planned > LATE_AFTER => Outcome::Late,
                         _ => Outcome::Played,
                     };
@@ -815,7 +837,8 @@ impl Core {
             );
         }
         entry.levels = proof.and_then(|p| p.levels);
-        if outcome == Outcome::Late || outcome == Outcome::Played {
+        entry.relay = proof.and_then(|p| p.relay);
+        if matches!(outcome, Outcome::Late | Outcome::Played | Outcome::Relayed) {
             tracing::info!(item = %slot.item.item_id, outcome = %outcome, delay_ms = ?entry.delay_ms, "ended");
         }
         entry
@@ -883,11 +906,17 @@ impl Core {
 }
 
 /// The audio file an item needs, if it is a path (content-addressed audio is looked up
-/// in the cache by the shell).
+/// in the cache by the shell); for a relayed stream, its fallback file (empty without).
 pub fn audio_path(item: &Item, cache_dir: &std::path::Path) -> PathBuf {
-    match &item.audio {
-        AudioRef::Path(p) => p.clone(),
-        AudioRef::Sha256(hex) => cache_dir.join(hex),
+    file_path(&item.audio, cache_dir).unwrap_or_default()
+}
+
+/// The file `audio` plays from (a stream's fallback), `None` for a stream without one.
+pub fn file_path(audio: &AudioRef, cache_dir: &std::path::Path) -> Option<PathBuf> {
+    match audio.file()? {
+        AudioRef::Path(p) => Some(p.clone()),
+        AudioRef::Sha256(hex) => Some(cache_dir.join(hex)),
+        AudioRef::Stream(_) => None,
     }
 }
 
@@ -1051,7 +1080,10 @@ mod tests {
                         let played = (at - start).to_std().unwrap_or_default();
                         self.core.on_event(
                             at,
-                            PlayoutEvent::Preempted { id, proof: Proof { played, levels: None } },
+                            PlayoutEvent::Preempted {
+                                id,
+                                proof: Proof { played, levels: None, relay: None },
+                            },
                         )
                     }
                     1 => {
@@ -1065,7 +1097,10 @@ mod tests {
                         let played = (at - start).to_std().unwrap_or_default();
                         self.core.on_event(
                             at,
-                            PlayoutEvent::Finished { id, proof: Proof { played, levels: None } },
+                            PlayoutEvent::Finished {
+                                id,
+                                proof: Proof { played, levels: None, relay: None },
+                            },
                         )
                     }
                     _ => self.core.tick(at),

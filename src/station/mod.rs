@@ -19,6 +19,8 @@ pub mod core;
 pub mod daemon;
 pub mod enrol;
 pub mod ledger;
+pub mod live;
+pub mod relay;
 mod run;
 pub mod schedules;
 pub mod sync;

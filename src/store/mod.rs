@@ -8,6 +8,7 @@
 
 mod cap;
 mod field;
+mod live;
 mod playlog;
 mod sqlite;
 
@@ -314,6 +315,22 @@ pub trait Store: Send + Sync + 'static {
         error: &str,
         next_try: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError>;
+
+    // Live broadcasts (`central::live`).
+    /// A broadcast started (its row, not yet ended).
+    fn live_started(&self, record: &crate::protocol::live::LiveRecord) -> Result<(), StoreError>;
+    /// It ended: when, how much audio, why. Once (a second call changes nothing).
+    fn live_ended(
+        &self,
+        id: &str,
+        at: DateTime<Utc>,
+        chunks: u64,
+        audio_secs: f64,
+        reason: &str,
+    ) -> Result<(), StoreError>;
+    /// The newest `limit` broadcasts, newest first.
+    fn live_list(&self, limit: usize)
+    -> Result<Vec<crate::protocol::live::LiveRecord>, StoreError>;
 }
 
 /// What [`Store::playlog`] selects; empty fields select everything.

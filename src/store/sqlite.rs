@@ -94,6 +94,7 @@ impl SqliteStore {
             .and_then(|()| conn.execute_batch(super::playlog::SCHEMA))
             .and_then(|()| conn.execute_batch(cap::SCHEMA))
             .and_then(|()| conn.execute_batch(super::field::SCHEMA))
+            .and_then(|()| conn.execute_batch(super::live::SCHEMA))
             .map_err(|source| StoreError::Open { path: shown, source })?;
         Ok(Self { conn: Mutex::new(conn) })
     }
@@ -487,6 +488,28 @@ impl Store for SqliteStore {
             now,
             max_failures,
         )
+    }
+
+    fn live_started(&self, record: &crate::protocol::live::LiveRecord) -> Result<(), StoreError> {
+        super::live::started(&self.conn(), record)
+    }
+
+    fn live_ended(
+        &self,
+        id: &str,
+        at: DateTime<Utc>,
+        chunks: u64,
+        audio_secs: f64,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        super::live::ended(&self.conn(), id, at, chunks, audio_secs, reason)
+    }
+
+    fn live_list(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<crate::protocol::live::LiveRecord>, StoreError> {
+        super::live::list(&self.conn(), limit)
     }
 
     fn playlog_outcome_counts(&self) -> Result<Vec<(String, String, u64)>, StoreError> {

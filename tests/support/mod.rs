@@ -21,6 +21,7 @@ pub mod golden;
 pub mod playlog;
 pub mod process;
 pub mod station;
+pub mod stream;
 pub mod wait;
 
 /// Held by the tests whose assertions bound real time most tightly (a real station's

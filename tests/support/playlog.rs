@@ -22,6 +22,7 @@ pub fn entry(item: &str, outcome: Outcome, planned: DateTime<Utc>) -> Entry {
         audio_sha256: None,
         levels: Some(Levels { peak_dbfs: -3.0, rms_dbfs: -20.0, silent: false }),
         reason_code: None,
+        relay: None,
     }
 }
 

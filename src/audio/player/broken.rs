@@ -56,6 +56,7 @@ impl Engine {
         }
         self.publish_down(mono);
     }
+
     /// Publishes the down state with the monotonic time it was last checked at.
     pub(super) fn publish_down(&self, checked_at: Duration) {
         if let Some(b) = &self.broken {
@@ -68,6 +69,7 @@ impl Engine {
             });
         }
     }
+
     /// A reopen try's result.
     pub(super) fn reopened(&mut self, result: Result<Box<dyn Sink>, SinkError>) {
         let mono = self.clock.monotonic();
@@ -116,6 +118,7 @@ impl Engine {
         broken.tries = broken.tries.saturating_add(1);
         self.publish_down(mono);
     }
+
     /// The sink failed: fail what plays, close it, and start reopening it.
     pub(super) fn sink_failed(&mut self, e: SinkError) {
         {
@@ -126,7 +129,7 @@ impl Engine {
             // What was playing is cut (failed, with how long it played); what waits stays,
             // and fails only if its start comes before the sink is back.
             for p in std::mem::take(&mut self.playing) {
-                let proof = p.proof.finish(Some(&p.source));
+                let proof = p.proof.finish(Some(p.source.as_ref()));
                 self.emit(PlayerEvent::Failed {
                     id: p.id,
                     reason: PlayError::Sink(e.clone()),

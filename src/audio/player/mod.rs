@@ -27,6 +27,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use super::decode::{AudioFormat, DecodeError, Source};
+use super::feed::Feed;
 use super::limiter::{Limiter, PEAK_CEILING_DBFS};
 use super::sinks::{Sink, SinkError, after_frames};
 use crate::clock::SharedClock;
@@ -182,7 +183,7 @@ impl Events {
 enum Cmd {
     Reopened(Result<Box<dyn Sink>, SinkError>),
     Preparing(RequestId),
-    Loaded(RequestId, Option<Box<Source>>),
+    Loaded(RequestId, Option<Box<dyn Feed>>),
     StartAt(RequestId, DateTime<Utc>),
     Preempt(RequestId),
     Stop,
@@ -291,7 +292,7 @@ impl Player {
             std::thread::Builder::new().name(format!("loa-prepare-{id}")).spawn(move || {
                 match Source::open(&path, format, gain_db) {
                     Ok(source) => {
-                        let _ = tx.send(Cmd::Loaded(id, Some(Box::new(source))));
+                        let _ = tx.send(Cmd::Loaded(id, Some(Box::new(source) as Box<dyn Feed>)));
                         events.send(PlayerEvent::Prepared { id });
                     }
                     Err(e) => {
@@ -315,6 +316,30 @@ impl Player {
                 proof: None,
             });
         }
+    }
+
+    /// Hands the player a feed that is ready now (a relayed stream, a live broadcast):
+    /// reported `Prepared` at once, then started with [`Player::start_at`] like a file.
+    pub fn prepare_feed(&self, id: RequestId, feed: Box<dyn Feed>) {
+        if !self.events.live().insert(id) {
+            let _ = self.events.tx.send(PlayerEvent::Failed {
+                id,
+                reason: PlayError::Duplicate { id },
+                proof: None,
+            });
+            return;
+        }
+        if self.tx.send(Cmd::Preparing(id)).is_err()
+            || self.tx.send(Cmd::Loaded(id, Some(feed))).is_err()
+        {
+            self.events.send(PlayerEvent::Failed {
+                id,
+                reason: PlayError::Stopped { id },
+                proof: None,
+            });
+            return;
+        }
+        self.events.send(PlayerEvent::Prepared { id });
     }
 
     /// Starts a prepared item so its first sample reaches the speaker at `at` (at once if
@@ -392,14 +417,14 @@ enum Waiting {
         cancelled: Option<Cancel>,
     },
     Ready {
-        source: Box<Source>,
+        source: Box<dyn Feed>,
         start: Option<DateTime<Utc>>,
     },
 }
 
 struct Playing {
     id: RequestId,
-    source: Box<Source>,
+    source: Box<dyn Feed>,
     proof: ProofAcc,
     /// Frames left of the fade-out and its total, once pre-empted.
     fade: Option<(u64, u64)>,
@@ -733,7 +758,7 @@ impl Engine {
     /// as failed.
     fn stop_all(&mut self, sink_error: Option<&SinkError>) {
         for p in std::mem::take(&mut self.playing) {
-            let proof = p.proof.finish(Some(&p.source));
+            let proof = p.proof.finish(Some(p.source.as_ref()));
             let event = match sink_error {
                 Some(e) => PlayerEvent::Failed {
                     id: p.id,
@@ -824,7 +849,7 @@ impl Engine {
 
         for (index, error) in ended.into_iter().rev() {
             let p = self.playing.remove(index);
-            let proof = p.proof.finish(Some(&p.source));
+            let proof = p.proof.finish(Some(p.source.as_ref()));
             let event = match (error, p.fade) {
                 (Some(e), _) => PlayerEvent::Failed {
                     id: p.id,
@@ -864,8 +889,9 @@ impl Engine {
         }
         due.sort_unstable();
         for (id, offset) in due {
-            if let Some(Waiting::Ready { source, .. }) = self.waiting.remove(&id) {
+            if let Some(Waiting::Ready { mut source, .. }) = self.waiting.remove(&id) {
                 let at = after_frames(t0, offset as u64, self.format.rate);
+                source.started(at);
                 tracing::debug!(id, %at, now = %self.clock.now(), "item starts");
                 self.emit(PlayerEvent::Started { id, at });
                 self.playing.push(Playing {

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use super::PlayerConfig;
-use crate::audio::decode::{AudioFormat, Source};
+use crate::audio::decode::AudioFormat;
+use crate::audio::feed::{Feed, RelayStats};
 use crate::audio::sinks::frames_to_duration;
 
 /// Evidence that an item went out: what the sink received for it.
@@ -25,6 +26,9 @@ pub struct ProofOfPlay {
     pub skipped_packets: u32,
     /// The file ended before its header said it would.
     pub truncated: bool,
+    /// For a relayed stream or a live broadcast: what came from the stream and what
+    /// filled its drop-outs.
+    pub relay: Option<RelayStats>,
 }
 
 /// Running sums for a [`ProofOfPlay`].
@@ -87,7 +91,7 @@ impl ProofAcc {
         }
     }
 
-    pub(super) fn finish(&self, source: Option<&Source>) -> ProofOfPlay {
+    pub(super) fn finish(&self, source: Option<&dyn Feed>) -> ProofOfPlay {
         let rms_sq = if self.samples > 0 { self.sum_sq / self.samples as f64 } else { 0.0 };
         let stats = source.map(|s| s.stats()).unwrap_or_default();
         ProofOfPlay {
@@ -100,6 +104,7 @@ impl ProofAcc {
                 || rms_sq < self.threshold_sq,
             skipped_packets: stats.skipped_packets,
             truncated: stats.truncated,
+            relay: source.and_then(|s| s.relay()),
         }
     }
 }

@@ -271,6 +271,39 @@ impl Hub {
         Ok((seq, envelope))
     }
 
+    /// Appends the start of live broadcast `id` as an event (no bulletin row: the
+    /// broadcast is kept by [`crate::central::live`] and the store), durably, then wakes
+    /// every stream. As [`Hub::append`], `sign` makes the envelope from the event number.
+    pub fn append_live(
+        &self,
+        id: &str,
+        sign: impl FnOnce(u64) -> Result<SignedEnvelope, SigningError>,
+        targets: &[String],
+        expires_at: DateTime<Utc>,
+    ) -> Result<(u64, SignedEnvelope), BulletinError> {
+        let corrupt = |e: &dyn std::fmt::Display| BulletinError::Corrupt(e.to_string());
+        let targets_json = serde_json::to_string(targets).map_err(|e| corrupt(&e))?;
+        let mut events = self.events.write().unwrap_or_else(|p| p.into_inner());
+        let seq = events.last().map_or(0, |e| e.seq) + 1;
+        let envelope = sign(seq).map_err(|e| corrupt(&e))?;
+        let envelope_json = serde_json::to_string(&envelope).map_err(|e| corrupt(&e))?;
+        lock(&self.db).execute(
+            "INSERT INTO bulletin_events (seq, bulletin_id, envelope_json, targets_json, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![seq as i64, id, envelope_json, targets_json, time_text(expires_at)],
+        )?;
+        events.push(Arc::new(StoredEvent {
+            seq,
+            bulletin_id: id.to_string(),
+            data: event_data(seq, &envelope)?,
+            targets: targets.iter().cloned().collect(),
+            expires_at,
+            envelope: envelope.clone(),
+        }));
+        drop(events);
+        self.latest.send_replace(seq);
+        Ok((seq, envelope))
+    }
+
     /// Where a station's stream resumes: after `after`, or from the start when `after`
     /// is beyond the newest event (a resume point central never issued — a station
     /// whose stored cursor was corrupted, or a central whose events were restored from

@@ -19,6 +19,7 @@ use toml::value::{Datetime, Offset};
 use super::model::*;
 
 mod cron;
+mod stream;
 use cron::CronCache;
 
 type Value<'i> = Spanned<DeValue<'i>>;
@@ -49,6 +50,10 @@ pub mod limits {
     pub const MAX_ID_CHARS: usize = 64;
     /// Longest `max_delay` or `duration`.
     pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+    /// Longest `stream` URL, in bytes.
+    pub const MAX_STREAM_URL_BYTES: usize = 2048;
+    /// Longest relay slot (`duration` of a `stream` item): a programme, not a day.
+    pub const MAX_STREAM_DURATION: Duration = Duration::from_secs(6 * 3600);
 }
 
 const TOP_KEYS: &[&str] = &["layer", "timezone", "item"];
@@ -65,6 +70,8 @@ const ITEM_KEYS: &[&str] = &[
     "max_delay",
     "duration",
     "gain_db",
+    "stream",
+    "fallback",
 ];
 
 /// Parses one schedule file. `origin` is the name diagnostics carry (as the user typed
@@ -444,8 +451,9 @@ impl<'a> Cx<'a> {
             }),
         };
 
-        let (audio, audio_pos) = match t.get("audio") {
-            None => {
+        let mut stream = None;
+        let (audio, audio_pos) = match (t.get("audio"), t.get("stream")) {
+            (None, None) => {
                 self.error(
                     start,
                     format!(
@@ -455,13 +463,31 @@ impl<'a> Cx<'a> {
                 );
                 (None, pos)
             }
-            Some(v) => {
+            (Some(_), Some(s)) => {
+                self.error(
+                    s.span().start,
+                    format!("{named} has both `audio` and `stream`: keep one (a file, or a stream to relay)"),
+                );
+                (None, pos)
+            }
+            (Some(v), None) => {
+                if let Some(f) = t.get("fallback") {
+                    self.error(
+                        f.span().start,
+                        "`fallback` is only for `stream` items (what plays while the stream is down)",
+                    );
+                }
                 let audio_pos = self.pos(v.span().start);
-                let audio = self.string(v, "audio").and_then(|s| self.audio(s, v, base_dir));
+                let audio =
+                    self.string(v, "audio").and_then(|s| self.audio(s, v, base_dir, "audio"));
                 if let Some(a) = &audio {
                     self.audio.push((a.clone(), audio_pos));
                 }
                 (audio, audio_pos)
+            }
+            (None, Some(v)) => {
+                stream = Some(self.stream_parts(t, v, base_dir));
+                (None, self.pos(v.span().start))
             }
         };
 
@@ -592,6 +618,10 @@ impl<'a> Cx<'a> {
             }
         };
 
+        let audio = match stream {
+            None => audio,
+            Some(parts) => self.stream_item(t, parts, &duration, &named),
+        };
         if self.error_count() > errors_before {
             return None;
         }
@@ -627,7 +657,7 @@ impl<'a> Cx<'a> {
         self.diagnostics.iter().filter(|d| d.is_error()).count()
     }
 
-    fn audio(&mut self, s: &str, v: &Value<'_>, base_dir: &Path) -> Option<AudioRef> {
+    fn audio(&mut self, s: &str, v: &Value<'_>, base_dir: &Path, key: &str) -> Option<AudioRef> {
         if let Some(hex) = s.strip_prefix("sha256:") {
             let ok = hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit());
             if ok {
@@ -635,12 +665,15 @@ impl<'a> Cx<'a> {
             }
             self.error(
                 v.span().start,
-                "`audio` \"sha256:...\" must be followed by 64 hexadecimal digits",
+                format!("`{key}` \"sha256:...\" must be followed by 64 hexadecimal digits"),
             );
             return None;
         }
         if s.trim().is_empty() {
-            self.error(v.span().start, "`audio` is empty: give a file path or \"sha256:<hex>\"");
+            self.error(
+                v.span().start,
+                format!("`{key}` is empty: give a file path or \"sha256:<hex>\""),
+            );
             return None;
         }
         Some(AudioRef::Path(base_dir.join(s)))

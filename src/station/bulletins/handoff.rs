@@ -25,6 +25,7 @@ impl Receiver {
     pub async fn handle(&mut self, event: BulletinEvent) {
         let handled = match event.envelope.kind {
             DocumentKind::BulletinCancel => self.cancel(&event.envelope, event.seq),
+            DocumentKind::Live => self.live(&event.envelope, event.seq).await,
             _ => self.bulletin(&event.envelope, event.seq).await,
         };
         let Some(seq) = handled else { return };

@@ -23,6 +23,7 @@
 
 mod delivery;
 mod handoff;
+mod live;
 mod store;
 mod transport;
 mod verify;
@@ -160,6 +161,11 @@ pub trait Airwaves: Send + Sync + 'static {
     /// Records `entry` in the ledger: a bulletin the daemon never heard of (cancelled or
     /// given up before its audio arrived) still gets its record.
     fn record(&self, entry: Entry) -> bool;
+    /// Plays a verified live broadcast now at its priority. False when nothing plays
+    /// any more (or, by default, where live broadcasts are not played).
+    fn air_live(&self, _live: crate::station::live::AirLive) -> bool {
+        false
+    }
 }
 
 /// The station daemon as [`Airwaves`]: bulletins become [`StationCommand`]s, with the
@@ -197,6 +203,10 @@ impl Airwaves for DaemonAirwaves {
 
     fn record(&self, entry: Entry) -> bool {
         self.handle.send(StationCommand::Record(Box::new(entry)))
+    }
+
+    fn air_live(&self, live: crate::station::live::AirLive) -> bool {
+        self.handle.send(StationCommand::Live(Box::new(live)))
     }
 }
 

@@ -97,7 +97,7 @@ pub(super) fn play_end(entry: &crate::station::ledger::Entry) -> Option<PlayEnd>
     }
     let reason = entry.reason();
     match entry.outcome {
-        Outcome::Played | Outcome::Late => Some(PlayEnd::Aired),
+        Outcome::Played | Outcome::Late | Outcome::Relayed => Some(PlayEnd::Aired),
         Outcome::Preempted => None,
         Outcome::Failed if reason == Some(Reason::Interrupted) => None,
         Outcome::Failed => Some(PlayEnd::Lost),

@@ -95,6 +95,7 @@ impl Station {
                     audio_sha256: p.audio_sha256,
                     levels: None,
                     reason_code: None,
+                    relay: None,
                 }
                 .with_reason(Reason::Interrupted);
                 tracing::warn!(item = %entry.item_id, "failed: interrupted: station stopped");

@@ -19,10 +19,12 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use super::config::StationConfig;
 use super::core::{Action, Bulletin, Core, Item, PlayoutEvent, Proof, audio_path};
+mod streams;
 use super::schedules::ScheduleSet;
 use crate::audio::player::{OutputState, PlayError, Player, PlayerConfig, PlayerEvent, Reopen};
 use crate::audio::sinks::{self, Sink, SinkOptions};
 use crate::clock::{self, ClockStep, SharedClock, StepDetector};
+use crate::protocol::RelayFacts;
 use crate::schedule::{AudioRef, Layer, Priority};
 use crate::station::ledger::{Appended, Entry, Ledger, LedgerError, Levels, state};
 
@@ -33,6 +35,8 @@ use downtime::not_running;
 pub use downtime::{ACCOUNT_WINDOW, Accounted, STEP_SHOWN_FOR, SUMMARY_ITEM};
 pub use status::{Liveness, NextPlay, StationStatus};
 
+/// Added to the buffer when a relay connects early: time to connect and answer.
+pub const RELAY_CONNECT_MARGIN: Duration = Duration::from_secs(1);
 /// How often the schedules are polled and the alive mark is written.
 pub const POLL_EVERY: Duration = Duration::from_secs(2);
 /// How far ahead occurrences are expanded.
@@ -108,6 +112,8 @@ pub enum StationCommand {
     /// Play these verified schedules from central (provincial and district-assigned)
     /// instead of the provincial file; the local directory keeps playing beside them.
     Central(Vec<crate::schedule::Schedule>),
+    /// Play a verified live broadcast now at its priority (`station::live`).
+    Live(Box<crate::station::live::AirLive>),
     /// Write this record (a bulletin that can no longer air, decided outside the core:
     /// the receiver found it expired while the station was stopped).
     Record(Box<Entry>),
@@ -169,6 +175,10 @@ pub struct Station {
     /// The next play after now, recomputed when the schedules change or it has passed
     /// (and with none, at most once a minute): `(computed at, next)`.
     next: Option<(DateTime<Utc>, Option<NextPlay>)>,
+    /// The client relayed streams are fetched with (made at the first relay).
+    relay_http: Option<reqwest::Client>,
+    /// Live broadcasts waiting for the core to prepare them, by item id.
+    live_feeds: std::collections::HashMap<String, crate::audio::relay::RelayFeed>,
 }
 
 impl Station {
@@ -231,7 +241,8 @@ impl Station {
         let steps = StepDetector::new(clock.as_ref());
         let run_start = clock.monotonic();
         let station = Self {
-            core: Core::new(config.preroll, config.fade),
+            core: Core::new(config.preroll, config.fade)
+                .with_relay_lead(config.relay_buffer + RELAY_CONNECT_MARGIN),
             config,
             clock,
             ledger,
@@ -254,6 +265,8 @@ impl Station {
             output,
             beat: Default::default(),
             next: None,
+            relay_http: None,
+            live_feeds: std::collections::HashMap::new(),
         };
         Ok((station, StationHandle { tx }))
     }
@@ -508,6 +521,7 @@ impl Station {
                 self.air(air, now);
             }
             StationCommand::Bulletin(air) => self.air(*air, now),
+            StationCommand::Live(live) => self.air_live(*live, now),
             StationCommand::CancelBulletin { id } => {
                 let actions = self.core.cancel_bulletin(&id, now);
                 self.execute(actions);
@@ -549,6 +563,12 @@ impl Station {
     fn on_player_event(&mut self, event: PlayerEvent) {
         let now = self.now();
         let proof = |p: &crate::audio::player::ProofOfPlay| Proof {
+            relay: p.relay.map(|r| RelayFacts {
+                relayed_secs: r.relayed_secs,
+                dropouts: r.dropouts,
+                dropout_secs: r.dropout_secs,
+                longest_dropout_secs: r.longest_dropout_secs,
+            }),
             played: p.duration,
             levels: Some(Levels {
                 peak_dbfs: f64::from(p.peak_dbfs).max(FLOOR_DBFS),
@@ -595,6 +615,9 @@ impl Station {
         let mut writes = Vec::new();
         while let Some(action) = queue.pop_front() {
             match action {
+                Action::Prepare { id, item } if matches!(item.audio, AudioRef::Stream(_)) => {
+                    self.prepare_relay(id, &item);
+                }
                 Action::Prepare { id, item } => {
                     let cache = self.config.data_dir.join("audio");
                     let path = audio_path(&item, &cache);
@@ -697,8 +720,9 @@ impl Station {
 /// The sha256 an item's file must have: the one it names (`audio = "sha256:<hex>"`), or,
 /// for a file in the content-addressed cache (bulletins play from there), its name.
 fn expected_sha256(item: &Item, path: &Path, cache: &Path) -> Option<String> {
-    match &item.audio {
+    match item.audio.file()? {
         AudioRef::Sha256(hex) => Some(hex.to_ascii_lowercase()),
+        AudioRef::Stream(_) => None,
         AudioRef::Path(_) => {
             let name = path.file_name()?.to_str()?;
             let in_cache = path.parent() == Some(cache);

@@ -127,7 +127,7 @@ CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 /// Columns added after the first release, with their type: added to an older ledger
 /// when it is opened.
-const ADDED_COLUMNS: &[(&str, &str)] = &[("reason_code", "TEXT")];
+const ADDED_COLUMNS: &[(&str, &str)] = &[("reason_code", "TEXT"), ("relay_json", "TEXT")];
 
 /// Every column but `acked` may never change once written. Created on open, and made
 /// again over the columns added since when an older ledger's trigger lacks them.
@@ -135,14 +135,14 @@ const APPEND_ONLY: &str = "
 CREATE TRIGGER records_append_only BEFORE UPDATE OF
     seq, station, item_id, title, layer, priority, planned, outcome, started, ended,
     delay_ms, played_secs, reason, audio_sha256, peak_dbfs, rms_dbfs, silent, prev_hash, hash,
-    reason_code
+    reason_code, relay_json
     ON records
     BEGIN SELECT RAISE(ABORT, 'ledger records are append-only'); END;
 ";
 
 const COLUMNS: &str = "seq, station, item_id, title, layer, priority, planned, outcome, started, \
      ended, delay_ms, played_secs, reason, audio_sha256, peak_dbfs, rms_dbfs, silent, prev_hash, \
-     hash, acked, reason_code";
+     hash, acked, reason_code, relay_json";
 
 /// Brings a ledger written by an older version up to date: the columns added since,
 /// and the append-only trigger over all of them. In one write transaction, and only what
@@ -276,7 +276,7 @@ fn append_in(
     tx.execute(
         &format!(
             "INSERT INTO records ({COLUMNS}) VALUES \
-             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, 0, ?20)"
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, 0, ?20, ?21)"
         ),
         params![
             seq,
@@ -299,6 +299,7 @@ fn append_in(
             prev_hash,
             hash,
             entry.reason_code,
+            entry.relay.and_then(|r| serde_json::to_string(&r).ok()),
         ],
     )?;
     Ok(Ok(Record { station: station.to_string(), seq, entry, prev_hash, hash, acked: false }))
@@ -583,6 +584,13 @@ fn read_row(row: &rusqlite::Row<'_>) -> Result<Record, LedgerError> {
         audio_sha256: row.get(13)?,
         levels,
         reason_code: row.get(20)?,
+        relay: match row.get::<_, Option<String>>(21)? {
+            Some(json) => Some(serde_json::from_str(&json).map_err(|e| LedgerError::Corrupt {
+                seq,
+                problem: format!("bad relay facts {json:?}: {e}"),
+            })?),
+            None => None,
+        },
     };
     Ok(Record {
         station: row.get(1)?,
@@ -636,6 +644,7 @@ mod tests {
             audio_sha256: Some("ab".repeat(32)),
             levels: Some(Levels { peak_dbfs: -1.25, rms_dbfs: -18.5, silent: false }),
             reason_code: None,
+            relay: None,
         }
     }
 

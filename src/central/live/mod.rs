@@ -1,0 +1,292 @@
+//! Live broadcasts from the province: an admin starts one (`POST /api/v1/live`), its
+//! signed start document goes out on the bulletin event stream, the operator's `loa live`
+//! uploads Opus chunks (`PUT /api/v1/live/{id}/audio`, [`upload`]), and each targeted
+//! station fetches the chained, checkpointed records (`GET /api/v1/station/live/{id}`).
+//! Central keeps a recording of exactly what it sent (`data_dir/live/ID.loalive`, the
+//! same records) and a row per broadcast in the store.
+//!
+//! Bounds: the start request is JSON of at most [`crate::central::body::PUSH_LIMIT`];
+//! each uploaded chunk at most [`MAX_CHUNK_BYTES`] and [`MAX_PACKETS_PER_CHUNK`]
+//! packets; the upload may not run more than [`MAX_AHEAD_MS`] ahead of real time (429)
+//! nor last more than [`MAX_LIVE_SECS`]; one upload per broadcast (409), which must begin
+//! within [`UPLOAD_WAIT`]; at most
+//! [`crate::central::streams::PER_STATION`] listeners per station token (the newest
+//! wins) and a listener that falls [`LISTENER_QUEUE`] records behind is dropped (it
+//! rejoins from the latest checkpoint).
+
+mod upload;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use axum::body::{Body, Bytes};
+use axum::extract::DefaultBodyLimit;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+
+use crate::central::api::{Routes, Verb};
+use crate::central::auth::{admin_auth, parse_json, station_auth};
+use crate::central::{ApiError, AppState};
+use crate::protocol::live::{
+    CHANNELS, CHECKPOINT_EVERY, CODEC, FRAME_MS, LiveCheckpoint, LiveDoc, LiveRecord,
+    MAX_LIVE_SECS, RATE, RECORD_CHECKPOINT, StartLiveRequest, StartLiveResponse, genesis, record,
+};
+use crate::protocol::{BulletinPriority, DocumentKind, SignedEnvelope, Target};
+use crate::signing::SigningError;
+
+pub use crate::protocol::live::{MAX_AHEAD_MS, MAX_CHUNK_BYTES, MAX_PACKETS_PER_CHUNK};
+
+/// Records queued for one listener before it counts as too slow (about 25 s of audio).
+pub const LISTENER_QUEUE: usize = 256;
+/// A broadcast whose audio has not started arriving this long after its start ends
+/// (signed end: stations that joined stop waiting).
+pub const UPLOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Where recordings go, under `data_dir`.
+pub const RECORDINGS_DIR: &str = "live";
+
+/// One record as it goes out: its chunk number (a checkpoint: the chunk it covers) and
+/// its framed bytes.
+#[derive(Debug)]
+pub struct Out {
+    pub seq: u64,
+    pub checkpoint: bool,
+    pub bytes: Bytes,
+}
+
+/// A broadcast central is carrying.
+pub struct Broadcast {
+    pub id: String,
+    pub start: SignedEnvelope,
+    targets: HashSet<String>,
+    tx: tokio::sync::broadcast::Sender<Arc<Out>>,
+    /// The latest checkpoint record: what a joining station gets first.
+    latest: Mutex<Arc<Out>>,
+    uploading: std::sync::atomic::AtomicBool,
+    pub started_at: DateTime<Utc>,
+}
+
+impl Broadcast {
+    fn publish(&self, out: Out) {
+        let out = Arc::new(out);
+        if out.checkpoint {
+            *self.latest.lock().unwrap_or_else(|p| p.into_inner()) = out.clone();
+        }
+        let _ = self.tx.send(out);
+    }
+}
+
+/// Broadcasts on air now.
+#[derive(Default)]
+pub struct LiveHub {
+    on_air: Mutex<HashMap<String, Arc<Broadcast>>>,
+}
+
+impl LiveHub {
+    fn get(&self, id: &str) -> Option<Arc<Broadcast>> {
+        self.on_air.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
+    }
+
+    fn remove(&self, id: &str) {
+        self.on_air.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+    }
+}
+
+/// The live routes (merged into [`crate::central::router`]).
+pub fn routes() -> Routes {
+    Routes::new()
+        .post(crate::protocol::api::operator::LIVE, start)
+        .get(crate::protocol::api::operator::LIVE, list)
+        // The audio is read chunk by chunk under the live bounds (`upload`).
+        .route_with(Verb::Put, "/api/v1/live/{id}/audio", upload::put_audio, |r| {
+            r.layer(DefaultBodyLimit::disable())
+        })
+        .get("/api/v1/station/live/{id}", listen)
+}
+
+/// A signed checkpoint record after chunk `seq`.
+fn checkpoint(
+    state: &AppState,
+    id: &str,
+    seq: u64,
+    hash: &[u8; 32],
+    end: bool,
+) -> Result<Out, SigningError> {
+    let doc = LiveCheckpoint { id: id.to_string(), seq, hash: hex::encode(hash), end };
+    let envelope = state.key.sign(DocumentKind::LiveCheckpoint, &doc)?;
+    let json = serde_json::to_vec(&envelope).map_err(SigningError::Encode)?;
+    Ok(Out { seq, checkpoint: true, bytes: Bytes::from(record(RECORD_CHECKPOINT, &json)) })
+}
+
+async fn start(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let role = admin_auth(&state, &headers, "start a live broadcast")?;
+    let body = crate::central::body::read(body, crate::central::body::PUSH_LIMIT).await?;
+    let request: StartLiveRequest = parse_json(&body, "live broadcast request")?;
+    if request.priority == BulletinPriority::Test {
+        return Err(ApiError::BadRequest(
+            "a live broadcast airs at emergency or priority: use a test bulletin to prove the chain".into(),
+        ));
+    }
+    crate::protocol::bounds::check_text(
+        "title",
+        &request.title,
+        crate::protocol::bounds::MAX_TITLE_CHARS,
+    )
+    .map_err(ApiError::BadRequest)?;
+    let stations = state.store.stations()?;
+    let targets = crate::central::bulletins::resolve_targets(stations, &role, &request.to)?;
+    let now = state.clock.now();
+    let id = format!("live-{}-{:08x}", now.format("%Y%m%d%H%M%S"), rand::random::<u32>());
+    let to_all = matches!(request.to, Target::All);
+    let doc = LiveDoc {
+        id: id.clone(),
+        title: request.title.clone(),
+        targets: if to_all { Vec::new() } else { targets.clone() },
+        to_all,
+        priority: request.priority,
+        codec: CODEC.into(),
+        rate: RATE,
+        channels: CHANNELS,
+        frame_ms: FRAME_MS,
+        checkpoint_every: CHECKPOINT_EVERY,
+        issued_at: now,
+        expires_at: now + chrono::Duration::seconds(MAX_LIVE_SECS as i64 + 60),
+        event_seq: None,
+    };
+    doc.check_bounds().map_err(ApiError::BadRequest)?;
+    let (tx, _) = tokio::sync::broadcast::channel(LISTENER_QUEUE);
+    let recording = format!("{RECORDINGS_DIR}/{id}.loalive");
+    state.store.live_started(&LiveRecord {
+        id: id.clone(),
+        title: request.title.clone(),
+        priority: request.priority,
+        started_by: role.to_string(),
+        started_at: now,
+        stations: targets.len(),
+        ended_at: None,
+        chunks: 0,
+        audio_secs: 0.0,
+        end_reason: None,
+        recording,
+    })?;
+    // Signed with its event number, and on air before any station can hear of it: the
+    // broadcast is listed inside the signing step, which runs before the event is
+    // published.
+    let sign = |seq| {
+        let envelope =
+            state.key.sign(DocumentKind::Live, &LiveDoc { event_seq: Some(seq), ..doc.clone() })?;
+        let first = checkpoint(&state, &id, 0, &genesis(&envelope), false)?;
+        let broadcast = Arc::new(Broadcast {
+            id: id.clone(),
+            start: envelope.clone(),
+            targets: targets.iter().cloned().collect(),
+            tx,
+            latest: Mutex::new(Arc::new(first)),
+            uploading: false.into(),
+            started_at: now,
+        });
+        state.live.on_air.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone(), broadcast);
+        Ok(envelope)
+    };
+    if let Err(e) = state.bulletins.append_live(&id, sign, &targets, doc.expires_at) {
+        state.live.remove(&id);
+        return Err(ApiError::Internal(e.to_string()));
+    }
+    tracing::info!(id, stations = targets.len(), by = %role, "live broadcast started");
+    {
+        let (state, id) = (state.clone(), id.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(UPLOAD_WAIT).await;
+            let Some(b) = state.live.get(&id) else { return };
+            if b.uploading.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            state.live.remove(&id);
+            match checkpoint(&state, &id, 0, &genesis(&b.start), true) {
+                Ok(end) => b.publish(end),
+                Err(e) => tracing::error!(id, "cannot sign the end: {e}"),
+            }
+            let why = "no audio arrived";
+            if let Err(e) = state.store.live_ended(&id, state.clock.now(), 0, 0.0, why) {
+                tracing::error!(id, "cannot record the live broadcast's end: {e}");
+            }
+            tracing::warn!(id, "live broadcast ended: {why} within {} s", UPLOAD_WAIT.as_secs());
+        });
+    }
+    let answer = StartLiveResponse {
+        id: id.clone(),
+        upload: format!("/api/v1/live/{id}/audio"),
+        stations: targets.len(),
+    };
+    Ok(axum::Json(answer).into_response())
+}
+
+async fn list(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    crate::central::auth::operator_auth(&state, &headers)?;
+    Ok(axum::Json(state.store.live_list(100)?).into_response())
+}
+
+/// A station's listener: the latest checkpoint, then every record as it comes.
+async fn listen(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Response, ApiError> {
+    let station = station_auth(&state, &headers)?;
+    let not_here = || {
+        ApiError::NotFound(format!(
+            "no live broadcast {:?} for this station",
+            crate::protocol::bounds::clip(&id)
+        ))
+    };
+    let broadcast = state.live.get(&id).ok_or_else(not_here)?;
+    if !broadcast.targets.contains(&station.id) {
+        return Err(not_here());
+    }
+    let mut slot = state.streams.open(&station.id, crate::central::streams::Kind::Live)?;
+    let mut rx = broadcast.tx.subscribe();
+    let first = broadcast.latest.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let from = first.seq;
+    tracing::info!(id, station = %station.id, from, "live listener joined");
+    let (out_tx, out_rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+    tokio::spawn(async move {
+        if out_tx.send(Ok(first.bytes.clone())).await.is_err() {
+            return;
+        }
+        loop {
+            let next = tokio::select! {
+                r = rx.recv() => r,
+                () = slot.closed() => break,
+            };
+            match next {
+                // Records the first checkpoint already covers.
+                Ok(out) if out.seq < from || (out.seq == from && !out.checkpoint) => continue,
+                Ok(out) => {
+                    if out_tx.send(Ok(out.bytes.clone())).await.is_err() {
+                        break;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(station = %station.id, n, "live listener too slow: dropped (it rejoins)");
+                    break;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    });
+    let stream = futures_util::stream::unfold(out_rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    Response::builder()
+        .header(axum::http::header::CONTENT_TYPE, "application/x-loa-live")
+        .body(Body::from_stream(stream))
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}

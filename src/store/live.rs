@@ -1,0 +1,154 @@
+//! Live broadcasts at central: one row per broadcast (who started it, when, to how many
+//! stations, how long it ran, why it ended, where the recording is). Plain SQL: a row
+//! written at the start and updated once at the end.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, params};
+
+use super::StoreError;
+use crate::protocol::live::LiveRecord;
+use crate::protocol::time_text;
+
+pub(crate) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS live_broadcasts (
+    id TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    priority TEXT NOT NULL,
+    started_by TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    stations INTEGER NOT NULL,
+    ended_at TEXT,
+    chunks INTEGER NOT NULL DEFAULT 0,
+    audio_secs REAL NOT NULL DEFAULT 0,
+    end_reason TEXT,
+    recording TEXT NOT NULL
+);
+";
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("live broadcast {what}: {e}"))
+}
+
+pub(crate) fn started(conn: &Connection, r: &LiveRecord) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO live_broadcasts (id, title, priority, started_by, started_at, stations, recording)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            r.id,
+            r.title,
+            r.priority.as_str(),
+            r.started_by,
+            time_text(r.started_at),
+            r.stations as i64,
+            r.recording
+        ],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn ended(
+    conn: &Connection,
+    id: &str,
+    at: DateTime<Utc>,
+    chunks: u64,
+    audio_secs: f64,
+    reason: &str,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE live_broadcasts SET ended_at = ?2, chunks = ?3, audio_secs = ?4, end_reason = ?5
+         WHERE id = ?1 AND ended_at IS NULL",
+        params![id, time_text(at), chunks as i64, audio_secs, reason],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn list(conn: &Connection, limit: usize) -> Result<Vec<LiveRecord>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT id, title, priority, started_by, started_at, stations, ended_at, chunks, audio_secs,
+                end_reason, recording
+         FROM live_broadcasts ORDER BY started_at DESC, id DESC LIMIT ?1",
+    )?;
+    let rows = stmt.query_map([limit.min(1000) as i64], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, i64>(5)?,
+            r.get::<_, Option<String>>(6)?,
+            r.get::<_, i64>(7)?,
+            r.get::<_, f64>(8)?,
+            r.get::<_, Option<String>>(9)?,
+            r.get::<_, String>(10)?,
+        ))
+    })?;
+    let time = |t: &str| {
+        DateTime::parse_from_rfc3339(t).map(|t| t.to_utc()).map_err(|e| corrupt("time", e))
+    };
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, title, priority, by, started, stations, ended, chunks, secs, reason, rec) = row?;
+        let priority = serde_json::from_value(serde_json::Value::String(priority))
+            .map_err(|e| corrupt("priority", e))?;
+        out.push(LiveRecord {
+            id,
+            title,
+            priority,
+            started_by: by,
+            started_at: time(&started)?,
+            stations: stations.max(0) as usize,
+            ended_at: ended.as_deref().map(time).transpose()?,
+            chunks: chunks.max(0) as u64,
+            audio_secs: secs,
+            end_reason: reason,
+            recording: rec,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{SqliteStore, Store};
+    use super::*;
+    use crate::protocol::BulletinPriority;
+
+    fn record(id: &str, minute: i64) -> LiveRecord {
+        let at = DateTime::parse_from_rfc3339("2026-12-06T06:00:00Z").unwrap().to_utc()
+            + chrono::Duration::minutes(minute);
+        LiveRecord {
+            id: id.into(),
+            title: "Cảnh báo lũ".into(),
+            priority: BulletinPriority::Emergency,
+            started_by: "admin".into(),
+            started_at: at,
+            stations: 150,
+            ended_at: None,
+            chunks: 0,
+            audio_secs: 0.0,
+            end_reason: None,
+            recording: format!("live/{id}.loalive"),
+        }
+    }
+
+    #[test]
+    fn a_broadcast_is_listed_newest_first_and_ends_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("central.sqlite")).unwrap();
+        store.live_started(&record("a", 0)).unwrap();
+        store.live_started(&record("b", 5)).unwrap();
+        assert!(store.live_started(&record("a", 9)).is_err(), "one row per broadcast");
+        let end = record("a", 2).started_at;
+        store.live_ended("a", end, 40, 4.0, "upload ended").unwrap();
+        store.live_ended("a", end + chrono::Duration::hours(1), 99, 9.9, "again").unwrap();
+        let list = store.live_list(10).unwrap();
+        assert_eq!(list.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["b", "a"]);
+        let a = &list[1];
+        assert_eq!((a.ended_at, a.chunks, a.audio_secs), (Some(end), 40, 4.0));
+        assert_eq!(a.end_reason.as_deref(), Some("upload ended"), "the first end stands");
+        assert_eq!(list[0].ended_at, None);
+        assert_eq!(list[0].priority, BulletinPriority::Emergency);
+        assert_eq!(store.live_list(1).unwrap().len(), 1);
+    }
+}
