@@ -12,7 +12,8 @@
 //! within [`UPLOAD_WAIT`]; at most
 //! [`crate::central::streams::PER_STATION`] listeners per station token (the newest
 //! wins) and a listener that falls [`LISTENER_QUEUE`] records behind is dropped (it
-//! rejoins from the latest checkpoint).
+//! rejoins). A joining listener first gets the latest checkpoint and the chunks sent
+//! since, taken under the lock records are published with, so it misses none.
 
 mod upload;
 
@@ -61,19 +62,44 @@ pub struct Broadcast {
     pub start: SignedEnvelope,
     targets: HashSet<String>,
     tx: tokio::sync::broadcast::Sender<Arc<Out>>,
-    /// The latest checkpoint record: what a joining station gets first.
-    latest: Mutex<Arc<Out>>,
+    /// What a joining station gets before the live records: the latest checkpoint and
+    /// the chunks sent since (at most [`CHECKPOINT_EVERY`]). Records are published under
+    /// this lock, so a joiner's snapshot and its subscription meet without a gap.
+    since: Mutex<Since>,
     uploading: std::sync::atomic::AtomicBool,
     pub started_at: DateTime<Utc>,
+}
+
+/// The latest checkpoint and the chunks after it.
+struct Since {
+    checkpoint: Arc<Out>,
+    chunks: Vec<Arc<Out>>,
 }
 
 impl Broadcast {
     fn publish(&self, out: Out) {
         let out = Arc::new(out);
+        let mut since = self.since.lock().unwrap_or_else(|p| p.into_inner());
         if out.checkpoint {
-            *self.latest.lock().unwrap_or_else(|p| p.into_inner()) = out.clone();
+            since.checkpoint = out.clone();
+            since.chunks.clear();
+        } else if since.chunks.len() < 2 * CHECKPOINT_EVERY as usize {
+            // Central writes a checkpoint every CHECKPOINT_EVERY chunks: the bound only
+            // guards against a bug there.
+            since.chunks.push(out.clone());
         }
         let _ = self.tx.send(out);
+    }
+
+    /// Subscribes to what comes next, and returns what a joiner must get first: taken
+    /// under the publishing lock, so nothing falls between the two.
+    fn join(&self) -> (tokio::sync::broadcast::Receiver<Arc<Out>>, Vec<Arc<Out>>) {
+        let since = self.since.lock().unwrap_or_else(|p| p.into_inner());
+        let rx = self.tx.subscribe();
+        let mut first = Vec::with_capacity(1 + since.chunks.len());
+        first.push(since.checkpoint.clone());
+        first.extend(since.chunks.iter().cloned());
+        (rx, first)
     }
 }
 
@@ -186,7 +212,7 @@ async fn start(
             start: envelope.clone(),
             targets: targets.iter().cloned().collect(),
             tx,
-            latest: Mutex::new(Arc::new(first)),
+            since: Mutex::new(Since { checkpoint: Arc::new(first), chunks: Vec::new() }),
             uploading: false.into(),
             started_at: now,
         });
@@ -252,14 +278,15 @@ async fn listen(
         return Err(not_here());
     }
     let mut slot = state.streams.open(&station.id, crate::central::streams::Kind::Live)?;
-    let mut rx = broadcast.tx.subscribe();
-    let first = broadcast.latest.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let from = first.seq;
-    tracing::info!(id, station = %station.id, from, "live listener joined");
+    let (mut rx, first) = broadcast.join();
+    let from = first[0].seq;
+    tracing::info!(id, station = %station.id, from, caught_up = first.len() - 1, "live listener joined");
     let (out_tx, out_rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
     tokio::spawn(async move {
-        if out_tx.send(Ok(first.bytes.clone())).await.is_err() {
-            return;
+        for out in first {
+            if out_tx.send(Ok(out.bytes.clone())).await.is_err() {
+                return;
+            }
         }
         loop {
             let next = tokio::select! {
@@ -267,8 +294,6 @@ async fn listen(
                 () = slot.closed() => break,
             };
             match next {
-                // Records the first checkpoint already covers.
-                Ok(out) if out.seq < from || (out.seq == from && !out.checkpoint) => continue,
                 Ok(out) => {
                     if out_tx.send(Ok(out.bytes.clone())).await.is_err() {
                         break;
@@ -289,4 +314,67 @@ async fn listen(
         .header(axum::http::header::CONTENT_TYPE, "application/x-loa-live")
         .body(Body::from_stream(stream))
         .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn out(seq: u64, checkpoint: bool) -> Out {
+        Out { seq, checkpoint, bytes: Bytes::from(format!("{seq}{checkpoint}")) }
+    }
+
+    fn broadcast() -> Broadcast {
+        let (tx, _) = tokio::sync::broadcast::channel(64);
+        Broadcast {
+            id: "live-1".into(),
+            start: SignedEnvelope {
+                kind: DocumentKind::Live,
+                payload: String::new(),
+                signature: String::new(),
+            },
+            targets: HashSet::new(),
+            tx,
+            since: Mutex::new(Since { checkpoint: Arc::new(out(0, true)), chunks: Vec::new() }),
+            uploading: false.into(),
+            started_at: Utc::now(),
+        }
+    }
+
+    fn seqs(records: &[Arc<Out>]) -> Vec<(u64, bool)> {
+        records.iter().map(|o| (o.seq, o.checkpoint)).collect()
+    }
+
+    /// A station joining between checkpoints gets the chunks since the last one, then
+    /// exactly what follows: no gap (it would refuse the stream) and no repeat.
+    #[test]
+    fn a_late_joiner_gets_the_chunks_since_the_checkpoint_then_the_rest() {
+        let b = broadcast();
+        b.publish(out(1, false));
+        b.publish(out(2, false));
+        let (mut rx, first) = b.join();
+        assert_eq!(seqs(&first), vec![(0, true), (1, false), (2, false)]);
+        b.publish(out(3, false));
+        assert_eq!(rx.try_recv().map(|o| o.seq).ok(), Some(3));
+        assert!(rx.try_recv().is_err(), "nothing sent twice");
+        // A checkpoint starts the catch-up again from itself.
+        for seq in 4..=10 {
+            b.publish(out(seq, false));
+        }
+        b.publish(out(10, true));
+        b.publish(out(11, false));
+        let (_, first) = b.join();
+        assert_eq!(seqs(&first), vec![(10, true), (11, false)]);
+    }
+
+    /// The catch-up is bounded even if checkpoints stopped coming.
+    #[test]
+    fn the_catch_up_is_bounded() {
+        let b = broadcast();
+        for seq in 1..=100 {
+            b.publish(out(seq, false));
+        }
+        let (_, first) = b.join();
+        assert_eq!(first.len(), 1 + 2 * CHECKPOINT_EVERY as usize);
+    }
 }
