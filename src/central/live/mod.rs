@@ -1,4 +1,5 @@
-//! Live broadcasts from the province: an admin starts one (`POST /api/v1/live`), its
+//! Live broadcasts from the province: an admin (or a district token, to its own
+//! district's stations) starts one (`POST /api/v1/live`), its
 //! signed start document goes out on the bulletin event stream, the operator's `loa live`
 //! uploads Opus chunks (`PUT /api/v1/live/{id}/audio`, [`upload`]), and each targeted
 //! station fetches the chained, checkpointed records (`GET /api/v1/station/live/{id}`).
@@ -27,7 +28,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use chrono::{DateTime, Utc};
 
-use crate::central::auth::{admin_auth, parse_json, station_auth};
+use crate::central::auth::{parse_json, station_auth};
 use crate::central::{ApiError, AppState};
 use crate::protocol::live::{
     CHANNELS, CHECKPOINT_EVERY, CODEC, FRAME_MS, LiveCheckpoint, LiveDoc, LiveRecord,
@@ -65,6 +66,8 @@ pub struct Broadcast {
     latest: Mutex<Arc<Out>>,
     uploading: std::sync::atomic::AtomicBool,
     pub started_at: DateTime<Utc>,
+    /// The role that started it: only the same role sends its audio.
+    pub started_by: String,
 }
 
 impl Broadcast {
@@ -120,7 +123,9 @@ async fn start(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let role = admin_auth(&state, &headers, "start a live broadcast")?;
+    // Who may reach which stations is decided as for a bulletin push: an admin anywhere,
+    // a district token its own district's stations, nobody else.
+    let role = crate::central::auth::operator_auth(&state, &headers)?;
     let body = crate::central::body::read(body, crate::central::body::PUSH_LIMIT).await?;
     let request: StartLiveRequest = parse_json(&body, "live broadcast request")?;
     if request.priority == BulletinPriority::Test {
@@ -185,6 +190,7 @@ async fn start(
             latest: Mutex::new(Arc::new(first)),
             uploading: false.into(),
             started_at: now,
+            started_by: role.to_string(),
         });
         state.live.on_air.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone(), broadcast);
         Ok(envelope)
@@ -247,6 +253,7 @@ async fn listen(
     if !broadcast.targets.contains(&station.id) {
         return Err(not_here());
     }
+    let token = crate::central::auth::bearer_hash(&headers).ok_or(ApiError::Unauthorized)?;
     let mut slot = state.streams.open(&station.id, crate::central::streams::Kind::Live)?;
     let mut rx = broadcast.tx.subscribe();
     let first = broadcast.latest.lock().unwrap_or_else(|p| p.into_inner()).clone();
@@ -257,10 +264,21 @@ async fn listen(
         if out_tx.send(Ok(first.bytes.clone())).await.is_err() {
             return;
         }
+        let reauth = crate::central::bulletins::REAUTH_EVERY;
+        let mut check_at = tokio::time::Instant::now() + reauth;
         loop {
             let next = tokio::select! {
                 r = rx.recv() => r,
                 () = slot.closed() => break,
+                () = tokio::time::sleep_until(check_at) => {
+                    check_at = tokio::time::Instant::now() + reauth;
+                    let still = state.store.station_by_token(&token);
+                    if !matches!(&still, Ok(Some(s)) if s.id == station.id) {
+                        tracing::info!(station = %station.id, "its token is no longer valid: closing its live stream");
+                        break;
+                    }
+                    continue;
+                }
             };
             match next {
                 // Records the first checkpoint already covers.
