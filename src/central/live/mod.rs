@@ -197,6 +197,7 @@ async fn start(
     };
     if let Err(e) = state.bulletins.append_live(&id, sign, &targets, doc.expires_at) {
         state.live.remove(&id);
+        let _ = state.store.live_ended(&id, state.clock.now(), 0, 0.0, "not announced");
         return Err(ApiError::Internal(e.to_string()));
     }
     tracing::info!(id, stations = targets.len(), by = %role, "live broadcast started");
