@@ -170,6 +170,20 @@ mod tests {
     use super::*;
 
     #[tokio::test]
+    async fn a_third_live_listener_of_one_token_closes_the_oldest_and_leaves_its_events_alone() {
+        assert_eq!(PER_STATION, crate::protocol::live::MAX_LISTENERS_PER_STATION);
+        let streams = Arc::new(Streams::default());
+        let events = streams.open("a", Kind::EventStream).unwrap();
+        let mut first = streams.open("a", Kind::Live).unwrap();
+        let _second = streams.open("a", Kind::Live).unwrap();
+        let _third = streams.open("a", Kind::Live).unwrap();
+        first.closed().await;
+        assert_eq!(streams.open_count("a", Kind::Live), PER_STATION);
+        assert_eq!(streams.open_count("a", Kind::EventStream), 1, "{events:?} untouched");
+        assert_eq!(streams.total(), PER_STATION + 1);
+    }
+
+    #[tokio::test]
     async fn the_newest_wins_per_station_and_the_global_cap_holds() {
         let streams = Arc::new(Streams::new(3));
         let mut first = streams.open("a", Kind::EventStream).unwrap();

@@ -94,7 +94,7 @@ fn a_live_voice_reaches_the_loudspeaker_whole_and_is_recorded() {
             500..=700 => "voice",
             _ => "other",
         });
-        let voice = runs.iter().find(|r| r.0 == "voice" && r.2 > 100).copied()?;
+        let voice = *runs.iter().find(|r| r.0 == "voice" && r.2 > 100)?;
         (a.samples.len() > (voice.1 + voice.2 + 50) * a.rate as usize / 100).then_some((a, voice))
     });
     let (air, voice_run) = air;

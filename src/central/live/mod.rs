@@ -1,4 +1,5 @@
-//! Live broadcasts from the province: an admin starts one (`POST /api/v1/live`), its
+//! Live broadcasts from the province: an admin (or a district token, to its own
+//! district's stations) starts one (`POST /api/v1/live`), its
 //! signed start document goes out on the bulletin event stream, the operator's `loa live`
 //! uploads Opus chunks (`PUT /api/v1/live/{id}/audio`, [`upload`]), and each targeted
 //! station fetches the chained, checkpointed records (`GET /api/v1/station/live/{id}`).
@@ -28,7 +29,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 
 use crate::central::api::{Routes, Verb};
-use crate::central::auth::{admin_auth, parse_json, station_auth};
+use crate::central::auth::{parse_json, station_auth};
 use crate::central::{ApiError, AppState};
 use crate::protocol::live::{
     CHANNELS, CHECKPOINT_EVERY, CODEC, FRAME_MS, LiveCheckpoint, LiveDoc, LiveRecord,
@@ -68,6 +69,8 @@ pub struct Broadcast {
     since: Mutex<Since>,
     uploading: std::sync::atomic::AtomicBool,
     pub started_at: DateTime<Utc>,
+    /// The role that started it: only the same role sends its audio.
+    pub started_by: String,
 }
 
 /// The latest checkpoint and the chunks after it.
@@ -150,7 +153,9 @@ async fn start(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let role = admin_auth(&state, &headers, "start a live broadcast")?;
+    // Who may reach which stations is decided as for a bulletin push: an admin anywhere,
+    // a district token its own district's stations, nobody else.
+    let role = crate::central::auth::operator_auth(&state, &headers)?;
     let body = crate::central::body::read(body, crate::central::body::PUSH_LIMIT).await?;
     let request: StartLiveRequest = parse_json(&body, "live broadcast request")?;
     if request.priority == BulletinPriority::Test {
@@ -215,12 +220,14 @@ async fn start(
             since: Mutex::new(Since { checkpoint: Arc::new(first), chunks: Vec::new() }),
             uploading: false.into(),
             started_at: now,
+            started_by: role.to_string(),
         });
         state.live.on_air.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone(), broadcast);
         Ok(envelope)
     };
     if let Err(e) = state.bulletins.append_live(&id, sign, &targets, doc.expires_at) {
         state.live.remove(&id);
+        let _ = state.store.live_ended(&id, state.clock.now(), 0, 0.0, "not announced");
         return Err(ApiError::Internal(e.to_string()));
     }
     tracing::info!(id, stations = targets.len(), by = %role, "live broadcast started");
@@ -277,6 +284,7 @@ async fn listen(
     if !broadcast.targets.contains(&station.id) {
         return Err(not_here());
     }
+    let token = crate::central::auth::bearer_hash(&headers).ok_or(ApiError::Unauthorized)?;
     let mut slot = state.streams.open(&station.id, crate::central::streams::Kind::Live)?;
     let (mut rx, first) = broadcast.join();
     let from = first[0].seq;
@@ -288,10 +296,21 @@ async fn listen(
                 return;
             }
         }
+        let reauth = crate::central::bulletins::REAUTH_EVERY;
+        let mut check_at = tokio::time::Instant::now() + reauth;
         loop {
             let next = tokio::select! {
                 r = rx.recv() => r,
                 () = slot.closed() => break,
+                () = tokio::time::sleep_until(check_at) => {
+                    check_at = tokio::time::Instant::now() + reauth;
+                    let still = state.store.station_by_token(&token);
+                    if !matches!(&still, Ok(Some(s)) if s.id == station.id) {
+                        tracing::info!(station = %station.id, "its token is no longer valid: closing its live stream");
+                        break;
+                    }
+                    continue;
+                }
             };
             match next {
                 Ok(out) => {
@@ -338,6 +357,7 @@ mod tests {
             since: Mutex::new(Since { checkpoint: Arc::new(out(0, true)), chunks: Vec::new() }),
             uploading: false.into(),
             started_at: Utc::now(),
+            started_by: "admin".into(),
         }
     }
 

@@ -17,7 +17,6 @@ use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
 use super::{Broadcast, Out, RECORDINGS_DIR, checkpoint};
-use crate::central::auth::admin_auth;
 use crate::central::{ApiError, AppState};
 use crate::protocol::live::{
     CHECKPOINT_EVERY, FRAME_MS, FRAMES_PER_CHUNK, MAX_AHEAD_MS, MAX_CHUNK_BYTES, MAX_LIVE_SECS,
@@ -101,13 +100,19 @@ pub(super) async fn put_audio(
     UrlPath(id): UrlPath<String>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    admin_auth(&state, &headers, "speak live")?;
+    let role = crate::central::auth::operator_auth(&state, &headers)?;
     let broadcast = state.live.get(&id).ok_or_else(|| {
         ApiError::NotFound(format!(
             "no live broadcast {:?} on air: start one with `loa live`",
             crate::protocol::bounds::clip(&id)
         ))
     })?;
+    if role.to_string() != broadcast.started_by {
+        return Err(ApiError::Forbidden(format!(
+            "this broadcast was started by {}: only that token speaks on it",
+            broadcast.started_by
+        )));
+    }
     if broadcast.uploading.swap(true, Ordering::SeqCst) {
         return Err(ApiError::Conflict("this broadcast's audio is already being sent".into()));
     }

@@ -53,8 +53,9 @@ pub async fn run(fetch: LiveFetch, input: RelayInput, format: AudioFormat) {
         }
     };
     let mut wait = Duration::from_millis(250);
+    let mut joined = false;
     loop {
-        match once(&fetch, &input, &mut decoder).await {
+        match once(&fetch, &input, &mut decoder, &mut joined).await {
             Ended::Finished => {
                 tracing::info!(id = %fetch.id, "live broadcast ended by the province");
                 input.finish();
@@ -77,7 +78,12 @@ pub async fn run(fetch: LiveFetch, input: RelayInput, format: AudioFormat) {
     }
 }
 
-async fn once(fetch: &LiveFetch, input: &RelayInput, decoder: &mut Decoder) -> Ended {
+async fn once(
+    fetch: &LiveFetch,
+    input: &RelayInput,
+    decoder: &mut Decoder,
+    joined: &mut bool,
+) -> Ended {
     let request = fetch.http.get(&fetch.url).bearer_auth(&fetch.token).send();
     let answer = match tokio::time::timeout(CONNECT, request).await {
         Err(_) => return Ended::Dropped(format!("no answer within {} s", CONNECT.as_secs())),
@@ -86,13 +92,21 @@ async fn once(fetch: &LiveFetch, input: &RelayInput, decoder: &mut Decoder) -> E
     };
     match answer.status() {
         s if s.is_success() => {}
-        // Not (or no longer) on air for this station.
-        reqwest::StatusCode::NOT_FOUND => return Ended::Finished,
+        // No longer on air: it ended while this station was reconnecting, or before it
+        // heard of it at all (then nothing aired here, and the record says why).
+        reqwest::StatusCode::NOT_FOUND if *joined => return Ended::Finished,
+        reqwest::StatusCode::NOT_FOUND => {
+            return Ended::Cut(format!(
+                "live {}: it had ended before this station could join",
+                fetch.id
+            ));
+        }
         s => return Ended::Dropped(format!("central answered {s}")),
     }
     // A new connection starts at a checkpoint: a fresh verifier joins there.
     let mut verifier = Verifier::new(fetch.key, &fetch.id, fetch.genesis);
     let mut reader = Reader::default();
+    *joined = true;
     let mut body = answer.bytes_stream();
     loop {
         let bytes = match tokio::time::timeout(STALL, body.next()).await {
