@@ -298,8 +298,9 @@ impl Route {
             // Only an admin speaks live (no district role yet).
             (Route::StartLive, Admin) => 200,
             (Route::StartLive, _) => 403,
-            // Only an admin sends a broadcast's audio; none is on air here.
-            (Route::LiveAudio, Admin) => 404,
+            // Only the role that started a broadcast sends its audio; none is on air
+            // here, so every operator hears that (who may list them anyway).
+            (Route::LiveAudio, Admin | Viewer | District | OtherDistrict) => 404,
             (Route::LiveAudio, _) => 403,
             (Route::ListLive, _) => 200,
         }
