@@ -434,7 +434,10 @@ fn resolve_target(
     let chosen: Vec<Station> = match to {
         Target::All => all,
         Target::District(name) => {
-            let chosen: Vec<Station> = all.into_iter().filter(|s| &s.district == name).collect();
+            let chosen: Vec<Station> = all
+                .into_iter()
+                .filter(|s| crate::protocol::area::within(&s.district, name))
+                .collect();
             if chosen.is_empty() {
                 return Err(ApiError::NotFound(format!("no stations in district {name:?}")));
             }
@@ -463,7 +466,7 @@ fn resolve_target(
                 "district tokens cannot target all stations: use --to district:{own}"
             )));
         }
-        if let Some(other) = chosen.iter().find(|s| &s.district != own) {
+        if let Some(other) = chosen.iter().find(|s| !role.sees(s)) {
             return Err(ApiError::Forbidden(format!(
                 "station {:?} is in district {:?}; this token may assign only to district {own:?}",
                 other.id, other.district
@@ -482,9 +485,7 @@ async fn get_status(
         state.store.heartbeats()?.into_iter().map(|h| (h.station_id.clone(), h)).collect();
     let mut stations = Vec::new();
     for s in state.store.stations()? {
-        if let Role::District(own) = &role
-            && &s.district != own
-        {
+        if !role.sees(&s) {
             continue;
         }
         let issued_version = state.store.latest_manifest(&s.id)?.map(|m| m.version);

@@ -66,6 +66,8 @@ pub enum CentralError {
     BadStationId(String),
     #[error("no station {0:?}: see `loa status` for the list")]
     NoSuchStation(String),
+    #[error("area {0}")]
+    BadArea(String),
     #[error(
         "an operator label is needed to revoke tokens (the one given to `loa central token add --label`)"
     )]
@@ -170,8 +172,11 @@ pub fn add_station(store: &dyn Store, station: &Station) -> Result<String, Centr
     if !valid_station_id(&station.id) {
         return Err(CentralError::BadStationId(station.id.clone()));
     }
+    let area = crate::protocol::area::normalise(&station.district)
+        .map_err(|why| CentralError::BadArea(format!("{:?}: {why}", station.district)))?;
+    let station = Station { district: area, ..station.clone() };
     let token = store::new_token();
-    store.add_station(station, &store::hash_token(&token))?;
+    store.add_station(&station, &store::hash_token(&token))?;
     Ok(token)
 }
 

@@ -89,9 +89,7 @@ fn visible(
     district: Option<&str>,
 ) -> Result<Vec<Station>, ApiError> {
     let mut all = state.store.stations()?;
-    if let Role::District(own) = role {
-        all.retain(|s| &s.district == own);
-    }
+    all.retain(|s| role.sees(s));
     if let Some(id) = station {
         all.retain(|s| s.id == id);
         if all.is_empty() {
@@ -101,7 +99,7 @@ fn visible(
         }
     }
     if let Some(name) = district {
-        all.retain(|s| s.district == name);
+        all.retain(|s| crate::protocol::area::within(&s.district, name));
         if all.is_empty() {
             return Err(ApiError::NotFound(format!(
                 "no stations in district {name:?} you may see: `loa status` lists them"

@@ -80,7 +80,9 @@ pub enum StationCommand {
         id: String,
         #[arg(long)]
         name: String,
-        #[arg(long)]
+        /// The station's area: a district (`"Tri Tôn"`) or a path down to its commune
+        /// (`"Tri Tôn/Ba Chúc"`); district roles and targets cover every area under them.
+        #[arg(long, visible_alias = "area")]
         district: String,
         #[command(flatten)]
         place: PlaceArgs,

@@ -342,7 +342,7 @@ async fn make(
         describe_signature(signature),
         doc.id
     );
-    bulletins::hold(state, &doc, &requested_by, &reason, &source.actor)?;
+    bulletins::hold(state, &doc, &requested_by, &reason, &source.actor, None)?;
     Ok(outcome(CapDecision::Waiting, reason))
 }
 
@@ -503,12 +503,12 @@ async fn list(
     let role = operator_auth(&state, &headers)?;
     let limit = limit(&query)?;
     let mut records = state.store.alerts(limit)?;
-    if let Role::District(own) = &role {
+    if let Role::District(_) = &role {
         let mine: std::collections::HashSet<String> = state
             .store
             .stations()?
             .into_iter()
-            .filter(|s| &s.district == own)
+            .filter(|s| role.sees(s))
             .map(|s| s.id)
             .collect();
         let mut kept = Vec::new();
