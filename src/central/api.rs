@@ -309,12 +309,9 @@ async fn put_audio(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Query(query): Query<UploadQuery>,
-    body: Body,
+    request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
-    let role = operator_auth(&state, &headers)?;
-    if role == Role::Viewer {
-        return Err(ApiError::Forbidden("viewer tokens cannot upload audio".into()));
-    }
+    let caller = super::auth::operator_caller(&state, &headers, request.extensions())?;
     let limit = state.config.upload_limit_bytes();
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -323,35 +320,13 @@ async fn put_audio(
     if declared.is_some_and(|n| n > limit) {
         return Err(ApiError::TooLarge { limit });
     }
-    let temp = TempFile::new(&state, "upload");
-    let mut file = tokio::fs::File::create(&temp.0).await?;
-    let mut hasher = Sha256::new();
-    let mut size: u64 = 0;
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = super::body::next_chunk(&mut stream).await? {
-        size += chunk.len() as u64;
-        if size > limit {
-            return Err(ApiError::TooLarge { limit });
-        }
-        hasher.update(&chunk);
-        file.write_all(&chunk).await?;
-    }
-    drop(file);
-    if size == 0 {
-        return Err(ApiError::BadRequest("upload is empty: send the audio file's bytes".into()));
-    }
-    let sha256 = hex::encode(hasher.finalize());
-    let title = query.title.unwrap_or_else(|| sha256[..12].to_string());
-    let incoming = library::Incoming {
-        temp,
-        sha256,
-        size,
-        shown: upload_name(query.name.as_deref()).into(),
-        title,
+    let mut stream = request.into_body().into_data_stream();
+    let upload = library::Upload {
+        name: upload_name(query.name.as_deref()),
+        title: query.title,
         accept_damaged: query.accept_damaged,
-        refused: "upload refused",
     };
-    let stored = library::store(&state, incoming).await?;
+    let stored = library::receive(&state, &caller, upload, &mut stream, limit).await?;
     Ok(axum::Json(stored).into_response())
 }
 
@@ -369,14 +344,27 @@ fn valid_origin(origin: &str) -> bool {
 async fn post_schedule(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Body,
+    request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
-    let role = operator_auth(&state, &headers)?;
-    if role == Role::Viewer {
+    let caller = super::auth::operator_caller(&state, &headers, request.extensions())?;
+    let body = super::body::read(request.into_body(), super::body::SCHEDULE_LIMIT).await?;
+    let request: LoadScheduleRequest = parse_json(&body, "schedule load request")?;
+    let loaded = load_schedule(&state, &caller, request).await?;
+    Ok(axum::Json(loaded).into_response())
+}
+
+/// Loads a schedule for `caller`, whichever door they came in by (`POST
+/// /api/v1/schedules`, the console's form): checked as `loa schedule check` does, sent
+/// only where the role may send it, each station's manifest issued, one audit line.
+pub async fn load_schedule(
+    state: &AppState,
+    caller: &super::auth::Caller,
+    request: LoadScheduleRequest,
+) -> Result<LoadScheduleResponse, ApiError> {
+    let role = &caller.role;
+    if *role == Role::Viewer {
         return Err(ApiError::Forbidden("viewer tokens cannot load schedules".into()));
     }
-    let body = super::body::read(body, super::body::SCHEDULE_LIMIT).await?;
-    let request: LoadScheduleRequest = parse_json(&body, "schedule load request")?;
     if !valid_origin(&request.origin) {
         return Err(ApiError::BadRequest(format!(
             "schedule name {:?} must be a plain file name (no folders)",
@@ -394,7 +382,7 @@ async fn post_schedule(
         manifest::check_schedule(&request.source, &request.origin).map_err(ApiError::Schedule)?;
 
     // Who may send this where is decided before anything about its content is judged.
-    let stations = resolve_target(&state, &role, &request.to, schedule.layer)?;
+    let stations = resolve_target(state, role, &request.to, schedule.layer)?;
     let needed = manifest::resolve_audio(&schedule, &request.audio)
         .map_err(|d| ApiError::Schedule(vec![d]))?;
     for sha in needed.iter().collect::<BTreeSet<_>>() {
@@ -413,14 +401,27 @@ async fn post_schedule(
         loaded_at: state.clock.now(),
     };
     let ids: Vec<String> = stations.iter().map(|s| s.id.clone()).collect();
-    let schedule_id = state.store.load_schedule(&stored, &ids, &role.to_string())?;
+    let schedule_id = state.store.load_schedule(&stored, &ids, &caller.who)?;
     let mut versions = BTreeMap::new();
     for id in ids {
-        let issued = manifest::issue(&state, &id).await?;
+        let issued = manifest::issue(state, &id).await?;
         versions.insert(id, issued.version);
     }
-    tracing::info!(schedule_id, origin = stored.origin, by = %role, "schedule loaded");
-    Ok(axum::Json(LoadScheduleResponse { schedule_id, stations: versions }).into_response())
+    tracing::info!(schedule_id, origin = stored.origin, by = %caller.who, "schedule loaded");
+    super::bulletins::issue::audit(
+        state,
+        &caller.actor(),
+        "schedule.load",
+        &format!("schedule {schedule_id}"),
+        format!(
+            "{} ({}) to {} station(s): {}",
+            stored.origin,
+            if stored.layer == Layer::Local { "local" } else { "provincial" },
+            versions.len(),
+            versions.keys().cloned().collect::<Vec<_>>().join(", ")
+        ),
+    );
+    Ok(LoadScheduleResponse { schedule_id, stations: versions })
 }
 
 /// The stations a load goes to, after checking the role may reach every one of them.
@@ -481,6 +482,12 @@ async fn get_status(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let role = operator_auth(&state, &headers)?;
+    Ok(axum::Json(fleet_status(&state, &role)?).into_response())
+}
+
+/// The fleet `role` may see, as `loa status`, `/metrics` and the console's fleet page
+/// show it.
+pub fn fleet_status(state: &AppState, role: &Role) -> Result<FleetStatus, ApiError> {
     let heartbeats: BTreeMap<String, StoredHeartbeat> =
         state.store.heartbeats()?.into_iter().map(|h| (h.station_id.clone(), h)).collect();
     let mut stations = Vec::new();
@@ -501,7 +508,7 @@ async fn get_status(
             playlog,
         });
     }
-    Ok(axum::Json(FleetStatus { server_time: state.clock.now(), stations }).into_response())
+    Ok(FleetStatus { server_time: state.clock.now(), stations })
 }
 
 #[cfg(test)]
