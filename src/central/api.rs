@@ -14,11 +14,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::auth::{operator_auth, parse_json, station_auth};
-use super::library::{self, TempFile};
+use super::library;
 use super::{ApiError, AppState, manifest};
 use crate::protocol::{
     FleetStatus, Heartbeat, HeartbeatAck, LoadScheduleRequest, LoadScheduleResponse, StationStatus,
@@ -357,7 +356,7 @@ async fn post_schedule(
 /// /api/v1/schedules`, the console's form): checked as `loa schedule check` does, sent
 /// only where the role may send it, each station's manifest issued, one audit line.
 pub async fn load_schedule(
-    state: &AppState,
+    state: &Arc<AppState>,
     caller: &super::auth::Caller,
     request: LoadScheduleRequest,
 ) -> Result<LoadScheduleResponse, ApiError> {

@@ -308,7 +308,7 @@ mod tests {
         assert_eq!(delivery_reports(&Bytes::from(one)).unwrap().len(), 1);
         let two = format!(" [{one},{}]", one.replace("delivered", "verified"));
         let reports = delivery_reports(&Bytes::from(two)).unwrap();
-        assert_eq!(reports[1].state, DeliveryState::Verified);
+        assert_eq!(reports[1].state, crate::protocol::DeliveryState::Verified);
         for bad in ["[]".to_string(), format!("[{}]", vec![one; 65].join(","))] {
             let err = delivery_reports(&Bytes::from(bad)).unwrap_err().to_string();
             assert!(err.contains("send 1 to 64 per request"), "{err}");
