@@ -20,6 +20,7 @@ pub mod ingest;
 pub mod library;
 pub mod manifest;
 pub mod metrics;
+pub mod people;
 mod playlog;
 pub mod report;
 pub mod server;

@@ -9,6 +9,8 @@
 //!   the areas of CAP alerts).
 //! - `loa central token add --role admin|district:NAME|viewer|cap-source`: prints the
 //!   token once.
+//! - `loa central user add|passwd|disable|enable|list`, `loa central audit`: people of
+//!   the console and the audit trail (`super::user`).
 //! - `loa central example-config`: the commented configuration with its defaults.
 //! - `loa central [--config FILE] [--listen ADDR]`: serve.
 
@@ -65,6 +67,17 @@ pub enum CentralCommand {
     Token {
         #[command(subcommand)]
         command: TokenCommand,
+    },
+    /// Manage people who log in to the console.
+    User {
+        #[command(subcommand)]
+        command: super::user::UserCommand,
+    },
+    /// Show the audit trail (every operator action, newest first).
+    Audit {
+        /// How many lines (1 to 10000).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
     },
     /// Replace the province's signing key (central stopped; see SECURITY.md).
     RotateKey,
@@ -312,6 +325,8 @@ fn run_inner(args: CentralArgs) -> anyhow::Result<()> {
             println!("revoked {n} token(s) labelled {label:?}");
             Ok(())
         }
+        Some(CentralCommand::User { command }) => super::user::run(&store()?, command),
+        Some(CentralCommand::Audit { limit }) => super::user::audit(&store()?, limit),
         Some(CentralCommand::RotateKey) => {
             let public = central::rotate_key(&config.data_dir, chrono::Utc::now().timestamp())?;
             println!("new public key (set province_key to it in every station config): {public}");

@@ -44,7 +44,9 @@ pub fn normalise(path: &str) -> Result<String, String> {
     }
     let names: Vec<&str> = segments(path).collect();
     if names.is_empty() {
-        return Err("the area is empty: write a name, e.g. \"Tri Tôn\" or \"Tri Tôn/Ba Chúc\"".into());
+        return Err(
+            "the area is empty: write a name, e.g. \"Tri Tôn\" or \"Tri Tôn/Ba Chúc\"".into()
+        );
     }
     if names.len() > MAX_DEPTH {
         return Err(format!("the area has {} levels: at most {MAX_DEPTH}", names.len()));

@@ -99,7 +99,10 @@ mod tests {
             Ok(Target::Stations(vec!["a".to_string(), "b".to_string()]))
         );
         assert!("district:".parse::<Target>().is_err());
-        assert_eq!("area:Tri Tôn/Ba Chúc".parse::<Target>(), Ok(Target::District("Tri Tôn/Ba Chúc".into())));
+        assert_eq!(
+            "area:Tri Tôn/Ba Chúc".parse::<Target>(),
+            Ok(Target::District("Tri Tôn/Ba Chúc".into()))
+        );
         assert!(" , ".parse::<Target>().is_err());
     }
 }

@@ -118,7 +118,9 @@ fn time(text: &str) -> Result<DateTime<Utc>, StoreError> {
         .map_err(|e| StoreError::Corrupt(format!("timestamp {text:?}: {e}")))
 }
 
-fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String, i64, String, String)> {
+fn user_row(
+    r: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(String, String, String, i64, String, String)> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
 }
 
@@ -269,11 +271,9 @@ pub(super) fn login_failures(
     key: &str,
 ) -> Result<Option<LoginFailures>, StoreError> {
     let row: Option<(String, i64, String)> = conn
-        .query_row(
-            "SELECT key, failures, last_at FROM login_failures WHERE key = ?1",
-            [key],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
+        .query_row("SELECT key, failures, last_at FROM login_failures WHERE key = ?1", [key], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
         .optional()?;
     row.map(|(key, failures, last_at)| {
         Ok(LoginFailures {
@@ -323,7 +323,11 @@ pub(super) fn clear_login_failures(conn: &Connection, key: &str) -> Result<(), S
 }
 
 /// Keeps a copy of each heartbeat, at most [`HEARTBEAT_HISTORY`] per station.
-pub(super) fn add_history(tx: &Connection, h: &StoredHeartbeat, body: &str) -> Result<(), StoreError> {
+pub(super) fn add_history(
+    tx: &Connection,
+    h: &StoredHeartbeat,
+    body: &str,
+) -> Result<(), StoreError> {
     let at = time_text(h.received_at);
     tx.execute(
         "INSERT INTO heartbeat_history (station_id, received_at, body_json) VALUES (?1, ?2, ?3)",

@@ -104,17 +104,19 @@ impl std::str::FromStr for Role {
             "admin" => Ok(Role::Admin),
             "viewer" => Ok(Role::Viewer),
             "cap-source" => Ok(Role::CapSource),
-            other => match other.strip_prefix("district:").or_else(|| other.strip_prefix("area:")) {
-                // Stored as given (trimmed): a token made before areas matches its
-                // stations exactly as before; `area::within` compares by segment.
-                Some(name) if crate::protocol::area::normalise(name).is_ok() => {
-                    Ok(Role::District(name.trim().to_string()))
-                }
-                _ => Err(format!(
-                    "unknown role {other:?}: expected admin, district:NAME (an area path such as \
+            other => {
+                match other.strip_prefix("district:").or_else(|| other.strip_prefix("area:")) {
+                    // Stored as given (trimmed): a token made before areas matches its
+                    // stations exactly as before; `area::within` compares by segment.
+                    Some(name) if crate::protocol::area::normalise(name).is_ok() => {
+                        Ok(Role::District(name.trim().to_string()))
+                    }
+                    _ => Err(format!(
+                        "unknown role {other:?}: expected admin, district:NAME (an area path such as \
                      district:\"Tri Tôn/Ba Chúc\"), viewer or cap-source"
-                )),
-            },
+                    )),
+                }
+            }
         }
     }
 }
@@ -446,7 +448,8 @@ mod tests {
             "area:Tri Tôn/Ba Chúc".parse::<Role>().unwrap(),
             Role::District("Tri Tôn/Ba Chúc".into())
         );
-        let station = |area: &str| Station { id: "x".into(), name: "x".into(), district: area.into() };
+        let station =
+            |area: &str| Station { id: "x".into(), name: "x".into(), district: area.into() };
         let tri_ton = Role::District("Tri Tôn".into());
         assert!(tri_ton.sees(&station("Tri Tôn")), "an existing district token, unchanged");
         assert!(tri_ton.sees(&station("Tri Tôn/Ba Chúc")), "and the communes under it");

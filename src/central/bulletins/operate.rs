@@ -52,8 +52,10 @@ pub fn resolve_targets(
     let chosen: Vec<Station> = match to {
         Target::All => visible,
         Target::District(name) => {
-            let chosen: Vec<Station> =
-                visible.into_iter().filter(|s| crate::protocol::area::within(&s.district, name)).collect();
+            let chosen: Vec<Station> = visible
+                .into_iter()
+                .filter(|s| crate::protocol::area::within(&s.district, name))
+                .collect();
             if chosen.is_empty() {
                 return Err(ApiError::NotFound(format!("no stations in district {name:?}")));
             }
@@ -157,13 +159,7 @@ fn check_request(request: &PushBulletinRequest) -> Result<(), ApiError> {
 fn own_stations(state: &AppState, role: &Role) -> Result<Option<HashSet<String>>, ApiError> {
     match role {
         Role::District(_) => Ok(Some(
-            state
-                .store
-                .stations()?
-                .into_iter()
-                .filter(|s| role.sees(s))
-                .map(|s| s.id)
-                .collect(),
+            state.store.stations()?.into_iter().filter(|s| role.sees(s)).map(|s| s.id).collect(),
         )),
         Role::Admin | Role::Viewer => Ok(None),
         Role::CapSource => Ok(Some(HashSet::new())),
@@ -491,7 +487,8 @@ mod tests {
 
     #[test]
     fn areas_are_counted_by_path() {
-        let all = vec![st("a", "Tri Tôn/Ba Chúc"), st("b", " Tri Tôn / Ba Chúc"), st("c", "Tri Tôn")];
+        let all =
+            vec![st("a", "Tri Tôn/Ba Chúc"), st("b", " Tri Tôn / Ba Chúc"), st("c", "Tri Tôn")];
         assert_eq!(areas_of(&all, &["a".into(), "b".into()]), 1);
         assert_eq!(areas_of(&all, &["a".into(), "c".into()]), 2);
         assert_eq!(areas_of(&all, &[]), 0);

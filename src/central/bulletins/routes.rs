@@ -22,9 +22,7 @@ use crate::central::auth::{
     operator_auth as operator, operator_caller, parse_json, station_auth as station,
 };
 use crate::central::{ApiError, AppState};
-use crate::protocol::{
-    BulletinEvent, BulletinEvents, DeliveryReport, PushBulletinRequest,
-};
+use crate::protocol::{BulletinEvent, BulletinEvents, DeliveryReport, PushBulletinRequest};
 
 /// Comment line sent on an idle stream so proxies and stations know it is alive.
 pub const STREAM_HEARTBEAT: Duration = Duration::from_secs(15);
@@ -42,7 +40,6 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/station/events/poll", get(poll))
         .route("/api/v1/station/bulletins/delivery", post(delivery))
 }
-
 
 async fn push(
     State(state): State<Arc<AppState>>,

@@ -504,13 +504,8 @@ async fn list(
     let limit = limit(&query)?;
     let mut records = state.store.alerts(limit)?;
     if let Role::District(_) = &role {
-        let mine: std::collections::HashSet<String> = state
-            .store
-            .stations()?
-            .into_iter()
-            .filter(|s| role.sees(s))
-            .map(|s| s.id)
-            .collect();
+        let mine: std::collections::HashSet<String> =
+            state.store.stations()?.into_iter().filter(|s| role.sees(s)).map(|s| s.id).collect();
         let mut kept = Vec::new();
         for r in records {
             let Some(id) = &r.outcome.bulletin_id else { continue };
