@@ -47,6 +47,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(super::enrol::routes())
         .merge(super::metrics::routes())
         .merge(super::alerts::routes())
+        .merge(super::console::routes())
         .layer(DefaultBodyLimit::max(JSON_LIMIT))
         .layer(axum::middleware::from_fn_with_state(state.clone(), super::metrics::count))
         .layer(axum::middleware::from_fn_with_state(state.clone(), refuse_plain_http))

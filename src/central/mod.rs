@@ -13,6 +13,7 @@ pub mod body;
 pub mod bulletins;
 pub mod cap;
 pub mod config;
+pub mod console;
 pub mod enrol;
 pub mod gains;
 pub mod hot_audio;
@@ -456,9 +457,11 @@ impl From<std::io::Error> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = match &self {
+impl ApiError {
+    /// The HTTP status this refusal is answered with (JSON for the API, a page for the
+    /// console).
+    pub fn status(&self) -> StatusCode {
+        match self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -473,7 +476,13 @@ impl IntoResponse for ApiError {
             ApiError::Gone(_) => StatusCode::GONE,
             ApiError::Range { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        };
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
         if status.is_server_error() {
             tracing::error!(%status, "{self}");
         } else {
