@@ -1,0 +1,219 @@
+//! The console in a real browser (Debian's chromium, headless, over WebDriver) against a
+//! real `loa central` process and two real `loa station` processes: a wrong password is
+//! refused, an admin signs in, the fleet page has no horizontal scroll at 360 px, a test
+//! bulletin is pushed from the form and its delivery board fills in to `test-ok` for both
+//! stations without a reload, and a district account sees neither the other area's
+//! station nor the audit trail. Screenshots land in `target/tmp/console-screenshots/`.
+
+mod console_support;
+mod loa_proc;
+
+use std::time::Duration;
+
+use console_support::browser::{browser, driver, screenshot};
+use console_support::{add_user, text};
+use fantoccini::{Client, Locator};
+use loa_proc::{Proc, add_station, central_init};
+
+async fn sign_in(client: &Client, url: &str, name: &str, password: &str) {
+    client.goto(&format!("{url}/login")).await.unwrap();
+    client.find(Locator::Css("input[name=username]")).await.unwrap().send_keys(name).await.unwrap();
+    client
+        .find(Locator::Css("input[name=password]"))
+        .await
+        .unwrap()
+        .send_keys(password)
+        .await
+        .unwrap();
+    client.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+}
+
+async fn body_text(client: &Client) -> String {
+    client.find(Locator::Css("body")).await.unwrap().text().await.unwrap()
+}
+
+/// Whether the page is wider than the window (a horizontal scroll bar).
+async fn scrolls_sideways(client: &Client) -> bool {
+    let v = client
+        .execute("return document.documentElement.scrollWidth > window.innerWidth;", vec![])
+        .await
+        .unwrap();
+    v.as_bool().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_pushes_a_test_bulletin_and_watches_it_reach_both_stations() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("central");
+    let province = central_init(&data);
+    let tokens = [
+        add_station(&data, "tri-ton", "Tri Tôn", "Tri Tôn"),
+        add_station(&data, "co-to", "Cô Tô", "Tịnh Biên"),
+    ];
+    add_user(&data, "an", "admin", "mật khẩu của an");
+    add_user(&data, "chi", "district:Tri Tôn", "mật khẩu của chi");
+    let config = dir.path().join("central.toml");
+    std::fs::write(
+        &config,
+        format!("listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n", data.to_str().unwrap()),
+    )
+    .unwrap();
+    let central = Proc::spawn(&["central", "--config", config.to_str().unwrap()]);
+    let line = central.wait_for(&["loa central listening on "], Duration::from_secs(60));
+    let url = line.split("loa central listening on ").nth(1).unwrap().trim().to_string();
+    let mut stations = Vec::new();
+    for (id, token) in ["tri-ton", "co-to"].iter().zip(&tokens) {
+        let root = dir.path().join(id);
+        std::fs::create_dir_all(root.join("local")).unwrap();
+        let toml = root.join("station.toml");
+        std::fs::write(
+            &toml,
+            format!(
+                "station_id = \"{id}\"\ncentral_url = \"{url}\"\ntoken = \"{token}\"\nprovince_key = \"{}\"\ndata_dir = \"data\"\nlocal_schedules = \"local\"\n[audio]\nsink = \"clocked\"\n",
+                province.key
+            ),
+        )
+        .unwrap();
+        stations.push(Proc::spawn(&["station", "--config", toml.to_str().unwrap()]));
+    }
+    for s in &stations {
+        s.wait_for(&["bulletin stream connected"], Duration::from_secs(60));
+    }
+
+    let driver = driver();
+    let client = browser(&driver, 360, &dir.path().join("chromium")).await;
+
+    // A wrong password is refused on the page.
+    sign_in(&client, &url, "an", "không phải mật khẩu").await;
+    let shown = client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("p.error"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(shown.contains("Sai tên đăng nhập hoặc mật khẩu"), "{shown}");
+    screenshot(&client, "login-refused").await;
+
+    // The admin signs in and lands on the fleet: both stations, no sideways scroll.
+    sign_in(&client, &url, "an", "mật khẩu của an").await;
+    client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("tr[data-station=co-to]"))
+        .await
+        .unwrap();
+    assert!(client.find(Locator::Css("tr[data-station=tri-ton]")).await.is_ok());
+    let width = client.execute("return window.innerWidth;", vec![]).await.unwrap();
+    assert_eq!(width.as_u64(), Some(360), "the page is laid out 360 px wide");
+    assert!(!scrolls_sideways(&client).await, "the fleet page scrolls sideways at 360 px");
+    screenshot(&client, "fleet-360px").await;
+
+    // Push a test bulletin to all from the form; the confirmation names 2 stations.
+    client.goto(&format!("{url}/bulletins")).await.unwrap();
+    client
+        .find(Locator::Css("input[name=title]"))
+        .await
+        .unwrap()
+        .send_keys("Thử chuỗi phát")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("textarea[name=text]"))
+        .await
+        .unwrap()
+        .send_keys("Đây là bản tin thử nghiệm.")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("select[name=to]"))
+        .await
+        .unwrap()
+        .select_by_value("all")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("select[name=priority]"))
+        .await
+        .unwrap()
+        .select_by_value("test")
+        .await
+        .unwrap();
+    screenshot(&client, "bulletin-form").await;
+    client.find(Locator::Css("#push button[type=submit]")).await.unwrap().click().await.unwrap();
+    let confirm = client
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Id("confirm"))
+        .await
+        .unwrap();
+    let said = confirm.text().await.unwrap();
+    assert!(said.contains("2 trạm"), "{said}");
+    screenshot(&client, "bulletin-confirm").await;
+    client.find(Locator::Id("send")).await.unwrap().click().await.unwrap();
+
+    // The board fills in by itself (htmx), station by station, to test-ok.
+    let board = client
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Id("board"))
+        .await
+        .unwrap();
+    let bulletin_url = client.current_url().await.unwrap().to_string();
+    assert!(bulletin_url.contains("/bulletins/b-"), "{bulletin_url}");
+    let _ = board;
+    for id in ["tri-ton", "co-to"] {
+        client
+            .wait()
+            .at_most(Duration::from_secs(60))
+            .for_element(Locator::Css(&format!("tr[data-station={id}][data-state=test-ok]")))
+            .await
+            .unwrap_or_else(|e| panic!("{id} never reached test-ok on the board: {e}"));
+    }
+    assert_eq!(
+        client.current_url().await.unwrap().to_string(),
+        bulletin_url,
+        "no navigation: the board updated in place"
+    );
+    screenshot(&client, "bulletin-board").await;
+    client.goto(&format!("{url}/audit")).await.unwrap();
+    let audit = body_text(&client).await;
+    assert!(audit.contains("bulletin.push") && audit.contains("an (admin)"), "{audit}");
+    screenshot(&client, "audit").await;
+
+    // Sign out; the district account sees its own station only, and no audit trail.
+    client
+        .find(Locator::Css("form[action='/logout'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("input[name=username]"))
+        .await
+        .unwrap();
+    sign_in(&client, &url, "chi", "mật khẩu của chi").await;
+    client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("tr[data-station=tri-ton]"))
+        .await
+        .unwrap();
+    let fleet = client.source().await.unwrap();
+    assert!(!fleet.contains("co-to") && !fleet.contains("Tịnh Biên"), "{fleet}");
+    client.goto(&bulletin_url).await.unwrap();
+    let board = client.source().await.unwrap();
+    assert!(board.contains("data-station=\"tri-ton\"") && !board.contains("co-to"), "{board}");
+    screenshot(&client, "district-board").await;
+    client.goto(&format!("{url}/audit")).await.unwrap();
+    let refused = client.find(Locator::Css("p.error")).await.unwrap().text().await.unwrap();
+    assert!(refused.contains("Chỉ quản trị viên"), "{refused}");
+    client.close().await.unwrap();
+    drop(stations);
+    let _ = text;
+}
