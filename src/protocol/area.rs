@@ -92,7 +92,7 @@ mod tests {
         assert_eq!(normalise("Tri Tôn").unwrap(), "Tri Tôn", "a district is a path of one");
         assert!(normalise(" / ").unwrap_err().contains("empty"));
         assert!(normalise("a\u{1b}b").is_err());
-        let deep = vec!["x"; MAX_DEPTH].join("/");
+        let deep = ["x"; MAX_DEPTH].join("/");
         assert!(normalise(&deep).is_ok());
         assert!(normalise(&format!("{deep}/y")).unwrap_err().contains("levels"));
         assert!(normalise(&"x".repeat(MAX_CHARS)).is_ok());

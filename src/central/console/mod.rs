@@ -61,6 +61,9 @@ pub fn see_other(to: &str) -> Response {
 pub struct NoFields {}
 
 /// The session of a page request, or the answer that sends the browser to sign in.
+// The error is the answer a handler returns at once (a redirect or a page): boxing it
+// would only add a `*` at every call site.
+#[allow(clippy::result_large_err)]
 pub fn viewer(state: &AppState, request: &Request) -> Result<(Session, Lang), Response> {
     let lang = Lang::of(request.headers());
     match session::current(state, request.headers(), request.extensions()) {
@@ -76,6 +79,7 @@ pub fn viewer(state: &AppState, request: &Request) -> Result<(Session, Lang), Re
 /// A POSTed form: the session (else to `/login`), the body within `limit` bytes, its
 /// CSRF token (the `csrf` field, or htmx's `x-csrf-token` header) checked before the
 /// fields are looked at, then the fields as `T`.
+#[allow(clippy::result_large_err)]
 pub async fn posted<T: DeserializeOwned>(
     state: &AppState,
     request: Request,
