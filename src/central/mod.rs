@@ -22,7 +22,7 @@ pub mod library;
 pub mod manifest;
 pub mod metrics;
 pub mod people;
-mod playlog;
+pub mod playlog;
 pub mod report;
 pub mod server;
 pub mod streams;

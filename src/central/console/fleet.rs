@@ -74,7 +74,7 @@ fn table(frame: &Frame<'_>, fleet: &FleetStatus) -> Markup {
                     tbody {
                         @for (trouble, st) in &rows {
                             tr.problem[!trouble.is_empty()] data-station=(st.id) {
-                                td { strong { (st.id) } br; span.muted { (st.name) } }
+                                td { a href=(format!("/stations/{}", st.id)) { strong { (st.id) } } br; span.muted { (st.name) } }
                                 td { (st.district) }
                                 td {
                                     @if trouble.is_empty() { span.ok { (l.t("bình thường", "ok")) } }

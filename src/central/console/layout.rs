@@ -110,6 +110,7 @@ pub fn page(frame: &Frame<'_>, title: &str, body: Markup) -> Markup {
                     nav {
                         a href="/" { (l.t("Trạm", "Stations")) }
                         a href="/bulletins" { (l.t("Bản tin khẩn", "Bulletins")) }
+                        a href="/playlog" { (l.t("Nhật ký phát", "Playlog")) }
                         @if frame.is_admin() {
                             a href="/audit" { (l.t("Nhật ký thao tác", "Audit")) }
                         }

@@ -12,7 +12,9 @@ pub mod bulletins;
 pub mod fleet;
 pub mod layout;
 pub mod login;
+pub mod playlog;
 pub mod session;
+pub mod station;
 
 use std::sync::Arc;
 
@@ -44,6 +46,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/bulletins/{id}/cancel", post(bulletins::cancel))
         .route("/bulletins/{id}/approve", post(bulletins::approve))
         .route("/audit", get(audit::page))
+        .route("/playlog", get(playlog::page))
+        .route("/stations/{id}", get(station::page))
         .route("/assets/{file}", get(asset))
 }
 

@@ -1,0 +1,131 @@
+//! The console's read pages over real HTTP: `/playlog` (filters, CSV, a district kept to
+//! its area), `/stations/{id}` (ledger and heartbeats; another area's station answered as
+//! missing), and the audit lines of the API's schedule load and audio upload.
+
+mod console_support;
+
+use chrono::Duration;
+use console_support::web::{Browser, central};
+use loa::protocol::{LoadScheduleRequest, Target};
+use loa::schedule::{Layer, Priority};
+use loa::station::ledger::{Entry, GENESIS, Outcome, Record, chain_hash};
+
+fn records(station: &str, at: chrono::DateTime<chrono::Utc>) -> Vec<Record> {
+    let mut prev = GENESIS.to_string();
+    (1..=3u64)
+        .map(|seq| {
+            let mut entry = Entry::missed(
+                &format!("ban-tin-{seq}"),
+                "Bản tin, sáng",
+                Layer::Provincial,
+                Priority::Normal,
+                at + Duration::minutes(seq as i64),
+                loa::protocol::Reason::from_stored(None, "station was not running"),
+            );
+            if seq == 2 {
+                entry.outcome = Outcome::Played;
+                entry.reason = None;
+            }
+            let hash = chain_hash(&prev, station, seq, &entry);
+            let r = Record {
+                station: station.into(),
+                seq,
+                entry,
+                prev_hash: prev.clone(),
+                hash: hash.clone(),
+                acked: false,
+            };
+            prev = hash;
+            r
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn playlog_and_station_pages_show_what_the_role_may_see() {
+    let c = central(|_| {}).await;
+    let now = loa::clock::Clock::now(c.clock.as_ref());
+    let at = now - Duration::hours(2);
+    for id in ["tri-ton", "co-to"] {
+        c.state.store.ingest_playlog(id, &records(id, at), now).unwrap();
+    }
+    let mut an = Browser::new(&c.url);
+    an.login("an").await;
+    let all = an.get("/playlog").await.body;
+    assert_eq!(all.matches("data-outcome=").count(), 6, "{all}");
+    let missed = an.get("/playlog?outcome=missed&station=tri-ton").await.body;
+    assert_eq!(missed.matches("data-outcome=\"missed\"").count(), 2, "{missed}");
+    assert!(!missed.contains("data-outcome=\"played\""));
+    let bad = an.get("/playlog?from=yesterday").await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("YYYY-MM-DD"), "{}", bad.body);
+    let csv = an.get("/playlog?format=csv&station=co-to").await;
+    assert_eq!(csv.status, 200);
+    let lines: Vec<&str> = csv.body.lines().collect();
+    assert_eq!(lines.len(), 4, "{}", csv.body);
+    assert!(lines[0].starts_with("station,seq,planned"));
+    assert!(
+        lines[1].contains("\"Bản tin, sáng\"") && lines[1].contains("station was not running"),
+        "{}",
+        lines[1]
+    );
+
+    // A district sees its own area's records only, and another area's station is missing.
+    let mut chi = Browser::new(&c.url);
+    chi.login("chi").await;
+    let theirs = chi.get("/playlog").await.body;
+    assert_eq!(theirs.matches("data-outcome=").count(), 3, "{theirs}");
+    assert!(!theirs.contains("co-to"));
+    assert_eq!(chi.get("/playlog?station=co-to").await.status, 404);
+    assert_eq!(chi.get("/playlog?format=csv&station=co-to").await.status, 404);
+    let page = chi.get("/stations/tri-ton").await;
+    assert_eq!(page.status, 200);
+    assert_eq!(page.body.matches("data-outcome=").count(), 3, "{}", page.body);
+    let other = chi.get("/stations/co-to").await;
+    assert_eq!(other.status, 404);
+    assert_eq!(other.body, chi.get("/stations/khong-co").await.body.replace("khong-co", "co-to"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_upload_and_schedule_load_are_audited_with_who_and_where_from() {
+    let c = central(|_| {}).await;
+    let http = reqwest::Client::new();
+    let wav = loa::testing::wav_bytes(1.0, 440.0, 0.3);
+    let r = http
+        .put(format!("{}/api/v1/audio?name=chuong.wav&title=Chu%C3%B4ng", c.url))
+        .bearer_auth(&c.admin_token)
+        .body(wav)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let info: loa::protocol::AudioInfo = r.json().await.unwrap();
+    let source = "layer = \"provincial\"\n[[item]]\nid = \"chuong\"\ntitle = \"Chuông\"\naudio = \"chuong.wav\"\ncron = \"30 5 * * 1-6\"\n";
+    let r = http
+        .post(format!("{}/api/v1/schedules", c.url))
+        .bearer_auth(&c.admin_token)
+        .json(&LoadScheduleRequest {
+            origin: "provincial.toml".into(),
+            source: source.into(),
+            audio: [("chuong.wav".to_string(), info.sha256.clone())].into(),
+            to: Target::All,
+        })
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let lines = c.state.store.audit_log(50).unwrap();
+    let upload = lines.iter().find(|e| e.action == "audio.upload").expect("an upload line");
+    assert_eq!(upload.who, "admin");
+    assert!(upload.from.starts_with("127.0.0.1:"), "{upload:?}");
+    assert!(
+        upload.subject.contains(&info.sha256) && upload.detail.contains("chuong.wav"),
+        "{upload:?}"
+    );
+    let load = lines.iter().find(|e| e.action == "schedule.load").expect("a load line");
+    assert!(
+        load.detail.contains("provincial.toml") && load.detail.contains("3 station(s)"),
+        "{load:?}"
+    );
+    assert!(load.from.starts_with("127.0.0.1:"), "{load:?}");
+}
