@@ -129,3 +129,114 @@ async fn an_api_upload_and_schedule_load_are_audited_with_who_and_where_from() {
     );
     assert!(load.from.starts_with("127.0.0.1:"), "{load:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_is_checked_at_its_lines_then_loaded_where_the_role_may_load_it() {
+    let c = central(|_| {}).await;
+    let http = reqwest::Client::new();
+    let r = http
+        .put(format!("{}/api/v1/audio?name=ban-tin.wav&title=ban-tin", c.url))
+        .bearer_auth(&c.admin_token)
+        .body(loa::testing::wav_bytes(1.0, 440.0, 0.3))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let mut an = Browser::new(&c.url);
+    an.login("an").await;
+    let csrf = an.csrf().await;
+    let bad = "layer = \"provincial\"\n\n[[item]]\nid = \"sang\"\ntitle = \"Bản tin sáng\"\naudio = \"ban-tin.wav\"\ncron = \"30 25 * * 1-6\"\n";
+    let a = an
+        .post(
+            "/schedules",
+            &[
+                ("csrf", &csrf),
+                ("origin", "tinh.toml"),
+                ("source", bad),
+                ("to", "all"),
+                ("action", "load"),
+            ],
+        )
+        .await;
+    assert_eq!(a.status, 200);
+    assert!(a.body.contains("id=\"diagnostics\""), "{}", a.body);
+    assert!(
+        a.body.contains("class=\"problem\" id=\"line-7\""),
+        "the error is shown at line 7: {}",
+        a.body
+    );
+    assert!(a.body.contains("tinh.toml:7:"), "{}", a.body);
+    assert!(c.state.store.schedule_loads(10).unwrap().is_empty(), "nothing loaded");
+
+    let good = bad.replace("30 25", "30 5");
+    let a = an
+        .post(
+            "/schedules",
+            &[
+                ("csrf", &csrf),
+                ("origin", "tinh.toml"),
+                ("source", &good),
+                ("to", "all"),
+                ("action", "load"),
+            ],
+        )
+        .await;
+    assert!(a.body.contains("id=\"loaded\""), "{}", a.body);
+    assert!(a.body.contains("3 trạm"), "{}", a.body);
+    assert!(a.body.contains("<td>tinh.toml</td>"), "the history lists it: {}", a.body);
+    let lines = c.state.store.audit_log(20).unwrap();
+    assert!(
+        lines.iter().any(|e| e.action == "schedule.load" && e.who == "an (admin)"),
+        "{lines:?}"
+    );
+
+    // A district may load only local schedules, only for its own area.
+    let mut chi = Browser::new(&c.url);
+    chi.login("chi").await;
+    let csrf = chi.csrf().await;
+    let a = chi
+        .post(
+            "/schedules",
+            &[
+                ("csrf", &csrf),
+                ("origin", "tinh.toml"),
+                ("source", &good),
+                ("to", "district:Tri Tôn"),
+                ("action", "load"),
+            ],
+        )
+        .await;
+    assert!(a.body.contains("id=\"refused\"") && a.body.contains("local"), "{}", a.body);
+    let local = good.replace("provincial", "local");
+    let a = chi
+        .post(
+            "/schedules",
+            &[
+                ("csrf", &csrf),
+                ("origin", "xa.toml"),
+                ("source", &local),
+                ("to", "co-to"),
+                ("action", "load"),
+            ],
+        )
+        .await;
+    assert!(a.body.contains("id=\"refused\""), "{}", a.body);
+    let a = chi
+        .post(
+            "/schedules",
+            &[
+                ("csrf", &csrf),
+                ("origin", "xa.toml"),
+                ("source", &local),
+                ("to", "district:Tri Tôn"),
+                ("action", "load"),
+            ],
+        )
+        .await;
+    assert!(a.body.contains("id=\"loaded\"") && a.body.contains("2 trạm"), "{}", a.body);
+    assert_eq!(c.state.store.schedule_loads(10).unwrap().len(), 2);
+    // The body bound: one byte past is refused whole.
+    let big = "x".repeat(loa::central::body::CONSOLE_SCHEDULE_LIMIT);
+    let a = chi.post("/schedules", &[("csrf", &csrf), ("source", &big)]).await;
+    assert_eq!(a.status, 413);
+}

@@ -16,9 +16,12 @@ use crate::store::Role;
 pub const HTMX: &[u8] = include_bytes!("assets/htmx.min.js");
 /// The console's only stylesheet, written by hand.
 pub const CSS: &str = include_str!("assets/console.css");
+/// The console's own script (a picked file read into a form field).
+pub const JS: &str = include_str!("assets/console.js");
 /// Where they are served (versioned: cached for a day).
 pub const HTMX_PATH: &str = "/assets/htmx-2.0.11.min.js";
 pub const CSS_PATH: &str = "/assets/console-1.css";
+pub const JS_PATH: &str = "/assets/console-1.js";
 
 /// The language a page is written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,12 +107,14 @@ pub fn page(frame: &Frame<'_>, title: &str, body: Markup) -> Markup {
                 title { (title) " · loa" }
                 link rel="stylesheet" href=(CSS_PATH);
                 script src=(HTMX_PATH) defer {}
+                script src=(JS_PATH) defer {}
             }
             body hx-headers=(format!(r#"{{"x-csrf-token": "{}"}}"#, frame.session.csrf)) {
                 header.top {
                     nav {
                         a href="/" { (l.t("Trạm", "Stations")) }
                         a href="/bulletins" { (l.t("Bản tin khẩn", "Bulletins")) }
+                        a href="/schedules" { (l.t("Lịch phát", "Schedules")) }
                         a href="/playlog" { (l.t("Nhật ký phát", "Playlog")) }
                         @if frame.is_admin() {
                             a href="/audit" { (l.t("Nhật ký thao tác", "Audit")) }
@@ -186,6 +191,7 @@ pub fn asset(path: &str) -> Response {
     let (kind, bytes): (&str, &[u8]) = match path {
         HTMX_PATH => ("text/javascript; charset=utf-8", HTMX),
         CSS_PATH => ("text/css; charset=utf-8", CSS.as_bytes()),
+        JS_PATH => ("text/javascript; charset=utf-8", JS.as_bytes()),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
     ([(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, "public, max-age=86400")], bytes)

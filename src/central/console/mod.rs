@@ -13,6 +13,7 @@ pub mod fleet;
 pub mod layout;
 pub mod login;
 pub mod playlog;
+pub mod schedules;
 pub mod session;
 pub mod station;
 
@@ -47,6 +48,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/bulletins/{id}/approve", post(bulletins::approve))
         .route("/audit", get(audit::page))
         .route("/playlog", get(playlog::page))
+        .route("/schedules", get(schedules::page).post(schedules::submit))
         .route("/stations/{id}", get(station::page))
         .route("/assets/{file}", get(asset))
 }
