@@ -240,3 +240,63 @@ async fn a_schedule_is_checked_at_its_lines_then_loaded_where_the_role_may_load_
     let a = chi.post("/schedules", &[("csrf", &csrf), ("source", &big)]).await;
     assert_eq!(a.status, 413);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audio_is_uploaded_from_the_console_listed_and_played_back() {
+    let c = central(|_| {}).await;
+    let mut an = Browser::new(&c.url);
+    an.login("an").await;
+    let csrf = an.csrf().await;
+    let wav = loa::testing::wav_bytes(2.0, 440.0, 0.3);
+    let put = |token: Option<&str>, cookie: &str| {
+        let mut r = reqwest::Client::new()
+            .put(format!("{}/audio/upload?name=C%3A%5Cnhac%5Cchuong.wav&title=Chu%C3%B4ng", c.url))
+            .header("cookie", cookie)
+            .body(wav.clone());
+        if let Some(t) = token {
+            r = r.header("x-csrf-token", t);
+        }
+        r.send()
+    };
+    let cookie = an.cookie.clone().unwrap();
+    let r = put(None, &cookie).await.unwrap();
+    assert_eq!(r.status(), 403, "no CSRF token");
+    assert!(c.state.store.library(10).unwrap().is_empty());
+    let r = put(Some(&csrf), &cookie).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let said = r.text().await.unwrap();
+    assert!(said.starts_with("Chuông: 2.0 s"), "{said}");
+    let page = an.get("/audio").await.body;
+    let sha = c.state.store.library(10).unwrap()[0].info.sha256.clone();
+    assert!(page.contains(&format!("data-sha256=\"{sha}\"")) && page.contains("dBTP"), "{page}");
+    let audit = c.state.store.audit_log(10).unwrap();
+    let line = audit.iter().find(|e| e.action == "audio.upload").unwrap();
+    assert_eq!(line.who, "an (admin)");
+    assert!(line.detail.starts_with("chuong.wav"), "the name without its folders: {line:?}");
+    // Played back with Range, only to a session.
+    let r = reqwest::Client::new()
+        .get(format!("{}/audio/{sha}/file", c.url))
+        .header("cookie", &cookie)
+        .header("range", "bytes=0-43")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.bytes().await.unwrap().len(), 44);
+    let r = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("{}/audio/{sha}/file", c.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "no session: to /login");
+    // A viewer lists and listens but does not upload.
+    let mut dung = Browser::new(&c.url);
+    dung.login("dung").await;
+    assert!(!dung.get("/audio").await.body.contains("id=\"upload\""));
+    let csrf = dung.csrf().await;
+    let r = put(Some(&csrf), &dung.cookie.clone().unwrap()).await.unwrap();
+    assert_eq!(r.status(), 403);
+}

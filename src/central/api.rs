@@ -185,12 +185,23 @@ async fn get_audio(
     if station_auth(&state, &headers).is_err() {
         operator_auth(&state, &headers)?;
     }
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    audio_file(&state, &sha256, range).await
+}
+
+/// A library file (or a live bulletin's audio from memory), with HTTP Range: what
+/// stations download and the console's players play.
+pub async fn audio_file(
+    state: &AppState,
+    sha256: &str,
+    range: Option<&str>,
+) -> Result<Response, ApiError> {
+    let sha256 = sha256.to_string();
     if !valid_sha256(&sha256) {
         return Err(ApiError::BadRequest(format!(
             "{sha256:?} is not a sha256: audio is named by 64 lowercase hex digits"
         )));
     }
-    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
     if let Some(bytes) = state.hot_audio.get(&sha256) {
         return hot_audio_response(bytes, range);
     }

@@ -115,6 +115,7 @@ pub fn page(frame: &Frame<'_>, title: &str, body: Markup) -> Markup {
                         a href="/" { (l.t("Trạm", "Stations")) }
                         a href="/bulletins" { (l.t("Bản tin khẩn", "Bulletins")) }
                         a href="/schedules" { (l.t("Lịch phát", "Schedules")) }
+                        a href="/audio" { (l.t("Âm thanh", "Audio")) }
                         a href="/playlog" { (l.t("Nhật ký phát", "Playlog")) }
                         @if frame.is_admin() {
                             a href="/audit" { (l.t("Nhật ký thao tác", "Audit")) }

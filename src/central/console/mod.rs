@@ -7,6 +7,7 @@
 //! `api::fleet_status`) with the same [`super::auth::Caller`], so a district account
 //! sees and touches exactly what a district token does.
 
+pub mod audio;
 pub mod audit;
 pub mod bulletins;
 pub mod fleet;
@@ -48,6 +49,12 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/bulletins/{id}/approve", post(bulletins::approve))
         .route("/audit", get(audit::page))
         .route("/playlog", get(playlog::page))
+        .route("/audio", get(audio::page))
+        .route(
+            "/audio/upload",
+            axum::routing::put(audio::upload).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route("/audio/{sha256}/file", get(audio::file))
         .route("/schedules", get(schedules::page).post(schedules::submit))
         .route("/stations/{id}", get(station::page))
         .route("/assets/{file}", get(asset))
