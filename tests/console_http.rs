@@ -203,6 +203,13 @@ async fn a_district_account_sees_and_touches_only_its_own_area() {
         .await;
     assert_eq!(a.status, 200, "{}", a.body);
     assert!(a.body.contains("<strong>2 trạm</strong>"), "{}", a.body);
+    // The text was spoken already: the confirmation plays it and pushes that file.
+    assert!(a.body.contains("id=\"preview\""), "{}", a.body);
+    assert!(a.body.contains("name=\"text\" value=\"\""), "{}", a.body);
+    assert!(a.body.contains("name=\"title\" value=\"Thử\""), "{}", a.body);
+    // One byte past the form's bound is refused whole.
+    let big = "x".repeat(loa::central::body::CONSOLE_PUSH_LIMIT);
+    assert_eq!(chi.post("/bulletins", &[("csrf", &csrf), ("text", &big)]).await.status, 413);
     // A viewer has no push form and may not push.
     let mut dung = Browser::new(&c.url);
     dung.login("dung").await;

@@ -94,7 +94,7 @@ pub fn resolve_targets(
 pub const MAX_TEXT_CHARS: usize = 4000;
 
 /// The title of a bulletin pushed without one: the first words of its text.
-fn title_from_text(text: &str) -> String {
+pub fn title_from_text(text: &str) -> String {
     const WORDS: usize = 8;
     let words: Vec<&str> = text.split_whitespace().collect();
     let mut title = words.iter().take(WORDS).copied().collect::<Vec<_>>().join(" ");

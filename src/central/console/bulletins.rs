@@ -223,6 +223,10 @@ fn confirmation(frame: &Frame<'_>, form: &PushForm, stations: usize, areas: usiz
                 " " (l.t("nhưng không phát ra loa.", "but is never aired."))
             }
         }
+        @if !form.audio.is_empty() {
+            p { (l.t("Nghe trước", "Listen first")) ": "
+                audio #preview controls preload="none" src=(format!("/audio/{}/file", form.audio)) {} }
+        }
         form.stack method="post" action="/bulletins" {
             (frame.csrf())
             input type="hidden" name="title" value=(form.title);
@@ -261,6 +265,23 @@ pub async fn push(State(state): State<Arc<AppState>>, request: Request) -> Respo
             let targets = operate::resolve_targets(all.clone(), &session.caller.role, &request.to)?;
             Ok((targets.len(), operate::areas_of(&all, &targets)))
         });
+        // Text is spoken now, so the person hears what will air before sending it: the
+        // confirmation then pushes that very file.
+        let mut form = form.clone();
+        if let (Ok(_), Some(text)) = (&counted, &request.text)
+            && request.audio_sha256.is_none()
+        {
+            if form.title.trim().is_empty() {
+                form.title = operate::title_from_text(text);
+            }
+            match crate::central::bulletins::issue::speak(&state, text, "vi", &form.title).await {
+                Ok(info) => {
+                    form.audio = info.sha256;
+                    form.text = String::new();
+                }
+                Err(e) => return super::refused(&frame, &e),
+            }
+        }
         return match counted {
             Ok((n, areas)) => answer(
                 StatusCode::OK,
