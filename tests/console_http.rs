@@ -339,3 +339,37 @@ async fn console_and_api_actions_land_in_the_audit_trail_and_two_people_approve_
         "{lines:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_console_listen_the_console_moves_to_its_own_address() {
+    let c = central(|config| config.console_listen = Some("127.0.0.1:0".parse().unwrap())).await;
+    let listener = loa::central::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let console_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(loa::central::serve_console(
+        listener,
+        None,
+        c.state.clone(),
+        std::future::pending(),
+    ));
+    // The main listener: the API, no pages.
+    let mut main = Browser::new(&c.url);
+    assert_eq!(main.get("/login").await.status, 404);
+    let r = reqwest::Client::new()
+        .get(format!("{}/api/v1/status", c.url))
+        .bearer_auth(&c.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // The console's own: pages, no API.
+    let mut b = Browser::new(&console_url);
+    b.login("an").await;
+    assert!(b.get("/").await.body.contains("data-station=\"tri-ton\""));
+    let r = reqwest::Client::new()
+        .get(format!("{console_url}/api/v1/status"))
+        .bearer_auth(&c.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}

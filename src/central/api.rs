@@ -47,7 +47,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(super::enrol::routes())
         .merge(super::metrics::routes())
         .merge(super::alerts::routes())
-        .merge(super::console::routes())
+        .merge(if state.config.console_listen.is_none() {
+            super::console::routes()
+        } else {
+            // Served on its own listener instead (`console::router`).
+            Router::new()
+        })
         .layer(DefaultBodyLimit::max(JSON_LIMIT))
         .layer(axum::middleware::from_fn_with_state(state.clone(), super::metrics::count))
         .layer(axum::middleware::from_fn_with_state(state.clone(), refuse_plain_http))
@@ -57,7 +62,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// Refuses every route over plain HTTP from another machine unless `allow_plain_http`:
 /// a token sniffed on the provincial network would let anyone have central sign an
 /// emergency for every station. This machine (loopback) may use plain HTTP.
-async fn refuse_plain_http(
+pub(super) async fn refuse_plain_http(
     State(state): State<Arc<AppState>>,
     request: axum::extract::Request,
     next: axum::middleware::Next,

@@ -402,6 +402,24 @@ async fn serve_with(
     served.map_err(CentralError::Serve)
 }
 
+/// Serves the console alone on `listener` (`console_listen`), over TLS when `tls` is
+/// given, until `shutdown` resolves; the main listener then serves no console page.
+pub async fn serve_console(
+    listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    state: Arc<AppState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), CentralError> {
+    let files = server::raise_open_files_limit();
+    let limits = server::Limits {
+        max_connections: server::connection_cap(1024, files),
+        header_timeout: std::time::Duration::from_secs(state.config.header_timeout_secs),
+    };
+    server::run(listener, tls, console::router(state), limits, shutdown)
+        .await
+        .map_err(CentralError::Serve)
+}
+
 /// An HTTP error: a status and a message that says what to do next. Every refusal is
 /// logged, so an attack leaves a trace at central.
 #[derive(Debug, thiserror::Error)]

@@ -417,6 +417,18 @@ fn serve(config: CentralConfig) -> anyhow::Result<()> {
                 }
             });
         }
+        if let Some(console_addr) = state.config.console_listen {
+            let listener = central::bind(console_addr).await?;
+            eprintln!("loa central console on {scheme}://{}/", listener.local_addr()?);
+            let (state, tls) = (state.clone(), tls.clone());
+            tokio::spawn(async move {
+                if let Err(e) =
+                    central::serve_console(listener, tls, state, super::shutdown_signal()).await
+                {
+                    tracing::error!("console listener: {e}");
+                }
+            });
+        }
         match tls {
             Some(acceptor) => {
                 central::serve_tls(listener, acceptor, state, super::shutdown_signal()).await?

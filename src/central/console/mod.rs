@@ -60,6 +60,15 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/assets/{file}", get(asset))
 }
 
+/// The console alone, for its own listener (`console_listen`): the same plain-HTTP
+/// refusal and request counter as the main listener.
+pub fn router(state: Arc<AppState>) -> Router {
+    routes()
+        .layer(axum::middleware::from_fn_with_state(state.clone(), super::metrics::count))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), super::api::refuse_plain_http))
+        .with_state(state)
+}
+
 async fn asset(uri: Uri) -> Response {
     layout::asset(uri.path())
 }
