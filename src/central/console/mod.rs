@@ -58,6 +58,20 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/schedules", get(schedules::page).post(schedules::submit))
         .route("/stations/{id}", get(station::page))
         .route("/assets/{file}", get(asset))
+        .layer(tower_http::compression::CompressionLayer::new().gzip(true).compress_when(text_only))
+}
+
+/// Only text (pages, CSS, scripts, CSV) is gzipped: never audio (played with Range).
+fn text_only(
+    _: StatusCode,
+    _: axum::http::Version,
+    headers: &axum::http::HeaderMap,
+    _: &axum::http::Extensions,
+) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("text/"))
 }
 
 /// The console alone, for its own listener (`console_listen`): the same plain-HTTP
