@@ -2,8 +2,9 @@
 //! real `loa central` process and two real `loa station` processes: a wrong password is
 //! refused, an admin signs in, the fleet page has no horizontal scroll at 360 px, a test
 //! bulletin is pushed from the form and its delivery board fills in to `test-ok` for both
-//! stations without a reload, and a district account sees neither the other area's
-//! station nor the audit trail. Screenshots land in `target/tmp/console-screenshots/`.
+//! stations without a reload, an emergency is pushed and cancelled, a form without its
+//! CSRF token is refused, a schedule file with an error shows it at its line, and a
+//! district account sees neither the other area's station nor the audit trail. Screenshots land in `target/tmp/console-screenshots/`.
 
 mod console_support;
 mod loa_proc;
@@ -178,9 +179,145 @@ async fn an_operator_pushes_a_test_bulletin_and_watches_it_reach_both_stations()
         "no navigation: the board updated in place"
     );
     screenshot(&client, "bulletin-board").await;
+    // An emergency to one station, then cancelled from its page.
+    client.goto(&format!("{url}/bulletins")).await.unwrap();
+    client
+        .find(Locator::Css("input[name=title]"))
+        .await
+        .unwrap()
+        .send_keys("Khẩn cấp Tri Tôn")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("textarea[name=text]"))
+        .await
+        .unwrap()
+        .send_keys("Cảnh báo lũ khẩn cấp.")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("select[name=to]"))
+        .await
+        .unwrap()
+        .select_by_value("tri-ton")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("select[name=priority]"))
+        .await
+        .unwrap()
+        .select_by_value("emergency")
+        .await
+        .unwrap();
+    client.find(Locator::Css("input[name=expires_mins]")).await.unwrap().clear().await.unwrap();
+    client
+        .find(Locator::Css("input[name=expires_mins]"))
+        .await
+        .unwrap()
+        .send_keys("30")
+        .await
+        .unwrap();
+    client.find(Locator::Css("#push button[type=submit]")).await.unwrap().click().await.unwrap();
+    let confirm = client
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Id("confirm"))
+        .await
+        .unwrap();
+    let said = confirm.text().await.unwrap();
+    assert!(said.contains("PHÁT") && said.contains("1 trạm"), "{said}");
+    assert!(
+        client.find(Locator::Id("preview")).await.is_ok(),
+        "the spoken text can be heard first"
+    );
+    client.find(Locator::Id("send")).await.unwrap().click().await.unwrap();
+    client
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Id("cancel"))
+        .await
+        .unwrap();
+    client
+        .wait()
+        .at_most(Duration::from_secs(60))
+        .for_element(Locator::Css("tr[data-station=tri-ton][data-state=verified], tr[data-station=tri-ton][data-state=started], tr[data-station=tri-ton][data-state=finished]"))
+        .await
+        .unwrap();
+    screenshot(&client, "emergency-board").await;
+    client.find(Locator::Id("cancel")).await.unwrap().click().await.unwrap();
+    client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::XPath("//p[contains(., 'cancelled')]"))
+        .await
+        .unwrap();
+    assert!(client.find(Locator::Id("cancel")).await.is_err(), "no cancel button once cancelled");
+
+    // A form posted without its CSRF token is refused, from the page itself.
+    let status = client
+        .execute(
+            "return fetch('/bulletins', {method: 'POST', headers: {'content-type': 'application/x-www-form-urlencoded'}, body: 'text=x&to=all&priority=test&expires_mins=5&confirmed=1'}).then(r => r.status);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(status.as_u64(), Some(403));
+
+    // A schedule file with an error, picked from disk: the error is shown at its line.
+    let bad = dir.path().join("tinh.toml");
+    std::fs::write(&bad, "layer = \"provincial\"\n\n[[item]]\nid = \"sang\"\ntitle = \"Bản tin sáng\"\naudio = \"sha256:0000000000000000000000000000000000000000000000000000000000000000\"\ncron = \"30 25 * * 1-6\"\n").unwrap();
+    client.goto(&format!("{url}/schedules")).await.unwrap();
+    client
+        .find(Locator::Css("input[type=file]"))
+        .await
+        .unwrap()
+        .send_keys(bad.to_str().unwrap())
+        .await
+        .unwrap();
+    // FileReader is asynchronous: wait (bounded) until the page has read the file.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let picked = loop {
+        let v = client
+            .execute("return document.getElementById('origin').value + '|' + document.getElementById('source').value;", vec![])
+            .await
+            .unwrap();
+        let v = v.as_str().unwrap_or("").to_string();
+        if v.starts_with("tinh.toml|") || std::time::Instant::now() > deadline {
+            break v;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        picked.starts_with("tinh.toml|") && picked.contains("30 25"),
+        "the file was read into the form: {picked}"
+    );
+    client.find(Locator::Css("button[value=check]")).await.unwrap().click().await.unwrap();
+    let line = client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("tr#line-7.problem"))
+        .await
+        .unwrap();
+    assert!(line.text().await.unwrap().contains("30 25"));
+    let said = client.find(Locator::Css("tr.diagnostic")).await.unwrap().text().await.unwrap();
+    assert!(said.contains("tinh.toml:7:"), "{said}");
+    assert!(!scrolls_sideways(&client).await, "the schedules page scrolls sideways at 360 px");
+    screenshot(&client, "schedule-error").await;
+    for (page, name) in [
+        ("/audio", "audio"),
+        ("/playlog", "playlog"),
+        ("/stations/tri-ton", "station"),
+        ("/bulletins", "bulletins"),
+    ] {
+        client.goto(&format!("{url}{page}")).await.unwrap();
+        assert!(!scrolls_sideways(&client).await, "{page} scrolls sideways at 360 px");
+        screenshot(&client, name).await;
+    }
+
     client.goto(&format!("{url}/audit")).await.unwrap();
     let audit = body_text(&client).await;
     assert!(audit.contains("bulletin.push") && audit.contains("an (admin)"), "{audit}");
+    assert!(audit.contains("bulletin.cancel"), "{audit}");
     screenshot(&client, "audit").await;
 
     // Sign out; the district account sees its own station only, and no audit trail.
