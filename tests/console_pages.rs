@@ -300,3 +300,64 @@ async fn audio_is_uploaded_from_the_console_listed_and_played_back() {
     let r = put(Some(&csrf), &dung.cookie.clone().unwrap()).await.unwrap();
     assert_eq!(r.status(), 403);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daily_report_shows_each_area_and_what_did_not_air() {
+    let c = central(|_| {}).await;
+    // Tomorrow (the clock only moves forward), 08:00 in the province: an hourly
+    // provincial item loaded for every station.
+    let now = loa::clock::Clock::now(c.clock.as_ref());
+    let day = (now + Duration::days(1)).date_naive();
+    let at = |hour: u32| day.and_hms_opt(hour, 0, 0).unwrap().and_utc();
+    c.clock.set(at(1));
+    let http = reqwest::Client::new();
+    let source = "layer = \"provincial\"\n[[item]]\nid = \"gio\"\ntitle = \"Bản tin, giờ\"\naudio = \"sha256:PLACEHOLDER\"\ncron = \"0 * * * *\"\n";
+    let r = http
+        .put(format!("{}/api/v1/audio?name=gio.wav&title=gio", c.url))
+        .bearer_auth(&c.admin_token)
+        .body(loa::testing::wav_bytes(1.0, 440.0, 0.3))
+        .send()
+        .await
+        .unwrap();
+    let sha = r.json::<loa::protocol::AudioInfo>().await.unwrap().sha256;
+    let r = http
+        .post(format!("{}/api/v1/schedules", c.url))
+        .bearer_auth(&c.admin_token)
+        .json(&LoadScheduleRequest {
+            origin: "gio.toml".into(),
+            source: source.replace("PLACEHOLDER", &sha),
+            audio: Default::default(),
+            to: Target::All,
+        })
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    // 11:00: the 08:00 (issued that very second), 09:00 and 10:00 plays were never
+    // reported by any station; the 11:00 one is not due yet.
+    c.clock.set(at(4));
+    let date = day.format("%Y-%m-%d").to_string();
+    let mut an = Browser::new(&c.url);
+    an.login("an").await;
+    let page = an.get(&format!("/reports?date={date}")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    for area in ["Tri Tôn", "Tri Tôn/Ba Chúc", "Tịnh Biên"] {
+        assert!(page.body.contains(&format!("data-area=\"{area}\"")), "{area}: {}", page.body);
+    }
+    assert_eq!(page.body.matches("data-status=\"not-reported\"").count(), 9, "{}", page.body);
+    assert!(page.body.contains("<svg class=\"bar\""), "{}", page.body);
+    let csv = an.get(&format!("/reports?date={date}&format=csv")).await.body;
+    assert!(csv.starts_with("station,area,item_id"));
+    assert!(csv.contains("\"Bản tin, giờ\""), "{csv}");
+    assert_eq!(an.get("/reports?date=mai").await.status, 400);
+    // A district: its own areas only.
+    let mut chi = Browser::new(&c.url);
+    chi.login("chi").await;
+    let theirs = chi.get(&format!("/reports?date={date}")).await.body;
+    assert!(!theirs.contains("Tịnh Biên") && !theirs.contains("co-to"), "{theirs}");
+    assert_eq!(theirs.matches("data-status=\"not-reported\"").count(), 6, "{theirs}");
+    assert_eq!(
+        chi.get(&format!("/reports?date={date}&area=T%E1%BB%8Bnh%20Bi%C3%AAn")).await.status,
+        404
+    );
+}

@@ -177,12 +177,13 @@ async fn get_playlog(
     Ok(response)
 }
 
-#[derive(Debug, Deserialize)]
-struct ReportQuery {
-    date: String,
-    tz: Option<String>,
-    station: Option<String>,
-    district: Option<String>,
+/// A report question: `GET /api/v1/report`'s query, the console's `/reports` form.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ReportQuery {
+    pub date: String,
+    pub tz: Option<String>,
+    pub station: Option<String>,
+    pub district: Option<String>,
 }
 
 async fn get_report(
@@ -207,8 +208,9 @@ async fn get_report(
     Ok(axum::Json(report).into_response())
 }
 
-/// The daily report for what `role` may see.
-fn daily_report(
+/// The daily report for what `role` may see (`loa report`, the console's `/reports`).
+/// CPU work: async callers run it on the blocking pool.
+pub fn daily_report(
     state: &AppState,
     role: &Role,
     date: NaiveDate,

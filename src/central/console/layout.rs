@@ -117,6 +117,7 @@ pub fn page(frame: &Frame<'_>, title: &str, body: Markup) -> Markup {
                         a href="/schedules" { (l.t("Lịch phát", "Schedules")) }
                         a href="/audio" { (l.t("Âm thanh", "Audio")) }
                         a href="/playlog" { (l.t("Nhật ký phát", "Playlog")) }
+                        a href="/reports" { (l.t("Báo cáo", "Reports")) }
                         @if frame.is_admin() {
                             a href="/audit" { (l.t("Nhật ký thao tác", "Audit")) }
                         }

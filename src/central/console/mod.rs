@@ -14,6 +14,7 @@ pub mod fleet;
 pub mod layout;
 pub mod login;
 pub mod playlog;
+pub mod reports;
 pub mod schedules;
 pub mod session;
 pub mod station;
@@ -49,6 +50,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/bulletins/{id}/approve", post(bulletins::approve))
         .route("/audit", get(audit::page))
         .route("/playlog", get(playlog::page))
+        .route("/reports", get(reports::page))
         .route("/audio", get(audio::page))
         .route(
             "/audio/upload",
