@@ -44,6 +44,10 @@ fn records(station: &str, at: chrono::DateTime<chrono::Utc>) -> Vec<Record> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn playlog_and_station_pages_show_what_the_role_may_see() {
     let c = central(|_| {}).await;
+    // Noon in the province tomorrow (the clock only moves forward): the records are
+    // from this morning, so they count as today's.
+    let tomorrow = (loa::clock::Clock::now(c.clock.as_ref()) + Duration::days(1)).date_naive();
+    c.clock.set(tomorrow.and_hms_opt(5, 0, 0).unwrap().and_utc());
     let now = loa::clock::Clock::now(c.clock.as_ref());
     let at = now - Duration::hours(2);
     for id in ["tri-ton", "co-to"] {
@@ -51,6 +55,10 @@ async fn playlog_and_station_pages_show_what_the_role_may_see() {
     }
     let mut an = Browser::new(&c.url);
     an.login("an").await;
+    // The fleet counts each station's missed records of today (2 of 3 each here).
+    let fleet = an.get("/").await.body;
+    assert_eq!(fleet.matches("<td class=\"missed\">2</td>").count(), 2, "{fleet}");
+    assert!(fleet.contains("bỏ lỡ 2 mục hôm nay"), "{fleet}");
     let all = an.get("/playlog").await.body;
     assert_eq!(all.matches("data-outcome=").count(), 6, "{all}");
     let missed = an.get("/playlog?outcome=missed&station=tri-ton").await.body;

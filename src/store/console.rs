@@ -409,6 +409,21 @@ pub(super) fn schedule_loads(
         .collect()
 }
 
+pub(super) fn missed_since(
+    conn: &Connection,
+    since: DateTime<Utc>,
+) -> Result<Vec<(String, u64)>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT station_id, COUNT(*) FROM playlog
+         WHERE planned >= ?1 AND outcome IN ('missed', 'failed')
+         GROUP BY station_id ORDER BY station_id",
+    )?;
+    let rows = stmt
+        .query_map([time_text(since)], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
 pub(super) fn library(conn: &Connection, limit: usize) -> Result<Vec<LibraryEntry>, StoreError> {
     let mut stmt = conn.prepare(
         "SELECT sha256, title, size, duration_ms, loudness_lufs, gain_db, damage, true_peak_dbtp,
@@ -522,6 +537,54 @@ mod tests {
         // What is older than the window is forgotten.
         store.add_login_failure("addr:late", at(1000), at(900), 10).unwrap();
         assert!(store.login_failures("addr:9").unwrap().is_none());
+    }
+
+    #[test]
+    fn missed_since_counts_missed_and_failed_records_from_an_instant() {
+        use crate::protocol::{Entry, GENESIS, Outcome, Reason, Record, chain_hash};
+        use crate::schedule::Priority;
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("c.sqlite")).unwrap();
+        store
+            .add_station(&Station { id: "a".into(), name: "a".into(), district: "x".into() }, "h")
+            .unwrap();
+        let mut prev = GENESIS.to_string();
+        let outcomes = [Outcome::Missed, Outcome::Failed, Outcome::Played, Outcome::Missed];
+        let records: Vec<Record> = outcomes
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                let mut entry = Entry::missed(
+                    "i",
+                    "t",
+                    Layer::Provincial,
+                    Priority::Normal,
+                    at(i as i64 * 100),
+                    Reason::from_stored(None, "station was not running"),
+                );
+                entry.outcome = *o;
+                let seq = i as u64 + 1;
+                let hash = chain_hash(&prev, "a", seq, &entry);
+                let r = Record {
+                    station: "a".into(),
+                    seq,
+                    entry,
+                    prev_hash: prev.clone(),
+                    hash: hash.clone(),
+                    acked: false,
+                };
+                prev = hash;
+                r
+            })
+            .collect();
+        store.ingest_playlog("a", &records, at(1000)).unwrap();
+        assert_eq!(store.missed_since(at(0)).unwrap(), vec![("a".to_string(), 3)]);
+        assert_eq!(
+            store.missed_since(at(100)).unwrap(),
+            vec![("a".to_string(), 2)],
+            "from the instant on"
+        );
+        assert_eq!(store.missed_since(at(301)).unwrap(), vec![]);
     }
 
     #[test]

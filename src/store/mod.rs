@@ -228,6 +228,9 @@ pub trait Store: Send + Sync + 'static {
     fn schedule_loads(&self, limit: usize) -> Result<Vec<ScheduleLoad>, StoreError>;
     /// The newest `limit` library files, newest first, with their true peaks.
     fn library(&self, limit: usize) -> Result<Vec<LibraryEntry>, StoreError>;
+    /// Per station, its playlog records planned at or after `since` that were missed or
+    /// failed (the fleet page's "missed today").
+    fn missed_since(&self, since: DateTime<Utc>) -> Result<Vec<(String, u64)>, StoreError>;
 
     /// Stores a newly issued manifest; a version already taken is refused, so two
     /// writers can never issue two different documents under one version.

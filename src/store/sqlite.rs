@@ -607,6 +607,10 @@ impl Store for SqliteStore {
         super::console::schedule_loads(&self.conn(), limit)
     }
 
+    fn missed_since(&self, since: DateTime<Utc>) -> Result<Vec<(String, u64)>, StoreError> {
+        super::console::missed_since(&self.conn(), since)
+    }
+
     fn library(&self, limit: usize) -> Result<Vec<super::LibraryEntry>, StoreError> {
         super::console::library(&self.conn(), limit)
     }

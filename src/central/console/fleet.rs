@@ -1,9 +1,10 @@
 //! `/`: the fleet — every station the person may see (a district account: its area's
 //! only), online or not, last seen, now playing, manifest, clock offset, cache readiness,
-//! sound output — problems first. The table refreshes itself every 5 s (htmx) from
+//! sound output, items missed or failed today — problems first. The table refreshes itself every 5 s (htmx) from
 //! `/fleet/table`; without JavaScript the page still shows it. Built from
 //! `api::fleet_status`, the same function as `GET /api/v1/status`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
@@ -17,7 +18,13 @@ use crate::central::AppState;
 use crate::protocol::{FleetStatus, StationStatus};
 
 /// What is wrong with a station, in the page's language; empty when nothing is.
-fn problems(st: &StationStatus, now: DateTime<Utc>, state: &AppState, l: Lang) -> Vec<String> {
+fn problems(
+    st: &StationStatus,
+    missed: u64,
+    now: DateTime<Utc>,
+    state: &AppState,
+    l: Lang,
+) -> Vec<String> {
     let alerts = &state.config.alerts;
     let mut out = Vec::new();
     let offline_after = chrono::Duration::minutes(alerts.offline_after_mins as i64);
@@ -27,6 +34,13 @@ fn problems(st: &StationStatus, now: DateTime<Utc>, state: &AppState, l: Lang) -
             out.push(l.t("mất kết nối", "offline").to_string())
         }
         _ => {}
+    }
+    if missed > 0 {
+        out.push(format!(
+            "{} {missed} {}",
+            l.t("bỏ lỡ", "missed"),
+            l.t("mục hôm nay", "items today")
+        ));
     }
     if let Some(h) = &st.heartbeat {
         if h.output_failed.is_some() || h.sink_health != "ok" {
@@ -45,11 +59,15 @@ fn problems(st: &StationStatus, now: DateTime<Utc>, state: &AppState, l: Lang) -
     out
 }
 
-fn table(frame: &Frame<'_>, fleet: &FleetStatus) -> Markup {
+fn table(frame: &Frame<'_>, fleet: &FleetStatus, missed: &HashMap<String, u64>) -> Markup {
     let l = frame.lang;
     let now = fleet.server_time;
-    let mut rows: Vec<(Vec<String>, &StationStatus)> =
-        fleet.stations.iter().map(|s| (problems(s, now, frame.state, l), s)).collect();
+    let missed_of = |id: &str| missed.get(id).copied().unwrap_or(0);
+    let mut rows: Vec<(Vec<String>, &StationStatus)> = fleet
+        .stations
+        .iter()
+        .map(|s| (problems(s, missed_of(&s.id), now, frame.state, l), s))
+        .collect();
     rows.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.1.id.cmp(&b.1.id)));
     let troubled = rows.iter().filter(|r| !r.0.is_empty()).count();
     html! {
@@ -70,6 +88,7 @@ fn table(frame: &Frame<'_>, fleet: &FleetStatus) -> Markup {
                         th { (l.t("Lịch (bản)", "Manifest")) }
                         th { (l.t("Lệch giờ", "Clock")) }
                         th { (l.t("Âm thanh", "Output")) }
+                        th { (l.t("Bỏ lỡ hôm nay", "Missed today")) }
                     } }
                     tbody {
                         @for (trouble, st) in &rows {
@@ -94,6 +113,7 @@ fn table(frame: &Frame<'_>, fleet: &FleetStatus) -> Markup {
                                     None => "–",
                                 } }
                                 td { @match &st.heartbeat { Some(h) => (h.sink_health), None => "–" } }
+                                td.missed { (missed_of(&st.id)) }
                             }
                         }
                     }
@@ -103,8 +123,22 @@ fn table(frame: &Frame<'_>, fleet: &FleetStatus) -> Markup {
     }
 }
 
-fn fleet_of(frame: &Frame<'_>) -> Result<FleetStatus, crate::central::ApiError> {
-    crate::central::api::fleet_status(frame.state, &frame.session.caller.role)
+/// The fleet the person may see, and per station its records missed or failed since
+/// midnight in the province.
+fn fleet_of(
+    frame: &Frame<'_>,
+) -> Result<(FleetStatus, HashMap<String, u64>), crate::central::ApiError> {
+    let fleet = crate::central::api::fleet_status(frame.state, &frame.session.caller.role)?;
+    let tz = frame.state.config.timezone;
+    let midnight = fleet
+        .server_time
+        .with_timezone(&tz)
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .and_then(|m| m.and_local_timezone(tz).earliest())
+        .map_or(fleet.server_time, |m| m.with_timezone(&Utc));
+    let missed = frame.state.store.missed_since(midnight)?.into_iter().collect();
+    Ok((fleet, missed))
 }
 
 pub async fn page(State(state): State<Arc<AppState>>, request: Request) -> Response {
@@ -114,9 +148,9 @@ pub async fn page(State(state): State<Arc<AppState>>, request: Request) -> Respo
     };
     let frame = Frame { state: &state, session: &session, lang };
     match fleet_of(&frame) {
-        Ok(fleet) => answer(
+        Ok((fleet, missed)) => answer(
             StatusCode::OK,
-            layout::page(&frame, lang.t("Các trạm", "Stations"), table(&frame, &fleet)),
+            layout::page(&frame, lang.t("Các trạm", "Stations"), table(&frame, &fleet, &missed)),
         ),
         Err(e) => super::refused(&frame, &e),
     }
@@ -130,7 +164,7 @@ pub async fn part(State(state): State<Arc<AppState>>, request: Request) -> Respo
     };
     let frame = Frame { state: &state, session: &session, lang };
     match fleet_of(&frame) {
-        Ok(fleet) => answer(StatusCode::OK, table(&frame, &fleet)),
+        Ok((fleet, missed)) => answer(StatusCode::OK, table(&frame, &fleet, &missed)),
         Err(e) => answer(e.status(), layout::error_box(&e.to_string())),
     }
 }
