@@ -165,13 +165,67 @@ async fn an_operator_pushes_a_test_bulletin_and_watches_it_reach_both_stations()
     let bulletin_url = client.current_url().await.unwrap().to_string();
     assert!(bulletin_url.contains("/bulletins/b-"), "{bulletin_url}");
     let _ = board;
-    for id in ["tri-ton", "co-to"] {
-        client
-            .wait()
-            .at_most(Duration::from_secs(60))
-            .for_element(Locator::Css(&format!("tr[data-station={id}][data-state=test-ok]")))
-            .await
-            .unwrap_or_else(|e| panic!("{id} never reached test-ok on the board: {e}"));
+    // How long after central knows a station's state the board shows it: the API (what
+    // central knows) and the page are watched side by side, every 20 ms.
+    let bulletin_id = bulletin_url.rsplit('/').next().unwrap().to_string();
+    let api = {
+        let (url, admin, id) = (url.clone(), province.admin.clone(), bulletin_id.clone());
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut known = std::collections::HashMap::new();
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            while known.len() < 2 && std::time::Instant::now() < deadline {
+                let info: loa::protocol::BulletinInfo = http
+                    .get(format!("{url}/api/v1/bulletins/{id}"))
+                    .bearer_auth(&admin)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                for s in info.stations {
+                    if s.state == Some(loa::protocol::DeliveryState::TestOk) {
+                        known.entry(s.station_id).or_insert_with(std::time::Instant::now);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            known
+        })
+    };
+    let mut shown = std::collections::HashMap::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while shown.len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the board never showed test-ok for both stations"
+        );
+        for id in ["tri-ton", "co-to"] {
+            if !shown.contains_key(id)
+                && client
+                    .find(Locator::Css(&format!("tr[data-station={id}][data-state=test-ok]")))
+                    .await
+                    .is_ok()
+            {
+                shown.insert(id, std::time::Instant::now());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let known = api.await.unwrap();
+    for (id, on_page) in &shown {
+        let at_central =
+            known.get(*id).unwrap_or_else(|| panic!("central never reported {id} test-ok"));
+        let lag = on_page.saturating_duration_since(*at_central);
+        eprintln!(
+            "board lag for {id}: {} ms (central's state seen by the API → the row on the page)",
+            lag.as_millis()
+        );
+        assert!(
+            lag <= Duration::from_millis(1500),
+            "{id}: the board showed test-ok {lag:?} after central knew it"
+        );
     }
     assert_eq!(
         client.current_url().await.unwrap().to_string(),

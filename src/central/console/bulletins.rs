@@ -1,6 +1,6 @@
 //! `/bulletins`: compose a bulletin (spoken from text, or a library file), confirm it
 //! with the number of stations that will sound, follow its delivery board (refreshed
-//! every second from `/bulletins/{id}/board`), cancel it, approve it under the two-person
+//! every half second from `/bulletins/{id}/board` while it can change), cancel it, approve it under the two-person
 //! rule, and the list of recent bulletins. Every action goes through
 //! [`operate`](crate::central::bulletins::operate) with the person's [`Caller`], exactly
 //! as `loa bulletin` does through the API.
@@ -304,8 +304,14 @@ fn board(frame: &Frame<'_>, info: &BulletinInfo) -> Markup {
     let l = frame.lang;
     let id = &info.doc.id;
     let reached = info.stations.iter().filter(|s| s.state.is_some()).count();
+    // Refreshed every half second while anything can still change (so a state central
+    // learns shows within a second), then left alone: an ended bulletin's board is final
+    // once the last reports are in (a minute after its end).
+    let now = frame.state.clock.now();
+    let ended = info.cancelled_at.unwrap_or(info.doc.expires_at).min(info.doc.expires_at);
+    let live = now < ended + chrono::Duration::minutes(1);
     html! {
-        div #board hx-get=(format!("/bulletins/{id}/board")) hx-trigger="every 1s" hx-swap="outerHTML" {
+        div #board hx-get=[live.then(|| format!("/bulletins/{id}/board"))] hx-trigger=[live.then_some("every 500ms")] hx-swap="outerHTML" {
             p.muted { (reached) " / " (info.stations.len()) " " (l.t("trạm đã nhận", "stations reached")) }
             div.table-wrap { table {
                 thead { tr {
