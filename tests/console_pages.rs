@@ -358,6 +358,10 @@ async fn the_daily_report_shows_each_area_and_what_did_not_air() {
     assert!(csv.starts_with("station,area,item_id"));
     assert!(csv.contains("\"Bản tin, giờ\""), "{csv}");
     assert_eq!(an.get("/reports?date=mai").await.status, 400);
+    // The station page lists its next plays from the manifest central signed: hourly,
+    // the first 20 of the next 24 h.
+    let station = an.get("/stations/co-to").await.body;
+    assert_eq!(station.matches("data-item=\"gio\"").count(), 20, "{station}");
     // A district: its own areas only.
     let mut chi = Browser::new(&c.url);
     chi.login("chi").await;
