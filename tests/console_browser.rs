@@ -2,7 +2,8 @@
 //! real `loa central` process and two real `loa station` processes: a wrong password is
 //! refused, an admin signs in, the fleet page has no horizontal scroll at 360 px, a test
 //! bulletin is pushed from the form and its delivery board fills in to `test-ok` for both
-//! stations without a reload, an emergency is pushed and cancelled, a form without its
+//! stations without a reload, an emergency is pushed and cancelled, an emergency to
+//! every area waits for a second admin (`two_person_rule`), a form without its
 //! CSRF token is refused, a schedule file with an error shows it at its line, and a
 //! district account sees neither the other area's station nor the audit trail. Screenshots land in `target/tmp/console-screenshots/`.
 
@@ -53,10 +54,14 @@ async fn an_operator_pushes_a_test_bulletin_and_watches_it_reach_both_stations()
     ];
     add_user(&data, "an", "admin", "mật khẩu của an");
     add_user(&data, "chi", "district:Tri Tôn", "mật khẩu của chi");
+    add_user(&data, "binh", "admin", "mật khẩu của binh");
     let config = dir.path().join("central.toml");
     std::fs::write(
         &config,
-        format!("listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n", data.to_str().unwrap()),
+        format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\ntwo_person_rule = true\n",
+            data.to_str().unwrap()
+        ),
     )
     .unwrap();
     let central = Proc::spawn(&["central", "--config", config.to_str().unwrap()]);
@@ -373,6 +378,108 @@ async fn an_operator_pushes_a_test_bulletin_and_watches_it_reach_both_stations()
     assert!(audit.contains("bulletin.push") && audit.contains("an (admin)"), "{audit}");
     assert!(audit.contains("bulletin.cancel"), "{audit}");
     screenshot(&client, "audit").await;
+
+    // The two-person rule: an emergency to both areas waits; its author cannot approve
+    // it; a second admin does, and it goes out.
+    client.goto(&format!("{url}/bulletins")).await.unwrap();
+    client
+        .find(Locator::Css("input[name=title]"))
+        .await
+        .unwrap()
+        .send_keys("Bão toàn tỉnh")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("textarea[name=text]"))
+        .await
+        .unwrap()
+        .send_keys("Bão lớn sắp đổ bộ.")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("select[name=to]"))
+        .await
+        .unwrap()
+        .select_by_value("all")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("select[name=priority]"))
+        .await
+        .unwrap()
+        .select_by_value("emergency")
+        .await
+        .unwrap();
+    client.find(Locator::Css("#push button[type=submit]")).await.unwrap().click().await.unwrap();
+    client
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Id("send"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    client
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Id("approve"))
+        .await
+        .unwrap();
+    let held_url = client.current_url().await.unwrap().to_string();
+    assert!(body_text(&client).await.contains("waiting-approval"));
+    screenshot(&client, "two-person-waiting").await;
+    client.find(Locator::Id("approve")).await.unwrap().click().await.unwrap();
+    let refused = client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("p.error"))
+        .await
+        .unwrap();
+    let said = refused.text().await.unwrap();
+    assert!(
+        said.contains("waits for a second admin") && said.contains("cannot approve it too"),
+        "{said}"
+    );
+    client
+        .find(Locator::Css("form[action='/logout'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("input[name=username]"))
+        .await
+        .unwrap();
+    sign_in(&client, &url, "binh", "mật khẩu của binh").await;
+    client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("tr[data-station]"))
+        .await
+        .unwrap();
+    client.goto(&held_url).await.unwrap();
+    client.find(Locator::Id("approve")).await.unwrap().click().await.unwrap();
+    for id in ["tri-ton", "co-to"] {
+        client
+            .wait()
+            .at_most(Duration::from_secs(60))
+            .for_element(Locator::Css(&format!("tr[data-station={id}]:not([data-state=none])")))
+            .await
+            .unwrap_or_else(|e| panic!("{id} never heard of the approved emergency: {e}"));
+    }
+    assert!(body_text(&client).await.contains("approved"));
+    screenshot(&client, "two-person-approved").await;
+    client.find(Locator::Id("cancel")).await.unwrap().click().await.unwrap();
+    client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::XPath("//p[contains(., 'cancelled')]"))
+        .await
+        .unwrap();
 
     // Sign out; the district account sees its own station only, and no audit trail.
     client
