@@ -177,6 +177,24 @@ async fn a_schedule_is_checked_at_its_lines_then_loaded_where_the_role_may_load_
     assert!(c.state.store.schedule_loads(10).unwrap().is_empty(), "nothing loaded");
 
     let good = bad.replace("30 25", "30 5");
+    // Checked only: the week grid, Monday to Saturday at 05:30, no Sunday.
+    let a = an
+        .post(
+            "/schedules",
+            &[
+                ("csrf", &csrf),
+                ("origin", "tinh.toml"),
+                ("source", &good),
+                ("to", "all"),
+                ("action", "check"),
+            ],
+        )
+        .await;
+    assert!(a.body.contains("id=\"checked\"") && a.body.contains("id=\"week\""), "{}", a.body);
+    assert_eq!(a.body.matches("<td data-day=\"").count(), 7, "{}", a.body);
+    assert_eq!(a.body.matches(">05:30</td>").count(), 6, "{}", a.body);
+    assert!(a.body.contains("<td data-day=\"6\"></td>"), "no play on Sunday: {}", a.body);
+    assert!(c.state.store.schedule_loads(10).unwrap().is_empty(), "a check loads nothing");
     let a = an
         .post(
             "/schedules",

@@ -103,6 +103,65 @@ fn audio_map(
     Ok(map)
 }
 
+/// Times shown in one cell of the week grid; more are counted.
+const CELL_TIMES: usize = 6;
+/// Items shown in the week grid.
+const GRID_ITEMS: usize = 200;
+
+/// What the file plays in the coming week (from next Monday, in the file's zone): one
+/// row per item with its layer and priority, one column per day, the times in each cell.
+fn week(frame: &Frame<'_>, schedule: &crate::schedule::Schedule) -> Markup {
+    use chrono::{Datelike, TimeZone};
+    let l = frame.lang;
+    let tz = schedule.timezone;
+    let today = frame.state.clock.now().with_timezone(&tz).date_naive();
+    let monday =
+        today + chrono::Duration::days(7 - i64::from(today.weekday().num_days_from_monday()));
+    let start = monday.and_hms_opt(0, 0, 0).and_then(|m| tz.from_local_datetime(&m).earliest());
+    let Some(start) = start.map(|s| s.with_timezone(&chrono::Utc)) else { return html! {} };
+    // Grouped once by (item, weekday): a file may hold 35,000 plays a week.
+    let mut cells: std::collections::HashMap<(String, u32), Vec<String>> = Default::default();
+    for o in schedule.occurrences(start, start + chrono::Duration::days(7)) {
+        let t = o.planned.with_timezone(&tz);
+        cells
+            .entry((o.item_id, t.weekday().num_days_from_monday()))
+            .or_default()
+            .push(t.format("%H:%M").to_string());
+    }
+    let days = [
+        l.t("T2", "Mon"),
+        l.t("T3", "Tue"),
+        l.t("T4", "Wed"),
+        l.t("T5", "Thu"),
+        l.t("T6", "Fri"),
+        l.t("T7", "Sat"),
+        l.t("CN", "Sun"),
+    ];
+    html! {
+        h2 { (l.t("Tuần tới", "Next week")) " (" (monday.format("%d/%m/%Y")) ")" }
+        div.table-wrap { table #week {
+            thead { tr { th { (l.t("Mục", "Item")) } @for d in days { th { (d) } } } }
+            tbody {
+                @for item in schedule.items.iter().take(GRID_ITEMS) {
+                    tr data-item=(item.id) {
+                        td { (item.title) br; span.muted {
+                            (if schedule.layer == crate::schedule::Layer::Local { l.t("địa phương", "local") } else { l.t("tỉnh", "provincial") })
+                            " · " (format!("{:?}", item.priority).to_lowercase())
+                        } }
+                        @for day in 0..7u32 {
+                            @let times = cells.get(&(item.id.clone(), day)).cloned().unwrap_or_default();
+                            td data-day=(day) {
+                                (times.iter().take(CELL_TIMES).cloned().collect::<Vec<_>>().join(" "))
+                                @if times.len() > CELL_TIMES { " +" (times.len() - CELL_TIMES) }
+                            }
+                        }
+                    }
+                }
+            }
+        } }
+    }
+}
+
 fn form(frame: &Frame<'_>, f: &ScheduleForm) -> Result<Markup, ApiError> {
     let l = frame.lang;
     let role = &frame.session.caller.role;
@@ -217,7 +276,10 @@ pub async fn submit(State(state): State<Arc<AppState>>, request: Request) -> Res
         Ok(s) => s,
     };
     if f.action != "load" {
-        let result = html! { p.notice #checked { (l.t("Tệp hợp lệ", "The file is valid")) ": " (schedule.items.len()) " " (l.t("mục", "items")) "." } };
+        let result = html! {
+            p.notice #checked { (l.t("Tệp hợp lệ", "The file is valid")) ": " (schedule.items.len()) " " (l.t("mục", "items")) "." }
+            (week(&frame, &schedule))
+        };
         return whole(&frame, &f, result);
     }
     let loaded = async {
