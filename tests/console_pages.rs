@@ -284,7 +284,7 @@ async fn audio_is_uploaded_from_the_console_listed_and_played_back() {
         }
         r.send()
     };
-    let cookie = an.cookie.clone().unwrap();
+    let cookie = an.cookie().unwrap();
     let r = put(None, &cookie).await.unwrap();
     assert_eq!(r.status(), 403, "no CSRF token");
     assert!(c.state.store.library(10).unwrap().is_empty());
@@ -323,7 +323,7 @@ async fn audio_is_uploaded_from_the_console_listed_and_played_back() {
     dung.login("dung").await;
     assert!(!dung.get("/audio").await.body.contains("id=\"upload\""));
     let csrf = dung.csrf().await;
-    let r = put(Some(&csrf), &dung.cookie.clone().unwrap()).await.unwrap();
+    let r = put(Some(&csrf), &dung.cookie().unwrap()).await.unwrap();
     assert_eq!(r.status(), 403);
 }
 

@@ -59,11 +59,11 @@ pub fn password(name: &str) -> String {
     format!("mật khẩu của {name}")
 }
 
-/// One browser: its session cookie.
+/// One browser: its cookies (the session's, the language's).
 pub struct Browser {
     pub http: reqwest::Client,
     pub base: String,
-    pub cookie: Option<String>,
+    pub cookies: std::collections::BTreeMap<String, String>,
 }
 
 pub struct Answer {
@@ -77,11 +77,11 @@ impl Browser {
     pub fn new(base: &str) -> Self {
         let http =
             reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        Browser { http, base: base.to_string(), cookie: None }
+        Browser { http, base: base.to_string(), cookies: Default::default() }
     }
 
     async fn send(&mut self, request: reqwest::RequestBuilder) -> Answer {
-        let request = match &self.cookie {
+        let request = match self.cookie() {
             Some(c) => request.header("cookie", c),
             None => request,
         };
@@ -91,10 +91,23 @@ impl Browser {
         let (status, location, set_cookie) =
             (r.status().as_u16(), header("location"), header("set-cookie"));
         if let Some(sc) = &set_cookie {
-            let pair = sc.split(';').next().unwrap_or_default().to_string();
-            self.cookie = if pair.ends_with('=') { None } else { Some(pair) };
+            let pair = sc.split(';').next().unwrap_or_default();
+            if let Some((name, value)) = pair.split_once('=') {
+                if value.is_empty() {
+                    self.cookies.remove(name);
+                } else {
+                    self.cookies.insert(name.to_string(), value.to_string());
+                }
+            }
         }
         Answer { status, location, set_cookie, body: r.text().await.unwrap() }
+    }
+
+    /// The `Cookie` header this browser sends, if it holds any cookie.
+    pub fn cookie(&self) -> Option<String> {
+        (!self.cookies.is_empty()).then(|| {
+            self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+        })
     }
 
     pub async fn get(&mut self, path: &str) -> Answer {
