@@ -51,10 +51,10 @@ pub async fn page(State(state): State<Arc<AppState>>, request: Request) -> Respo
                     tr data-sha256=(e.info.sha256) {
                         td { (e.info.title) br; span.muted { (&e.info.sha256[..12.min(e.info.sha256.len())]) " · " (frame.time(e.added_at)) }
                              @if let Some(d) = &e.info.damage { br; span.bad { (d) } } }
-                        td { (format!("{:.1} s", e.info.duration_ms as f64 / 1000.0)) }
-                        td { (format!("{:.1}", e.info.loudness_lufs)) }
-                        td { @match e.true_peak_dbtp { Some(p) => (format!("{p:.1} dBTP")), None => "–" } }
-                        td { (format!("{:+.1} dB", e.info.gain_db)) }
+                        td { (frame.decimal(e.info.duration_ms as f64 / 1000.0, 1)) " s" }
+                        td { (frame.decimal(e.info.loudness_lufs, 1)) }
+                        td { @match e.true_peak_dbtp { Some(p) => { (frame.decimal(p, 1)) " dBTP" }, None => "–" } }
+                        td { (layout::signed(l, f64::from(e.info.gain_db), 1)) " dB" }
                         td { audio controls preload="none" src=(format!("/audio/{}/file", e.info.sha256)) {} }
                     }
                 }

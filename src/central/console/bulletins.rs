@@ -324,7 +324,7 @@ fn board(frame: &Frame<'_>, info: &BulletinInfo) -> Markup {
                             td { (s.station_id) }
                             td { (state_name(l, s.state)) }
                             td { @match s.at { Some(t) => (frame.time(t)), None => "–" } }
-                            td { @match s.latency_ms { Some(ms) => (format!("{:.3} s", ms as f64 / 1000.0)), None => "–" } }
+                            td { @match s.latency_ms { Some(ms) => { (frame.decimal(ms as f64 / 1000.0, 3)) " s" }, None => "–" } }
                             td { @if let Some(r) = &s.reason { (r) } }
                         }
                     }

@@ -109,7 +109,7 @@ fn table(frame: &Frame<'_>, fleet: &FleetStatus, missed: &HashMap<String, u64>) 
                                     }
                                 }
                                 td { @match st.heartbeat.as_ref().and_then(|h| h.clock_offset_ms) {
-                                    Some(ms) => { (format!("{:+.1} s", ms as f64 / 1000.0)) }
+                                    Some(ms) => { (layout::signed(l, ms as f64 / 1000.0, 1)) " s" }
                                     None => "–",
                                 } }
                                 td { @match &st.heartbeat { Some(h) => (h.sink_health), None => "–" } }

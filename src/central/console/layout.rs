@@ -76,6 +76,11 @@ impl Frame<'_> {
         html! { input type="hidden" name="csrf" value=(self.session.csrf); }
     }
 
+    /// `x` with `places` decimals, a comma before them in Vietnamese (`-16,2`).
+    pub fn decimal(&self, x: f64, places: usize) -> String {
+        decimal(self.lang, x, places)
+    }
+
     pub fn is_admin(&self) -> bool {
         self.session.user.role == Role::Admin
     }
@@ -92,6 +97,18 @@ pub fn number(n: u64) -> String {
         out.push(c);
     }
     out
+}
+
+/// `x` with `places` decimals, a comma before them in Vietnamese.
+pub fn decimal(lang: Lang, x: f64, places: usize) -> String {
+    let text = format!("{x:.places$}");
+    if lang == Lang::Vi { text.replace('.', ",") } else { text }
+}
+
+/// The same with a sign (`+0,3`).
+pub fn signed(lang: Lang, x: f64, places: usize) -> String {
+    let text = decimal(lang, x, places);
+    if x >= 0.0 { format!("+{text}") } else { text }
 }
 
 /// A whole page: head, navigation, `title`, `body`.
@@ -210,6 +227,14 @@ mod tests {
         assert_eq!(number(999), "999");
         assert_eq!(number(1000), "1.000");
         assert_eq!(number(1_234_567), "1.234.567");
+    }
+
+    #[test]
+    fn decimals_take_a_comma_in_vietnamese() {
+        assert_eq!(decimal(Lang::Vi, -16.25, 1), "-16,2");
+        assert_eq!(decimal(Lang::En, -16.25, 1), "-16.2");
+        assert_eq!(signed(Lang::Vi, 0.3, 1), "+0,3");
+        assert_eq!(signed(Lang::Vi, -0.3, 1), "-0,3");
     }
 
     #[test]

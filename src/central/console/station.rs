@@ -113,7 +113,7 @@ pub async fn page(
                     tr {
                         td { (frame.time(b.received_at)) }
                         td { @match b.heartbeat.manifest_version { Some(v) => { "v" (v) }, None => "–" } }
-                        td { @match b.heartbeat.clock_offset_ms { Some(ms) => (format!("{:+.1} s", ms as f64 / 1000.0)), None => "–" } }
+                        td { @match b.heartbeat.clock_offset_ms { Some(ms) => { (layout::signed(l, ms as f64 / 1000.0, 1)) " s" }, None => "–" } }
                         td { @match b.heartbeat.ready_until { Some(t) => (frame.time(t)), None => "–" } }
                         td { (b.heartbeat.sink_health) }
                     }
