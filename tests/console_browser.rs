@@ -362,6 +362,33 @@ async fn an_operator_pushes_a_test_bulletin_and_watches_it_reach_both_stations()
     assert!(said.contains("tinh.toml:7:"), "{said}");
     assert!(!scrolls_sideways(&client).await, "the schedules page scrolls sideways at 360 px");
     screenshot(&client, "schedule-error").await;
+
+    // An audio file uploaded from the page: the bar fills, the library lists it.
+    let wav = dir.path().join("chuong-bao.wav");
+    std::fs::write(&wav, loa::testing::wav_bytes(1.5, 660.0, 0.3)).unwrap();
+    client.goto(&format!("{url}/audio")).await.unwrap();
+    client.find(Locator::Id("file")).await.unwrap().send_keys(wav.to_str().unwrap()).await.unwrap();
+    client.find(Locator::Id("title")).await.unwrap().send_keys("Chuông báo").await.unwrap();
+    client.find(Locator::Css("#upload button[type=submit]")).await.unwrap().click().await.unwrap();
+    let done = client
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css("#upload-result.notice"))
+        .await
+        .unwrap();
+    let said = done.text().await.unwrap();
+    assert!(said.starts_with("Chuông báo: 1.5 s"), "{said}");
+    let progress =
+        client.execute("return document.getElementById('progress').value;", vec![]).await.unwrap();
+    assert_eq!(progress.as_f64(), Some(100.0));
+    screenshot(&client, "audio-uploaded").await;
+    client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::XPath("//table[@id='library']//td[contains(., 'Chuông báo')]"))
+        .await
+        .unwrap();
+
     for (page, name) in [
         ("/audio", "audio"),
         ("/playlog", "playlog"),
