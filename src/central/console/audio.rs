@@ -49,7 +49,7 @@ pub async fn page(State(state): State<Arc<AppState>>, request: Request) -> Respo
             tbody {
                 @for e in &entries {
                     tr data-sha256=(e.info.sha256) {
-                        td { (e.info.title) br; span.muted { (&e.info.sha256[..12.min(e.info.sha256.len())]) " · " (frame.time(e.added_at)) }
+                        td { (e.info.title) br; span.muted { (e.info.sha256.get(..12).unwrap_or(&e.info.sha256)) " · " (frame.time(e.added_at)) }
                              @if let Some(d) = &e.info.damage { br; span.bad { (d) } } }
                         td { (frame.decimal(e.info.duration_ms as f64 / 1000.0, 1)) " s" }
                         td { (frame.decimal(e.info.loudness_lufs, 1)) }
