@@ -1,8 +1,10 @@
 //! Debian's chromium, headless, driven over WebDriver by `chromedriver` (the
 //! `chromium-driver` package, installed by `scripts/deps.sh`). The driver is started on a
-//! port the system picks (it says which on stdout) and killed when dropped.
+//! port the system picks (it says which on stdout) in a process group of its own, killed
+//! with every chromium it started when dropped.
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -15,8 +17,13 @@ pub struct Driver {
 }
 
 impl Drop for Driver {
+    /// Kills chromedriver's whole process group: the chromium it started goes too, even
+    /// when a test failed before closing its session.
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // SAFETY: a signal to the group this child leads (made by `process_group(0)`).
+        unsafe {
+            libc::kill(-(self.child.id() as i32), libc::SIGKILL);
+        }
         let _ = self.child.wait();
     }
 }
@@ -25,6 +32,7 @@ impl Drop for Driver {
 pub fn driver() -> Driver {
     let mut child = Command::new("chromedriver")
         .arg("--port=0")
+        .process_group(0)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -60,6 +68,7 @@ pub async fn browser(driver: &Driver, width: u32, profile: &Path) -> Client {
             "args": [
                 "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 "--no-first-run", "--disable-extensions", "--lang=vi",
+                "--disable-breakpad", "--disable-crash-reporter",
                 "--window-size=500,900",
                 format!("--user-data-dir={}", profile.display()),
             ]

@@ -1,5 +1,5 @@
 //! The operators' console: server-rendered pages (maud) with htmx for the parts that
-//! update live, served by `loa central` on its own listener. One file per page; this one
+//! update live, served by `loa central` on its listener (or alone on `console_listen`). One file per page; this one
 //! holds the routes and what every page does first — find the session (else go to
 //! `/login`), and for a POST read the form within its limit and check its CSRF token.
 //!
