@@ -318,6 +318,39 @@ async fn audio_is_uploaded_from_the_console_listed_and_played_back() {
         .await
         .unwrap();
     assert_eq!(r.status(), 303, "no session: to /login");
+    // The bulletin form offers it, and a push of it sends that file.
+    let form = an.get("/bulletins").await.body;
+    assert!(form.contains(&format!("<option value=\"{sha}\">Chuông (2,0 s)</option>")), "{form}");
+    let a = an
+        .post(
+            "/bulletins",
+            &[
+                ("csrf", &csrf),
+                ("audio", &sha),
+                ("to", "tri-ton"),
+                ("priority", "test"),
+                ("expires_mins", "5"),
+            ],
+        )
+        .await;
+    assert!(a.body.contains(&format!("name=\"audio\" value=\"{sha}\"")), "{}", a.body);
+    let a = an
+        .post(
+            "/bulletins",
+            &[
+                ("csrf", &csrf),
+                ("audio", &sha),
+                ("to", "tri-ton"),
+                ("priority", "test"),
+                ("expires_mins", "5"),
+                ("confirmed", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    let pushed =
+        loa::central::bulletins::operate::list(&c.state, &loa::store::Role::Admin, 10).unwrap();
+    assert_eq!(pushed[0].doc.audio_sha256, sha);
     // A viewer lists and listens but does not upload.
     let mut dung = Browser::new(&c.url);
     dung.login("dung").await;

@@ -127,14 +127,21 @@ fn targets(frame: &Frame<'_>) -> Result<Vec<(String, String)>, ApiError> {
 fn push_form(frame: &Frame<'_>) -> Result<Markup, ApiError> {
     let l = frame.lang;
     let choices = targets(frame)?;
+    let library = frame.state.store.library(super::audio::LISTED)?;
     Ok(html! {
         form.stack #push method="post" action="/bulletins" {
             (frame.csrf())
             label { (l.t("Tiêu đề", "Title")) input type="text" name="title" maxlength="200"; }
             label { (l.t("Nội dung (đọc bằng giọng máy)", "Text (spoken)"))
                 textarea name="text" maxlength="4000" {} }
-            label { (l.t("Hoặc tệp âm thanh trong thư viện (sha256)", "Or a library audio file (sha256)"))
-                input type="text" name="audio" maxlength="71"; }
+            label { (l.t("Hoặc một tệp trong thư viện", "Or a file from the library"))
+                select name="audio" {
+                    option value="" { (l.t("(đọc nội dung ở trên)", "(speak the text above)")) }
+                    @for e in &library {
+                        option value=(e.info.sha256) { (e.info.title) " (" (frame.decimal(e.info.duration_ms as f64 / 1000.0, 1)) " s)" }
+                    }
+                }
+            }
             div.row {
                 label { (l.t("Gửi đến", "To"))
                     select name="to" required {
