@@ -172,6 +172,7 @@ async fn a_district_account_sees_and_touches_only_its_own_area() {
     let csrf = chi.csrf().await;
     let a = chi.post(&format!("{elsewhere}/cancel"), &[("csrf", &csrf)]).await;
     assert_eq!(a.status, 404, "{}", a.body);
+    assert!(a.body.contains("Không tìm thấy (hoặc tài khoản này không được xem)."), "{}", a.body);
     for to in ["co-to", "district:Tịnh Biên", "all"] {
         let a = chi
             .post(

@@ -158,7 +158,33 @@ pub async fn posted<T: DeserializeOwned>(
     }
 }
 
-/// An [`super::ApiError`] from a shared function, as a page in the frame.
+/// An [`super::ApiError`] from a shared function, as a page in the frame: what kind of
+/// refusal in the page's language, then the shared function's own words (English).
 pub fn refused(frame: &Frame<'_>, e: &super::ApiError) -> Response {
-    layout::error_page(frame, e.status(), &e.to_string())
+    let l = frame.lang;
+    let status = e.status();
+    let kind = match status {
+        StatusCode::FORBIDDEN => {
+            l.t("Tài khoản này không được phép làm việc đó.", "This account may not do that.")
+        }
+        StatusCode::NOT_FOUND => l.t(
+            "Không tìm thấy (hoặc tài khoản này không được xem).",
+            "Not found (or not visible to this account).",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            l.t("Dữ liệu gửi lên quá lớn.", "What was sent is too large.")
+        }
+        s if s.is_server_error() => {
+            l.t("Máy chủ gặp lỗi; không có gì thay đổi.", "Central failed; nothing changed.")
+        }
+        _ => l.t(
+            "Yêu cầu không hợp lệ; không có gì thay đổi.",
+            "The request is not valid; nothing changed.",
+        ),
+    };
+    let body = maud::html! { p.error role="alert" { strong { (kind) } br; (e.to_string()) } };
+    layout::answer(
+        status,
+        layout::page(frame, l.t("Không thực hiện được", "Could not be done"), body),
+    )
 }
