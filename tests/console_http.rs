@@ -433,3 +433,54 @@ async fn pages_are_vietnamese_until_english_is_chosen() {
     assert_eq!(a.status, 303);
     assert!(b.get("/").await.body.contains("Các trạm"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn path_and_query_values_past_their_bounds_are_refused_cleanly() {
+    let c = central(|_| {}).await;
+    let mut b = Browser::new(&c.url);
+    b.login("an").await;
+    let csrf = b.csrf().await;
+    // A bulletin id: at most 100 plain characters; one past is "not found", never a panic.
+    let long = format!("b-{}", "1".repeat(99));
+    assert_eq!(long.len(), 101);
+    assert_eq!(b.get(&format!("/bulletins/{long}")).await.status, 404);
+    assert_eq!(b.get(&format!("/bulletins/{long}/board")).await.status, 404);
+    assert_eq!(b.post(&format!("/bulletins/{long}/cancel"), &[("csrf", &csrf)]).await.status, 404);
+    assert_eq!(b.post(&format!("/bulletins/{long}/approve"), &[("csrf", &csrf)]).await.status, 404);
+    assert_eq!(b.get("/bulletins/b-%0A%1B").await.status, 404);
+    // Filters: a page asked for by a cursor that is not one, a repeat count out of range.
+    assert_eq!(b.get("/playlog?after=nonsense").await.status, 400);
+    assert_eq!(b.get(&format!("/stations/{}", "x".repeat(10_000))).await.status, 404);
+    let a = b
+        .post(
+            "/bulletins",
+            &[
+                ("csrf", &csrf),
+                ("text", "x"),
+                ("to", "all"),
+                ("priority", "test"),
+                ("expires_mins", "10"),
+                ("repeat", "4294967296"),
+            ],
+        )
+        .await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    let a = b
+        .post(
+            "/bulletins",
+            &[
+                ("csrf", &csrf),
+                ("text", "x"),
+                ("to", "all"),
+                ("priority", "test"),
+                ("expires_mins", "10081"),
+            ],
+        )
+        .await;
+    assert_eq!(a.status, 400, "one minute past 7 days, refused before confirming: {}", a.body);
+    assert!(
+        loa::central::bulletins::operate::list(&c.state, &loa::store::Role::Admin, 10)
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -107,8 +107,9 @@ pub fn title_from_text(text: &str) -> String {
     title
 }
 
-/// Checks the numbers of a push request before anything is rendered or signed.
-fn check_request(request: &PushBulletinRequest) -> Result<(), ApiError> {
+/// Checks the numbers of a push request before anything is rendered or signed (the
+/// console also checks them before its confirmation speaks the text).
+pub fn check_request(request: &PushBulletinRequest) -> Result<(), ApiError> {
     use crate::protocol::bounds::{
         MAX_BULLETIN_REPEAT, MAX_BULLETIN_VALIDITY_SECS, MAX_TITLE_CHARS, check_text,
     };

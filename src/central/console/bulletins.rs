@@ -266,6 +266,9 @@ pub async fn push(State(state): State<Arc<AppState>>, request: Request) -> Respo
         Ok(r) => r,
         Err(e) => return super::refused(&frame, &e),
     };
+    if let Err(e) = operate::check_request(&request) {
+        return super::refused(&frame, &e);
+    }
     if form.confirmed.is_none() {
         // Resolved exactly as the push will be: the same refusals, the same count.
         let counted = state.store.stations().map_err(ApiError::from).and_then(|all| {
