@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 source scripts/deps.sh
 benches=("$@")
 if ((${#benches[@]} == 0)); then
-  benches=(schedule audio station sync ingest bulletin cap)
+  benches=(schedule audio station sync ingest bulletin cap console)
 fi
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%Y-%m-%dT%H:%MZ)"
 for b in "${benches[@]}"; do

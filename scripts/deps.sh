@@ -16,6 +16,10 @@ dpkg -s libsox-fmt-mp3 >/dev/null 2>&1 || need+=(libsox-fmt-mp3)
 command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
 # Tests step the wall clock under a real `loa station` with libfaketime.
 dpkg -s faketime >/dev/null 2>&1 || need+=(faketime)
+# The console's browser tests (tests/console/browser.rs) drive Debian's chromium
+# headless through chromedriver (WebDriver).
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 
 if ((${#need[@]})); then
   echo "installing: ${need[*]}" >&2

@@ -15,11 +15,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::auth::{operator_auth, parse_json, station_auth};
-use super::library::{self, TempFile};
+use super::library;
 use super::{ApiError, AppState, manifest};
 use crate::protocol::{
     FleetStatus, Heartbeat, HeartbeatAck, LoadScheduleRequest, LoadScheduleResponse, StationStatus,
@@ -53,10 +52,17 @@ fn routes() -> Routes {
         .merge(super::alerts::routes())
 }
 
-/// The API under `/api/v1`.
+/// The API under `/api/v1`, and the console unless it has a listener of its own
+/// (`console_listen`, served by `console::router`).
 pub fn router(state: Arc<AppState>) -> Router {
+    let console = if state.config.console_listen.is_none() {
+        super::console::routes()
+    } else {
+        Router::new()
+    };
     routes()
         .router
+        .merge(console)
         .layer(DefaultBodyLimit::max(JSON_LIMIT))
         .layer(axum::middleware::from_fn_with_state(state.clone(), super::metrics::count))
         .layer(axum::middleware::from_fn_with_state(state.clone(), refuse_plain_http))
@@ -150,7 +156,7 @@ impl Routes {
 /// Refuses every route over plain HTTP from another machine unless `allow_plain_http`:
 /// a token sniffed on the provincial network would let anyone have central sign an
 /// emergency for every station. This machine (loopback) may use plain HTTP.
-async fn refuse_plain_http(
+pub(super) async fn refuse_plain_http(
     State(state): State<Arc<AppState>>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
@@ -278,12 +284,23 @@ async fn get_audio(
     if station_auth(&state, &headers).is_err() {
         operator_auth(&state, &headers)?;
     }
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    audio_file(&state, &sha256, range).await
+}
+
+/// A library file (or a live bulletin's audio from memory), with HTTP Range: what
+/// stations download and the console's players play.
+pub async fn audio_file(
+    state: &AppState,
+    sha256: &str,
+    range: Option<&str>,
+) -> Result<Response, ApiError> {
+    let sha256 = sha256.to_string();
     if !valid_sha256(&sha256) {
         return Err(ApiError::BadRequest(format!(
             "{sha256:?} is not a sha256: audio is named by 64 lowercase hex digits"
         )));
     }
-    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
     if let Some(bytes) = state.hot_audio.get(&sha256) {
         return hot_audio_response(bytes, range);
     }
@@ -402,12 +419,9 @@ async fn put_audio(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Query(query): Query<UploadQuery>,
-    body: Body,
+    request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
-    let role = operator_auth(&state, &headers)?;
-    if role == Role::Viewer {
-        return Err(ApiError::Forbidden("viewer tokens cannot upload audio".into()));
-    }
+    let caller = super::auth::operator_caller(&state, &headers, request.extensions())?;
     let limit = state.config.upload_limit_bytes();
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -416,35 +430,13 @@ async fn put_audio(
     if declared.is_some_and(|n| n > limit) {
         return Err(ApiError::TooLarge { limit });
     }
-    let temp = TempFile::new(&state, "upload");
-    let mut file = tokio::fs::File::create(&temp.0).await?;
-    let mut hasher = Sha256::new();
-    let mut size: u64 = 0;
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = super::body::next_chunk(&mut stream).await? {
-        size += chunk.len() as u64;
-        if size > limit {
-            return Err(ApiError::TooLarge { limit });
-        }
-        hasher.update(&chunk);
-        file.write_all(&chunk).await?;
-    }
-    drop(file);
-    if size == 0 {
-        return Err(ApiError::BadRequest("upload is empty: send the audio file's bytes".into()));
-    }
-    let sha256 = hex::encode(hasher.finalize());
-    let title = query.title.unwrap_or_else(|| sha256[..12].to_string());
-    let incoming = library::Incoming {
-        temp,
-        sha256,
-        size,
-        shown: upload_name(query.name.as_deref()).into(),
-        title,
+    let mut stream = request.into_body().into_data_stream();
+    let upload = library::Upload {
+        name: upload_name(query.name.as_deref()),
+        title: query.title,
         accept_damaged: query.accept_damaged,
-        refused: "upload refused",
     };
-    let stored = library::store(&state, incoming).await?;
+    let stored = library::receive(&state, &caller, upload, &mut stream, limit).await?;
     Ok(axum::Json(stored).into_response())
 }
 
@@ -462,14 +454,27 @@ fn valid_origin(origin: &str) -> bool {
 async fn post_schedule(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Body,
+    request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
-    let role = operator_auth(&state, &headers)?;
-    if role == Role::Viewer {
+    let caller = super::auth::operator_caller(&state, &headers, request.extensions())?;
+    let body = super::body::read(request.into_body(), super::body::SCHEDULE_LIMIT).await?;
+    let request: LoadScheduleRequest = parse_json(&body, "schedule load request")?;
+    let loaded = load_schedule(&state, &caller, request).await?;
+    Ok(axum::Json(loaded).into_response())
+}
+
+/// Loads a schedule for `caller`, whichever door they came in by (`POST
+/// /api/v1/schedules`, the console's form): checked as `loa schedule check` does, sent
+/// only where the role may send it, each station's manifest issued, one audit line.
+pub async fn load_schedule(
+    state: &Arc<AppState>,
+    caller: &super::auth::Caller,
+    request: LoadScheduleRequest,
+) -> Result<LoadScheduleResponse, ApiError> {
+    let role = &caller.role;
+    if *role == Role::Viewer {
         return Err(ApiError::Forbidden("viewer tokens cannot load schedules".into()));
     }
-    let body = super::body::read(body, super::body::SCHEDULE_LIMIT).await?;
-    let request: LoadScheduleRequest = parse_json(&body, "schedule load request")?;
     if !valid_origin(&request.origin) {
         return Err(ApiError::BadRequest(format!(
             "schedule name {:?} must be a plain file name (no folders)",
@@ -491,7 +496,7 @@ async fn post_schedule(
     }
 
     // Who may send this where is decided before anything about its content is judged.
-    let stations = resolve_target(&state, &role, &request.to, schedule.layer)?;
+    let stations = resolve_target(state, role, &request.to, schedule.layer)?;
     let needed = manifest::resolve_audio(&schedule, &request.audio)
         .map_err(|d| ApiError::Schedule(vec![d]))?;
     for sha in needed.iter().collect::<BTreeSet<_>>() {
@@ -510,14 +515,27 @@ async fn post_schedule(
         loaded_at: state.clock.now(),
     };
     let ids: Vec<String> = stations.iter().map(|s| s.id.clone()).collect();
-    let schedule_id = state.store.load_schedule(&stored, &ids, &role.to_string())?;
+    let schedule_id = state.store.load_schedule(&stored, &ids, &caller.who)?;
     let mut versions = BTreeMap::new();
     for id in ids {
-        let issued = manifest::issue(&state, &id).await?;
+        let issued = manifest::issue(state, &id).await?;
         versions.insert(id, issued.version);
     }
-    tracing::info!(schedule_id, origin = stored.origin, by = %role, "schedule loaded");
-    Ok(axum::Json(LoadScheduleResponse { schedule_id, stations: versions }).into_response())
+    tracing::info!(schedule_id, origin = stored.origin, by = %caller.who, "schedule loaded");
+    super::bulletins::issue::audit(
+        state,
+        &caller.actor(),
+        "schedule.load",
+        &format!("schedule {schedule_id}"),
+        format!(
+            "{} ({}) to {} station(s): {}",
+            stored.origin,
+            if stored.layer == Layer::Local { "local" } else { "provincial" },
+            versions.len(),
+            versions.keys().cloned().collect::<Vec<_>>().join(", ")
+        ),
+    );
+    Ok(LoadScheduleResponse { schedule_id, stations: versions })
 }
 
 /// The stations a load goes to, after checking the role may reach every one of them.
@@ -531,7 +549,10 @@ fn resolve_target(
     let chosen: Vec<Station> = match to {
         Target::All => all,
         Target::District(name) => {
-            let chosen: Vec<Station> = all.into_iter().filter(|s| &s.district == name).collect();
+            let chosen: Vec<Station> = all
+                .into_iter()
+                .filter(|s| crate::protocol::area::within(&s.district, name))
+                .collect();
             if chosen.is_empty() {
                 return Err(ApiError::NotFound(format!("no stations in district {name:?}")));
             }
@@ -560,7 +581,7 @@ fn resolve_target(
                 "district tokens cannot target all stations: use --to district:{own}"
             )));
         }
-        if let Some(other) = chosen.iter().find(|s| &s.district != own) {
+        if let Some(other) = chosen.iter().find(|s| !role.sees(s)) {
             return Err(ApiError::Forbidden(format!(
                 "station {:?} is in district {:?}; this token may assign only to district {own:?}",
                 other.id, other.district
@@ -575,13 +596,17 @@ async fn get_status(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let role = operator_auth(&state, &headers)?;
+    Ok(axum::Json(fleet_status(&state, &role)?).into_response())
+}
+
+/// The fleet `role` may see, as `loa status`, `/metrics` and the console's fleet page
+/// show it.
+pub fn fleet_status(state: &AppState, role: &Role) -> Result<FleetStatus, ApiError> {
     let heartbeats: BTreeMap<String, StoredHeartbeat> =
         state.store.heartbeats()?.into_iter().map(|h| (h.station_id.clone(), h)).collect();
     let mut stations = Vec::new();
     for s in state.store.stations()? {
-        if let Role::District(own) = &role
-            && &s.district != own
-        {
+        if !role.sees(&s) {
             continue;
         }
         let issued_version = state.store.latest_manifest(&s.id)?.map(|m| m.version);
@@ -597,7 +622,7 @@ async fn get_status(
             playlog,
         });
     }
-    Ok(axum::Json(FleetStatus { server_time: state.clock.now(), stations }).into_response())
+    Ok(FleetStatus { server_time: state.clock.now(), stations })
 }
 
 #[cfg(test)]

@@ -5,8 +5,63 @@
 use axum::body::Bytes;
 use axum::http::{HeaderMap, header};
 
+use super::bulletins::Actor;
 use super::{ApiError, AppState};
-use crate::store::{Role, Station, hash_token};
+use crate::store::{Role, Station, User, hash_token};
+
+/// An operator as both the API and the console know them: the same [`Role`] (so the same
+/// scoping checks, whichever door they came in by) and who they are, for the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub role: Role,
+    /// What the audit trail shows: the role for an operator token (as it always has),
+    /// `NAME (role)` for a person logged in to the console.
+    pub who: String,
+    /// Tells people apart (the two-person rule): `user:NAME`, or `token:LABEL` (a token
+    /// without a label: `token:` and the start of its hash).
+    pub person: String,
+    /// Where the request came from (see [`peer`]).
+    pub from: String,
+}
+
+impl Caller {
+    /// A person logged in to the console.
+    pub fn person(user: &User, from: String) -> Self {
+        Caller {
+            who: format!("{} ({})", user.name, user.role),
+            person: format!("user:{}", user.name),
+            role: user.role.clone(),
+            from,
+        }
+    }
+
+    /// Who acts, for [`super::bulletins::issue`] and the audit trail.
+    pub fn actor(&self) -> Actor {
+        Actor::new(self.who.clone(), self.from.clone()).person(self.person.clone())
+    }
+}
+
+/// The operator behind the request's bearer token (a `cap-source` token is refused, as in
+/// [`operator_auth`]).
+pub fn operator_caller(
+    state: &AppState,
+    headers: &HeaderMap,
+    extensions: &axum::http::Extensions,
+) -> Result<Caller, ApiError> {
+    let hash = bearer_hash(headers).ok_or(ApiError::Unauthorized)?;
+    let (role, label) = state.store.operator_identity(&hash)?.ok_or(ApiError::Unauthorized)?;
+    if role == Role::CapSource {
+        return Err(ApiError::Forbidden(
+            "a cap-source token may only post CAP alerts (POST /api/v1/cap)".into(),
+        ));
+    }
+    let person = if label.trim().is_empty() {
+        format!("token:{}", &hash[..12])
+    } else {
+        format!("token:{}", label.trim())
+    };
+    Ok(Caller { who: role.to_string(), role, person, from: peer(extensions) })
+}
 
 pub fn bearer(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;

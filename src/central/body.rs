@@ -26,6 +26,17 @@ pub const PLAYLOG_LIMIT: usize = 4 * 1024 * 1024;
 pub const SCHEDULE_LIMIT: usize = 2 * 1024 * 1024;
 /// A bulletin push: the request with at most [`super::bulletins::MAX_TEXT_CHARS`] of text.
 pub const PUSH_LIMIT: usize = 64 * 1024;
+/// A console form with a few short fields (`/login`: a name and a password of at most
+/// [`super::people::PASSWORD_MAX`] bytes, percent-encoded).
+pub const LOGIN_LIMIT: usize = 4 * 1024;
+/// The console's bulletin form: a push's fields with at most
+/// [`super::bulletins::MAX_TEXT_CHARS`] of text, percent-encoded (up to 9 bytes a
+/// character).
+pub const CONSOLE_PUSH_LIMIT: usize = 64 * 1024;
+/// The console's schedule form: a file of at most [`crate::schedule::MAX_SOURCE_BYTES`]
+/// (1 MiB), percent-encoded (3 bytes an ASCII character at worst, 9 a Vietnamese one;
+/// a file near the bound is mostly ASCII keys and times).
+pub const CONSOLE_SCHEDULE_LIMIT: usize = 4 * 1024 * 1024;
 /// A CAP document: the largest [`crate::cap::xml`] reads (5 MiB).
 pub const CAP_LIMIT: usize = crate::cap::xml::MAX_DOCUMENT_BYTES;
 

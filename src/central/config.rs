@@ -60,6 +60,18 @@ relay_hosts = []
 # loopback-only listener:
 # metrics_listen = "127.0.0.1:9480"
 
+# The operators' console (web pages: fleet, schedules, audio, bulletins, logs) is served
+# on the main listener. To serve it on its own address instead (same TLS), set:
+# console_listen = "0.0.0.0:8443"
+# People log in with accounts made by `loa central user add`.
+
+# Two-person rule: an emergency bulletin to more than one area waits until a second
+# admin approves it (console, or `loa bulletin approve ID`). Test bulletins never wait.
+two_person_rule = false
+
+# The province's time zone (IANA): the console shows times in it.
+timezone = "Asia/Ho_Chi_Minh"
+
 # Warnings from the disaster authorities (CAP 1.2), posted to POST /api/v1/cap by a
 # `cap-source` token (or an admin) or polled from feeds. Each alert becomes a bulletin
 # that waits for a person's approval (`loa bulletin approve ID`) unless an auto_air rule
@@ -150,6 +162,13 @@ pub struct CentralConfig {
     pub alerts: super::alerts::AlertsConfig,
     /// The hosts a schedule's `stream = "…"` items may relay from (`central::relay_hosts`).
     pub relay_hosts: Vec<String>,
+    /// The operators' console on its own address (HTTP or HTTPS as the main listener);
+    /// unset: on the main listener.
+    pub console_listen: Option<SocketAddr>,
+    /// An emergency to more than one area waits for a second admin's approval.
+    pub two_person_rule: bool,
+    /// The province's time zone: the console shows times in it.
+    pub timezone: chrono_tz::Tz,
 }
 
 impl Default for CentralConfig {
@@ -170,6 +189,9 @@ impl Default for CentralConfig {
             metrics_listen: None,
             alerts: super::alerts::AlertsConfig::default(),
             relay_hosts: Vec::new(),
+            console_listen: None,
+            two_person_rule: false,
+            timezone: crate::schedule::DEFAULT_TIMEZONE,
         }
     }
 }

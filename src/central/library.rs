@@ -6,8 +6,88 @@
 
 use std::path::{Path, PathBuf};
 
+use axum::body::Bytes;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use super::auth::Caller;
 use super::{ApiError, AppState, ingest};
 use crate::protocol::AudioInfo;
+use crate::store::Role;
+
+/// An upload as the operator named it.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    /// The file's name on the operator's machine (printable, no folders): what answers
+    /// call it.
+    pub name: String,
+    /// The library title; `None`: the start of its sha256.
+    pub title: Option<String>,
+    /// Store a truncated or partly corrupt file anyway (`--accept-damaged`).
+    pub accept_damaged: bool,
+}
+
+/// Receives an upload for `caller` (`PUT /api/v1/audio`, the console's upload form)
+/// chunk by chunk into a temporary file — at most `limit` bytes, a stall of
+/// [`super::body::READ_TIMEOUT`] refused — then [`store`]s it and writes an audit line.
+pub async fn receive<S>(
+    state: &AppState,
+    caller: &Caller,
+    upload: Upload,
+    stream: &mut S,
+    limit: u64,
+) -> Result<AudioInfo, ApiError>
+where
+    S: futures_util::Stream<Item = Result<Bytes, axum::Error>> + Unpin,
+{
+    if caller.role == Role::Viewer {
+        return Err(ApiError::Forbidden("viewer tokens cannot upload audio".into()));
+    }
+    let temp = TempFile::new(state, "upload");
+    let mut file = tokio::fs::File::create(&temp.0).await?;
+    let mut hasher = Sha256::new();
+    let mut size: u64 = 0;
+    while let Some(chunk) = super::body::next_chunk(stream).await? {
+        size += chunk.len() as u64;
+        if size > limit {
+            return Err(ApiError::TooLarge { limit });
+        }
+        hasher.update(&chunk);
+        file.write_all(&chunk).await?;
+    }
+    drop(file);
+    if size == 0 {
+        return Err(ApiError::BadRequest("upload is empty: send the audio file's bytes".into()));
+    }
+    let sha256 = hex::encode(hasher.finalize());
+    let title = upload.title.unwrap_or_else(|| sha256[..12].to_string());
+    let incoming = Incoming {
+        temp,
+        sha256,
+        size,
+        shown: upload.name.clone().into(),
+        title,
+        accept_damaged: upload.accept_damaged,
+        refused: "upload refused",
+    };
+    let stored = store(state, incoming).await?;
+    super::bulletins::issue::audit(
+        state,
+        &caller.actor(),
+        "audio.upload",
+        &format!("sha256:{}", stored.sha256),
+        format!(
+            "{} as {:?}: {} bytes, {:.1} s, {:.1} LUFS{}",
+            upload.name,
+            stored.title,
+            stored.size,
+            stored.duration_ms as f64 / 1000.0,
+            stored.loudness_lufs,
+            stored.damage.as_ref().map(|d| format!(" ({d}, accepted)")).unwrap_or_default()
+        ),
+    );
+    Ok(stored)
+}
 
 /// A temporary file in central's `tmp/`, removed however the request ends unless it
 /// became a library file.

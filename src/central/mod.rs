@@ -13,6 +13,7 @@ pub mod body;
 pub mod bulletins;
 pub mod cap;
 pub mod config;
+pub mod console;
 pub mod enrol;
 pub mod gains;
 pub mod hot_audio;
@@ -21,7 +22,8 @@ pub mod library;
 pub mod live;
 pub mod manifest;
 pub mod metrics;
-mod playlog;
+pub mod people;
+pub mod playlog;
 pub mod relay_hosts;
 pub mod report;
 pub mod server;
@@ -68,6 +70,8 @@ pub enum CentralError {
     BadStationId(String),
     #[error("no station {0:?}: see `loa status` for the list")]
     NoSuchStation(String),
+    #[error("area {0}")]
+    BadArea(String),
     #[error(
         "an operator label is needed to revoke tokens (the one given to `loa central token add --label`)"
     )]
@@ -172,8 +176,11 @@ pub fn add_station(store: &dyn Store, station: &Station) -> Result<String, Centr
     if !valid_station_id(&station.id) {
         return Err(CentralError::BadStationId(station.id.clone()));
     }
+    let area = crate::protocol::area::normalise(&station.district)
+        .map_err(|why| CentralError::BadArea(format!("{:?}: {why}", station.district)))?;
+    let station = Station { district: area, ..station.clone() };
     let token = store::new_token();
-    store.add_station(station, &store::hash_token(&token))?;
+    store.add_station(&station, &store::hash_token(&token))?;
     Ok(token)
 }
 
@@ -400,6 +407,24 @@ async fn serve_with(
     served.map_err(CentralError::Serve)
 }
 
+/// Serves the console alone on `listener` (`console_listen`), over TLS when `tls` is
+/// given, until `shutdown` resolves; the main listener then serves no console page.
+pub async fn serve_console(
+    listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    state: Arc<AppState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), CentralError> {
+    let files = server::raise_open_files_limit();
+    let limits = server::Limits {
+        max_connections: server::connection_cap(1024, files),
+        header_timeout: std::time::Duration::from_secs(state.config.header_timeout_secs),
+    };
+    server::run(listener, tls, console::router(state), limits, shutdown)
+        .await
+        .map_err(CentralError::Serve)
+}
+
 /// An HTTP error: a status and a message that says what to do next. Every refusal is
 /// logged, so an attack leaves a trace at central.
 #[derive(Debug, thiserror::Error)]
@@ -458,9 +483,11 @@ impl From<std::io::Error> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = match &self {
+impl ApiError {
+    /// The HTTP status this refusal is answered with (JSON for the API, a page for the
+    /// console).
+    pub fn status(&self) -> StatusCode {
+        match self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -476,7 +503,13 @@ impl IntoResponse for ApiError {
             ApiError::TooFast(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Range { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        };
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
         if status.is_server_error() {
             tracing::error!(%status, "{self}");
         } else {

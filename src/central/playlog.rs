@@ -88,9 +88,7 @@ fn visible(
     district: Option<&str>,
 ) -> Result<Vec<Station>, ApiError> {
     let mut all = state.store.stations()?;
-    if let Role::District(own) = role {
-        all.retain(|s| &s.district == own);
-    }
+    all.retain(|s| role.sees(s));
     if let Some(id) = station {
         all.retain(|s| s.id == id);
         if all.is_empty() {
@@ -100,7 +98,7 @@ fn visible(
         }
     }
     if let Some(name) = district {
-        all.retain(|s| s.district == name);
+        all.retain(|s| crate::protocol::area::within(&s.district, name));
         if all.is_empty() {
             return Err(ApiError::NotFound(format!(
                 "no stations in district {name:?} you may see: `loa status` lists them"
@@ -110,26 +108,28 @@ fn visible(
     Ok(all)
 }
 
-#[derive(Debug, Deserialize)]
-struct LogQuery {
-    station: Option<String>,
-    district: Option<String>,
-    since: Option<DateTime<Utc>>,
-    until: Option<DateTime<Utc>>,
-    outcome: Option<String>,
-    item: Option<String>,
-    limit: Option<u64>,
+/// A playlog question: `GET /api/v1/playlog`'s query, the console's `/playlog` form.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct LogQuery {
+    pub station: Option<String>,
+    pub district: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub outcome: Option<String>,
+    pub item: Option<String>,
+    pub limit: Option<u64>,
     /// The next page's start ([`crate::protocol::PlaylogCursor`]).
-    after: Option<String>,
+    pub after: Option<String>,
 }
 
-async fn get_playlog(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Query(q): Query<LogQuery>,
-) -> Result<Response, ApiError> {
-    let role = operator_auth(&state, &headers)?;
-    let stations = visible(&state, &role, q.station.as_deref(), q.district.as_deref())?;
+/// One page of the playlog `role` may see, and where the next page starts (when this
+/// one is full): what `loa log` and the console's `/playlog` both show.
+pub fn page(
+    state: &AppState,
+    role: &Role,
+    q: &LogQuery,
+) -> Result<(Vec<Record>, Option<PlaylogCursor>), ApiError> {
+    let stations = visible(state, role, q.station.as_deref(), q.district.as_deref())?;
     let outcome = q
         .outcome
         .as_deref()
@@ -149,7 +149,7 @@ async fn get_playlog(
         since: q.since,
         until: q.until,
         outcome,
-        item_id: q.item,
+        item_id: q.item.clone(),
         limit: Some(limit),
         after: after.map_err(ApiError::BadRequest)?,
     };
@@ -157,6 +157,16 @@ async fn get_playlog(
     let next = (records.len() as u64 == limit).then(|| records.last()).flatten().map(|r| {
         PlaylogCursor { planned: r.entry.planned, station: r.station.clone(), seq: r.seq }
     });
+    Ok((records, next))
+}
+
+async fn get_playlog(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<LogQuery>,
+) -> Result<Response, ApiError> {
+    let role = operator_auth(&state, &headers)?;
+    let (records, next) = page(&state, &role, &q)?;
     let mut response = axum::Json(records).into_response();
     if let Some(next) = next
         && let Ok(value) = axum::http::HeaderValue::from_str(&next.to_string())
@@ -166,12 +176,13 @@ async fn get_playlog(
     Ok(response)
 }
 
-#[derive(Debug, Deserialize)]
-struct ReportQuery {
-    date: String,
-    tz: Option<String>,
-    station: Option<String>,
-    district: Option<String>,
+/// A report question: `GET /api/v1/report`'s query, the console's `/reports` form.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ReportQuery {
+    pub date: String,
+    pub tz: Option<String>,
+    pub station: Option<String>,
+    pub district: Option<String>,
 }
 
 async fn get_report(
@@ -196,8 +207,9 @@ async fn get_report(
     Ok(axum::Json(report).into_response())
 }
 
-/// The daily report for what `role` may see.
-fn daily_report(
+/// The daily report for what `role` may see (`loa report`, the console's `/reports`).
+/// CPU work: async callers run it on the blocking pool.
+pub fn daily_report(
     state: &AppState,
     role: &Role,
     date: NaiveDate,

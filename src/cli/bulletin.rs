@@ -194,12 +194,21 @@ fn push(args: PushArgs) -> anyhow::Result<()> {
             remote.http.post(remote.url("/api/v1/bulletins")).json(&request),
         )
         .await?;
-        eprintln!(
-            "pushed to {} station(s), expires {}; follow it with `loa bulletin show {}`",
-            pushed.targets.len(),
-            local_time(pushed.expires_at, args.tz),
-            pushed.id
-        );
+        if pushed.waiting_approval {
+            eprintln!(
+                "held for a second admin (two-person rule): nothing is sent to the {} station(s) \
+                 until another admin runs `loa bulletin approve {}` or approves it on the console",
+                pushed.targets.len(),
+                pushed.id
+            );
+        } else {
+            eprintln!(
+                "pushed to {} station(s), expires {}; follow it with `loa bulletin show {}`",
+                pushed.targets.len(),
+                local_time(pushed.expires_at, args.tz),
+                pushed.id
+            );
+        }
         println!("{}", pushed.id);
         Ok(())
     })

@@ -11,6 +11,8 @@
 //!   (for the areas of CAP alerts).
 //! - `loa central token add --role admin|district:NAME|viewer|cap-source`: prints the
 //!   token once.
+//! - `loa central user add|passwd|disable|enable|list`, `loa central audit`: people of
+//!   the console and the audit trail (`super::user`).
 //! - `loa central example-config`: the commented configuration with its defaults.
 //! - `loa central [--config FILE] [--listen ADDR]`: serve.
 
@@ -72,6 +74,17 @@ pub enum CentralCommand {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Manage people who log in to the console.
+    User {
+        #[command(subcommand)]
+        command: super::user::UserCommand,
+    },
+    /// Show the audit trail (every operator action, newest first).
+    Audit {
+        /// How many lines (1 to 10000).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
     /// Replace the province's signing key (central stopped; see SECURITY.md).
     RotateKey,
     /// Print the commented example configuration (all defaults).
@@ -86,7 +99,9 @@ pub enum StationCommand {
         id: String,
         #[arg(long)]
         name: String,
-        #[arg(long)]
+        /// The station's area: a district (`"Tri Tôn"`) or a path down to its commune
+        /// (`"Tri Tôn/Ba Chúc"`); district roles and targets cover every area under them.
+        #[arg(long, visible_alias = "area")]
         district: String,
         #[command(flatten)]
         place: PlaceArgs,
@@ -396,6 +411,8 @@ fn run_inner(args: CentralArgs) -> anyhow::Result<()> {
             println!("revoked {n} token(s) labelled {label:?}");
             Ok(())
         }
+        Some(CentralCommand::User { command }) => super::user::run(&store()?, command),
+        Some(CentralCommand::Audit { limit }) => super::user::audit(&store()?, limit),
         Some(CentralCommand::RotateKey) => {
             let public = central::rotate_key(&config.data_dir, chrono::Utc::now().timestamp())?;
             println!("new public key (set province_key to it in every station config): {public}");
@@ -483,6 +500,18 @@ fn serve(config: CentralConfig) -> anyhow::Result<()> {
             tokio::spawn(async move {
                 if let Err(e) = axum::serve(listener, router).await {
                     tracing::error!("metrics listener: {e}");
+                }
+            });
+        }
+        if let Some(console_addr) = state.config.console_listen {
+            let listener = central::bind(console_addr).await?;
+            eprintln!("loa central console on {scheme}://{}/", listener.local_addr()?);
+            let (state, tls) = (state.clone(), tls.clone());
+            tokio::spawn(async move {
+                if let Err(e) =
+                    central::serve_console(listener, tls, state, super::shutdown_signal()).await
+                {
+                    tracing::error!("console listener: {e}");
                 }
             });
         }

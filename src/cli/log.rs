@@ -174,7 +174,7 @@ fn run_central(args: &LogArgs) -> Result<ExitCode> {
     print_records(&records, args.format, tz, true)?;
     for s in &fleet.stations {
         let shown = args.station.as_ref().is_none_or(|id| id == &s.id)
-            && args.district.as_ref().is_none_or(|d| d == &s.district);
+            && args.district.as_ref().is_none_or(|d| crate::protocol::area::within(&s.district, d));
         if !shown {
             continue;
         }

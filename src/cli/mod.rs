@@ -16,6 +16,7 @@ pub mod schedule;
 pub mod schedule_load;
 pub mod station;
 pub mod status;
+pub mod user;
 
 use std::process::ExitCode;
 

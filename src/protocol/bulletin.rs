@@ -284,6 +284,10 @@ pub struct PushBulletinResponse {
     pub audio_sha256: String,
     pub issued_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// Held for a second admin (`two_person_rule`): nothing is signed or sent until
+    /// `loa bulletin approve ID` by another admin.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub waiting_approval: bool,
 }
 
 /// One station's view of a bulletin in `loa bulletin show`.

@@ -11,19 +11,22 @@ use serde::{Deserialize, Serialize};
 pub enum Target {
     All,
     Stations(Vec<String>),
+    /// An area path: its stations and those of every area under it
+    /// ([`super::area::within`]); a district name is an area of one level.
     District(String),
 }
 
 impl std::str::FromStr for Target {
     type Err = String;
 
-    /// Parses `all`, `district:NAME` or a comma-separated list of station ids.
+    /// Parses `all`, `district:NAME` (or `area:PATH`: the stations of an area and every
+    /// area under it) or a comma-separated list of station ids.
     fn from_str(text: &str) -> Result<Self, String> {
         let text = text.trim();
         if text == "all" {
             return Ok(Target::All);
         }
-        if let Some(name) = text.strip_prefix("district:") {
+        if let Some(name) = text.strip_prefix("district:").or_else(|| text.strip_prefix("area:")) {
             if name.trim().is_empty() {
                 return Err("district name is empty: write --to district:NAME".into());
             }
@@ -96,6 +99,10 @@ mod tests {
             Ok(Target::Stations(vec!["a".to_string(), "b".to_string()]))
         );
         assert!("district:".parse::<Target>().is_err());
+        assert_eq!(
+            "area:Tri Tôn/Ba Chúc".parse::<Target>(),
+            Ok(Target::District("Tri Tôn/Ba Chúc".into()))
+        );
         assert!(" , ".parse::<Target>().is_err());
     }
 }

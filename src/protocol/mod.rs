@@ -12,11 +12,13 @@
 //! - [`report`]: the daily compliance report.
 //! - [`library`]: schedule loads, the audio library, targets, error bodies.
 //! - [`enrol`]: enrolling a station with a one-time code bound to central's identity.
+//! - [`area`]: where a station sits: area paths and what a scope covers.
 //! - [`bounds`]: the numeric and size bounds of bulletins (both sides check them).
 //! - [`api`]: paths, query parameters, headers.
 //! - [`text`]: strings from elsewhere made safe to show.
 
 pub mod api;
+pub mod area;
 pub mod bounds;
 pub mod bulletin;
 pub mod cap;

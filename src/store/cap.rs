@@ -258,9 +258,10 @@ pub(super) fn put_pending(conn: &Connection, p: &PendingBulletin) -> Result<(), 
     let a = &p.approval;
     conn.execute(
         "INSERT INTO pending_bulletins
-             (id, doc_json, state, reason, requested_by, decided_by, decided_at, created_seq)
+             (id, doc_json, state, reason, requested_by, decided_by, decided_at, created_seq,
+              requester)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,
-                 (SELECT COALESCE(MAX(created_seq), 0) + 1 FROM pending_bulletins))",
+                 (SELECT COALESCE(MAX(created_seq), 0) + 1 FROM pending_bulletins), ?8)",
         params![
             p.doc.id,
             doc,
@@ -268,21 +269,22 @@ pub(super) fn put_pending(conn: &Connection, p: &PendingBulletin) -> Result<(), 
             a.reason,
             a.requested_by,
             a.decided_by,
-            a.decided_at.map(time_text)
+            a.decided_at.map(time_text),
+            p.requester
         ],
     )?;
     Ok(())
 }
 
-const PENDING_COLUMNS: &str =
-    "doc_json, state, reason, requested_by, decided_by, decided_at FROM pending_bulletins";
+const PENDING_COLUMNS: &str = "doc_json, state, reason, requested_by, decided_by, decided_at, \
+     requester FROM pending_bulletins";
 
-fn pending_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<[Option<String>; 6]> {
-    Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?])
+fn pending_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<[Option<String>; 7]> {
+    Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?])
 }
 
-fn pending_from(row: [Option<String>; 6]) -> Result<PendingBulletin, StoreError> {
-    let [doc, state, reason, requested_by, decided_by, decided_at] = row;
+fn pending_from(row: [Option<String>; 7]) -> Result<PendingBulletin, StoreError> {
+    let [doc, state, reason, requested_by, decided_by, decided_at, requester] = row;
     let doc = serde_json::from_str(doc.as_deref().unwrap_or_default())
         .map_err(|e| corrupt("pending bulletin", e))?;
     let state_text = state.unwrap_or_default();
@@ -297,6 +299,7 @@ fn pending_from(row: [Option<String>; 6]) -> Result<PendingBulletin, StoreError>
             decided_by,
             decided_at: decided_at.as_deref().map(time).transpose()?,
         },
+        requester,
     })
 }
 
@@ -496,6 +499,7 @@ mod tests {
                 decided_by: None,
                 decided_at: None,
             },
+            requester: None,
         };
         store.put_pending(&pending("b-1")).unwrap();
         store.put_pending(&pending("b-2")).unwrap();

@@ -7,6 +7,7 @@
 //! Tokens are never stored, only their sha256.
 
 mod cap;
+pub mod console;
 mod field;
 mod live;
 mod playlog;
@@ -15,6 +16,7 @@ mod sqlite;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
+pub use console::{LibraryEntry, LoginFailures, ScheduleLoad, SessionRow, User};
 pub use field::{AlertRow, ClaimOutcome, EnrolCode, Notification};
 pub use sqlite::SqliteStore;
 
@@ -38,6 +40,8 @@ pub enum StoreError {
     NoSuchStation(String),
     #[error("manifest version {version} for station {station:?} already exists")]
     VersionTaken { station: String, version: u64 },
+    #[error("user {0:?} already exists: `loa central user passwd` changes a password")]
+    UserExists(String),
 }
 
 /// A registered station.
@@ -45,6 +49,9 @@ pub enum StoreError {
 pub struct Station {
     pub id: String,
     pub name: String,
+    /// Its area path (`"Tri Tôn"`, `"Tri Tôn/Ba Chúc"`: [`crate::protocol::area`]). Named
+    /// `district` where it crosses the wire and in the table, as before areas: a district
+    /// name is an area of one level, so older data means what it meant.
     pub district: String,
 }
 
@@ -59,6 +66,24 @@ pub enum Role {
     Viewer,
     /// A disaster authority's system: may only post CAP alerts (`POST /api/v1/cap`).
     CapSource,
+}
+
+impl Role {
+    /// Whether this role sees stations of `area` (an area path, see
+    /// [`crate::protocol::area`]): admins and viewers every station, a district role the
+    /// stations of its area and every area under it, a `cap-source` none.
+    pub fn sees_area(&self, area: &str) -> bool {
+        match self {
+            Role::Admin | Role::Viewer => true,
+            Role::District(scope) => crate::protocol::area::within(area, scope),
+            Role::CapSource => false,
+        }
+    }
+
+    /// Whether this role sees `station`.
+    pub fn sees(&self, station: &Station) -> bool {
+        self.sees_area(&station.district)
+    }
 }
 
 impl std::fmt::Display for Role {
@@ -80,14 +105,19 @@ impl std::str::FromStr for Role {
             "admin" => Ok(Role::Admin),
             "viewer" => Ok(Role::Viewer),
             "cap-source" => Ok(Role::CapSource),
-            other => match other.strip_prefix("district:") {
-                Some(name) if !name.trim().is_empty() => {
-                    Ok(Role::District(name.trim().to_string()))
+            other => {
+                match other.strip_prefix("district:").or_else(|| other.strip_prefix("area:")) {
+                    // Stored as given (trimmed): a token made before areas matches its
+                    // stations exactly as before; `area::within` compares by segment.
+                    Some(name) if crate::protocol::area::normalise(name).is_ok() => {
+                        Ok(Role::District(name.trim().to_string()))
+                    }
+                    _ => Err(format!(
+                        "unknown role {other:?}: expected admin, district:NAME (an area path such as \
+                     district:\"Tri Tôn/Ba Chúc\"), viewer or cap-source"
+                    )),
                 }
-                _ => Err(format!(
-                    "unknown role {other:?}: expected admin, district:NAME, viewer or cap-source"
-                )),
-            },
+            }
         }
     }
 }
@@ -141,6 +171,9 @@ pub struct PendingBulletin {
     /// `issued_at` is when it was made (approval signs it with the approval's time).
     pub doc: BulletinDoc,
     pub approval: Approval,
+    /// The person who asked (`user:NAME`, `token:…`), when a person did: under the
+    /// two-person rule they may not approve it themselves. `None` for CAP alerts.
+    pub requester: Option<String>,
 }
 
 /// The latest heartbeat from a station, as received.
@@ -165,6 +198,9 @@ pub trait Store: Send + Sync + 'static {
 
     fn add_operator(&self, token_hash: &str, role: &Role, label: &str) -> Result<(), StoreError>;
     fn operator_by_token(&self, token_hash: &str) -> Result<Option<Role>, StoreError>;
+    /// The role and label of an operator token (the label names whose it is, for the
+    /// audit trail).
+    fn operator_identity(&self, token_hash: &str) -> Result<Option<(Role, String)>, StoreError>;
     /// Deletes every operator token with this label; returns how many there were.
     fn revoke_operators(&self, label: &str) -> Result<usize, StoreError>;
 
@@ -181,6 +217,7 @@ pub trait Store: Send + Sync + 'static {
     /// Stores a schedule and assigns it to `stations`, replacing any schedule of the same
     /// layer and origin (file name) those stations had — so a district's local file can
     /// never replace a provincial one by taking its name. One transaction: all or nothing.
+    /// The station list is kept with the schedule, for [`Store::schedule_loads`].
     fn load_schedule(
         &self,
         schedule: &StoredSchedule,
@@ -188,14 +225,29 @@ pub trait Store: Send + Sync + 'static {
         loaded_by: &str,
     ) -> Result<i64, StoreError>;
     fn schedules_for(&self, station_id: &str) -> Result<Vec<StoredSchedule>, StoreError>;
+    /// The newest `limit` schedule loads, newest first.
+    fn schedule_loads(&self, limit: usize) -> Result<Vec<ScheduleLoad>, StoreError>;
+    /// The newest `limit` library files, newest first, with their true peaks.
+    fn library(&self, limit: usize) -> Result<Vec<LibraryEntry>, StoreError>;
+    /// Per station, its playlog records planned at or after `since` that were missed or
+    /// failed (the fleet page's "missed today").
+    fn missed_since(&self, since: DateTime<Utc>) -> Result<Vec<(String, u64)>, StoreError>;
 
     /// Stores a newly issued manifest; a version already taken is refused, so two
     /// writers can never issue two different documents under one version.
     fn put_manifest(&self, manifest: &StoredManifest) -> Result<(), StoreError>;
     fn latest_manifest(&self, station_id: &str) -> Result<Option<StoredManifest>, StoreError>;
 
+    /// Stores a station's latest heartbeat, and keeps a copy in its history (at most
+    /// [`console::HEARTBEAT_HISTORY`] per station, the oldest dropped), in one transaction.
     fn put_heartbeat(&self, heartbeat: &StoredHeartbeat) -> Result<(), StoreError>;
     fn heartbeats(&self) -> Result<Vec<StoredHeartbeat>, StoreError>;
+    /// A station's newest `limit` heartbeats, newest first.
+    fn heartbeat_history(
+        &self,
+        station_id: &str,
+        limit: usize,
+    ) -> Result<Vec<StoredHeartbeat>, StoreError>;
 
     /// The manifests that were in force for a station during `[from, until)`: the last
     /// one issued before `from` and every one issued in the range, oldest first.
@@ -264,6 +316,47 @@ pub trait Store: Send + Sync + 'static {
     fn audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
     /// The newest `limit` lines of the audit trail, newest first.
     fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
+
+    // People and their console sessions (`console.rs`).
+
+    /// Adds a person; [`StoreError::UserExists`] when the name is taken.
+    fn add_user(&self, user: &User) -> Result<(), StoreError>;
+    fn user(&self, name: &str) -> Result<Option<User>, StoreError>;
+    fn users(&self) -> Result<Vec<User>, StoreError>;
+    /// A new password hash; every session of the person ends in the same transaction.
+    /// `false` when there is no such person.
+    fn set_user_password(
+        &self,
+        name: &str,
+        password_hash: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Disables or enables a person; disabling ends their sessions in the same
+    /// transaction. `false` when there is no such person.
+    fn set_user_disabled(
+        &self,
+        name: &str,
+        disabled: bool,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    fn put_session(&self, session: &SessionRow) -> Result<(), StoreError>;
+    fn session(&self, id_hash: &str) -> Result<Option<SessionRow>, StoreError>;
+    fn touch_session(&self, id_hash: &str, at: DateTime<Utc>) -> Result<(), StoreError>;
+    fn end_session(&self, id_hash: &str) -> Result<(), StoreError>;
+    /// Ends every session last seen before `seen_before`; returns how many.
+    fn end_idle_sessions(&self, seen_before: DateTime<Utc>) -> Result<usize, StoreError>;
+    fn login_failures(&self, key: &str) -> Result<Option<LoginFailures>, StoreError>;
+    /// Counts one more failed login under `key` and returns the count. First forgets
+    /// counters last seen before `forget_before` and, past `keep_at_most` counters, the
+    /// oldest: the table stays bounded whatever is tried.
+    fn add_login_failure(
+        &self,
+        key: &str,
+        at: DateTime<Utc>,
+        forget_before: DateTime<Utc>,
+        keep_at_most: usize,
+    ) -> Result<u32, StoreError>;
+    fn clear_login_failures(&self, key: &str) -> Result<(), StoreError>;
 
     // In the field: enrolment codes and alerts (`field.rs`).
 
@@ -371,6 +464,18 @@ mod tests {
             assert_eq!(text.parse::<Role>().unwrap().to_string(), text);
         }
         assert!("district:".parse::<Role>().is_err());
+        assert_eq!(
+            "area:Tri Tôn/Ba Chúc".parse::<Role>().unwrap(),
+            Role::District("Tri Tôn/Ba Chúc".into())
+        );
+        let station =
+            |area: &str| Station { id: "x".into(), name: "x".into(), district: area.into() };
+        let tri_ton = Role::District("Tri Tôn".into());
+        assert!(tri_ton.sees(&station("Tri Tôn")), "an existing district token, unchanged");
+        assert!(tri_ton.sees(&station("Tri Tôn/Ba Chúc")), "and the communes under it");
+        assert!(!tri_ton.sees(&station("Tịnh Biên")));
+        assert!(!tri_ton.sees(&station("Tri Tôn Mới")));
+        assert!(!Role::District("Tri Tôn/Ba Chúc".into()).sees(&station("Tri Tôn")));
         assert!("root".parse::<Role>().unwrap_err().contains("expected admin"));
     }
 

@@ -90,11 +90,12 @@ impl SqliteStore {
             .and_then(|()| conn.pragma_update(None, "foreign_keys", "ON"))
             .and_then(|()| conn.busy_timeout(std::time::Duration::from_secs(5)))
             .and_then(|()| conn.execute_batch(SCHEMA))
-            .and_then(|()| add_missing_columns(&conn))
             .and_then(|()| conn.execute_batch(super::playlog::SCHEMA))
             .and_then(|()| conn.execute_batch(cap::SCHEMA))
             .and_then(|()| conn.execute_batch(super::field::SCHEMA))
             .and_then(|()| conn.execute_batch(super::live::SCHEMA))
+            .and_then(|()| conn.execute_batch(super::console::SCHEMA))
+            .and_then(|()| add_missing_columns(&conn))
             .map_err(|source| StoreError::Open { path: shown, source })?;
         Ok(Self { conn: Mutex::new(conn) })
     }
@@ -111,7 +112,7 @@ impl SqliteStore {
 fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
     const ADDED: &[(&str, &str, &str)] =
         &[("audio", "true_peak_dbtp", "REAL"), ("audio", "damage", "TEXT")];
-    for (table, column, kind) in ADDED.iter().chain(cap::ADDED) {
+    for (table, column, kind) in ADDED.iter().chain(cap::ADDED).chain(super::console::ADDED) {
         let exists: bool = conn.query_row(
             &format!("SELECT COUNT(*) > 0 FROM pragma_table_info('{table}') WHERE name = ?1"),
             [column],
@@ -220,6 +221,16 @@ impl Store for SqliteStore {
         Ok(self.conn().execute("DELETE FROM operators WHERE label = ?1", [label])?)
     }
 
+    fn operator_identity(&self, token_hash: &str) -> Result<Option<(Role, String)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare_cached("SELECT role, label FROM operators WHERE token_hash = ?1")?;
+        let row: Option<(String, String)> =
+            stmt.query_row([token_hash], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
+        row.map(|(role, label)| Ok((role.parse::<Role>().map_err(StoreError::Corrupt)?, label)))
+            .transpose()
+    }
+
     fn operator_by_token(&self, token_hash: &str) -> Result<Option<Role>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached("SELECT role FROM operators WHERE token_hash = ?1")?;
@@ -311,16 +322,20 @@ impl Store for SqliteStore {
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut conn = self.conn();
         let tx = conn.transaction()?;
+        let stations_json =
+            serde_json::to_string(stations).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         tx.execute(
-            "INSERT INTO schedules (origin, layer, source, audio_json, loaded_by, loaded_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO schedules (origin, layer, source, audio_json, loaded_by, loaded_at,
+                                    stations_json)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 schedule.origin,
                 layer_text(schedule.layer),
                 schedule.source,
                 audio_json,
                 loaded_by,
-                schedule.loaded_at.to_rfc3339()
+                schedule.loaded_at.to_rfc3339(),
+                stations_json
             ],
         )?;
         let id = tx.last_insert_rowid();
@@ -590,13 +605,105 @@ impl Store for SqliteStore {
     fn put_heartbeat(&self, heartbeat: &StoredHeartbeat) -> Result<(), StoreError> {
         let body = serde_json::to_string(&heartbeat.heartbeat)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.conn().execute(
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
             "INSERT INTO heartbeats (station_id, received_at, body_json) VALUES (?1, ?2, ?3)
              ON CONFLICT (station_id) DO UPDATE
              SET received_at = excluded.received_at, body_json = excluded.body_json",
             params![heartbeat.station_id, heartbeat.received_at.to_rfc3339(), body],
         )?;
+        super::console::add_history(&tx, heartbeat, &body)?;
+        tx.commit()?;
         Ok(())
+    }
+
+    fn heartbeat_history(
+        &self,
+        station_id: &str,
+        limit: usize,
+    ) -> Result<Vec<StoredHeartbeat>, StoreError> {
+        super::console::heartbeat_history(&self.conn(), station_id, limit)
+    }
+
+    fn schedule_loads(&self, limit: usize) -> Result<Vec<super::ScheduleLoad>, StoreError> {
+        super::console::schedule_loads(&self.conn(), limit)
+    }
+
+    fn missed_since(&self, since: DateTime<Utc>) -> Result<Vec<(String, u64)>, StoreError> {
+        super::console::missed_since(&self.conn(), since)
+    }
+
+    fn library(&self, limit: usize) -> Result<Vec<super::LibraryEntry>, StoreError> {
+        super::console::library(&self.conn(), limit)
+    }
+
+    fn add_user(&self, user: &super::User) -> Result<(), StoreError> {
+        super::console::add_user(&self.conn(), user)
+    }
+
+    fn user(&self, name: &str) -> Result<Option<super::User>, StoreError> {
+        super::console::user(&self.conn(), name)
+    }
+
+    fn users(&self) -> Result<Vec<super::User>, StoreError> {
+        super::console::users(&self.conn())
+    }
+
+    fn set_user_password(
+        &self,
+        name: &str,
+        password_hash: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        super::console::set_user_password(&mut self.conn(), name, password_hash, at)
+    }
+
+    fn set_user_disabled(
+        &self,
+        name: &str,
+        disabled: bool,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        super::console::set_user_disabled(&mut self.conn(), name, disabled, at)
+    }
+
+    fn put_session(&self, session: &super::SessionRow) -> Result<(), StoreError> {
+        super::console::put_session(&self.conn(), session)
+    }
+
+    fn session(&self, id_hash: &str) -> Result<Option<super::SessionRow>, StoreError> {
+        super::console::session(&self.conn(), id_hash)
+    }
+
+    fn touch_session(&self, id_hash: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        super::console::touch_session(&self.conn(), id_hash, at)
+    }
+
+    fn end_session(&self, id_hash: &str) -> Result<(), StoreError> {
+        super::console::end_session(&self.conn(), id_hash)
+    }
+
+    fn end_idle_sessions(&self, seen_before: DateTime<Utc>) -> Result<usize, StoreError> {
+        super::console::end_idle_sessions(&self.conn(), seen_before)
+    }
+
+    fn login_failures(&self, key: &str) -> Result<Option<super::LoginFailures>, StoreError> {
+        super::console::login_failures(&self.conn(), key)
+    }
+
+    fn add_login_failure(
+        &self,
+        key: &str,
+        at: DateTime<Utc>,
+        forget_before: DateTime<Utc>,
+        keep_at_most: usize,
+    ) -> Result<u32, StoreError> {
+        super::console::add_login_failure(&mut self.conn(), key, at, forget_before, keep_at_most)
+    }
+
+    fn clear_login_failures(&self, key: &str) -> Result<(), StoreError> {
+        super::console::clear_login_failures(&self.conn(), key)
     }
 
     fn set_station_place(&self, place: &StationPlace) -> Result<bool, StoreError> {

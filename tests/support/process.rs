@@ -63,6 +63,23 @@ pub fn loa(args: &[&str]) -> Output {
     command().args(args).output().expect("run loa")
 }
 
+/// `loa ARGS` with `stdin` written to its standard input, run as the terminal user
+/// `tester` (what an audit line names).
+pub fn loa_with_input(args: &[&str], stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = command()
+        .args(args)
+        .env("USER", "tester")
+        .env_remove("SUDO_USER")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn loa");
+    child.stdin.take().expect("piped stdin").write_all(stdin.as_bytes()).expect("write stdin");
+    child.wait_with_output().expect("wait for loa")
+}
+
 /// `loa ARGS` in `dir` (relative paths in `ARGS` and in the output).
 pub fn loa_in(dir: &Path, args: &[&str]) -> Output {
     command().current_dir(dir).args(args).output().expect("run loa")

@@ -477,9 +477,11 @@ async fn get_alerts(
     let views: Vec<AlertView> = open
         .into_iter()
         .filter(|a| match &role {
-            Role::District(own) => {
-                a.station_id.as_ref().and_then(|s| district_of.get(s)).is_some_and(|d| d == own)
-            }
+            Role::District(_) => a
+                .station_id
+                .as_ref()
+                .and_then(|s| district_of.get(s))
+                .is_some_and(|area| role.sees_area(area)),
             _ => true,
         })
         .map(|a| AlertView {

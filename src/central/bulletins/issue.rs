@@ -17,15 +17,26 @@ use crate::store::PendingBulletin;
 /// Who asked, for the audit trail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {
-    /// A role (`admin`, `district:Tri Tôn`, `cap-source`) or `central`.
+    /// A role (`admin`, `district:Tri Tôn`, `cap-source`), a person of the console
+    /// (`an (admin)`), or `central`.
     pub who: String,
     /// The caller's address, a feed's URL, or `-`.
     pub from: String,
+    /// Tells people apart where `who` may not: `user:NAME` for a console session,
+    /// `token:LABEL` for an operator token. The two-person rule compares these.
+    pub person: String,
 }
 
 impl Actor {
     pub fn new(who: impl Into<String>, from: impl Into<String>) -> Self {
-        Actor { who: who.into(), from: from.into() }
+        let who = who.into();
+        Actor { person: who.clone(), who, from: from.into() }
+    }
+
+    /// This actor, known to be `person`.
+    pub fn person(mut self, person: impl Into<String>) -> Self {
+        self.person = person.into();
+        self
     }
 }
 
@@ -149,8 +160,10 @@ pub fn hold(
     requested_by: &str,
     reason: &str,
     actor: &Actor,
+    requester: Option<&str>,
 ) -> Result<(), ApiError> {
     let pending = PendingBulletin {
+        requester: requester.map(str::to_string),
         doc: doc.clone(),
         approval: Approval {
             state: ApprovalState::WaitingApproval,
@@ -187,6 +200,15 @@ pub async fn approve(state: &AppState, id: &str, actor: &Actor) -> Result<Bullet
     };
     let pending = state.store.pending(id)?.ok_or_else(not_found)?;
     let now = state.clock.now();
+    // The two-person rule: whoever asked for it is not the second person.
+    if pending.requester.as_deref() == Some(actor.person.as_str())
+        && pending.approval.state == ApprovalState::WaitingApproval
+    {
+        return Err(ApiError::Forbidden(format!(
+            "bulletin {id} waits for a second admin: {} asked for it and cannot approve it too",
+            actor.who
+        )));
+    }
     match pending.approval.state {
         ApprovalState::WaitingApproval => {}
         other => {

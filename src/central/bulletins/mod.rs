@@ -24,6 +24,7 @@
 
 mod delivery_log;
 pub mod issue;
+pub mod operate;
 mod routes;
 mod speech;
 
@@ -42,7 +43,8 @@ use crate::protocol::{
 use crate::signing::SigningError;
 use delivery_log::DeliveryLog;
 pub use issue::{Actor, Cancelled, Draft, approve, cancel, hold, issue};
-pub use routes::{MAX_TEXT_CHARS, REAUTH_EVERY, STREAM_HEARTBEAT, resolve_targets, routes};
+pub use operate::{MAX_TEXT_CHARS, resolve_targets};
+pub use routes::{REAUTH_EVERY, STREAM_HEARTBEAT, routes};
 pub use speech::{ESPEAK, SPEECH_TIMEOUT, render_speech};
 
 /// The bulletin tables' file inside central's data directory.

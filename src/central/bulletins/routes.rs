@@ -2,7 +2,7 @@
 //! (scoped to what a role may see), the stations' event stream and poll, and their
 //! delivery reports.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,21 +12,16 @@ use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::issue::{self, Actor, Draft};
-use super::{Connected, StoredEvent, lock};
+use super::operate;
+use super::{Connected, StoredEvent};
 use crate::central::api::Routes;
 use crate::central::auth::{
-    admin_auth, operator_auth as operator, parse_json, peer, station_auth as station,
+    operator_auth as operator, operator_caller, parse_json, station_auth as station,
 };
 use crate::central::{ApiError, AppState};
-use crate::protocol::{
-    ApprovalState, BulletinEvent, BulletinEvents, BulletinInfo, DeliveryReport, DeliveryState,
-    PushBulletinRequest, PushBulletinResponse, StationDelivery, Target,
-};
-use crate::store::{PendingBulletin, Role, Station};
+use crate::protocol::{BulletinEvent, BulletinEvents, DeliveryReport, PushBulletinRequest};
 
 /// Comment line sent on an idle stream so proxies and stations know it is alive.
 pub const STREAM_HEARTBEAT: Duration = Duration::from_secs(15);
@@ -46,255 +41,17 @@ pub fn routes() -> Routes {
         .post("/api/v1/station/bulletins/delivery", delivery)
 }
 
-/// The stations a push may reach under `role` (see the module docs).
-pub fn resolve_targets(
-    stations: Vec<Station>,
-    role: &Role,
-    to: &Target,
-) -> Result<Vec<String>, ApiError> {
-    match role {
-        Role::Admin => {}
-        Role::Viewer | Role::CapSource => {
-            return Err(ApiError::Forbidden(format!("{role} tokens cannot push bulletins")));
-        }
-        Role::District(own) => {
-            if matches!(to, Target::All) {
-                return Err(ApiError::Forbidden(format!(
-                    "district tokens cannot push to all stations: use --to district:{own}"
-                )));
-            }
-            if let Target::District(name) = to
-                && name != own
-            {
-                return Err(ApiError::Forbidden(format!(
-                    "this token may push only to district {own:?}"
-                )));
-            }
-        }
-    }
-    // A district token is answered as if its district were the whole province: the
-    // same refusal for a station elsewhere as for one that does not exist, so nothing
-    // about other districts' stations can be learnt from it.
-    let visible: Vec<Station> = match role {
-        Role::District(own) => stations.into_iter().filter(|s| &s.district == own).collect(),
-        _ => stations,
-    };
-    let chosen: Vec<Station> = match to {
-        Target::All => visible,
-        Target::District(name) => {
-            let chosen: Vec<Station> =
-                visible.into_iter().filter(|s| &s.district == name).collect();
-            if chosen.is_empty() {
-                return Err(ApiError::NotFound(format!("no stations in district {name:?}")));
-            }
-            chosen
-        }
-        Target::Stations(ids) => {
-            let mut chosen = Vec::new();
-            for id in ids.iter().collect::<std::collections::BTreeSet<_>>() {
-                let s = visible.iter().find(|s| &s.id == id).cloned().ok_or_else(|| {
-                    let id = crate::protocol::text::printable(&crate::protocol::bounds::clip(id));
-                    match role {
-                        Role::District(own) => ApiError::Forbidden(format!(
-                            "station {id:?} is not one of district {own:?}'s stations: this token may push only to them"
-                        )),
-                        _ => ApiError::NotFound(format!(
-                            "no station {id:?}: see `loa status` for the list"
-                        )),
-                    }
-                })?;
-                chosen.push(s);
-            }
-            chosen
-        }
-    };
-    if chosen.is_empty() {
-        return Err(ApiError::NotFound(
-            "no stations to push to: add one with `loa central station add`".into(),
-        ));
-    }
-    Ok(chosen.into_iter().map(|s| s.id).collect())
-}
-
-/// Longest text a `--text` bulletin may have, in characters: about five minutes of
-/// speech. A longer text is a mistake (or an attack: 52 KB of text made a 124 MB WAV
-/// that every station then downloaded).
-pub const MAX_TEXT_CHARS: usize = 4000;
-
-/// The title of a bulletin pushed without one: the first words of its text.
-fn title_from_text(text: &str) -> String {
-    const WORDS: usize = 8;
-    let words: Vec<&str> = text.split_whitespace().collect();
-    let mut title = words.iter().take(WORDS).copied().collect::<Vec<_>>().join(" ");
-    if title.chars().count() > 60 {
-        title = title.chars().take(60).collect::<String>().trim_end().to_string();
-    }
-    if words.len() > WORDS || title.chars().count() < words.join(" ").chars().count() {
-        title.push('…');
-    }
-    title
-}
-
-/// Checks the numbers of a push request before anything is rendered or signed.
-fn check_request(request: &PushBulletinRequest) -> Result<(), ApiError> {
-    use crate::protocol::bounds::{
-        MAX_BULLETIN_REPEAT, MAX_BULLETIN_VALIDITY_SECS, MAX_TITLE_CHARS, check_text,
-    };
-    if request.expires_secs == 0 || request.expires_secs > MAX_BULLETIN_VALIDITY_SECS {
-        return Err(ApiError::BadRequest(format!(
-            "expiry of {} s is out of range: give --expires between 1s and 7d",
-            request.expires_secs
-        )));
-    }
-    if request.repeat > MAX_BULLETIN_REPEAT {
-        return Err(ApiError::BadRequest(format!(
-            "--repeat {} is more than {MAX_BULLETIN_REPEAT}",
-            request.repeat
-        )));
-    }
-    if request.interval_secs > request.expires_secs {
-        return Err(ApiError::BadRequest(format!(
-            "--interval of {} s is longer than the bulletin is valid (--expires, {} s): \
-             give an interval shorter than the expiry",
-            request.interval_secs, request.expires_secs
-        )));
-    }
-    if let Some(title) = &request.title {
-        check_text("--title", title, MAX_TITLE_CHARS).map_err(ApiError::BadRequest)?;
-    }
-    if let Some(text) = &request.text {
-        let chars = text.chars().count();
-        if chars > MAX_TEXT_CHARS {
-            return Err(ApiError::BadRequest(format!(
-                "--text has {chars} characters: a spoken bulletin takes at most {MAX_TEXT_CHARS} \
-                 (about five minutes); record a longer one and push it with --audio FILE"
-            )));
-        }
-    }
-    if let Some(voice) = &request.voice {
-        let plain = voice.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_+".contains(&b));
-        if voice.is_empty() || voice.len() > 40 || !plain {
-            return Err(ApiError::BadRequest(format!(
-                "voice {:?} is not an espeak-ng voice name (e.g. vi, en, km)",
-                crate::protocol::bounds::clip(voice)
-            )));
-        }
-    }
-    Ok(())
-}
-
 async fn push(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
-    let role = operator(&state, &headers)?;
-    let actor = Actor::new(role.to_string(), peer(request.extensions()));
+    let caller = operator_caller(&state, &headers, request.extensions())?;
     let body =
         crate::central::body::read(request.into_body(), crate::central::body::PUSH_LIMIT).await?;
     let request: PushBulletinRequest = parse_json(&body, "bulletin push request")?;
-    check_request(&request)?;
-    let targets = resolve_targets(state.store.stations()?, &role, &request.to)?;
-    let title = match (&request.title, &request.text) {
-        (Some(title), _) => title.clone(),
-        (None, Some(text)) => title_from_text(text),
-        (None, None) => "bulletin".to_string(),
-    };
-    let audio = match (&request.audio_sha256, &request.text) {
-        (Some(sha), None) => state.store.audio(sha)?.ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "audio sha256:{} is not in the library: upload it with `loa audio add`",
-                crate::protocol::bounds::clip(sha)
-            ))
-        })?,
-        (None, Some(text)) if !text.trim().is_empty() => {
-            let voice = request.voice.as_deref().unwrap_or("vi");
-            issue::speak(&state, text, voice, &title).await?
-        }
-        _ => {
-            return Err(ApiError::BadRequest(
-                "give exactly one of --audio FILE or --text TEXT (not empty)".into(),
-            ));
-        }
-    };
-    let now = state.clock.now();
-    let draft = Draft {
-        title,
-        audio,
-        targets: targets.clone(),
-        to_all: request.to == Target::All,
-        priority: request.priority,
-        repeat: request.repeat,
-        interval_secs: request.interval_secs,
-        tone: request.tone,
-        expires_at: now + chrono::Duration::seconds(request.expires_secs as i64),
-    };
-    let doc = draft.doc(now)?;
-    issue::issue(&state, &doc, &targets, &role.to_string(), &actor).await?;
-    Ok(axum::Json(PushBulletinResponse {
-        id: doc.id,
-        targets,
-        audio_sha256: doc.audio_sha256,
-        issued_at: doc.issued_at,
-        expires_at: doc.expires_at,
-    })
-    .into_response())
-}
-
-/// The stations of `role`'s district, or `None` for a role that sees every station.
-fn own_stations(state: &AppState, role: &Role) -> Result<Option<HashSet<String>>, ApiError> {
-    match role {
-        Role::District(own) => Ok(Some(
-            state
-                .store
-                .stations()?
-                .into_iter()
-                .filter(|s| &s.district == own)
-                .map(|s| s.id)
-                .collect(),
-        )),
-        Role::Admin | Role::Viewer => Ok(None),
-        Role::CapSource => Ok(Some(HashSet::new())),
-    }
-}
-
-/// A bulletin `role` may see: a district token sees only bulletins that reach one of
-/// its stations (and only those stations' rows); to it, any other does not exist.
-fn visible_info(state: &AppState, role: &Role, id: &str) -> Result<BulletinInfo, ApiError> {
-    let mut info = info(state, id)?;
-    if let Some(own) = own_stations(state, role)? {
-        if !info.doc.targets.iter().any(|t| own.contains(t)) {
-            return Err(no_bulletin(id));
-        }
-        info.stations.retain(|s| own.contains(&s.station_id));
-        info.doc.targets.retain(|t| own.contains(t));
-    }
-    Ok(info)
-}
-
-fn no_bulletin(id: &str) -> ApiError {
-    let id = crate::protocol::text::printable(&crate::protocol::bounds::clip(id));
-    ApiError::NotFound(format!("no bulletin {id:?}: `loa bulletin list`"))
-}
-
-/// Whether `role` may cancel a bulletin sent to `targets`.
-fn may_touch(state: &AppState, role: &Role, targets: &[String]) -> Result<(), ApiError> {
-    match role {
-        Role::Admin => Ok(()),
-        Role::Viewer | Role::CapSource => {
-            Err(ApiError::Forbidden(format!("{role} tokens cannot cancel bulletins")))
-        }
-        Role::District(own) => {
-            let mine = own_stations(state, role)?.unwrap_or_default();
-            if targets.iter().all(|t| mine.contains(t)) {
-                Ok(())
-            } else {
-                Err(ApiError::Forbidden(format!(
-                    "this bulletin also reaches stations outside district {own:?}: only an admin may cancel it"
-                )))
-            }
-        }
-    }
+    let pushed = operate::push(&state, &caller, &request).await?;
+    Ok(axum::Json(pushed.response).into_response())
 }
 
 async fn cancel(
@@ -303,29 +60,8 @@ async fn cancel(
     UrlPath(id): UrlPath<String>,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
-    let role = operator(&state, &headers)?;
-    let actor = Actor::new(role.to_string(), peer(request.extensions()));
-    // A district token learns nothing of a bulletin that reaches none of its stations.
-    let before = visible_info(&state, &role, &id)?;
-    let (targets, cancelled) = match state.bulletins.bulletin(&id)? {
-        Some((doc, _, cancelled)) => (doc.targets, cancelled),
-        None => (before.doc.targets.clone(), None),
-    };
-    may_touch(&state, &role, &targets)?;
-    if let Some(at) = cancelled {
-        return Err(ApiError::BadRequest(format!("bulletin {id} was already cancelled at {at}")));
-    }
-    if let Some(a) = &before.approval
-        && a.state != ApprovalState::WaitingApproval
-        && a.state != ApprovalState::Approved
-    {
-        return Err(ApiError::BadRequest(format!(
-            "bulletin {id} was never sent ({}): there is nothing to cancel",
-            a.state.as_str()
-        )));
-    }
-    issue::cancel(&state, &id, &actor, "cancelled by an operator")?;
-    Ok(axum::Json(visible_info(&state, &role, &id)?).into_response())
+    let caller = operator_caller(&state, &headers, request.extensions())?;
+    Ok(axum::Json(operate::cancel(&state, &caller, &id)?).into_response())
 }
 
 async fn approve(
@@ -334,87 +70,9 @@ async fn approve(
     UrlPath(id): UrlPath<String>,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
-    let role = admin_auth(&state, &headers, "approve a bulletin")?;
-    let actor = Actor::new(role.to_string(), peer(request.extensions()));
-    issue::approve(&state, &id, &actor).await?;
-    Ok(axum::Json(visible_info(&state, &role, &id)?).into_response())
+    let caller = operator_caller(&state, &headers, request.extensions())?;
+    Ok(axum::Json(operate::approve(&state, &caller, &id).await?).into_response())
 }
-
-/// A bulletin with every target station's state; one that needed approval with where
-/// that stands (and, while it is not signed, no station state at all).
-fn info(state: &AppState, id: &str) -> Result<BulletinInfo, ApiError> {
-    let approval = state.store.pending(id)?;
-    let Some((doc, issued_by, cancelled_at)) = state.bulletins.bulletin(id)? else {
-        let pending = approval.ok_or_else(|| no_bulletin(id))?;
-        return Ok(unsigned_info(pending));
-    };
-    let approval = approval.map(|p| p.approval);
-    let mut per: BTreeMap<String, Vec<DeliveryReport>> = BTreeMap::new();
-    for (station, report) in state.bulletins.deliveries(id)? {
-        per.entry(station).or_default().push(report);
-    }
-    let beats: HashMap<String, DateTime<Utc>> =
-        state.store.heartbeats()?.into_iter().map(|h| (h.station_id, h.received_at)).collect();
-    let connected = lock(&state.bulletins.connected).clone();
-    let contact = lock(&state.bulletins.contact).clone();
-    let stations = doc
-        .targets
-        .iter()
-        .map(|sid| {
-            let reports = per.remove(sid).unwrap_or_default();
-            let failed = reports.iter().find(|r| r.state == DeliveryState::Failed);
-            let furthest = failed.or_else(|| reports.iter().max_by_key(|r| r.state));
-            let latency_ms = reports
-                .iter()
-                .find(|r| r.state == DeliveryState::Started)
-                .and_then(|r| r.latency_ms);
-            let last_seen = match (beats.get(sid), contact.get(sid)) {
-                (Some(a), Some(b)) => Some(*a.max(b)),
-                (a, b) => a.or(b).copied(),
-            };
-            StationDelivery {
-                station_id: sid.clone(),
-                state: furthest.map(|r| r.state),
-                at: furthest.map(|r| r.at),
-                latency_ms,
-                reason: furthest.and_then(|r| r.reason.clone()),
-                connected: connected.contains_key(sid),
-                last_seen,
-            }
-        })
-        .collect();
-    Ok(BulletinInfo { doc, cancelled_at, issued_by, stations, approval })
-}
-
-/// A bulletin not signed (waiting, or never approved): its targets, none reached.
-fn unsigned_info(pending: PendingBulletin) -> BulletinInfo {
-    let stations = pending
-        .doc
-        .targets
-        .iter()
-        .map(|sid| StationDelivery {
-            station_id: sid.clone(),
-            state: None,
-            at: None,
-            latency_ms: None,
-            reason: None,
-            connected: false,
-            last_seen: None,
-        })
-        .collect();
-    BulletinInfo {
-        issued_by: pending.approval.requested_by.clone(),
-        doc: pending.doc,
-        cancelled_at: None,
-        stations,
-        approval: Some(pending.approval),
-    }
-}
-
-/// Bulletins `loa bulletin list` shows when it does not say, newest first.
-pub const LIST_DEFAULT: usize = 100;
-/// Most bulletins one list may ask for.
-pub const LIST_MAX: usize = 1000;
 
 #[derive(Debug, Deserialize)]
 struct ListQuery {
@@ -427,34 +85,8 @@ async fn list(
     Query(query): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
     let role = operator(&state, &headers)?;
-    let limit = query.limit.unwrap_or(LIST_DEFAULT);
-    if limit == 0 || limit > LIST_MAX {
-        return Err(ApiError::BadRequest(format!(
-            "limit {limit} is out of range: list 1 to {LIST_MAX} bulletins"
-        )));
-    }
-    // Signed bulletins newest first, and those never signed (waiting for approval, or
-    // never approved) in their place by the time they were made.
-    let unsigned: Vec<PendingBulletin> = state
-        .store
-        .pending_list(limit)?
-        .into_iter()
-        .filter(|p| p.approval.state != ApprovalState::Approved)
-        .collect();
-    let mut out: Vec<BulletinInfo> = Vec::new();
-    for id in state.bulletins.bulletin_ids()?.iter().chain(unsigned.iter().map(|p| &p.doc.id)) {
-        if out.len() == 2 * limit {
-            break;
-        }
-        match visible_info(&state, &role, id) {
-            Ok(info) => out.push(info),
-            Err(ApiError::NotFound(_)) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    out.sort_by_key(|b| std::cmp::Reverse(b.doc.issued_at));
-    out.truncate(limit);
-    Ok(axum::Json(out).into_response())
+    let limit = query.limit.unwrap_or(operate::LIST_DEFAULT);
+    Ok(axum::Json(operate::list(&state, &role, limit)?).into_response())
 }
 
 async fn show(
@@ -463,7 +95,7 @@ async fn show(
     UrlPath(id): UrlPath<String>,
 ) -> Result<Response, ApiError> {
     let role = operator(&state, &headers)?;
-    Ok(axum::Json(visible_info(&state, &role, &id)?).into_response())
+    Ok(axum::Json(operate::visible_info(&state, &role, &id)?).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -667,42 +299,13 @@ async fn delivery(
 mod tests {
     use super::*;
 
-    fn st(id: &str, district: &str) -> Station {
-        Station { id: id.into(), name: id.into(), district: district.into() }
-    }
-
-    #[test]
-    fn district_tokens_reach_only_their_own_stations() {
-        let all = || vec![st("a", "tri-ton"), st("b", "tri-ton"), st("c", "tinh-bien")];
-        let admin = resolve_targets(all(), &Role::Admin, &Target::All).unwrap();
-        assert_eq!(admin, vec!["a", "b", "c"]);
-        let own = Role::District("tri-ton".into());
-        assert_eq!(
-            resolve_targets(all(), &own, &Target::District("tri-ton".into())).unwrap(),
-            vec!["a", "b"]
-        );
-        assert!(matches!(resolve_targets(all(), &own, &Target::All), Err(ApiError::Forbidden(_))));
-        assert!(matches!(
-            resolve_targets(all(), &own, &Target::Stations(vec!["c".into()])),
-            Err(ApiError::Forbidden(_))
-        ));
-        assert!(matches!(
-            resolve_targets(all(), &Role::Viewer, &Target::All),
-            Err(ApiError::Forbidden(_))
-        ));
-        assert!(matches!(
-            resolve_targets(all(), &Role::Admin, &Target::Stations(vec!["zz".into()])),
-            Err(ApiError::NotFound(_))
-        ));
-    }
-
     #[test]
     fn delivery_bodies_are_one_report_or_a_bounded_list() {
         let one = r#"{"bulletin_id":"b-1","state":"delivered","at":"2026-12-01T05:00:00Z","latency_ms":null,"reason":null}"#;
         assert_eq!(delivery_reports(&Bytes::from(one)).unwrap().len(), 1);
         let two = format!(" [{one},{}]", one.replace("delivered", "verified"));
         let reports = delivery_reports(&Bytes::from(two)).unwrap();
-        assert_eq!(reports[1].state, DeliveryState::Verified);
+        assert_eq!(reports[1].state, crate::protocol::DeliveryState::Verified);
         for bad in ["[]".to_string(), format!("[{}]", vec![one; 65].join(","))] {
             let err = delivery_reports(&Bytes::from(bad)).unwrap_err().to_string();
             assert!(err.contains("send 1 to 64 per request"), "{err}");

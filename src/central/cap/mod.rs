@@ -341,7 +341,7 @@ async fn make(
         describe_signature(signature),
         doc.id
     );
-    bulletins::hold(state, &doc, &requested_by, &reason, &source.actor)?;
+    bulletins::hold(state, &doc, &requested_by, &reason, &source.actor, None)?;
     Ok(outcome(CapDecision::Waiting, reason))
 }
 
@@ -502,14 +502,9 @@ async fn list(
     let role = operator_auth(&state, &headers)?;
     let limit = limit(&query)?;
     let mut records = state.store.alerts(limit)?;
-    if let Role::District(own) = &role {
-        let mine: std::collections::HashSet<String> = state
-            .store
-            .stations()?
-            .into_iter()
-            .filter(|s| &s.district == own)
-            .map(|s| s.id)
-            .collect();
+    if let Role::District(_) = &role {
+        let mine: std::collections::HashSet<String> =
+            state.store.stations()?.into_iter().filter(|s| role.sees(s)).map(|s| s.id).collect();
         let mut kept = Vec::new();
         for r in records {
             let Some(id) = &r.outcome.bulletin_id else { continue };

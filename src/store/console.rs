@@ -1,0 +1,623 @@
+//! What the operators' console keeps: people (name, role, argon2id hash of the password,
+//! disabled or not), their sessions (only the sha256 of a session id, never the id), the
+//! failed-login counters that slow down guessing, a short heartbeat history per station,
+//! and the history of schedule loads. SQLite here; each query is named in the
+//! [`Store`](super::Store) trait so another database can follow, in plain SQL (no
+//! SQLite-only syntax in what the trait promises).
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{Role, StoreError, StoredHeartbeat};
+use crate::protocol::{AudioInfo, time_text};
+use crate::schedule::Layer;
+
+pub(crate) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS users (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    disabled INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    changed_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    id_hash TEXT PRIMARY KEY,
+    user_name TEXT NOT NULL REFERENCES users(name),
+    csrf TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    last_seen TEXT NOT NULL,
+    peer TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sessions_user ON sessions (user_name);
+CREATE TABLE IF NOT EXISTS login_failures (
+    key TEXT PRIMARY KEY,
+    failures INTEGER NOT NULL,
+    last_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS login_failures_last ON login_failures (last_at);
+CREATE TABLE IF NOT EXISTS heartbeat_history (
+    station_id TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    body_json TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS heartbeat_history_station ON heartbeat_history (station_id, received_at);
+";
+
+/// Columns added to tables that shipped before the console: (table, column, type).
+pub(super) const ADDED: &[(&str, &str, &str)] =
+    &[("schedules", "stations_json", "TEXT"), ("pending_bulletins", "requester", "TEXT")];
+
+/// Heartbeats kept per station for its page (about two hours at one a minute).
+pub const HEARTBEAT_HISTORY: usize = 120;
+
+/// A person who logs in to the console, with the role the API's tokens have.
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    /// 1–64 characters: lowercase letters, digits, `.`, `-`, `_`.
+    pub name: String,
+    pub role: Role,
+    /// The PHC string of an argon2id hash; never the password.
+    pub password_hash: String,
+    pub disabled: bool,
+    pub created_at: DateTime<Utc>,
+    pub changed_at: DateTime<Utc>,
+}
+
+/// A console session. The browser holds the id; the store only its sha256.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRow {
+    pub id_hash: String,
+    pub user: String,
+    /// The token every form of this session carries (`csrf`).
+    pub csrf: String,
+    pub created_at: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    /// Where it logged in from.
+    pub peer: String,
+}
+
+/// Failed logins counted under one key (`user:NAME` or `addr:IP`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoginFailures {
+    pub key: String,
+    pub failures: u32,
+    pub last_at: DateTime<Utc>,
+}
+
+/// One schedule load, for the console's history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScheduleLoad {
+    pub id: i64,
+    pub origin: String,
+    pub layer: Layer,
+    pub loaded_by: String,
+    pub loaded_at: DateTime<Utc>,
+    /// The stations it was assigned to (`None` for a load made before this was kept).
+    pub stations: Option<Vec<String>>,
+}
+
+/// A library file as the console lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LibraryEntry {
+    pub info: AudioInfo,
+    pub true_peak_dbtp: Option<f64>,
+    pub added_at: DateTime<Utc>,
+}
+
+/// Whether `name` may name a person: 1–64 lowercase letters, digits, `.`, `-`, `_`.
+pub fn valid_user_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+}
+
+fn time(text: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StoreError::Corrupt(format!("timestamp {text:?}: {e}")))
+}
+
+fn user_row(
+    r: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(String, String, String, i64, String, String)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+}
+
+fn user_from(row: (String, String, String, i64, String, String)) -> Result<User, StoreError> {
+    let (name, role, password_hash, disabled, created_at, changed_at) = row;
+    Ok(User {
+        role: role.parse().map_err(StoreError::Corrupt)?,
+        name,
+        password_hash,
+        disabled: disabled != 0,
+        created_at: time(&created_at)?,
+        changed_at: time(&changed_at)?,
+    })
+}
+
+const USER_COLUMNS: &str = "name, role, password_hash, disabled, created_at, changed_at FROM users";
+
+pub(super) fn add_user(conn: &Connection, user: &User) -> Result<(), StoreError> {
+    let result = conn.execute(
+        "INSERT INTO users (name, role, password_hash, disabled, created_at, changed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            user.name,
+            user.role.to_string(),
+            user.password_hash,
+            i64::from(user.disabled),
+            time_text(user.created_at),
+            time_text(user.changed_at)
+        ],
+    );
+    match result {
+        Ok(_) => Ok(()),
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            Err(StoreError::UserExists(user.name.clone()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(super) fn user(conn: &Connection, name: &str) -> Result<Option<User>, StoreError> {
+    let row = conn
+        .query_row(&format!("SELECT {USER_COLUMNS} WHERE name = ?1"), [name], user_row)
+        .optional()?;
+    row.map(user_from).transpose()
+}
+
+pub(super) fn users(conn: &Connection) -> Result<Vec<User>, StoreError> {
+    let mut stmt = conn.prepare(&format!("SELECT {USER_COLUMNS} ORDER BY name"))?;
+    let rows = stmt.query_map([], user_row)?.collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter().map(user_from).collect()
+}
+
+/// A new password hash; every session of the person ends (one transaction).
+pub(super) fn set_user_password(
+    conn: &mut Connection,
+    name: &str,
+    password_hash: &str,
+    at: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let tx = conn.transaction()?;
+    let changed = tx.execute(
+        "UPDATE users SET password_hash = ?2, changed_at = ?3 WHERE name = ?1",
+        params![name, password_hash, time_text(at)],
+    )?;
+    tx.execute("DELETE FROM sessions WHERE user_name = ?1", [name])?;
+    tx.commit()?;
+    Ok(changed == 1)
+}
+
+/// Disables (or enables) a person; disabling ends every session of theirs.
+pub(super) fn set_user_disabled(
+    conn: &mut Connection,
+    name: &str,
+    disabled: bool,
+    at: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let tx = conn.transaction()?;
+    let changed = tx.execute(
+        "UPDATE users SET disabled = ?2, changed_at = ?3 WHERE name = ?1",
+        params![name, i64::from(disabled), time_text(at)],
+    )?;
+    if disabled {
+        tx.execute("DELETE FROM sessions WHERE user_name = ?1", [name])?;
+    }
+    tx.commit()?;
+    Ok(changed == 1)
+}
+
+pub(super) fn put_session(conn: &Connection, s: &SessionRow) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO sessions (id_hash, user_name, csrf, created_at, last_seen, peer)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![s.id_hash, s.user, s.csrf, time_text(s.created_at), time_text(s.last_seen), s.peer],
+    )?;
+    Ok(())
+}
+
+pub(super) fn session(conn: &Connection, id_hash: &str) -> Result<Option<SessionRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id_hash, user_name, csrf, created_at, last_seen, peer FROM sessions WHERE id_hash = ?1",
+    )?;
+    let row: Option<[String; 6]> = stmt
+        .query_row([id_hash], |r| {
+            Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?])
+        })
+        .optional()?;
+    row.map(|[id_hash, user, csrf, created_at, last_seen, peer]| {
+        Ok(SessionRow {
+            id_hash,
+            user,
+            csrf,
+            created_at: time(&created_at)?,
+            last_seen: time(&last_seen)?,
+            peer,
+        })
+    })
+    .transpose()
+}
+
+pub(super) fn touch_session(
+    conn: &Connection,
+    id_hash: &str,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE sessions SET last_seen = ?2 WHERE id_hash = ?1",
+        params![id_hash, time_text(at)],
+    )?;
+    Ok(())
+}
+
+pub(super) fn end_session(conn: &Connection, id_hash: &str) -> Result<(), StoreError> {
+    conn.execute("DELETE FROM sessions WHERE id_hash = ?1", [id_hash])?;
+    Ok(())
+}
+
+pub(super) fn end_idle_sessions(
+    conn: &Connection,
+    seen_before: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    Ok(conn.execute("DELETE FROM sessions WHERE last_seen < ?1", [time_text(seen_before)])?)
+}
+
+pub(super) fn login_failures(
+    conn: &Connection,
+    key: &str,
+) -> Result<Option<LoginFailures>, StoreError> {
+    let row: Option<(String, i64, String)> = conn
+        .query_row("SELECT key, failures, last_at FROM login_failures WHERE key = ?1", [key], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?;
+    row.map(|(key, failures, last_at)| {
+        Ok(LoginFailures {
+            key,
+            failures: u32::try_from(failures).unwrap_or(u32::MAX),
+            last_at: time(&last_at)?,
+        })
+    })
+    .transpose()
+}
+
+/// Counts one more failure under `key` at `at`; returns the count. Counters last seen
+/// before `forget_before` are dropped first, and past `keep_at_most` rows the oldest go:
+/// however many names and addresses are tried, the table stays bounded.
+pub(super) fn add_login_failure(
+    conn: &mut Connection,
+    key: &str,
+    at: DateTime<Utc>,
+    forget_before: DateTime<Utc>,
+    keep_at_most: usize,
+) -> Result<u32, StoreError> {
+    let tx = conn.transaction()?;
+    tx.execute("DELETE FROM login_failures WHERE last_at < ?1", [time_text(forget_before)])?;
+    let rows: i64 = tx.query_row("SELECT COUNT(*) FROM login_failures", [], |r| r.get(0))?;
+    if rows as usize >= keep_at_most {
+        let excess = rows as usize + 1 - keep_at_most;
+        tx.execute(
+            "DELETE FROM login_failures WHERE key IN
+                 (SELECT key FROM login_failures WHERE key <> ?1 ORDER BY last_at LIMIT ?2)",
+            params![key, excess as i64],
+        )?;
+    }
+    tx.execute(
+        "INSERT INTO login_failures (key, failures, last_at) VALUES (?1, 1, ?2)
+         ON CONFLICT (key) DO UPDATE SET failures = login_failures.failures + 1, last_at = excluded.last_at",
+        params![key, time_text(at)],
+    )?;
+    let failures: i64 =
+        tx.query_row("SELECT failures FROM login_failures WHERE key = ?1", [key], |r| r.get(0))?;
+    tx.commit()?;
+    Ok(u32::try_from(failures).unwrap_or(u32::MAX))
+}
+
+pub(super) fn clear_login_failures(conn: &Connection, key: &str) -> Result<(), StoreError> {
+    conn.execute("DELETE FROM login_failures WHERE key = ?1", [key])?;
+    Ok(())
+}
+
+/// Keeps a copy of each heartbeat, at most [`HEARTBEAT_HISTORY`] per station.
+pub(super) fn add_history(
+    tx: &Connection,
+    h: &StoredHeartbeat,
+    body: &str,
+) -> Result<(), StoreError> {
+    let at = time_text(h.received_at);
+    tx.execute(
+        "INSERT INTO heartbeat_history (station_id, received_at, body_json) VALUES (?1, ?2, ?3)",
+        params![h.station_id, at, body],
+    )?;
+    tx.execute(
+        "DELETE FROM heartbeat_history WHERE station_id = ?1 AND received_at <
+             (SELECT received_at FROM heartbeat_history WHERE station_id = ?1
+              ORDER BY received_at DESC LIMIT 1 OFFSET ?2)",
+        params![h.station_id, (HEARTBEAT_HISTORY - 1) as i64],
+    )?;
+    Ok(())
+}
+
+pub(super) fn heartbeat_history(
+    conn: &Connection,
+    station_id: &str,
+    limit: usize,
+) -> Result<Vec<StoredHeartbeat>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT received_at, body_json FROM heartbeat_history WHERE station_id = ?1
+         ORDER BY received_at DESC LIMIT ?2",
+    )?;
+    let rows = stmt
+        .query_map(params![station_id, limit as i64], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter()
+        .map(|(at, body)| {
+            Ok(StoredHeartbeat {
+                station_id: station_id.to_string(),
+                received_at: time(&at)?,
+                heartbeat: serde_json::from_str(&body)
+                    .map_err(|e| StoreError::Corrupt(format!("heartbeat: {e}")))?,
+            })
+        })
+        .collect()
+}
+
+pub(super) fn schedule_loads(
+    conn: &Connection,
+    limit: usize,
+) -> Result<Vec<ScheduleLoad>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT id, origin, layer, loaded_by, loaded_at, stations_json FROM schedules
+         ORDER BY id DESC LIMIT ?1",
+    )?;
+    let rows = stmt
+        .query_map([limit as i64], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, Option<String>>(5)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter()
+        .map(|(id, origin, layer, loaded_by, loaded_at, stations)| {
+            Ok(ScheduleLoad {
+                id,
+                origin,
+                layer: match layer.as_str() {
+                    "local" => Layer::Local,
+                    "provincial" => Layer::Provincial,
+                    other => return Err(StoreError::Corrupt(format!("layer {other:?}"))),
+                },
+                loaded_by,
+                loaded_at: time(&loaded_at)?,
+                stations: stations
+                    .map(|s| serde_json::from_str(&s))
+                    .transpose()
+                    .map_err(|e| StoreError::Corrupt(format!("schedule {id} stations: {e}")))?,
+            })
+        })
+        .collect()
+}
+
+pub(super) fn missed_since(
+    conn: &Connection,
+    since: DateTime<Utc>,
+) -> Result<Vec<(String, u64)>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT station_id, COUNT(*) FROM playlog
+         WHERE planned >= ?1 AND outcome IN ('missed', 'failed')
+         GROUP BY station_id ORDER BY station_id",
+    )?;
+    let rows = stmt
+        .query_map([time_text(since)], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+pub(super) fn library(conn: &Connection, limit: usize) -> Result<Vec<LibraryEntry>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT sha256, title, size, duration_ms, loudness_lufs, gain_db, damage, true_peak_dbtp,
+                created_at
+         FROM audio ORDER BY created_at DESC, sha256 LIMIT ?1",
+    )?;
+    let rows = stmt
+        .query_map([limit as i64], |r| {
+            Ok((
+                AudioInfo {
+                    sha256: r.get(0)?,
+                    title: r.get(1)?,
+                    size: r.get::<_, i64>(2)? as u64,
+                    duration_ms: r.get::<_, i64>(3)? as u64,
+                    loudness_lufs: r.get(4)?,
+                    gain_db: r.get::<_, f64>(5)? as f32,
+                    damage: r.get(6)?,
+                },
+                r.get::<_, Option<f64>>(7)?,
+                r.get::<_, String>(8)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter()
+        .map(|(info, true_peak_dbtp, added)| {
+            Ok(LibraryEntry { info, true_peak_dbtp, added_at: time(&added)? })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{SqliteStore, Station, Store};
+    use super::*;
+    use crate::protocol::Heartbeat;
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap()
+    }
+
+    fn person(name: &str) -> User {
+        User {
+            name: name.into(),
+            role: Role::District("Tri Tôn".into()),
+            password_hash: "$argon2id$x".into(),
+            disabled: false,
+            created_at: at(0),
+            changed_at: at(0),
+        }
+    }
+
+    fn session(id: &str, user: &str) -> SessionRow {
+        SessionRow {
+            id_hash: id.into(),
+            user: user.into(),
+            csrf: "c".into(),
+            created_at: at(0),
+            last_seen: at(0),
+            peer: "127.0.0.1:1".into(),
+        }
+    }
+
+    #[test]
+    fn people_sessions_and_their_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("c.sqlite")).unwrap();
+        store.add_user(&person("an")).unwrap();
+        assert!(matches!(store.add_user(&person("an")), Err(StoreError::UserExists(_))));
+        store.add_user(&person("binh")).unwrap();
+        assert_eq!(store.users().unwrap().len(), 2);
+        store.put_session(&session("s1", "an")).unwrap();
+        store.put_session(&session("s2", "an")).unwrap();
+        store.put_session(&session("s3", "binh")).unwrap();
+        // A new password ends every session of the person, and only theirs.
+        assert!(store.set_user_password("an", "$argon2id$y", at(5)).unwrap());
+        assert!(store.session("s1").unwrap().is_none() && store.session("s2").unwrap().is_none());
+        assert_eq!(store.user("an").unwrap().unwrap().password_hash, "$argon2id$y");
+        // Disabling ends theirs too.
+        assert!(store.set_user_disabled("binh", true, at(6)).unwrap());
+        assert!(store.session("s3").unwrap().is_none());
+        assert!(store.user("binh").unwrap().unwrap().disabled);
+        assert!(!store.set_user_disabled("nobody", true, at(6)).unwrap());
+        // Idle sessions end.
+        store.put_session(&SessionRow { last_seen: at(100), ..session("s4", "an") }).unwrap();
+        store.put_session(&SessionRow { last_seen: at(10), ..session("s5", "an") }).unwrap();
+        store.touch_session("s5", at(200)).unwrap();
+        assert_eq!(store.end_idle_sessions(at(150)).unwrap(), 1);
+        assert!(store.session("s4").unwrap().is_none());
+        assert_eq!(store.session("s5").unwrap().unwrap().last_seen, at(200));
+        store.end_session("s5").unwrap();
+        assert!(store.session("s5").unwrap().is_none());
+    }
+
+    #[test]
+    fn failure_counters_grow_clear_and_stay_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("c.sqlite")).unwrap();
+        for n in 1..=3 {
+            assert_eq!(store.add_login_failure("user:an", at(n), at(0), 10).unwrap(), n as u32);
+        }
+        store.clear_login_failures("user:an").unwrap();
+        assert!(store.login_failures("user:an").unwrap().is_none());
+        // Ten keys at most: the eleventh pushes out the oldest, never the one counted.
+        for n in 0..10 {
+            store.add_login_failure(&format!("addr:{n}"), at(n), at(0), 10).unwrap();
+        }
+        store.add_login_failure("addr:new", at(50), at(0), 10).unwrap();
+        assert!(store.login_failures("addr:0").unwrap().is_none());
+        assert_eq!(store.login_failures("addr:new").unwrap().unwrap().failures, 1);
+        assert!(store.login_failures("addr:9").unwrap().is_some());
+        // What is older than the window is forgotten.
+        store.add_login_failure("addr:late", at(1000), at(900), 10).unwrap();
+        assert!(store.login_failures("addr:9").unwrap().is_none());
+    }
+
+    #[test]
+    fn missed_since_counts_missed_and_failed_records_from_an_instant() {
+        use crate::protocol::{Entry, GENESIS, Outcome, Reason, Record, chain_hash};
+        use crate::schedule::Priority;
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("c.sqlite")).unwrap();
+        store
+            .add_station(&Station { id: "a".into(), name: "a".into(), district: "x".into() }, "h")
+            .unwrap();
+        let mut prev = GENESIS.to_string();
+        let outcomes = [Outcome::Missed, Outcome::Failed, Outcome::Played, Outcome::Missed];
+        let records: Vec<Record> = outcomes
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                let mut entry = Entry::missed(
+                    "i",
+                    "t",
+                    Layer::Provincial,
+                    Priority::Normal,
+                    at(i as i64 * 100),
+                    Reason::from_stored(None, "station was not running"),
+                );
+                entry.outcome = *o;
+                let seq = i as u64 + 1;
+                let hash = chain_hash(&prev, "a", seq, &entry);
+                let r = Record {
+                    station: "a".into(),
+                    seq,
+                    entry,
+                    prev_hash: prev.clone(),
+                    hash: hash.clone(),
+                    acked: false,
+                };
+                prev = hash;
+                r
+            })
+            .collect();
+        store.ingest_playlog("a", &records, at(1000)).unwrap();
+        assert_eq!(store.missed_since(at(0)).unwrap(), vec![("a".to_string(), 3)]);
+        assert_eq!(
+            store.missed_since(at(100)).unwrap(),
+            vec![("a".to_string(), 2)],
+            "from the instant on"
+        );
+        assert_eq!(store.missed_since(at(301)).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn heartbeat_history_keeps_the_newest_per_station() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("c.sqlite")).unwrap();
+        let station = Station { id: "a".into(), name: "a".into(), district: "x".into() };
+        store.add_station(&station, "h").unwrap();
+        let beat = |n: i64| StoredHeartbeat {
+            station_id: "a".into(),
+            received_at: at(n),
+            heartbeat: Heartbeat {
+                manifest_version: Some(n as u64),
+                clock_offset_ms: None,
+                ready_until: None,
+                missing_bytes: 0,
+                disk_free_bytes: None,
+                now_playing: None,
+                sink_health: "ok".into(),
+                sent_at: at(n),
+                clock_step: None,
+                clock_synchronized: None,
+                central_time: false,
+                output_failed: None,
+            },
+        };
+        for n in 0..(HEARTBEAT_HISTORY as i64 + 5) {
+            store.put_heartbeat(&beat(n)).unwrap();
+        }
+        let all = store.heartbeat_history("a", 1000).unwrap();
+        assert_eq!(all.len(), HEARTBEAT_HISTORY, "one past the bound is dropped");
+        assert_eq!(all[0].received_at, at(HEARTBEAT_HISTORY as i64 + 4), "newest first");
+        assert_eq!(store.heartbeat_history("a", 3).unwrap().len(), 3);
+        assert_eq!(store.heartbeats().unwrap().len(), 1, "the latest is kept as before");
+    }
+}

@@ -1,0 +1,16 @@
+//! The operators' console: people on the terminal (`users`), the console over real HTTP
+//! with a manual clock (`http`: sessions, CSRF, throttling, scoping, audit, two-person
+//! rule; `pages`: what each page shows), and in a real headless chromium against a real
+//! `loa central` and two real `loa station` processes (`browser`).
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod chromium;
+mod people;
+mod web;
+
+mod browser;
+mod http;
+mod pages;
+mod users;
