@@ -11,7 +11,7 @@ use loa::central::{self, CentralConfig};
 use loa::clock::{SharedClock, SystemClock};
 use loa::protocol::{PlaylogAck, PlaylogBatch};
 use loa::schedule::{Layer, Priority};
-use loa::station::ledger::{Entry, GENESIS, Outcome, Record, chain_hash};
+use loa::station::ledger::{Entry, GENESIS, Outcome, Record};
 use loa::station::uplink::PLAYLOG_BATCH;
 use loa::store::Station;
 
@@ -30,37 +30,26 @@ fn main() {
 /// A valid chain of played confirmations, as a station's ledger would hold them.
 fn chain(station: &str, n: u64) -> Vec<Record> {
     let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).single().expect("t0");
-    let mut prev = GENESIS.to_string();
-    (1..=n)
-        .map(|seq| {
-            let planned = t0 + chrono::Duration::seconds(seq as i64 * 60);
-            let mut entry = Entry::missed(
-                "ban-tin-sang",
-                "Bản tin thời sự buổi sáng",
-                Layer::Provincial,
-                Priority::Priority,
-                planned,
-                loa::protocol::Reason::from_stored(None, ""),
-            );
-            entry.outcome = Outcome::Played;
-            entry.reason = None;
-            entry.started = Some(planned + chrono::Duration::milliseconds(3));
-            entry.ended = Some(planned + chrono::Duration::seconds(600));
-            entry.delay_ms = Some(3);
-            entry.played_secs = Some(600.0);
-            entry.audio_sha256 = Some("ab".repeat(32));
-            let hash = chain_hash(&prev, station, seq, &entry);
-
-            Record {
-                station: station.to_string(),
-                seq,
-                entry,
-                prev_hash: std::mem::replace(&mut prev, hash.clone()),
-                hash,
-                acked: false,
-            }
-        })
-        .collect()
+    let entries = (1..=n).map(|seq| {
+        let planned = t0 + chrono::Duration::seconds(seq as i64 * 60);
+        let mut entry = Entry::missed(
+            "ban-tin-sang",
+            "Bản tin thời sự buổi sáng",
+            Layer::Provincial,
+            Priority::Priority,
+            planned,
+            loa::protocol::Reason::from_stored(None, ""),
+        );
+        entry.outcome = Outcome::Played;
+        entry.reason = None;
+        entry.started = Some(planned + chrono::Duration::milliseconds(3));
+        entry.ended = Some(planned + chrono::Duration::seconds(600));
+        entry.delay_ms = Some(3);
+        entry.played_secs = Some(600.0);
+        entry.audio_sha256 = Some("ab".repeat(32));
+        entry
+    });
+    Record::chain(station, 1, GENESIS, entries)
 }
 
 async fn run() {

@@ -380,6 +380,34 @@ pub fn chain_hash(prev_hash: &str, station: &str, seq: u64, entry: &Entry) -> St
 }
 
 impl Record {
+    /// `entries` as `station`'s records `first_seq`, `first_seq + 1`, …, each linked to
+    /// the one before and the first to `prev_hash` (`GENESIS` for a station's first): the
+    /// chain a ledger builds one append at a time, built at once (tests, benchmarks,
+    /// imports). Entries past `u64::MAX` are left out.
+    pub fn chain(
+        station: &str,
+        first_seq: u64,
+        prev_hash: &str,
+        entries: impl IntoIterator<Item = Entry>,
+    ) -> Vec<Record> {
+        let mut prev = prev_hash.to_string();
+        // Stops at the last sequence number rather than wrapping.
+        (first_seq..=u64::MAX)
+            .zip(entries)
+            .map(|(seq, entry)| {
+                let hash = chain_hash(&prev, station, seq, &entry);
+                Record {
+                    station: station.into(),
+                    seq,
+                    entry,
+                    prev_hash: std::mem::replace(&mut prev, hash.clone()),
+                    hash,
+                    acked: false,
+                }
+            })
+            .collect()
+    }
+
     /// Whether `hash` matches the content (ignores the link to the previous record).
     pub fn hash_is_valid(&self) -> bool {
         chain_hash(&self.prev_hash, &self.station, self.seq, &self.entry) == self.hash
@@ -475,4 +503,38 @@ pub struct PlaylogSummary {
     pub records: u64,
     pub last_received: Option<DateTime<Utc>>,
     pub issues: Vec<ChainIssue>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schedule::{Layer, Priority};
+
+    fn entry(n: i64) -> Entry {
+        Entry::missed(
+            &format!("item-{n}"),
+            "Bản tin",
+            Layer::Provincial,
+            Priority::Normal,
+            DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::minutes(n),
+            Reason::NotRunning(None),
+        )
+    }
+
+    #[test]
+    fn a_chain_links_each_record_to_the_one_before() {
+        let records = Record::chain("tri-ton", 5, GENESIS, (0..3).map(entry));
+        assert_eq!(records.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![5, 6, 7]);
+        assert_eq!(records[0].prev_hash, GENESIS);
+        for pair in records.windows(2) {
+            assert_eq!(pair[1].prev_hash, pair[0].hash);
+        }
+        assert!(records.iter().all(Record::hash_is_valid));
+    }
+
+    #[test]
+    fn a_chain_stops_at_the_last_sequence_number_instead_of_wrapping() {
+        let records = Record::chain("tri-ton", u64::MAX - 1, GENESIS, (0..5).map(entry));
+        assert_eq!(records.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![u64::MAX - 1, u64::MAX]);
+    }
 }

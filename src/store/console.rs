@@ -541,42 +541,27 @@ mod tests {
 
     #[test]
     fn missed_since_counts_missed_and_failed_records_from_an_instant() {
-        use crate::protocol::{Entry, GENESIS, Outcome, Reason, Record, chain_hash};
+        use crate::protocol::{Entry, GENESIS, Outcome, Reason, Record};
         use crate::schedule::Priority;
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("c.sqlite")).unwrap();
         store
             .add_station(&Station { id: "a".into(), name: "a".into(), district: "x".into() }, "h")
             .unwrap();
-        let mut prev = GENESIS.to_string();
         let outcomes = [Outcome::Missed, Outcome::Failed, Outcome::Played, Outcome::Missed];
-        let records: Vec<Record> = outcomes
-            .iter()
-            .enumerate()
-            .map(|(i, o)| {
-                let mut entry = Entry::missed(
-                    "i",
-                    "t",
-                    Layer::Provincial,
-                    Priority::Normal,
-                    at(i as i64 * 100),
-                    Reason::from_stored(None, "station was not running"),
-                );
-                entry.outcome = *o;
-                let seq = i as u64 + 1;
-                let hash = chain_hash(&prev, "a", seq, &entry);
-                let r = Record {
-                    station: "a".into(),
-                    seq,
-                    entry,
-                    prev_hash: prev.clone(),
-                    hash: hash.clone(),
-                    acked: false,
-                };
-                prev = hash;
-                r
-            })
-            .collect();
+        let entries = outcomes.iter().enumerate().map(|(i, o)| {
+            let mut entry = Entry::missed(
+                "i",
+                "t",
+                Layer::Provincial,
+                Priority::Normal,
+                at(i as i64 * 100),
+                Reason::from_stored(None, "station was not running"),
+            );
+            entry.outcome = *o;
+            entry
+        });
+        let records = Record::chain("a", 1, GENESIS, entries);
         store.ingest_playlog("a", &records, at(1000)).unwrap();
         assert_eq!(store.missed_since(at(0)).unwrap(), vec![("a".to_string(), 3)]);
         assert_eq!(

@@ -327,41 +327,29 @@ mod tests {
 
     use super::super::{SqliteStore, Station, Store};
     use super::*;
-    use crate::protocol::{Entry, Outcome, chain_hash};
+    use crate::protocol::{Entry, Outcome};
     use crate::schedule::{Layer, Priority};
 
     /// A valid chain of `n` records for `station`.
     pub(crate) fn chain(station: &str, n: u64) -> Vec<Record> {
-        let mut prev = GENESIS.to_string();
-        (1..=n)
-            .map(|seq| {
-                let planned = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap()
-                    + chrono::Duration::minutes(seq as i64);
-                let mut entry = Entry::missed(
-                    &format!("item-{seq}"),
-                    "Bản tin",
-                    Layer::Provincial,
-                    Priority::Normal,
-                    planned,
-                    crate::protocol::Reason::from_stored(None, "station was not running"),
-                );
-                if seq % 2 == 0 {
-                    entry.outcome = Outcome::Played;
-                    entry.reason = None;
-                }
-                let hash = chain_hash(&prev, station, seq, &entry);
-                let r = Record {
-                    station: station.into(),
-                    seq,
-                    entry,
-                    prev_hash: prev.clone(),
-                    hash: hash.clone(),
-                    acked: false,
-                };
-                prev = hash;
-                r
-            })
-            .collect()
+        let entries = (1..=n).map(|seq| {
+            let planned = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap()
+                + chrono::Duration::minutes(seq as i64);
+            let mut entry = Entry::missed(
+                &format!("item-{seq}"),
+                "Bản tin",
+                Layer::Provincial,
+                Priority::Normal,
+                planned,
+                crate::protocol::Reason::from_stored(None, "station was not running"),
+            );
+            if seq % 2 == 0 {
+                entry.outcome = Outcome::Played;
+                entry.reason = None;
+            }
+            entry
+        });
+        Record::chain(station, 1, GENESIS, entries)
     }
 
     fn store() -> (tempfile::TempDir, SqliteStore) {

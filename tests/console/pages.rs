@@ -6,37 +6,25 @@ use super::web::{Browser, central};
 use chrono::Duration;
 use loa::protocol::{LoadScheduleRequest, Target};
 use loa::schedule::{Layer, Priority};
-use loa::station::ledger::{Entry, GENESIS, Outcome, Record, chain_hash};
+use loa::station::ledger::{Entry, GENESIS, Outcome, Record};
 
 fn records(station: &str, at: chrono::DateTime<chrono::Utc>) -> Vec<Record> {
-    let mut prev = GENESIS.to_string();
-    (1..=3u64)
-        .map(|seq| {
-            let mut entry = Entry::missed(
-                &format!("ban-tin-{seq}"),
-                "Bản tin, sáng",
-                Layer::Provincial,
-                Priority::Normal,
-                at + Duration::minutes(seq as i64),
-                loa::protocol::Reason::from_stored(None, "station was not running"),
-            );
-            if seq == 2 {
-                entry.outcome = Outcome::Played;
-                entry.reason = None;
-            }
-            let hash = chain_hash(&prev, station, seq, &entry);
-            let r = Record {
-                station: station.into(),
-                seq,
-                entry,
-                prev_hash: prev.clone(),
-                hash: hash.clone(),
-                acked: false,
-            };
-            prev = hash;
-            r
-        })
-        .collect()
+    let entries = (1..=3u64).map(|seq| {
+        let mut entry = Entry::missed(
+            &format!("ban-tin-{seq}"),
+            "Bản tin, sáng",
+            Layer::Provincial,
+            Priority::Normal,
+            at + Duration::minutes(seq as i64),
+            loa::protocol::Reason::from_stored(None, "station was not running"),
+        );
+        if seq == 2 {
+            entry.outcome = Outcome::Played;
+            entry.reason = None;
+        }
+        entry
+    });
+    Record::chain(station, 1, GENESIS, entries)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

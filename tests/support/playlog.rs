@@ -1,7 +1,7 @@
 //! Playlog records as a station makes them, for tests that send them to central.
 
 use chrono::{DateTime, Utc};
-use loa::protocol::{Entry, Levels, Outcome, Record, chain_hash};
+use loa::protocol::{Entry, Levels, Outcome, Record};
 use loa::schedule::{Layer, Priority};
 
 /// A provincial, normal-priority item `item` with `outcome` at `planned`, as a station
@@ -29,18 +29,5 @@ pub fn entry(item: &str, outcome: Outcome, planned: DateTime<Utc>) -> Entry {
 /// `entries` as `station`'s records `from`, `from + 1`, …, chained from `prev` (the
 /// ledger's `GENESIS` for a first batch; any other hash breaks the chain).
 pub fn chain(station: &str, from: u64, prev: &str, entries: Vec<Entry>) -> Vec<Record> {
-    let mut prev = prev.to_string();
-    let mut out = Vec::with_capacity(entries.len());
-    for (seq, entry) in (from..).zip(entries) {
-        let hash = chain_hash(&prev, station, seq, &entry);
-        out.push(Record {
-            station: station.into(),
-            seq,
-            entry,
-            prev_hash: std::mem::replace(&mut prev, hash.clone()),
-            hash,
-            acked: false,
-        });
-    }
-    out
+    Record::chain(station, from, prev, entries)
 }
