@@ -1,4 +1,4 @@
-//! Live: a scheduled relay of an HTTP stream (served at real-time pace by a server inside
+//! Live: a voice into the sound card (ALSA's file plugin as the microphone), a scheduled relay of an HTTP stream (served at real-time pace by a server inside
 //! the test, cut on purpose), an emergency pre-empting a relay, and a live voice from
 //! `loa live` through central to a station, whole and untampered — each with a real
 //! `loa central` and a real `loa station` writing a WAV air-check.
@@ -8,6 +8,7 @@ mod support;
 
 mod rig;
 
+mod mic;
 mod relay;
 mod relay_preempt;
 mod tamper;

@@ -1,0 +1,137 @@
+//! Speaking live into the sound card, with real processes: `loa live --input default`
+//! captures through cpal and ALSA, whose default PCM is the `file` plugin reading a raw
+//! tone as its microphone (tests/alsa/file-mic.conf.in), uploads to a real `loa central`,
+//! which relays it to a real `loa station` writing a WAV air-check. SIGTERM ends it.
+//!
+//! The tone must be in the air-check for its length, the station's ledger must record the
+//! broadcast `relayed`, and `loa live` must end cleanly saying why. A capture device that
+//! does not exist is refused before anything starts, naming the ones that do.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use loa::protocol::Outcome;
+
+use super::rig::{AirCheck, Rig};
+use crate::support::process::{LOA, root, text};
+use crate::support::wait;
+
+const MIC_HZ: f64 = 600.0;
+const MIC_SECS: f64 = 2.0;
+const RATE: f64 = 48_000.0;
+
+/// The "microphone": `secs` of a tone as raw 48 kHz mono S16_LE (what the capture opens
+/// the device as; the test checks `loa live` said so), and the ALSA config reading it.
+fn microphone(dir: &Path, secs: f64) -> PathBuf {
+    let raw = dir.join("mic.raw");
+    let n = (secs * RATE) as usize;
+    let bytes: Vec<u8> = (0..n)
+        .flat_map(|i| {
+            let s = 0.4 * (2.0 * std::f64::consts::PI * MIC_HZ * i as f64 / RATE).sin();
+            ((s * 32767.0) as i16).to_le_bytes()
+        })
+        .collect();
+    std::fs::write(&raw, bytes).expect("the raw tone");
+    let template = std::fs::read_to_string(root().join("tests/alsa/file-mic.conf.in"))
+        .expect("tests/alsa/file-mic.conf.in");
+    let config = dir.join("alsa-mic.conf");
+    std::fs::write(&config, template.replace("@IN@", raw.to_str().expect("utf-8")))
+        .expect("alsa config");
+    config
+}
+
+fn live(rig_url: &str, token: &str, alsa: &Path, extra: &[&str]) -> Command {
+    let mut c = Command::new(LOA);
+    c.args(["live", "--to", "all", "--priority", "emergency", "--title", "Trực tiếp từ micrô"])
+        .args(["--input", "default"])
+        .args(extra)
+        .env("ALSA_CONFIG_PATH", alsa)
+        .env("LOA_CENTRAL", rig_url)
+        .env("LOA_TOKEN", token)
+        .env("HOME", "/nonexistent")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+#[test]
+fn a_voice_into_the_sound_card_reaches_the_loudspeaker_and_sigterm_ends_it_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path();
+    let alsa = microphone(work, MIC_SECS);
+    let rig = Rig::start(work);
+
+    let mut child = live(&rig.url, &rig.admin, &alsa, &[]).spawn().unwrap();
+    let mut id = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut id).unwrap();
+    let id = id.trim().to_string();
+    assert!(id.starts_with("live-"), "{id:?}");
+
+    // The tone on air, whole, and silence after it (the microphone went quiet).
+    let classes = |hz: u32| match hz {
+        0 => "silence",
+        500..=700 => "mic",
+        _ => "other",
+    };
+    wait::until("the microphone's tone, then silence, in the air-check", Duration::from_secs(30), || {
+        let air = AirCheck::read(&rig.root.join("air.wav"));
+        let runs = air.runs(classes);
+        let at = runs.iter().position(|r| r.0 == "mic" && r.2 > 100)?;
+        runs.get(at + 1).is_some_and(|next| next.0 == "silence" && next.2 > 50).then_some(())
+    });
+
+    // SIGTERM: the upload ends, central closes the broadcast with its last checkpoint.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let status = wait::until("loa live to end after SIGTERM", Duration::from_secs(20), || {
+        child.try_wait().ok().flatten()
+    });
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{stderr}");
+    assert!(stderr.contains("1 channel(s), i16"), "opened as the test's raw file is: {stderr}");
+    assert!(stderr.contains("ended (stopped (Ctrl-C or SIGTERM))"), "{stderr}");
+    assert!(!stderr.contains("dropped"), "a paced capture drops nothing: {stderr}");
+
+    let record = wait::until("the broadcast's record", Duration::from_secs(30), || {
+        rig.ledger().into_iter().find(|r| r.entry.item_id == id && r.entry.ended.is_some())
+    });
+    let e = &record.entry;
+    assert_eq!(e.outcome, Outcome::Relayed, "{e:?}");
+    let facts = e.relay.expect("how long it aired");
+    assert!(facts.relayed_secs > MIC_SECS, "the tone and the silence after it: {facts:?}");
+    assert_eq!(facts.dropouts, 0, "{facts:?}");
+
+    let air = AirCheck::read(&rig.root.join("air.wav"));
+    let runs = air.runs(classes);
+    let mic: Vec<_> = runs.iter().filter(|r| r.0 == "mic" && r.2 > 10).collect();
+    assert_eq!(mic.len(), 1, "the tone once, unbroken: {runs:?}");
+    let aired = mic[0].2 as f64 / 100.0;
+    assert!((aired - MIC_SECS).abs() < 0.1, "the tone aired {aired:.2} s of {MIC_SECS}");
+}
+
+#[test]
+fn a_capture_device_that_does_not_exist_starts_nothing_and_names_those_that_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let alsa = microphone(dir.path(), 0.1);
+    // Central's address is a closed port: reaching for it would be a connection error.
+    let out = live("http://127.0.0.1:9", "token", &alsa, &["--device", "khong-co"])
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("no capture device named \"khong-co\""), "{err}");
+    assert!(err.contains("loamic"), "the device ALSA lists is offered: {err}");
+    assert!(!err.contains("cannot reach central"), "nothing started: {err}");
+    assert!(text(&out.stdout).is_empty());
+
+    // The named device opens; only then is central asked (and here is not there).
+    let out = live("http://127.0.0.1:9", "token", &alsa, &["--device", "loamic"])
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(err.contains("cannot reach central"), "{err}");
+}
