@@ -201,9 +201,7 @@ impl Capture {
     pub fn start(&self) -> Result<(), CaptureError> {
         self.state.lock().heard = Some(Instant::now());
         #[cfg(feature = "alsa-backend")]
-        self.stream
-            .play()
-            .map_err(|e| CaptureError(format!("cannot start capturing: {e}")))?;
+        self.stream.play().map_err(|e| CaptureError(format!("cannot start capturing: {e}")))?;
         Ok(())
     }
 
@@ -311,7 +309,7 @@ mod tests {
     #[test]
     fn the_ring_holds_its_capacity_and_drops_one_past_it() {
         let mut ring = VecDeque::new();
-        assert_eq!(push(&mut ring, &vec![0.5; 10], 1, 10), 0);
+        assert_eq!(push(&mut ring, &[0.5; 10], 1, 10), 0);
         assert_eq!(ring.len(), 10);
         assert_eq!(push(&mut ring, &[0.25], 1, 10), 1, "one past the capacity is dropped");
         assert_eq!(ring.len(), 10);

@@ -26,8 +26,7 @@ use crate::audio::capture::Capture;
 use crate::audio::opus_codec::Encoder;
 use crate::audio::{AudioFormat, Source};
 use crate::protocol::live::{
-    FRAME_SAMPLES, FRAMES_PER_CHUNK, MAX_LIVE_SECS, RATE, StartLiveRequest, StartLiveResponse,
-    pack,
+    FRAME_SAMPLES, FRAMES_PER_CHUNK, MAX_LIVE_SECS, RATE, StartLiveRequest, StartLiveResponse, pack,
 };
 use crate::protocol::{BulletinPriority, Target};
 
@@ -72,7 +71,7 @@ pub fn run(args: LiveArgs) -> ExitCode {
 
 /// Where the voice comes from.
 enum Input {
-    File(Source, PathBuf),
+    File(Box<Source>, PathBuf),
     Card(Capture),
 }
 
@@ -88,7 +87,7 @@ impl Input {
         let format = AudioFormat { rate: RATE, channels: 1 };
         let source = Source::open(&path, format, 0.0)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        Ok(Self::File(source, path))
+        Ok(Self::File(Box::new(source), path))
     }
 
     fn describe(&self) -> String {
@@ -277,7 +276,10 @@ mod tests {
         assert_eq!(parse(&MAX_LIVE_SECS.to_string()).unwrap().live.max_secs, MAX_LIVE_SECS);
         assert!(parse(&(MAX_LIVE_SECS + 1).to_string()).is_err());
         assert!(parse("0").is_err());
-        assert_eq!(Cli::try_parse_from(["loa", "--to", "all"]).unwrap().live.max_secs, MAX_LIVE_SECS);
+        assert_eq!(
+            Cli::try_parse_from(["loa", "--to", "all"]).unwrap().live.max_secs,
+            MAX_LIVE_SECS
+        );
     }
 
     #[test]

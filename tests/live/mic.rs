@@ -75,12 +75,16 @@ fn a_voice_into_the_sound_card_reaches_the_loudspeaker_and_sigterm_ends_it_clean
         500..=700 => "mic",
         _ => "other",
     };
-    wait::until("the microphone's tone, then silence, in the air-check", Duration::from_secs(30), || {
-        let air = AirCheck::read(&rig.root.join("air.wav"));
-        let runs = air.runs(classes);
-        let at = runs.iter().position(|r| r.0 == "mic" && r.2 > 100)?;
-        runs.get(at + 1).is_some_and(|next| next.0 == "silence" && next.2 > 50).then_some(())
-    });
+    wait::until(
+        "the microphone's tone, then silence, in the air-check",
+        Duration::from_secs(30),
+        || {
+            let air = AirCheck::read(&rig.root.join("air.wav"));
+            let runs = air.runs(classes);
+            let at = runs.iter().position(|r| r.0 == "mic" && r.2 > 100)?;
+            runs.get(at + 1).is_some_and(|next| next.0 == "silence" && next.2 > 50).then_some(())
+        },
+    );
 
     // SIGTERM: the upload ends, central closes the broadcast with its last checkpoint.
     unsafe {
@@ -118,9 +122,8 @@ fn a_capture_device_that_does_not_exist_starts_nothing_and_names_those_that_do()
     let dir = tempfile::tempdir().unwrap();
     let alsa = microphone(dir.path(), 0.1);
     // Central's address is a closed port: reaching for it would be a connection error.
-    let out = live("http://127.0.0.1:9", "token", &alsa, &["--device", "khong-co"])
-        .output()
-        .unwrap();
+    let out =
+        live("http://127.0.0.1:9", "token", &alsa, &["--device", "khong-co"]).output().unwrap();
     let err = text(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("no capture device named \"khong-co\""), "{err}");
@@ -129,9 +132,7 @@ fn a_capture_device_that_does_not_exist_starts_nothing_and_names_those_that_do()
     assert!(text(&out.stdout).is_empty());
 
     // The named device opens; only then is central asked (and here is not there).
-    let out = live("http://127.0.0.1:9", "token", &alsa, &["--device", "loamic"])
-        .output()
-        .unwrap();
+    let out = live("http://127.0.0.1:9", "token", &alsa, &["--device", "loamic"]).output().unwrap();
     let err = text(&out.stderr);
     assert!(err.contains("cannot reach central"), "{err}");
 }
