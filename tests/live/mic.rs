@@ -4,7 +4,8 @@
 //! which relays it to a real `loa station` writing a WAV air-check. SIGTERM ends it.
 //!
 //! The tone must be in the air-check for its length, the station's ledger must record the
-//! broadcast `relayed`, and `loa live` must end cleanly saying why. A capture device that
+//! broadcast `relayed`, `loa live` must end cleanly saying why, and central's audit
+//! trail must say who started it, when, from where, to whom. A capture device that
 //! does not exist is refused before anything starts, naming the ones that do.
 
 use std::io::BufRead;
@@ -63,6 +64,7 @@ fn a_voice_into_the_sound_card_reaches_the_loudspeaker_and_sigterm_ends_it_clean
     let alsa = microphone(work, MIC_SECS);
     let rig = Rig::start(work);
 
+    let before = chrono::Utc::now();
     let mut child = live(&rig.url, &rig.admin, &alsa, &[]).spawn().unwrap();
     let mut id = String::new();
     std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut id).unwrap();
@@ -75,16 +77,22 @@ fn a_voice_into_the_sound_card_reaches_the_loudspeaker_and_sigterm_ends_it_clean
         500..=700 => "mic",
         _ => "other",
     };
-    wait::until(
-        "the microphone's tone, then silence, in the air-check",
-        Duration::from_secs(30),
-        || {
-            let air = AirCheck::read(&rig.root.join("air.wav"));
-            let runs = air.runs(classes);
-            let at = runs.iter().position(|r| r.0 == "mic" && r.2 > 100)?;
-            runs.get(at + 1).is_some_and(|next| next.0 == "silence" && next.2 > 50).then_some(())
-        },
-    );
+    let heard = wait::within(Duration::from_secs(30), || {
+        let air = AirCheck::read(&rig.root.join("air.wav"));
+        let runs = air.runs(classes);
+        let at = runs.iter().position(|r| r.0 == "mic" && r.2 > 100)?;
+        runs.get(at + 1).is_some_and(|next| next.0 == "silence" && next.2 > 50).then_some(())
+    });
+    if heard.is_none() {
+        let runs = AirCheck::read(&rig.root.join("air.wav")).runs(classes);
+        let _ = child.kill();
+        let mut err = String::new();
+        let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err);
+        panic!(
+            "no tone then silence in the air-check within 30 s: {runs:?}\nloa live: {err}\nstation: {}",
+            rig.station.log()
+        );
+    }
 
     // SIGTERM: the upload ends, central closes the broadcast with its last checkpoint.
     unsafe {
@@ -108,6 +116,32 @@ fn a_voice_into_the_sound_card_reaches_the_loudspeaker_and_sigterm_ends_it_clean
     let facts = e.relay.expect("how long it aired");
     assert!(facts.relayed_secs > MIC_SECS, "the tone and the silence after it: {facts:?}");
     assert_eq!(facts.dropouts, 0, "{facts:?}");
+
+    // The audit trail: who started it, when, from where, to whom, saying what.
+    let audit: Vec<loa::protocol::AuditEntry> =
+        wait::until("the audit trail", Duration::from_secs(10), || {
+            let runtime = tokio::runtime::Runtime::new().ok()?;
+            runtime.block_on(async {
+                reqwest::Client::new()
+                    .get(format!("{}/api/v1/audit", rig.url))
+                    .bearer_auth(&rig.admin)
+                    .send()
+                    .await
+                    .ok()?
+                    .json::<Vec<loa::protocol::AuditEntry>>()
+                    .await
+                    .ok()
+            })
+        });
+    let started: Vec<_> = audit.iter().filter(|a| a.action == "live.start").collect();
+    assert_eq!(started.len(), 1, "{audit:?}");
+    let a = started[0];
+    assert_eq!(a.subject, id);
+    assert_eq!(a.who, "admin");
+    assert!(a.from.starts_with("127.0.0.1:"), "{a:?}");
+    assert!(a.at >= before && a.at <= chrono::Utc::now(), "{a:?}");
+    assert!(a.detail.starts_with("emergency to 1 station(s) (all), expires "), "{a:?}");
+    assert!(a.detail.ends_with(": Trực tiếp từ micrô"), "{a:?}");
 
     let air = AirCheck::read(&rig.root.join("air.wav"));
     let runs = air.runs(classes);
