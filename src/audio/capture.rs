@@ -46,6 +46,7 @@ impl std::error::Error for CaptureError {}
 
 /// What the callback and the reader share.
 #[derive(Default)]
+#[cfg_attr(not(feature = "alsa-backend"), allow(dead_code))]
 struct Shared {
     ring: VecDeque<f32>,
     /// Mono samples dropped because the ring was full.
@@ -108,6 +109,7 @@ impl State {
 
 /// Down-mixes interleaved `frames` of `channels` into `ring`, keeping it at most
 /// `capacity` samples; returns how many mono samples did not fit (dropped).
+#[cfg_attr(not(feature = "alsa-backend"), allow(dead_code))]
 fn push(ring: &mut VecDeque<f32>, frames: &[f32], channels: usize, capacity: usize) -> u64 {
     let channels = channels.max(1);
     let mut dropped = 0u64;
@@ -123,6 +125,7 @@ fn push(ring: &mut VecDeque<f32>, frames: &[f32], channels: usize, capacity: usi
 
 /// How long a callback that has delivered `delivered` frames since `first` must wait for
 /// real time to catch up (zero for any real device, which is never ahead).
+#[cfg_attr(not(feature = "alsa-backend"), allow(dead_code))]
 fn ahead(first: Instant, delivered: u64, now: Instant) -> Duration {
     let audio = Duration::from_micros(delivered.saturating_mul(1_000_000) / u64::from(RATE));
     audio.saturating_sub(now.saturating_duration_since(first))
