@@ -5,7 +5,8 @@
 //!
 //! The tone must be in the air-check for its length, the station's ledger must record the
 //! broadcast `relayed`, `loa live` must end cleanly saying why, and central's audit
-//! trail must say who started it, when, from where, to whom. A capture device that
+//! trail must say who started it, when, from where, to whom. `--max-secs` ends another
+//! by itself. A capture device that
 //! does not exist is refused before anything starts, naming the ones that do.
 
 use std::io::BufRead;
@@ -151,6 +152,19 @@ fn a_voice_into_the_sound_card_reaches_the_loudspeaker_and_sigterm_ends_it_clean
     assert_eq!(mic.len(), 1, "the tone once, unbroken: {runs:?}");
     let aired = mic[0].2 as f64 / 100.0;
     assert!((aired - MIC_SECS).abs() < 0.1, "the tone aired {aired:.2} s of {MIC_SECS}");
+
+    // `--max-secs` ends a broadcast by itself: 1 s is exactly 10 chunks, aired as 1 s.
+    let out = live(&rig.url, &rig.admin, &alsa, &["--max-secs", "1"]).output().unwrap();
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("ended (--max-secs reached): 10 chunks (1.0 s) sent"), "{err}");
+    let second = text(&out.stdout).trim().to_string();
+    let record = wait::until("the second broadcast's record", Duration::from_secs(30), || {
+        rig.ledger().into_iter().find(|r| r.entry.item_id == second && r.entry.ended.is_some())
+    });
+    let facts = record.entry.relay.expect("how long it aired");
+    assert_eq!(record.entry.outcome, Outcome::Relayed, "{record:?}");
+    assert!((facts.relayed_secs - 1.0).abs() < 0.1, "{facts:?}");
 }
 
 #[test]
