@@ -221,6 +221,27 @@ impl Capture {
     }
 }
 
+/// The capture devices cpal sees, as `--device` takes them: (name, description).
+#[cfg(feature = "alsa-backend")]
+pub fn list() -> Result<Vec<(String, String)>, CaptureError> {
+    let devices = cpal::default_host()
+        .input_devices()
+        .map_err(|e| CaptureError(format!("cannot list capture devices: {e}")))?;
+    Ok(devices
+        .filter_map(|d| {
+            let id = d.id().ok()?.id().to_string();
+            let description = d.description().map(|d| d.to_string()).unwrap_or_default();
+            Some((id, description))
+        })
+        .collect())
+}
+
+/// Without the `alsa-backend` feature there is no sound card to list.
+#[cfg(not(feature = "alsa-backend"))]
+pub fn list() -> Result<Vec<(String, String)>, CaptureError> {
+    Ok(Vec::new())
+}
+
 #[cfg(feature = "alsa-backend")]
 fn find_device(name: Option<&str>) -> Result<cpal::Device, CaptureError> {
     let host = cpal::default_host();

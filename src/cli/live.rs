@@ -49,7 +49,8 @@ pub struct LiveArgs {
     /// wav), sent at real-time pace.
     #[arg(long, default_value = "default")]
     pub input: String,
-    /// The capture device for `--input default` (a name from `arecord -L`); the system's
+    /// The capture device for `--input default` (a name from `loa audio devices` or
+    /// `arecord -L`); the system's
     /// default input when absent.
     #[arg(long)]
     pub device: Option<String>,

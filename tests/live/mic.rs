@@ -181,6 +181,17 @@ fn a_capture_device_that_does_not_exist_starts_nothing_and_names_those_that_do()
     assert!(!err.contains("cannot reach central"), "nothing started: {err}");
     assert!(text(&out.stdout).is_empty());
 
+    // `loa audio devices` lists it as a microphone.
+    let out = crate::support::process::command()
+        .args(["audio", "devices"])
+        .env("ALSA_CONFIG_PATH", &alsa)
+        .output()
+        .unwrap();
+    let listed = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let microphones = listed.split("microphones (for loa live --device):").nth(1);
+    assert!(microphones.is_some_and(|m| m.contains("loamic")), "{listed}");
+
     // The named device opens; only then is central asked (and here is not there).
     let out = live("http://127.0.0.1:9", "token", &alsa, &["--device", "loamic"]).output().unwrap();
     let err = text(&out.stderr);
