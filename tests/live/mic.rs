@@ -5,7 +5,7 @@
 //!
 //! The tone must be in the air-check for its length, the station's ledger must record the
 //! broadcast `relayed`, `loa live` must end cleanly saying why, and central's audit
-//! trail must say who started it, when, from where, to whom. `--max-secs` ends another
+//! trail must say who started it, when, from where, to whom, and how it ended. `--max-secs` ends another
 //! by itself. A capture device that
 //! does not exist is refused before anything starts, naming the ones that do.
 
@@ -145,6 +145,11 @@ fn a_voice_into_the_sound_card_reaches_the_loudspeaker_and_sigterm_ends_it_clean
     assert!(a.at >= before && a.at <= chrono::Utc::now(), "{a:?}");
     assert!(a.detail.starts_with("emergency to 1 station(s) (all), expires "), "{a:?}");
     assert!(a.detail.ends_with(": Trực tiếp từ micrô"), "{a:?}");
+    let ended: Vec<_> = audit.iter().filter(|a| a.action == "live.end").collect();
+    assert_eq!(ended.len(), 1, "{audit:?}");
+    assert_eq!((ended[0].subject.as_str(), ended[0].who.as_str()), (id.as_str(), "admin"));
+    assert!(ended[0].detail.starts_with("upload ended: "), "{:?}", ended[0]);
+    assert!(ended[0].at >= a.at, "{audit:?}");
 
     let air = AirCheck::read(&rig.root.join("air.wav"));
     let runs = air.runs(classes);

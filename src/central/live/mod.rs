@@ -265,6 +265,9 @@ async fn start(
                 tracing::error!(id, "cannot record the live broadcast's end: {e}");
             }
             tracing::warn!(id, "live broadcast ended: {why} within {} s", UPLOAD_WAIT.as_secs());
+            let central = crate::central::bulletins::Actor::new("central", "-");
+            let detail = format!("{why} within {} s", UPLOAD_WAIT.as_secs());
+            crate::central::bulletins::issue::audit(&state, &central, "live.end", &id, detail);
         });
     }
     let answer = StartLiveResponse {
