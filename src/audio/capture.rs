@@ -271,7 +271,7 @@ fn find_device(name: Option<&str>) -> Result<cpal::Device, CaptureError> {
             for device in devices {
                 let Ok(id) = device.id() else { continue };
                 let desc = device.description().map(|d| d.name().to_string()).unwrap_or_default();
-                // `alsa:hw:0,0`, `hw:0,0` (as `arecord -L` prints it) or the description.
+                // `alsa:NAME`, `NAME` (as `loa audio devices` lists it) or the description.
                 if id.to_string() == wanted || id.id() == wanted || desc == wanted {
                     return Ok(device);
                 }
@@ -279,8 +279,8 @@ fn find_device(name: Option<&str>) -> Result<cpal::Device, CaptureError> {
             }
             seen.truncate(20);
             Err(CaptureError(format!(
-                "no capture device named {wanted:?}: pass one of {} (`arecord -L` lists what \
-                 ALSA knows)",
+                "no capture device named {wanted:?}: pass one of {} (`loa audio devices` \
+                 lists them)",
                 if seen.is_empty() { "(none found)".to_string() } else { seen.join(", ") }
             )))
         }

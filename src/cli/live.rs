@@ -49,9 +49,8 @@ pub struct LiveArgs {
     /// wav), sent at real-time pace.
     #[arg(long, default_value = "default")]
     pub input: String,
-    /// The capture device for `--input default` (a name from `loa audio devices` or
-    /// `arecord -L`); the system's
-    /// default input when absent.
+    /// The capture device for `--input default` (a name as `loa audio devices` lists
+    /// it); the system's default input when absent.
     #[arg(long)]
     pub device: Option<String>,
     /// Ends the broadcast after this many seconds (Ctrl-C or SIGTERM end it sooner).
