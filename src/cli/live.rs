@@ -126,22 +126,39 @@ fn ending(stopped: bool, sent: u64, max_chunks: u64) -> &'static str {
     }
 }
 
-/// Sets `stop` on Ctrl-C or SIGTERM.
-async fn stop_on_signal(stop: Arc<AtomicBool>) {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
+/// Ctrl-C and SIGTERM, caught from before the broadcast starts.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Registers both at once (inside the runtime), so none is missed.
+    fn catch() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            int: signal(SignalKind::interrupt()).context("cannot catch Ctrl-C")?,
+            term: signal(SignalKind::terminate()).context("cannot catch SIGTERM")?,
+        })
     }
-    eprintln!("ending the broadcast…");
+}
+
+/// Sets `stop` on Ctrl-C or SIGTERM; a second one (central not answering the end) exits
+/// at once, as Ctrl-C did before.
+async fn stop_on_signal(signals: Signals, stop: Arc<AtomicBool>) {
+    let Signals { mut int, mut term } = signals;
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    eprintln!("ending the broadcast… (again to quit at once)");
     stop.store(true, Ordering::Relaxed);
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    eprintln!("quit before central confirmed the end: GET /api/v1/live says how it ended");
+    std::process::exit(130);
 }
 
 fn run_inner(args: LiveArgs) -> anyhow::Result<()> {
@@ -156,7 +173,7 @@ fn run_inner(args: LiveArgs) -> anyhow::Result<()> {
     let max_chunks = args.max_secs.saturating_mul(10);
     remote::runtime()?.block_on(async move {
         let stop = Arc::new(AtomicBool::new(false));
-        tokio::spawn(stop_on_signal(stop.clone()));
+        tokio::spawn(stop_on_signal(Signals::catch()?, stop.clone()));
         let request = StartLiveRequest { title: args.title.clone(), to, priority };
         let answer = remote
             .http

@@ -6,7 +6,7 @@
 //! The tone must be in the air-check for its length, the station's ledger must record the
 //! broadcast `relayed`, `loa live` must end cleanly saying why, and central's audit
 //! trail must say who started it, when, from where, to whom, and how it ended. `--max-secs` ends another
-//! by itself. A capture device that
+//! by itself. Against a central that never confirms the end, a second SIGTERM quits. A capture device that
 //! does not exist is refused before anything starts, naming the ones that do.
 
 use std::io::BufRead;
@@ -201,4 +201,84 @@ fn a_capture_device_that_does_not_exist_starts_nothing_and_names_those_that_do()
     let out = live("http://127.0.0.1:9", "token", &alsa, &["--device", "loamic"]).output().unwrap();
     let err = text(&out.stderr);
     assert!(err.contains("cannot reach central"), "{err}");
+}
+
+/// A "central" that starts a broadcast and then takes its audio without ever answering.
+fn deaf_central() -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            std::thread::spawn(move || {
+                loop {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        if conn.read(&mut byte).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        head.push(byte[0]);
+                    }
+                    let head = String::from_utf8_lossy(&head).to_lowercase();
+                    if !head.starts_with("post") {
+                        // The audio: taken, never answered.
+                        let mut sink = [0u8; 4096];
+                        while conn.read(&mut sink).unwrap_or(0) > 0 {}
+                        return;
+                    }
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    let mut body = vec![0u8; len];
+                    let _ = conn.read_exact(&mut body);
+                    let answer = r#"{"id":"live-deaf","upload":"/api/v1/live/live-deaf/audio","stations":1}"#;
+                    let _ = write!(
+                        conn,
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
+                        answer.len()
+                    );
+                }
+            });
+        }
+    });
+    url
+}
+
+#[test]
+fn a_second_sigterm_quits_when_central_does_not_confirm_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let alsa = microphone(dir.path(), 0.5);
+    let mut child = live(&deaf_central(), "token", &alsa, &[]).spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let said = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    {
+        let said = said.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                said.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+    }
+    let heard = |what: &'static str| {
+        let said = said.clone();
+        move || said.lock().unwrap().contains(what)
+    };
+    wait::until("loa live on air", Duration::from_secs(20), heard("on air to 1 stations"));
+    let pid = child.id() as i32;
+    let term = || unsafe {
+        libc::kill(pid, libc::SIGTERM);
+    };
+    term();
+    wait::until("the end asked for", Duration::from_secs(10), heard("ending the broadcast"));
+    assert!(child.try_wait().unwrap().is_none(), "central never answered: it cannot have ended");
+    term();
+    let status = wait::until("loa live to quit", Duration::from_secs(10), || {
+        child.try_wait().ok().flatten()
+    });
+    assert_eq!(status.code(), Some(130), "{}", said.lock().unwrap());
+    wait::until("why it quit", Duration::from_secs(5), heard("quit before central confirmed"));
 }
