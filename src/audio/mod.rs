@@ -1,6 +1,7 @@
 //! Audio: decoding files into samples, the sinks that play them, and the player thread
 //! that starts items at exact instants. Knows nothing about schedules or HTTP.
 //!
+//! - [`capture`]: the sound card's input for a live voice (48 kHz mono, a bounded ring).
 //! - [`decode`]: symphonia → channel conversion → rubato → gain → limiter; [`probe`] for
 //!   reports.
 //! - [`limiter`]: the peak limiter that keeps every sample at or below
@@ -12,6 +13,7 @@
 //!   fallback while it is down, and its drop-outs counted.
 //! - [`player`]: [`Player`], its commands and [`PlayerEvent`]s with proof of play.
 
+pub mod capture;
 pub mod decode;
 pub mod feed;
 pub mod limiter;

@@ -19,7 +19,8 @@ pub enum AudioCommand {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Output devices and sink backends the station can play to
+    /// Output devices and sink backends the station can play to, and the microphones
+    /// `loa live` can capture
     Devices,
     /// Play one file through a sink now (or at --at), then print its proof of play
     Play {
@@ -126,6 +127,16 @@ fn devices() -> Result<()> {
         for d in devices {
             let mark = if d.is_default { " (default)" } else { "" };
             println!("  {}{mark}  {}", d.name, d.description);
+        }
+    }
+    let microphones =
+        crate::audio::capture::list().context("cannot list the sound cards' inputs")?;
+    if microphones.is_empty() {
+        println!("microphones: none found");
+    } else {
+        println!("microphones (for loa live --device):");
+        for (name, description) in microphones {
+            println!("  {name}  {description}");
         }
     }
     Ok(())

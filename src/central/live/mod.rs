@@ -151,12 +151,14 @@ fn checkpoint(
 async fn start(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Body,
+    request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
     // Who may reach which stations is decided as for a bulletin push: an admin anywhere,
     // a district token its own district's stations, nobody else.
-    let role = crate::central::auth::operator_auth(&state, &headers)?;
-    let body = crate::central::body::read(body, crate::central::body::PUSH_LIMIT).await?;
+    let caller = crate::central::auth::operator_caller(&state, &headers, request.extensions())?;
+    let role = caller.role.clone();
+    let body =
+        crate::central::body::read(request.into_body(), crate::central::body::PUSH_LIMIT).await?;
     let request: StartLiveRequest = parse_json(&body, "live broadcast request")?;
     if request.priority == BulletinPriority::Test {
         return Err(ApiError::BadRequest(
@@ -231,6 +233,20 @@ async fn start(
         return Err(ApiError::Internal(e.to_string()));
     }
     tracing::info!(id, stations = targets.len(), by = %role, "live broadcast started");
+    crate::central::bulletins::issue::audit(
+        &state,
+        &caller.actor(),
+        "live.start",
+        &id,
+        format!(
+            "{} to {} station(s){}, expires {}: {}",
+            request.priority,
+            targets.len(),
+            if to_all { " (all)" } else { "" },
+            doc.expires_at.to_rfc3339(),
+            request.title
+        ),
+    );
     {
         let (state, id) = (state.clone(), id.clone());
         tokio::spawn(async move {
@@ -249,6 +265,9 @@ async fn start(
                 tracing::error!(id, "cannot record the live broadcast's end: {e}");
             }
             tracing::warn!(id, "live broadcast ended: {why} within {} s", UPLOAD_WAIT.as_secs());
+            let central = crate::central::bulletins::Actor::new("central", "-");
+            let detail = format!("{why} within {} s", UPLOAD_WAIT.as_secs());
+            crate::central::bulletins::issue::audit(&state, &central, "live.end", &id, detail);
         });
     }
     let answer = StartLiveResponse {

@@ -98,9 +98,11 @@ pub(super) async fn put_audio(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     UrlPath(id): UrlPath<String>,
-    body: Body,
+    request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
-    let role = crate::central::auth::operator_auth(&state, &headers)?;
+    let caller = crate::central::auth::operator_caller(&state, &headers, request.extensions())?;
+    let role = caller.role.clone();
+    let body = request.into_body();
     let broadcast = state.live.get(&id).ok_or_else(|| {
         ApiError::NotFound(format!(
             "no live broadcast {:?} on air: start one with `loa live`",
@@ -124,6 +126,8 @@ pub(super) async fn put_audio(
         tracing::error!(id, "cannot record the live broadcast's end: {e}");
     }
     tracing::info!(id, chunks = carried.chunks, secs, reason = %carried.reason, "live broadcast ended");
+    let detail = format!("{}: {} chunks, {secs:.1} s", carried.reason, carried.chunks);
+    crate::central::bulletins::issue::audit(&state, &caller.actor(), "live.end", &id, detail);
     match carried.error {
         Some(e) => Err(e),
         None => Ok(axum::Json(serde_json::json!({
