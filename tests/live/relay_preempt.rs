@@ -37,12 +37,7 @@ fn an_emergency_bulletin_pre_empts_a_relay_on_air() {
         ),
     )
     .unwrap();
-    let out = remote(
-        &rig.url,
-        &rig.admin,
-        &["schedule", "load", schedule.to_str().unwrap(), "--to", "all"],
-    );
-    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    rig.load(&schedule);
     rig.station.wait_for(&["started", "vov"], Duration::from_secs(40));
     std::thread::sleep(Duration::from_secs(3));
 

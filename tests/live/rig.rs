@@ -4,7 +4,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::support::process::{Proc, Province, add_station, central_init, command, loa};
+use crate::support::process::{
+    Proc, Province, add_station, central_init, command, loa, remote, text,
+};
 use crate::support::wait;
 
 /// An air-check read back: channel 0 as samples, and its rate.
@@ -120,6 +122,17 @@ impl Rig {
         let station = Proc::spawn(&["station", "--config", station_toml.to_str().expect("utf-8")]);
         station.wait_for(&["bulletin stream connected"], Duration::from_secs(60));
         Self { _central: central, url, admin, station, root }
+    }
+
+    /// `loa schedule load SCHEDULE --to all` as the admin; it must succeed.
+    #[track_caller]
+    pub fn load(&self, schedule: &Path) {
+        let out = remote(
+            &self.url,
+            &self.admin,
+            &["schedule", "load", schedule.to_str().expect("utf-8"), "--to", "all"],
+        );
+        assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
     }
 
     /// The station's ledger as `loa log --data-dir … --format json` prints it.

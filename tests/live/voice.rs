@@ -15,7 +15,7 @@ use loa::protocol::Outcome;
 use loa::protocol::live::LiveRecord;
 
 use super::rig::Rig;
-use crate::support::process::{LOA, remote, text};
+use crate::support::process::{LOA, text};
 use crate::support::wait;
 
 const MARKER_HZ: f64 = 250.0;
@@ -43,12 +43,7 @@ fn a_live_voice_reaches_the_loudspeaker_whole_and_is_recorded() {
         ),
     )
     .unwrap();
-    let out = remote(
-        &rig.url,
-        &rig.admin,
-        &["schedule", "load", schedule.to_str().unwrap(), "--to", "all"],
-    );
-    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    rig.load(&schedule);
     let marker = wait::until("the marker played", Duration::from_secs(40), || {
         rig.ledger().into_iter().find(|r| r.entry.item_id == "moc" && r.entry.ended.is_some())
     });
