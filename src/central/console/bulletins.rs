@@ -344,17 +344,21 @@ fn board(frame: &Frame<'_>, info: &BulletinInfo) -> Markup {
     }
 }
 
-fn valid_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 100 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+/// A bulletin id from a URL: what central makes (letters, digits, dashes; at most 100
+/// bytes), or "no bulletin" before anything is looked up.
+fn known_id(id: &str) -> Result<(), ApiError> {
+    let valid = !id.is_empty()
+        && id.len() <= 100
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if valid {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound(format!("no bulletin {:?}", crate::protocol::bounds::clip(id))))
+    }
 }
 
 fn info_of(frame: &Frame<'_>, id: &str) -> Result<BulletinInfo, ApiError> {
-    if !valid_id(id) {
-        return Err(ApiError::NotFound(format!(
-            "no bulletin {:?}",
-            crate::protocol::bounds::clip(id)
-        )));
-    }
+    known_id(id)?;
     operate::visible_info(frame.state, &frame.session.caller.role, id)
 }
 
@@ -432,13 +436,7 @@ pub async fn cancel(
             Err(r) => return r,
         };
     let frame = Frame { state: &state, session: &session, lang };
-    if !valid_id(&id) {
-        return super::refused(
-            &frame,
-            &ApiError::NotFound(format!("no bulletin {:?}", crate::protocol::bounds::clip(&id))),
-        );
-    }
-    match operate::cancel(&state, &session.caller, &id) {
+    match known_id(&id).and_then(|()| operate::cancel(&state, &session.caller, &id)) {
         Ok(_) => super::see_other(&format!("/bulletins/{id}")),
         Err(e) => super::refused(&frame, &e),
     }
@@ -455,13 +453,11 @@ pub async fn approve(
             Err(r) => return r,
         };
     let frame = Frame { state: &state, session: &session, lang };
-    if !valid_id(&id) {
-        return super::refused(
-            &frame,
-            &ApiError::NotFound(format!("no bulletin {:?}", crate::protocol::bounds::clip(&id))),
-        );
-    }
-    match operate::approve(&state, &session.caller, &id).await {
+    let approved = match known_id(&id) {
+        Ok(()) => operate::approve(&state, &session.caller, &id).await,
+        Err(e) => Err(e),
+    };
+    match approved {
         Ok(_) => super::see_other(&format!("/bulletins/{id}")),
         Err(e) => super::refused(&frame, &e),
     }
