@@ -20,6 +20,9 @@ dpkg -s faketime >/dev/null 2>&1 || need+=(faketime)
 # headless through chromedriver (WebDriver).
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+# Central on PostgreSQL: the store's contract tests and the replica tests run a
+# throwaway server (scripts/pg-test.sh) from Debian's postgresql package.
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 
 if ((${#need[@]})); then
   echo "installing: ${need[*]}" >&2

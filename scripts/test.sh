@@ -29,4 +29,12 @@ if [ "${LOA_SKIP_DEB:-}" != 1 ] && [ "$(id -u)" = 0 ] && command -v dpkg >/dev/n
 else
     echo "not building the .deb (needs root and dpkg, and LOA_SKIP_DEB unset): tests/field/deb.rs is skipped"
 fi
+# PostgreSQL for the store contract and the replica tests: the server
+# LOA_TEST_DATABASE_URL names, else a throwaway one (scripts/pg-test.sh), stopped at
+# the end whatever happens.
+if [ -z "${LOA_TEST_DATABASE_URL:-}" ]; then
+    LOA_TEST_DATABASE_URL=$(./scripts/pg-test.sh start)
+    export LOA_TEST_DATABASE_URL
+    trap './scripts/pg-test.sh stop' EXIT
+fi
 cargo test --locked "$@"

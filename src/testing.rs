@@ -2,6 +2,10 @@
 //! cuts connections mid-transfer and delays them, and generated WAV audio. Compiled into
 //! the library so integration tests and `benches/` share them; production code never
 //! calls them.
+//!
+//! [`database`]: a fresh PostgreSQL database per test (the store contract on PostgreSQL).
+
+pub mod database;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

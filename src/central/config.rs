@@ -69,6 +69,11 @@ relay_hosts = []
 # admin approves it (console, or `loa bulletin approve ID`). Test bulletins never wait.
 two_person_rule = false
 
+# Central's tables live in data_dir/central.sqlite. To run several central replicas on
+# one PostgreSQL database instead (README "Scaling out"), name it here or in the
+# environment (LOA_DATABASE_URL, which wins):
+# database_url = "postgres://loa:PASSWORD@db.internal:5432/loa"
+
 # The province's time zone (IANA): the console shows times in it.
 timezone = "Asia/Ho_Chi_Minh"
 
@@ -169,6 +174,8 @@ pub struct CentralConfig {
     pub two_person_rule: bool,
     /// The province's time zone: the console shows times in it.
     pub timezone: chrono_tz::Tz,
+    /// PostgreSQL instead of the embedded SQLite file (`None`); see [`Self::database_url`].
+    pub database_url: Option<String>,
 }
 
 impl Default for CentralConfig {
@@ -192,6 +199,7 @@ impl Default for CentralConfig {
             console_listen: None,
             two_person_rule: false,
             timezone: crate::schedule::DEFAULT_TIMEZONE,
+            database_url: None,
         }
     }
 }
@@ -208,6 +216,16 @@ pub enum ConfigError {
 }
 
 impl CentralConfig {
+    /// The PostgreSQL URL central's tables are in: `LOA_DATABASE_URL` when set (so a
+    /// password need not be written into central.toml), else `database_url`; `None`:
+    /// the embedded SQLite file in `data_dir`.
+    pub fn database_url(&self) -> Option<String> {
+        std::env::var("LOA_DATABASE_URL")
+            .ok()
+            .filter(|url| !url.trim().is_empty())
+            .or_else(|| self.database_url.clone())
+    }
+
     /// Reads a config file; a relative `data_dir` (and every other path in it) is taken
     /// relative to the file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {

@@ -148,6 +148,13 @@ pub struct Initialised {
 /// Creates the data directory, the province's signing key (0600) and a first admin
 /// token. Refuses to replace an existing key.
 pub fn init(data_dir: &Path) -> Result<Initialised, CentralError> {
+    init_with(data_dir, None)
+}
+
+/// [`init`] with central's tables in the PostgreSQL database at `database_url` (`None`:
+/// the embedded SQLite file). Other replicas on the same database get a copy of the key
+/// file, not an init of their own.
+pub fn init_with(data_dir: &Path, database_url: Option<&str>) -> Result<Initialised, CentralError> {
     for dir in [data_dir.to_path_buf(), data_dir.join(AUDIO_DIR), data_dir.join(TMP_DIR)] {
         std::fs::create_dir_all(&dir).map_err(|source| CentralError::CreateDir {
             path: dir.display().to_string(),
@@ -156,10 +163,21 @@ pub fn init(data_dir: &Path) -> Result<Initialised, CentralError> {
     }
     let key = ProvinceKey::generate();
     key.create_file(&data_dir.join(KEY_FILE))?;
-    let store = SqliteStore::open(&data_dir.join(DB_FILE))?;
+    let store = open_store(data_dir, database_url)?;
     let admin_token = store::new_token();
     store.add_operator(&store::hash_token(&admin_token), &Role::Admin, "created by init")?;
     Ok(Initialised { public_key: key.public_hex(), admin_token })
+}
+
+/// Central's store: PostgreSQL at `database_url`, else the SQLite file in `data_dir`.
+pub fn open_store(
+    data_dir: &Path,
+    database_url: Option<&str>,
+) -> Result<Arc<dyn Store>, CentralError> {
+    Ok(match database_url {
+        Some(url) => Arc::new(store::PgStore::connect(url)?),
+        None => Arc::new(SqliteStore::open(&data_dir.join(DB_FILE))?),
+    })
 }
 
 /// A station id is used in URLs, file names and logs: keep it plain.
@@ -325,7 +343,7 @@ pub fn open(config: CentralConfig, clock: SharedClock) -> Result<Arc<AppState>, 
             source,
         })?;
     }
-    let store = SqliteStore::open(&dir.join(DB_FILE))?;
+    let store = open_store(dir, config.database_url().as_deref())?;
     let bulletins = bulletins::Hub::open(dir)?;
     let cap = cap::CapState::load(&config.cap).map_err(CentralError::Cap)?;
     Ok(Arc::new(AppState {
@@ -334,7 +352,7 @@ pub fn open(config: CentralConfig, clock: SharedClock) -> Result<Arc<AppState>, 
         hot_audio: hot_audio::HotAudio::default(),
         live: live::LiveHub::default(),
         streams: Arc::new(streams::Streams::default()),
-        store: Arc::new(store),
+        store,
         key,
         clock,
         config,
@@ -467,6 +485,10 @@ pub enum ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        if let StoreError::Unavailable(why) = &e {
+            // 503 + Retry-After: a station keeps its records and sends them again.
+            return ApiError::Busy(format!("database unavailable, try again later: {why}"));
+        }
         ApiError::Internal(e.to_string())
     }
 }

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use super::remote;
 use crate::central::{self, CentralConfig, config::EXAMPLE};
 use crate::clock::{SharedClock, SystemClock};
-use crate::store::{Role, SqliteStore, Station};
+use crate::store::{Role, Station};
 
 #[derive(Debug, Args)]
 pub struct CentralArgs {
@@ -292,18 +292,18 @@ fn config(args: &CentralArgs) -> anyhow::Result<CentralConfig> {
 fn run_inner(args: CentralArgs) -> anyhow::Result<()> {
     let config = config(&args)?;
     let store = || {
-        let path = config.data_dir.join(central::DB_FILE);
         if !config.data_dir.join(central::KEY_FILE).exists() {
             return Err(central::CentralError::NotInitialised(
                 config.data_dir.display().to_string(),
             )
             .into());
         }
-        SqliteStore::open(&path).map_err(anyhow::Error::from)
+        central::open_store(&config.data_dir, config.database_url().as_deref())
+            .map_err(anyhow::Error::from)
     };
     match args.command {
         Some(CentralCommand::Init { hosts, format }) => {
-            let done = central::init(&config.data_dir)?;
+            let done = central::init_with(&config.data_dir, config.database_url().as_deref())?;
             if format == Format::Json {
                 let tls = if hosts.is_empty() {
                     None
@@ -360,12 +360,11 @@ fn run_inner(args: CentralArgs) -> anyhow::Result<()> {
             let where_ = place.place(&id)?;
             let station = Station { id: id.clone(), name, district };
             let store = store()?;
-            let token = central::add_station(&store, &station)?;
+            let token = central::add_station(&*store, &station)?;
             if !place.is_empty() {
-                use crate::store::Store;
                 store.set_station_place(&where_)?;
             }
-            let code = central::enrol::issue_code(&store, &id, chrono::Utc::now())?;
+            let code = central::enrol::issue_code(&*store, &id, chrono::Utc::now())?;
             if format == Format::Json {
                 return print_json(&StationAdded { station: id, code, token });
             }
@@ -378,12 +377,11 @@ fn run_inner(args: CentralArgs) -> anyhow::Result<()> {
             Ok(())
         }
         Some(CentralCommand::Station { command: StationCommand::Code { id } }) => {
-            let code = central::enrol::issue_code(&store()?, &id, chrono::Utc::now())?;
+            let code = central::enrol::issue_code(&*store()?, &id, chrono::Utc::now())?;
             print_code(&code);
             Ok(())
         }
         Some(CentralCommand::Station { command: StationCommand::Place { id, place } }) => {
-            use crate::store::Store;
             let where_ = place.place(&id)?;
             if !store()?.set_station_place(&where_)? {
                 return Err(central::CentralError::NoSuchStation(id).into());
@@ -392,27 +390,27 @@ fn run_inner(args: CentralArgs) -> anyhow::Result<()> {
             Ok(())
         }
         Some(CentralCommand::Token { command: TokenCommand::Add { role, label } }) => {
-            let token = central::add_operator(&store()?, &role, &label)?;
+            let token = central::add_operator(&*store()?, &role, &label)?;
             println!("{role} token (shown once):");
             println!("{token}");
             Ok(())
         }
         Some(CentralCommand::Station { command: StationCommand::RotateToken { id } }) => {
-            let token = central::rotate_station_token(&store()?, &id)?;
+            let token = central::rotate_station_token(&*store()?, &id)?;
             println!("station {id}: old token refused from now on; new token (shown once):");
             println!("{token}");
             Ok(())
         }
         Some(CentralCommand::Token { command: TokenCommand::Revoke { label } }) => {
-            let n = central::revoke_operators(&store()?, &label)?;
+            let n = central::revoke_operators(&*store()?, &label)?;
             if n == 0 {
                 anyhow::bail!("no operator token has the label {label:?}: nothing revoked");
             }
             println!("revoked {n} token(s) labelled {label:?}");
             Ok(())
         }
-        Some(CentralCommand::User { command }) => super::user::run(&store()?, command),
-        Some(CentralCommand::Audit { limit }) => super::user::audit(&store()?, limit),
+        Some(CentralCommand::User { command }) => super::user::run(&*store()?, command),
+        Some(CentralCommand::Audit { limit }) => super::user::audit(&*store()?, limit),
         Some(CentralCommand::RotateKey) => {
             let public = central::rotate_key(&config.data_dir, chrono::Utc::now().timestamp())?;
             println!("new public key (set province_key to it in every station config): {public}");

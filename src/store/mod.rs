@@ -8,8 +8,11 @@
 
 mod cap;
 pub mod console;
+#[cfg(test)]
+pub(crate) mod contract;
 mod field;
 mod live;
+mod pg;
 mod playlog;
 mod sqlite;
 
@@ -18,6 +21,7 @@ use sha2::{Digest, Sha256};
 
 pub use console::{LibraryEntry, LoginFailures, ScheduleLoad, SessionRow, User};
 pub use field::{AlertRow, ClaimOutcome, EnrolCode, Notification};
+pub use pg::PgStore;
 pub use sqlite::SqliteStore;
 
 use crate::protocol::{AlertRecord, Approval, ApprovalState, AuditEntry, BulletinDoc};
@@ -32,6 +36,12 @@ pub enum StoreError {
     Open { path: String, source: rusqlite::Error },
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
+    #[error("database error: {0}")]
+    Postgres(postgres::Error),
+    /// The database cannot be reached (PostgreSQL down, or the network to it): central
+    /// answers `503` with `Retry-After`, and whoever asked sends again later.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     #[error("stored value is corrupt: {0}")]
     Corrupt(String),
     #[error("station {0:?} already exists")]
@@ -42,6 +52,24 @@ pub enum StoreError {
     VersionTaken { station: String, version: u64 },
     #[error("user {0:?} already exists: `loa central user passwd` changes a password")]
     UserExists(String),
+}
+
+impl From<postgres::Error> for StoreError {
+    /// A lost connection or a server shutting down is "unavailable" (try again later);
+    /// anything else is an error in the request.
+    fn from(e: postgres::Error) -> Self {
+        let shutting_down = e.code().is_some_and(|c| {
+            *c == postgres::error::SqlState::ADMIN_SHUTDOWN
+                || *c == postgres::error::SqlState::CANNOT_CONNECT_NOW
+                || *c == postgres::error::SqlState::CRASH_SHUTDOWN
+        });
+        let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
+        if e.is_closed() || shutting_down || io {
+            StoreError::Unavailable(e.to_string())
+        } else {
+            StoreError::Postgres(e)
+        }
+    }
 }
 
 /// A registered station.
