@@ -344,7 +344,7 @@ pub fn open(config: CentralConfig, clock: SharedClock) -> Result<Arc<AppState>, 
         })?;
     }
     let store = open_store(dir, config.database_url().as_deref())?;
-    let bulletins = bulletins::Hub::open(dir)?;
+    let bulletins = bulletins::Hub::open(store.clone())?;
     let cap = cap::CapState::load(&config.cap).map_err(CentralError::Cap)?;
     Ok(Arc::new(AppState {
         cap,

@@ -12,7 +12,7 @@ use crate::protocol::{
     Approval, ApprovalState, AudioInfo, AuditEntry, BulletinCancelDoc, BulletinDoc,
     BulletinPriority, DocumentKind,
 };
-use crate::store::PendingBulletin;
+use crate::store::{EventSubject, PendingBulletin, StoredBulletin};
 
 /// Who asked, for the audit trail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,8 +133,11 @@ pub async fn issue(
         let signed = BulletinDoc { event_seq: Some(seq), ..doc.clone() };
         state.key.sign(DocumentKind::Bulletin, &signed)
     };
-    let (seq, _) =
-        state.bulletins.append(Some((doc, issued_by)), None, sign, targets, doc.expires_at)?;
+    let subject = EventSubject::Issue { doc, issued_by };
+    let (seq, _) = state
+        .bulletins
+        .append(subject, sign, targets, doc.expires_at)?
+        .ok_or_else(|| ApiError::Internal(format!("bulletin {} was not appended", doc.id)))?;
     tracing::info!(id = %doc.id, seq, stations = targets.len(), priority = %doc.priority, by = %issued_by, "bulletin pushed");
     audit(
         state,
@@ -284,8 +287,8 @@ pub enum Cancelled {
 /// caller), a waiting one by withdrawing it. Role checks are the caller's.
 pub fn cancel(state: &AppState, id: &str, actor: &Actor, why: &str) -> Result<Cancelled, ApiError> {
     let now = state.clock.now();
-    if let Some((doc, _, cancelled)) = state.bulletins.bulletin(id)? {
-        if cancelled.is_some() || doc.expires_at <= now {
+    if let Some(StoredBulletin { doc, cancelled_at, .. }) = state.bulletins.bulletin(id)? {
+        if cancelled_at.is_some() || doc.expires_at <= now {
             return Ok(Cancelled::AlreadyOver);
         }
         let order = BulletinCancelDoc {
@@ -300,13 +303,12 @@ pub fn cancel(state: &AppState, id: &str, actor: &Actor, why: &str) -> Result<Ca
             let signed = BulletinCancelDoc { event_seq: Some(seq), ..order.clone() };
             state.key.sign(DocumentKind::BulletinCancel, &signed)
         };
-        let (seq, _) = state.bulletins.append(
-            None,
-            Some((&doc.id, now)),
-            sign,
-            &doc.targets,
-            doc.expires_at,
-        )?;
+        let subject = EventSubject::Cancel { id: &doc.id, at: now };
+        let Some((seq, _)) = state.bulletins.append(subject, sign, &doc.targets, doc.expires_at)?
+        else {
+            // Another operator, or another central, cancelled it a moment before.
+            return Ok(Cancelled::AlreadyOver);
+        };
         tracing::info!(id = %doc.id, seq, by = %actor.who, "bulletin cancelled");
         audit(state, actor, "bulletin.cancel", id, why.to_string());
         return Ok(Cancelled::Signed);
