@@ -55,11 +55,8 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
 }
 
-fn time(text: &str) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| corrupt(&format!("timestamp {text:?}"), e))
-}
+/// Timestamps are RFC 3339 text in both stores, read by one function.
+use super::pg::time;
 
 /// An event number as the database keeps it (BIGINT / INTEGER).
 pub(super) fn seq_to_db(seq: u64) -> Result<i64, StoreError> {

@@ -520,7 +520,7 @@ impl Store for PgStore {
         self.run(|c| bulletins::bulletin(c, id))
     }
     fn bulletins(&self) -> Result<Vec<super::StoredBulletin>, StoreError> {
-        self.run(|c| bulletins::bulletins(c))
+        self.run(bulletins::bulletins)
     }
     fn put_deliveries(&self, batches: &[super::DeliveryBatch]) -> Result<(), StoreError> {
         self.run(|c| bulletins::put_deliveries(c, batches))
