@@ -686,6 +686,29 @@ mod tests {
         });
     }
 
+    /// Two operators cancelling one bulletin through two replicas at once: one cancel
+    /// order is signed and appended, the other finds it cancelled.
+    #[test]
+    fn concurrent_cancels_on_two_replicas_append_one_order() {
+        each_pair(|a, b| {
+            issue(a, "b-1");
+            let appended: Vec<Option<u64>> = std::thread::scope(|scope| {
+                let cancels: Vec<_> = [a, b, a, b]
+                    .into_iter()
+                    .map(|store| {
+                        scope.spawn(move || {
+                            append(store, EventSubject::Cancel { id: "b-1", at: t0() })
+                                .map(|row| row.seq)
+                        })
+                    })
+                    .collect();
+                cancels.into_iter().map(|c| c.join().unwrap()).collect()
+            });
+            assert_eq!(appended.iter().flatten().collect::<Vec<_>>(), vec![&2], "{appended:?}");
+            assert_eq!(seqs(b, 0), vec![1, 2]);
+        });
+    }
+
     /// The same reports reaching two replicas at once (a station that failed over with
     /// reports unacknowledged): each state stored once.
     #[test]

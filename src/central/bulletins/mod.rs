@@ -481,16 +481,58 @@ mod tests {
         assert_eq!(reopened.deliveries("b-1").unwrap().len(), 200, "durable across a reopen");
     }
 
-    #[test]
-    fn events_survive_reopen_and_filter_by_station_and_expiry() {
-        let dir = tempfile::tempdir().unwrap();
-        let t0 = DateTime::parse_from_rfc3339("2026-12-01T05:00:00Z").unwrap().with_timezone(&Utc);
+    /// Two centrals on one PostgreSQL database: what one appends reaches the other's
+    /// streams (its cache, and the signal they wait on) through the store's feed, within
+    /// a bounded time; the numbers are one sequence.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_second_central_on_the_same_database_follows_the_first() {
+        let database = crate::testing::database::TestDatabase::new();
+        let store = || -> Arc<dyn Store> {
+            Arc::new(crate::store::PgStore::connect(&database.url).unwrap())
+        };
+        let (a, b) = (Hub::open(store()).unwrap(), Hub::open(store()).unwrap());
         let env = SignedEnvelope {
             kind: DocumentKind::Bulletin,
             payload: String::new(),
             signature: String::new(),
         };
-        let doc = |id: &str, exp: i64| BulletinDoc {
+        let t0 = DateTime::parse_from_rfc3339("2026-12-01T05:00:00Z").unwrap().with_timezone(&Utc);
+        let doc = test_doc("b-1", t0, 3600);
+        let mut seen = b.subscribe();
+        let subject = EventSubject::Issue { doc: &doc, issued_by: "admin" };
+        let (seq, _) =
+            a.append(subject, |_| Ok(env.clone()), &doc.targets, doc.expires_at).unwrap().unwrap();
+        assert_eq!(seq, 1);
+        let within = Duration::from_secs(5);
+        tokio::time::timeout(within, seen.wait_for(|newest| *newest >= seq))
+            .await
+            .expect("B heard of A's event in time")
+            .unwrap();
+        assert_eq!(
+            b.events_for("a", 0, doc.issued_at).iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![1]
+        );
+        assert!(b.is_target("b-1", "a"));
+        // B's own next event follows A's, and A learns of it too.
+        let mut seen = a.subscribe();
+        let cancel = EventSubject::Cancel { id: "b-1", at: doc.issued_at };
+        let (next, _) =
+            b.append(cancel, |_| Ok(env.clone()), &doc.targets, doc.expires_at).unwrap().unwrap();
+        assert_eq!(next, 2);
+        tokio::time::timeout(within, seen.wait_for(|newest| *newest >= next))
+            .await
+            .unwrap()
+            .unwrap();
+        // Another cancel, through A: already over, nothing appended.
+        let again = EventSubject::Cancel { id: "b-1", at: doc.issued_at };
+        assert!(
+            a.append(again, |_| Ok(env.clone()), &doc.targets, doc.expires_at).unwrap().is_none()
+        );
+        assert!(a.bulletin("b-1").unwrap().unwrap().cancelled_at.is_some());
+    }
+
+    fn test_doc(id: &str, t0: DateTime<Utc>, expires_in_secs: i64) -> BulletinDoc {
+        BulletinDoc {
             id: id.into(),
             title: "t".into(),
             targets: vec!["a".into()],
@@ -503,9 +545,21 @@ mod tests {
             interval_secs: 0,
             tone: false,
             issued_at: t0,
-            expires_at: t0 + chrono::Duration::seconds(exp),
+            expires_at: t0 + chrono::Duration::seconds(expires_in_secs),
             event_seq: None,
+        }
+    }
+
+    #[test]
+    fn events_survive_reopen_and_filter_by_station_and_expiry() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = DateTime::parse_from_rfc3339("2026-12-01T05:00:00Z").unwrap().with_timezone(&Utc);
+        let env = SignedEnvelope {
+            kind: DocumentKind::Bulletin,
+            payload: String::new(),
+            signature: String::new(),
         };
+        let doc = |id: &str, exp: i64| test_doc(id, t0, exp);
         {
             let hub = Hub::open(sqlite(dir.path())).unwrap();
             let d1 = doc("one", 60);
