@@ -88,7 +88,7 @@ pub(super) fn prepare(conn: &Connection, db_path: &Path) -> rusqlite::Result<()>
 fn import_old_file(conn: &Connection, dir: &Path) -> rusqlite::Result<()> {
     let old = dir.join(OLD_FILE);
     conn.execute("ATTACH DATABASE ?1 AS old", params![old.to_string_lossy()])?;
-    let copied = (|| -> rusqlite::Result<i64> {
+    let copied = (|| -> rusqlite::Result<Option<i64>> {
         let tables: i64 = conn.query_row(
             "SELECT COUNT(*) FROM old.sqlite_master WHERE type = 'table' \
              AND name IN ('bulletins', 'bulletin_events', 'bulletin_deliveries')",
@@ -96,8 +96,8 @@ fn import_old_file(conn: &Connection, dir: &Path) -> rusqlite::Result<()> {
             |r| r.get(0),
         )?;
         if tables < 3 {
-            // Not a file central wrote (or an empty one): nothing to copy.
-            return Ok(0);
+            // Not a file central wrote (a station's, in a directory both use): not ours.
+            return Ok(None);
         }
         // `reason_code` came later: a file from before it has none.
         let has_code: bool = conn.query_row(
@@ -121,10 +121,10 @@ fn import_old_file(conn: &Connection, dir: &Path) -> rusqlite::Result<()> {
         let events: i64 =
             tx.query_row("SELECT COUNT(*) FROM old.bulletin_events", [], |r| r.get(0))?;
         tx.commit()?;
-        Ok(events)
+        Ok(Some(events))
     })();
     conn.execute_batch("DETACH DATABASE old")?;
-    let events = copied?;
+    let Some(events) = copied? else { return Ok(()) };
     let aside = dir.join(format!("{OLD_FILE}.imported"));
     match std::fs::rename(&old, &aside) {
         Ok(()) => tracing::info!(
@@ -781,6 +781,19 @@ mod tests {
         let next = issue(&b, "b-3");
         assert_eq!(heard(&feed, Duration::from_secs(5), |s| s != 0), next);
         assert_eq!(next, seq + 2);
+    }
+
+    /// A station's own `bulletins.sqlite` in the same directory is not central's: left
+    /// alone.
+    #[test]
+    fn a_bulletin_file_central_did_not_write_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let station = Connection::open(dir.path().join(OLD_FILE)).unwrap();
+        station.execute_batch("CREATE TABLE seen (id TEXT PRIMARY KEY)").unwrap();
+        drop(station);
+        let store = SqliteStore::open(&dir.path().join("central.sqlite")).unwrap();
+        assert!(dir.path().join(OLD_FILE).exists());
+        assert!(seqs(&store, 0).is_empty());
     }
 
     /// A data directory from before the move: its `bulletins.sqlite` (from before
