@@ -6,6 +6,7 @@
 //! their assignments, every manifest ever issued, and the latest heartbeat per station.
 //! Tokens are never stored, only their sha256.
 
+pub mod blobs;
 mod cap;
 pub mod console;
 #[cfg(test)]

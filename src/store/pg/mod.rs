@@ -14,6 +14,7 @@
 //! migrations once, under an advisory lock, so replicas starting together do not race.
 
 mod base;
+mod blobs;
 mod cap;
 mod console;
 mod field;
@@ -55,7 +56,15 @@ const STATEMENT_TIMEOUT_MS: u32 = 30_000;
 const MIGRATIONS: &[(i32, &str, &[&str])] = &[(
     1,
     "central's tables",
-    &[base::SCHEMA, playlog::SCHEMA, cap::SCHEMA, field::SCHEMA, live::SCHEMA, console::SCHEMA],
+    &[
+        base::SCHEMA,
+        playlog::SCHEMA,
+        cap::SCHEMA,
+        field::SCHEMA,
+        live::SCHEMA,
+        console::SCHEMA,
+        blobs::SCHEMA,
+    ],
 )];
 
 /// An arbitrary, fixed key for `pg_advisory_xact_lock`: one replica migrates at a time.
