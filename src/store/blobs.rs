@@ -18,9 +18,14 @@ pub const CHUNK_BYTES: usize = 1024 * 1024;
 pub trait AudioBlobs: Send + Sync + 'static {
     /// Stores the bytes read from `file` under `sha256`, all or nothing. A sha256 already
     /// held is left as it is (content-addressed: the same name is the same bytes).
-    fn put_audio_bytes(&self, sha256: &str, file: &mut (dyn Read + Send)) -> Result<(), StoreError>;
+    fn put_audio_bytes(&self, sha256: &str, file: &mut (dyn Read + Send))
+    -> Result<(), StoreError>;
     /// Writes the bytes held under `sha256` to `out`; `false` when none are held.
-    fn read_audio_bytes(&self, sha256: &str, out: &mut (dyn Write + Send)) -> Result<bool, StoreError>;
+    fn read_audio_bytes(
+        &self,
+        sha256: &str,
+        out: &mut (dyn Write + Send),
+    ) -> Result<bool, StoreError>;
     /// Whether the bytes of `sha256` are held.
     fn holds_audio(&self, sha256: &str) -> Result<bool, StoreError>;
 }

@@ -28,7 +28,11 @@ fn holds(c: &mut Client, sha256: &str) -> Result<bool, StoreError> {
 }
 
 impl AudioBlobs for PgStore {
-    fn put_audio_bytes(&self, sha256: &str, file: &mut (dyn Read + Send)) -> Result<(), StoreError> {
+    fn put_audio_bytes(
+        &self,
+        sha256: &str,
+        file: &mut (dyn Read + Send),
+    ) -> Result<(), StoreError> {
         self.run(|c| {
             if holds(c, sha256)? {
                 return Ok(());
@@ -37,8 +41,7 @@ impl AudioBlobs for PgStore {
             // Two replicas storing the same new file at once: the second waits here and
             // then finds it held.
             tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&sha256])?;
-            if tx.query_opt("SELECT 1 FROM audio_blobs WHERE sha256 = $1", &[&sha256])?.is_some()
-            {
+            if tx.query_opt("SELECT 1 FROM audio_blobs WHERE sha256 = $1", &[&sha256])?.is_some() {
                 return Ok(());
             }
             let insert =
@@ -66,7 +69,11 @@ impl AudioBlobs for PgStore {
         })
     }
 
-    fn read_audio_bytes(&self, sha256: &str, out: &mut (dyn Write + Send)) -> Result<bool, StoreError> {
+    fn read_audio_bytes(
+        &self,
+        sha256: &str,
+        out: &mut (dyn Write + Send),
+    ) -> Result<bool, StoreError> {
         self.run(|c| {
             let Some(row) =
                 c.query_opt("SELECT chunks FROM audio_blobs WHERE sha256 = $1", &[&sha256])?
@@ -75,7 +82,8 @@ impl AudioBlobs for PgStore {
             };
             let chunks: i64 = row.get(0);
             // One chunk per query: memory stays at one chunk whatever the file's size.
-            let select = c.prepare("SELECT bytes FROM audio_chunks WHERE sha256 = $1 AND idx = $2")?;
+            let select =
+                c.prepare("SELECT bytes FROM audio_chunks WHERE sha256 = $1 AND idx = $2")?;
             for index in 0..chunks {
                 let row = c.query_opt(&select, &[&sha256, &index])?.ok_or_else(|| {
                     StoreError::Corrupt(format!("audio sha256:{sha256} lacks chunk {index}"))
