@@ -8,6 +8,7 @@
 
 pub mod blobs;
 mod cap;
+pub mod copy;
 pub mod console;
 #[cfg(test)]
 pub(crate) mod contract;

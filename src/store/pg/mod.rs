@@ -110,7 +110,7 @@ impl PgStore {
     }
 
     /// Runs `f` on a pooled connection, off any async runtime thread.
-    fn run<T: Send>(
+    pub(in crate::store) fn run<T: Send>(
         &self,
         f: impl FnOnce(&mut Client) -> Result<T, StoreError> + Send,
     ) -> Result<T, StoreError> {
