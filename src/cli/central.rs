@@ -422,10 +422,10 @@ fn run_inner(args: CentralArgs) -> anyhow::Result<()> {
         Some(CentralCommand::Audit { limit }) => super::user::audit(&*store()?, limit),
         Some(CentralCommand::Migrate { to }) => {
             if !config.data_dir.join(central::KEY_FILE).exists() {
-                return Err(
-                    central::CentralError::NotInitialised(config.data_dir.display().to_string())
-                        .into(),
-                );
+                return Err(central::CentralError::NotInitialised(
+                    config.data_dir.display().to_string(),
+                )
+                .into());
             }
             let pg = crate::store::PgStore::connect(&to)?;
             let copied = crate::store::copy::sqlite_to_postgres(

@@ -184,7 +184,9 @@ fn table_order(
             .iter()
             .copied()
             .filter(|t| {
-                !edges.iter().any(|(from, to)| from == *t && to != *t && left.iter().any(|l| *l == to))
+                !edges
+                    .iter()
+                    .any(|(from, to)| from == *t && to != *t && left.iter().any(|l| *l == to))
             })
             .collect();
         if ready.is_empty() {
@@ -276,10 +278,12 @@ fn convert(value: ValueRef<'_>, kind: &str) -> Result<Param, String> {
             };
             match kind {
                 "bigint" => Box::new(n),
-                "integer" => Box::new(
-                    n.map(i32::try_from).transpose().map_err(|_| "integer out of range")?,
-                ),
-                _ => Box::new(n.map(i16::try_from).transpose().map_err(|_| "integer out of range")?),
+                "integer" => {
+                    Box::new(n.map(i32::try_from).transpose().map_err(|_| "integer out of range")?)
+                }
+                _ => {
+                    Box::new(n.map(i16::try_from).transpose().map_err(|_| "integer out of range")?)
+                }
             }
         }
         "double precision" | "real" => Box::new(match value {
@@ -370,7 +374,10 @@ fn check(
         let mut prev: Option<Record> = None;
         for json in &records {
             let record: Record = serde_json::from_str(json).map_err(|e| {
-                CopyOrStore::Refused(format!("a playlog record of {} does not parse: {e}", station.id))
+                CopyOrStore::Refused(format!(
+                    "a playlog record of {} does not parse: {e}",
+                    station.id
+                ))
             })?;
             let linked = match &prev {
                 Some(p) if p.seq + 1 == record.seq => record.prev_hash == p.hash,

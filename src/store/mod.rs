@@ -8,10 +8,10 @@
 
 pub mod blobs;
 mod cap;
-pub mod copy;
 pub mod console;
 #[cfg(test)]
 pub(crate) mod contract;
+pub mod copy;
 mod field;
 mod live;
 mod pg;
