@@ -192,3 +192,81 @@ async fn while_the_database_is_down_central_says_retry_and_loses_nothing() {
     assert_eq!(status.stations[0].playlog.records, 30);
     assert!(status.stations[0].playlog.issues.is_empty());
 }
+
+/// The recipe in docs/postgresql.md, run: a primary with a streaming standby, central
+/// given both hosts with `target_session_attrs=read-write`; the primary dies, the
+/// standby is promoted, and central carries on on it with nothing lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn central_follows_a_promoted_standby() {
+    let primary = PgServer::start();
+    let standby = primary.standby();
+    let url = format!(
+        "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/postgres?target_session_attrs=read-write",
+        primary.port, standby.port
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("central");
+    let config = dir.path().join("central.toml");
+    std::fs::write(
+        &config,
+        format!("data_dir = {:?}\ndatabase_url = {url:?}\n{LISTEN}", utf8(&data)),
+    )
+    .unwrap();
+    let init = loa(&["central", "--config", utf8(&config), "init", "--format", "json"]);
+    assert!(init.status.success(), "{}", stderr(&init));
+    let init: loa::cli::central::Initialised = serde_json::from_slice(&init.stdout).unwrap();
+    let add = loa(&[
+        "central",
+        "--config",
+        utf8(&config),
+        "station",
+        "add",
+        "tri-ton",
+        "--name",
+        "Tri Tôn",
+        "--district",
+        "Tri Tôn",
+        "--format",
+        "json",
+    ]);
+    assert!(add.status.success(), "{}", stderr(&add));
+    let added: loa::cli::central::StationAdded = serde_json::from_slice(&add.stdout).unwrap();
+    let mut central = CentralProc::with_args(&["central", "--config", utf8(&config)]);
+    central.start();
+    let all = records("tri-ton", 20);
+    let ack: PlaylogAck =
+        send_playlog(&central.url, &added.token, &all[..10]).await.json().await.unwrap();
+    assert_eq!(ack.acked_through, 10);
+    // The standby has replayed the first ten (streaming replication is asynchronous).
+    let on_standby = format!("host=127.0.0.1 port={} user=postgres dbname=postgres", standby.port);
+    crate::support::wait::until(
+        "the standby to replay the playlog",
+        Duration::from_secs(30),
+        || {
+            let url = on_standby.clone();
+            std::thread::spawn(move || {
+                let mut client = postgres::Client::connect(&url, postgres::NoTls).ok()?;
+                let n: i64 = client.query_one("SELECT COUNT(*) FROM playlog", &[]).ok()?.get(0);
+                (n == 10).then_some(())
+            })
+            .join()
+            .unwrap()
+        },
+    );
+
+    primary.stop();
+    standby.promote();
+    let resent = until_async(
+        "central to write to the promoted standby",
+        Duration::from_secs(30),
+        || async {
+            let response = send_playlog(&central.url, &added.token, &all[10..]).await;
+            (response.status() == 200).then_some(response)
+        },
+    )
+    .await;
+    let ack: PlaylogAck = resent.json().await.unwrap();
+    assert_eq!(ack.acked_through, 20);
+    let status = fleet(&central.url, &init.admin_token).await;
+    assert_eq!(status.stations[0].playlog.records, 20);
+}

@@ -53,24 +53,67 @@ fn run(command: &mut Command) {
     );
 }
 
+/// A temporary directory the server's user owns.
+fn owned_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    if is_root() {
+        let out = Command::new("id").args(["-u", "postgres"]).output().expect("id");
+        let uid: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().expect("uid");
+        std::os::unix::fs::chown(dir.path(), Some(uid), None).expect("chown");
+    }
+    dir
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
 impl PgServer {
     /// A new, running server.
     pub fn start() -> Self {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        if is_root() {
-            let out = Command::new("id").args(["-u", "postgres"]).output().expect("id");
-            let uid: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().expect("uid");
-            std::os::unix::fs::chown(dir.path(), Some(uid), None).expect("chown");
-        }
+        let dir = owned_dir();
         let bin = bin_dir();
         let data = dir.path().join("data");
         run(as_owner(&bin.join("initdb"))
             .args(["-D", data.to_str().unwrap(), "-U", "postgres", "--auth=trust", "-E", "UTF8"])
             .arg("--locale=C.UTF-8"));
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let server = Self { dir, bin, port };
+        let server = Self { dir, bin, port: free_port() };
         server.resume();
         server
+    }
+
+    /// A streaming standby of this server (PostgreSQL's own replication:
+    /// `pg_basebackup -R`), running, read-only until [`PgServer::promote`].
+    pub fn standby(&self) -> Self {
+        let dir = owned_dir();
+        let data = dir.path().join("data");
+        let port = self.port.to_string();
+        run(as_owner(&self.bin.join("pg_basebackup")).args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "postgres",
+            "-D",
+            data.to_str().unwrap(),
+            "-R",
+            "-X",
+            "stream",
+        ]));
+        let standby = Self { dir, bin: self.bin.clone(), port: free_port() };
+        standby.resume();
+        standby
+    }
+
+    /// Makes a standby the primary (`pg_ctl promote`), waiting until it is.
+    pub fn promote(&self) {
+        run(as_owner(&self.bin.join("pg_ctl")).args([
+            "-D",
+            self.data().to_str().unwrap(),
+            "-w",
+            "promote",
+        ]));
     }
 
     /// `postgres://…/postgres` on this server.
