@@ -572,6 +572,16 @@ mod tests {
     }
 
     #[test]
+    fn a_url_may_name_a_primary_and_its_standby() {
+        let url = "postgres://loa:pw@db-a:5432,db-b:5433/loa?target_session_attrs=read-write";
+        let config: postgres::Config = url.parse().unwrap();
+        assert_eq!(config.get_hosts().len(), 2);
+        assert_eq!(config.get_ports(), [5432, 5433]);
+        assert_eq!(config.get_target_session_attrs(), postgres::config::TargetSessionAttrs::ReadWrite);
+        assert!(!redact(url).contains("pw"));
+    }
+
+    #[test]
     fn migrations_are_numbered_in_order() {
         let versions: Vec<i32> = MIGRATIONS.iter().map(|m| m.0).collect();
         let expected: Vec<i32> = (1..=versions.len() as i32).collect();
