@@ -1,5 +1,9 @@
 //! The embedded SQLite store: one file, WAL journal, `synchronous=FULL` so a committed
 //! write survives a power cut.
+//!
+//! The decoding of stored rows, the JSON columns and the enum texts are plain functions
+//! here (`pub(super)`), shared with the PostgreSQL store (`pg::base`), so the two read
+//! and write the same values.
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
@@ -11,6 +15,8 @@ use super::{
     AudioLevels, PendingBulletin, PlaylogFilter, Role, Station, StationPlace, Store, StoreError,
     StoredHeartbeat, StoredManifest, StoredSchedule, cap, playlog,
 };
+// One parser for stored timestamps, the same for both stores.
+use super::pg::time;
 use crate::protocol::Record;
 use crate::protocol::{AlertRecord, ApprovalState, AuditEntry};
 use crate::protocol::{AudioInfo, SignedEnvelope};
@@ -127,22 +133,121 @@ fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
 
 /// The quietest true peak stored: digital silence measures `-inf`, which a REAL column
 /// does not round-trip everywhere.
-const SILENT_PEAK_DBTP: f64 = -200.0;
+pub(super) const SILENT_PEAK_DBTP: f64 = -200.0;
 
-fn time(text: &str) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| StoreError::Corrupt(format!("timestamp {text:?}: {e}")))
+/// An unsigned count or size as an SQL integer, refused rather than wrapped when it
+/// does not fit.
+pub(super) fn sql_int(value: u64, what: &str) -> Result<i64, StoreError> {
+    i64::try_from(value).map_err(|_| StoreError::Corrupt(format!("{what} {value} is too large")))
 }
 
-fn layer_text(layer: Layer) -> &'static str {
+/// A stored SQL integer as the unsigned value it was written from.
+pub(super) fn read_int(value: i64, what: &str) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("{what} {value} is negative")))
+}
+
+/// A JSON column's text.
+pub(super) fn to_json(value: &impl serde::Serialize) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// A library row (`sha256, title, size, duration_ms, loudness_lufs, gain_db, damage`).
+pub(super) fn audio_info(
+    sha256: String,
+    title: String,
+    size: i64,
+    duration_ms: i64,
+    loudness_lufs: f64,
+    gain_db: f64,
+    damage: Option<String>,
+) -> Result<AudioInfo, StoreError> {
+    Ok(AudioInfo {
+        size: read_int(size, "audio size")?,
+        duration_ms: read_int(duration_ms, "audio duration")?,
+        sha256,
+        title,
+        loudness_lufs,
+        gain_db: gain_db as f32,
+        damage,
+    })
+}
+
+/// A schedule row (`id, origin, layer, source, audio_json, loaded_at`).
+pub(super) fn schedule_row(
+    id: i64,
+    origin: String,
+    layer_name: &str,
+    source: String,
+    audio_json: &str,
+    loaded_at: &str,
+) -> Result<StoredSchedule, StoreError> {
+    Ok(StoredSchedule {
+        id,
+        origin,
+        layer: layer(layer_name)?,
+        source,
+        audio: serde_json::from_str(audio_json)
+            .map_err(|e| StoreError::Corrupt(format!("schedule {id} audio: {e}")))?,
+        loaded_at: time(loaded_at)?,
+    })
+}
+
+/// A manifest row (`version, issued_at, valid_until, envelope_json`) of `station_id`.
+pub(super) fn manifest_row(
+    station_id: &str,
+    version: i64,
+    issued_at: &str,
+    valid_until: &str,
+    envelope: &str,
+) -> Result<StoredManifest, StoreError> {
+    let envelope: SignedEnvelope = serde_json::from_str(envelope)
+        .map_err(|e| StoreError::Corrupt(format!("manifest envelope: {e}")))?;
+    Ok(StoredManifest {
+        station_id: station_id.to_string(),
+        version: read_int(version, "manifest version")?,
+        issued_at: time(issued_at)?,
+        valid_until: time(valid_until)?,
+        envelope,
+    })
+}
+
+/// Of a station's manifests (by version), those in force during `[from, until)`: the
+/// last issued before `from` and every one issued in the range.
+pub(super) fn in_force(
+    all: Vec<StoredManifest>,
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Vec<StoredManifest> {
+    let before = all.iter().rposition(|m| m.issued_at < from);
+    all.into_iter()
+        .enumerate()
+        .filter(|(i, m)| Some(*i) == before || (m.issued_at >= from && m.issued_at < until))
+        .map(|(_, m)| m)
+        .collect()
+}
+
+/// A heartbeat row (`station_id, received_at, body_json`).
+pub(super) fn heartbeat_row(
+    station_id: String,
+    received_at: &str,
+    body: &str,
+) -> Result<StoredHeartbeat, StoreError> {
+    Ok(StoredHeartbeat {
+        received_at: time(received_at)?,
+        heartbeat: serde_json::from_str(body)
+            .map_err(|e| StoreError::Corrupt(format!("heartbeat: {e}")))?,
+        station_id,
+    })
+}
+
+pub(super) fn layer_text(layer: Layer) -> &'static str {
     match layer {
         Layer::Local => "local",
         Layer::Provincial => "provincial",
     }
 }
 
-fn layer(text: &str) -> Result<Layer, StoreError> {
+pub(super) fn layer(text: &str) -> Result<Layer, StoreError> {
     match text {
         "local" => Ok(Layer::Local),
         "provincial" => Ok(Layer::Provincial),
@@ -249,8 +354,8 @@ impl Store for SqliteStore {
             params![
                 info.sha256,
                 info.title,
-                info.size as i64,
-                info.duration_ms as i64,
+                sql_int(info.size, "audio size")?,
+                sql_int(info.duration_ms, "audio duration")?,
                 info.loudness_lufs,
                 f64::from(info.gain_db),
                 Utc::now().to_rfc3339(),
@@ -291,25 +396,30 @@ impl Store for SqliteStore {
     }
 
     fn audio(&self, sha256: &str) -> Result<Option<AudioInfo>, StoreError> {
-        Ok(self
+        type Row = (String, String, i64, i64, f64, f64, Option<String>);
+        let row: Option<Row> = self
             .conn()
             .query_row(
                 "SELECT sha256, title, size, duration_ms, loudness_lufs, gain_db, damage
                  FROM audio WHERE sha256 = ?1",
                 [sha256],
                 |r| {
-                    Ok(AudioInfo {
-                        sha256: r.get(0)?,
-                        title: r.get(1)?,
-                        size: r.get::<_, i64>(2)? as u64,
-                        duration_ms: r.get::<_, i64>(3)? as u64,
-                        loudness_lufs: r.get(4)?,
-                        gain_db: r.get::<_, f64>(5)? as f32,
-                        damage: r.get(6)?,
-                    })
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                    ))
                 },
             )
-            .optional()?)
+            .optional()?;
+        row.map(|(sha256, title, size, duration, lufs, gain, damage)| {
+            audio_info(sha256, title, size, duration, lufs, gain, damage)
+        })
+        .transpose()
     }
 
     fn load_schedule(
@@ -318,12 +428,10 @@ impl Store for SqliteStore {
         stations: &[String],
         loaded_by: &str,
     ) -> Result<i64, StoreError> {
-        let audio_json = serde_json::to_string(&schedule.audio)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let audio_json = to_json(&schedule.audio)?;
+        let stations_json = to_json(&stations)?;
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let stations_json =
-            serde_json::to_string(stations).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         tx.execute(
             "INSERT INTO schedules (origin, layer, source, audio_json, loaded_by, loaded_at,
                                     stations_json)
@@ -379,28 +487,20 @@ impl Store for SqliteStore {
             .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter()
             .map(|(id, origin, layer_name, source, audio_json, loaded_at)| {
-                Ok(StoredSchedule {
-                    id,
-                    origin,
-                    layer: layer(&layer_name)?,
-                    source,
-                    audio: serde_json::from_str(&audio_json)
-                        .map_err(|e| StoreError::Corrupt(format!("schedule {id} audio: {e}")))?,
-                    loaded_at: time(&loaded_at)?,
-                })
+                schedule_row(id, origin, &layer_name, source, &audio_json, &loaded_at)
             })
             .collect()
     }
 
     fn put_manifest(&self, manifest: &StoredManifest) -> Result<(), StoreError> {
-        let envelope = serde_json::to_string(&manifest.envelope)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let envelope = to_json(&manifest.envelope)?;
+        let version = sql_int(manifest.version, "manifest version")?;
         let result = self.conn().execute(
             "INSERT INTO manifests (station_id, version, issued_at, valid_until, envelope_json)
              VALUES (?1, ?2, ?3, ?4, ?5)",
             params![
                 manifest.station_id,
-                manifest.version as i64,
+                version,
                 manifest.issued_at.to_rfc3339(),
                 manifest.valid_until.to_rfc3339(),
                 envelope
@@ -441,25 +541,13 @@ impl Store for SqliteStore {
                 ))
             })?
             .collect::<Result<Vec<_>, _>>()?;
-        let mut all = Vec::new();
-        for (version, issued_at, valid_until, envelope) in rows {
-            let envelope: SignedEnvelope = serde_json::from_str(&envelope)
-                .map_err(|e| StoreError::Corrupt(format!("manifest envelope: {e}")))?;
-            all.push(StoredManifest {
-                station_id: station_id.to_string(),
-                version: version as u64,
-                issued_at: time(&issued_at)?,
-                valid_until: time(&valid_until)?,
-                envelope,
-            });
-        }
-        let before = all.iter().rposition(|m| m.issued_at < from);
-        Ok(all
-            .into_iter()
-            .enumerate()
-            .filter(|(i, m)| Some(*i) == before || (m.issued_at >= from && m.issued_at < until))
-            .map(|(_, m)| m)
-            .collect())
+        let all = rows
+            .iter()
+            .map(|(version, issued_at, valid_until, envelope)| {
+                manifest_row(station_id, *version, issued_at, valid_until, envelope)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(in_force(all, from, until))
     }
 
     fn ingest_playlog(
@@ -589,22 +677,13 @@ impl Store for SqliteStore {
             )
             .optional()?;
         row.map(|(version, issued_at, valid_until, envelope)| {
-            let envelope: SignedEnvelope = serde_json::from_str(&envelope)
-                .map_err(|e| StoreError::Corrupt(format!("manifest envelope: {e}")))?;
-            Ok(StoredManifest {
-                station_id: station_id.to_string(),
-                version: version as u64,
-                issued_at: time(&issued_at)?,
-                valid_until: time(&valid_until)?,
-                envelope,
-            })
+            manifest_row(station_id, version, &issued_at, &valid_until, &envelope)
         })
         .transpose()
     }
 
     fn put_heartbeat(&self, heartbeat: &StoredHeartbeat) -> Result<(), StoreError> {
-        let body = serde_json::to_string(&heartbeat.heartbeat)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let body = to_json(&heartbeat.heartbeat)?;
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         tx.execute(
@@ -773,21 +852,16 @@ impl Store for SqliteStore {
 
     fn heartbeats(&self) -> Result<Vec<StoredHeartbeat>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT station_id, received_at, body_json FROM heartbeats")?;
+        let mut stmt = conn.prepare(
+            "SELECT station_id, received_at, body_json FROM heartbeats ORDER BY station_id",
+        )?;
         let rows = stmt
             .query_map([], |r| {
                 Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
             })?
             .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter()
-            .map(|(station_id, received_at, body)| {
-                Ok(StoredHeartbeat {
-                    received_at: time(&received_at)?,
-                    heartbeat: serde_json::from_str(&body)
-                        .map_err(|e| StoreError::Corrupt(format!("heartbeat: {e}")))?,
-                    station_id,
-                })
-            })
+            .map(|(station_id, received_at, body)| heartbeat_row(station_id, &received_at, &body))
             .collect()
     }
 }
