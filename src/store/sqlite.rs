@@ -869,7 +869,8 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::DocumentKind;
+    use crate::protocol::{DocumentKind, Heartbeat};
+    use crate::store::contract::each_store;
     use crate::store::hash_token;
     use std::collections::BTreeMap;
 
@@ -925,6 +926,7 @@ mod tests {
         assert_eq!(SqliteStore::open(&path).unwrap().audio_levels().unwrap(), levels);
     }
 
+    /// What is written is on disk: a store opened again on the file holds it.
     #[test]
     fn stations_operators_and_tokens_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
@@ -932,75 +934,265 @@ mod tests {
         {
             let store = SqliteStore::open(&path).unwrap();
             store.add_station(&station("a"), &hash_token("tok-a")).unwrap();
-            assert!(matches!(
-                store.add_station(&station("a"), &hash_token("tok-b")),
-                Err(StoreError::StationExists(_))
-            ));
             store.add_operator(&hash_token("op"), &Role::District("Tri Tôn".into()), "x").unwrap();
         }
         let store = SqliteStore::open(&path).unwrap();
         assert_eq!(store.station_by_token(&hash_token("tok-a")).unwrap(), Some(station("a")));
-        assert_eq!(store.station_by_token(&hash_token("tok-b")).unwrap(), None);
         assert_eq!(
             store.operator_by_token(&hash_token("op")).unwrap(),
             Some(Role::District("Tri Tôn".into()))
         );
-        assert_eq!(store.operator_by_token(&hash_token("tok-a")).unwrap(), None);
+    }
+
+    #[test]
+    fn stations_are_found_by_id_and_token_and_a_new_token_replaces_the_old() {
+        each_store(|store| {
+            store.add_station(&station("b"), &hash_token("tok-b")).unwrap();
+            store.add_station(&station("a"), &hash_token("tok-a")).unwrap();
+            assert!(matches!(
+                store.add_station(&station("a"), &hash_token("tok-other")),
+                Err(StoreError::StationExists(_))
+            ));
+            assert!(
+                matches!(
+                    store.add_station(&station("c"), &hash_token("tok-a")),
+                    Err(StoreError::StationExists(_))
+                ),
+                "a token is one station's"
+            );
+            assert_eq!(store.station("a").unwrap(), Some(station("a")));
+            assert_eq!(store.station("c").unwrap(), None);
+            assert_eq!(store.station_by_token(&hash_token("tok-a")).unwrap(), Some(station("a")));
+            assert_eq!(store.station_by_token(&hash_token("nope")).unwrap(), None);
+            assert_eq!(store.stations().unwrap(), [station("a"), station("b")], "by id");
+            assert!(store.set_station_token("a", &hash_token("tok-a2")).unwrap());
+            assert_eq!(store.station_by_token(&hash_token("tok-a")).unwrap(), None);
+            assert_eq!(store.station_by_token(&hash_token("tok-a2")).unwrap(), Some(station("a")));
+            assert!(!store.set_station_token("c", &hash_token("tok-c")).unwrap());
+        });
+    }
+
+    /// Two replicas adding one station at once: one adds it, the other is told it exists.
+    #[test]
+    fn a_station_added_twice_at_once_is_added_once() {
+        each_store(|store| {
+            let results: Vec<_> = std::thread::scope(|scope| {
+                let adds: Vec<_> = (0..2)
+                    .map(|n| {
+                        scope.spawn(move || {
+                            store.add_station(&station("a"), &hash_token(&format!("t{n}")))
+                        })
+                    })
+                    .collect();
+                adds.into_iter().map(|a| a.join().unwrap()).collect()
+            });
+            assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
+            assert!(
+                results.iter().any(|r| matches!(r, Err(StoreError::StationExists(_)))),
+                "{results:?}"
+            );
+            assert_eq!(store.stations().unwrap().len(), 1);
+        });
+    }
+
+    #[test]
+    fn operators_have_a_role_and_a_label_and_are_revoked_by_label() {
+        each_store(|store| {
+            let district = Role::District("Tri Tôn/Ba Chúc".into());
+            store.add_operator(&hash_token("op1"), &district, "Lan").unwrap();
+            store.add_operator(&hash_token("op2"), &Role::Viewer, "Lan").unwrap();
+            store.add_operator(&hash_token("op3"), &Role::Admin, "Minh").unwrap();
+            assert_eq!(
+                store.operator_by_token(&hash_token("op1")).unwrap(),
+                Some(district.clone())
+            );
+            assert_eq!(
+                store.operator_identity(&hash_token("op3")).unwrap(),
+                Some((Role::Admin, "Minh".to_string()))
+            );
+            assert_eq!(store.operator_by_token(&hash_token("nope")).unwrap(), None);
+            assert_eq!(store.operator_identity(&hash_token("nope")).unwrap(), None);
+            assert_eq!(store.revoke_operators("Lan").unwrap(), 2);
+            assert_eq!(store.revoke_operators("Lan").unwrap(), 0);
+            assert_eq!(store.operator_by_token(&hash_token("op1")).unwrap(), None);
+            assert_eq!(store.operator_by_token(&hash_token("op3")).unwrap(), Some(Role::Admin));
+        });
+    }
+
+    #[test]
+    fn audio_keeps_the_first_title_and_the_latest_measurement() {
+        each_store(|store| {
+            let info = |title: &str, lufs: f64| AudioInfo {
+                sha256: "ab".repeat(32),
+                title: title.into(),
+                size: 5_000_000_000,
+                duration_ms: 61_000,
+                loudness_lufs: lufs,
+                gain_db: -3.5,
+                damage: Some("truncated".into()),
+            };
+            assert_eq!(store.audio(&"ab".repeat(32)).unwrap(), None);
+            store.put_audio(&info("Bản tin", -20.0), -1.5).unwrap();
+            store.put_audio(&info("Khác", -18.0), f64::NEG_INFINITY).unwrap();
+            assert_eq!(store.audio(&"ab".repeat(32)).unwrap(), Some(info("Bản tin", -18.0)));
+            let silent = AudioLevels {
+                sha256: "ab".repeat(32),
+                loudness_lufs: -18.0,
+                true_peak_dbtp: Some(SILENT_PEAK_DBTP),
+                gain_db: -3.5,
+            };
+            assert_eq!(store.audio_levels().unwrap(), [silent.clone()], "silence is stored");
+            let levels = AudioLevels { true_peak_dbtp: Some(-0.5), gain_db: 2.0, ..silent };
+            assert!(store.set_audio_levels(&levels).unwrap());
+            assert_eq!(store.audio_levels().unwrap(), [levels.clone()]);
+            let elsewhere = AudioLevels { sha256: "cd".repeat(32), ..levels };
+            assert!(!store.set_audio_levels(&elsewhere).unwrap(), "not in the library");
+        });
     }
 
     #[test]
     fn loading_replaces_same_origin_and_is_all_or_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("c.sqlite")).unwrap();
-        store.add_station(&station("a"), "h1").unwrap();
-        let mut s = StoredSchedule {
-            id: 0,
-            origin: "p.toml".into(),
-            layer: Layer::Provincial,
-            source: "v1".into(),
-            audio: BTreeMap::from([("x.mp3".to_string(), "ab".repeat(32))]),
-            loaded_at: Utc::now(),
-        };
-        store.load_schedule(&s, &["a".into()], "admin").unwrap();
-        s.source = "v2".into();
-        store.load_schedule(&s, &["a".into()], "admin").unwrap();
-        let got = store.schedules_for("a").unwrap();
-        assert_eq!(got.len(), 1);
-        assert_eq!(got[0].source, "v2");
-        assert_eq!(got[0].audio, s.audio);
-        s.source = "v3".into();
-        let err = store.load_schedule(&s, &["a".into(), "nope".into()], "admin").unwrap_err();
-        assert!(matches!(err, StoreError::NoSuchStation(_)));
-        assert_eq!(store.schedules_for("a").unwrap()[0].source, "v2", "partial load leaked");
-        // A local file with the same name never replaces the provincial one.
-        s.layer = Layer::Local;
-        s.source = "local".into();
-        store.load_schedule(&s, &["a".into()], "district:x").unwrap();
-        let got = store.schedules_for("a").unwrap();
-        assert_eq!(got.len(), 2);
-        assert_eq!((got[0].layer, got[0].source.as_str()), (Layer::Provincial, "v2"));
+        each_store(|store| {
+            store.add_station(&station("a"), "h1").unwrap();
+            store.add_station(&station("b"), "h2").unwrap();
+            let mut s = StoredSchedule {
+                id: 0,
+                origin: "p.toml".into(),
+                layer: Layer::Provincial,
+                source: "v1".into(),
+                audio: BTreeMap::from([("x.mp3".to_string(), "ab".repeat(32))]),
+                loaded_at: DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
+            };
+            store.load_schedule(&s, &["a".into()], "admin").unwrap();
+            s.source = "v2".into();
+            let id =
+                store.load_schedule(&s, &["a".into(), "b".into(), "a".into()], "admin").unwrap();
+            let got = store.schedules_for("a").unwrap();
+            assert_eq!(got, [StoredSchedule { id, ..s.clone() }]);
+            assert_eq!(store.schedules_for("b").unwrap()[0].id, id);
+            s.source = "v3".into();
+            let err = store.load_schedule(&s, &["a".into(), "nope".into()], "admin").unwrap_err();
+            assert!(matches!(err, StoreError::NoSuchStation(ref n) if n == "nope"), "{err:?}");
+            assert_eq!(store.schedules_for("a").unwrap()[0].source, "v2", "partial load leaked");
+            // A local file with the same name never replaces the provincial one.
+            s.layer = Layer::Local;
+            s.source = "local".into();
+            store.load_schedule(&s, &["a".into()], "district:x").unwrap();
+            let got = store.schedules_for("a").unwrap();
+            assert_eq!(got.len(), 2);
+            assert_eq!((got[0].layer, got[0].source.as_str()), (Layer::Provincial, "v2"));
+            assert_eq!(store.schedules_for("nope").unwrap(), []);
+        });
     }
 
-    #[test]
-    fn manifest_versions_are_unique_and_latest_wins() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("c.sqlite")).unwrap();
-        store.add_station(&station("a"), "h1").unwrap();
-        let m = |version| StoredManifest {
+    fn manifest(version: u64, issued_at: i64) -> StoredManifest {
+        let at = DateTime::from_timestamp(1_800_000_000 + issued_at, 0).unwrap();
+        StoredManifest {
             station_id: "a".into(),
             version,
-            issued_at: Utc::now(),
-            valid_until: Utc::now(),
+            issued_at: at,
+            valid_until: at + chrono::Duration::days(7),
             envelope: SignedEnvelope {
                 kind: DocumentKind::Manifest,
                 payload: String::new(),
                 signature: version.to_string(),
             },
-        };
-        store.put_manifest(&m(1)).unwrap();
-        store.put_manifest(&m(2)).unwrap();
-        assert!(matches!(store.put_manifest(&m(2)), Err(StoreError::VersionTaken { .. })));
-        assert_eq!(store.latest_manifest("a").unwrap().unwrap().version, 2);
-        assert_eq!(store.latest_manifest("b").unwrap(), None);
+        }
+    }
+
+    #[test]
+    fn manifest_versions_are_unique_and_latest_wins() {
+        each_store(|store| {
+            store.add_station(&station("a"), "h1").unwrap();
+            store.put_manifest(&manifest(1, 0)).unwrap();
+            store.put_manifest(&manifest(2, 10)).unwrap();
+            assert!(matches!(
+                store.put_manifest(&manifest(2, 20)),
+                Err(StoreError::VersionTaken { version: 2, .. })
+            ));
+            assert_eq!(store.latest_manifest("a").unwrap(), Some(manifest(2, 10)));
+            assert_eq!(store.latest_manifest("b").unwrap(), None);
+        });
+    }
+
+    /// Two replicas issuing the same version at once: one document under it, never two.
+    #[test]
+    fn one_manifest_version_issued_at_once_by_several_writers_is_stored_once() {
+        each_store(|store| {
+            store.add_station(&station("a"), "h1").unwrap();
+            let results: Vec<_> = std::thread::scope(|scope| {
+                let puts: Vec<_> = (0..4)
+                    .map(|n| scope.spawn(move || store.put_manifest(&manifest(7, n))))
+                    .collect();
+                puts.into_iter().map(|p| p.join().unwrap()).collect()
+            });
+            assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
+            assert!(
+                results
+                    .iter()
+                    .filter(|r| r.is_err())
+                    .all(|r| matches!(r, Err(StoreError::VersionTaken { version: 7, .. }))),
+                "{results:?}"
+            );
+            assert_eq!(store.latest_manifest("a").unwrap().unwrap().version, 7);
+        });
+    }
+
+    #[test]
+    fn manifests_between_are_the_one_in_force_at_the_start_and_those_issued_in_the_range() {
+        each_store(|store| {
+            store.add_station(&station("a"), "h1").unwrap();
+            for (version, at) in [(1, 0), (2, 100), (3, 200), (4, 300)] {
+                store.put_manifest(&manifest(version, at)).unwrap();
+            }
+            let at = |secs: i64| DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap();
+            let versions = |from, until| -> Vec<u64> {
+                store
+                    .manifests_between("a", at(from), at(until))
+                    .unwrap()
+                    .iter()
+                    .map(|m| m.version)
+                    .collect()
+            };
+            assert_eq!(versions(150, 300), [2, 3], "the one in force at the start, then the range");
+            assert_eq!(versions(100, 101), [1, 2], "issued at the start, after the one before");
+            assert_eq!(versions(-10, 50), [1]);
+            assert_eq!(versions(1000, 2000), [4]);
+            assert_eq!(store.manifests_between("b", at(0), at(1000)).unwrap(), []);
+        });
+    }
+
+    #[test]
+    fn the_latest_heartbeat_of_each_station_is_kept() {
+        each_store(|store| {
+            store.add_station(&station("b"), "h2").unwrap();
+            store.add_station(&station("a"), "h1").unwrap();
+            let beat = |id: &str, n: i64| {
+                let at = DateTime::from_timestamp(1_800_000_000 + n, 0).unwrap();
+                StoredHeartbeat {
+                    station_id: id.into(),
+                    received_at: at,
+                    heartbeat: Heartbeat {
+                        manifest_version: Some(n as u64),
+                        clock_offset_ms: Some(-12),
+                        ready_until: Some(at),
+                        missing_bytes: 10,
+                        disk_free_bytes: Some(1 << 40),
+                        now_playing: Some("item-1".into()),
+                        sink_health: "ok".into(),
+                        sent_at: at,
+                        clock_step: None,
+                        clock_synchronized: Some(true),
+                        central_time: false,
+                        output_failed: None,
+                    },
+                }
+            };
+            assert_eq!(store.heartbeats().unwrap(), []);
+            store.put_heartbeat(&beat("b", 1)).unwrap();
+            store.put_heartbeat(&beat("a", 2)).unwrap();
+            store.put_heartbeat(&beat("b", 3)).unwrap();
+            assert_eq!(store.heartbeats().unwrap(), [beat("a", 2), beat("b", 3)]);
+        });
     }
 }
