@@ -397,23 +397,13 @@ impl Store for SqliteStore {
 
     fn audio(&self, sha256: &str) -> Result<Option<AudioInfo>, StoreError> {
         type Row = (String, String, i64, i64, f64, f64, Option<String>);
-        let row: Option<Row> = self
+        let row = self
             .conn()
             .query_row(
                 "SELECT sha256, title, size, duration_ms, loudness_lufs, gain_db, damage
                  FROM audio WHERE sha256 = ?1",
                 [sha256],
-                |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                        r.get(6)?,
-                    ))
-                },
+                |r| Row::try_from(r),
             )
             .optional()?;
         row.map(|(sha256, title, size, duration, lufs, gain, damage)| {
@@ -1041,10 +1031,14 @@ mod tests {
                 true_peak_dbtp: Some(SILENT_PEAK_DBTP),
                 gain_db: -3.5,
             };
-            assert_eq!(store.audio_levels().unwrap(), [silent.clone()], "silence is stored");
+            assert_eq!(
+                store.audio_levels().unwrap(),
+                std::slice::from_ref(&silent),
+                "silence is stored"
+            );
             let levels = AudioLevels { true_peak_dbtp: Some(-0.5), gain_db: 2.0, ..silent };
             assert!(store.set_audio_levels(&levels).unwrap());
-            assert_eq!(store.audio_levels().unwrap(), [levels.clone()]);
+            assert_eq!(store.audio_levels().unwrap(), std::slice::from_ref(&levels));
             let elsewhere = AudioLevels { sha256: "cd".repeat(32), ..levels };
             assert!(!store.set_audio_levels(&elsewhere).unwrap(), "not in the library");
         });
@@ -1169,24 +1163,12 @@ mod tests {
             store.add_station(&station("a"), "h1").unwrap();
             let beat = |id: &str, n: i64| {
                 let at = DateTime::from_timestamp(1_800_000_000 + n, 0).unwrap();
-                StoredHeartbeat {
-                    station_id: id.into(),
-                    received_at: at,
-                    heartbeat: Heartbeat {
-                        manifest_version: Some(n as u64),
-                        clock_offset_ms: Some(-12),
-                        ready_until: Some(at),
-                        missing_bytes: 10,
-                        disk_free_bytes: Some(1 << 40),
-                        now_playing: Some("item-1".into()),
-                        sink_health: "ok".into(),
-                        sent_at: at,
-                        clock_step: None,
-                        clock_synchronized: Some(true),
-                        central_time: false,
-                        output_failed: None,
-                    },
-                }
+                let heartbeat: Heartbeat = serde_json::from_value(serde_json::json!({
+                    "manifest_version": n, "clock_offset_ms": -12, "missing_bytes": 10,
+                    "now_playing": "item-1", "sink_health": "ok", "sent_at": at,
+                }))
+                .unwrap();
+                StoredHeartbeat { station_id: id.into(), received_at: at, heartbeat }
             };
             assert_eq!(store.heartbeats().unwrap(), []);
             store.put_heartbeat(&beat("b", 1)).unwrap();
