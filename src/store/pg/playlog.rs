@@ -55,7 +55,8 @@ CREATE TABLE playlog_issues (
 ///
 /// Concurrency: the progress row is locked (`INSERT … ON CONFLICT DO UPDATE`, which
 /// takes the row lock) before anything is read, so ingests of one station from several
-/// replicas run one after another, each seeing what the one before committed: the chain
+/// replicas run one after another, each seeing what the one before committed (READ
+/// COMMITTED: every statement after the lock reads a fresh snapshot): the chain
 /// check and the duplicate count are exact, and `ON CONFLICT DO NOTHING` on
 /// `(station_id, seq)` is a second guard that a record is stored once.
 pub(super) fn ingest_playlog(
