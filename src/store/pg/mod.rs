@@ -223,7 +223,7 @@ impl Store for PgStore {
         self.run(|c| base::station_by_token(c, token_hash))
     }
     fn stations(&self) -> Result<Vec<Station>, StoreError> {
-        self.run(|c| base::stations(c))
+        self.run(base::stations)
     }
     fn set_station_token(&self, id: &str, token_hash: &str) -> Result<bool, StoreError> {
         self.run(|c| base::set_station_token(c, id, token_hash))
@@ -247,7 +247,7 @@ impl Store for PgStore {
         self.run(|c| base::audio(c, sha256))
     }
     fn audio_levels(&self) -> Result<Vec<AudioLevels>, StoreError> {
-        self.run(|c| base::audio_levels(c))
+        self.run(base::audio_levels)
     }
     fn set_audio_levels(&self, levels: &AudioLevels) -> Result<bool, StoreError> {
         self.run(|c| base::set_audio_levels(c, levels))
@@ -282,7 +282,7 @@ impl Store for PgStore {
         self.run(|c| base::put_heartbeat(c, heartbeat))
     }
     fn heartbeats(&self) -> Result<Vec<StoredHeartbeat>, StoreError> {
-        self.run(|c| base::heartbeats(c))
+        self.run(base::heartbeats)
     }
     fn heartbeat_history(
         &self,
@@ -317,10 +317,10 @@ impl Store for PgStore {
         self.run(|c| cap::set_station_place(c, place))
     }
     fn station_places(&self) -> Result<Vec<StationPlace>, StoreError> {
-        self.run(|c| cap::station_places(c))
+        self.run(cap::station_places)
     }
     fn cap_ledger(&self) -> Result<Option<String>, StoreError> {
-        self.run(|c| cap::cap_ledger(c))
+        self.run(cap::cap_ledger)
     }
     fn record_alerts(
         &self,
@@ -373,7 +373,7 @@ impl Store for PgStore {
         self.run(|c| console::user(c, name))
     }
     fn users(&self) -> Result<Vec<User>, StoreError> {
-        self.run(|c| console::users(c))
+        self.run(console::users)
     }
     fn set_user_password(
         &self,
@@ -438,13 +438,13 @@ impl Store for PgStore {
         self.run(|c| field::claim_enrol_code(c, lookup, claim_hash, token_hash, now, max_failures))
     }
     fn playlog_outcome_counts(&self) -> Result<Vec<(String, String, u64)>, StoreError> {
-        self.run(|c| field::playlog_outcome_counts(c))
+        self.run(field::playlog_outcome_counts)
     }
     fn latest_aired(&self, station_id: &str) -> Result<Option<Record>, StoreError> {
         self.run(|c| field::latest_aired(c, station_id))
     }
     fn open_alerts(&self) -> Result<Vec<AlertRow>, StoreError> {
-        self.run(|c| field::open_alerts(c))
+        self.run(field::open_alerts)
     }
     fn raise_alert(
         &self,
