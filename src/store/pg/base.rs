@@ -3,19 +3,37 @@
 use super::*;
 use postgres::Client;
 
-pub(super) const SCHEMA: &str = "";
+pub(super) const SCHEMA: &str = "
+CREATE TABLE stations (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    district TEXT NOT NULL,
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    lat DOUBLE PRECISION,
+    lon DOUBLE PRECISION,
+    geocodes TEXT
+);
+";
 
 pub(super) fn add_station(
     c: &mut Client,
     station: &Station,
     token_hash: &str,
 ) -> Result<(), StoreError> {
-    let _ = (c, station, token_hash);
-    Err(StoreError::Unavailable("not yet".into()))
+    let result = c.execute(
+        "INSERT INTO stations (id, name, district, token_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
+        &[&station.id, &station.name, &station.district, &token_hash, &Utc::now().to_rfc3339()],
+    );
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if is_unique_violation(&e) => Err(StoreError::StationExists(station.id.clone())),
+        Err(e) => Err(e.into()),
+    }
 }
 pub(super) fn station(c: &mut Client, id: &str) -> Result<Option<Station>, StoreError> {
-    let _ = (c, id);
-    Err(StoreError::Unavailable("not yet".into()))
+    let row = c.query_opt("SELECT id, name, district FROM stations WHERE id = $1", &[&id])?;
+    Ok(row.map(|r| Station { id: r.get(0), name: r.get(1), district: r.get(2) }))
 }
 pub(super) fn station_by_token(
     c: &mut Client,
@@ -25,8 +43,8 @@ pub(super) fn station_by_token(
     Err(StoreError::Unavailable("not yet".into()))
 }
 pub(super) fn stations(c: &mut Client) -> Result<Vec<Station>, StoreError> {
-    let _ = c;
-    Err(StoreError::Unavailable("not yet".into()))
+    let rows = c.query("SELECT id, name, district FROM stations ORDER BY id", &[])?;
+    Ok(rows.iter().map(|r| Station { id: r.get(0), name: r.get(1), district: r.get(2) }).collect())
 }
 pub(super) fn set_station_token(
     c: &mut Client,
