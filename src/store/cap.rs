@@ -59,9 +59,10 @@ CREATE TABLE IF NOT EXISTS audit (
 pub(super) const ADDED: &[(&str, &str, &str)] =
     &[("stations", "lat", "REAL"), ("stations", "lon", "REAL"), ("stations", "geocodes", "TEXT")];
 
-const LEDGER: &str = "alert_ledger";
+/// The `cap_state` row that holds the alert ledger.
+pub(super) const LEDGER: &str = "alert_ledger";
 
-fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+pub(super) fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
 }
 
@@ -71,8 +72,28 @@ fn time(text: &str) -> Result<DateTime<Utc>, StoreError> {
         .map_err(|e| corrupt(&format!("timestamp {text:?}"), e))
 }
 
+/// A place's geocodes as the `stations.geocodes` column holds them (JSON), for both stores.
+pub(super) fn geocodes_text(place: &StationPlace) -> Result<String, StoreError> {
+    serde_json::to_string(&place.geocodes).map_err(|e| corrupt("geocodes", e))
+}
+
+/// A station's place from its columns (no geocodes column yet: none), for both stores.
+pub(super) fn place_from(
+    station_id: String,
+    lat: Option<f64>,
+    lon: Option<f64>,
+    codes: Option<String>,
+) -> Result<StationPlace, StoreError> {
+    let geocodes = match codes {
+        Some(text) => serde_json::from_str(&text)
+            .map_err(|e| corrupt(&format!("station {station_id} geocodes"), e))?,
+        None => Vec::new(),
+    };
+    Ok(StationPlace { station_id, lat, lon, geocodes })
+}
+
 pub(super) fn set_place(conn: &Connection, place: &StationPlace) -> Result<bool, StoreError> {
-    let codes = serde_json::to_string(&place.geocodes).map_err(|e| corrupt("geocodes", e))?;
+    let codes = geocodes_text(place)?;
     let changed = conn.execute(
         "UPDATE stations SET lat = ?2, lon = ?3, geocodes = ?4 WHERE id = ?1",
         params![place.station_id, place.lat, place.lon, codes],
@@ -83,25 +104,9 @@ pub(super) fn set_place(conn: &Connection, place: &StationPlace) -> Result<bool,
 pub(super) fn places(conn: &Connection) -> Result<Vec<StationPlace>, StoreError> {
     let mut stmt = conn.prepare("SELECT id, lat, lon, geocodes FROM stations ORDER BY id")?;
     let rows = stmt
-        .query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, Option<f64>>(1)?,
-                r.get::<_, Option<f64>>(2)?,
-                r.get::<_, Option<String>>(3)?,
-            ))
-        })?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
         .collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter()
-        .map(|(station_id, lat, lon, codes)| {
-            let geocodes = match codes {
-                Some(text) => serde_json::from_str(&text)
-                    .map_err(|e| corrupt(&format!("station {station_id} geocodes"), e))?,
-                None => Vec::new(),
-            };
-            Ok(StationPlace { station_id, lat, lon, geocodes })
-        })
-        .collect()
+    rows.into_iter().map(|(id, lat, lon, codes)| place_from(id, lat, lon, codes)).collect()
 }
 
 pub(super) fn ledger(conn: &Connection) -> Result<Option<String>, StoreError> {
@@ -118,6 +123,47 @@ fn insert_audit(conn: &Connection, e: &AuditEntry) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The `cap_alerts` columns a record is stored in (after `id`), in order, for both stores.
+pub(super) const ALERT_RECORD_COLUMNS: &str = "received_at, source, sender, identifier, sent, \
+     status, msg_type, signature, decision, reason, bulletin_id, priority, stations";
+
+/// An alert record as stored: [`ALERT_RECORD_COLUMNS`]' values, for both stores.
+pub(super) type AlertRecordRow = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    i64,
+);
+
+/// What an alert record is stored as, for both stores.
+pub(super) fn alert_record_row(r: &AlertRecord) -> Result<AlertRecordRow, StoreError> {
+    let o = &r.outcome;
+    Ok((
+        time_text(r.received_at),
+        r.source.clone(),
+        r.sender.clone(),
+        r.identifier.clone(),
+        r.sent.map(time_text),
+        r.status.clone(),
+        r.msg_type.clone(),
+        r.signature.clone(),
+        o.decision.as_str().to_string(),
+        o.reason.clone(),
+        o.bulletin_id.clone(),
+        o.priority.map(|p| p.as_str().to_string()),
+        super::console::to_bigint(o.stations, "alert stations")?,
+    ))
+}
+
 pub(super) fn record(
     conn: &mut Connection,
     records: &[AlertRecord],
@@ -126,25 +172,15 @@ pub(super) fn record(
 ) -> Result<(), StoreError> {
     let tx = conn.transaction()?;
     for r in records {
-        let o = &r.outcome;
+        let row = alert_record_row(r)?;
         tx.execute(
-            "INSERT INTO cap_alerts (received_at, source, sender, identifier, sent, status, msg_type,
-                 signature, decision, reason, bulletin_id, priority, stations)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            &format!(
+                "INSERT INTO cap_alerts ({ALERT_RECORD_COLUMNS})
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+            ),
             params![
-                time_text(r.received_at),
-                r.source,
-                r.sender,
-                r.identifier,
-                r.sent.map(time_text),
-                r.status,
-                r.msg_type,
-                r.signature,
-                o.decision.as_str(),
-                o.reason,
-                o.bulletin_id,
-                o.priority.map(|p| p.as_str()),
-                o.stations as i64
+                row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9, row.10,
+                row.11, row.12
             ],
         )?;
     }
@@ -170,29 +206,34 @@ fn priority(text: Option<String>) -> Result<Option<BulletinPriority>, StoreError
     .transpose()
 }
 
+/// An alert record from its stored columns, for both stores.
+pub(super) fn alert_record_from(r: AlertRecordRow) -> Result<AlertRecord, StoreError> {
+    let decision = CapDecision::parse(&r.8).ok_or_else(|| corrupt("alert decision", &r.8))?;
+    Ok(AlertRecord {
+        received_at: time(&r.0)?,
+        source: r.1,
+        sender: r.2,
+        identifier: r.3,
+        sent: r.4.as_deref().map(time).transpose()?,
+        status: r.5,
+        msg_type: r.6,
+        signature: r.7,
+        outcome: CapOutcome {
+            decision,
+            reason: r.9,
+            bulletin_id: r.10,
+            priority: priority(r.11)?,
+            stations: super::console::from_bigint(r.12, "alert stations")?,
+        },
+    })
+}
+
 pub(super) fn alerts(conn: &Connection, limit: usize) -> Result<Vec<AlertRecord>, StoreError> {
-    let mut stmt = conn.prepare(
-        "SELECT received_at, source, sender, identifier, sent, status, msg_type, signature,
-                decision, reason, bulletin_id, priority, stations
-         FROM cap_alerts ORDER BY id DESC LIMIT ?1",
-    )?;
-    type Row = (
-        String,
-        String,
-        String,
-        String,
-        Option<String>,
-        String,
-        String,
-        String,
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-        i64,
-    );
-    let rows: Vec<Row> = stmt
-        .query_map([limit as i64], |r| {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {ALERT_RECORD_COLUMNS} FROM cap_alerts ORDER BY id DESC LIMIT ?1"
+    ))?;
+    let rows: Vec<AlertRecordRow> = stmt
+        .query_map([super::console::sql_limit(limit)], |r| {
             Ok((
                 r.get(0)?,
                 r.get(1)?,
@@ -210,29 +251,7 @@ pub(super) fn alerts(conn: &Connection, limit: usize) -> Result<Vec<AlertRecord>
             ))
         })?
         .collect::<Result<_, _>>()?;
-    rows.into_iter()
-        .map(|r| {
-            let decision =
-                CapDecision::parse(&r.8).ok_or_else(|| corrupt("alert decision", &r.8))?;
-            Ok(AlertRecord {
-                received_at: time(&r.0)?,
-                source: r.1,
-                sender: r.2,
-                identifier: r.3,
-                sent: r.4.as_deref().map(time).transpose()?,
-                status: r.5,
-                msg_type: r.6,
-                signature: r.7,
-                outcome: CapOutcome {
-                    decision,
-                    reason: r.9,
-                    bulletin_id: r.10,
-                    priority: priority(r.11)?,
-                    stations: r.12.max(0) as usize,
-                },
-            })
-        })
-        .collect()
+    rows.into_iter().map(alert_record_from).collect()
 }
 
 pub(super) fn alert_bulletin(
@@ -253,8 +272,13 @@ pub(super) fn alert_bulletin(
         .optional()?)
 }
 
+/// A pending bulletin's document as stored (JSON), for both stores.
+pub(super) fn pending_doc(p: &PendingBulletin) -> Result<String, StoreError> {
+    serde_json::to_string(&p.doc).map_err(|e| corrupt("bulletin", e))
+}
+
 pub(super) fn put_pending(conn: &Connection, p: &PendingBulletin) -> Result<(), StoreError> {
-    let doc = serde_json::to_string(&p.doc).map_err(|e| corrupt("bulletin", e))?;
+    let doc = pending_doc(p)?;
     let a = &p.approval;
     conn.execute(
         "INSERT INTO pending_bulletins
@@ -276,14 +300,16 @@ pub(super) fn put_pending(conn: &Connection, p: &PendingBulletin) -> Result<(), 
     Ok(())
 }
 
-const PENDING_COLUMNS: &str = "doc_json, state, reason, requested_by, decided_by, decided_at, \
-     requester FROM pending_bulletins";
+/// What [`pending_from`] reads, in order, for both stores.
+pub(super) const PENDING_COLUMNS: &str = "doc_json, state, reason, requested_by, decided_by, \
+     decided_at, requester FROM pending_bulletins";
 
 fn pending_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<[Option<String>; 7]> {
     Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?])
 }
 
-fn pending_from(row: [Option<String>; 7]) -> Result<PendingBulletin, StoreError> {
+/// A pending bulletin from [`PENDING_COLUMNS`]' values, for both stores.
+pub(super) fn pending_from(row: [Option<String>; 7]) -> Result<PendingBulletin, StoreError> {
     let [doc, state, reason, requested_by, decided_by, decided_at, requester] = row;
     let doc = serde_json::from_str(doc.as_deref().unwrap_or_default())
         .map_err(|e| corrupt("pending bulletin", e))?;
@@ -316,7 +342,9 @@ pub(super) fn pending_list(
 ) -> Result<Vec<PendingBulletin>, StoreError> {
     let mut stmt =
         conn.prepare(&format!("SELECT {PENDING_COLUMNS} ORDER BY created_seq DESC LIMIT ?1"))?;
-    let rows = stmt.query_map([limit as i64], pending_row)?.collect::<Result<Vec<_>, _>>()?;
+    let rows = stmt
+        .query_map([super::console::sql_limit(limit)], pending_row)?
+        .collect::<Result<Vec<_>, _>>()?;
     rows.into_iter().map(pending_from).collect()
 }
 
@@ -340,27 +368,24 @@ pub(super) fn audit(conn: &Connection, e: &AuditEntry) -> Result<(), StoreError>
     insert_audit(conn, e)
 }
 
+/// An audit line from its columns (at, who, action, subject, origin, detail), for both
+/// stores.
+pub(super) fn audit_from(
+    (at, who, action, subject, from, detail): (String, String, String, String, String, String),
+) -> Result<AuditEntry, StoreError> {
+    Ok(AuditEntry { at: time(&at)?, who, action, subject, from, detail })
+}
+
 pub(super) fn audit_log(conn: &Connection, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
     let mut stmt = conn.prepare(
         "SELECT at, who, action, subject, origin, detail FROM audit ORDER BY id DESC LIMIT ?1",
     )?;
     let rows = stmt
-        .query_map([limit as i64], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, String>(5)?,
-            ))
+        .query_map([super::console::sql_limit(limit)], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
         })?
         .collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter()
-        .map(|(at, who, action, subject, from, detail)| {
-            Ok(AuditEntry { at: time(&at)?, who, action, subject, from, detail })
-        })
-        .collect()
+    rows.into_iter().map(audit_from).collect()
 }
 
 #[cfg(test)]

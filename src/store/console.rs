@@ -118,13 +118,38 @@ fn time(text: &str) -> Result<DateTime<Utc>, StoreError> {
         .map_err(|e| StoreError::Corrupt(format!("timestamp {text:?}: {e}")))
 }
 
+/// A count or size as the BIGINT/INTEGER column it is stored in; refused (never wrapped)
+/// when it does not fit. For both stores.
+pub(super) fn to_bigint<T: TryInto<i64>>(value: T, what: &str) -> Result<i64, StoreError> {
+    value.try_into().map_err(|_| StoreError::Corrupt(format!("{what} is too large to store")))
+}
+
+/// A stored BIGINT/INTEGER read back as the unsigned count it holds; a negative or
+/// oversized value is corrupt, never wrapped. For both stores.
+pub(super) fn from_bigint<T: TryFrom<i64>>(value: i64, what: &str) -> Result<T, StoreError> {
+    T::try_from(value).map_err(|_| StoreError::Corrupt(format!("{what} {value} out of range")))
+}
+
+/// A `LIMIT` argument: a limit past what SQL can say means no limit.
+pub(super) fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+/// A failure counter as stored, read back (a counter past `u32::MAX` reads as the max).
+pub(super) fn failures_from(count: i64) -> u32 {
+    u32::try_from(count.max(0)).unwrap_or(u32::MAX)
+}
+
 fn user_row(
     r: &rusqlite::Row<'_>,
 ) -> rusqlite::Result<(String, String, String, i64, String, String)> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
 }
 
-fn user_from(row: (String, String, String, i64, String, String)) -> Result<User, StoreError> {
+/// A person from their columns ([`USER_COLUMNS`]), for both stores.
+pub(super) fn user_from(
+    row: (String, String, String, i64, String, String),
+) -> Result<User, StoreError> {
     let (name, role, password_hash, disabled, created_at, changed_at) = row;
     Ok(User {
         role: role.parse().map_err(StoreError::Corrupt)?,
@@ -136,7 +161,9 @@ fn user_from(row: (String, String, String, i64, String, String)) -> Result<User,
     })
 }
 
-const USER_COLUMNS: &str = "name, role, password_hash, disabled, created_at, changed_at FROM users";
+/// What [`user_from`] reads, in order, for both stores.
+pub(super) const USER_COLUMNS: &str =
+    "name, role, password_hash, disabled, created_at, changed_at FROM users";
 
 pub(super) fn add_user(conn: &Connection, user: &User) -> Result<(), StoreError> {
     let result = conn.execute(
@@ -220,26 +247,32 @@ pub(super) fn put_session(conn: &Connection, s: &SessionRow) -> Result<(), Store
     Ok(())
 }
 
+/// The columns [`session_from`] reads, in order, for both stores.
+pub(super) const SESSION_COLUMNS: &str = "id_hash, user_name, csrf, created_at, last_seen, peer";
+
+/// A session from [`SESSION_COLUMNS`]' values, for both stores.
+pub(super) fn session_from(
+    [id_hash, user, csrf, created_at, last_seen, peer]: [String; 6],
+) -> Result<SessionRow, StoreError> {
+    Ok(SessionRow {
+        id_hash,
+        user,
+        csrf,
+        created_at: time(&created_at)?,
+        last_seen: time(&last_seen)?,
+        peer,
+    })
+}
+
 pub(super) fn session(conn: &Connection, id_hash: &str) -> Result<Option<SessionRow>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id_hash, user_name, csrf, created_at, last_seen, peer FROM sessions WHERE id_hash = ?1",
-    )?;
+    let mut stmt =
+        conn.prepare_cached(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id_hash = ?1"))?;
     let row: Option<[String; 6]> = stmt
         .query_row([id_hash], |r| {
             Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?])
         })
         .optional()?;
-    row.map(|[id_hash, user, csrf, created_at, last_seen, peer]| {
-        Ok(SessionRow {
-            id_hash,
-            user,
-            csrf,
-            created_at: time(&created_at)?,
-            last_seen: time(&last_seen)?,
-            peer,
-        })
-    })
-    .transpose()
+    row.map(session_from).transpose()
 }
 
 pub(super) fn touch_session(
@@ -275,14 +308,23 @@ pub(super) fn login_failures(
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })
         .optional()?;
-    row.map(|(key, failures, last_at)| {
-        Ok(LoginFailures {
-            key,
-            failures: u32::try_from(failures).unwrap_or(u32::MAX),
-            last_at: time(&last_at)?,
-        })
-    })
-    .transpose()
+    row.map(|(key, failures, last_at)| login_failures_from(key, failures, &last_at)).transpose()
+}
+
+/// A failure counter from its columns, for both stores.
+pub(super) fn login_failures_from(
+    key: String,
+    failures: i64,
+    last_at: &str,
+) -> Result<LoginFailures, StoreError> {
+    Ok(LoginFailures { key, failures: failures_from(failures), last_at: time(last_at)? })
+}
+
+/// How many other counters to forget before counting one more, when `rows` are held
+/// and at most `keep_at_most` may be: room for one more. For both stores.
+pub(super) fn login_failures_excess(rows: i64, keep_at_most: usize) -> i64 {
+    let keep = sql_limit(keep_at_most);
+    if rows >= keep { rows.saturating_add(1).saturating_sub(keep) } else { 0 }
 }
 
 /// Counts one more failure under `key` at `at`; returns the count. Counters last seen
@@ -298,12 +340,12 @@ pub(super) fn add_login_failure(
     let tx = conn.transaction()?;
     tx.execute("DELETE FROM login_failures WHERE last_at < ?1", [time_text(forget_before)])?;
     let rows: i64 = tx.query_row("SELECT COUNT(*) FROM login_failures", [], |r| r.get(0))?;
-    if rows as usize >= keep_at_most {
-        let excess = rows as usize + 1 - keep_at_most;
+    let excess = login_failures_excess(rows, keep_at_most);
+    if excess > 0 {
         tx.execute(
             "DELETE FROM login_failures WHERE key IN
                  (SELECT key FROM login_failures WHERE key <> ?1 ORDER BY last_at LIMIT ?2)",
-            params![key, excess as i64],
+            params![key, excess],
         )?;
     }
     tx.execute(
@@ -314,7 +356,7 @@ pub(super) fn add_login_failure(
     let failures: i64 =
         tx.query_row("SELECT failures FROM login_failures WHERE key = ?1", [key], |r| r.get(0))?;
     tx.commit()?;
-    Ok(u32::try_from(failures).unwrap_or(u32::MAX))
+    Ok(failures_from(failures))
 }
 
 pub(super) fn clear_login_failures(conn: &Connection, key: &str) -> Result<(), StoreError> {
@@ -337,7 +379,7 @@ pub(super) fn add_history(
         "DELETE FROM heartbeat_history WHERE station_id = ?1 AND received_at <
              (SELECT received_at FROM heartbeat_history WHERE station_id = ?1
               ORDER BY received_at DESC LIMIT 1 OFFSET ?2)",
-        params![h.station_id, (HEARTBEAT_HISTORY - 1) as i64],
+        params![h.station_id, to_bigint(HEARTBEAT_HISTORY - 1, "heartbeat history")?],
     )?;
     Ok(())
 }
@@ -352,32 +394,35 @@ pub(super) fn heartbeat_history(
          ORDER BY received_at DESC LIMIT ?2",
     )?;
     let rows = stmt
-        .query_map(params![station_id, limit as i64], |r| {
+        .query_map(params![station_id, sql_limit(limit)], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
         })?
         .collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter()
-        .map(|(at, body)| {
-            Ok(StoredHeartbeat {
-                station_id: station_id.to_string(),
-                received_at: time(&at)?,
-                heartbeat: serde_json::from_str(&body)
-                    .map_err(|e| StoreError::Corrupt(format!("heartbeat: {e}")))?,
-            })
-        })
-        .collect()
+    rows.into_iter().map(|(at, body)| heartbeat_from(station_id, &at, &body)).collect()
+}
+
+/// A stored heartbeat from its columns, for both stores.
+pub(super) fn heartbeat_from(
+    station_id: &str,
+    received_at: &str,
+    body: &str,
+) -> Result<StoredHeartbeat, StoreError> {
+    Ok(StoredHeartbeat {
+        station_id: station_id.to_string(),
+        received_at: time(received_at)?,
+        heartbeat: serde_json::from_str(body)
+            .map_err(|e| StoreError::Corrupt(format!("heartbeat: {e}")))?,
+    })
 }
 
 pub(super) fn schedule_loads(
     conn: &Connection,
     limit: usize,
 ) -> Result<Vec<ScheduleLoad>, StoreError> {
-    let mut stmt = conn.prepare(
-        "SELECT id, origin, layer, loaded_by, loaded_at, stations_json FROM schedules
-         ORDER BY id DESC LIMIT ?1",
-    )?;
+    let mut stmt =
+        conn.prepare(&format!("SELECT {SCHEDULE_LOAD_COLUMNS} ORDER BY id DESC LIMIT ?1"))?;
     let rows = stmt
-        .query_map([limit as i64], |r| {
+        .query_map([sql_limit(limit)], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, String>(1)?,
@@ -388,25 +433,39 @@ pub(super) fn schedule_loads(
             ))
         })?
         .collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter()
-        .map(|(id, origin, layer, loaded_by, loaded_at, stations)| {
-            Ok(ScheduleLoad {
-                id,
-                origin,
-                layer: match layer.as_str() {
-                    "local" => Layer::Local,
-                    "provincial" => Layer::Provincial,
-                    other => return Err(StoreError::Corrupt(format!("layer {other:?}"))),
-                },
-                loaded_by,
-                loaded_at: time(&loaded_at)?,
-                stations: stations
-                    .map(|s| serde_json::from_str(&s))
-                    .transpose()
-                    .map_err(|e| StoreError::Corrupt(format!("schedule {id} stations: {e}")))?,
-            })
-        })
-        .collect()
+    rows.into_iter().map(schedule_load_from).collect()
+}
+
+/// The columns [`schedule_load_from`] reads, in order, for both stores.
+pub(super) const SCHEDULE_LOAD_COLUMNS: &str =
+    "id, origin, layer, loaded_by, loaded_at, stations_json FROM schedules";
+
+/// A schedule load from [`SCHEDULE_LOAD_COLUMNS`]' values, for both stores.
+pub(super) fn schedule_load_from(
+    (id, origin, layer, loaded_by, loaded_at, stations): (
+        i64,
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+    ),
+) -> Result<ScheduleLoad, StoreError> {
+    Ok(ScheduleLoad {
+        id,
+        origin,
+        layer: match layer.as_str() {
+            "local" => Layer::Local,
+            "provincial" => Layer::Provincial,
+            other => return Err(StoreError::Corrupt(format!("layer {other:?}"))),
+        },
+        loaded_by,
+        loaded_at: time(&loaded_at)?,
+        stations: stations
+            .map(|s| serde_json::from_str(&s))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("schedule {id} stations: {e}")))?,
+    })
 }
 
 pub(super) fn missed_since(
@@ -419,39 +478,63 @@ pub(super) fn missed_since(
          GROUP BY station_id ORDER BY station_id",
     )?;
     let rows = stmt
-        .query_map([time_text(since)], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?
+        .query_map([time_text(since)], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
+    counts_from(rows, "missed records")
+}
+
+/// Per-key counts as `COUNT(*)` gives them, checked, for both stores.
+pub(super) fn counts_from<K>(rows: Vec<(K, i64)>, what: &str) -> Result<Vec<(K, u64)>, StoreError> {
+    rows.into_iter().map(|(key, n)| Ok((key, from_bigint(n, what)?))).collect()
+}
+
+/// The `audio` columns [`library_from`] reads, in order, for both stores.
+pub(super) const LIBRARY_COLUMNS: &str = "sha256, title, size, duration_ms, loudness_lufs, \
+     gain_db, damage, true_peak_dbtp, created_at FROM audio";
+
+/// A library file's stored columns ([`LIBRARY_COLUMNS`]), for both stores.
+pub(super) type LibraryRow =
+    (String, String, i64, i64, f64, f64, Option<String>, Option<f64>, String);
+
+/// A library entry from [`LIBRARY_COLUMNS`]' values, for both stores.
+pub(super) fn library_from(
+    (sha256, title, size, duration_ms, loudness_lufs, gain_db, damage, true_peak_dbtp, added): LibraryRow,
+) -> Result<LibraryEntry, StoreError> {
+    Ok(LibraryEntry {
+        info: AudioInfo {
+            size: from_bigint(size, "audio size")?,
+            duration_ms: from_bigint(duration_ms, "audio duration")?,
+            sha256,
+            title,
+            loudness_lufs,
+            // Stored from an f32: narrowing gives back the value written.
+            gain_db: gain_db as f32,
+            damage,
+        },
+        true_peak_dbtp,
+        added_at: time(&added)?,
+    })
 }
 
 pub(super) fn library(conn: &Connection, limit: usize) -> Result<Vec<LibraryEntry>, StoreError> {
-    let mut stmt = conn.prepare(
-        "SELECT sha256, title, size, duration_ms, loudness_lufs, gain_db, damage, true_peak_dbtp,
-                created_at
-         FROM audio ORDER BY created_at DESC, sha256 LIMIT ?1",
-    )?;
+    let mut stmt = conn
+        .prepare(&format!("SELECT {LIBRARY_COLUMNS} ORDER BY created_at DESC, sha256 LIMIT ?1"))?;
     let rows = stmt
-        .query_map([limit as i64], |r| {
+        .query_map([sql_limit(limit)], |r| {
             Ok((
-                AudioInfo {
-                    sha256: r.get(0)?,
-                    title: r.get(1)?,
-                    size: r.get::<_, i64>(2)? as u64,
-                    duration_ms: r.get::<_, i64>(3)? as u64,
-                    loudness_lufs: r.get(4)?,
-                    gain_db: r.get::<_, f64>(5)? as f32,
-                    damage: r.get(6)?,
-                },
-                r.get::<_, Option<f64>>(7)?,
-                r.get::<_, String>(8)?,
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+                r.get(8)?,
             ))
         })?
-        .collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter()
-        .map(|(info, true_peak_dbtp, added)| {
-            Ok(LibraryEntry { info, true_peak_dbtp, added_at: time(&added)? })
-        })
-        .collect()
+        .collect::<Result<Vec<LibraryRow>, _>>()?;
+    rows.into_iter().map(library_from).collect()
 }
 
 #[cfg(test)]

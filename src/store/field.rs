@@ -129,29 +129,72 @@ pub(crate) fn put_enrol_code(conn: &Connection, code: &EnrolCode) -> Result<(), 
     Ok(())
 }
 
-pub(crate) fn enrol_code(conn: &Connection, lookup: &str) -> Result<Option<EnrolCode>, StoreError> {
-    type Row = (String, String, String, String, String, Option<String>, u32);
-    let row: Option<Row> = conn
-        .query_row(
-            "SELECT station_id, mac_key, claim_hash, created_at, expires_at, used_at, failures
-             FROM enrol_codes WHERE lookup = ?1",
-            [lookup],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
-        )
-        .optional()?;
-    row.map(|(station_id, mac_key, claim_hash, created, expires, used, failures)| {
-        Ok(EnrolCode {
-            lookup: lookup.to_string(),
-            station_id,
-            mac_key,
-            claim_hash,
-            created_at: time(&created)?,
-            expires_at: time(&expires)?,
-            used_at: opt_time(used)?,
-            failures,
-        })
+/// The `enrol_codes` columns [`enrol_from`] reads, in order, for both stores.
+pub(super) const ENROL_COLUMNS: &str =
+    "station_id, mac_key, claim_hash, created_at, expires_at, used_at, failures FROM enrol_codes";
+
+/// An enrolment code's stored columns ([`ENROL_COLUMNS`]), for both stores.
+pub(super) type EnrolRow = (String, String, String, String, String, Option<String>, i64);
+
+/// An enrolment code from [`ENROL_COLUMNS`]' values, for both stores.
+pub(super) fn enrol_from(
+    lookup: &str,
+    (station_id, mac_key, claim_hash, created, expires, used, failures): EnrolRow,
+) -> Result<EnrolCode, StoreError> {
+    Ok(EnrolCode {
+        lookup: lookup.to_string(),
+        station_id,
+        mac_key,
+        claim_hash,
+        created_at: time(&created)?,
+        expires_at: time(&expires)?,
+        used_at: opt_time(used)?,
+        failures: super::console::failures_from(failures),
     })
-    .transpose()
+}
+
+pub(crate) fn enrol_code(conn: &Connection, lookup: &str) -> Result<Option<EnrolCode>, StoreError> {
+    let row: Option<EnrolRow> = conn
+        .query_row(&format!("SELECT {ENROL_COLUMNS} WHERE lookup = ?1"), [lookup], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+        })
+        .optional()?;
+    row.map(|row| enrol_from(lookup, row)).transpose()
+}
+
+/// What a claim on a stored code comes to, before anything is written.
+pub(super) enum Verdict {
+    /// Nothing to write: the answer as it is.
+    Answer(ClaimOutcome),
+    /// A wrong claim: count one more failure, then answer this.
+    Wrong(ClaimOutcome),
+    /// A right claim: use the code up and replace the station's token.
+    Grant,
+}
+
+/// Judges a claim on `code`, for both stores (each calls it with the code's row locked,
+/// or in SQLite's one writer, so the count and the use are decided once).
+pub(super) fn judge_claim(
+    code: &EnrolCode,
+    claim_hash: &str,
+    now: DateTime<Utc>,
+    max_failures: u32,
+) -> Verdict {
+    if code.used_at.is_some() {
+        return Verdict::Answer(ClaimOutcome::Used);
+    }
+    if code.failures >= max_failures {
+        return Verdict::Answer(ClaimOutcome::Wrong { burnt: true });
+    }
+    if now >= code.expires_at {
+        return Verdict::Answer(ClaimOutcome::Expired);
+    }
+    // Hashes are compared, not claims: timing can tell at most a prefix of a sha256.
+    if code.claim_hash != claim_hash {
+        let burnt = code.failures.saturating_add(1) >= max_failures;
+        return Verdict::Wrong(ClaimOutcome::Wrong { burnt });
+    }
+    Verdict::Grant
 }
 
 /// One transaction: the code is checked, and either burnt a little (a wrong claim) or
@@ -166,41 +209,41 @@ pub(crate) fn claim_enrol_code(
 ) -> Result<ClaimOutcome, StoreError> {
     let tx = conn.transaction()?;
     let Some(code) = enrol_code(&tx, lookup)? else { return Ok(ClaimOutcome::Unknown) };
-    if code.used_at.is_some() {
-        return Ok(ClaimOutcome::Used);
+    match judge_claim(&code, claim_hash, now, max_failures) {
+        Verdict::Answer(outcome) => Ok(outcome),
+        Verdict::Wrong(outcome) => {
+            tx.execute(
+                "UPDATE enrol_codes SET failures = failures + 1 WHERE lookup = ?1",
+                [lookup],
+            )?;
+            tx.commit()?;
+            Ok(outcome)
+        }
+        Verdict::Grant => {
+            tx.execute(
+                "UPDATE enrol_codes SET used_at = ?2 WHERE lookup = ?1",
+                params![lookup, now.to_rfc3339()],
+            )?;
+            tx.execute(
+                "UPDATE stations SET token_hash = ?2 WHERE id = ?1",
+                params![code.station_id, token_hash],
+            )?;
+            tx.commit()?;
+            Ok(ClaimOutcome::Granted { station_id: code.station_id })
+        }
     }
-    if code.failures >= max_failures {
-        return Ok(ClaimOutcome::Wrong { burnt: true });
-    }
-    if now >= code.expires_at {
-        return Ok(ClaimOutcome::Expired);
-    }
-    // Hashes are compared, not claims: timing can tell at most a prefix of a sha256.
-    if code.claim_hash != claim_hash {
-        tx.execute("UPDATE enrol_codes SET failures = failures + 1 WHERE lookup = ?1", [lookup])?;
-        tx.commit()?;
-        return Ok(ClaimOutcome::Wrong { burnt: code.failures + 1 >= max_failures });
-    }
-    tx.execute(
-        "UPDATE enrol_codes SET used_at = ?2 WHERE lookup = ?1",
-        params![lookup, now.to_rfc3339()],
-    )?;
-    tx.execute(
-        "UPDATE stations SET token_hash = ?2 WHERE id = ?1",
-        params![code.station_id, token_hash],
-    )?;
-    tx.commit()?;
-    Ok(ClaimOutcome::Granted { station_id: code.station_id })
 }
 
 /// An `alerts` row as read: id, key, kind, station, detail, raised, cleared.
-type AlertColumns = (i64, String, String, Option<String>, String, String, Option<String>);
+pub(super) type AlertColumns =
+    (i64, String, String, Option<String>, String, String, Option<String>);
 
 fn alert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AlertColumns> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
 }
 
-fn to_alert(
+/// An alert from its columns ([`ALERT_COLUMNS`]), for both stores.
+pub(super) fn to_alert(
     (id, key, kind, station_id, detail, raised, cleared): AlertColumns,
 ) -> Result<AlertRow, StoreError> {
     Ok(AlertRow {
@@ -214,7 +257,8 @@ fn to_alert(
     })
 }
 
-const ALERT_COLUMNS: &str = "id, key, kind, station_id, detail, raised_at, cleared_at";
+/// What [`to_alert`] reads, in order, for both stores.
+pub(super) const ALERT_COLUMNS: &str = "id, key, kind, station_id, detail, raised_at, cleared_at";
 
 pub(crate) fn open_alerts(conn: &Connection) -> Result<Vec<AlertRow>, StoreError> {
     let mut stmt = conn.prepare(&format!(
@@ -300,16 +344,28 @@ pub(crate) fn due_notifications(
                 r.get::<_, i64>(0)?,
                 r.get::<_, String>(1)?,
                 r.get::<_, String>(2)?,
-                r.get::<_, u32>(3)?,
+                r.get::<_, i64>(3)?,
                 (r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?),
             ))
         })?
         .collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter()
-        .map(|(id, event, channel, attempts, alert)| {
-            Ok(Notification { id, alert: to_alert(alert)?, event, channel, attempts })
-        })
-        .collect()
+    rows.into_iter().map(notification_from).collect()
+}
+
+/// A notification's stored columns: id, event, channel, attempts, and its alert's.
+pub(super) type NotificationRow = (i64, String, String, i64, AlertColumns);
+
+/// A notification from its columns, for both stores.
+pub(super) fn notification_from(
+    (id, event, channel, attempts, alert): NotificationRow,
+) -> Result<Notification, StoreError> {
+    Ok(Notification {
+        id,
+        alert: to_alert(alert)?,
+        event,
+        channel,
+        attempts: super::console::failures_from(attempts),
+    })
 }
 
 pub(crate) fn notification_sent(
@@ -351,9 +407,19 @@ pub(crate) fn playlog_outcome_counts(
         "SELECT station_id, outcome, COUNT(*) FROM playlog GROUP BY station_id, outcome ORDER BY 1, 2",
     )?;
     let rows = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64)))?
+        .query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))?
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
+    outcome_counts_from(rows)
+}
+
+/// `(station, outcome)` counts as `COUNT(*)` gives them, checked, for both stores.
+pub(super) fn outcome_counts_from(
+    rows: Vec<((String, String), i64)>,
+) -> Result<Vec<(String, String, u64)>, StoreError> {
+    Ok(super::console::counts_from(rows, "playlog records")?
+        .into_iter()
+        .map(|((station, outcome), n)| (station, outcome, n))
+        .collect())
 }
 
 pub(crate) fn latest_aired(
@@ -368,8 +434,10 @@ pub(crate) fn latest_aired(
             |r| r.get(0),
         )
         .optional()?;
-    json.map(|j| {
-        serde_json::from_str(&j).map_err(|e| StoreError::Corrupt(format!("playlog record: {e}")))
-    })
-    .transpose()
+    json.as_deref().map(record_from).transpose()
+}
+
+/// A playlog record from its stored JSON, for both stores.
+pub(super) fn record_from(json: &str) -> Result<crate::protocol::Record, StoreError> {
+    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("playlog record: {e}")))
 }

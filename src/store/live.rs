@@ -39,7 +39,7 @@ pub(crate) fn started(conn: &Connection, r: &LiveRecord) -> Result<(), StoreErro
             r.priority.as_str(),
             r.started_by,
             time_text(r.started_at),
-            r.stations as i64,
+            super::console::to_bigint(r.stations, "live stations")?,
             r.recording
         ],
     )?;
@@ -57,55 +57,73 @@ pub(crate) fn ended(
     conn.execute(
         "UPDATE live_broadcasts SET ended_at = ?2, chunks = ?3, audio_secs = ?4, end_reason = ?5
          WHERE id = ?1 AND ended_at IS NULL",
-        params![id, time_text(at), chunks as i64, audio_secs, reason],
+        params![
+            id,
+            time_text(at),
+            super::console::to_bigint(chunks, "live chunks")?,
+            audio_secs,
+            reason
+        ],
     )?;
     Ok(())
 }
 
+/// The `live_broadcasts` columns [`record_from`] reads, in order, for both stores.
+pub(super) const LIVE_COLUMNS: &str = "id, title, priority, started_by, started_at, stations, \
+     ended_at, chunks, audio_secs, end_reason, recording FROM live_broadcasts";
+
+/// A broadcast's stored columns ([`LIVE_COLUMNS`]), for both stores.
+pub(super) type LiveRow =
+    (String, String, String, String, String, i64, Option<String>, i64, f64, Option<String>, String);
+
+/// Most broadcasts one list shows, whatever is asked.
+pub(super) const LIST_MAX: usize = 1000;
+
 pub(crate) fn list(conn: &Connection, limit: usize) -> Result<Vec<LiveRecord>, StoreError> {
-    let mut stmt = conn.prepare(
-        "SELECT id, title, priority, started_by, started_at, stations, ended_at, chunks, audio_secs,
-                end_reason, recording
-         FROM live_broadcasts ORDER BY started_at DESC, id DESC LIMIT ?1",
-    )?;
-    let rows = stmt.query_map([limit.min(1000) as i64], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, String>(4)?,
-            r.get::<_, i64>(5)?,
-            r.get::<_, Option<String>>(6)?,
-            r.get::<_, i64>(7)?,
-            r.get::<_, f64>(8)?,
-            r.get::<_, Option<String>>(9)?,
-            r.get::<_, String>(10)?,
-        ))
-    })?;
+    let mut stmt =
+        conn.prepare(&format!("SELECT {LIVE_COLUMNS} ORDER BY started_at DESC, id DESC LIMIT ?1"))?;
+    let rows = stmt
+        .query_map([super::console::sql_limit(limit.min(LIST_MAX))], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+                r.get(8)?,
+                r.get(9)?,
+                r.get(10)?,
+            ))
+        })?
+        .collect::<Result<Vec<LiveRow>, _>>()?;
+    rows.into_iter().map(record_from).collect()
+}
+
+/// A broadcast from [`LIVE_COLUMNS`]' values, for both stores.
+pub(super) fn record_from(
+    (id, title, priority, by, started, stations, ended, chunks, secs, reason, rec): LiveRow,
+) -> Result<LiveRecord, StoreError> {
     let time = |t: &str| {
         DateTime::parse_from_rfc3339(t).map(|t| t.to_utc()).map_err(|e| corrupt("time", e))
     };
-    let mut out = Vec::new();
-    for row in rows {
-        let (id, title, priority, by, started, stations, ended, chunks, secs, reason, rec) = row?;
-        let priority = serde_json::from_value(serde_json::Value::String(priority))
-            .map_err(|e| corrupt("priority", e))?;
-        out.push(LiveRecord {
-            id,
-            title,
-            priority,
-            started_by: by,
-            started_at: time(&started)?,
-            stations: stations.max(0) as usize,
-            ended_at: ended.as_deref().map(time).transpose()?,
-            chunks: chunks.max(0) as u64,
-            audio_secs: secs,
-            end_reason: reason,
-            recording: rec,
-        });
-    }
-    Ok(out)
+    let priority = serde_json::from_value(serde_json::Value::String(priority))
+        .map_err(|e| corrupt("priority", e))?;
+    Ok(LiveRecord {
+        id,
+        title,
+        priority,
+        started_by: by,
+        started_at: time(&started)?,
+        stations: super::console::from_bigint(stations, "live stations")?,
+        ended_at: ended.as_deref().map(time).transpose()?,
+        chunks: super::console::from_bigint(chunks, "live chunks")?,
+        audio_secs: secs,
+        end_reason: reason,
+        recording: rec,
+    })
 }
 
 #[cfg(test)]
