@@ -390,6 +390,8 @@ pub(super) fn audit_log(conn: &Connection, limit: usize) -> Result<Vec<AuditEntr
 
 #[cfg(test)]
 mod tests {
+    use super::super::console::at_once;
+    use super::super::contract::each_store;
     use super::super::{SqliteStore, Store};
     use super::*;
     use crate::protocol::BulletinDoc;
@@ -436,18 +438,41 @@ mod tests {
         assert_eq!(SqliteStore::open(&path).unwrap().station_places().unwrap(), [place]);
     }
 
+    fn station(store: &dyn Store, id: &str) {
+        let station = super::super::Station { id: id.into(), name: id.into(), district: "x".into() };
+        store.add_station(&station, &format!("token-{id}")).unwrap();
+    }
+
     #[test]
-    fn alert_records_the_ledger_and_the_audit_trail_are_written_together() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("c.sqlite")).unwrap();
-        assert_eq!(store.cap_ledger().unwrap(), None);
-        let sent = t("2026-11-30T23:30:00Z");
-        let record = |decision, bulletin: Option<&str>| AlertRecord {
+    fn station_places_are_set_and_listed_by_id() {
+        each_store(|store| {
+            station(store, "b");
+            station(store, "a");
+            let place = StationPlace {
+                station_id: "b".into(),
+                lat: Some(10.4),
+                lon: Some(-105.4),
+                geocodes: vec!["30280".into(), "30".into()],
+            };
+            assert!(store.set_station_place(&place).unwrap());
+            assert!(
+                !store
+                    .set_station_place(&StationPlace { station_id: "nope".into(), ..place.clone() })
+                    .unwrap(),
+                "no such station"
+            );
+            let unplaced = StationPlace { station_id: "a".into(), ..StationPlace::default() };
+            assert_eq!(store.station_places().unwrap(), [unplaced, place]);
+        });
+    }
+
+    fn record(decision: CapDecision, bulletin: Option<&str>) -> AlertRecord {
+        AlertRecord {
             received_at: t("2026-12-01T00:00:00Z"),
             source: "POST by cap-source from 127.0.0.1:1".into(),
             sender: "s@x".into(),
             identifier: "A".into(),
-            sent: Some(sent),
+            sent: Some(t("2026-11-30T23:30:00Z")),
             status: "Actual".into(),
             msg_type: "Alert".into(),
             signature: "none".into(),
@@ -458,48 +483,72 @@ mod tests {
                 priority: Some(BulletinPriority::Priority),
                 stations: 3,
             },
-        };
-        let audit = AuditEntry {
-            at: t("2026-12-01T00:00:00Z"),
+        }
+    }
+
+    fn entry(n: i64) -> AuditEntry {
+        AuditEntry {
+            at: t("2026-12-01T00:00:00Z") + chrono::Duration::seconds(n),
             who: "cap-source".into(),
             action: "cap.waiting".into(),
             subject: "s@x,A,…".into(),
             from: "127.0.0.1:1".into(),
-            detail: "b-1: why".into(),
-        };
-        store
-            .record_alerts(
-                &[record(CapDecision::Waiting, Some("b-1"))],
-                std::slice::from_ref(&audit),
-                Some("{}"),
-            )
-            .unwrap();
-        store.record_alerts(&[record(CapDecision::Refused, None)], &[], None).unwrap();
-        assert_eq!(
-            store.cap_ledger().unwrap().as_deref(),
-            Some("{}"),
-            "a refusal keeps the ledger"
-        );
-        let alerts = store.alerts(10).unwrap();
-        assert_eq!(
-            alerts,
-            [record(CapDecision::Refused, None), record(CapDecision::Waiting, Some("b-1"))]
-        );
-        assert_eq!(alerts[1].key_text(), "s@x,A,2026-11-30T23:30:00-00:00");
-        assert_eq!(store.alerts(1).unwrap().len(), 1);
-        assert_eq!(store.alert_bulletin("s@x", "A", sent).unwrap().as_deref(), Some("b-1"));
-        assert_eq!(
-            store.alert_bulletin("s@x", "A", sent + chrono::Duration::seconds(1)).unwrap(),
-            None
-        );
-        assert_eq!(store.audit_log(10).unwrap(), [audit]);
+            detail: format!("b-{n}: why"),
+        }
     }
 
     #[test]
-    fn a_waiting_bulletin_is_decided_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("c.sqlite")).unwrap();
-        let doc = |id: &str| BulletinDoc {
+    fn alert_records_the_ledger_and_the_audit_trail_are_written_together() {
+        each_store(|store| {
+            assert_eq!(store.cap_ledger().unwrap(), None);
+            let sent = t("2026-11-30T23:30:00Z");
+            let audit = entry(1);
+            store
+                .record_alerts(
+                    &[record(CapDecision::Waiting, Some("b-1"))],
+                    std::slice::from_ref(&audit),
+                    Some("{}"),
+                )
+                .unwrap();
+            store.record_alerts(&[record(CapDecision::Refused, None)], &[], None).unwrap();
+            assert_eq!(
+                store.cap_ledger().unwrap().as_deref(),
+                Some("{}"),
+                "a refusal keeps the ledger"
+            );
+            store.record_alerts(&[], &[], Some(r#"{"n":2}"#)).unwrap();
+            assert_eq!(store.cap_ledger().unwrap().as_deref(), Some(r#"{"n":2}"#), "replaced");
+            let alerts = store.alerts(10).unwrap();
+            assert_eq!(
+                alerts,
+                [record(CapDecision::Refused, None), record(CapDecision::Waiting, Some("b-1"))]
+            );
+            assert_eq!(alerts[1].key_text(), "s@x,A,2026-11-30T23:30:00-00:00");
+            assert_eq!(store.alerts(1).unwrap().len(), 1);
+            assert_eq!(store.alert_bulletin("s@x", "A", sent).unwrap().as_deref(), Some("b-1"));
+            assert_eq!(
+                store.alert_bulletin("s@x", "A", sent + chrono::Duration::seconds(1)).unwrap(),
+                None
+            );
+            assert_eq!(store.audit_log(10).unwrap(), [audit]);
+        });
+    }
+
+    #[test]
+    fn the_audit_trail_is_listed_newest_first_and_bounded() {
+        each_store(|store| {
+            for n in 0..5 {
+                store.audit(&entry(n)).unwrap();
+            }
+            assert_eq!(store.audit_log(2).unwrap(), [entry(4), entry(3)]);
+            assert_eq!(store.audit_log(100).unwrap().len(), 5);
+            assert_eq!(store.audit_log(usize::MAX).unwrap().len(), 5, "no limit");
+            assert!(store.audit_log(0).unwrap().is_empty());
+        });
+    }
+
+    fn doc(id: &str) -> BulletinDoc {
+        BulletinDoc {
             id: id.into(),
             title: "Lũ".into(),
             targets: vec!["a".into()],
@@ -514,8 +563,11 @@ mod tests {
             issued_at: t("2026-12-01T00:00:00Z"),
             expires_at: t("2026-12-01T06:00:00Z"),
             event_seq: None,
-        };
-        let pending = |id: &str| PendingBulletin {
+        }
+    }
+
+    fn pending(id: &str) -> PendingBulletin {
+        PendingBulletin {
             doc: doc(id),
             approval: Approval {
                 state: ApprovalState::WaitingApproval,
@@ -524,23 +576,61 @@ mod tests {
                 decided_by: None,
                 decided_at: None,
             },
-            requester: None,
-        };
-        store.put_pending(&pending("b-1")).unwrap();
-        store.put_pending(&pending("b-2")).unwrap();
-        assert_eq!(store.pending("b-1").unwrap(), Some(pending("b-1")));
-        let ids: Vec<String> =
-            store.pending_list(10).unwrap().into_iter().map(|p| p.doc.id).collect();
-        assert_eq!(ids, ["b-2", "b-1"], "newest first");
-        let at = t("2026-12-01T00:05:00Z");
-        use ApprovalState::*;
-        assert!(store.decide_pending("b-1", WaitingApproval, Approved, "admin", at).unwrap());
-        assert!(!store.decide_pending("b-1", WaitingApproval, Approved, "admin2", at).unwrap());
-        let decided = store.pending("b-1").unwrap().unwrap().approval;
-        assert_eq!(
-            (decided.state, decided.decided_by.as_deref(), decided.decided_at),
-            (Approved, Some("admin"), Some(at))
-        );
-        assert!(!store.decide_pending("nope", WaitingApproval, Withdrawn, "x", at).unwrap());
+            requester: Some("user:an".into()),
+        }
+    }
+
+    #[test]
+    fn a_waiting_bulletin_is_decided_once() {
+        each_store(|store| {
+            store.put_pending(&pending("b-1")).unwrap();
+            store.put_pending(&pending("b-2")).unwrap();
+            assert!(store.put_pending(&pending("b-1")).is_err(), "one row per bulletin");
+            assert_eq!(store.pending("b-1").unwrap(), Some(pending("b-1")));
+            assert_eq!(store.pending("nope").unwrap(), None);
+            let ids: Vec<String> =
+                store.pending_list(10).unwrap().into_iter().map(|p| p.doc.id).collect();
+            assert_eq!(ids, ["b-2", "b-1"], "newest first");
+            assert_eq!(store.pending_list(1).unwrap().len(), 1, "bounded");
+            let at = t("2026-12-01T00:05:00Z");
+            use ApprovalState::*;
+            assert!(store.decide_pending("b-1", WaitingApproval, Approved, "admin", at).unwrap());
+            assert!(!store.decide_pending("b-1", WaitingApproval, Approved, "admin2", at).unwrap());
+            let decided = store.pending("b-1").unwrap().unwrap().approval;
+            assert_eq!(
+                (decided.state, decided.decided_by.as_deref(), decided.decided_at),
+                (Approved, Some("admin"), Some(at))
+            );
+            assert!(!store.decide_pending("nope", WaitingApproval, Withdrawn, "x", at).unwrap());
+        });
+    }
+
+    #[test]
+    fn two_people_approving_at_once_approve_it_once() {
+        each_store(|store| {
+            store.put_pending(&pending("b-1")).unwrap();
+            let at = t("2026-12-01T00:05:00Z");
+            let decided = at_once(8, |n| {
+                let by = format!("admin{n}");
+                let to = ApprovalState::Approved;
+                let won = store.decide_pending("b-1", ApprovalState::WaitingApproval, to, &by, at);
+                won.unwrap().then_some(by)
+            });
+            let winners: Vec<String> = decided.into_iter().flatten().collect();
+            assert_eq!(winners.len(), 1, "{winners:?}");
+            let approval = store.pending("b-1").unwrap().unwrap().approval;
+            assert_eq!(approval.decided_by.as_ref(), Some(&winners[0]), "the winner's decision");
+        });
+    }
+
+    #[test]
+    fn bulletins_stored_at_once_are_all_listed_newest_first() {
+        each_store(|store| {
+            at_once(6, |n| store.put_pending(&pending(&format!("b-{n}"))).unwrap());
+            store.put_pending(&pending("last")).unwrap();
+            let list = store.pending_list(100).unwrap();
+            assert_eq!(list.len(), 7);
+            assert_eq!(list[0].doc.id, "last", "numbered after every earlier one");
+        });
     }
 }

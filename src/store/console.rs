@@ -537,9 +537,29 @@ pub(super) fn library(conn: &Connection, limit: usize) -> Result<Vec<LibraryEntr
     rows.into_iter().map(library_from).collect()
 }
 
+/// Runs `f(0)` … `f(n - 1)` on `n` threads released together, and returns what each
+/// gave, in order: how the contract tests make several replicas write at once.
+#[cfg(test)]
+pub(super) fn at_once<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let start = std::sync::Barrier::new(n);
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..n)
+            .map(|i| {
+                let (start, f) = (&start, &f);
+                scope.spawn(move || {
+                    start.wait();
+                    f(i)
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().expect("a thread panicked")).collect()
+    })
+}
+
 #[cfg(test)]
 mod tests {
-    use super::super::{SqliteStore, Station, Store};
+    use super::super::contract::each_store;
+    use super::super::{Station, StoredSchedule};
     use super::*;
     use crate::protocol::Heartbeat;
 
@@ -571,98 +591,125 @@ mod tests {
 
     #[test]
     fn people_sessions_and_their_ends() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("c.sqlite")).unwrap();
-        store.add_user(&person("an")).unwrap();
-        assert!(matches!(store.add_user(&person("an")), Err(StoreError::UserExists(_))));
-        store.add_user(&person("binh")).unwrap();
-        assert_eq!(store.users().unwrap().len(), 2);
-        store.put_session(&session("s1", "an")).unwrap();
-        store.put_session(&session("s2", "an")).unwrap();
-        store.put_session(&session("s3", "binh")).unwrap();
-        // A new password ends every session of the person, and only theirs.
-        assert!(store.set_user_password("an", "$argon2id$y", at(5)).unwrap());
-        assert!(store.session("s1").unwrap().is_none() && store.session("s2").unwrap().is_none());
-        assert_eq!(store.user("an").unwrap().unwrap().password_hash, "$argon2id$y");
-        // Disabling ends theirs too.
-        assert!(store.set_user_disabled("binh", true, at(6)).unwrap());
-        assert!(store.session("s3").unwrap().is_none());
-        assert!(store.user("binh").unwrap().unwrap().disabled);
-        assert!(!store.set_user_disabled("nobody", true, at(6)).unwrap());
-        // Idle sessions end.
-        store.put_session(&SessionRow { last_seen: at(100), ..session("s4", "an") }).unwrap();
-        store.put_session(&SessionRow { last_seen: at(10), ..session("s5", "an") }).unwrap();
-        store.touch_session("s5", at(200)).unwrap();
-        assert_eq!(store.end_idle_sessions(at(150)).unwrap(), 1);
-        assert!(store.session("s4").unwrap().is_none());
-        assert_eq!(store.session("s5").unwrap().unwrap().last_seen, at(200));
-        store.end_session("s5").unwrap();
-        assert!(store.session("s5").unwrap().is_none());
+        each_store(|store| {
+            store.add_user(&person("binh")).unwrap();
+            store.add_user(&person("an")).unwrap();
+            assert!(matches!(store.add_user(&person("an")), Err(StoreError::UserExists(_))));
+            assert_eq!(store.user("an").unwrap(), Some(person("an")));
+            assert_eq!(store.user("nobody").unwrap(), None);
+            let names: Vec<String> = store.users().unwrap().into_iter().map(|u| u.name).collect();
+            assert_eq!(names, ["an", "binh"], "by name");
+            store.put_session(&session("s1", "an")).unwrap();
+            store.put_session(&session("s2", "an")).unwrap();
+            store.put_session(&session("s3", "binh")).unwrap();
+            assert_eq!(store.session("s1").unwrap(), Some(session("s1", "an")));
+            // A new password ends every session of the person, and only theirs.
+            assert!(store.set_user_password("an", "$argon2id$y", at(5)).unwrap());
+            assert!(store.session("s1").unwrap().is_none() && store.session("s2").unwrap().is_none());
+            assert!(store.session("s3").unwrap().is_some());
+            let an = store.user("an").unwrap().unwrap();
+            assert_eq!((an.password_hash.as_str(), an.changed_at), ("$argon2id$y", at(5)));
+            assert!(!store.set_user_password("nobody", "$argon2id$y", at(5)).unwrap());
+            // Disabling ends theirs too; enabling again ends nothing.
+            assert!(store.set_user_disabled("binh", true, at(6)).unwrap());
+            assert!(store.session("s3").unwrap().is_none());
+            assert!(store.user("binh").unwrap().unwrap().disabled);
+            assert!(!store.set_user_disabled("nobody", true, at(6)).unwrap());
+            store.put_session(&session("s6", "binh")).unwrap();
+            assert!(store.set_user_disabled("binh", false, at(7)).unwrap());
+            assert!(!store.user("binh").unwrap().unwrap().disabled);
+            assert!(store.session("s6").unwrap().is_some());
+            // Idle sessions end.
+            store.put_session(&SessionRow { last_seen: at(100), ..session("s4", "an") }).unwrap();
+            store.put_session(&SessionRow { last_seen: at(10), ..session("s5", "an") }).unwrap();
+            store.touch_session("s5", at(200)).unwrap();
+            assert_eq!(store.end_idle_sessions(at(150)).unwrap(), 2, "s4 and s6");
+            assert!(store.session("s4").unwrap().is_none());
+            assert_eq!(store.session("s5").unwrap().unwrap().last_seen, at(200));
+            store.end_session("s5").unwrap();
+            assert!(store.session("s5").unwrap().is_none());
+        });
     }
 
     #[test]
     fn failure_counters_grow_clear_and_stay_bounded() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("c.sqlite")).unwrap();
-        for n in 1..=3 {
-            assert_eq!(store.add_login_failure("user:an", at(n), at(0), 10).unwrap(), n as u32);
-        }
-        store.clear_login_failures("user:an").unwrap();
-        assert!(store.login_failures("user:an").unwrap().is_none());
-        // Ten keys at most: the eleventh pushes out the oldest, never the one counted.
-        for n in 0..10 {
-            store.add_login_failure(&format!("addr:{n}"), at(n), at(0), 10).unwrap();
-        }
-        store.add_login_failure("addr:new", at(50), at(0), 10).unwrap();
-        assert!(store.login_failures("addr:0").unwrap().is_none());
-        assert_eq!(store.login_failures("addr:new").unwrap().unwrap().failures, 1);
-        assert!(store.login_failures("addr:9").unwrap().is_some());
-        // What is older than the window is forgotten.
-        store.add_login_failure("addr:late", at(1000), at(900), 10).unwrap();
-        assert!(store.login_failures("addr:9").unwrap().is_none());
+        each_store(|store| {
+            for n in 1..=3 {
+                assert_eq!(store.add_login_failure("user:an", at(n), at(0), 10).unwrap(), n as u32);
+            }
+            let counted = store.login_failures("user:an").unwrap().unwrap();
+            assert_eq!(
+                counted,
+                LoginFailures { key: "user:an".into(), failures: 3, last_at: at(3) }
+            );
+            store.clear_login_failures("user:an").unwrap();
+            assert!(store.login_failures("user:an").unwrap().is_none());
+            // Ten keys at most: the eleventh pushes out the oldest, never the one counted.
+            for n in 0..10 {
+                store.add_login_failure(&format!("addr:{n}"), at(n), at(0), 10).unwrap();
+            }
+            store.add_login_failure("addr:new", at(50), at(0), 10).unwrap();
+            assert!(store.login_failures("addr:0").unwrap().is_none());
+            assert_eq!(store.login_failures("addr:new").unwrap().unwrap().failures, 1);
+            assert!(store.login_failures("addr:9").unwrap().is_some());
+            // What is older than the window is forgotten.
+            store.add_login_failure("addr:late", at(1000), at(900), 10).unwrap();
+            assert!(store.login_failures("addr:9").unwrap().is_none());
+        });
+    }
+
+    #[test]
+    fn failures_counted_at_once_are_each_counted_and_the_table_stays_bounded() {
+        each_store(|store| {
+            let mut counts = at_once(8, |n| {
+                store.add_login_failure("user:an", at(n as i64), at(0), 5).unwrap()
+            });
+            counts.sort_unstable();
+            assert_eq!(counts, (1..=8).collect::<Vec<u32>>(), "each failure counted once");
+            let keys = |n: usize| format!("addr:{n}");
+            at_once(12, |n| store.add_login_failure(&keys(n), at(100), at(0), 5).unwrap());
+            let held = (0..12).filter(|n| store.login_failures(&keys(*n)).unwrap().is_some());
+            let user = store.login_failures("user:an").unwrap().is_some();
+            assert!(held.count() + usize::from(user) <= 5, "never more than five counters");
+        });
     }
 
     #[test]
     fn missed_since_counts_missed_and_failed_records_from_an_instant() {
         use crate::protocol::{Entry, GENESIS, Outcome, Reason, Record};
         use crate::schedule::Priority;
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("c.sqlite")).unwrap();
-        store
-            .add_station(&Station { id: "a".into(), name: "a".into(), district: "x".into() }, "h")
-            .unwrap();
-        let outcomes = [Outcome::Missed, Outcome::Failed, Outcome::Played, Outcome::Missed];
-        let entries = outcomes.iter().enumerate().map(|(i, o)| {
-            let mut entry = Entry::missed(
-                "i",
-                "t",
-                Layer::Provincial,
-                Priority::Normal,
-                at(i as i64 * 100),
-                Reason::from_stored(None, "station was not running"),
+        each_store(|store| {
+            store
+                .add_station(&Station { id: "a".into(), name: "a".into(), district: "x".into() }, "h")
+                .unwrap();
+            let outcomes = [Outcome::Missed, Outcome::Failed, Outcome::Played, Outcome::Missed];
+            let entries = outcomes.iter().enumerate().map(|(i, o)| {
+                let mut entry = Entry::missed(
+                    "i",
+                    "t",
+                    Layer::Provincial,
+                    Priority::Normal,
+                    at(i as i64 * 100),
+                    Reason::from_stored(None, "station was not running"),
+                );
+                entry.outcome = *o;
+                entry
+            });
+            let records = Record::chain("a", 1, GENESIS, entries);
+            store.ingest_playlog("a", &records, at(1000)).unwrap();
+            assert_eq!(store.missed_since(at(0)).unwrap(), vec![("a".to_string(), 3)]);
+            assert_eq!(
+                store.missed_since(at(100)).unwrap(),
+                vec![("a".to_string(), 2)],
+                "from the instant on"
             );
-            entry.outcome = *o;
-            entry
+            assert_eq!(store.missed_since(at(301)).unwrap(), vec![]);
         });
-        let records = Record::chain("a", 1, GENESIS, entries);
-        store.ingest_playlog("a", &records, at(1000)).unwrap();
-        assert_eq!(store.missed_since(at(0)).unwrap(), vec![("a".to_string(), 3)]);
-        assert_eq!(
-            store.missed_since(at(100)).unwrap(),
-            vec![("a".to_string(), 2)],
-            "from the instant on"
-        );
-        assert_eq!(store.missed_since(at(301)).unwrap(), vec![]);
     }
 
-    #[test]
-    fn heartbeat_history_keeps_the_newest_per_station() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("c.sqlite")).unwrap();
-        let station = Station { id: "a".into(), name: "a".into(), district: "x".into() };
-        store.add_station(&station, "h").unwrap();
-        let beat = |n: i64| StoredHeartbeat {
-            station_id: "a".into(),
+    fn beat(station: &str, n: i64) -> StoredHeartbeat {
+        StoredHeartbeat {
+            station_id: station.into(),
             received_at: at(n),
             heartbeat: Heartbeat {
                 manifest_version: Some(n as u64),
@@ -678,14 +725,98 @@ mod tests {
                 central_time: false,
                 output_failed: None,
             },
-        };
-        for n in 0..(HEARTBEAT_HISTORY as i64 + 5) {
-            store.put_heartbeat(&beat(n)).unwrap();
         }
-        let all = store.heartbeat_history("a", 1000).unwrap();
-        assert_eq!(all.len(), HEARTBEAT_HISTORY, "one past the bound is dropped");
-        assert_eq!(all[0].received_at, at(HEARTBEAT_HISTORY as i64 + 4), "newest first");
-        assert_eq!(store.heartbeat_history("a", 3).unwrap().len(), 3);
-        assert_eq!(store.heartbeats().unwrap().len(), 1, "the latest is kept as before");
+    }
+
+    #[test]
+    fn heartbeat_history_keeps_the_newest_per_station() {
+        each_store(|store| {
+            for id in ["a", "b"] {
+                let station = Station { id: id.into(), name: id.into(), district: "x".into() };
+                store.add_station(&station, &format!("h-{id}")).unwrap();
+            }
+            store.put_heartbeat(&beat("b", 0)).unwrap();
+            for n in 0..(HEARTBEAT_HISTORY as i64 + 5) {
+                store.put_heartbeat(&beat("a", n)).unwrap();
+            }
+            let all = store.heartbeat_history("a", 1000).unwrap();
+            assert_eq!(all.len(), HEARTBEAT_HISTORY, "one past the bound is dropped");
+            assert_eq!(all[0], beat("a", HEARTBEAT_HISTORY as i64 + 4), "newest first");
+            assert_eq!(store.heartbeat_history("a", 3).unwrap().len(), 3);
+            assert_eq!(store.heartbeat_history("b", 10).unwrap(), [beat("b", 0)], "per station");
+            assert_eq!(store.heartbeats().unwrap().len(), 2, "the latest is kept as before");
+        });
+    }
+
+    #[test]
+    fn heartbeats_stored_at_once_keep_the_history_bounded() {
+        each_store(|store| {
+            let station = Station { id: "a".into(), name: "a".into(), district: "x".into() };
+            store.add_station(&station, "h").unwrap();
+            for n in 0..(HEARTBEAT_HISTORY as i64 - 2) {
+                store.put_heartbeat(&beat("a", n)).unwrap();
+            }
+            at_once(8, |n| store.put_heartbeat(&beat("a", 1000 + n as i64)).unwrap());
+            assert_eq!(store.heartbeat_history("a", 1000).unwrap().len(), HEARTBEAT_HISTORY);
+        });
+    }
+
+    #[test]
+    fn schedule_loads_are_listed_newest_first_and_bounded() {
+        each_store(|store| {
+            let station = Station { id: "a".into(), name: "a".into(), district: "x".into() };
+            store.add_station(&station, "h").unwrap();
+            let schedule = |origin: &str, layer| StoredSchedule {
+                id: 0,
+                origin: origin.into(),
+                layer,
+                source: "# empty\n".into(),
+                audio: Default::default(),
+                loaded_at: at(5),
+            };
+            let stations = ["a".to_string()];
+            store.load_schedule(&schedule("p.toml", Layer::Provincial), &stations, "admin").unwrap();
+            let id = store.load_schedule(&schedule("l.toml", Layer::Local), &stations, "an").unwrap();
+            let loads = store.schedule_loads(10).unwrap();
+            assert_eq!(loads.len(), 2);
+            assert_eq!(
+                loads[0],
+                ScheduleLoad {
+                    id,
+                    origin: "l.toml".into(),
+                    layer: Layer::Local,
+                    loaded_by: "an".into(),
+                    loaded_at: at(5),
+                    stations: Some(vec!["a".into()]),
+                }
+            );
+            assert_eq!(loads[1].layer, Layer::Provincial);
+            assert_eq!(store.schedule_loads(1).unwrap().len(), 1);
+        });
+    }
+
+    #[test]
+    fn the_library_lists_files_with_their_true_peaks_bounded() {
+        each_store(|store| {
+            let info = |n: u8| AudioInfo {
+                sha256: format!("{n}").repeat(64),
+                title: format!("file {n}"),
+                size: 1000 + u64::from(n),
+                duration_ms: 60_000,
+                loudness_lufs: -20.5,
+                gain_db: -3.5,
+                damage: (n == 2).then(|| "truncated".to_string()),
+            };
+            for n in 1..=3 {
+                store.put_audio(&info(n), -1.5 - f64::from(n)).unwrap();
+            }
+            let all = store.library(10).unwrap();
+            let mut got: Vec<(AudioInfo, Option<f64>)> =
+                all.into_iter().map(|e| (e.info, e.true_peak_dbtp)).collect();
+            got.sort_by(|a, b| a.0.sha256.cmp(&b.0.sha256));
+            let expected: Vec<_> = (1..=3).map(|n| (info(n), Some(-1.5 - f64::from(n)))).collect();
+            assert_eq!(got, expected);
+            assert_eq!(store.library(2).unwrap().len(), 2);
+        });
     }
 }

@@ -441,3 +441,223 @@ pub(crate) fn latest_aired(
 pub(super) fn record_from(json: &str) -> Result<crate::protocol::Record, StoreError> {
     serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("playlog record: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::console::at_once;
+    use super::super::contract::each_store;
+    use super::super::{Station, Store};
+    use super::*;
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap()
+    }
+
+    fn station(store: &dyn Store, id: &str) {
+        let station = Station { id: id.into(), name: id.into(), district: "x".into() };
+        store.add_station(&station, &format!("token-{id}")).unwrap();
+    }
+
+    fn code(lookup: &str) -> EnrolCode {
+        EnrolCode {
+            lookup: lookup.into(),
+            station_id: "a".into(),
+            mac_key: "m".into(),
+            claim_hash: "right".into(),
+            created_at: at(0),
+            expires_at: at(600),
+            used_at: None,
+            failures: 0,
+        }
+    }
+
+    #[test]
+    fn an_enrolment_code_is_stored_for_a_known_station_only() {
+        each_store(|store| {
+            station(store, "a");
+            store.put_enrol_code(&code("c1")).unwrap();
+            assert_eq!(store.enrol_code("c1").unwrap(), Some(code("c1")));
+            assert_eq!(store.enrol_code("nope").unwrap(), None);
+            let elsewhere = EnrolCode { station_id: "nope".into(), ..code("c2") };
+            assert!(matches!(store.put_enrol_code(&elsewhere), Err(StoreError::NoSuchStation(_))));
+            assert_eq!(store.enrol_code("c2").unwrap(), None);
+        });
+    }
+
+    #[test]
+    fn a_claim_is_granted_once_and_wrong_claims_burn_the_code() {
+        each_store(|store| {
+            station(store, "a");
+            store.put_enrol_code(&code("c1")).unwrap();
+            store.put_enrol_code(&code("c2")).unwrap();
+            let claim = |lookup: &str, hash: &str, now: i64| {
+                store.claim_enrol_code(lookup, hash, "new-token", at(now), 3).unwrap()
+            };
+            assert_eq!(claim("nope", "right", 1), ClaimOutcome::Unknown);
+            assert_eq!(claim("c1", "right", 600), ClaimOutcome::Expired, "at its expiry");
+            assert_eq!(claim("c1", "right", 1), ClaimOutcome::Granted { station_id: "a".into() });
+            assert_eq!(claim("c1", "right", 2), ClaimOutcome::Used);
+            assert_eq!(store.enrol_code("c1").unwrap().unwrap().used_at, Some(at(1)));
+            assert_eq!(claim("c2", "wrong", 1), ClaimOutcome::Wrong { burnt: false });
+            assert_eq!(claim("c2", "wrong", 1), ClaimOutcome::Wrong { burnt: false });
+            assert_eq!(claim("c2", "wrong", 1), ClaimOutcome::Wrong { burnt: true });
+            assert_eq!(claim("c2", "right", 1), ClaimOutcome::Wrong { burnt: true }, "burnt");
+            assert_eq!(store.enrol_code("c2").unwrap().unwrap().failures, 3);
+        });
+    }
+
+    #[test]
+    fn a_code_claimed_by_two_at_once_is_granted_once() {
+        each_store(|store| {
+            station(store, "a");
+            store.put_enrol_code(&code("c1")).unwrap();
+            let outcomes = at_once(8, |n| {
+                let token = format!("token-{n}");
+                store.claim_enrol_code("c1", "right", &token, at(1), 3).unwrap()
+            });
+            let granted = outcomes.iter().filter(|o| matches!(o, ClaimOutcome::Granted { .. }));
+            assert_eq!(granted.count(), 1, "{outcomes:?}");
+            assert_eq!(outcomes.iter().filter(|o| **o == ClaimOutcome::Used).count(), 7);
+        });
+    }
+
+    #[test]
+    fn wrong_claims_at_once_are_each_counted_up_to_the_bound() {
+        each_store(|store| {
+            station(store, "a");
+            store.put_enrol_code(&code("c1")).unwrap();
+            let outcomes = at_once(8, |_| store.claim_enrol_code("c1", "wrong", "t", at(1), 3));
+            let not_yet = outcomes.iter().filter(|o| {
+                matches!(o.as_ref().unwrap(), ClaimOutcome::Wrong { burnt: false })
+            });
+            assert_eq!(not_yet.count(), 2, "the first two of three: {outcomes:?}");
+            assert_eq!(store.enrol_code("c1").unwrap().unwrap().failures, 3, "never past it");
+        });
+    }
+
+    fn alert(key: &str, at_secs: i64) -> AlertRow {
+        AlertRow {
+            id: 0,
+            key: key.into(),
+            kind: "offline".into(),
+            station_id: Some("a".into()),
+            detail: "no heartbeat".into(),
+            raised_at: at(at_secs),
+            cleared_at: None,
+        }
+    }
+
+    fn events(store: &dyn Store, now: i64) -> Vec<(String, String, String)> {
+        let due = store.due_notifications(at(now), 100).unwrap();
+        due.into_iter().map(|n| (n.alert.key, n.event, n.channel)).collect()
+    }
+
+    fn triple(key: &str, event: &str, channel: &str) -> (String, String, String) {
+        (key.into(), event.into(), channel.into())
+    }
+
+    #[test]
+    fn an_alert_is_raised_once_and_cleared_once_with_its_notifications() {
+        each_store(|store| {
+            let channels = ["webhook", "email"];
+            assert!(store.raise_alert(&alert("offline:a", 5), &channels, at(5)).unwrap());
+            assert!(!store.raise_alert(&alert("offline:a", 6), &channels, at(6)).unwrap());
+            assert!(store.raise_alert(&alert("silent:a", 4), &["webhook"], at(6)).unwrap());
+            let open = store.open_alerts().unwrap();
+            let keys: Vec<&str> = open.iter().map(|a| a.key.as_str()).collect();
+            assert_eq!(keys, ["silent:a", "offline:a"], "oldest first");
+            assert_eq!(open[1], AlertRow { id: open[1].id, ..alert("offline:a", 5) });
+            assert_eq!(
+                events(store, 6),
+                [
+                    triple("offline:a", "raised", "webhook"),
+                    triple("offline:a", "raised", "email"),
+                    triple("silent:a", "raised", "webhook"),
+                ]
+            );
+            assert!(events(store, 4).is_empty(), "not due before it was queued");
+            assert!(store.clear_alert("offline:a", &["webhook"], at(9)).unwrap());
+            assert!(!store.clear_alert("offline:a", &["webhook"], at(10)).unwrap());
+            assert!(!store.clear_alert("never", &["webhook"], at(10)).unwrap());
+            assert_eq!(store.open_alerts().unwrap().len(), 1);
+            let due = store.due_notifications(at(9), 100).unwrap();
+            let cleared = due.last().unwrap();
+            assert_eq!((cleared.event.as_str(), cleared.alert.cleared_at), ("cleared", Some(at(9))));
+            // Raised again once cleared: a new alert.
+            assert!(store.raise_alert(&alert("offline:a", 11), &[], at(11)).unwrap());
+            assert_eq!(store.open_alerts().unwrap().len(), 2);
+        });
+    }
+
+    #[test]
+    fn replicas_raising_and_clearing_one_alert_at_once_do_it_once() {
+        each_store(|store| {
+            let raised = at_once(8, |_| store.raise_alert(&alert("k", 1), &["webhook"], at(1)));
+            assert_eq!(raised.iter().filter(|r| *r.as_ref().unwrap()).count(), 1, "{raised:?}");
+            assert_eq!(store.open_alerts().unwrap().len(), 1);
+            assert_eq!(events(store, 1), [triple("k", "raised", "webhook")], "one notification");
+            let cleared = at_once(8, |_| store.clear_alert("k", &["webhook"], at(2)));
+            assert_eq!(cleared.iter().filter(|r| *r.as_ref().unwrap()).count(), 1, "{cleared:?}");
+            assert_eq!(
+                events(store, 2),
+                [triple("k", "raised", "webhook"), triple("k", "cleared", "webhook")]
+            );
+        });
+    }
+
+    #[test]
+    fn notifications_are_due_oldest_first_bounded_and_tried_until_sent_or_given_up() {
+        each_store(|store| {
+            store.raise_alert(&alert("k", 1), &["a", "b", "c"], at(1)).unwrap();
+            let due = store.due_notifications(at(1), 2).unwrap();
+            assert_eq!(due.iter().map(|n| n.channel.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+            assert!(due.iter().all(|n| n.attempts == 0));
+            let [a, b] = [due[0].id, due[1].id];
+            store.notification_sent(a, at(2)).unwrap();
+            store.notification_failed(b, "refused", Some(at(60))).unwrap();
+            let now: Vec<String> =
+                store.due_notifications(at(2), 10).unwrap().into_iter().map(|n| n.channel).collect();
+            assert_eq!(now, ["c"], "sent: gone; failed: later");
+            let later = store.due_notifications(at(60), 10).unwrap();
+            assert_eq!(later.iter().map(|n| (n.channel.as_str(), n.attempts)).collect::<Vec<_>>(), [
+                ("b", 1),
+                ("c", 0)
+            ]);
+            store.notification_failed(b, "refused again", None).unwrap();
+            let left = store.due_notifications(at(1000), 10).unwrap();
+            assert_eq!(left.len(), 1, "given up: never again");
+        });
+    }
+
+    #[test]
+    fn playlog_outcomes_are_counted_and_the_latest_aired_found() {
+        use crate::protocol::{Entry, GENESIS, Outcome, Reason, Record};
+        use crate::schedule::{Layer, Priority};
+        each_store(|store| {
+            station(store, "a");
+            station(store, "b");
+            let outcomes = [Outcome::Played, Outcome::Missed, Outcome::Late, Outcome::Failed];
+            let entries = outcomes.iter().enumerate().map(|(i, o)| {
+                let mut entry = Entry::missed(
+                    &format!("item-{i}"),
+                    "t",
+                    Layer::Provincial,
+                    Priority::Normal,
+                    at(i as i64 * 100),
+                    Reason::from_stored(None, "station was not running"),
+                );
+                entry.outcome = *o;
+                entry
+            });
+            let records = Record::chain("a", 1, GENESIS, entries);
+            store.ingest_playlog("a", &records, at(1000)).unwrap();
+            let counts = store.playlog_outcome_counts().unwrap();
+            let expected = [("failed", 1), ("late", 1), ("missed", 1), ("played", 1)];
+            let expected: Vec<(String, String, u64)> =
+                expected.iter().map(|(o, n)| ("a".to_string(), o.to_string(), *n)).collect();
+            assert_eq!(counts, expected);
+            assert_eq!(store.latest_aired("a").unwrap(), Some(records[2].clone()), "the late one");
+            assert_eq!(store.latest_aired("b").unwrap(), None);
+        });
+    }
+}

@@ -128,7 +128,8 @@ pub(super) fn record_from(
 
 #[cfg(test)]
 mod tests {
-    use super::super::{SqliteStore, Store};
+    use super::super::console::at_once;
+    use super::super::contract::each_store;
     use super::*;
     use crate::protocol::BulletinPriority;
 
@@ -152,21 +153,38 @@ mod tests {
 
     #[test]
     fn a_broadcast_is_listed_newest_first_and_ends_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("central.sqlite")).unwrap();
-        store.live_started(&record("a", 0)).unwrap();
-        store.live_started(&record("b", 5)).unwrap();
-        assert!(store.live_started(&record("a", 9)).is_err(), "one row per broadcast");
-        let end = record("a", 2).started_at;
-        store.live_ended("a", end, 40, 4.0, "upload ended").unwrap();
-        store.live_ended("a", end + chrono::Duration::hours(1), 99, 9.9, "again").unwrap();
-        let list = store.live_list(10).unwrap();
-        assert_eq!(list.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["b", "a"]);
-        let a = &list[1];
-        assert_eq!((a.ended_at, a.chunks, a.audio_secs), (Some(end), 40, 4.0));
-        assert_eq!(a.end_reason.as_deref(), Some("upload ended"), "the first end stands");
-        assert_eq!(list[0].ended_at, None);
-        assert_eq!(list[0].priority, BulletinPriority::Emergency);
-        assert_eq!(store.live_list(1).unwrap().len(), 1);
+        each_store(|store| {
+            store.live_started(&record("a", 0)).unwrap();
+            store.live_started(&record("b", 5)).unwrap();
+            assert!(store.live_started(&record("a", 9)).is_err(), "one row per broadcast");
+            let end = record("a", 2).started_at;
+            store.live_ended("a", end, 40, 4.0, "upload ended").unwrap();
+            store.live_ended("a", end + chrono::Duration::hours(1), 99, 9.9, "again").unwrap();
+            store.live_ended("nope", end, 1, 1.0, "never started").unwrap();
+            let list = store.live_list(10).unwrap();
+            assert_eq!(list.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["b", "a"]);
+            let a = &list[1];
+            assert_eq!((a.ended_at, a.chunks, a.audio_secs), (Some(end), 40, 4.0));
+            assert_eq!(a.end_reason.as_deref(), Some("upload ended"), "the first end stands");
+            assert_eq!(list[0], record("b", 5), "as started");
+            assert_eq!(store.live_list(1).unwrap().len(), 1);
+            assert!(store.live_list(0).unwrap().is_empty());
+        });
+    }
+
+    #[test]
+    fn replicas_ending_a_broadcast_at_once_end_it_once() {
+        each_store(|store| {
+            store.live_started(&record("a", 0)).unwrap();
+            let end = record("a", 2).started_at;
+            at_once(8, |n| {
+                let chunks = n as u64 + 1;
+                store.live_ended("a", end, chunks, n as f64, &format!("end {chunks}")).unwrap()
+            });
+            let a = store.live_list(1).unwrap().remove(0);
+            let reason = a.end_reason.expect("ended");
+            assert_eq!(reason, format!("end {}", a.chunks), "one end whole, not a mixture");
+            assert_eq!(a.audio_secs, (a.chunks - 1) as f64);
+        });
     }
 }
