@@ -79,10 +79,7 @@ pub(super) fn geocodes_text(place: &StationPlace) -> Result<String, StoreError> 
 
 /// A station's place from its columns (no geocodes column yet: none), for both stores.
 pub(super) fn place_from(
-    station_id: String,
-    lat: Option<f64>,
-    lon: Option<f64>,
-    codes: Option<String>,
+    (station_id, lat, lon, codes): (String, Option<f64>, Option<f64>, Option<String>),
 ) -> Result<StationPlace, StoreError> {
     let geocodes = match codes {
         Some(text) => serde_json::from_str(&text)
@@ -103,10 +100,8 @@ pub(super) fn set_place(conn: &Connection, place: &StationPlace) -> Result<bool,
 
 pub(super) fn places(conn: &Connection) -> Result<Vec<StationPlace>, StoreError> {
     let mut stmt = conn.prepare("SELECT id, lat, lon, geocodes FROM stations ORDER BY id")?;
-    let rows = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-        .collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter().map(|(id, lat, lon, codes)| place_from(id, lat, lon, codes)).collect()
+    let rows = stmt.query_map([], |r| r.try_into())?.collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter().map(place_from).collect()
 }
 
 pub(super) fn ledger(conn: &Connection) -> Result<Option<String>, StoreError> {
@@ -233,23 +228,7 @@ pub(super) fn alerts(conn: &Connection, limit: usize) -> Result<Vec<AlertRecord>
         "SELECT {ALERT_RECORD_COLUMNS} FROM cap_alerts ORDER BY id DESC LIMIT ?1"
     ))?;
     let rows: Vec<AlertRecordRow> = stmt
-        .query_map([super::console::sql_limit(limit)], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-                r.get(7)?,
-                r.get(8)?,
-                r.get(9)?,
-                r.get(10)?,
-                r.get(11)?,
-                r.get(12)?,
-            ))
-        })?
+        .query_map([super::console::sql_limit(limit)], |r| r.try_into())?
         .collect::<Result<_, _>>()?;
     rows.into_iter().map(alert_record_from).collect()
 }
@@ -381,9 +360,7 @@ pub(super) fn audit_log(conn: &Connection, limit: usize) -> Result<Vec<AuditEntr
         "SELECT at, who, action, subject, origin, detail FROM audit ORDER BY id DESC LIMIT ?1",
     )?;
     let rows = stmt
-        .query_map([super::console::sql_limit(limit)], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
-        })?
+        .query_map([super::console::sql_limit(limit)], |r| r.try_into())?
         .collect::<Result<Vec<_>, _>>()?;
     rows.into_iter().map(audit_from).collect()
 }
@@ -439,7 +416,8 @@ mod tests {
     }
 
     fn station(store: &dyn Store, id: &str) {
-        let station = super::super::Station { id: id.into(), name: id.into(), district: "x".into() };
+        let station =
+            super::super::Station { id: id.into(), name: id.into(), district: "x".into() };
         store.add_station(&station, &format!("token-{id}")).unwrap();
     }
 

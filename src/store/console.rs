@@ -305,19 +305,17 @@ pub(super) fn login_failures(
 ) -> Result<Option<LoginFailures>, StoreError> {
     let row: Option<(String, i64, String)> = conn
         .query_row("SELECT key, failures, last_at FROM login_failures WHERE key = ?1", [key], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            r.try_into()
         })
         .optional()?;
-    row.map(|(key, failures, last_at)| login_failures_from(key, failures, &last_at)).transpose()
+    row.map(login_failures_from).transpose()
 }
 
 /// A failure counter from its columns, for both stores.
 pub(super) fn login_failures_from(
-    key: String,
-    failures: i64,
-    last_at: &str,
+    (key, failures, last_at): (String, i64, String),
 ) -> Result<LoginFailures, StoreError> {
-    Ok(LoginFailures { key, failures: failures_from(failures), last_at: time(last_at)? })
+    Ok(LoginFailures { key, failures: failures_from(failures), last_at: time(&last_at)? })
 }
 
 /// How many other counters to forget before counting one more, when `rows` are held
@@ -477,9 +475,8 @@ pub(super) fn missed_since(
          WHERE planned >= ?1 AND outcome IN ('missed', 'failed')
          GROUP BY station_id ORDER BY station_id",
     )?;
-    let rows = stmt
-        .query_map([time_text(since)], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<Vec<_>, _>>()?;
+    let rows =
+        stmt.query_map([time_text(since)], |r| r.try_into())?.collect::<Result<Vec<_>, _>>()?;
     counts_from(rows, "missed records")
 }
 
@@ -520,19 +517,7 @@ pub(super) fn library(conn: &Connection, limit: usize) -> Result<Vec<LibraryEntr
     let mut stmt = conn
         .prepare(&format!("SELECT {LIBRARY_COLUMNS} ORDER BY created_at DESC, sha256 LIMIT ?1"))?;
     let rows = stmt
-        .query_map([sql_limit(limit)], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-                r.get(7)?,
-                r.get(8)?,
-            ))
-        })?
+        .query_map([sql_limit(limit)], |r| r.try_into())?
         .collect::<Result<Vec<LibraryRow>, _>>()?;
     rows.into_iter().map(library_from).collect()
 }
@@ -554,6 +539,26 @@ pub(super) fn at_once<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T
             .collect();
         threads.into_iter().map(|t| t.join().expect("a thread panicked")).collect()
     })
+}
+
+/// A station's chain of playlog records with these outcomes, planned 100 s apart from
+/// 1 800 000 000 s (the tests' epoch), for the tests that count them.
+#[cfg(test)]
+pub(super) fn records_with(
+    station: &str,
+    outcomes: &[crate::protocol::Outcome],
+) -> Vec<crate::protocol::Record> {
+    use crate::protocol::{Entry, GENESIS, Reason, Record};
+    let entries = outcomes.iter().enumerate().map(|(i, outcome)| {
+        let planned = DateTime::from_timestamp(1_800_000_000 + 100 * i as i64, 0).unwrap();
+        let reason = Reason::from_stored(None, "station was not running");
+        let priority = crate::schedule::Priority::Normal;
+        let mut entry =
+            Entry::missed(&format!("item-{i}"), "t", Layer::Provincial, priority, planned, reason);
+        entry.outcome = *outcome;
+        entry
+    });
+    Record::chain(station, 1, GENESIS, entries)
 }
 
 #[cfg(test)]
@@ -605,7 +610,9 @@ mod tests {
             assert_eq!(store.session("s1").unwrap(), Some(session("s1", "an")));
             // A new password ends every session of the person, and only theirs.
             assert!(store.set_user_password("an", "$argon2id$y", at(5)).unwrap());
-            assert!(store.session("s1").unwrap().is_none() && store.session("s2").unwrap().is_none());
+            assert!(
+                store.session("s1").unwrap().is_none() && store.session("s2").unwrap().is_none()
+            );
             assert!(store.session("s3").unwrap().is_some());
             let an = store.user("an").unwrap().unwrap();
             assert_eq!((an.password_hash.as_str(), an.changed_at), ("$argon2id$y", at(5)));
@@ -661,9 +668,8 @@ mod tests {
     #[test]
     fn failures_counted_at_once_are_each_counted_and_the_table_stays_bounded() {
         each_store(|store| {
-            let mut counts = at_once(8, |n| {
-                store.add_login_failure("user:an", at(n as i64), at(0), 5).unwrap()
-            });
+            let mut counts =
+                at_once(8, |n| store.add_login_failure("user:an", at(n as i64), at(0), 5).unwrap());
             counts.sort_unstable();
             assert_eq!(counts, (1..=8).collect::<Vec<u32>>(), "each failure counted once");
             let keys = |n: usize| format!("addr:{n}");
@@ -676,26 +682,16 @@ mod tests {
 
     #[test]
     fn missed_since_counts_missed_and_failed_records_from_an_instant() {
-        use crate::protocol::{Entry, GENESIS, Outcome, Reason, Record};
-        use crate::schedule::Priority;
+        use crate::protocol::Outcome;
         each_store(|store| {
             store
-                .add_station(&Station { id: "a".into(), name: "a".into(), district: "x".into() }, "h")
+                .add_station(
+                    &Station { id: "a".into(), name: "a".into(), district: "x".into() },
+                    "h",
+                )
                 .unwrap();
             let outcomes = [Outcome::Missed, Outcome::Failed, Outcome::Played, Outcome::Missed];
-            let entries = outcomes.iter().enumerate().map(|(i, o)| {
-                let mut entry = Entry::missed(
-                    "i",
-                    "t",
-                    Layer::Provincial,
-                    Priority::Normal,
-                    at(i as i64 * 100),
-                    Reason::from_stored(None, "station was not running"),
-                );
-                entry.outcome = *o;
-                entry
-            });
-            let records = Record::chain("a", 1, GENESIS, entries);
+            let records = records_with("a", &outcomes);
             store.ingest_playlog("a", &records, at(1000)).unwrap();
             assert_eq!(store.missed_since(at(0)).unwrap(), vec![("a".to_string(), 3)]);
             assert_eq!(
@@ -775,8 +771,11 @@ mod tests {
                 loaded_at: at(5),
             };
             let stations = ["a".to_string()];
-            store.load_schedule(&schedule("p.toml", Layer::Provincial), &stations, "admin").unwrap();
-            let id = store.load_schedule(&schedule("l.toml", Layer::Local), &stations, "an").unwrap();
+            store
+                .load_schedule(&schedule("p.toml", Layer::Provincial), &stations, "admin")
+                .unwrap();
+            let id =
+                store.load_schedule(&schedule("l.toml", Layer::Local), &stations, "an").unwrap();
             let loads = store.schedule_loads(10).unwrap();
             assert_eq!(loads.len(), 2);
             assert_eq!(

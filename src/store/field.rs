@@ -155,9 +155,7 @@ pub(super) fn enrol_from(
 
 pub(crate) fn enrol_code(conn: &Connection, lookup: &str) -> Result<Option<EnrolCode>, StoreError> {
     let row: Option<EnrolRow> = conn
-        .query_row(&format!("SELECT {ENROL_COLUMNS} WHERE lookup = ?1"), [lookup], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
-        })
+        .query_row(&format!("SELECT {ENROL_COLUMNS} WHERE lookup = ?1"), [lookup], |r| r.try_into())
         .optional()?;
     row.map(|row| enrol_from(lookup, row)).transpose()
 }
@@ -527,9 +525,9 @@ mod tests {
             station(store, "a");
             store.put_enrol_code(&code("c1")).unwrap();
             let outcomes = at_once(8, |_| store.claim_enrol_code("c1", "wrong", "t", at(1), 3));
-            let not_yet = outcomes.iter().filter(|o| {
-                matches!(o.as_ref().unwrap(), ClaimOutcome::Wrong { burnt: false })
-            });
+            let not_yet = outcomes
+                .iter()
+                .filter(|o| matches!(o.as_ref().unwrap(), ClaimOutcome::Wrong { burnt: false }));
             assert_eq!(not_yet.count(), 2, "the first two of three: {outcomes:?}");
             assert_eq!(store.enrol_code("c1").unwrap().unwrap().failures, 3, "never past it");
         });
@@ -582,7 +580,10 @@ mod tests {
             assert_eq!(store.open_alerts().unwrap().len(), 1);
             let due = store.due_notifications(at(9), 100).unwrap();
             let cleared = due.last().unwrap();
-            assert_eq!((cleared.event.as_str(), cleared.alert.cleared_at), ("cleared", Some(at(9))));
+            assert_eq!(
+                (cleared.event.as_str(), cleared.alert.cleared_at),
+                ("cleared", Some(at(9)))
+            );
             // Raised again once cleared: a new alert.
             assert!(store.raise_alert(&alert("offline:a", 11), &[], at(11)).unwrap());
             assert_eq!(store.open_alerts().unwrap().len(), 2);
@@ -615,14 +616,18 @@ mod tests {
             let [a, b] = [due[0].id, due[1].id];
             store.notification_sent(a, at(2)).unwrap();
             store.notification_failed(b, "refused", Some(at(60))).unwrap();
-            let now: Vec<String> =
-                store.due_notifications(at(2), 10).unwrap().into_iter().map(|n| n.channel).collect();
+            let now: Vec<String> = store
+                .due_notifications(at(2), 10)
+                .unwrap()
+                .into_iter()
+                .map(|n| n.channel)
+                .collect();
             assert_eq!(now, ["c"], "sent: gone; failed: later");
             let later = store.due_notifications(at(60), 10).unwrap();
-            assert_eq!(later.iter().map(|n| (n.channel.as_str(), n.attempts)).collect::<Vec<_>>(), [
-                ("b", 1),
-                ("c", 0)
-            ]);
+            assert_eq!(
+                later.iter().map(|n| (n.channel.as_str(), n.attempts)).collect::<Vec<_>>(),
+                [("b", 1), ("c", 0)]
+            );
             store.notification_failed(b, "refused again", None).unwrap();
             let left = store.due_notifications(at(1000), 10).unwrap();
             assert_eq!(left.len(), 1, "given up: never again");
@@ -631,25 +636,12 @@ mod tests {
 
     #[test]
     fn playlog_outcomes_are_counted_and_the_latest_aired_found() {
-        use crate::protocol::{Entry, GENESIS, Outcome, Reason, Record};
-        use crate::schedule::{Layer, Priority};
+        use crate::protocol::Outcome;
         each_store(|store| {
             station(store, "a");
             station(store, "b");
             let outcomes = [Outcome::Played, Outcome::Missed, Outcome::Late, Outcome::Failed];
-            let entries = outcomes.iter().enumerate().map(|(i, o)| {
-                let mut entry = Entry::missed(
-                    &format!("item-{i}"),
-                    "t",
-                    Layer::Provincial,
-                    Priority::Normal,
-                    at(i as i64 * 100),
-                    Reason::from_stored(None, "station was not running"),
-                );
-                entry.outcome = *o;
-                entry
-            });
-            let records = Record::chain("a", 1, GENESIS, entries);
+            let records = super::super::console::records_with("a", &outcomes);
             store.ingest_playlog("a", &records, at(1000)).unwrap();
             let counts = store.playlog_outcome_counts().unwrap();
             let expected = [("failed", 1), ("late", 1), ("missed", 1), ("played", 1)];

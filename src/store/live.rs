@@ -83,21 +83,7 @@ pub(crate) fn list(conn: &Connection, limit: usize) -> Result<Vec<LiveRecord>, S
     let mut stmt =
         conn.prepare(&format!("SELECT {LIVE_COLUMNS} ORDER BY started_at DESC, id DESC LIMIT ?1"))?;
     let rows = stmt
-        .query_map([super::console::sql_limit(limit.min(LIST_MAX))], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-                r.get(7)?,
-                r.get(8)?,
-                r.get(9)?,
-                r.get(10)?,
-            ))
-        })?
+        .query_map([super::console::sql_limit(limit.min(LIST_MAX))], |r| r.try_into())?
         .collect::<Result<Vec<LiveRow>, _>>()?;
     rows.into_iter().map(record_from).collect()
 }

@@ -8,6 +8,7 @@ use postgres::Client;
 
 use super::super::cap as shared;
 use super::super::console::sql_limit;
+use super::console::columns;
 use super::*;
 use crate::protocol::time_text;
 
@@ -73,7 +74,7 @@ pub(super) fn station_places(c: &mut Client) -> Result<Vec<StationPlace>, StoreE
     // Byte order, as SQLite sorts: whatever the database's default collation is.
     c.query("SELECT id, lat, lon, geocodes FROM stations ORDER BY id COLLATE \"C\"", &[])?
         .iter()
-        .map(|r| shared::place_from(r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?))
+        .map(|r| shared::place_from(columns(r)?))
         .collect()
 }
 
@@ -134,23 +135,7 @@ pub(super) fn alerts(c: &mut Client, limit: usize) -> Result<Vec<AlertRecord>, S
     );
     c.query(&sql, &[&sql_limit(limit)])?
         .iter()
-        .map(|r| {
-            shared::alert_record_from((
-                r.try_get(0)?,
-                r.try_get(1)?,
-                r.try_get(2)?,
-                r.try_get(3)?,
-                r.try_get(4)?,
-                r.try_get(5)?,
-                r.try_get(6)?,
-                r.try_get(7)?,
-                r.try_get(8)?,
-                r.try_get(9)?,
-                r.try_get(10)?,
-                r.try_get(11)?,
-                r.try_get(12)?,
-            ))
-        })
+        .map(|r| shared::alert_record_from(columns(r)?))
         .collect()
 }
 
@@ -200,15 +185,7 @@ pub(super) fn put_pending(c: &mut Client, p: &PendingBulletin) -> Result<(), Sto
 }
 
 fn pending_from(r: &postgres::Row) -> Result<PendingBulletin, StoreError> {
-    shared::pending_from([
-        r.try_get(0)?,
-        r.try_get(1)?,
-        r.try_get(2)?,
-        r.try_get(3)?,
-        r.try_get(4)?,
-        r.try_get(5)?,
-        r.try_get(6)?,
-    ])
+    shared::pending_from(columns(r)?)
 }
 
 pub(super) fn pending(c: &mut Client, id: &str) -> Result<Option<PendingBulletin>, StoreError> {
@@ -252,15 +229,6 @@ pub(super) fn audit_log(c: &mut Client, limit: usize) -> Result<Vec<AuditEntry>,
         &[&sql_limit(limit)],
     )?
     .iter()
-    .map(|r| {
-        shared::audit_from((
-            r.try_get(0)?,
-            r.try_get(1)?,
-            r.try_get(2)?,
-            r.try_get(3)?,
-            r.try_get(4)?,
-            r.try_get(5)?,
-        ))
-    })
+    .map(|r| shared::audit_from(columns(r)?))
     .collect()
 }

@@ -53,15 +53,46 @@ const LOGIN_FAILURES_LOCK: i64 = 0x6c6f_615f_6c6f_6769; // "loa_logi"
 /// is a hash of its id) while its heartbeat history is added to and trimmed.
 const HISTORY_LOCK: i32 = 0x6c6f_6168; // "loah"
 
+/// A row's columns, from the `first`, read in order into a tuple or an array of owned
+/// values: what the SQLite side's shared decoders take, so no query here spells out
+/// its columns one `try_get` at a time.
+pub(super) trait Columns: Sized {
+    fn columns_at(row: &postgres::Row, first: usize) -> Result<Self, StoreError>;
+}
+
+macro_rules! tuple_columns {
+    ($($t:ident $i:tt),+) => {
+        impl<$($t: for<'a> postgres::types::FromSql<'a>),+> Columns for ($($t,)+) {
+            fn columns_at(row: &postgres::Row, first: usize) -> Result<Self, StoreError> {
+                Ok(($(row.try_get::<_, $t>(first + $i)?,)+))
+            }
+        }
+    };
+}
+
+tuple_columns!(A 0, B 1);
+tuple_columns!(A 0, B 1, C 2);
+tuple_columns!(A 0, B 1, C 2, D 3);
+tuple_columns!(A 0, B 1, C 2, D 3, E 4, F 5);
+tuple_columns!(A 0, B 1, C 2, D 3, E 4, F 5, G 6);
+tuple_columns!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8);
+tuple_columns!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10);
+tuple_columns!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10, L 11, M 12);
+
+impl<T: for<'a> postgres::types::FromSql<'a>, const N: usize> Columns for [T; N] {
+    fn columns_at(row: &postgres::Row, first: usize) -> Result<Self, StoreError> {
+        let values = (first..first + N).map(|i| row.try_get(i)).collect::<Result<Vec<T>, _>>()?;
+        values.try_into().map_err(|_| StoreError::Corrupt(format!("a row of {N} columns")))
+    }
+}
+
+/// A whole row's columns (see [`Columns`]).
+pub(super) fn columns<T: Columns>(row: &postgres::Row) -> Result<T, StoreError> {
+    T::columns_at(row, 0)
+}
+
 fn user_from(r: &postgres::Row) -> Result<User, StoreError> {
-    shared::user_from((
-        r.try_get(0)?,
-        r.try_get(1)?,
-        r.try_get(2)?,
-        r.try_get(3)?,
-        r.try_get(4)?,
-        r.try_get(5)?,
-    ))
+    shared::user_from(columns(r)?)
 }
 
 /// [`StoreError::UserExists`] when the name is taken.
@@ -143,18 +174,7 @@ pub(super) fn put_session(c: &mut Client, s: &SessionRow) -> Result<(), StoreErr
 
 pub(super) fn session(c: &mut Client, id_hash: &str) -> Result<Option<SessionRow>, StoreError> {
     let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id_hash = $1");
-    c.query_opt(&sql, &[&id_hash])?
-        .map(|r| {
-            shared::session_from([
-                r.try_get(0)?,
-                r.try_get(1)?,
-                r.try_get(2)?,
-                r.try_get(3)?,
-                r.try_get(4)?,
-                r.try_get(5)?,
-            ])
-        })
-        .transpose()
+    c.query_opt(&sql, &[&id_hash])?.map(|r| shared::session_from(columns(&r)?)).transpose()
 }
 
 pub(super) fn touch_session(
@@ -188,7 +208,7 @@ pub(super) fn login_failures(
     key: &str,
 ) -> Result<Option<LoginFailures>, StoreError> {
     c.query_opt("SELECT key, failures, last_at FROM login_failures WHERE key = $1", &[&key])?
-        .map(|r| shared::login_failures_from(r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))
+        .map(|r| shared::login_failures_from(columns(&r)?))
         .transpose()
 }
 
@@ -268,7 +288,10 @@ pub(super) fn heartbeat_history(
         &[&station_id, &sql_limit(limit)],
     )?
     .iter()
-    .map(|r| shared::heartbeat_from(station_id, r.try_get(0)?, r.try_get(1)?))
+    .map(|r| {
+        let (at, body): (String, String) = columns(&r)?;
+        shared::heartbeat_from(station_id, &at, &body)
+    })
     .collect()
 }
 
@@ -279,16 +302,7 @@ pub(super) fn schedule_loads(
     let sql = format!("SELECT {SCHEDULE_LOAD_COLUMNS} ORDER BY id DESC LIMIT $1");
     c.query(&sql, &[&sql_limit(limit)])?
         .iter()
-        .map(|r| {
-            shared::schedule_load_from((
-                r.try_get(0)?,
-                r.try_get(1)?,
-                r.try_get(2)?,
-                r.try_get(3)?,
-                r.try_get(4)?,
-                r.try_get(5)?,
-            ))
-        })
+        .map(|r| shared::schedule_load_from(columns(r)?))
         .collect()
 }
 
@@ -297,22 +311,7 @@ pub(super) fn library(c: &mut Client, limit: usize) -> Result<Vec<LibraryEntry>,
         "SELECT {LIBRARY_COLUMNS} ORDER BY created_at COLLATE \"C\" DESC, sha256 COLLATE \"C\"
          LIMIT $1"
     );
-    c.query(&sql, &[&sql_limit(limit)])?
-        .iter()
-        .map(|r| {
-            shared::library_from((
-                r.try_get(0)?,
-                r.try_get(1)?,
-                r.try_get(2)?,
-                r.try_get(3)?,
-                r.try_get(4)?,
-                r.try_get(5)?,
-                r.try_get(6)?,
-                r.try_get(7)?,
-                r.try_get(8)?,
-            ))
-        })
-        .collect()
+    c.query(&sql, &[&sql_limit(limit)])?.iter().map(|r| shared::library_from(columns(r)?)).collect()
 }
 
 pub(super) fn missed_since(
@@ -327,7 +326,7 @@ pub(super) fn missed_since(
             &[&time_text(since)],
         )?
         .iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .map(columns)
         .collect::<Result<Vec<_>, StoreError>>()?;
     shared::counts_from(rows, "missed records")
 }

@@ -6,6 +6,7 @@
 use postgres::Client;
 
 use super::super::field::{self as shared, Verdict};
+use super::console::{Columns, columns};
 use super::*;
 
 pub(super) const SCHEMA: &str = "
@@ -72,15 +73,7 @@ fn read_code(
     let sql = format!("SELECT {} WHERE lookup = $1{lock}", shared::ENROL_COLUMNS);
     c.query_opt(&sql, &[&lookup])?
         .map(|r| {
-            let row = (
-                r.try_get(0)?,
-                r.try_get(1)?,
-                r.try_get(2)?,
-                r.try_get(3)?,
-                r.try_get(4)?,
-                r.try_get(5)?,
-                r.try_get(6)?,
-            );
+            let row = columns(&r)?;
             shared::enrol_from(lookup, row)
         })
         .transpose()
@@ -140,7 +133,7 @@ pub(super) fn playlog_outcome_counts(
             &[],
         )?
         .iter()
-        .map(|r| Ok(((r.try_get(0)?, r.try_get(1)?), r.try_get(2)?)))
+        .map(|r| Ok((columns(r)?, r.try_get(2)?)))
         .collect::<Result<Vec<_>, StoreError>>()?;
     shared::outcome_counts_from(rows)
 }
@@ -154,24 +147,12 @@ pub(super) fn latest_aired(c: &mut Client, station_id: &str) -> Result<Option<Re
     row.map(|r| shared::record_from(r.try_get(0)?)).transpose()
 }
 
-fn alert_columns(r: &postgres::Row, from: usize) -> Result<shared::AlertColumns, StoreError> {
-    Ok((
-        r.try_get(from)?,
-        r.try_get(from + 1)?,
-        r.try_get(from + 2)?,
-        r.try_get(from + 3)?,
-        r.try_get(from + 4)?,
-        r.try_get(from + 5)?,
-        r.try_get(from + 6)?,
-    ))
-}
-
 pub(super) fn open_alerts(c: &mut Client) -> Result<Vec<AlertRow>, StoreError> {
     let sql = format!(
         "SELECT {} FROM alerts WHERE cleared_at IS NULL ORDER BY raised_at, id",
         shared::ALERT_COLUMNS
     );
-    c.query(&sql, &[])?.iter().map(|r| shared::to_alert(alert_columns(r, 0)?)).collect()
+    c.query(&sql, &[])?.iter().map(|r| shared::to_alert(columns(r)?)).collect()
 }
 
 fn queue(
@@ -245,13 +226,8 @@ pub(super) fn due_notifications(
     )?
     .iter()
     .map(|r| {
-        shared::notification_from((
-            r.try_get(0)?,
-            r.try_get(1)?,
-            r.try_get(2)?,
-            r.try_get(3)?,
-            alert_columns(r, 4)?,
-        ))
+        let (id, event, channel, attempts) = columns(r)?;
+        shared::notification_from((id, event, channel, attempts, Columns::columns_at(r, 4)?))
     })
     .collect()
 }

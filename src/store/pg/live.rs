@@ -6,6 +6,7 @@ use postgres::Client;
 
 use super::super::console::{sql_limit, to_bigint};
 use super::super::live as shared;
+use super::console::columns;
 use super::*;
 use crate::protocol::live::LiveRecord;
 use crate::protocol::time_text;
@@ -66,20 +67,6 @@ pub(super) fn live_list(c: &mut Client, limit: usize) -> Result<Vec<LiveRecord>,
     let sql = format!("SELECT {} ORDER BY started_at DESC, id DESC LIMIT $1", shared::LIVE_COLUMNS);
     c.query(&sql, &[&sql_limit(limit.min(shared::LIST_MAX))])?
         .iter()
-        .map(|r| {
-            shared::record_from((
-                r.try_get(0)?,
-                r.try_get(1)?,
-                r.try_get(2)?,
-                r.try_get(3)?,
-                r.try_get(4)?,
-                r.try_get(5)?,
-                r.try_get(6)?,
-                r.try_get(7)?,
-                r.try_get(8)?,
-                r.try_get(9)?,
-                r.try_get(10)?,
-            ))
-        })
+        .map(|r| shared::record_from(columns(r)?))
         .collect()
 }
