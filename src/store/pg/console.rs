@@ -289,7 +289,7 @@ pub(super) fn heartbeat_history(
     )?
     .iter()
     .map(|r| {
-        let (at, body): (String, String) = columns(&r)?;
+        let (at, body): (String, String) = columns(r)?;
         shared::heartbeat_from(station_id, &at, &body)
     })
     .collect()
