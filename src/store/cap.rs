@@ -1,7 +1,8 @@
 //! The SQLite side of CAP at central: station places (columns added to `stations`), the
 //! alert ledger's state, the record of every alert received, bulletins waiting for
 //! approval, and the audit trail. Every table is created on open if missing, so a data
-//! directory from an older central gets them with no manual step.
+//! directory from an older central gets them with no manual step. The row decoders are
+//! plain functions that the PostgreSQL store (`pg::cap`) shares.
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};

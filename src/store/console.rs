@@ -2,8 +2,9 @@
 //! disabled or not), their sessions (only the sha256 of a session id, never the id), the
 //! failed-login counters that slow down guessing, a short heartbeat history per station,
 //! and the history of schedule loads. SQLite here; each query is named in the
-//! [`Store`](super::Store) trait so another database can follow, in plain SQL (no
-//! SQLite-only syntax in what the trait promises).
+//! [`Store`](super::Store) trait, in plain SQL (no SQLite-only syntax in what the trait
+//! promises), and the row decoders and checked integer conversions are plain functions
+//! that the PostgreSQL store (`pg::console`, `pg::cap`, …) shares.
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};

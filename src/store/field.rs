@@ -1,6 +1,7 @@
 //! What central keeps to run in the field: enrolment codes (only what the code stretches
 //! into, never the code) and alerts with their outbox of notifications. SQLite here;
-//! the [`Store`](super::Store) trait names each query so another database can follow.
+//! the row decoders and the claim rules are plain functions that the PostgreSQL store
+//! (`pg::field`) calls too, so the two stores cannot judge or read a row differently.
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};

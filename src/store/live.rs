@@ -1,6 +1,7 @@
 //! Live broadcasts at central: one row per broadcast (who started it, when, to how many
 //! stations, how long it ran, why it ended, where the recording is). Plain SQL: a row
-//! written at the start and updated once at the end.
+//! written at the start and updated once at the end. The row decoder is shared with the
+//! PostgreSQL store (`pg::live`).
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
