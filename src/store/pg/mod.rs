@@ -577,7 +577,10 @@ mod tests {
         let config: postgres::Config = url.parse().unwrap();
         assert_eq!(config.get_hosts().len(), 2);
         assert_eq!(config.get_ports(), [5432, 5433]);
-        assert_eq!(config.get_target_session_attrs(), postgres::config::TargetSessionAttrs::ReadWrite);
+        assert_eq!(
+            config.get_target_session_attrs(),
+            postgres::config::TargetSessionAttrs::ReadWrite
+        );
         assert!(!redact(url).contains("pw"));
     }
 
