@@ -270,3 +270,87 @@ async fn central_follows_a_promoted_standby() {
     let status = fleet(&central.url, &init.admin_token).await;
     assert_eq!(status.stations[0].playlog.records, 20);
 }
+
+/// Two replicas on one database, twenty stations uploading their playlog in batches
+/// (to their preferred replica, and to the other when it does not answer, as a station
+/// does); one replica is SIGKILLed midway. Every record is stored exactly once and every
+/// chain is whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_while_stations_upload_loses_and_doubles_nothing() {
+    const STATIONS: usize = 20;
+    const RECORDS: u64 = 200;
+    const BATCH: usize = 20;
+    let database = TestDatabase::new();
+    let dir = tempfile::tempdir().unwrap();
+    let data_a = dir.path().join("a");
+    let init = loa::central::init_with(&data_a, Some(&database.url)).unwrap();
+    let data_b = dir.path().join("b");
+    std::fs::create_dir_all(&data_b).unwrap();
+    std::fs::copy(data_a.join(loa::central::KEY_FILE), data_b.join(loa::central::KEY_FILE))
+        .unwrap();
+    let store = loa::central::open_store(&data_a, Some(&database.url)).unwrap();
+    let mut tokens = Vec::new();
+    for n in 0..STATIONS {
+        let id = format!("xa-{n:02}");
+        let station =
+            loa::store::Station { id: id.clone(), name: id.clone(), district: "Tri Tôn".into() };
+        tokens.push((id, loa::central::add_station(store.as_ref(), &station).unwrap()));
+    }
+    let mut a = serve_on(&data_a, &database.url);
+    let b = serve_on(&data_b, &database.url);
+    let urls = [a.url.clone(), b.url.clone()];
+    let batches_done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let uploads: Vec<_> = tokens
+        .iter()
+        .enumerate()
+        .map(|(n, (id, token))| {
+            let (urls, token, done) = (urls.clone(), token.clone(), batches_done.clone());
+            let all = records(id, RECORDS);
+            tokio::spawn(async move {
+                let http =
+                    reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+                let mut at = n % 2; // half prefer each replica
+                let mut through = 0;
+                for batch in all.chunks(BATCH) {
+                    let mut tries = 0;
+                    let ack: PlaylogAck = loop {
+                        tries += 1;
+                        assert!(tries < 50, "no replica took the batch");
+                        let sent = http
+                            .post(format!("{}/api/v1/station/playlog", urls[at]))
+                            .bearer_auth(&token)
+                            .json(&PlaylogBatch { records: batch.to_vec() })
+                            .send()
+                            .await;
+                        match sent {
+                            Ok(r) if r.status() == 200 => break r.json().await.unwrap(),
+                            _ => at = 1 - at, // no answer: the other replica
+                        }
+                    };
+                    through = ack.acked_through;
+                    done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                through
+            })
+        })
+        .collect();
+    let total_batches = STATIONS * (RECORDS as usize / BATCH);
+    crate::support::wait::until("a third of the batches in", Duration::from_secs(60), || {
+        batches_done.load(std::sync::atomic::Ordering::SeqCst) >= total_batches / 3
+    });
+    a.kill();
+    for upload in uploads {
+        assert_eq!(upload.await.unwrap(), RECORDS, "every record acknowledged");
+    }
+    let status = fleet(&b.url, &init.admin_token).await;
+    assert_eq!(status.stations.len(), STATIONS);
+    for station in &status.stations {
+        assert_eq!(
+            (station.playlog.records, station.playlog.acked_through),
+            (RECORDS, RECORDS),
+            "{}",
+            station.id
+        );
+        assert!(station.playlog.issues.is_empty(), "{}: {:?}", station.id, station.playlog.issues);
+    }
+}
