@@ -232,11 +232,12 @@ pub async fn audio(
         pcm::forget(&state, &id);
         return ended(lang, e.status, &e.reason, e.audio_secs);
     }
-    let body = match crate::central::body::read(request.into_body(), MAX_PCM_BYTES).await {
-        Ok(b) => b,
-        Err(e) => return refusal(lang, &e),
-    };
-    match feed.feed(seq, &body) {
+    let body = crate::central::body::read(request.into_body(), MAX_PCM_BYTES).await;
+    let fed = body.and_then(|body| feed.feed(seq, &body));
+    if let Err(e) = &fed {
+        feed.abort(pcm::PcmError::Unreadable(e.to_string()));
+    }
+    match fed {
         Ok(audio_ms) => axum::Json(serde_json::json!({ "audio_ms": audio_ms })).into_response(),
         Err(e) => {
             // A broken bound ended it: said once the intake has signed the end.

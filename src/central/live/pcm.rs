@@ -52,6 +52,9 @@ pub enum PcmError {
     TooLong,
     #[error("{0}")]
     Codec(String),
+    /// The POST itself could not be read (too large for its route, stalled, cut).
+    #[error("{0}")]
+    Unreadable(String),
 }
 
 impl From<PcmError> for ApiError {
@@ -60,7 +63,9 @@ impl From<PcmError> for ApiError {
             PcmError::TooFast { .. } => ApiError::TooFast(e.to_string()),
             PcmError::TooLarge(_) | PcmError::TooLong => ApiError::PayloadTooLarge(e.to_string()),
             PcmError::OutOfOrder { .. } => ApiError::Conflict(e.to_string()),
-            PcmError::OddLength(_) => ApiError::BadRequest(e.to_string()),
+            PcmError::OddLength(_) | PcmError::Unreadable(_) => {
+                ApiError::BadRequest(e.to_string())
+            }
             PcmError::Codec(_) => ApiError::Internal(e.to_string()),
         }
     }
@@ -220,6 +225,15 @@ impl Feed {
             }
         }
         Ok(f.pcm.audio_ms())
+    }
+
+    /// Ends the broadcast because of `e` (a POST that could not be read): the intake
+    /// records why.
+    pub fn abort(&self, e: PcmError) {
+        let mut f = self.intake.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = f.tx.take() {
+            let _ = tx.try_send(Err(e));
+        }
     }
 
     /// The stop button: the last partial chunk, then the end of the stream. Returns how
