@@ -64,9 +64,15 @@ pub async fn browser(driver: &Driver, width: u32, profile: &Path) -> Client {
 /// [`browser`] with `extra` command-line arguments (a fake microphone, for one).
 pub async fn browser_with(driver: &Driver, width: u32, profile: &Path, extra: &[String]) -> Client {
     let mut args: Vec<String> = [
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--no-first-run", "--disable-extensions", "--lang=vi",
-        "--disable-breakpad", "--disable-crash-reporter",
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-extensions",
+        "--lang=vi",
+        "--disable-breakpad",
+        "--disable-crash-reporter",
         "--window-size=500,900",
     ]
     .iter()

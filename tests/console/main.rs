@@ -8,15 +8,15 @@ mod support;
 
 mod chromium;
 mod people;
-mod web;
 /// The live tests' rig: a real central and station, the station's WAV air-check.
 #[allow(dead_code)]
 #[path = "../live/rig.rs"]
 mod rig;
+mod web;
 
 mod browser;
-mod live_browser;
 mod http;
+mod live_browser;
 mod live_http;
 mod pages;
 mod users;

@@ -201,7 +201,9 @@ fn ended(l: Lang, status: u16, reason: &str, audio_secs: f64) -> Response {
         429 => l.t("âm thanh đến nhanh hơn thời gian thực", "the audio came faster than real time"),
         413 => l.t("quá giới hạn của buổi phát", "past a live broadcast's bound"),
         408 => l.t("không nhận được âm thanh", "no audio arrived"),
-        409 => l.t("đã dừng, hoặc âm thanh đến sai thứ tự", "stopped, or the audio came out of order"),
+        409 => {
+            l.t("đã dừng, hoặc âm thanh đến sai thứ tự", "stopped, or the audio came out of order")
+        }
         200 => l.t("đã kết thúc", "it ended"),
         _ => l.t("trung tâm gặp lỗi", "central failed"),
     };

@@ -63,9 +63,7 @@ impl From<PcmError> for ApiError {
             PcmError::TooFast { .. } => ApiError::TooFast(e.to_string()),
             PcmError::TooLarge(_) | PcmError::TooLong => ApiError::PayloadTooLarge(e.to_string()),
             PcmError::OutOfOrder { .. } => ApiError::Conflict(e.to_string()),
-            PcmError::OddLength(_) | PcmError::Unreadable(_) => {
-                ApiError::BadRequest(e.to_string())
-            }
+            PcmError::OddLength(_) | PcmError::Unreadable(_) => ApiError::BadRequest(e.to_string()),
             PcmError::Codec(_) => ApiError::Internal(e.to_string()),
         }
     }
@@ -265,16 +263,15 @@ pub fn start(
     caller: &Caller,
     request: &StartLiveRequest,
 ) -> Result<Arc<Feed>, ApiError> {
-    {
-        let mut feeds = state.live.feeds.lock().unwrap_or_else(|p| p.into_inner());
-        // Ended feeds are kept a while so their page can learn why; a new start by
-        // the same person clears theirs.
-        feeds.retain(|_, f| f.ended().is_none() || f.who != caller.who);
-        if feeds.values().any(|f| f.who == caller.who) {
-            return Err(ApiError::Conflict(
-                "you are already speaking live: stop that broadcast first".into(),
-            ));
-        }
+    // Held while the broadcast starts, so one person cannot start two at once.
+    let mut feeds = state.live.feeds.lock().unwrap_or_else(|p| p.into_inner());
+    // Ended feeds are kept until their page has learnt why (or the same person starts
+    // again): at most one per person.
+    feeds.retain(|_, f| f.ended().is_none() || f.who != caller.who);
+    if feeds.values().any(|f| f.who == caller.who) {
+        return Err(ApiError::Conflict(
+            "you are already speaking live: stop that broadcast first".into(),
+        ));
     }
     let pcm = PcmIntake::new().map_err(ApiError::from)?;
     let (answer, broadcast) = super::begin(state, caller, request)?;
@@ -289,7 +286,8 @@ pub fn start(
         ended: Mutex::new(None),
         done: tokio::sync::Notify::new(),
     });
-    state.live.feeds.lock().unwrap_or_else(|p| p.into_inner()).insert(answer.id, feed.clone());
+    feeds.insert(answer.id, feed.clone());
+    drop(feeds);
     tokio::spawn(carry(state.clone(), broadcast, feed.clone(), caller.actor(), rx));
     Ok(feed)
 }
@@ -301,9 +299,11 @@ async fn carry(
     actor: crate::central::bulletins::Actor,
     rx: tokio::sync::mpsc::Receiver<Result<Bytes, PcmError>>,
 ) {
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
+    let stream =
+        futures_util::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|item| (item, rx)) },
+        );
     let stream = Box::pin(stream);
     let carried = super::upload::speak(&state, &broadcast, &actor, stream, FEED_STALL).await;
     let ending = Ending {
