@@ -130,10 +130,14 @@ async fn an_admin_speaks_live_from_the_console_and_the_station_airs_it() {
             }
         })
         .await;
+    // The air-check is written at the sink's own real-time pace: the tone began about
+    // its length before now.
+    let clicked = clicked_at.elapsed().as_secs_f64();
+    let held = reached as f64 / 100.0;
     eprintln!(
-        "{:.1} s of the tone in the air-check {:.2} s after the start was clicked",
-        reached as f64 / 100.0,
-        clicked_at.elapsed().as_secs_f64()
+        "{held:.1} s of the tone in the air-check {clicked:.2} s after the start was clicked: \
+         its first sample aired about {:.1} s after the click",
+        clicked - held
     );
     let (_, ticking) = state_of(&client).await;
     assert!(ticking.starts_with("ĐANG PHÁT TRỰC TIẾP · 00:"), "the elapsed time: {ticking}");
@@ -168,5 +172,56 @@ async fn an_admin_speaks_live_from_the_console_and_the_station_airs_it() {
     let end = line("live.end").expect("live.end");
     assert_eq!(end.who, "an (admin)");
     assert!(end.detail.starts_with("upload ended"), "{end:?}");
+
+    // A second broadcast, cut from outside: the person is disabled, so the next POST
+    // finds no session. The page says so and closes the microphone; central ends the
+    // broadcast when no audio comes, still in the person's name.
+    client.find(Locator::Css("#live-start")).await.unwrap().click().await.unwrap();
+    wait::until_async("the page on air again", Duration::from_secs(20), || async move {
+        let (class, text) = state_of(c).await;
+        if class == "on-air" { Ok(()) } else { Err(format!("{class}: {text}")) }
+    })
+    .await;
+    let second = client
+        .find(Locator::Css("form[data-live]"))
+        .await
+        .unwrap()
+        .attr("data-live-id")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(second, id);
+    let data = work.join("central");
+    let out = crate::support::process::loa(&[
+        "central",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "user",
+        "disable",
+        "an",
+    ]);
+    assert!(out.status.success(), "{}", super::people::said(&out));
+    let cut = wait::until_async("the page cut", Duration::from_secs(20), || async move {
+        let (class, text) = state_of(c).await;
+        if class == "cut" { Ok(text) } else { Err(format!("{class}: {text}")) }
+    })
+    .await;
+    assert!(cut.starts_with("Trung tâm đã ngắt buổi phát"), "{cut}");
+    let why = client.find(Locator::Css("#live-error")).await.unwrap().text().await.unwrap();
+    assert!(why.contains("Phiên đăng nhập đã hết"), "{why}");
+    screenshot(&client, "live-cut").await;
+    let (url, admin) = (&rig.url, &rig.admin);
+    let end = wait::until_async("the second broadcast's end", Duration::from_secs(30), || {
+        let second = second.clone();
+        async move {
+            audit_log(url, admin)
+                .await
+                .into_iter()
+                .find(|e| e.action == "live.end" && e.subject == second)
+        }
+    })
+    .await;
+    assert_eq!(end.who, "an (admin)");
+    assert!(end.detail.starts_with("no audio for 10 s"), "{end:?}");
     client.close().await.unwrap();
 }

@@ -49,6 +49,15 @@ fn audit(c: &Central, action: &str, subject: &str) -> Option<loa::protocol::Audi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_district_account_speaks_live_only_to_its_own_area_and_only_it_feeds_its_broadcast() {
     let c = central(|_| {}).await;
+    // Without a session every route sends the browser to sign in, and nothing starts.
+    let mut nobody = Browser::new(&c.url);
+    assert_eq!(nobody.get("/live").await.location.as_deref(), Some("/login"));
+    let a = nobody.post("/live/start", &[("to", "all"), ("priority", "emergency")]).await;
+    assert_eq!(a.location.as_deref(), Some("/login"));
+    for path in ["/live/x/audio?seq=0", "/live/x/stop"] {
+        let r = nobody.http.post(format!("{}{path}", c.url)).body(pcm_200ms()).send().await;
+        assert_eq!(r.unwrap().status(), 303, "{path}");
+    }
     let mut chi = Browser::new(&c.url);
     chi.login("chi").await;
     let csrf = chi.csrf().await;

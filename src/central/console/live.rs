@@ -98,7 +98,8 @@ pub async fn page(State(state): State<Arc<AppState>>, request: Request) -> Respo
             data-signin=(l.t("Phiên đăng nhập đã hết: hãy đăng nhập lại", "The session has ended: sign in again"))
             data-network=(l.t("Mất kết nối tới trung tâm", "Lost the connection to central"))
             data-dropped=(l.t("giây âm thanh bị bỏ vì mạng chậm", "s of audio dropped: the network was slow"))
-            data-seconds=(l.t("giây", "s")) {}
+            data-seconds=(l.t("giây", "s"))
+            data-comma=(l.t(",", ".")) {}
         script src=(layout::LIVE_JS_PATH) defer {}
         p { a href="/bulletins" { (l.t("← Bản tin khẩn", "← Bulletins")) } }
     };

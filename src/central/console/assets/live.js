@@ -31,6 +31,7 @@
     errorEl.textContent = text;
     errorEl.hidden = !text;
   }
+  function decimal(x) { return x.toFixed(1).replace('.', words.comma); }
   function clock(ms) {
     var s = Math.floor(ms / 1000);
     var m = Math.floor(s / 60);
@@ -150,7 +151,7 @@
     if (!l || !l.id || l.stopping) return;
     var text = words.onAir + ' · ' + clock(Date.now() - l.started) + ' · ' + l.stations + ' ' +
       words.stations;
-    if (l.dropped > 0) text += ' · ' + l.dropped.toFixed(1) + ' ' + words.dropped;
+    if (l.dropped > 0) text += ' · ' + decimal(l.dropped) + ' ' + words.dropped;
     show(text, 'on-air');
   }
 
@@ -223,7 +224,7 @@
         if (!r.ok) return explain(r).then(function (why) { cut(l, why); });
         return r.json().then(function (end) {
           teardown(l);
-          show(words.ended + ' · ' + clock(ran) + ' · ' + end.audio_secs.toFixed(1) + ' ' +
+          show(words.ended + ' · ' + clock(ran) + ' · ' + decimal(end.audio_secs) + ' ' +
             words.seconds, 'ended');
         });
       }, function () { cut(l, words.network); });
