@@ -32,8 +32,9 @@ pub const MAX_PCM_BYTES: usize = PCM_RATE as usize * 2;
 /// A console broadcast whose browser sent nothing this long ends (the tab was closed, the
 /// network fell): stations do not hold the slot in silence for long.
 pub const FEED_STALL: Duration = Duration::from_secs(10);
-/// Chunks queued between the POSTs and the intake (a little more than one POST's worth).
-const QUEUE: usize = 16;
+/// Chunks queued between the POSTs and the intake: more than the pacing bound lets in
+/// (50 chunks ahead of real time), so a full queue means central itself is stuck.
+const QUEUE: usize = 64;
 
 /// Why a POST of PCM was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -217,9 +218,18 @@ impl Feed {
             }
         };
         for chunk in chunks {
-            if tx.try_send(Ok(Bytes::from(chunk))).is_err() {
-                f.tx = None;
-                return Err(ApiError::Conflict("the broadcast has ended".into()));
+            match tx.try_send(Ok(Bytes::from(chunk))) {
+                Ok(()) => {}
+                Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => {
+                    f.tx = None;
+                    return Err(ApiError::Internal(
+                        "central could not keep up with the audio".into(),
+                    ));
+                }
+                Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => {
+                    f.tx = None;
+                    return Err(ApiError::Conflict("the broadcast has ended".into()));
+                }
             }
         }
         Ok(f.pcm.audio_ms())
