@@ -1,7 +1,9 @@
 //! Live broadcasts from the province: an admin (or a district token, to its own
 //! district's stations) starts one (`POST /api/v1/live`), its
 //! signed start document goes out on the bulletin event stream, the operator's `loa live`
-//! uploads Opus chunks (`PUT /api/v1/live/{id}/audio`, [`upload`]), and each targeted
+//! uploads Opus chunks (`PUT /api/v1/live/{id}/audio`, [`upload`]) — or a person speaks
+//! from the console, whose microphone's PCM [`pcm`] encodes and hands to the same
+//! intake ([`begin`] and `upload::speak` serve both) — and each targeted
 //! station fetches the chained, checkpointed records (`GET /api/v1/station/live/{id}`).
 //! Central keeps a recording of exactly what it sent (`data_dir/live/ID.loalive`, the
 //! same records) and a row per broadcast in the store.
