@@ -190,13 +190,11 @@ fn push(args: PushArgs) -> anyhow::Result<()> {
             expires_secs: args.expires.as_secs(),
             tone: args.tone,
         };
-        let pushed: PushBulletinResponse = send(
-            &remote,
-            "bulletin push",
-            Retry::Once(remote::WORK_TIMEOUT),
-        |base| remote.http.post(format!("{base}/api/v1/bulletins")).json(&request),
-        )
-        .await?;
+        let pushed: PushBulletinResponse =
+            send(&remote, "bulletin push", Retry::Once(remote::WORK_TIMEOUT), |base| {
+                remote.http.post(format!("{base}/api/v1/bulletins")).json(&request)
+            })
+            .await?;
         if pushed.waiting_approval {
             eprintln!(
                 "held for a second admin (two-person rule): nothing is sent to the {} station(s) \
@@ -255,7 +253,11 @@ fn approve(args: IdArgs) -> anyhow::Result<()> {
         &remote,
         "bulletin approve",
         Retry::Once(remote::WORK_TIMEOUT),
-        |base| remote.http.post(format!("{base}{}", crate::protocol::api::bulletin_approve_path(&args.id))),
+        |base| {
+            remote
+                .http
+                .post(format!("{base}{}", crate::protocol::api::bulletin_approve_path(&args.id)))
+        },
     ))?;
     if args.format == Format::Json {
         println!("{}", serde_json::to_string_pretty(&info)?);
@@ -277,12 +279,10 @@ fn list(args: ListArgs) -> anyhow::Result<()> {
     let remote = args.remote.resolve()?;
     let runtime = remote::runtime()?;
     if args.alerts {
-        let alerts: Vec<AlertRecord> = runtime.block_on(send(
-            &remote,
-            "alert list",
-            Retry::Idempotent,
-        |base| remote.http.get(format!("{base}{}", crate::protocol::api::operator::CAP)),
-        ))?;
+        let alerts: Vec<AlertRecord> =
+            runtime.block_on(send(&remote, "alert list", Retry::Idempotent, |base| {
+                remote.http.get(format!("{base}{}", crate::protocol::api::operator::CAP))
+            }))?;
         if args.format == Format::Json {
             println!("{}", serde_json::to_string_pretty(&alerts)?);
         } else {
@@ -290,24 +290,20 @@ fn list(args: ListArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let all: Vec<BulletinInfo> = runtime.block_on(send(
-        &remote,
-        "bulletin list",
-        Retry::Idempotent,
-        |base| remote.http.get(format!("{base}/api/v1/bulletins")),
-    ))?;
+    let all: Vec<BulletinInfo> =
+        runtime.block_on(send(&remote, "bulletin list", Retry::Idempotent, |base| {
+            remote.http.get(format!("{base}/api/v1/bulletins"))
+        }))?;
     if args.format == Format::Json {
         println!("{}", serde_json::to_string_pretty(&all)?);
         return Ok(());
     }
     print!("{}", list_table(&all, Utc::now(), args.tz));
     // The CAP alerts, when central has received any (an older central has no such route).
-    let alerts: anyhow::Result<Vec<AlertRecord>> = runtime.block_on(send(
-        &remote,
-        "alert list",
-        Retry::Idempotent,
-        |base| remote.http.get(format!("{base}{}?limit=20", crate::protocol::api::operator::CAP)),
-    ));
+    let alerts: anyhow::Result<Vec<AlertRecord>> =
+        runtime.block_on(send(&remote, "alert list", Retry::Idempotent, |base| {
+            remote.http.get(format!("{base}{}?limit=20", crate::protocol::api::operator::CAP))
+        }));
     if let Ok(alerts) = alerts
         && !alerts.is_empty()
     {
@@ -382,12 +378,10 @@ pub fn alerts_table(alerts: &[AlertRecord], tz: Tz) -> String {
 fn show(args: IdArgs) -> anyhow::Result<()> {
     valid_id(&args.id)?;
     let remote = args.remote.resolve()?;
-    let info: BulletinInfo = remote::runtime()?.block_on(send(
-        &remote,
-        "bulletin show",
-        Retry::Idempotent,
-        |base| remote.http.get(format!("{base}/api/v1/bulletins/{}", args.id)),
-    ))?;
+    let info: BulletinInfo =
+        remote::runtime()?.block_on(send(&remote, "bulletin show", Retry::Idempotent, |base| {
+            remote.http.get(format!("{base}/api/v1/bulletins/{}", args.id))
+        }))?;
     if args.format == Format::Json {
         println!("{}", serde_json::to_string_pretty(&info)?);
         return Ok(());

@@ -177,7 +177,10 @@ fn run_inner(args: LiveArgs) -> anyhow::Result<()> {
         let request = StartLiveRequest { title: args.title.clone(), to, priority };
         let answer = remote
             .send(remote::Retry::Once(remote::WORK_TIMEOUT), |base| {
-                remote.http.post(format!("{base}{}", crate::protocol::api::operator::LIVE)).json(&request)
+                remote
+                    .http
+                    .post(format!("{base}{}", crate::protocol::api::operator::LIVE))
+                    .json(&request)
             })
             .await?;
         // The audio goes to the address that started the broadcast (the one that

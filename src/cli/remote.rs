@@ -369,24 +369,24 @@ impl Remote {
             let stream = futures_util::stream::unfold(
                 (file, 0u64, None),
                 move |(mut file, sent, shown_pct)| {
-                let name = name.clone();
-                async move {
-                    let mut buffer = vec![0u8; 64 * 1024];
-                    match file.read(&mut buffer).await {
-                        Ok(0) => None,
-                        Ok(n) => {
-                            buffer.truncate(n);
-                            let sent = sent + n as u64;
-                            let pct = (sent * 100).checked_div(size).unwrap_or(100);
-                            if counter && shown_pct != Some(pct) {
-                                eprint!("\r{name}: {pct}%");
+                    let name = name.clone();
+                    async move {
+                        let mut buffer = vec![0u8; 64 * 1024];
+                        match file.read(&mut buffer).await {
+                            Ok(0) => None,
+                            Ok(n) => {
+                                buffer.truncate(n);
+                                let sent = sent + n as u64;
+                                let pct = (sent * 100).checked_div(size).unwrap_or(100);
+                                if counter && shown_pct != Some(pct) {
+                                    eprint!("\r{name}: {pct}%");
+                                }
+                                Some((Ok::<_, std::io::Error>(buffer), (file, sent, Some(pct))))
                             }
-                            Some((Ok::<_, std::io::Error>(buffer), (file, sent, Some(pct))))
+                            Err(e) => Some((Err(e), (file, sent, shown_pct))),
                         }
-                        Err(e) => Some((Err(e), (file, sent, shown_pct))),
                     }
-                }
-            },
+                },
             );
             reqwest::Body::wrap_stream(stream.boxed())
         };
@@ -479,7 +479,7 @@ mod tests {
             parse_addresses(" https://a:1 , http://b:2,").unwrap(),
             ["https://a:1", "http://b:2"]
         );
-        let nine = vec!["http://c:1"; 9].join(",");
+        let nine = ["http://c:1"; 9].join(",");
         let err = parse_addresses(&nine).unwrap_err().to_string();
         assert!(err.contains("lists 9 addresses: give at most 8"), "{err}");
         let err = parse_addresses("http://a:1,central:8480").unwrap_err().to_string();

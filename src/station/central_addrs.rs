@@ -149,10 +149,7 @@ impl Policy {
     /// time. Choosing a probe moves the next probe's time on, so concurrent requests
     /// keep using the current address meanwhile.
     pub fn choose(&mut self, now: Instant, unit: f64) -> Choice {
-        if self.current != 0
-            && self.return_at.is_some_and(|at| now >= at)
-            && self.free(0, now)
-        {
+        if self.current != 0 && self.return_at.is_some_and(|at| now >= at) && self.free(0, now) {
             self.return_at = Some(now + self.back.delay(self.returns_failed, unit));
             return Choice { index: 0, wait: Duration::ZERO, settled: false, probe: true };
         }
@@ -534,7 +531,8 @@ mod tests {
         assert_eq!(retry_after(&headers), None);
         headers.insert(reqwest::header::RETRY_AFTER, "5".parse().unwrap());
         assert_eq!(retry_after(&headers), Some(5 * S));
-        headers.insert(reqwest::header::RETRY_AFTER, "Wed, 21 Oct 2026 07:28:00 GMT".parse().unwrap());
+        headers
+            .insert(reqwest::header::RETRY_AFTER, "Wed, 21 Oct 2026 07:28:00 GMT".parse().unwrap());
         assert_eq!(retry_after(&headers), None);
     }
 

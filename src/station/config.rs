@@ -341,7 +341,8 @@ pub fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<StationConfig,
         None => Vec::new(),
         Some(CentralUrls(urls)) => check_central_urls(urls).map_err(|m| at("central_url", m))?,
     };
-    if let Some(url) = central_urls.iter().find(|u| u.starts_with("https://")).or(central_urls.first())
+    if let Some(url) =
+        central_urls.iter().find(|u| u.starts_with("https://")).or(central_urls.first())
     {
         if province_key.is_none() {
             return Err(at(
@@ -621,8 +622,12 @@ mod tests {
         let c = parse(&with_centrals("\"http://a:8480/\""), "s.toml", Path::new("")).expect("one");
         assert_eq!(c.central_url.as_deref(), Some("http://a:8480"));
         assert!(c.central_others.is_empty());
-        let c = parse(&with_centrals("[\"http://a:8480\", \"http://b:8480\"]"), "s.toml", Path::new(""))
-            .expect("list");
+        let c = parse(
+            &with_centrals("[\"http://a:8480\", \"http://b:8480\"]"),
+            "s.toml",
+            Path::new(""),
+        )
+        .expect("list");
         assert_eq!(c.central_url.as_deref(), Some("http://a:8480"));
         assert_eq!(c.central_others, ["http://b:8480"]);
         assert_eq!(c.central_urls(), ["http://a:8480", "http://b:8480"]);
@@ -636,7 +641,8 @@ mod tests {
         };
         let c = parse(&list(MAX_CENTRAL_URLS), "s.toml", Path::new("")).expect("at the bound");
         assert_eq!(c.central_urls().len(), MAX_CENTRAL_URLS);
-        let err = parse(&list(MAX_CENTRAL_URLS + 1), "s.toml", Path::new("")).expect_err("one past");
+        let err =
+            parse(&list(MAX_CENTRAL_URLS + 1), "s.toml", Path::new("")).expect_err("one past");
         let msg = err.to_string();
         assert!(msg.starts_with("s.toml:2:1: error: central_url lists more than 8"), "{msg}");
         let cases = [
@@ -644,7 +650,10 @@ mod tests {
             ("[\"ftp://c:21\"]", "must start with http:// or https://"),
             ("[\"http://a:1\", \"central\"]", "\"central\" is not a URL"),
             ("[\"http://a:1\", \"http://a:1/\"]", "lists \"http://a:1/\" twice"),
-            ("[\"http://a:1\", \"https://b:1\"]", "\"https://b:1\" is https but ca_cert is not set"),
+            (
+                "[\"http://a:1\", \"https://b:1\"]",
+                "\"https://b:1\" is https but ca_cert is not set",
+            ),
             ("5", "a list of URLs"),
         ];
         for (value, expected) in cases {

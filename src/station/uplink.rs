@@ -219,13 +219,9 @@ impl Uplink {
         sync.long_poll = config.heartbeat.min(MAX_LONG_POLL);
         sync.backoff = Backoff { base: Duration::from_millis(500), max: Duration::from_secs(30) };
         let syncer = Syncer::new(sync.clone(), clock)?;
-        let http = sync
-            .client_builder()?
-            .timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|source| SyncError::Http {
-                url: sync.central.preferred().to_string(),
-                source,
+        let http =
+            sync.client_builder()?.timeout(Duration::from_secs(60)).build().map_err(|source| {
+                SyncError::Http { url: sync.central.preferred().to_string(), source }
             })?;
         let sink_health = Arc::new(Mutex::new("ok".to_string()));
         let reporter = Reporter {

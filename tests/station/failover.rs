@@ -140,8 +140,10 @@ fn a_station_whose_first_central_is_a_black_hole_syncs_reports_and_airs_through_
     let data = config.parent().expect("dir").join("data");
     let records = station_log(&data);
     assert!(
-        records.iter().any(|r| field(r, "item_id") == Some(id.as_str())
-            && field(r, "outcome") == Some("played")),
+        records
+            .iter()
+            .any(|r| field(r, "item_id") == Some(id.as_str())
+                && field(r, "outcome") == Some("played")),
         "{records:?}"
     );
     drop(station);
