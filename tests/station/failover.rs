@@ -4,7 +4,9 @@
 //! and reports a heartbeat through the second within 10 s of its start, receives the
 //! bulletin stream there and airs an emergency bulletin pushed by the CLI — itself given
 //! the black hole first (`LOA_CENTRAL=hole,central`), pushing exactly once. The CLI with
-//! a closed port first reads the fleet from the second address.
+//! a closed port first reads the fleet from the second address. In process: a `503` with
+//! `Retry-After` moves a station's sync to the next address and that address is not asked
+//! again meanwhile; a `401` moves nothing.
 
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
@@ -178,4 +180,71 @@ fn the_cli_reads_from_the_next_address_when_the_first_refuses_connections() {
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(err.contains("401"), "{err}");
+}
+
+/// A server that answers every request `503 Service Unavailable` with `Retry-After: 60`,
+/// counting the connections it gets.
+fn busy_server() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = count.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            seen.fetch_add(1, Ordering::SeqCst);
+            let mut request = Vec::new();
+            let mut buffer = [0u8; 4096];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buffer) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buffer[..n]),
+                }
+            }
+            let _ = stream.write_all(
+                b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 60\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    (url, count)
+}
+
+#[tokio::test]
+async fn a_busy_address_is_left_and_left_alone_and_a_refused_token_moves_nothing() {
+    use loa::station::sync::{SyncConfig, SyncError, Syncer};
+    let central = crate::support::central::Central::start().await;
+    let token = central.add_station("tri-ton", "Tri Tôn");
+    central.provincial().await;
+    let cache = tempfile::tempdir().expect("tempdir");
+    let syncer = |urls: &[String], token: &str| {
+        let config = SyncConfig::new(
+            &urls[0],
+            token,
+            "tri-ton",
+            central.public_key(),
+            cache.path().to_path_buf(),
+        )
+        .with_addresses(urls);
+        Syncer::new(config, central.clock.clone()).expect("syncer")
+    };
+
+    // 503 with Retry-After at the first address: the second serves the rest.
+    let (busy, asked) = busy_server();
+    let mut s = syncer(&[busy.clone(), central.url.clone()], &token);
+    let err = s.fetch_manifest(Duration::ZERO).await.expect_err("busy");
+    assert!(matches!(err, SyncError::Status { status, .. } if status == 503), "{err}");
+    assert_eq!(s.central().current(), central.url);
+    s.fetch_manifest(Duration::ZERO).await.expect("second address").expect("a manifest");
+    let pass = s.sync_audio().await.expect("audio");
+    assert_eq!(pass.downloaded.len(), 2, "{pass:?}");
+    s.send_heartbeat(&Default::default()).await.expect("heartbeat");
+    assert_eq!(asked.load(Ordering::SeqCst), 1, "asked again inside its Retry-After");
+
+    // A refused token is this station's problem: no other address would accept it.
+    let closed = format!("http://127.0.0.1:{}", closed_port());
+    let mut s = syncer(&[central.url.clone(), closed], "not-the-token");
+    let err = s.fetch_manifest(Duration::ZERO).await.expect_err("401");
+    assert!(matches!(err, SyncError::Unauthorized), "{err}");
+    assert_eq!(s.central().current(), central.url);
 }
