@@ -121,7 +121,7 @@ impl Receiver {
         let polled = async {
             let request = self.http.get(&url).bearer_auth(&self.config.sync.token);
             let response = central
-                .send(&pick, request, RESUME_POLL)
+                .send(&pick, request, ANSWER_TIMEOUT)
                 .await
                 .map_err(|e| unanswered(&url, e))?
                 .error_for_status()
@@ -131,7 +131,12 @@ impl Receiver {
             serde_json::from_slice::<BulletinEvents>(&body)
                 .map_err(|e| BulletinError::Malformed(format!("bulletin poll answer: {e}")))
         };
-        match polled.await {
+        // Cut at RESUME_POLL without telling the address policy: a central slower than
+        // that is not dead (ANSWER_TIMEOUT says when it is), only too slow for a resume.
+        let polled = tokio::time::timeout(RESUME_POLL, polled).await.unwrap_or_else(|_| {
+            Err(BulletinError::NoAnswer { url: url.clone(), within: RESUME_POLL })
+        });
+        match polled {
             Ok(events) => events
                 .events
                 .iter()
