@@ -179,12 +179,16 @@ pub fn open_store(
     Ok(open_stores(data_dir, database_url)?.0)
 }
 
+/// Central's store, and where the audio library's bytes are kept besides the data
+/// directory (`None`: nowhere else).
+pub type Stores = (Arc<dyn Store>, Option<Arc<dyn AudioBlobs>>);
+
 /// [`open_store`], and the database that holds the audio library's bytes (PostgreSQL
 /// only: on SQLite the library is the files in `data_dir/audio`).
 pub fn open_stores(
     data_dir: &Path,
     database_url: Option<&str>,
-) -> Result<(Arc<dyn Store>, Option<Arc<dyn AudioBlobs>>), CentralError> {
+) -> Result<Stores, CentralError> {
     Ok(match database_url {
         Some(url) => {
             let pg = Arc::new(store::PgStore::connect(url)?);
