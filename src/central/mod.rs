@@ -185,10 +185,7 @@ pub type Stores = (Arc<dyn Store>, Option<Arc<dyn AudioBlobs>>);
 
 /// [`open_store`], and the database that holds the audio library's bytes (PostgreSQL
 /// only: on SQLite the library is the files in `data_dir/audio`).
-pub fn open_stores(
-    data_dir: &Path,
-    database_url: Option<&str>,
-) -> Result<Stores, CentralError> {
+pub fn open_stores(data_dir: &Path, database_url: Option<&str>) -> Result<Stores, CentralError> {
     Ok(match database_url {
         Some(url) => {
             let pg = Arc::new(store::PgStore::connect(url)?);
