@@ -1,14 +1,16 @@
-//! Confirmations ingested per second: real HTTP on loopback into central's SQLite
-//! playlog (`synchronous=FULL`, one transaction per batch), from several stations posting
-//! batches of the size the station reporter sends. Each record's chain is checked on the
-//! way in. Run with `cargo bench --bench ingest`.
+//! Confirmations ingested per second: real HTTP on loopback into a `loa central`
+//! process of its own (this process only plays the stations), from several stations
+//! posting batches of the size the station reporter sends. Each record's chain is
+//! checked on the way in. Measured on both stores: SQLite (`synchronous=FULL`, one
+//! transaction per batch) and PostgreSQL (a throwaway server from scripts/pg-test.sh,
+//! or `LOA_TEST_DATABASE_URL`; the throwaway server runs with `fsync=off`, so its figure
+//! is the store's work, not a disk's). Run with `cargo bench --bench ingest`;
+//! `LOA_BENCH_STORE=sqlite|postgres` runs one.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{TimeZone, Utc};
-use loa::central::{self, CentralConfig};
-use loa::clock::{SharedClock, SystemClock};
+use loa::central;
 use loa::protocol::{PlaylogAck, PlaylogBatch};
 use loa::schedule::{Layer, Priority};
 use loa::station::ledger::{Entry, GENESIS, Outcome, Record};
@@ -24,7 +26,14 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    runtime.block_on(run());
+    let only = std::env::var("LOA_BENCH_STORE").unwrap_or_default();
+    if only != "postgres" {
+        runtime.block_on(run(None));
+    }
+    if only != "sqlite" {
+        let database = loa::testing::database::TestDatabase::new();
+        runtime.block_on(run(Some(database.url.clone())));
+    }
 }
 
 /// A valid chain of played confirmations, as a station's ledger would hold them.
@@ -52,20 +61,55 @@ fn chain(station: &str, n: u64) -> Vec<Record> {
     Record::chain(station, 1, GENESIS, entries)
 }
 
-async fn run() {
+/// `loa central` on `config`, its base URL once it listens; killed on drop.
+struct CentralProcess(std::process::Child);
+
+impl Drop for CentralProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_central(config: &std::path::Path) -> (CentralProcess, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_loa"))
+        .args(["central", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start loa central");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    let url = loop {
+        let line = lines.next().expect("central exited before listening").expect("stderr");
+        if let Some((_, url)) = line.split_once("listening on ") {
+            break url.trim().to_string();
+        }
+    };
+    // Keep draining its log so it never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    (CentralProcess(child), url)
+}
+
+async fn run(database_url: Option<String>) {
     let dir = tempfile::tempdir().expect("temp dir");
     let data_dir = dir.path().join("central");
-    central::init(&data_dir).expect("init");
-    let clock: SharedClock = Arc::new(SystemClock);
-    let state =
-        central::open(CentralConfig { data_dir, ..CentralConfig::default() }, clock).expect("open");
-    let listener = loa::central::bind("127.0.0.1:0".parse().expect("address")).await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
+    central::init_with(&data_dir, database_url.as_deref()).expect("init");
+    let config = dir.path().join("central.toml");
+    let mut toml =
+        format!("data_dir = {:?}\nlisten = \"127.0.0.1:0\"\n", data_dir.display().to_string());
+    if let Some(url) = &database_url {
+        toml.push_str(&format!("database_url = {url:?}\n"));
+    }
+    std::fs::write(&config, toml).expect("central.toml");
+    let store = central::open_store(&data_dir, database_url.as_deref()).expect("store");
     let mut work = Vec::new();
     for i in 0..STATIONS {
         let id = format!("xa-{i:02}");
         let station = Station { id: id.clone(), name: id.clone(), district: "Tri Tôn".into() };
-        let token = central::add_station(state.store.as_ref(), &station).expect("station");
+        let token = central::add_station(store.as_ref(), &station).expect("station");
         // Encode up front: the figure is central's ingest, not the client's JSON.
         let bodies: Vec<Vec<u8>> = chain(&id, PER_STATION)
             .chunks(PLAYLOG_BATCH)
@@ -73,11 +117,12 @@ async fn run() {
             .collect();
         work.push((token, bodies));
     }
-    tokio::spawn(central::serve(listener, state.clone(), std::future::pending()));
-    let url = format!("http://{addr}/api/v1/station/playlog");
+    let (_central, base) = start_central(&config);
+    let which = if database_url.is_some() { "PostgreSQL" } else { "SQLite" };
+    let url = format!("{base}/api/v1/station/playlog");
     let bytes: usize = work.iter().flat_map(|(_, b)| b.iter().map(Vec::len)).sum();
     println!(
-        "ingest benchmark: {STATIONS} stations × {PER_STATION} records, batches of {PLAYLOG_BATCH}, {:.1} MB of JSON",
+        "ingest benchmark on {which}: {STATIONS} stations × {PER_STATION} records, batches of {PLAYLOG_BATCH}, {:.1} MB of JSON, central in its own process",
         bytes as f64 / 1e6
     );
     let started = Instant::now();
@@ -119,7 +164,7 @@ async fn run() {
         total as f64 / elapsed
     );
     // Idempotence under load: the same batches again store nothing new.
-    let summary = state.store.playlog_summary("xa-00").expect("summary");
+    let summary = store.playlog_summary("xa-00").expect("summary");
     assert_eq!((summary.records, summary.acked_through), (PER_STATION, PER_STATION));
     assert!(summary.issues.is_empty(), "{:?}", summary.issues);
 }

@@ -304,7 +304,9 @@ pub async fn audio_file(
     if let Some(bytes) = state.hot_audio.get(&sha256) {
         return hot_audio_response(bytes, range);
     }
-    let path = state.audio_dir().join(&sha256);
+    let Some(path) = state.audio.local(&sha256).await? else {
+        return Err(ApiError::NotFound(format!("no audio sha256:{sha256} in the library")));
+    };
     let mut file = match tokio::fs::File::open(&path).await {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -73,6 +73,9 @@ two_person_rule = false
 # one PostgreSQL database instead (README "Scaling out"), name it here or in the
 # environment (LOA_DATABASE_URL, which wins):
 # database_url = "postgres://loa:PASSWORD@db.internal:5432/loa"
+# With a database_url, the audio library is in the database too and data_dir/audio is
+# this replica's cache of it, at most this many MB (least recently used files leave):
+# audio_cache_mb = 4096
 
 # The province's time zone (IANA): the console shows times in it.
 timezone = "Asia/Ho_Chi_Minh"
@@ -176,6 +179,9 @@ pub struct CentralConfig {
     pub timezone: chrono_tz::Tz,
     /// PostgreSQL instead of the embedded SQLite file (`None`); see [`Self::database_url`].
     pub database_url: Option<String>,
+    /// With `database_url`: the most this replica keeps of the library on its own disk
+    /// (a cache; the database holds every file).
+    pub audio_cache_mb: u64,
 }
 
 impl Default for CentralConfig {
@@ -200,6 +206,7 @@ impl Default for CentralConfig {
             two_person_rule: false,
             timezone: crate::schedule::DEFAULT_TIMEZONE,
             database_url: None,
+            audio_cache_mb: 4096,
         }
     }
 }

@@ -153,6 +153,8 @@ pub async fn store(state: &AppState, incoming: Incoming) -> Result<AudioInfo, Ap
     tokio::fs::File::open(&temp.0).await?.sync_all().await?;
     tokio::fs::rename(&temp.0, state.audio_dir().join(&sha256)).await?;
     sync_dir(&state.audio_dir()).await?;
+    // Into the database (replicas) before the record that lists it.
+    state.audio.stored(&sha256).await?;
     state.store.put_audio(&info, measured.true_peak_dbtp)?;
     let stored = state.store.audio(&sha256)?.unwrap_or(info);
     tracing::info!(sha256, size, lufs = stored.loudness_lufs, damage = ?stored.damage, "audio stored");

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use super::{ApiError, AppState};
 use crate::protocol::{DocumentKind, Manifest, ManifestAudio, ManifestSchedule};
 use crate::schedule::{self, AudioRef, Schedule};
-use crate::store::{StoredManifest, StoredSchedule};
+use crate::store::{StoreError, StoredManifest, StoredSchedule};
 
 /// The key a schedule's `audio = "..."` value has in [`ManifestSchedule::audio`]: the
 /// path the parser yields with an empty base directory (i.e. as written), or `None` for
@@ -75,10 +75,25 @@ fn sha_of(audio: &AudioRef, map: &BTreeMap<String, String>) -> Option<String> {
     }
 }
 
+/// What to do when another replica stored the version this one was about to issue.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Taken {
+    /// Issue the next one: this issue must reflect what just changed (a schedule load),
+    /// and the other replica may have built its version before the change.
+    IssueNext,
+    /// Serve theirs: any fresh version will do (a renewal), and one per version is
+    /// enough however many replicas noticed it was due.
+    ServeTheirs,
+}
+
+/// Replicas that collide on one station's version at once are few; past this many
+/// tries in a row something else is wrong.
+const MAX_TRIES: u32 = 5;
+
 /// Builds, signs and stores the next manifest version for `station_id`.
 pub async fn issue(state: &Arc<AppState>, station_id: &str) -> Result<StoredManifest, ApiError> {
     let _serial = state.issue_lock.lock().await;
-    issue_blocking(state, station_id).await
+    issue_blocking(state, station_id, Taken::IssueNext).await
 }
 
 /// [`issue_locked`] on the blocking pool: parsing and planning a station's schedules is
@@ -87,14 +102,43 @@ pub async fn issue(state: &Arc<AppState>, station_id: &str) -> Result<StoredMani
 async fn issue_blocking(
     state: &Arc<AppState>,
     station_id: &str,
+    taken: Taken,
 ) -> Result<StoredManifest, ApiError> {
     let (state, id) = (state.clone(), station_id.to_string());
-    tokio::task::spawn_blocking(move || issue_locked(&state, &id))
+    tokio::task::spawn_blocking(move || issue_once_per_version(&state, &id, taken))
         .await
         .map_err(|e| ApiError::Internal(format!("manifest task: {e}")))?
 }
 
-fn issue_locked(state: &AppState, station_id: &str) -> Result<StoredManifest, ApiError> {
+/// [`issue_locked`], settling a collision with another replica (the store refuses a
+/// version already taken, so two replicas never sign two documents under one number).
+fn issue_once_per_version(
+    state: &AppState,
+    station_id: &str,
+    taken: Taken,
+) -> Result<StoredManifest, ApiError> {
+    for _ in 0..MAX_TRIES {
+        match issue_locked(state, station_id)? {
+            Some(issued) => return Ok(issued),
+            None => {
+                if taken == Taken::ServeTheirs
+                    && let Some(theirs) = state.store.latest_manifest(station_id)?
+                {
+                    state.announce(station_id, theirs.version);
+                    return Ok(theirs);
+                }
+            }
+        }
+    }
+    Err(ApiError::Busy(format!(
+        "station {station_id}'s manifest: other replicas issued {MAX_TRIES} versions in a row \
+         while this one tried; try again"
+    )))
+}
+
+/// Builds, signs and stores the next version; `None` when another replica stored that
+/// version first.
+fn issue_locked(state: &AppState, station_id: &str) -> Result<Option<StoredManifest>, ApiError> {
     let now = state.clock.now();
     let stored = state.store.schedules_for(station_id)?;
     let previous = state.store.latest_manifest(station_id)?;
@@ -117,10 +161,13 @@ fn issue_locked(state: &AppState, station_id: &str) -> Result<StoredManifest, Ap
         valid_until: manifest.valid_until,
         envelope,
     };
-    state.store.put_manifest(&stored)?;
+    match state.store.put_manifest(&stored) {
+        Err(StoreError::VersionTaken { .. }) => return Ok(None),
+        other => other?,
+    }
     tracing::info!(station = station_id, version, "issued manifest");
     state.announce(station_id, version);
-    Ok(stored)
+    Ok(Some(stored))
 }
 
 /// The manifest a station should hold now: the latest, or a fresh version when there is
@@ -134,7 +181,7 @@ pub async fn current(state: &Arc<AppState>, station_id: &str) -> Result<StoredMa
     if let Some(latest) = fresh(state, station_id)? {
         return Ok(latest);
     }
-    issue_blocking(state, station_id).await
+    issue_blocking(state, station_id, Taken::ServeTheirs).await
 }
 
 /// The latest manifest if it is still worth serving: before half its validity, and

@@ -8,6 +8,7 @@
 
 pub mod alerts;
 mod api;
+pub mod audio_files;
 pub mod auth;
 pub mod body;
 pub mod bulletins;
@@ -45,6 +46,7 @@ pub use supervise::supervise;
 use crate::clock::SharedClock;
 use crate::protocol::ErrorBody;
 use crate::signing::{ProvinceKey, SigningError};
+use crate::store::blobs::AudioBlobs;
 use crate::store::{self, Role, SqliteStore, Station, Store, StoreError};
 
 /// File names inside the data directory.
@@ -174,9 +176,22 @@ pub fn open_store(
     data_dir: &Path,
     database_url: Option<&str>,
 ) -> Result<Arc<dyn Store>, CentralError> {
+    Ok(open_stores(data_dir, database_url)?.0)
+}
+
+/// Central's store, and where the audio library's bytes are kept besides the data
+/// directory (`None`: nowhere else).
+pub type Stores = (Arc<dyn Store>, Option<Arc<dyn AudioBlobs>>);
+
+/// [`open_store`], and the database that holds the audio library's bytes (PostgreSQL
+/// only: on SQLite the library is the files in `data_dir/audio`).
+pub fn open_stores(data_dir: &Path, database_url: Option<&str>) -> Result<Stores, CentralError> {
     Ok(match database_url {
-        Some(url) => Arc::new(store::PgStore::connect(url)?),
-        None => Arc::new(SqliteStore::open(&data_dir.join(DB_FILE))?),
+        Some(url) => {
+            let pg = Arc::new(store::PgStore::connect(url)?);
+            (pg.clone(), Some(pg))
+        }
+        None => (Arc::new(SqliteStore::open(&data_dir.join(DB_FILE))?), None),
     })
 }
 
@@ -272,6 +287,8 @@ pub fn retired_keys(data_dir: &Path) -> Vec<crate::signing::PublicKey> {
 /// Everything request handlers share.
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    /// Where the library's bytes are: this disk, and the database with replicas.
+    pub audio: audio_files::AudioFiles,
     pub key: ProvinceKey,
     pub clock: SharedClock,
     pub config: CentralConfig,
@@ -343,7 +360,8 @@ pub fn open(config: CentralConfig, clock: SharedClock) -> Result<Arc<AppState>, 
             source,
         })?;
     }
-    let store = open_store(dir, config.database_url().as_deref())?;
+    let (store, audio_db) = open_stores(dir, config.database_url().as_deref())?;
+    let audio = audio_files::AudioFiles::for_config(&config, audio_db);
     let bulletins = bulletins::Hub::open(store.clone())?;
     let cap = cap::CapState::load(&config.cap).map_err(CentralError::Cap)?;
     Ok(Arc::new(AppState {
@@ -353,6 +371,7 @@ pub fn open(config: CentralConfig, clock: SharedClock) -> Result<Arc<AppState>, 
         live: live::LiveHub::default(),
         streams: Arc::new(streams::Streams::default()),
         store,
+        audio,
         key,
         clock,
         config,

@@ -10,7 +10,7 @@ use chrono_tz::Tz;
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::local_time;
-use super::remote::{self, Remote, RemoteArgs};
+use super::remote::{self, Remote, RemoteArgs, Retry};
 use crate::protocol::{
     AlertRecord, ApprovalState, BulletinInfo, BulletinPriority, DeliveryState, PushBulletinRequest,
     PushBulletinResponse, StationDelivery, Target,
@@ -141,13 +141,15 @@ pub fn run(command: BulletinCommand) -> ExitCode {
     }
 }
 
+/// `build`'s request for central's address (see [`Remote::send`] for `retry`), its JSON
+/// answer decoded.
 async fn send<T: serde::de::DeserializeOwned>(
     remote: &Remote,
     what: &str,
-    request: reqwest::RequestBuilder,
+    retry: Retry,
+    build: impl FnMut(&str) -> reqwest::RequestBuilder,
 ) -> anyhow::Result<T> {
-    let response =
-        request.bearer_auth(&remote.token).send().await.map_err(|e| remote.send_error(e))?;
+    let response = remote.send(retry, build).await?;
     if !response.status().is_success() {
         return Err(remote.fail(what, response).await);
     }
@@ -188,12 +190,11 @@ fn push(args: PushArgs) -> anyhow::Result<()> {
             expires_secs: args.expires.as_secs(),
             tone: args.tone,
         };
-        let pushed: PushBulletinResponse = send(
-            &remote,
-            "bulletin push",
-            remote.http.post(remote.url("/api/v1/bulletins")).json(&request),
-        )
-        .await?;
+        let pushed: PushBulletinResponse =
+            send(&remote, "bulletin push", Retry::Once(remote::WORK_TIMEOUT), |base| {
+                remote.http.post(format!("{base}/api/v1/bulletins")).json(&request)
+            })
+            .await?;
         if pushed.waiting_approval {
             eprintln!(
                 "held for a second admin (two-person rule): nothing is sent to the {} station(s) \
@@ -227,7 +228,8 @@ fn cancel(args: IdArgs) -> anyhow::Result<()> {
     let info: BulletinInfo = remote::runtime()?.block_on(send(
         &remote,
         "bulletin cancel",
-        remote.http.post(remote.url(&format!("/api/v1/bulletins/{}/cancel", args.id))),
+        Retry::Once(remote::WORK_TIMEOUT),
+        |base| remote.http.post(format!("{base}/api/v1/bulletins/{}/cancel", args.id)),
     ))?;
     match &info.approval {
         Some(a) if a.state == ApprovalState::Withdrawn => println!(
@@ -250,7 +252,12 @@ fn approve(args: IdArgs) -> anyhow::Result<()> {
     let info: BulletinInfo = remote::runtime()?.block_on(send(
         &remote,
         "bulletin approve",
-        remote.http.post(remote.url(&crate::protocol::api::bulletin_approve_path(&args.id))),
+        Retry::Once(remote::WORK_TIMEOUT),
+        |base| {
+            remote
+                .http
+                .post(format!("{base}{}", crate::protocol::api::bulletin_approve_path(&args.id)))
+        },
     ))?;
     if args.format == Format::Json {
         println!("{}", serde_json::to_string_pretty(&info)?);
@@ -272,11 +279,10 @@ fn list(args: ListArgs) -> anyhow::Result<()> {
     let remote = args.remote.resolve()?;
     let runtime = remote::runtime()?;
     if args.alerts {
-        let alerts: Vec<AlertRecord> = runtime.block_on(send(
-            &remote,
-            "alert list",
-            remote.http.get(remote.url(crate::protocol::api::operator::CAP)),
-        ))?;
+        let alerts: Vec<AlertRecord> =
+            runtime.block_on(send(&remote, "alert list", Retry::Idempotent, |base| {
+                remote.http.get(format!("{base}{}", crate::protocol::api::operator::CAP))
+            }))?;
         if args.format == Format::Json {
             println!("{}", serde_json::to_string_pretty(&alerts)?);
         } else {
@@ -284,22 +290,20 @@ fn list(args: ListArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let all: Vec<BulletinInfo> = runtime.block_on(send(
-        &remote,
-        "bulletin list",
-        remote.http.get(remote.url("/api/v1/bulletins")),
-    ))?;
+    let all: Vec<BulletinInfo> =
+        runtime.block_on(send(&remote, "bulletin list", Retry::Idempotent, |base| {
+            remote.http.get(format!("{base}/api/v1/bulletins"))
+        }))?;
     if args.format == Format::Json {
         println!("{}", serde_json::to_string_pretty(&all)?);
         return Ok(());
     }
     print!("{}", list_table(&all, Utc::now(), args.tz));
     // The CAP alerts, when central has received any (an older central has no such route).
-    let alerts: anyhow::Result<Vec<AlertRecord>> = runtime.block_on(send(
-        &remote,
-        "alert list",
-        remote.http.get(remote.url(&format!("{}?limit=20", crate::protocol::api::operator::CAP))),
-    ));
+    let alerts: anyhow::Result<Vec<AlertRecord>> =
+        runtime.block_on(send(&remote, "alert list", Retry::Idempotent, |base| {
+            remote.http.get(format!("{base}{}?limit=20", crate::protocol::api::operator::CAP))
+        }));
     if let Ok(alerts) = alerts
         && !alerts.is_empty()
     {
@@ -374,11 +378,10 @@ pub fn alerts_table(alerts: &[AlertRecord], tz: Tz) -> String {
 fn show(args: IdArgs) -> anyhow::Result<()> {
     valid_id(&args.id)?;
     let remote = args.remote.resolve()?;
-    let info: BulletinInfo = remote::runtime()?.block_on(send(
-        &remote,
-        "bulletin show",
-        remote.http.get(remote.url(&format!("/api/v1/bulletins/{}", args.id))),
-    ))?;
+    let info: BulletinInfo =
+        remote::runtime()?.block_on(send(&remote, "bulletin show", Retry::Idempotent, |base| {
+            remote.http.get(format!("{base}/api/v1/bulletins/{}", args.id))
+        }))?;
     if args.format == Format::Json {
         println!("{}", serde_json::to_string_pretty(&info)?);
         return Ok(());

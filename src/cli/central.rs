@@ -87,6 +87,15 @@ pub enum CentralCommand {
     },
     /// Replace the province's signing key (central stopped; see SECURITY.md).
     RotateKey,
+    /// Copy this central's SQLite data (stations, tokens, people, library with its audio,
+    /// schedules, manifests, bulletins, playlog, …) into an empty PostgreSQL database and
+    /// check the copy (row counts, playlog chains). Stop central first; afterwards set
+    /// `database_url` in central.toml (or LOA_DATABASE_URL) and start it again.
+    Migrate {
+        /// The PostgreSQL database: `postgres://USER:PASSWORD@HOST:PORT/DBNAME`.
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
     /// Print the commented example configuration (all defaults).
     ExampleConfig,
 }
@@ -411,6 +420,34 @@ fn run_inner(args: CentralArgs) -> anyhow::Result<()> {
         }
         Some(CentralCommand::User { command }) => super::user::run(&*store()?, command),
         Some(CentralCommand::Audit { limit }) => super::user::audit(&*store()?, limit),
+        Some(CentralCommand::Migrate { to }) => {
+            if !config.data_dir.join(central::KEY_FILE).exists() {
+                return Err(central::CentralError::NotInitialised(
+                    config.data_dir.display().to_string(),
+                )
+                .into());
+            }
+            let pg = crate::store::PgStore::connect(&to)?;
+            let copied = crate::store::copy::sqlite_to_postgres(
+                &config.data_dir.join(central::DB_FILE),
+                &config.data_dir.join(central::AUDIO_DIR),
+                &pg,
+            )?;
+            for (table, rows) in &copied.rows {
+                println!("{table:<24} {rows:>10} rows");
+            }
+            println!(
+                "copied and checked: {} library files, {} playlog chains intact",
+                copied.audio_files, copied.playlog_chains
+            );
+            println!(
+                "next: set database_url = \"{}\" in central.toml (or LOA_DATABASE_URL) and \
+                 start central; keep {} as a backup",
+                pg.shown_url(),
+                config.data_dir.join(central::DB_FILE).display()
+            );
+            Ok(())
+        }
         Some(CentralCommand::RotateKey) => {
             let public = central::rotate_key(&config.data_dir, chrono::Utc::now().timestamp())?;
             println!("new public key (set province_key to it in every station config): {public}");

@@ -176,13 +176,16 @@ fn run_inner(args: LiveArgs) -> anyhow::Result<()> {
         tokio::spawn(stop_on_signal(Signals::catch()?, stop.clone()));
         let request = StartLiveRequest { title: args.title.clone(), to, priority };
         let answer = remote
-            .http
-            .post(remote.url(crate::protocol::api::operator::LIVE))
-            .bearer_auth(&remote.token)
-            .json(&request)
-            .send()
-            .await
-            .map_err(|e| remote.send_error(e))?;
+            .send(remote::Retry::Once(remote::WORK_TIMEOUT), |base| {
+                remote
+                    .http
+                    .post(format!("{base}{}", crate::protocol::api::operator::LIVE))
+                    .json(&request)
+            })
+            .await?;
+        // The audio goes to the address that started the broadcast (the one that
+        // answered): another central would not know it.
+        let base = remote.base().to_string();
         if !answer.status().is_success() {
             return Err(remote.fail("starting a live broadcast", answer).await);
         }
@@ -205,12 +208,18 @@ fn run_inner(args: LiveArgs) -> anyhow::Result<()> {
             }));
         let answer = remote
             .http
-            .put(remote.url(&started.upload))
+            .put(format!("{base}{}", started.upload))
             .bearer_auth(&remote.token)
             .body(body)
             .send()
             .await
-            .map_err(|e| remote.send_error(e))?;
+            .map_err(|e| {
+                let why = crate::station::sync::describe_http_for(
+                    &e,
+                    crate::station::sync::TlsSettings::CLI,
+                );
+                anyhow!("cannot send the live audio to central at {base}: {why}")
+            })?;
         let (sent, dropped) = encoder.join().map_err(|_| anyhow!("the encoder failed"))??;
         if !answer.status().is_success() {
             return Err(remote.fail("the live audio", answer).await);

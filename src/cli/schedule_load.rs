@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 
 use super::audio_add::ensure_uploaded;
-use super::remote::{self, RemoteArgs};
+use super::remote::{self, RemoteArgs, Retry};
 use super::schedule::{ScheduleArgs, ScheduleCommand};
 use crate::central::manifest::audio_key;
 use crate::protocol::{LoadScheduleRequest, LoadScheduleResponse, Target};
@@ -94,13 +94,10 @@ fn run_load(args: LoadArgs) -> anyhow::Result<()> {
         }
         let request = LoadScheduleRequest { origin: origin.clone(), source, audio, to: args.to };
         let response = remote
-            .http
-            .post(remote.url("/api/v1/schedules"))
-            .bearer_auth(&remote.token)
-            .json(&request)
-            .send()
-            .await
-            .map_err(|e| remote.send_error(e))?;
+            .send(Retry::Once(remote::WORK_TIMEOUT), |base| {
+                remote.http.post(format!("{base}/api/v1/schedules")).json(&request)
+            })
+            .await?;
         if !response.status().is_success() {
             return Err(remote.fail(&format!("loading {shown}"), response).await);
         }

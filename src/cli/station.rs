@@ -30,7 +30,9 @@ pub enum StationCommand {
     /// its token, the province key and central's CA (checked against the code), write
     /// the config, and start the service.
     Enroll {
-        /// Central's URL, https:// (e.g. https://central.example.vn:8480).
+        /// Central's URL, https:// (e.g. https://central.example.vn:8480). With central
+        /// on several machines, enrol with one, then list them all in station.toml:
+        /// central_url = ["https://a…", "https://b…"] (the preferred first).
         #[arg(long)]
         central: String,
         /// The code, e.g. 7K3M-Q9TX-2HPD (case, spaces and dashes do not matter).

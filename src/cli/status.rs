@@ -59,13 +59,7 @@ pub fn run(args: StatusArgs) -> ExitCode {
 
 /// The fleet as central reports it.
 pub async fn fetch(remote: &remote::Remote) -> anyhow::Result<FleetStatus> {
-    let response = remote
-        .http
-        .get(remote.url("/api/v1/status"))
-        .bearer_auth(&remote.token)
-        .send()
-        .await
-        .map_err(|e| remote.send_error(e))?;
+    let response = remote.get("/api/v1/status", &[]).await?;
     if !response.status().is_success() {
         return Err(remote.fail("status", response).await);
     }
@@ -76,13 +70,7 @@ pub async fn fetch(remote: &remote::Remote) -> anyhow::Result<FleetStatus> {
 pub async fn fetch_alerts(
     remote: &remote::Remote,
 ) -> anyhow::Result<Vec<crate::central::alerts::AlertView>> {
-    let response = remote
-        .http
-        .get(remote.url(crate::protocol::api::paths::ALERTS))
-        .bearer_auth(&remote.token)
-        .send()
-        .await
-        .map_err(|e| remote.send_error(e))?;
+    let response = remote.get(crate::protocol::api::paths::ALERTS, &[]).await?;
     if !response.status().is_success() {
         return Err(remote.fail("alerts", response).await);
     }

@@ -30,7 +30,11 @@ pub enum ConfigError {
 #[derive(Debug, Clone, PartialEq)]
 pub struct StationConfig {
     pub station_id: String,
+    /// Central's (preferred) address: `central_url`, or the first of its list.
     pub central_url: Option<String>,
+    /// Central's other addresses, in the order `central_url` lists them after the
+    /// first: where the station goes when one fails (`station::central_addrs`).
+    pub central_others: Vec<String>,
     pub token: Option<String>,
     pub data_dir: PathBuf,
     pub timezone: Tz,
@@ -110,6 +114,7 @@ impl StationConfig {
         Self {
             station_id: station_id.to_string(),
             central_url: None,
+            central_others: Vec::new(),
             token: None,
             data_dir,
             timezone: chrono_tz::Asia::Ho_Chi_Minh,
@@ -126,6 +131,11 @@ impl StationConfig {
             trust_central_time: true,
             ca_cert: None,
         }
+    }
+
+    /// Every address of central, the preferred first (empty for a standalone station).
+    pub fn central_urls(&self) -> Vec<String> {
+        self.central_url.iter().chain(&self.central_others).cloned().collect()
     }
 
     /// The ledger's file inside the data directory.
@@ -147,11 +157,50 @@ pub const DEFAULT_RELAY_BUFFER_MS: u64 = 2000;
 const DEFAULT_SILENCE_DBFS: f32 = -60.0;
 const DEFAULT_HEARTBEAT_SECS: u64 = 60;
 
+/// `central_url` as written: one address, or a list of them in order of preference.
+#[derive(Debug)]
+struct CentralUrls(Vec<String>);
+
+impl<'de> Deserialize<'de> for CentralUrls {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = CentralUrls;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(
+                    "central's URL as a string, or a list of URLs (e.g. [\"https://a:8480\", \"https://b:8480\"])",
+                )
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<CentralUrls, E> {
+                Ok(CentralUrls(vec![v.to_string()]))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<CentralUrls, A::Error> {
+                let mut urls = Vec::new();
+                // Read one past the bound at most: the length check names it.
+                while let Some(url) = seq.next_element::<String>()? {
+                    urls.push(url);
+                    if urls.len() > MAX_CENTRAL_URLS {
+                        break;
+                    }
+                }
+                Ok(CentralUrls(urls))
+            }
+        }
+        deserializer.deserialize_any(Visit)
+    }
+}
+
+/// Most addresses `central_url` may list.
+pub const MAX_CENTRAL_URLS: usize = crate::station::central_addrs::MAX_ADDRESSES;
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     station_id: String,
-    central_url: Option<String>,
+    central_url: Option<CentralUrls>,
     token: Option<String>,
     #[serde(default = "default_data_dir")]
     data_dir: PathBuf,
@@ -288,13 +337,13 @@ pub fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<StationConfig,
         None => None,
         Some(text) => Some(parse_key(text).map_err(|m| at("province_key", m))?),
     };
-    if let Some(url) = &raw.central_url {
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(at(
-                "central_url",
-                format!("central_url {url:?} must start with http:// or https://"),
-            ));
-        }
+    let central_urls = match &raw.central_url {
+        None => Vec::new(),
+        Some(CentralUrls(urls)) => check_central_urls(urls).map_err(|m| at("central_url", m))?,
+    };
+    if let Some(url) =
+        central_urls.iter().find(|u| u.starts_with("https://")).or(central_urls.first())
+    {
         if province_key.is_none() {
             return Err(at(
                 "central_url",
@@ -355,9 +404,11 @@ pub fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<StationConfig,
         None => None,
         Some(path) => Some(CaCert::load(&resolve(path)).map_err(|m| at("ca_cert", m))?),
     };
+    let mut central_urls = central_urls.into_iter();
     Ok(StationConfig {
         station_id: raw.station_id,
-        central_url: raw.central_url,
+        central_url: central_urls.next(),
+        central_others: central_urls.collect(),
         token: raw.token,
         data_dir: resolve(raw.data_dir),
         timezone,
@@ -374,6 +425,38 @@ pub fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<StationConfig,
         trust_central_time: raw.trust_central_time,
         ca_cert,
     })
+}
+
+/// Checks `central_url`'s addresses: one to [`MAX_CENTRAL_URLS`], each an http(s) URL with
+/// a host, none twice.
+fn check_central_urls(urls: &[String]) -> Result<Vec<String>, String> {
+    if urls.is_empty() {
+        return Err("central_url is an empty list: give central's address (or leave central_url out to run standalone)".to_string());
+    }
+    if urls.len() > MAX_CENTRAL_URLS {
+        return Err(format!(
+            "central_url lists more than {MAX_CENTRAL_URLS} addresses: give at most {MAX_CENTRAL_URLS}, the preferred first"
+        ));
+    }
+    let mut out: Vec<String> = Vec::new();
+    for url in urls {
+        let shown = crate::protocol::text::printable(url);
+        let parsed = reqwest::Url::parse(url).map_err(|e| {
+            format!("central_url {shown:?} is not a URL ({e}): write it like \"https://central.example.vn:8480\"")
+        })?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(format!("central_url {shown:?} must start with http:// or https://"));
+        }
+        if parsed.host_str().is_none_or(str::is_empty) {
+            return Err(format!("central_url {shown:?} names no host"));
+        }
+        let url = url.trim_end_matches('/').to_string();
+        if out.contains(&url) {
+            return Err(format!("central_url lists {shown:?} twice"));
+        }
+        out.push(url);
+    }
+    Ok(out)
 }
 
 /// Accepts a 32-byte key as 64 hex digits or base64 (standard, padded or not).
@@ -524,6 +607,60 @@ mod tests {
             assert!(msg.starts_with("s.toml:5:1: error: "), "{msg}");
             assert!(msg.contains(expected), "{file}: {msg}");
             assert!(msg.contains(&dir.path().join(file).display().to_string()), "{msg}");
+        }
+    }
+
+    fn with_centrals(list: &str) -> String {
+        format!(
+            "station_id = \"a\"\ncentral_url = {list}\ntoken = \"t\"\nprovince_key = \"{}\"\n",
+            "11".repeat(32)
+        )
+    }
+
+    #[test]
+    fn central_url_may_list_addresses_in_order_of_preference() {
+        let c = parse(&with_centrals("\"http://a:8480/\""), "s.toml", Path::new("")).expect("one");
+        assert_eq!(c.central_url.as_deref(), Some("http://a:8480"));
+        assert!(c.central_others.is_empty());
+        let c = parse(
+            &with_centrals("[\"http://a:8480\", \"http://b:8480\"]"),
+            "s.toml",
+            Path::new(""),
+        )
+        .expect("list");
+        assert_eq!(c.central_url.as_deref(), Some("http://a:8480"));
+        assert_eq!(c.central_others, ["http://b:8480"]);
+        assert_eq!(c.central_urls(), ["http://a:8480", "http://b:8480"]);
+    }
+
+    #[test]
+    fn central_url_lists_are_bounded_and_each_address_checked() {
+        let list = |n: usize| {
+            let urls: Vec<String> = (0..n).map(|i| format!("\"http://c{i}:8480\"")).collect();
+            with_centrals(&format!("[{}]", urls.join(", ")))
+        };
+        let c = parse(&list(MAX_CENTRAL_URLS), "s.toml", Path::new("")).expect("at the bound");
+        assert_eq!(c.central_urls().len(), MAX_CENTRAL_URLS);
+        let err =
+            parse(&list(MAX_CENTRAL_URLS + 1), "s.toml", Path::new("")).expect_err("one past");
+        let msg = err.to_string();
+        assert!(msg.starts_with("s.toml:2:1: error: central_url lists more than 8"), "{msg}");
+        let cases = [
+            ("[]", "central_url is an empty list"),
+            ("[\"ftp://c:21\"]", "must start with http:// or https://"),
+            ("[\"http://a:1\", \"central\"]", "\"central\" is not a URL"),
+            ("[\"http://a:1\", \"http://a:1/\"]", "lists \"http://a:1/\" twice"),
+            (
+                "[\"http://a:1\", \"https://b:1\"]",
+                "\"https://b:1\" is https but ca_cert is not set",
+            ),
+            ("5", "a list of URLs"),
+        ];
+        for (value, expected) in cases {
+            let err = parse(&with_centrals(value), "s.toml", Path::new("")).expect_err(value);
+            let msg = err.to_string();
+            assert!(msg.starts_with("s.toml:2:"), "{value}: {msg}");
+            assert!(msg.contains(expected), "{value}: {msg}");
         }
     }
 

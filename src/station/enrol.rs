@@ -189,6 +189,8 @@ pub fn config_text(central: &str, offer: &Offer, grant: &Grant, data_dir: &Path)
         "# Written by `loa station enroll` on {}. Every other key keeps its default\n\
          # (`loa station --print-config` lists them).\n\
          station_id = {}\n\
+         # Central at several machines: central_url = [\"https://a…\", \"https://b…\"],\n\
+         # the preferred first (see `loa station --print-config`).\n\
          central_url = {}\n\
          ca_cert = \"{CA_FILE}\"\n\
          token = {}\n\

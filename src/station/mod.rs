@@ -12,8 +12,10 @@
 //! - [`enrol`]: `loa station enroll` — token, province key and CA from a one-time code.
 //! - [`ledger`]: the durable, hash-chained record of every planned item (SQLite).
 //! - [`sync`]: manifests and audio from central into the cache, heartbeats.
+//! - [`central_addrs`]: which of central's addresses every request goes to now.
 
 pub mod bulletins;
+pub mod central_addrs;
 pub mod config;
 pub mod core;
 pub mod daemon;

@@ -94,7 +94,11 @@ pub async fn run_supervised(
             let _ = stopped.wait_for(|s| *s).await;
         }
     };
-    let receiver = super::bulletins::spawn_for(
+    // One set of central addresses for the receiver and the uplink: what one learns
+    // about an address (it does not answer), the other knows at once.
+    let sync = super::uplink::sync_config(&config).map_err(UplinkError::from)?;
+    let receiver = super::bulletins::spawn_with(
+        sync.clone(),
         &config,
         clock.clone(),
         handle.clone(),
@@ -102,7 +106,11 @@ pub async fn run_supervised(
         station.bulletin_records(),
         stopped_signal(),
     )?;
-    let uplink = Uplink::from_config(&config, handle, clock)?.map(|uplink| {
+    let uplink = match sync {
+        Some(sync) => Some(Uplink::from_sync(&config, sync, handle, clock)?),
+        None => None,
+    };
+    let uplink = uplink.map(|uplink| {
         let uplink = uplink.with_central_time(offset_clock, config.trust_central_time);
         tokio::spawn(uplink.run(stopped_signal()))
     });

@@ -35,6 +35,7 @@ use crate::clock::{OffsetClock, SharedClock};
 use crate::protocol::{ClockStepReport, OutputFailure};
 use crate::protocol::{PlaylogAck, PlaylogBatch};
 use crate::signing::{PublicKey, SigningError, VerifiedManifest};
+use crate::station::central_addrs::{self, CentralAddrs, Unanswered};
 use crate::station::ledger::{Ledger, LedgerError, Outcome};
 use crate::station::sync::{
     Backoff, StationReport, SyncConfig, SyncError, Syncer, describe_http, schedules,
@@ -160,6 +161,8 @@ pub enum UplinkError {
 enum ReportError {
     #[error("cannot reach central at {url}: {}", describe_http(source))]
     Http { url: String, source: reqwest::Error },
+    #[error("no answer from central at {url} within {} s", within.as_secs())]
+    NoAnswer { url: String, within: Duration },
     #[error("central answered {status} to a playlog batch: {body}")]
     Status { status: reqwest::StatusCode, body: String },
     #[error(transparent)]
@@ -182,7 +185,7 @@ pub struct Uplink {
 struct Reporter {
     ledger: Ledger,
     http: reqwest::Client,
-    url: String,
+    central: Arc<CentralAddrs>,
     token: String,
     sink_health: Arc<Mutex<String>>,
 }
@@ -201,24 +204,34 @@ impl Uplink {
         }
         config.token.as_deref().ok_or(UplinkError::Missing("token"))?;
         config.province_key.ok_or(UplinkError::Missing("province_key"))?;
-        let Some(mut sync) = sync_config(config)? else { return Ok(None) };
+        let Some(sync) = sync_config(config)? else { return Ok(None) };
+        Self::from_sync(config, sync, handle, clock).map(Some)
+    }
+
+    /// [`Uplink::from_config`] with the station's [`SyncConfig`] already made (its
+    /// central addresses shared with the bulletin receiver's).
+    pub fn from_sync(
+        config: &StationConfig,
+        mut sync: SyncConfig,
+        handle: StationHandle,
+        clock: SharedClock,
+    ) -> Result<Self, UplinkError> {
         sync.long_poll = config.heartbeat.min(MAX_LONG_POLL);
         sync.backoff = Backoff { base: Duration::from_millis(500), max: Duration::from_secs(30) };
         let syncer = Syncer::new(sync.clone(), clock)?;
-        let http = sync
-            .client_builder()?
-            .timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|source| SyncError::Http { url: sync.central.clone(), source })?;
+        let http =
+            sync.client_builder()?.timeout(Duration::from_secs(60)).build().map_err(|source| {
+                SyncError::Http { url: sync.central.preferred().to_string(), source }
+            })?;
         let sink_health = Arc::new(Mutex::new("ok".to_string()));
         let reporter = Reporter {
             ledger: Ledger::open_existing(&config.ledger_path())?,
             http,
-            url: format!("{}/api/v1/station/playlog", sync.central),
+            central: sync.central.clone(),
             token: sync.token.clone(),
             sink_health: sink_health.clone(),
         };
-        Ok(Some(Self {
+        Ok(Self {
             syncer,
             reporter,
             handle,
@@ -226,7 +239,7 @@ impl Uplink {
             data_dir: config.data_dir.clone(),
             sink_health,
             central_time: None,
-        }))
+        })
     }
 
     /// Lets heartbeats set `clock`'s correction to central's time (see [`CentralTime`]).
@@ -257,6 +270,8 @@ impl Uplink {
 /// the CA in `ca_cert`. Every HTTP client the station opens to central (the sync,
 /// heartbeats, the playlog reporter, the bulletin receiver) is built from this with
 /// [`SyncConfig::client_builder`], so what the station trusts is decided in one place.
+/// Each call makes its own [`CentralAddrs`]: `station::run` makes one and hands clones
+/// to the receiver and the uplink, so they fail over together.
 /// `None` for a standalone station (no central_url, token or province_key).
 pub fn sync_config(config: &StationConfig) -> Result<Option<SyncConfig>, SigningError> {
     let (Some(central), Some(token), Some(key)) =
@@ -270,7 +285,8 @@ pub fn sync_config(config: &StationConfig) -> Result<Option<SyncConfig>, Signing
         &config.station_id,
         PublicKey::from_bytes(key)?,
         config.data_dir.clone(),
-    );
+    )
+    .with_addresses(&config.central_urls());
     sync.ca_cert_pem = config.ca_cert.as_ref().map(|ca| ca.pem.clone());
     Ok(Some(sync))
 }
@@ -474,14 +490,23 @@ impl Reporter {
         let Some(last) = records.last().map(|r| r.seq) else { return Ok(false) };
         self.update_sink_health(records.last());
         let first = records[0].seq;
-        let response = self
+        let body = serde_json::to_vec(&PlaylogBatch { records })
+            .map_err(|e| ReportError::Answer(format!("cannot encode the batch: {e}")))?;
+        let pick = self.central.choose();
+        let url = pick.url(crate::protocol::api::station::PLAYLOG);
+        let patience = central_addrs::patience_for_upload(body.len() as u64);
+        // Safe to send again at another address after a failure: central stores records
+        // idempotently on (station, seq) and acknowledges only what it committed.
+        let request = self
             .http
-            .post(&self.url)
+            .post(&url)
             .bearer_auth(&self.token)
-            .json(&PlaylogBatch { records })
-            .send()
-            .await
-            .map_err(|source| ReportError::Http { url: self.url.clone(), source })?;
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        let response = self.central.send(&pick, request, patience).await.map_err(|e| match e {
+            Unanswered::Http(source) => ReportError::Http { url: url.clone(), source },
+            Unanswered::Timeout(within) => ReportError::NoAnswer { url: url.clone(), within },
+        })?;
         let status = response.status();
         if !status.is_success() {
             let body = crate::station::sync::error_text(response).await;
@@ -492,7 +517,7 @@ impl Reporter {
                 .await
                 .map_err(|e| match e {
                     crate::station::sync::LimitedError::Http(source) => {
-                        ReportError::Http { url: self.url.clone(), source }
+                        ReportError::Http { url: url.clone(), source }
                     }
                     crate::station::sync::LimitedError::TooLarge => ReportError::Answer(format!(
                         "larger than {} bytes",

@@ -1,7 +1,8 @@
 //! The SQLite side of CAP at central: station places (columns added to `stations`), the
 //! alert ledger's state, the record of every alert received, bulletins waiting for
 //! approval, and the audit trail. Every table is created on open if missing, so a data
-//! directory from an older central gets them with no manual step.
+//! directory from an older central gets them with no manual step. The row decoders are
+//! plain functions that the PostgreSQL store (`pg::cap`) shares.
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -59,9 +60,10 @@ CREATE TABLE IF NOT EXISTS audit (
 pub(super) const ADDED: &[(&str, &str, &str)] =
     &[("stations", "lat", "REAL"), ("stations", "lon", "REAL"), ("stations", "geocodes", "TEXT")];
 
-const LEDGER: &str = "alert_ledger";
+/// The `cap_state` row that holds the alert ledger.
+pub(super) const LEDGER: &str = "alert_ledger";
 
-fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+pub(super) fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
 }
 
@@ -71,8 +73,25 @@ fn time(text: &str) -> Result<DateTime<Utc>, StoreError> {
         .map_err(|e| corrupt(&format!("timestamp {text:?}"), e))
 }
 
+/// A place's geocodes as the `stations.geocodes` column holds them (JSON), for both stores.
+pub(super) fn geocodes_text(place: &StationPlace) -> Result<String, StoreError> {
+    serde_json::to_string(&place.geocodes).map_err(|e| corrupt("geocodes", e))
+}
+
+/// A station's place from its columns (no geocodes column yet: none), for both stores.
+pub(super) fn place_from(
+    (station_id, lat, lon, codes): (String, Option<f64>, Option<f64>, Option<String>),
+) -> Result<StationPlace, StoreError> {
+    let geocodes = match codes {
+        Some(text) => serde_json::from_str(&text)
+            .map_err(|e| corrupt(&format!("station {station_id} geocodes"), e))?,
+        None => Vec::new(),
+    };
+    Ok(StationPlace { station_id, lat, lon, geocodes })
+}
+
 pub(super) fn set_place(conn: &Connection, place: &StationPlace) -> Result<bool, StoreError> {
-    let codes = serde_json::to_string(&place.geocodes).map_err(|e| corrupt("geocodes", e))?;
+    let codes = geocodes_text(place)?;
     let changed = conn.execute(
         "UPDATE stations SET lat = ?2, lon = ?3, geocodes = ?4 WHERE id = ?1",
         params![place.station_id, place.lat, place.lon, codes],
@@ -82,26 +101,8 @@ pub(super) fn set_place(conn: &Connection, place: &StationPlace) -> Result<bool,
 
 pub(super) fn places(conn: &Connection) -> Result<Vec<StationPlace>, StoreError> {
     let mut stmt = conn.prepare("SELECT id, lat, lon, geocodes FROM stations ORDER BY id")?;
-    let rows = stmt
-        .query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, Option<f64>>(1)?,
-                r.get::<_, Option<f64>>(2)?,
-                r.get::<_, Option<String>>(3)?,
-            ))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter()
-        .map(|(station_id, lat, lon, codes)| {
-            let geocodes = match codes {
-                Some(text) => serde_json::from_str(&text)
-                    .map_err(|e| corrupt(&format!("station {station_id} geocodes"), e))?,
-                None => Vec::new(),
-            };
-            Ok(StationPlace { station_id, lat, lon, geocodes })
-        })
-        .collect()
+    let rows = stmt.query_map([], |r| r.try_into())?.collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter().map(place_from).collect()
 }
 
 pub(super) fn ledger(conn: &Connection) -> Result<Option<String>, StoreError> {
@@ -118,6 +119,47 @@ fn insert_audit(conn: &Connection, e: &AuditEntry) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The `cap_alerts` columns a record is stored in (after `id`), in order, for both stores.
+pub(super) const ALERT_RECORD_COLUMNS: &str = "received_at, source, sender, identifier, sent, \
+     status, msg_type, signature, decision, reason, bulletin_id, priority, stations";
+
+/// An alert record as stored: [`ALERT_RECORD_COLUMNS`]' values, for both stores.
+pub(super) type AlertRecordRow = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    i64,
+);
+
+/// What an alert record is stored as, for both stores.
+pub(super) fn alert_record_row(r: &AlertRecord) -> Result<AlertRecordRow, StoreError> {
+    let o = &r.outcome;
+    Ok((
+        time_text(r.received_at),
+        r.source.clone(),
+        r.sender.clone(),
+        r.identifier.clone(),
+        r.sent.map(time_text),
+        r.status.clone(),
+        r.msg_type.clone(),
+        r.signature.clone(),
+        o.decision.as_str().to_string(),
+        o.reason.clone(),
+        o.bulletin_id.clone(),
+        o.priority.map(|p| p.as_str().to_string()),
+        super::console::to_bigint(o.stations, "alert stations")?,
+    ))
+}
+
 pub(super) fn record(
     conn: &mut Connection,
     records: &[AlertRecord],
@@ -126,25 +168,15 @@ pub(super) fn record(
 ) -> Result<(), StoreError> {
     let tx = conn.transaction()?;
     for r in records {
-        let o = &r.outcome;
+        let row = alert_record_row(r)?;
         tx.execute(
-            "INSERT INTO cap_alerts (received_at, source, sender, identifier, sent, status, msg_type,
-                 signature, decision, reason, bulletin_id, priority, stations)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            &format!(
+                "INSERT INTO cap_alerts ({ALERT_RECORD_COLUMNS})
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+            ),
             params![
-                time_text(r.received_at),
-                r.source,
-                r.sender,
-                r.identifier,
-                r.sent.map(time_text),
-                r.status,
-                r.msg_type,
-                r.signature,
-                o.decision.as_str(),
-                o.reason,
-                o.bulletin_id,
-                o.priority.map(|p| p.as_str()),
-                o.stations as i64
+                row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9, row.10,
+                row.11, row.12
             ],
         )?;
     }
@@ -170,69 +202,36 @@ fn priority(text: Option<String>) -> Result<Option<BulletinPriority>, StoreError
     .transpose()
 }
 
+/// An alert record from its stored columns, for both stores.
+pub(super) fn alert_record_from(r: AlertRecordRow) -> Result<AlertRecord, StoreError> {
+    let decision = CapDecision::parse(&r.8).ok_or_else(|| corrupt("alert decision", &r.8))?;
+    Ok(AlertRecord {
+        received_at: time(&r.0)?,
+        source: r.1,
+        sender: r.2,
+        identifier: r.3,
+        sent: r.4.as_deref().map(time).transpose()?,
+        status: r.5,
+        msg_type: r.6,
+        signature: r.7,
+        outcome: CapOutcome {
+            decision,
+            reason: r.9,
+            bulletin_id: r.10,
+            priority: priority(r.11)?,
+            stations: super::console::from_bigint(r.12, "alert stations")?,
+        },
+    })
+}
+
 pub(super) fn alerts(conn: &Connection, limit: usize) -> Result<Vec<AlertRecord>, StoreError> {
-    let mut stmt = conn.prepare(
-        "SELECT received_at, source, sender, identifier, sent, status, msg_type, signature,
-                decision, reason, bulletin_id, priority, stations
-         FROM cap_alerts ORDER BY id DESC LIMIT ?1",
-    )?;
-    type Row = (
-        String,
-        String,
-        String,
-        String,
-        Option<String>,
-        String,
-        String,
-        String,
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-        i64,
-    );
-    let rows: Vec<Row> = stmt
-        .query_map([limit as i64], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-                r.get(7)?,
-                r.get(8)?,
-                r.get(9)?,
-                r.get(10)?,
-                r.get(11)?,
-                r.get(12)?,
-            ))
-        })?
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {ALERT_RECORD_COLUMNS} FROM cap_alerts ORDER BY id DESC LIMIT ?1"
+    ))?;
+    let rows: Vec<AlertRecordRow> = stmt
+        .query_map([super::console::sql_limit(limit)], |r| r.try_into())?
         .collect::<Result<_, _>>()?;
-    rows.into_iter()
-        .map(|r| {
-            let decision =
-                CapDecision::parse(&r.8).ok_or_else(|| corrupt("alert decision", &r.8))?;
-            Ok(AlertRecord {
-                received_at: time(&r.0)?,
-                source: r.1,
-                sender: r.2,
-                identifier: r.3,
-                sent: r.4.as_deref().map(time).transpose()?,
-                status: r.5,
-                msg_type: r.6,
-                signature: r.7,
-                outcome: CapOutcome {
-                    decision,
-                    reason: r.9,
-                    bulletin_id: r.10,
-                    priority: priority(r.11)?,
-                    stations: r.12.max(0) as usize,
-                },
-            })
-        })
-        .collect()
+    rows.into_iter().map(alert_record_from).collect()
 }
 
 pub(super) fn alert_bulletin(
@@ -253,8 +252,13 @@ pub(super) fn alert_bulletin(
         .optional()?)
 }
 
+/// A pending bulletin's document as stored (JSON), for both stores.
+pub(super) fn pending_doc(p: &PendingBulletin) -> Result<String, StoreError> {
+    serde_json::to_string(&p.doc).map_err(|e| corrupt("bulletin", e))
+}
+
 pub(super) fn put_pending(conn: &Connection, p: &PendingBulletin) -> Result<(), StoreError> {
-    let doc = serde_json::to_string(&p.doc).map_err(|e| corrupt("bulletin", e))?;
+    let doc = pending_doc(p)?;
     let a = &p.approval;
     conn.execute(
         "INSERT INTO pending_bulletins
@@ -276,14 +280,16 @@ pub(super) fn put_pending(conn: &Connection, p: &PendingBulletin) -> Result<(), 
     Ok(())
 }
 
-const PENDING_COLUMNS: &str = "doc_json, state, reason, requested_by, decided_by, decided_at, \
-     requester FROM pending_bulletins";
+/// What [`pending_from`] reads, in order, for both stores.
+pub(super) const PENDING_COLUMNS: &str = "doc_json, state, reason, requested_by, decided_by, \
+     decided_at, requester FROM pending_bulletins";
 
 fn pending_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<[Option<String>; 7]> {
     Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?])
 }
 
-fn pending_from(row: [Option<String>; 7]) -> Result<PendingBulletin, StoreError> {
+/// A pending bulletin from [`PENDING_COLUMNS`]' values, for both stores.
+pub(super) fn pending_from(row: [Option<String>; 7]) -> Result<PendingBulletin, StoreError> {
     let [doc, state, reason, requested_by, decided_by, decided_at, requester] = row;
     let doc = serde_json::from_str(doc.as_deref().unwrap_or_default())
         .map_err(|e| corrupt("pending bulletin", e))?;
@@ -316,7 +322,9 @@ pub(super) fn pending_list(
 ) -> Result<Vec<PendingBulletin>, StoreError> {
     let mut stmt =
         conn.prepare(&format!("SELECT {PENDING_COLUMNS} ORDER BY created_seq DESC LIMIT ?1"))?;
-    let rows = stmt.query_map([limit as i64], pending_row)?.collect::<Result<Vec<_>, _>>()?;
+    let rows = stmt
+        .query_map([super::console::sql_limit(limit)], pending_row)?
+        .collect::<Result<Vec<_>, _>>()?;
     rows.into_iter().map(pending_from).collect()
 }
 
@@ -340,31 +348,28 @@ pub(super) fn audit(conn: &Connection, e: &AuditEntry) -> Result<(), StoreError>
     insert_audit(conn, e)
 }
 
+/// An audit line from its columns (at, who, action, subject, origin, detail), for both
+/// stores.
+pub(super) fn audit_from(
+    (at, who, action, subject, from, detail): (String, String, String, String, String, String),
+) -> Result<AuditEntry, StoreError> {
+    Ok(AuditEntry { at: time(&at)?, who, action, subject, from, detail })
+}
+
 pub(super) fn audit_log(conn: &Connection, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
     let mut stmt = conn.prepare(
         "SELECT at, who, action, subject, origin, detail FROM audit ORDER BY id DESC LIMIT ?1",
     )?;
     let rows = stmt
-        .query_map([limit as i64], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, String>(5)?,
-            ))
-        })?
+        .query_map([super::console::sql_limit(limit)], |r| r.try_into())?
         .collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter()
-        .map(|(at, who, action, subject, from, detail)| {
-            Ok(AuditEntry { at: time(&at)?, who, action, subject, from, detail })
-        })
-        .collect()
+    rows.into_iter().map(audit_from).collect()
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::console::at_once;
+    use super::super::contract::each_store;
     use super::super::{SqliteStore, Store};
     use super::*;
     use crate::protocol::BulletinDoc;
@@ -411,18 +416,42 @@ mod tests {
         assert_eq!(SqliteStore::open(&path).unwrap().station_places().unwrap(), [place]);
     }
 
+    fn station(store: &dyn Store, id: &str) {
+        let station =
+            super::super::Station { id: id.into(), name: id.into(), district: "x".into() };
+        store.add_station(&station, &format!("token-{id}")).unwrap();
+    }
+
     #[test]
-    fn alert_records_the_ledger_and_the_audit_trail_are_written_together() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("c.sqlite")).unwrap();
-        assert_eq!(store.cap_ledger().unwrap(), None);
-        let sent = t("2026-11-30T23:30:00Z");
-        let record = |decision, bulletin: Option<&str>| AlertRecord {
+    fn station_places_are_set_and_listed_by_id() {
+        each_store(|store| {
+            station(store, "b");
+            station(store, "a");
+            let place = StationPlace {
+                station_id: "b".into(),
+                lat: Some(10.4),
+                lon: Some(-105.4),
+                geocodes: vec!["30280".into(), "30".into()],
+            };
+            assert!(store.set_station_place(&place).unwrap());
+            assert!(
+                !store
+                    .set_station_place(&StationPlace { station_id: "nope".into(), ..place.clone() })
+                    .unwrap(),
+                "no such station"
+            );
+            let unplaced = StationPlace { station_id: "a".into(), ..StationPlace::default() };
+            assert_eq!(store.station_places().unwrap(), [unplaced, place]);
+        });
+    }
+
+    fn record(decision: CapDecision, bulletin: Option<&str>) -> AlertRecord {
+        AlertRecord {
             received_at: t("2026-12-01T00:00:00Z"),
             source: "POST by cap-source from 127.0.0.1:1".into(),
             sender: "s@x".into(),
             identifier: "A".into(),
-            sent: Some(sent),
+            sent: Some(t("2026-11-30T23:30:00Z")),
             status: "Actual".into(),
             msg_type: "Alert".into(),
             signature: "none".into(),
@@ -433,48 +462,72 @@ mod tests {
                 priority: Some(BulletinPriority::Priority),
                 stations: 3,
             },
-        };
-        let audit = AuditEntry {
-            at: t("2026-12-01T00:00:00Z"),
+        }
+    }
+
+    fn entry(n: i64) -> AuditEntry {
+        AuditEntry {
+            at: t("2026-12-01T00:00:00Z") + chrono::Duration::seconds(n),
             who: "cap-source".into(),
             action: "cap.waiting".into(),
             subject: "s@x,A,…".into(),
             from: "127.0.0.1:1".into(),
-            detail: "b-1: why".into(),
-        };
-        store
-            .record_alerts(
-                &[record(CapDecision::Waiting, Some("b-1"))],
-                std::slice::from_ref(&audit),
-                Some("{}"),
-            )
-            .unwrap();
-        store.record_alerts(&[record(CapDecision::Refused, None)], &[], None).unwrap();
-        assert_eq!(
-            store.cap_ledger().unwrap().as_deref(),
-            Some("{}"),
-            "a refusal keeps the ledger"
-        );
-        let alerts = store.alerts(10).unwrap();
-        assert_eq!(
-            alerts,
-            [record(CapDecision::Refused, None), record(CapDecision::Waiting, Some("b-1"))]
-        );
-        assert_eq!(alerts[1].key_text(), "s@x,A,2026-11-30T23:30:00-00:00");
-        assert_eq!(store.alerts(1).unwrap().len(), 1);
-        assert_eq!(store.alert_bulletin("s@x", "A", sent).unwrap().as_deref(), Some("b-1"));
-        assert_eq!(
-            store.alert_bulletin("s@x", "A", sent + chrono::Duration::seconds(1)).unwrap(),
-            None
-        );
-        assert_eq!(store.audit_log(10).unwrap(), [audit]);
+            detail: format!("b-{n}: why"),
+        }
     }
 
     #[test]
-    fn a_waiting_bulletin_is_decided_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("c.sqlite")).unwrap();
-        let doc = |id: &str| BulletinDoc {
+    fn alert_records_the_ledger_and_the_audit_trail_are_written_together() {
+        each_store(|store| {
+            assert_eq!(store.cap_ledger().unwrap(), None);
+            let sent = t("2026-11-30T23:30:00Z");
+            let audit = entry(1);
+            store
+                .record_alerts(
+                    &[record(CapDecision::Waiting, Some("b-1"))],
+                    std::slice::from_ref(&audit),
+                    Some("{}"),
+                )
+                .unwrap();
+            store.record_alerts(&[record(CapDecision::Refused, None)], &[], None).unwrap();
+            assert_eq!(
+                store.cap_ledger().unwrap().as_deref(),
+                Some("{}"),
+                "a refusal keeps the ledger"
+            );
+            store.record_alerts(&[], &[], Some(r#"{"n":2}"#)).unwrap();
+            assert_eq!(store.cap_ledger().unwrap().as_deref(), Some(r#"{"n":2}"#), "replaced");
+            let alerts = store.alerts(10).unwrap();
+            assert_eq!(
+                alerts,
+                [record(CapDecision::Refused, None), record(CapDecision::Waiting, Some("b-1"))]
+            );
+            assert_eq!(alerts[1].key_text(), "s@x,A,2026-11-30T23:30:00-00:00");
+            assert_eq!(store.alerts(1).unwrap().len(), 1);
+            assert_eq!(store.alert_bulletin("s@x", "A", sent).unwrap().as_deref(), Some("b-1"));
+            assert_eq!(
+                store.alert_bulletin("s@x", "A", sent + chrono::Duration::seconds(1)).unwrap(),
+                None
+            );
+            assert_eq!(store.audit_log(10).unwrap(), [audit]);
+        });
+    }
+
+    #[test]
+    fn the_audit_trail_is_listed_newest_first_and_bounded() {
+        each_store(|store| {
+            for n in 0..5 {
+                store.audit(&entry(n)).unwrap();
+            }
+            assert_eq!(store.audit_log(2).unwrap(), [entry(4), entry(3)]);
+            assert_eq!(store.audit_log(100).unwrap().len(), 5);
+            assert_eq!(store.audit_log(usize::MAX).unwrap().len(), 5, "no limit");
+            assert!(store.audit_log(0).unwrap().is_empty());
+        });
+    }
+
+    fn doc(id: &str) -> BulletinDoc {
+        BulletinDoc {
             id: id.into(),
             title: "Lũ".into(),
             targets: vec!["a".into()],
@@ -489,8 +542,11 @@ mod tests {
             issued_at: t("2026-12-01T00:00:00Z"),
             expires_at: t("2026-12-01T06:00:00Z"),
             event_seq: None,
-        };
-        let pending = |id: &str| PendingBulletin {
+        }
+    }
+
+    fn pending(id: &str) -> PendingBulletin {
+        PendingBulletin {
             doc: doc(id),
             approval: Approval {
                 state: ApprovalState::WaitingApproval,
@@ -499,23 +555,61 @@ mod tests {
                 decided_by: None,
                 decided_at: None,
             },
-            requester: None,
-        };
-        store.put_pending(&pending("b-1")).unwrap();
-        store.put_pending(&pending("b-2")).unwrap();
-        assert_eq!(store.pending("b-1").unwrap(), Some(pending("b-1")));
-        let ids: Vec<String> =
-            store.pending_list(10).unwrap().into_iter().map(|p| p.doc.id).collect();
-        assert_eq!(ids, ["b-2", "b-1"], "newest first");
-        let at = t("2026-12-01T00:05:00Z");
-        use ApprovalState::*;
-        assert!(store.decide_pending("b-1", WaitingApproval, Approved, "admin", at).unwrap());
-        assert!(!store.decide_pending("b-1", WaitingApproval, Approved, "admin2", at).unwrap());
-        let decided = store.pending("b-1").unwrap().unwrap().approval;
-        assert_eq!(
-            (decided.state, decided.decided_by.as_deref(), decided.decided_at),
-            (Approved, Some("admin"), Some(at))
-        );
-        assert!(!store.decide_pending("nope", WaitingApproval, Withdrawn, "x", at).unwrap());
+            requester: Some("user:an".into()),
+        }
+    }
+
+    #[test]
+    fn a_waiting_bulletin_is_decided_once() {
+        each_store(|store| {
+            store.put_pending(&pending("b-1")).unwrap();
+            store.put_pending(&pending("b-2")).unwrap();
+            assert!(store.put_pending(&pending("b-1")).is_err(), "one row per bulletin");
+            assert_eq!(store.pending("b-1").unwrap(), Some(pending("b-1")));
+            assert_eq!(store.pending("nope").unwrap(), None);
+            let ids: Vec<String> =
+                store.pending_list(10).unwrap().into_iter().map(|p| p.doc.id).collect();
+            assert_eq!(ids, ["b-2", "b-1"], "newest first");
+            assert_eq!(store.pending_list(1).unwrap().len(), 1, "bounded");
+            let at = t("2026-12-01T00:05:00Z");
+            use ApprovalState::*;
+            assert!(store.decide_pending("b-1", WaitingApproval, Approved, "admin", at).unwrap());
+            assert!(!store.decide_pending("b-1", WaitingApproval, Approved, "admin2", at).unwrap());
+            let decided = store.pending("b-1").unwrap().unwrap().approval;
+            assert_eq!(
+                (decided.state, decided.decided_by.as_deref(), decided.decided_at),
+                (Approved, Some("admin"), Some(at))
+            );
+            assert!(!store.decide_pending("nope", WaitingApproval, Withdrawn, "x", at).unwrap());
+        });
+    }
+
+    #[test]
+    fn two_people_approving_at_once_approve_it_once() {
+        each_store(|store| {
+            store.put_pending(&pending("b-1")).unwrap();
+            let at = t("2026-12-01T00:05:00Z");
+            let decided = at_once(8, |n| {
+                let by = format!("admin{n}");
+                let to = ApprovalState::Approved;
+                let won = store.decide_pending("b-1", ApprovalState::WaitingApproval, to, &by, at);
+                won.unwrap().then_some(by)
+            });
+            let winners: Vec<String> = decided.into_iter().flatten().collect();
+            assert_eq!(winners.len(), 1, "{winners:?}");
+            let approval = store.pending("b-1").unwrap().unwrap().approval;
+            assert_eq!(approval.decided_by.as_ref(), Some(&winners[0]), "the winner's decision");
+        });
+    }
+
+    #[test]
+    fn bulletins_stored_at_once_are_all_listed_newest_first() {
+        each_store(|store| {
+            at_once(6, |n| store.put_pending(&pending(&format!("b-{n}"))).unwrap());
+            store.put_pending(&pending("last")).unwrap();
+            let list = store.pending_list(100).unwrap();
+            assert_eq!(list.len(), 7);
+            assert_eq!(list[0].doc.id, "last", "numbered after every earlier one");
+        });
     }
 }

@@ -1,6 +1,7 @@
 //! Live broadcasts at central: one row per broadcast (who started it, when, to how many
 //! stations, how long it ran, why it ended, where the recording is). Plain SQL: a row
-//! written at the start and updated once at the end.
+//! written at the start and updated once at the end. The row decoder is shared with the
+//! PostgreSQL store (`pg::live`).
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
@@ -39,7 +40,7 @@ pub(crate) fn started(conn: &Connection, r: &LiveRecord) -> Result<(), StoreErro
             r.priority.as_str(),
             r.started_by,
             time_text(r.started_at),
-            r.stations as i64,
+            super::console::to_bigint(r.stations, "live stations")?,
             r.recording
         ],
     )?;
@@ -57,60 +58,65 @@ pub(crate) fn ended(
     conn.execute(
         "UPDATE live_broadcasts SET ended_at = ?2, chunks = ?3, audio_secs = ?4, end_reason = ?5
          WHERE id = ?1 AND ended_at IS NULL",
-        params![id, time_text(at), chunks as i64, audio_secs, reason],
+        params![
+            id,
+            time_text(at),
+            super::console::to_bigint(chunks, "live chunks")?,
+            audio_secs,
+            reason
+        ],
     )?;
     Ok(())
 }
 
+/// The `live_broadcasts` columns [`record_from`] reads, in order, for both stores.
+pub(super) const LIVE_COLUMNS: &str = "id, title, priority, started_by, started_at, stations, \
+     ended_at, chunks, audio_secs, end_reason, recording FROM live_broadcasts";
+
+/// A broadcast's stored columns ([`LIVE_COLUMNS`]), for both stores.
+pub(super) type LiveRow =
+    (String, String, String, String, String, i64, Option<String>, i64, f64, Option<String>, String);
+
+/// Most broadcasts one list shows, whatever is asked.
+pub(super) const LIST_MAX: usize = 1000;
+
 pub(crate) fn list(conn: &Connection, limit: usize) -> Result<Vec<LiveRecord>, StoreError> {
-    let mut stmt = conn.prepare(
-        "SELECT id, title, priority, started_by, started_at, stations, ended_at, chunks, audio_secs,
-                end_reason, recording
-         FROM live_broadcasts ORDER BY started_at DESC, id DESC LIMIT ?1",
-    )?;
-    let rows = stmt.query_map([limit.min(1000) as i64], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, String>(4)?,
-            r.get::<_, i64>(5)?,
-            r.get::<_, Option<String>>(6)?,
-            r.get::<_, i64>(7)?,
-            r.get::<_, f64>(8)?,
-            r.get::<_, Option<String>>(9)?,
-            r.get::<_, String>(10)?,
-        ))
-    })?;
+    let mut stmt =
+        conn.prepare(&format!("SELECT {LIVE_COLUMNS} ORDER BY started_at DESC, id DESC LIMIT ?1"))?;
+    let rows = stmt
+        .query_map([super::console::sql_limit(limit.min(LIST_MAX))], |r| r.try_into())?
+        .collect::<Result<Vec<LiveRow>, _>>()?;
+    rows.into_iter().map(record_from).collect()
+}
+
+/// A broadcast from [`LIVE_COLUMNS`]' values, for both stores.
+pub(super) fn record_from(
+    (id, title, priority, by, started, stations, ended, chunks, secs, reason, rec): LiveRow,
+) -> Result<LiveRecord, StoreError> {
     let time = |t: &str| {
         DateTime::parse_from_rfc3339(t).map(|t| t.to_utc()).map_err(|e| corrupt("time", e))
     };
-    let mut out = Vec::new();
-    for row in rows {
-        let (id, title, priority, by, started, stations, ended, chunks, secs, reason, rec) = row?;
-        let priority = serde_json::from_value(serde_json::Value::String(priority))
-            .map_err(|e| corrupt("priority", e))?;
-        out.push(LiveRecord {
-            id,
-            title,
-            priority,
-            started_by: by,
-            started_at: time(&started)?,
-            stations: stations.max(0) as usize,
-            ended_at: ended.as_deref().map(time).transpose()?,
-            chunks: chunks.max(0) as u64,
-            audio_secs: secs,
-            end_reason: reason,
-            recording: rec,
-        });
-    }
-    Ok(out)
+    let priority = serde_json::from_value(serde_json::Value::String(priority))
+        .map_err(|e| corrupt("priority", e))?;
+    Ok(LiveRecord {
+        id,
+        title,
+        priority,
+        started_by: by,
+        started_at: time(&started)?,
+        stations: super::console::from_bigint(stations, "live stations")?,
+        ended_at: ended.as_deref().map(time).transpose()?,
+        chunks: super::console::from_bigint(chunks, "live chunks")?,
+        audio_secs: secs,
+        end_reason: reason,
+        recording: rec,
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::{SqliteStore, Store};
+    use super::super::console::at_once;
+    use super::super::contract::each_store;
     use super::*;
     use crate::protocol::BulletinPriority;
 
@@ -134,21 +140,38 @@ mod tests {
 
     #[test]
     fn a_broadcast_is_listed_newest_first_and_ends_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("central.sqlite")).unwrap();
-        store.live_started(&record("a", 0)).unwrap();
-        store.live_started(&record("b", 5)).unwrap();
-        assert!(store.live_started(&record("a", 9)).is_err(), "one row per broadcast");
-        let end = record("a", 2).started_at;
-        store.live_ended("a", end, 40, 4.0, "upload ended").unwrap();
-        store.live_ended("a", end + chrono::Duration::hours(1), 99, 9.9, "again").unwrap();
-        let list = store.live_list(10).unwrap();
-        assert_eq!(list.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["b", "a"]);
-        let a = &list[1];
-        assert_eq!((a.ended_at, a.chunks, a.audio_secs), (Some(end), 40, 4.0));
-        assert_eq!(a.end_reason.as_deref(), Some("upload ended"), "the first end stands");
-        assert_eq!(list[0].ended_at, None);
-        assert_eq!(list[0].priority, BulletinPriority::Emergency);
-        assert_eq!(store.live_list(1).unwrap().len(), 1);
+        each_store(|store| {
+            store.live_started(&record("a", 0)).unwrap();
+            store.live_started(&record("b", 5)).unwrap();
+            assert!(store.live_started(&record("a", 9)).is_err(), "one row per broadcast");
+            let end = record("a", 2).started_at;
+            store.live_ended("a", end, 40, 4.0, "upload ended").unwrap();
+            store.live_ended("a", end + chrono::Duration::hours(1), 99, 9.9, "again").unwrap();
+            store.live_ended("nope", end, 1, 1.0, "never started").unwrap();
+            let list = store.live_list(10).unwrap();
+            assert_eq!(list.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["b", "a"]);
+            let a = &list[1];
+            assert_eq!((a.ended_at, a.chunks, a.audio_secs), (Some(end), 40, 4.0));
+            assert_eq!(a.end_reason.as_deref(), Some("upload ended"), "the first end stands");
+            assert_eq!(list[0], record("b", 5), "as started");
+            assert_eq!(store.live_list(1).unwrap().len(), 1);
+            assert!(store.live_list(0).unwrap().is_empty());
+        });
+    }
+
+    #[test]
+    fn replicas_ending_a_broadcast_at_once_end_it_once() {
+        each_store(|store| {
+            store.live_started(&record("a", 0)).unwrap();
+            let end = record("a", 2).started_at;
+            at_once(8, |n| {
+                let chunks = n as u64 + 1;
+                store.live_ended("a", end, chunks, n as f64, &format!("end {chunks}")).unwrap()
+            });
+            let a = store.live_list(1).unwrap().remove(0);
+            let reason = a.end_reason.expect("ended");
+            assert_eq!(reason, format!("end {}", a.chunks), "one end whole, not a mixture");
+            assert_eq!(a.audio_secs, (a.chunks - 1) as f64);
+        });
     }
 }

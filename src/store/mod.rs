@@ -6,11 +6,13 @@
 //! their assignments, every manifest ever issued, and the latest heartbeat per station.
 //! Tokens are never stored, only their sha256.
 
+pub mod blobs;
 mod bulletins;
 mod cap;
 pub mod console;
 #[cfg(test)]
 pub(crate) mod contract;
+pub mod copy;
 mod field;
 mod live;
 mod pg;

@@ -1,5 +1,9 @@
 //! The embedded SQLite store: one file, WAL journal, `synchronous=FULL` so a committed
 //! write survives a power cut.
+//!
+//! The decoding of stored rows, the JSON columns and the enum texts are plain functions
+//! here (`pub(super)`), shared with the PostgreSQL store (`pg::base`), so the two read
+//! and write the same values.
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
@@ -11,6 +15,8 @@ use super::{
     AudioLevels, PendingBulletin, PlaylogFilter, Role, Station, StationPlace, Store, StoreError,
     StoredHeartbeat, StoredManifest, StoredSchedule, cap, playlog,
 };
+// One parser for stored timestamps, the same for both stores.
+use super::pg::time;
 use crate::protocol::Record;
 use crate::protocol::{AlertRecord, ApprovalState, AuditEntry};
 use crate::protocol::{AudioInfo, SignedEnvelope};
@@ -128,22 +134,121 @@ fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
 
 /// The quietest true peak stored: digital silence measures `-inf`, which a REAL column
 /// does not round-trip everywhere.
-const SILENT_PEAK_DBTP: f64 = -200.0;
+pub(super) const SILENT_PEAK_DBTP: f64 = -200.0;
 
-fn time(text: &str) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| StoreError::Corrupt(format!("timestamp {text:?}: {e}")))
+/// An unsigned count or size as an SQL integer, refused rather than wrapped when it
+/// does not fit.
+pub(super) fn sql_int(value: u64, what: &str) -> Result<i64, StoreError> {
+    i64::try_from(value).map_err(|_| StoreError::Corrupt(format!("{what} {value} is too large")))
 }
 
-fn layer_text(layer: Layer) -> &'static str {
+/// A stored SQL integer as the unsigned value it was written from.
+pub(super) fn read_int(value: i64, what: &str) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("{what} {value} is negative")))
+}
+
+/// A JSON column's text.
+pub(super) fn to_json(value: &impl serde::Serialize) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// A library row (`sha256, title, size, duration_ms, loudness_lufs, gain_db, damage`).
+pub(super) fn audio_info(
+    sha256: String,
+    title: String,
+    size: i64,
+    duration_ms: i64,
+    loudness_lufs: f64,
+    gain_db: f64,
+    damage: Option<String>,
+) -> Result<AudioInfo, StoreError> {
+    Ok(AudioInfo {
+        size: read_int(size, "audio size")?,
+        duration_ms: read_int(duration_ms, "audio duration")?,
+        sha256,
+        title,
+        loudness_lufs,
+        gain_db: gain_db as f32,
+        damage,
+    })
+}
+
+/// A schedule row (`id, origin, layer, source, audio_json, loaded_at`).
+pub(super) fn schedule_row(
+    id: i64,
+    origin: String,
+    layer_name: &str,
+    source: String,
+    audio_json: &str,
+    loaded_at: &str,
+) -> Result<StoredSchedule, StoreError> {
+    Ok(StoredSchedule {
+        id,
+        origin,
+        layer: layer(layer_name)?,
+        source,
+        audio: serde_json::from_str(audio_json)
+            .map_err(|e| StoreError::Corrupt(format!("schedule {id} audio: {e}")))?,
+        loaded_at: time(loaded_at)?,
+    })
+}
+
+/// A manifest row (`version, issued_at, valid_until, envelope_json`) of `station_id`.
+pub(super) fn manifest_row(
+    station_id: &str,
+    version: i64,
+    issued_at: &str,
+    valid_until: &str,
+    envelope: &str,
+) -> Result<StoredManifest, StoreError> {
+    let envelope: SignedEnvelope = serde_json::from_str(envelope)
+        .map_err(|e| StoreError::Corrupt(format!("manifest envelope: {e}")))?;
+    Ok(StoredManifest {
+        station_id: station_id.to_string(),
+        version: read_int(version, "manifest version")?,
+        issued_at: time(issued_at)?,
+        valid_until: time(valid_until)?,
+        envelope,
+    })
+}
+
+/// Of a station's manifests (by version), those in force during `[from, until)`: the
+/// last issued before `from` and every one issued in the range.
+pub(super) fn in_force(
+    all: Vec<StoredManifest>,
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Vec<StoredManifest> {
+    let before = all.iter().rposition(|m| m.issued_at < from);
+    all.into_iter()
+        .enumerate()
+        .filter(|(i, m)| Some(*i) == before || (m.issued_at >= from && m.issued_at < until))
+        .map(|(_, m)| m)
+        .collect()
+}
+
+/// A heartbeat row (`station_id, received_at, body_json`).
+pub(super) fn heartbeat_row(
+    station_id: String,
+    received_at: &str,
+    body: &str,
+) -> Result<StoredHeartbeat, StoreError> {
+    Ok(StoredHeartbeat {
+        received_at: time(received_at)?,
+        heartbeat: serde_json::from_str(body)
+            .map_err(|e| StoreError::Corrupt(format!("heartbeat: {e}")))?,
+        station_id,
+    })
+}
+
+pub(super) fn layer_text(layer: Layer) -> &'static str {
     match layer {
         Layer::Local => "local",
         Layer::Provincial => "provincial",
     }
 }
 
-fn layer(text: &str) -> Result<Layer, StoreError> {
+pub(super) fn layer(text: &str) -> Result<Layer, StoreError> {
     match text {
         "local" => Ok(Layer::Local),
         "provincial" => Ok(Layer::Provincial),
@@ -250,8 +355,8 @@ impl Store for SqliteStore {
             params![
                 info.sha256,
                 info.title,
-                info.size as i64,
-                info.duration_ms as i64,
+                sql_int(info.size, "audio size")?,
+                sql_int(info.duration_ms, "audio duration")?,
                 info.loudness_lufs,
                 f64::from(info.gain_db),
                 Utc::now().to_rfc3339(),
@@ -292,25 +397,20 @@ impl Store for SqliteStore {
     }
 
     fn audio(&self, sha256: &str) -> Result<Option<AudioInfo>, StoreError> {
-        Ok(self
+        type Row = (String, String, i64, i64, f64, f64, Option<String>);
+        let row = self
             .conn()
             .query_row(
                 "SELECT sha256, title, size, duration_ms, loudness_lufs, gain_db, damage
                  FROM audio WHERE sha256 = ?1",
                 [sha256],
-                |r| {
-                    Ok(AudioInfo {
-                        sha256: r.get(0)?,
-                        title: r.get(1)?,
-                        size: r.get::<_, i64>(2)? as u64,
-                        duration_ms: r.get::<_, i64>(3)? as u64,
-                        loudness_lufs: r.get(4)?,
-                        gain_db: r.get::<_, f64>(5)? as f32,
-                        damage: r.get(6)?,
-                    })
-                },
+                |r| Row::try_from(r),
             )
-            .optional()?)
+            .optional()?;
+        row.map(|(sha256, title, size, duration, lufs, gain, damage)| {
+            audio_info(sha256, title, size, duration, lufs, gain, damage)
+        })
+        .transpose()
     }
 
     fn load_schedule(
@@ -319,12 +419,10 @@ impl Store for SqliteStore {
         stations: &[String],
         loaded_by: &str,
     ) -> Result<i64, StoreError> {
-        let audio_json = serde_json::to_string(&schedule.audio)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let audio_json = to_json(&schedule.audio)?;
+        let stations_json = to_json(&stations)?;
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let stations_json =
-            serde_json::to_string(stations).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         tx.execute(
             "INSERT INTO schedules (origin, layer, source, audio_json, loaded_by, loaded_at,
                                     stations_json)
@@ -380,28 +478,20 @@ impl Store for SqliteStore {
             .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter()
             .map(|(id, origin, layer_name, source, audio_json, loaded_at)| {
-                Ok(StoredSchedule {
-                    id,
-                    origin,
-                    layer: layer(&layer_name)?,
-                    source,
-                    audio: serde_json::from_str(&audio_json)
-                        .map_err(|e| StoreError::Corrupt(format!("schedule {id} audio: {e}")))?,
-                    loaded_at: time(&loaded_at)?,
-                })
+                schedule_row(id, origin, &layer_name, source, &audio_json, &loaded_at)
             })
             .collect()
     }
 
     fn put_manifest(&self, manifest: &StoredManifest) -> Result<(), StoreError> {
-        let envelope = serde_json::to_string(&manifest.envelope)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let envelope = to_json(&manifest.envelope)?;
+        let version = sql_int(manifest.version, "manifest version")?;
         let result = self.conn().execute(
             "INSERT INTO manifests (station_id, version, issued_at, valid_until, envelope_json)
              VALUES (?1, ?2, ?3, ?4, ?5)",
             params![
                 manifest.station_id,
-                manifest.version as i64,
+                version,
                 manifest.issued_at.to_rfc3339(),
                 manifest.valid_until.to_rfc3339(),
                 envelope
@@ -442,25 +532,13 @@ impl Store for SqliteStore {
                 ))
             })?
             .collect::<Result<Vec<_>, _>>()?;
-        let mut all = Vec::new();
-        for (version, issued_at, valid_until, envelope) in rows {
-            let envelope: SignedEnvelope = serde_json::from_str(&envelope)
-                .map_err(|e| StoreError::Corrupt(format!("manifest envelope: {e}")))?;
-            all.push(StoredManifest {
-                station_id: station_id.to_string(),
-                version: version as u64,
-                issued_at: time(&issued_at)?,
-                valid_until: time(&valid_until)?,
-                envelope,
-            });
-        }
-        let before = all.iter().rposition(|m| m.issued_at < from);
-        Ok(all
-            .into_iter()
-            .enumerate()
-            .filter(|(i, m)| Some(*i) == before || (m.issued_at >= from && m.issued_at < until))
-            .map(|(_, m)| m)
-            .collect())
+        let all = rows
+            .iter()
+            .map(|(version, issued_at, valid_until, envelope)| {
+                manifest_row(station_id, *version, issued_at, valid_until, envelope)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(in_force(all, from, until))
     }
 
     fn ingest_playlog(
@@ -590,22 +668,13 @@ impl Store for SqliteStore {
             )
             .optional()?;
         row.map(|(version, issued_at, valid_until, envelope)| {
-            let envelope: SignedEnvelope = serde_json::from_str(&envelope)
-                .map_err(|e| StoreError::Corrupt(format!("manifest envelope: {e}")))?;
-            Ok(StoredManifest {
-                station_id: station_id.to_string(),
-                version: version as u64,
-                issued_at: time(&issued_at)?,
-                valid_until: time(&valid_until)?,
-                envelope,
-            })
+            manifest_row(station_id, version, &issued_at, &valid_until, &envelope)
         })
         .transpose()
     }
 
     fn put_heartbeat(&self, heartbeat: &StoredHeartbeat) -> Result<(), StoreError> {
-        let body = serde_json::to_string(&heartbeat.heartbeat)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let body = to_json(&heartbeat.heartbeat)?;
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         tx.execute(
@@ -774,21 +843,16 @@ impl Store for SqliteStore {
 
     fn heartbeats(&self) -> Result<Vec<StoredHeartbeat>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT station_id, received_at, body_json FROM heartbeats")?;
+        let mut stmt = conn.prepare(
+            "SELECT station_id, received_at, body_json FROM heartbeats ORDER BY station_id",
+        )?;
         let rows = stmt
             .query_map([], |r| {
                 Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
             })?
             .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter()
-            .map(|(station_id, received_at, body)| {
-                Ok(StoredHeartbeat {
-                    received_at: time(&received_at)?,
-                    heartbeat: serde_json::from_str(&body)
-                        .map_err(|e| StoreError::Corrupt(format!("heartbeat: {e}")))?,
-                    station_id,
-                })
-            })
+            .map(|(station_id, received_at, body)| heartbeat_row(station_id, &received_at, &body))
             .collect()
     }
 
@@ -838,7 +902,8 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::DocumentKind;
+    use crate::protocol::{DocumentKind, Heartbeat};
+    use crate::store::contract::each_store;
     use crate::store::hash_token;
     use std::collections::BTreeMap;
 
@@ -894,6 +959,7 @@ mod tests {
         assert_eq!(SqliteStore::open(&path).unwrap().audio_levels().unwrap(), levels);
     }
 
+    /// What is written is on disk: a store opened again on the file holds it.
     #[test]
     fn stations_operators_and_tokens_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
@@ -901,75 +967,257 @@ mod tests {
         {
             let store = SqliteStore::open(&path).unwrap();
             store.add_station(&station("a"), &hash_token("tok-a")).unwrap();
-            assert!(matches!(
-                store.add_station(&station("a"), &hash_token("tok-b")),
-                Err(StoreError::StationExists(_))
-            ));
             store.add_operator(&hash_token("op"), &Role::District("Tri Tôn".into()), "x").unwrap();
         }
         let store = SqliteStore::open(&path).unwrap();
         assert_eq!(store.station_by_token(&hash_token("tok-a")).unwrap(), Some(station("a")));
-        assert_eq!(store.station_by_token(&hash_token("tok-b")).unwrap(), None);
         assert_eq!(
             store.operator_by_token(&hash_token("op")).unwrap(),
             Some(Role::District("Tri Tôn".into()))
         );
-        assert_eq!(store.operator_by_token(&hash_token("tok-a")).unwrap(), None);
+    }
+
+    #[test]
+    fn stations_are_found_by_id_and_token_and_a_new_token_replaces_the_old() {
+        each_store(|store| {
+            store.add_station(&station("b"), &hash_token("tok-b")).unwrap();
+            store.add_station(&station("a"), &hash_token("tok-a")).unwrap();
+            assert!(matches!(
+                store.add_station(&station("a"), &hash_token("tok-other")),
+                Err(StoreError::StationExists(_))
+            ));
+            assert!(
+                matches!(
+                    store.add_station(&station("c"), &hash_token("tok-a")),
+                    Err(StoreError::StationExists(_))
+                ),
+                "a token is one station's"
+            );
+            assert_eq!(store.station("a").unwrap(), Some(station("a")));
+            assert_eq!(store.station("c").unwrap(), None);
+            assert_eq!(store.station_by_token(&hash_token("tok-a")).unwrap(), Some(station("a")));
+            assert_eq!(store.station_by_token(&hash_token("nope")).unwrap(), None);
+            assert_eq!(store.stations().unwrap(), [station("a"), station("b")], "by id");
+            assert!(store.set_station_token("a", &hash_token("tok-a2")).unwrap());
+            assert_eq!(store.station_by_token(&hash_token("tok-a")).unwrap(), None);
+            assert_eq!(store.station_by_token(&hash_token("tok-a2")).unwrap(), Some(station("a")));
+            assert!(!store.set_station_token("c", &hash_token("tok-c")).unwrap());
+        });
+    }
+
+    /// Two replicas adding one station at once: one adds it, the other is told it exists.
+    #[test]
+    fn a_station_added_twice_at_once_is_added_once() {
+        each_store(|store| {
+            let results: Vec<_> = std::thread::scope(|scope| {
+                let adds: Vec<_> = (0..2)
+                    .map(|n| {
+                        scope.spawn(move || {
+                            store.add_station(&station("a"), &hash_token(&format!("t{n}")))
+                        })
+                    })
+                    .collect();
+                adds.into_iter().map(|a| a.join().unwrap()).collect()
+            });
+            assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
+            assert!(
+                results.iter().any(|r| matches!(r, Err(StoreError::StationExists(_)))),
+                "{results:?}"
+            );
+            assert_eq!(store.stations().unwrap().len(), 1);
+        });
+    }
+
+    #[test]
+    fn operators_have_a_role_and_a_label_and_are_revoked_by_label() {
+        each_store(|store| {
+            let district = Role::District("Tri Tôn/Ba Chúc".into());
+            store.add_operator(&hash_token("op1"), &district, "Lan").unwrap();
+            store.add_operator(&hash_token("op2"), &Role::Viewer, "Lan").unwrap();
+            store.add_operator(&hash_token("op3"), &Role::Admin, "Minh").unwrap();
+            assert_eq!(
+                store.operator_by_token(&hash_token("op1")).unwrap(),
+                Some(district.clone())
+            );
+            assert_eq!(
+                store.operator_identity(&hash_token("op3")).unwrap(),
+                Some((Role::Admin, "Minh".to_string()))
+            );
+            assert_eq!(store.operator_by_token(&hash_token("nope")).unwrap(), None);
+            assert_eq!(store.operator_identity(&hash_token("nope")).unwrap(), None);
+            assert_eq!(store.revoke_operators("Lan").unwrap(), 2);
+            assert_eq!(store.revoke_operators("Lan").unwrap(), 0);
+            assert_eq!(store.operator_by_token(&hash_token("op1")).unwrap(), None);
+            assert_eq!(store.operator_by_token(&hash_token("op3")).unwrap(), Some(Role::Admin));
+        });
+    }
+
+    #[test]
+    fn audio_keeps_the_first_title_and_the_latest_measurement() {
+        each_store(|store| {
+            let info = |title: &str, lufs: f64| AudioInfo {
+                sha256: "ab".repeat(32),
+                title: title.into(),
+                size: 5_000_000_000,
+                duration_ms: 61_000,
+                loudness_lufs: lufs,
+                gain_db: -3.5,
+                damage: Some("truncated".into()),
+            };
+            assert_eq!(store.audio(&"ab".repeat(32)).unwrap(), None);
+            store.put_audio(&info("Bản tin", -20.0), -1.5).unwrap();
+            store.put_audio(&info("Khác", -18.0), f64::NEG_INFINITY).unwrap();
+            assert_eq!(store.audio(&"ab".repeat(32)).unwrap(), Some(info("Bản tin", -18.0)));
+            let silent = AudioLevels {
+                sha256: "ab".repeat(32),
+                loudness_lufs: -18.0,
+                true_peak_dbtp: Some(SILENT_PEAK_DBTP),
+                gain_db: -3.5,
+            };
+            assert_eq!(
+                store.audio_levels().unwrap(),
+                std::slice::from_ref(&silent),
+                "silence is stored"
+            );
+            let levels = AudioLevels { true_peak_dbtp: Some(-0.5), gain_db: 2.0, ..silent };
+            assert!(store.set_audio_levels(&levels).unwrap());
+            assert_eq!(store.audio_levels().unwrap(), std::slice::from_ref(&levels));
+            let elsewhere = AudioLevels { sha256: "cd".repeat(32), ..levels };
+            assert!(!store.set_audio_levels(&elsewhere).unwrap(), "not in the library");
+        });
     }
 
     #[test]
     fn loading_replaces_same_origin_and_is_all_or_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("c.sqlite")).unwrap();
-        store.add_station(&station("a"), "h1").unwrap();
-        let mut s = StoredSchedule {
-            id: 0,
-            origin: "p.toml".into(),
-            layer: Layer::Provincial,
-            source: "v1".into(),
-            audio: BTreeMap::from([("x.mp3".to_string(), "ab".repeat(32))]),
-            loaded_at: Utc::now(),
-        };
-        store.load_schedule(&s, &["a".into()], "admin").unwrap();
-        s.source = "v2".into();
-        store.load_schedule(&s, &["a".into()], "admin").unwrap();
-        let got = store.schedules_for("a").unwrap();
-        assert_eq!(got.len(), 1);
-        assert_eq!(got[0].source, "v2");
-        assert_eq!(got[0].audio, s.audio);
-        s.source = "v3".into();
-        let err = store.load_schedule(&s, &["a".into(), "nope".into()], "admin").unwrap_err();
-        assert!(matches!(err, StoreError::NoSuchStation(_)));
-        assert_eq!(store.schedules_for("a").unwrap()[0].source, "v2", "partial load leaked");
-        // A local file with the same name never replaces the provincial one.
-        s.layer = Layer::Local;
-        s.source = "local".into();
-        store.load_schedule(&s, &["a".into()], "district:x").unwrap();
-        let got = store.schedules_for("a").unwrap();
-        assert_eq!(got.len(), 2);
-        assert_eq!((got[0].layer, got[0].source.as_str()), (Layer::Provincial, "v2"));
+        each_store(|store| {
+            store.add_station(&station("a"), "h1").unwrap();
+            store.add_station(&station("b"), "h2").unwrap();
+            let mut s = StoredSchedule {
+                id: 0,
+                origin: "p.toml".into(),
+                layer: Layer::Provincial,
+                source: "v1".into(),
+                audio: BTreeMap::from([("x.mp3".to_string(), "ab".repeat(32))]),
+                loaded_at: DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
+            };
+            store.load_schedule(&s, &["a".into()], "admin").unwrap();
+            s.source = "v2".into();
+            let id =
+                store.load_schedule(&s, &["a".into(), "b".into(), "a".into()], "admin").unwrap();
+            let got = store.schedules_for("a").unwrap();
+            assert_eq!(got, [StoredSchedule { id, ..s.clone() }]);
+            assert_eq!(store.schedules_for("b").unwrap()[0].id, id);
+            s.source = "v3".into();
+            let err = store.load_schedule(&s, &["a".into(), "nope".into()], "admin").unwrap_err();
+            assert!(matches!(err, StoreError::NoSuchStation(ref n) if n == "nope"), "{err:?}");
+            assert_eq!(store.schedules_for("a").unwrap()[0].source, "v2", "partial load leaked");
+            // A local file with the same name never replaces the provincial one.
+            s.layer = Layer::Local;
+            s.source = "local".into();
+            store.load_schedule(&s, &["a".into()], "district:x").unwrap();
+            let got = store.schedules_for("a").unwrap();
+            assert_eq!(got.len(), 2);
+            assert_eq!((got[0].layer, got[0].source.as_str()), (Layer::Provincial, "v2"));
+            assert_eq!(store.schedules_for("nope").unwrap(), []);
+        });
     }
 
-    #[test]
-    fn manifest_versions_are_unique_and_latest_wins() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("c.sqlite")).unwrap();
-        store.add_station(&station("a"), "h1").unwrap();
-        let m = |version| StoredManifest {
+    fn manifest(version: u64, issued_at: i64) -> StoredManifest {
+        let at = DateTime::from_timestamp(1_800_000_000 + issued_at, 0).unwrap();
+        StoredManifest {
             station_id: "a".into(),
             version,
-            issued_at: Utc::now(),
-            valid_until: Utc::now(),
+            issued_at: at,
+            valid_until: at + chrono::Duration::days(7),
             envelope: SignedEnvelope {
                 kind: DocumentKind::Manifest,
                 payload: String::new(),
                 signature: version.to_string(),
             },
-        };
-        store.put_manifest(&m(1)).unwrap();
-        store.put_manifest(&m(2)).unwrap();
-        assert!(matches!(store.put_manifest(&m(2)), Err(StoreError::VersionTaken { .. })));
-        assert_eq!(store.latest_manifest("a").unwrap().unwrap().version, 2);
-        assert_eq!(store.latest_manifest("b").unwrap(), None);
+        }
+    }
+
+    #[test]
+    fn manifest_versions_are_unique_and_latest_wins() {
+        each_store(|store| {
+            store.add_station(&station("a"), "h1").unwrap();
+            store.put_manifest(&manifest(1, 0)).unwrap();
+            store.put_manifest(&manifest(2, 10)).unwrap();
+            assert!(matches!(
+                store.put_manifest(&manifest(2, 20)),
+                Err(StoreError::VersionTaken { version: 2, .. })
+            ));
+            assert_eq!(store.latest_manifest("a").unwrap(), Some(manifest(2, 10)));
+            assert_eq!(store.latest_manifest("b").unwrap(), None);
+        });
+    }
+
+    /// Two replicas issuing the same version at once: one document under it, never two.
+    #[test]
+    fn one_manifest_version_issued_at_once_by_several_writers_is_stored_once() {
+        each_store(|store| {
+            store.add_station(&station("a"), "h1").unwrap();
+            let results: Vec<_> = std::thread::scope(|scope| {
+                let puts: Vec<_> = (0..4)
+                    .map(|n| scope.spawn(move || store.put_manifest(&manifest(7, n))))
+                    .collect();
+                puts.into_iter().map(|p| p.join().unwrap()).collect()
+            });
+            assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
+            assert!(
+                results
+                    .iter()
+                    .filter(|r| r.is_err())
+                    .all(|r| matches!(r, Err(StoreError::VersionTaken { version: 7, .. }))),
+                "{results:?}"
+            );
+            assert_eq!(store.latest_manifest("a").unwrap().unwrap().version, 7);
+        });
+    }
+
+    #[test]
+    fn manifests_between_are_the_one_in_force_at_the_start_and_those_issued_in_the_range() {
+        each_store(|store| {
+            store.add_station(&station("a"), "h1").unwrap();
+            for (version, at) in [(1, 0), (2, 100), (3, 200), (4, 300)] {
+                store.put_manifest(&manifest(version, at)).unwrap();
+            }
+            let at = |secs: i64| DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap();
+            let versions = |from, until| -> Vec<u64> {
+                store
+                    .manifests_between("a", at(from), at(until))
+                    .unwrap()
+                    .iter()
+                    .map(|m| m.version)
+                    .collect()
+            };
+            assert_eq!(versions(150, 300), [2, 3], "the one in force at the start, then the range");
+            assert_eq!(versions(100, 101), [1, 2], "issued at the start, after the one before");
+            assert_eq!(versions(-10, 50), [1]);
+            assert_eq!(versions(1000, 2000), [4]);
+            assert_eq!(store.manifests_between("b", at(0), at(1000)).unwrap(), []);
+        });
+    }
+
+    #[test]
+    fn the_latest_heartbeat_of_each_station_is_kept() {
+        each_store(|store| {
+            store.add_station(&station("b"), "h2").unwrap();
+            store.add_station(&station("a"), "h1").unwrap();
+            let beat = |id: &str, n: i64| {
+                let at = DateTime::from_timestamp(1_800_000_000 + n, 0).unwrap();
+                let heartbeat: Heartbeat = serde_json::from_value(serde_json::json!({
+                    "manifest_version": n, "clock_offset_ms": -12, "missing_bytes": 10,
+                    "now_playing": "item-1", "sink_health": "ok", "sent_at": at,
+                }))
+                .unwrap();
+                StoredHeartbeat { station_id: id.into(), received_at: at, heartbeat }
+            };
+            assert_eq!(store.heartbeats().unwrap(), []);
+            store.put_heartbeat(&beat("b", 1)).unwrap();
+            store.put_heartbeat(&beat("a", 2)).unwrap();
+            store.put_heartbeat(&beat("b", 3)).unwrap();
+            assert_eq!(store.heartbeats().unwrap(), [beat("a", 2), beat("b", 3)]);
+        });
     }
 }

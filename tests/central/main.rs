@@ -1,5 +1,5 @@
 //! Central: the HTTP API in process, sync faults, TLS, the playlog API, and the real
-//! `loa central` with the operator CLI (`central init`, `station add`, `audio add`, …).
+//! `loa central` with the operator CLI (`central init`, `station add`, `audio add`, …), and central on PostgreSQL.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -10,5 +10,6 @@ mod cli;
 mod library_gains;
 mod operator_cli;
 mod playlog_api;
+mod postgres;
 mod sync_faults;
 mod tls;

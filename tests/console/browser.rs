@@ -18,7 +18,7 @@ fn add_station(data: &std::path::Path, id: &str, name: &str, area: &str) -> Stri
     crate::support::process::add_station(data, id, name, area, &[]).token
 }
 
-async fn sign_in(client: &Client, url: &str, name: &str, password: &str) {
+pub(super) async fn sign_in(client: &Client, url: &str, name: &str, password: &str) {
     client.goto(&format!("{url}/login")).await.unwrap();
     client.find(Locator::Css("input[name=username]")).await.unwrap().send_keys(name).await.unwrap();
     client
@@ -31,7 +31,7 @@ async fn sign_in(client: &Client, url: &str, name: &str, password: &str) {
     client.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
 }
 
-async fn body_text(client: &Client) -> String {
+pub(super) async fn body_text(client: &Client) -> String {
     client.find(Locator::Css("body")).await.unwrap().text().await.unwrap()
 }
 

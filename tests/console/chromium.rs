@@ -58,6 +58,28 @@ pub fn driver() -> Driver {
 
 /// A headless chromium `width` CSS pixels wide, its profile in `profile`.
 pub async fn browser(driver: &Driver, width: u32, profile: &Path) -> Client {
+    browser_with(driver, width, profile, &[]).await
+}
+
+/// [`browser`] with `extra` command-line arguments (a fake microphone, for one).
+pub async fn browser_with(driver: &Driver, width: u32, profile: &Path, extra: &[String]) -> Client {
+    let mut args: Vec<String> = [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-extensions",
+        "--lang=vi",
+        "--disable-breakpad",
+        "--disable-crash-reporter",
+        "--window-size=500,900",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    args.push(format!("--user-data-dir={}", profile.display()));
+    args.extend(extra.iter().cloned());
     let mut caps = fantoccini::wd::Capabilities::new();
     caps.insert(
         "goog:chromeOptions".into(),
@@ -65,13 +87,7 @@ pub async fn browser(driver: &Driver, width: u32, profile: &Path) -> Client {
             "binary": "/usr/bin/chromium",
             // Headless windows are at least 500 px wide: a phone's width is emulated.
             "mobileEmulation": { "deviceMetrics": { "width": width, "height": 800, "pixelRatio": 1.0 } },
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--no-first-run", "--disable-extensions", "--lang=vi",
-                "--disable-breakpad", "--disable-crash-reporter",
-                "--window-size=500,900",
-                format!("--user-data-dir={}", profile.display()),
-            ]
+            "args": args,
         }),
     );
     let connector = hyper_util::client::legacy::connect::HttpConnector::new();

@@ -8,6 +8,7 @@
 //! - [`central`]: an in-process central on loopback with a manual clock.
 //! - [`station`]: an in-process station daemon on a manual clock and a clocked sink.
 //! - [`audio`]: WAV writers, damaged copies, signal measurements.
+//! - [`pg`]: a PostgreSQL server of its own for a test that stops and starts it.
 //! - [`golden`]: a folder of inputs beside their expected outputs (`LOA_BLESS=1`).
 //! - [`serial`]: a lock for tests that must not share the machine with each other.
 //!
@@ -18,6 +19,7 @@ pub mod audio;
 pub mod cap;
 pub mod central;
 pub mod golden;
+pub mod pg;
 pub mod playlog;
 pub mod process;
 pub mod station;

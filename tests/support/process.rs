@@ -513,7 +513,8 @@ pub fn add_station(
 }
 
 /// The settings every test's `station.toml` has (`data_dir = "data"`, beside it), then
-/// `extra` top-level lines and the `[audio]` table's lines.
+/// `extra` top-level lines and the `[audio]` table's lines. A `central_url` that starts
+/// with `[` is written as it is (a TOML list of addresses), any other quoted.
 pub struct StationToml<'a> {
     pub id: &'a str,
     pub central_url: &'a str,
@@ -529,10 +530,15 @@ impl StationToml<'_> {
         std::fs::create_dir_all(dir).expect("station dir");
         let path = dir.join("station.toml");
         let Self { id, central_url, token, key, extra, audio } = self;
+        let central_url = if central_url.starts_with('[') {
+            central_url.to_string()
+        } else {
+            format!("\"{central_url}\"")
+        };
         std::fs::write(
             &path,
             format!(
-                "station_id = \"{id}\"\ncentral_url = \"{central_url}\"\ntoken = \"{token}\"\nprovince_key = \"{key}\"\ndata_dir = \"data\"\n{extra}[audio]\n{audio}"
+                "station_id = \"{id}\"\ncentral_url = {central_url}\ntoken = \"{token}\"\nprovince_key = \"{key}\"\ndata_dir = \"data\"\n{extra}[audio]\n{audio}"
             ),
         )
         .expect("write station.toml");

@@ -125,7 +125,10 @@ pub async fn issue(
     doc.check_bounds().map_err(|why| ApiError::BadRequest(format!("bulletin refused: {why}")))?;
     let now = state.clock.now();
     // Hot before the stations hear of it: the whole fleet asks for it at once.
-    let path = state.audio_dir().join(&doc.audio_sha256);
+    let path = match state.audio.local(&doc.audio_sha256).await {
+        Ok(Some(path)) => path,
+        _ => state.audio.path(&doc.audio_sha256),
+    };
     if let Err(e) = state.hot_audio.load(&doc.audio_sha256, &path, doc.expires_at, now).await {
         tracing::warn!(id = %doc.id, "bulletin audio will be served from disk: {e}");
     }

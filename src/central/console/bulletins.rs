@@ -92,7 +92,7 @@ fn state_name(l: Lang, s: Option<DeliveryState>) -> &'static str {
 }
 
 /// The targets a person may choose: all (admin), each area they see, each station.
-fn targets(frame: &Frame<'_>) -> Result<Vec<(String, String)>, ApiError> {
+pub(super) fn targets(frame: &Frame<'_>) -> Result<Vec<(String, String)>, ApiError> {
     let l = frame.lang;
     let role = &frame.session.caller.role;
     let stations: Vec<_> =
@@ -204,7 +204,11 @@ pub async fn page(State(state): State<Arc<AppState>>, request: Request) -> Respo
         let form =
             if session.caller.role == Role::Viewer { None } else { Some(push_form(&frame)?) };
         Ok(html! {
-            @if let Some(f) = form { h2 { (l.t("Gửi bản tin", "Push a bulletin")) } (f) }
+            @if let Some(f) = form {
+                p { a.button #speak-live href="/live" { (l.t("🎙 Nói trực tiếp", "🎙 Speak live")) } " "
+                    span.muted { (l.t("(phát giọng nói qua micrô của trình duyệt ngay tới các trạm)", "(your voice, through the browser's microphone, to the stations now)")) } }
+                h2 { (l.t("Gửi bản tin", "Push a bulletin")) } (f)
+            }
             h2 { (l.t("Bản tin gần đây", "Recent bulletins")) }
             (list_table(&frame, &list))
         })

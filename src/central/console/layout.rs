@@ -18,10 +18,15 @@ pub const HTMX: &[u8] = include_bytes!("assets/htmx.min.js");
 pub const CSS: &str = include_str!("assets/console.css");
 /// The console's own script (a picked file read into a form field).
 pub const JS: &str = include_str!("assets/console.js");
+/// The speak-live page's script and its audio worklet (loaded by `/live` only).
+pub const LIVE_JS: &str = include_str!("assets/live.js");
+pub const LIVE_WORKLET: &str = include_str!("assets/live-worklet.js");
 /// Where they are served (versioned: cached for a day).
 pub const HTMX_PATH: &str = "/assets/htmx-2.0.11.min.js";
 pub const CSS_PATH: &str = "/assets/console-1.css";
 pub const JS_PATH: &str = "/assets/console-1.js";
+pub const LIVE_JS_PATH: &str = "/assets/live-1.js";
+pub const LIVE_WORKLET_PATH: &str = "/assets/live-worklet-1.js";
 
 /// The language a page is written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,6 +216,8 @@ pub fn asset(path: &str) -> Response {
         HTMX_PATH => ("text/javascript; charset=utf-8", HTMX),
         CSS_PATH => ("text/css; charset=utf-8", CSS.as_bytes()),
         JS_PATH => ("text/javascript; charset=utf-8", JS.as_bytes()),
+        LIVE_JS_PATH => ("text/javascript; charset=utf-8", LIVE_JS.as_bytes()),
+        LIVE_WORKLET_PATH => ("text/javascript; charset=utf-8", LIVE_WORKLET.as_bytes()),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
     ([(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, "public, max-age=86400")], bytes)

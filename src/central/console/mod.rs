@@ -12,6 +12,7 @@ pub mod audit;
 pub mod bulletins;
 pub mod fleet;
 pub mod layout;
+pub mod live;
 pub mod login;
 pub mod playlog;
 pub mod reports;
@@ -48,6 +49,14 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/bulletins/{id}/board", get(bulletins::board_part))
         .route("/bulletins/{id}/cancel", post(bulletins::cancel))
         .route("/bulletins/{id}/approve", post(bulletins::approve))
+        .route("/live", get(live::page))
+        .route("/live/start", post(live::start))
+        // The microphone's PCM, read within its own bound (`live::audio`).
+        .route(
+            "/live/{id}/audio",
+            post(live::audio).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route("/live/{id}/stop", post(live::stop))
         .route("/audit", get(audit::page))
         .route("/playlog", get(playlog::page))
         .route("/reports", get(reports::page))

@@ -1,7 +1,9 @@
 //! Live broadcasts from the province: an admin (or a district token, to its own
 //! district's stations) starts one (`POST /api/v1/live`), its
 //! signed start document goes out on the bulletin event stream, the operator's `loa live`
-//! uploads Opus chunks (`PUT /api/v1/live/{id}/audio`, [`upload`]), and each targeted
+//! uploads Opus chunks (`PUT /api/v1/live/{id}/audio`, [`upload`]) — or a person speaks
+//! from the console, whose microphone's PCM [`pcm`] encodes and hands to the same
+//! intake ([`begin`] and `upload::speak` serve both) — and each targeted
 //! station fetches the chained, checkpointed records (`GET /api/v1/station/live/{id}`).
 //! Central keeps a recording of exactly what it sent (`data_dir/live/ID.loalive`, the
 //! same records) and a row per broadcast in the store.
@@ -16,6 +18,7 @@
 //! rejoins). A joining listener first gets the latest checkpoint and the chunks sent
 //! since, taken under the lock records are published with, so it misses none.
 
+pub mod pcm;
 mod upload;
 
 use std::collections::{HashMap, HashSet};
@@ -110,6 +113,8 @@ impl Broadcast {
 #[derive(Default)]
 pub struct LiveHub {
     on_air: Mutex<HashMap<String, Arc<Broadcast>>>,
+    /// Broadcasts spoken from the console, by id ([`pcm::Feed`]).
+    feeds: Mutex<HashMap<String, Arc<pcm::Feed>>>,
 }
 
 impl LiveHub {
@@ -153,13 +158,25 @@ async fn start(
     headers: HeaderMap,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
-    // Who may reach which stations is decided as for a bulletin push: an admin anywhere,
-    // a district token its own district's stations, nobody else.
     let caller = crate::central::auth::operator_caller(&state, &headers, request.extensions())?;
-    let role = caller.role.clone();
     let body =
         crate::central::body::read(request.into_body(), crate::central::body::PUSH_LIMIT).await?;
     let request: StartLiveRequest = parse_json(&body, "live broadcast request")?;
+    let (answer, _) = begin(&state, &caller, &request)?;
+    Ok(axum::Json(answer).into_response())
+}
+
+/// Starts a broadcast for `caller`, however it was asked for (`POST /api/v1/live`, the
+/// console's "Nói trực tiếp"): who may reach which stations is decided as for a
+/// bulletin push (an admin anywhere, a district its own area's stations, nobody else);
+/// the start document signed and announced; a store row; `live.start` in the audit
+/// trail as `caller`. Only `caller.who` may then send its audio.
+pub fn begin(
+    state: &Arc<AppState>,
+    caller: &crate::central::auth::Caller,
+    request: &StartLiveRequest,
+) -> Result<(StartLiveResponse, Arc<Broadcast>), ApiError> {
+    let role = caller.role.clone();
     if request.priority == BulletinPriority::Test {
         return Err(ApiError::BadRequest(
             "a live broadcast airs at emergency or priority: use a test bulletin to prove the chain".into(),
@@ -198,7 +215,7 @@ async fn start(
         id: id.clone(),
         title: request.title.clone(),
         priority: request.priority,
-        started_by: role.to_string(),
+        started_by: caller.who.clone(),
         started_at: now,
         stations: targets.len(),
         ended_at: None,
@@ -210,10 +227,11 @@ async fn start(
     // Signed with its event number, and on air before any station can hear of it: the
     // broadcast is listed inside the signing step, which runs before the event is
     // published.
+    let mut on_air: Option<Arc<Broadcast>> = None;
     let sign = |seq| {
         let envelope =
             state.key.sign(DocumentKind::Live, &LiveDoc { event_seq: Some(seq), ..doc.clone() })?;
-        let first = checkpoint(&state, &id, 0, &genesis(&envelope), false)?;
+        let first = checkpoint(state, &id, 0, &genesis(&envelope), false)?;
         let broadcast = Arc::new(Broadcast {
             id: id.clone(),
             start: envelope.clone(),
@@ -222,19 +240,33 @@ async fn start(
             since: Mutex::new(Since { checkpoint: Arc::new(first), chunks: Vec::new() }),
             uploading: false.into(),
             started_at: now,
-            started_by: role.to_string(),
+            started_by: caller.who.clone(),
         });
-        state.live.on_air.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone(), broadcast);
+        state
+            .live
+            .on_air
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), broadcast.clone());
+        on_air = Some(broadcast);
         Ok(envelope)
     };
-    if let Err(e) = state.bulletins.append_live(&id, sign, &targets, doc.expires_at) {
-        state.live.remove(&id);
-        let _ = state.store.live_ended(&id, state.clock.now(), 0, 0.0, "not announced");
-        return Err(ApiError::Internal(e.to_string()));
-    }
-    tracing::info!(id, stations = targets.len(), by = %role, "live broadcast started");
+    let appended = state.bulletins.append_live(&id, sign, &targets, doc.expires_at);
+    let broadcast = match (appended, on_air) {
+        (Ok(_), Some(b)) => b,
+        (result, _) => {
+            state.live.remove(&id);
+            let _ = state.store.live_ended(&id, state.clock.now(), 0, 0.0, "not announced");
+            let why = match result {
+                Err(e) => e.to_string(),
+                Ok(_) => "the start was not signed".to_string(),
+            };
+            return Err(ApiError::Internal(why));
+        }
+    };
+    tracing::info!(id, stations = targets.len(), by = %caller.who, "live broadcast started");
     crate::central::bulletins::issue::audit(
-        &state,
+        state,
         &caller.actor(),
         "live.start",
         &id,
@@ -275,7 +307,7 @@ async fn start(
         upload: format!("/api/v1/live/{id}/audio"),
         stations: targets.len(),
     };
-    Ok(axum::Json(answer).into_response())
+    Ok((answer, broadcast))
 }
 
 async fn list(

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -87,11 +87,13 @@ impl Intake {
 }
 
 /// How an upload ended.
-struct Carried {
-    chunks: u64,
-    audio_ms: u64,
-    reason: String,
-    error: Option<ApiError>,
+pub struct Carried {
+    pub chunks: u64,
+    pub audio_ms: u64,
+    /// Why it ended, in English (the store's `end_reason`, the audit line).
+    pub reason: String,
+    /// The refusal that ended it, if one did (a bound, a stall, a signing failure).
+    pub error: Option<ApiError>,
 }
 
 pub(super) async fn put_audio(
@@ -101,7 +103,6 @@ pub(super) async fn put_audio(
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
     let caller = crate::central::auth::operator_caller(&state, &headers, request.extensions())?;
-    let role = caller.role.clone();
     let body = request.into_body();
     let broadcast = state.live.get(&id).ok_or_else(|| {
         ApiError::NotFound(format!(
@@ -109,7 +110,7 @@ pub(super) async fn put_audio(
             crate::protocol::bounds::clip(&id)
         ))
     })?;
-    if role.to_string() != broadcast.started_by {
+    if caller.who != broadcast.started_by {
         return Err(ApiError::Forbidden(format!(
             "this broadcast was started by {}: only that token speaks on it",
             broadcast.started_by
@@ -118,16 +119,11 @@ pub(super) async fn put_audio(
     if broadcast.uploading.swap(true, Ordering::SeqCst) {
         return Err(ApiError::Conflict("this broadcast's audio is already being sent".into()));
     }
-    let carried = carry(&state, &broadcast, body).await;
-    state.live.remove(&id);
-    let now = state.clock.now();
+    let stream = body.into_data_stream();
+    let carried =
+        speak(&state, &broadcast, &caller.actor(), stream, crate::central::body::READ_TIMEOUT)
+            .await;
     let secs = carried.audio_ms as f64 / 1000.0;
-    if let Err(e) = state.store.live_ended(&id, now, carried.chunks, secs, &carried.reason) {
-        tracing::error!(id, "cannot record the live broadcast's end: {e}");
-    }
-    tracing::info!(id, chunks = carried.chunks, secs, reason = %carried.reason, "live broadcast ended");
-    let detail = format!("{}: {} chunks, {secs:.1} s", carried.reason, carried.chunks);
-    crate::central::bulletins::issue::audit(&state, &caller.actor(), "live.end", &id, detail);
     match carried.error {
         Some(e) => Err(e),
         None => Ok(axum::Json(serde_json::json!({
@@ -137,18 +133,51 @@ pub(super) async fn put_audio(
     }
 }
 
-async fn carry(state: &AppState, b: &Broadcast, body: Body) -> Carried {
+/// The one path every broadcast's audio takes, whoever sends it (`loa live`'s upload,
+/// the console's microphone): `chunks` (framed Opus, cut anywhere) through [`Intake`],
+/// numbered, chained, checkpointed, sent to the listeners and recorded; then the
+/// broadcast ends — off the air, its row closed, `live.end` in the audit trail as
+/// `actor`. The caller must have claimed the upload (`uploading`). `stall`: the longest
+/// wait for the next bytes before the broadcast ends.
+pub(super) async fn speak<S, E>(
+    state: &AppState,
+    broadcast: &Broadcast,
+    actor: &crate::central::bulletins::Actor,
+    chunks: S,
+    stall: Duration,
+) -> Carried
+where
+    S: futures_util::Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let id = &broadcast.id;
+    let carried = carry(state, broadcast, chunks, stall).await;
+    state.live.remove(id);
+    let now = state.clock.now();
+    let secs = carried.audio_ms as f64 / 1000.0;
+    if let Err(e) = state.store.live_ended(id, now, carried.chunks, secs, &carried.reason) {
+        tracing::error!(id, "cannot record the live broadcast's end: {e}");
+    }
+    tracing::info!(id, chunks = carried.chunks, secs, reason = %carried.reason, "live broadcast ended");
+    let detail = format!("{}: {} chunks, {secs:.1} s", carried.reason, carried.chunks);
+    crate::central::bulletins::issue::audit(state, actor, "live.end", id, detail);
+    carried
+}
+
+async fn carry<S, E>(state: &AppState, b: &Broadcast, mut stream: S, stall: Duration) -> Carried
+where
+    S: futures_util::Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
     let mut intake = Intake::default();
-    let mut stream = body.into_data_stream();
     let mut hash = genesis(&b.start);
     let mut first: Option<std::time::Instant> = None;
     let mut recording = open_recording(state, &b.id).await;
     let (reason, error) = 'upload: loop {
-        let next = tokio::time::timeout(crate::central::body::READ_TIMEOUT, stream.next()).await;
+        let next = tokio::time::timeout(stall, stream.next()).await;
         let bytes = match next {
             Err(_) => {
-                let why =
-                    format!("no audio for {} s", crate::central::body::READ_TIMEOUT.as_secs());
+                let why = format!("no audio for {} s", stall.as_secs());
                 break (why.clone(), Some(ApiError::Timeout(why)));
             }
             Ok(None) => break ("upload ended".to_string(), None),

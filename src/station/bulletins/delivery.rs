@@ -20,7 +20,7 @@ use crate::station::daemon::StationStatus;
 #[derive(Clone)]
 pub(super) struct Reporter {
     pub(super) http: reqwest::Client,
-    pub(super) url: String,
+    pub(super) central: std::sync::Arc<crate::station::central_addrs::CentralAddrs>,
     pub(super) token: String,
 }
 
@@ -47,14 +47,17 @@ impl Reporter {
         let me = self.clone();
         tokio::spawn(async move {
             for attempt in 0..6u32 {
-                let sent = me
+                // Each try at the address chosen then: a report sent twice (the first
+                // answer lost) sets the same state again, as a retry here always could.
+                let pick = me.central.choose();
+                let request = me
                     .http
-                    .post(&me.url)
+                    .post(pick.url(crate::protocol::api::station::DELIVERY))
                     .bearer_auth(&me.token)
                     .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .body(body.clone())
-                    .send()
-                    .await;
+                    .body(body.clone());
+                let patience = crate::station::central_addrs::ANSWER_TIMEOUT;
+                let sent = me.central.send(&pick, request, patience).await;
                 match sent {
                     Ok(r) if r.status().is_success() => return,
                     Ok(r) if r.status().is_client_error() => {

@@ -48,11 +48,8 @@ impl Receiver {
             return Some(resume);
         }
         let fetch = LiveFetch {
-            url: format!(
-                "{}/api/v1/station/live/{}",
-                self.config.sync.central.trim_end_matches('/'),
-                doc.id
-            ),
+            central: self.config.sync.central.clone(),
+            path: format!("/api/v1/station/live/{}", doc.id),
             token: self.config.sync.token.clone(),
             http: self.http.clone(),
             key,

@@ -75,6 +75,8 @@ pub enum BulletinError {
     Store { path: String, source: rusqlite::Error },
     #[error("cannot reach central at {url}: {}", crate::station::sync::describe_http(source))]
     Http { url: String, source: reqwest::Error },
+    #[error("no answer from central at {url} within {} s", within.as_secs())]
+    NoAnswer { url: String, within: Duration },
     #[error("central answered {status} to {what}")]
     Status { what: String, status: reqwest::StatusCode },
     #[error("the station daemon has stopped")]
@@ -266,7 +268,7 @@ impl Receiver {
             .map_err(|source| BulletinError::Tone { path: root.display().to_string(), source })?;
         let seen = Arc::new(Seen::open(&root.join(DB_FILE))?);
         let syncer = Arc::new(Syncer::new(config.sync.clone(), clock.clone())?);
-        let url = config.sync.central.clone();
+        let url = config.sync.central.preferred().to_string();
         let http = config
             .sync
             .client_builder()?
@@ -274,7 +276,7 @@ impl Receiver {
             .map_err(|source| BulletinError::Http { url, source })?;
         let reporter = Reporter {
             http: http.clone(),
-            url: format!("{}{}", config.sync.central, crate::protocol::api::station::DELIVERY),
+            central: config.sync.central.clone(),
             token: config.sync.token.clone(),
         };
         Ok(Self {
@@ -429,7 +431,22 @@ pub fn spawn_for(
     records: tokio::sync::mpsc::UnboundedReceiver<crate::station::ledger::Entry>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<Option<tokio::task::JoinHandle<()>>, BulletinError> {
-    let Some(sync) = super::uplink::sync_config(config)? else {
+    let sync = super::uplink::sync_config(config)?;
+    spawn_with(sync, config, clock, handle, status, records, shutdown)
+}
+
+/// [`spawn_for`] with the station's [`SyncConfig`] already made (`None`: standalone), so
+/// the receiver shares its central addresses with the uplink.
+pub fn spawn_with(
+    sync: Option<SyncConfig>,
+    config: &super::StationConfig,
+    clock: SharedClock,
+    handle: StationHandle,
+    status: tokio::sync::watch::Receiver<StationStatus>,
+    records: tokio::sync::mpsc::UnboundedReceiver<crate::station::ledger::Entry>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<Option<tokio::task::JoinHandle<()>>, BulletinError> {
+    let Some(sync) = sync else {
         tracing::info!("no central_url, token and province_key: bulletins are not received");
         return Ok(None);
     };

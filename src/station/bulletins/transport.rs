@@ -9,23 +9,25 @@ use futures_util::StreamExt;
 
 use super::{BulletinError, RESUME_POLL, Receiver, STREAM_IDLE};
 use crate::protocol::{BulletinEvent, BulletinEvents, DocumentKind};
+use crate::station::central_addrs::{ANSWER_TIMEOUT, Unanswered};
 
 impl Receiver {
     /// One poll request (waiting up to `wait` s for an event).
     pub async fn poll(&mut self, wait: u64) -> Result<(), BulletinError> {
         let after = self.seen.last_event()?;
-        let url = format!(
-            "{}/api/v1/station/events/poll?after={after}&wait={wait}",
-            self.config.sync.central
-        );
-        let response = self
+        let central = self.config.sync.central.clone();
+        let pick = central.choose();
+        // As for the manifest: only an address that has answered gets a waiting poll.
+        let wait = if pick.choice.settled { wait } else { 0 };
+        let url = pick.url(&format!("/api/v1/station/events/poll?after={after}&wait={wait}"));
+        let request = self
             .http
             .get(&url)
             .bearer_auth(&self.config.sync.token)
-            .timeout(Duration::from_secs(wait + 30))
-            .send()
-            .await
-            .map_err(|source| BulletinError::Http { url: url.clone(), source })?;
+            .timeout(Duration::from_secs(wait + 30));
+        let patience = ANSWER_TIMEOUT + Duration::from_secs(wait);
+        let response =
+            central.send(&pick, request, patience).await.map_err(|e| unanswered(&url, e))?;
         if !response.status().is_success() {
             return Err(BulletinError::Status {
                 what: "bulletin poll".into(),
@@ -42,29 +44,44 @@ impl Receiver {
     }
 
     /// Holds the event stream open until it ends or goes silent.
+    /// Its first answer must come within [`ANSWER_TIMEOUT`] (central answers a stream's
+    /// headers at once); then a silence of [`STREAM_IDLE`] ends it. Held at another
+    /// address than the preferred one, it ends (and reconnects, resuming after the last
+    /// event) once the preferred address answers again.
     pub(super) async fn stream(&mut self) -> Result<(), BulletinError> {
         let after = self.seen.last_event()?;
-        let url = format!("{}/api/v1/station/events", self.config.sync.central);
-        let response = self
+        let central = self.config.sync.central.clone();
+        let mut back = central.back_to_preferred();
+        back.borrow_and_update();
+        let pick = central.choose();
+        let url = pick.url("/api/v1/station/events");
+        let request = self
             .http
             .get(&url)
             .bearer_auth(&self.config.sync.token)
             .header("Last-Event-ID", after.to_string())
-            .header(reqwest::header::ACCEPT, "text/event-stream")
-            .send()
-            .await
-            .map_err(|source| BulletinError::Http { url: url.clone(), source })?;
+            .header(reqwest::header::ACCEPT, "text/event-stream");
+        let response =
+            central.send(&pick, request, ANSWER_TIMEOUT).await.map_err(|e| unanswered(&url, e))?;
         if !response.status().is_success() {
             return Err(BulletinError::Status {
                 what: "bulletin stream".into(),
                 status: response.status(),
             });
         }
-        tracing::info!(after, "bulletin stream connected");
+        tracing::info!(after, central = %pick.base, "bulletin stream connected");
+        let elsewhere = pick.choice.index != 0;
         let mut body = response.bytes_stream();
         let mut decoder = SseDecoder::default();
         loop {
-            let chunk = match tokio::time::timeout(STREAM_IDLE, body.next()).await {
+            let next = tokio::select! {
+                next = tokio::time::timeout(STREAM_IDLE, body.next()) => next,
+                Ok(()) = back.changed(), if elsewhere => {
+                    tracing::info!("moving the bulletin stream back to central's preferred address");
+                    return Ok(());
+                }
+            };
+            let chunk = match next {
                 Err(_) => {
                     return Err(BulletinError::Malformed(format!(
                         "no heartbeat for {} s: reconnecting",
@@ -98,24 +115,28 @@ impl Receiver {
                 return HashSet::new();
             }
         };
-        let url =
-            format!("{}/api/v1/station/events/poll?after={after}&wait=0", self.config.sync.central);
+        let central = self.config.sync.central.clone();
+        let pick = central.choose();
+        let url = pick.url(&format!("/api/v1/station/events/poll?after={after}&wait=0"));
         let polled = async {
-            let response = self
-                .http
-                .get(&url)
-                .bearer_auth(&self.config.sync.token)
-                .timeout(RESUME_POLL)
-                .send()
+            let request = self.http.get(&url).bearer_auth(&self.config.sync.token);
+            let response = central
+                .send(&pick, request, ANSWER_TIMEOUT)
                 .await
-                .and_then(reqwest::Response::error_for_status)
+                .map_err(|e| unanswered(&url, e))?
+                .error_for_status()
                 .map_err(|source| BulletinError::Http { url: url.clone(), source })?;
             let body =
                 read_limited(response, MAX_POLL_BYTES, "a bulletin poll answer", &url).await?;
             serde_json::from_slice::<BulletinEvents>(&body)
                 .map_err(|e| BulletinError::Malformed(format!("bulletin poll answer: {e}")))
         };
-        match polled.await {
+        // Cut at RESUME_POLL without telling the address policy: a central slower than
+        // that is not dead (ANSWER_TIMEOUT says when it is), only too slow for a resume.
+        let polled = tokio::time::timeout(RESUME_POLL, polled).await.unwrap_or_else(|_| {
+            Err(BulletinError::NoAnswer { url: url.clone(), within: RESUME_POLL })
+        });
+        match polled {
             Ok(events) => events
                 .events
                 .iter()
@@ -209,6 +230,14 @@ pub(super) fn sse_data(block: &[u8]) -> Option<String> {
         }
     }
     data
+}
+
+/// An unanswered request to `url` as a [`BulletinError`].
+pub(super) fn unanswered(url: &str, error: Unanswered) -> BulletinError {
+    match error {
+        Unanswered::Http(source) => BulletinError::Http { url: url.to_string(), source },
+        Unanswered::Timeout(within) => BulletinError::NoAnswer { url: url.to_string(), within },
+    }
 }
 
 /// A response body of at most `limit` bytes (`what` names it in the refusal).

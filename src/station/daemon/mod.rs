@@ -292,10 +292,11 @@ impl Station {
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), StationError> {
         let now = self.clock.now();
         tracing::info!(station = %self.config.station_id, "station starting");
-        if let Some(url) = &self.config.central_url {
+        if self.config.central_url.is_some() {
             // The uplink (`station::uplink`) talks to central and feeds this daemon
             // through `StationCommand`s.
-            tracing::info!(central = %url, "schedules from central arrive through the uplink");
+            let central = self.config.central_urls().join(", ");
+            tracing::info!(%central, "schedules from central arrive through the uplink");
         }
         self.schedules.poll();
         self.recover(now)?;

@@ -78,7 +78,7 @@ impl Station {
         let Some(priority) = doc.priority.level() else { return };
         let format = self.player.format();
         let (input, feed) = relay(format, self.config.relay_buffer, None, None);
-        let url = fetch.url.clone();
+        let url = format!("{}{}", fetch.central.preferred(), fetch.path);
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
                 runtime.spawn(crate::station::live::listen::run(fetch, input, format));

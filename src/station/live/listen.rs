@@ -16,15 +16,19 @@ use crate::audio::relay::RelayInput;
 use crate::protocol::live::Reader;
 use crate::signing::PublicKey;
 
-/// Connect and answer within this.
-const CONNECT: Duration = Duration::from_secs(10);
+/// Connect and answer within this (every request to central: see `central_addrs`).
+const CONNECT: Duration = crate::station::central_addrs::ANSWER_TIMEOUT;
 /// No byte for this long (central sends a checkpoint every second): reconnect.
 const STALL: Duration = Duration::from_secs(5);
 
 /// Where and how to fetch a broadcast.
 #[derive(Clone)]
 pub struct LiveFetch {
-    pub url: String,
+    /// Central's addresses, shared with the station's other clients: each connection
+    /// goes to the one current then, and one that does not answer moves them on.
+    pub central: std::sync::Arc<crate::station::central_addrs::CentralAddrs>,
+    /// `/api/v1/station/live/{id}`.
+    pub path: String,
     pub token: String,
     pub http: reqwest::Client,
     pub key: PublicKey,
@@ -84,11 +88,15 @@ async fn once(
     decoder: &mut Decoder,
     joined: &mut bool,
 ) -> Ended {
-    let request = fetch.http.get(&fetch.url).bearer_auth(&fetch.token).send();
-    let answer = match tokio::time::timeout(CONNECT, request).await {
-        Err(_) => return Ended::Dropped(format!("no answer within {} s", CONNECT.as_secs())),
-        Ok(Err(e)) => return Ended::Dropped(e.to_string()),
-        Ok(Ok(a)) => a,
+    use crate::station::central_addrs::Unanswered;
+    let pick = fetch.central.choose();
+    let request = fetch.http.get(pick.url(&fetch.path)).bearer_auth(&fetch.token);
+    let answer = match fetch.central.send(&pick, request, CONNECT).await {
+        Err(Unanswered::Timeout(_)) => {
+            return Ended::Dropped(format!("no answer within {} s", CONNECT.as_secs()));
+        }
+        Err(Unanswered::Http(e)) => return Ended::Dropped(e.to_string()),
+        Ok(a) => a,
     };
     match answer.status() {
         s if s.is_success() => {}

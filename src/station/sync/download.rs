@@ -19,6 +19,7 @@ use reqwest::header;
 use sha2::{Digest, Sha256};
 
 use super::{CacheError, Download, SyncError, Syncer, cache};
+use crate::station::central_addrs::{self, Pick};
 
 /// `Ok` when `hasher` holds the sha256 `expected`.
 fn same_hash(expected: &str, hasher: Sha256) -> Result<(), SyncError> {
@@ -31,11 +32,12 @@ fn same_hash(expected: &str, hasher: Sha256) -> Result<(), SyncError> {
 }
 
 impl Syncer {
-    /// The request for audio `sha` (and its URL, for errors).
-    fn audio_request(&self, sha: &str) -> (String, reqwest::RequestBuilder) {
-        let url = self.url(&crate::protocol::api::audio_path(sha));
+    /// The request for audio `sha` at the address chosen now (and its URL, for errors).
+    fn audio_request(&self, sha: &str) -> (Pick, String, reqwest::RequestBuilder) {
+        let pick = self.config.central.choose();
+        let url = pick.url(&crate::protocol::api::audio_path(sha));
         let request = self.http.get(&url).bearer_auth(&self.config.token);
-        (url, request)
+        (pick, url, request)
     }
 
     /// One attempt at one file: resume from the partial file with an HTTP Range, then
@@ -64,14 +66,13 @@ impl Syncer {
             have = 0;
         }
         if have < download.size {
-            let (url, mut request) = self.audio_request(sha);
+            let (pick, url, mut request) = self.audio_request(sha);
             if have > 0 {
                 request = request.header(header::RANGE, format!("bytes={have}-"));
             }
-            let response = request
-                .send()
-                .await
-                .map_err(|source| SyncError::Http { url: url.clone(), source })?;
+            // The headers within ANSWER_TIMEOUT; the body then has the client's read
+            // timeout between two chunks.
+            let response = self.send(&pick, request, central_addrs::ANSWER_TIMEOUT).await?;
             match response.status() {
                 StatusCode::PARTIAL_CONTENT => {}
                 StatusCode::OK => {
@@ -156,9 +157,9 @@ impl Syncer {
         if !cache::is_sha256(sha) {
             return Err(SyncError::BadName(sha.to_string()));
         }
-        let (url, request) = self.audio_request(sha);
+        let (pick, url, request) = self.audio_request(sha);
         let http = |source| SyncError::Http { url: url.clone(), source };
-        let response = request.send().await.map_err(http)?;
+        let response = self.send(&pick, request, central_addrs::ANSWER_TIMEOUT).await?;
         if response.status() != StatusCode::OK {
             return Err(Self::error_status("bulletin audio download", response).await);
         }

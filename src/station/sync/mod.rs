@@ -13,6 +13,7 @@ pub mod plan;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -23,6 +24,7 @@ pub use cache::{Cache, CacheError};
 pub use export::{ExportError, resolved_source, schedules, write_schedules};
 pub use plan::{Backoff, Download, Readiness, clock_offset_ms, plan, readiness};
 
+use super::central_addrs::{self, CentralAddrs, Pick, Unanswered};
 use crate::clock::SharedClock;
 use crate::protocol::{ErrorBody, Heartbeat, HeartbeatAck, SignedEnvelope};
 use crate::signing::{self, PublicKey, SigningError, VerifiedManifest};
@@ -30,8 +32,10 @@ use crate::signing::{self, PublicKey, SigningError, VerifiedManifest};
 /// How a station reaches central and what it trusts.
 #[derive(Debug, Clone)]
 pub struct SyncConfig {
-    /// Base URL, e.g. `http://central.example:8480`.
-    pub central: String,
+    /// Central's addresses (e.g. `http://central.example:8480`), the preferred first,
+    /// and which one requests go to now: shared by every clone of this configuration, so
+    /// all of a station's clients fail over together.
+    pub central: Arc<CentralAddrs>,
     /// This station's bearer token (from `loa central station add`).
     pub token: String,
     pub station_id: String,
@@ -51,7 +55,8 @@ pub struct SyncConfig {
 }
 
 impl SyncConfig {
-    /// A configuration with the documented defaults.
+    /// A configuration with the documented defaults and one address (see
+    /// [`SyncConfig::with_addresses`]).
     pub fn new(
         central: &str,
         token: &str,
@@ -60,7 +65,7 @@ impl SyncConfig {
         cache_dir: PathBuf,
     ) -> Self {
         Self {
-            central: central.trim_end_matches('/').to_string(),
+            central: Arc::new(CentralAddrs::single(central)),
             token: token.to_string(),
             station_id: station_id.to_string(),
             public_key,
@@ -71,6 +76,12 @@ impl SyncConfig {
             eviction_grace: Duration::from_secs(24 * 3600),
             ca_cert_pem: None,
         }
+    }
+
+    /// The same with every address in `urls` (the preferred first).
+    pub fn with_addresses(mut self, urls: &[String]) -> Self {
+        self.central = Arc::new(CentralAddrs::new(urls));
+        self
     }
 
     /// The one way a station's HTTP clients to central start (the sync, heartbeats, the
@@ -89,7 +100,10 @@ impl SyncConfig {
     }
 }
 
-/// How long a station waits for a TCP connection to central.
+/// How long a station waits for a TCP connection to central. Every request is also
+/// bounded, connection included, by [`central_addrs::ANSWER_TIMEOUT`] (plus what it
+/// legitimately waits for): that is what leaves an address which accepts connections
+/// and never answers.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long an idle connection to central is kept for the next request: shorter than
@@ -201,6 +215,8 @@ impl SyncError {
 pub enum SyncError {
     #[error("cannot reach central at {url}: {}", describe_http(source))]
     Http { url: String, source: reqwest::Error },
+    #[error("no answer from central at {url} within {} s", within.as_secs())]
+    NoAnswer { url: String, within: Duration },
     #[error("central answered {status} to {what}: {message}")]
     Status { what: String, status: StatusCode, message: String },
     #[error("central refused this station's token (401): check `token` in the station config")]
@@ -278,6 +294,14 @@ pub async fn error_text(mut response: reqwest::Response) -> String {
     crate::protocol::text::printable(&String::from_utf8_lossy(&out))
 }
 
+/// An unanswered request as a [`SyncError`] naming the address it went to.
+pub(crate) fn unanswered(pick: &Pick, error: Unanswered) -> SyncError {
+    match error {
+        Unanswered::Http(source) => SyncError::Http { url: pick.base.clone(), source },
+        Unanswered::Timeout(within) => SyncError::NoAnswer { url: pick.base.clone(), within },
+    }
+}
+
 /// [`read_limited`] as a [`SyncError`].
 async fn read_body(
     response: reqwest::Response,
@@ -352,7 +376,10 @@ impl Syncer {
             .client_builder()?
             .read_timeout(config.long_poll + Duration::from_secs(30))
             .build()
-            .map_err(|source| SyncError::Http { url: config.central.clone(), source })?;
+            .map_err(|source| SyncError::Http {
+                url: config.central.preferred().to_string(),
+                source,
+            })?;
         Ok(Self {
             config,
             clock,
@@ -378,8 +405,20 @@ impl Syncer {
         self.clock_offset_ms
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.config.central)
+    /// Central's addresses, shared with every other client of this station.
+    pub fn central(&self) -> &Arc<CentralAddrs> {
+        &self.config.central
+    }
+
+    /// Sends `request` (built for `pick`) through the address policy: an unanswered
+    /// request, or a 5xx, moves this station to central's next address.
+    async fn send(
+        &self,
+        pick: &Pick,
+        request: reqwest::RequestBuilder,
+        patience: Duration,
+    ) -> Result<reqwest::Response, SyncError> {
+        self.config.central.send(pick, request, patience).await.map_err(|e| unanswered(pick, e))
     }
 
     async fn error_status(what: &str, response: reqwest::Response) -> SyncError {
@@ -404,14 +443,18 @@ impl Syncer {
         &mut self,
         wait: Duration,
     ) -> Result<Option<VerifiedManifest>, SyncError> {
-        let url = self.url(&format!("/api/v1/station/manifest?wait={}", wait.as_secs()));
+        let pick = self.config.central.choose();
+        // A long-poll answers late by design: it goes only to an address that has
+        // answered since it became current, so a silent one is told apart within
+        // ANSWER_TIMEOUT (the next poll, at once, waits).
+        let wait = if pick.choice.settled { wait } else { Duration::ZERO };
+        let url = pick.url(&format!("/api/v1/station/manifest?wait={}", wait.as_secs()));
         let mut request = self.http.get(&url).bearer_auth(&self.config.token);
         let accepted_version = self.accepted.as_ref().map(|m| m.manifest.version);
         if let Some(version) = accepted_version {
             request = request.header(header::IF_NONE_MATCH, format!("\"v{version}\""));
         }
-        let response =
-            request.send().await.map_err(|source| SyncError::Http { url: url.clone(), source })?;
+        let response = self.send(&pick, request, central_addrs::ANSWER_TIMEOUT + wait).await?;
         if response.status() == StatusCode::NOT_MODIFIED {
             return Ok(None);
         }
@@ -519,16 +562,12 @@ impl Syncer {
             central_time: report.central_time,
             output_failed: report.output_failed.clone(),
         };
-        let url = self.url("/api/v1/station/heartbeat");
+        let pick = self.config.central.choose();
+        let url = pick.url("/api/v1/station/heartbeat");
         let sent = self.clock.now();
-        let response = self
-            .http
-            .post(&url)
-            .bearer_auth(&self.config.token)
-            .json(&heartbeat)
-            .send()
-            .await
-            .map_err(|source| SyncError::Http { url: url.clone(), source })?;
+        // Sent again elsewhere after a failure: a second heartbeat only says it again.
+        let request = self.http.post(&url).bearer_auth(&self.config.token).json(&heartbeat);
+        let response = self.send(&pick, request, central_addrs::ANSWER_TIMEOUT).await?;
         if !response.status().is_success() {
             return Err(Self::error_status("heartbeat", response).await);
         }

@@ -14,6 +14,7 @@
 //! migrations once, under an advisory lock, so replicas starting together do not race.
 
 mod base;
+mod blobs;
 mod bulletins;
 mod cap;
 mod console;
@@ -57,7 +58,15 @@ const MIGRATIONS: &[(i32, &str, &[&str])] = &[
     (
         1,
         "central's tables",
-        &[base::SCHEMA, playlog::SCHEMA, cap::SCHEMA, field::SCHEMA, live::SCHEMA, console::SCHEMA],
+        &[
+            base::SCHEMA,
+            playlog::SCHEMA,
+            cap::SCHEMA,
+            field::SCHEMA,
+            live::SCHEMA,
+            console::SCHEMA,
+            blobs::SCHEMA,
+        ],
     ),
     (2, "urgent bulletins", &[bulletins::SCHEMA]),
 ];
@@ -109,7 +118,7 @@ impl PgStore {
     }
 
     /// Runs `f` on a pooled connection, off any async runtime thread.
-    fn run<T: Send>(
+    pub(in crate::store) fn run<T: Send>(
         &self,
         f: impl FnOnce(&mut Client) -> Result<T, StoreError> + Send,
     ) -> Result<T, StoreError> {
@@ -605,6 +614,19 @@ mod tests {
         let one: i32 = store.run(|c| Ok(c.query_one("SELECT 1", &[])?.get(0))).unwrap();
         assert_eq!(one, 1);
         drop(store);
+    }
+
+    #[test]
+    fn a_url_may_name_a_primary_and_its_standby() {
+        let url = "postgres://loa:pw@db-a:5432,db-b:5433/loa?target_session_attrs=read-write";
+        let config: postgres::Config = url.parse().unwrap();
+        assert_eq!(config.get_hosts().len(), 2);
+        assert_eq!(config.get_ports(), [5432, 5433]);
+        assert_eq!(
+            config.get_target_session_attrs(),
+            postgres::config::TargetSessionAttrs::ReadWrite
+        );
+        assert!(!redact(url).contains("pw"));
     }
 
     #[test]

@@ -1,0 +1,356 @@
+//! Central on PostgreSQL, with real `loa central` processes and a real server:
+//! `loa central migrate --to` moves a SQLite central (stations, tokens, library bytes,
+//! playlog) into PostgreSQL and a replica with nothing on its disk but the key then
+//! serves all of it; while the database is down central answers `503` with
+//! `Retry-After` and keeps serving the audio it has, and nothing a station sent during
+//! the outage is lost once it returns.
+
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use loa::protocol::{FleetStatus, Outcome, PlaylogAck, PlaylogBatch, Record};
+use loa::testing::database::{TestDatabase, with_database};
+
+use crate::support::pg::PgServer;
+use crate::support::playlog::{chain, entry};
+use crate::support::process::{CentralProc, Province, central_init, loa, stderr, stdout, utf8};
+use crate::support::wait::until_async;
+
+const LISTEN: &str = "listen = \"127.0.0.1:0\"\n";
+
+fn records(station: &str, n: u64) -> Vec<Record> {
+    let t0 = Utc.with_ymd_and_hms(2026, 12, 6, 5, 0, 0).unwrap();
+    let entries = (0..n)
+        .map(|i| {
+            entry(&format!("item-{i}"), Outcome::Played, t0 + chrono::Duration::minutes(i as i64))
+        })
+        .collect();
+    chain(station, 1, loa::protocol::GENESIS, entries)
+}
+
+async fn send_playlog(url: &str, token: &str, records: &[Record]) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{url}/api/v1/station/playlog"))
+        .bearer_auth(token)
+        .json(&PlaylogBatch { records: records.to_vec() })
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn fleet(url: &str, admin: &str) -> FleetStatus {
+    let response = reqwest::Client::new()
+        .get(format!("{url}/api/v1/status"))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+/// A second replica's data directory: only the province key, copied.
+fn replica_dir(province: &Province, name: &str) -> std::path::PathBuf {
+    let dir = province.data.with_file_name(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(province.data.join(loa::central::KEY_FILE), dir.join(loa::central::KEY_FILE))
+        .unwrap();
+    dir
+}
+
+fn serve_on(data: &std::path::Path, database_url: &str) -> CentralProc {
+    let config = data.with_extension("toml");
+    std::fs::write(
+        &config,
+        format!("data_dir = {:?}\ndatabase_url = {database_url:?}\n{LISTEN}", utf8(data)),
+    )
+    .unwrap();
+    let mut central = CentralProc::with_args(&["central", "--config", utf8(&config)]);
+    central.start();
+    central
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_central_moves_to_postgres_and_a_bare_replica_serves_all_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let province = central_init(&dir.path().join("central"));
+    let tri_ton = province.add_station("tri-ton", "Tri Tôn", "Tri Tôn");
+    let co_to = province.add_station("co-to", "Cô Tô", "Tịnh Biên");
+    let wav = loa::testing::wav_bytes(2.0, 440.0, 0.3);
+    let sha;
+    {
+        let mut central = province.serve(LISTEN);
+        let audio = dir.path().join("tone.wav");
+        std::fs::write(&audio, &wav).unwrap();
+        let out =
+            province.admin(&central).run(&["audio", "add", utf8(&audio), "--title", "Chuông"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&wav));
+        for (id, token, n) in [("tri-ton", &tri_ton, 40), ("co-to", &co_to, 7)] {
+            let response = send_playlog(&central.url, token, &records(id, n)).await;
+            assert_eq!(response.status(), 200);
+        }
+        central.kill();
+    }
+
+    let database = TestDatabase::new();
+    let migrate =
+        |url: &str| loa(&["central", "migrate", "--data-dir", utf8(&province.data), "--to", url]);
+    let out = migrate(&database.url);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = stdout(&out);
+    assert!(said.contains("1 library files, 2 playlog chains intact"), "{said}");
+    assert!(said.lines().any(|l| l.starts_with("playlog") && l.contains(" 47 rows")), "{said}");
+
+    // Again into the same database: refused, nothing doubled.
+    let again = migrate(&database.url);
+    assert!(!again.status.success());
+    assert!(stderr(&again).contains("already has rows"), "{}", stderr(&again));
+
+    // A replica with an empty disk but the key: the admin token, the stations, their
+    // playlog and the library's bytes all come from the database.
+    let bare = replica_dir(&province, "replica-b");
+    let replica = serve_on(&bare, &database.url);
+    let status = fleet(&replica.url, &province.admin).await;
+    let ids: Vec<&str> = status.stations.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["co-to", "tri-ton"]);
+    let tri = status.stations.iter().find(|s| s.id == "tri-ton").unwrap();
+    assert_eq!((tri.playlog.records, tri.playlog.acked_through), (40, 40));
+    assert!(tri.playlog.issues.is_empty(), "{:?}", tri.playlog.issues);
+    let audio = reqwest::Client::new()
+        .get(format!("{}/api/v1/audio/{sha}", replica.url))
+        .bearer_auth(&tri_ton)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(audio.status(), 200);
+    assert_eq!(audio.bytes().await.unwrap().as_ref(), wav.as_slice());
+    assert!(bare.join(loa::central::AUDIO_DIR).join(&sha).exists(), "kept in the replica's cache");
+    // The station's next batch continues the migrated chain.
+    let next = records("tri-ton", 41);
+    let ack: PlaylogAck =
+        send_playlog(&replica.url, &tri_ton, &next[40..]).await.json().await.unwrap();
+    assert_eq!(ack.acked_through, 41);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_database_is_down_central_says_retry_and_loses_nothing() {
+    let server = PgServer::start();
+    let url = with_database(&server.url(), "postgres");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("central");
+    // Initialised straight into PostgreSQL.
+    let config = dir.path().join("central.toml");
+    std::fs::write(
+        &config,
+        format!("data_dir = {:?}\ndatabase_url = {url:?}\n{LISTEN}", utf8(&data)),
+    )
+    .unwrap();
+    let init = loa(&["central", "--config", utf8(&config), "init", "--format", "json"]);
+    assert!(init.status.success(), "{}", stderr(&init));
+    let init: loa::cli::central::Initialised = serde_json::from_slice(&init.stdout).unwrap();
+    let add = loa(&[
+        "central",
+        "--config",
+        utf8(&config),
+        "station",
+        "add",
+        "tri-ton",
+        "--name",
+        "Tri Tôn",
+        "--district",
+        "Tri Tôn",
+        "--format",
+        "json",
+    ]);
+    assert!(add.status.success(), "{}", stderr(&add));
+    let added: loa::cli::central::StationAdded = serde_json::from_slice(&add.stdout).unwrap();
+    let mut central = CentralProc::with_args(&["central", "--config", utf8(&config)]);
+    central.start();
+    let all = records("tri-ton", 30);
+    let ack: PlaylogAck =
+        send_playlog(&central.url, &added.token, &all[..10]).await.json().await.unwrap();
+    assert_eq!(ack.acked_through, 10);
+
+    server.stop();
+    let refused = send_playlog(&central.url, &added.token, &all[10..20]).await;
+    assert_eq!(refused.status(), 503, "{}", refused.text().await.unwrap_or_default());
+    assert!(refused.headers().contains_key("retry-after"));
+    assert!(central.running(), "central stays up without its database");
+
+    server.resume();
+    // The station sends again what was refused, and the rest: all stored, once.
+    let resent =
+        until_async("central to take the playlog again", Duration::from_secs(30), || async {
+            let response = send_playlog(&central.url, &added.token, &all[10..]).await;
+            (response.status() == 200).then_some(response)
+        })
+        .await;
+    let ack: PlaylogAck = resent.json().await.unwrap();
+    assert_eq!(ack.acked_through, 30);
+    let status = fleet(&central.url, &init.admin_token).await;
+    assert_eq!(status.stations[0].playlog.records, 30);
+    assert!(status.stations[0].playlog.issues.is_empty());
+}
+
+/// The recipe in docs/postgresql.md, run: a primary with a streaming standby, central
+/// given both hosts with `target_session_attrs=read-write`; the primary dies, the
+/// standby is promoted, and central carries on on it with nothing lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn central_follows_a_promoted_standby() {
+    let primary = PgServer::start();
+    let standby = primary.standby();
+    let url = format!(
+        "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/postgres?target_session_attrs=read-write",
+        primary.port, standby.port
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("central");
+    let config = dir.path().join("central.toml");
+    std::fs::write(
+        &config,
+        format!("data_dir = {:?}\ndatabase_url = {url:?}\n{LISTEN}", utf8(&data)),
+    )
+    .unwrap();
+    let init = loa(&["central", "--config", utf8(&config), "init", "--format", "json"]);
+    assert!(init.status.success(), "{}", stderr(&init));
+    let init: loa::cli::central::Initialised = serde_json::from_slice(&init.stdout).unwrap();
+    let add = loa(&[
+        "central",
+        "--config",
+        utf8(&config),
+        "station",
+        "add",
+        "tri-ton",
+        "--name",
+        "Tri Tôn",
+        "--district",
+        "Tri Tôn",
+        "--format",
+        "json",
+    ]);
+    assert!(add.status.success(), "{}", stderr(&add));
+    let added: loa::cli::central::StationAdded = serde_json::from_slice(&add.stdout).unwrap();
+    let mut central = CentralProc::with_args(&["central", "--config", utf8(&config)]);
+    central.start();
+    let all = records("tri-ton", 20);
+    let ack: PlaylogAck =
+        send_playlog(&central.url, &added.token, &all[..10]).await.json().await.unwrap();
+    assert_eq!(ack.acked_through, 10);
+    // The standby has replayed the first ten (streaming replication is asynchronous).
+    let on_standby = format!("host=127.0.0.1 port={} user=postgres dbname=postgres", standby.port);
+    crate::support::wait::until(
+        "the standby to replay the playlog",
+        Duration::from_secs(30),
+        || {
+            let url = on_standby.clone();
+            std::thread::spawn(move || {
+                let mut client = postgres::Client::connect(&url, postgres::NoTls).ok()?;
+                let n: i64 = client.query_one("SELECT COUNT(*) FROM playlog", &[]).ok()?.get(0);
+                (n == 10).then_some(())
+            })
+            .join()
+            .unwrap()
+        },
+    );
+
+    primary.stop();
+    standby.promote();
+    let resent = until_async(
+        "central to write to the promoted standby",
+        Duration::from_secs(30),
+        || async {
+            let response = send_playlog(&central.url, &added.token, &all[10..]).await;
+            (response.status() == 200).then_some(response)
+        },
+    )
+    .await;
+    let ack: PlaylogAck = resent.json().await.unwrap();
+    assert_eq!(ack.acked_through, 20);
+    let status = fleet(&central.url, &init.admin_token).await;
+    assert_eq!(status.stations[0].playlog.records, 20);
+}
+
+/// Two replicas on one database, twenty stations uploading their playlog in batches
+/// (to their preferred replica, and to the other when it does not answer, as a station
+/// does); one replica is SIGKILLed midway. Every record is stored exactly once and every
+/// chain is whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_while_stations_upload_loses_and_doubles_nothing() {
+    const STATIONS: usize = 20;
+    const RECORDS: u64 = 200;
+    const BATCH: usize = 20;
+    let database = TestDatabase::new();
+    let dir = tempfile::tempdir().unwrap();
+    let data_a = dir.path().join("a");
+    let init = loa::central::init_with(&data_a, Some(&database.url)).unwrap();
+    let data_b = dir.path().join("b");
+    std::fs::create_dir_all(&data_b).unwrap();
+    std::fs::copy(data_a.join(loa::central::KEY_FILE), data_b.join(loa::central::KEY_FILE))
+        .unwrap();
+    let store = loa::central::open_store(&data_a, Some(&database.url)).unwrap();
+    let mut tokens = Vec::new();
+    for n in 0..STATIONS {
+        let id = format!("xa-{n:02}");
+        let station =
+            loa::store::Station { id: id.clone(), name: id.clone(), district: "Tri Tôn".into() };
+        tokens.push((id, loa::central::add_station(store.as_ref(), &station).unwrap()));
+    }
+    let mut a = serve_on(&data_a, &database.url);
+    let b = serve_on(&data_b, &database.url);
+    let urls = [a.url.clone(), b.url.clone()];
+    let batches_done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let uploads: Vec<_> = tokens
+        .iter()
+        .enumerate()
+        .map(|(n, (id, token))| {
+            let (urls, token, done) = (urls.clone(), token.clone(), batches_done.clone());
+            let all = records(id, RECORDS);
+            tokio::spawn(async move {
+                let http =
+                    reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+                let mut at = n % 2; // half prefer each replica
+                let mut through = 0;
+                for batch in all.chunks(BATCH) {
+                    let mut tries = 0;
+                    let ack: PlaylogAck = loop {
+                        tries += 1;
+                        assert!(tries < 50, "no replica took the batch");
+                        let sent = http
+                            .post(format!("{}/api/v1/station/playlog", urls[at]))
+                            .bearer_auth(&token)
+                            .json(&PlaylogBatch { records: batch.to_vec() })
+                            .send()
+                            .await;
+                        match sent {
+                            Ok(r) if r.status() == 200 => break r.json().await.unwrap(),
+                            _ => at = 1 - at, // no answer: the other replica
+                        }
+                    };
+                    through = ack.acked_through;
+                    done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                through
+            })
+        })
+        .collect();
+    let total_batches = STATIONS * (RECORDS as usize / BATCH);
+    crate::support::wait::until("a third of the batches in", Duration::from_secs(60), || {
+        batches_done.load(std::sync::atomic::Ordering::SeqCst) >= total_batches / 3
+    });
+    a.kill();
+    for upload in uploads {
+        assert_eq!(upload.await.unwrap(), RECORDS, "every record acknowledged");
+    }
+    let status = fleet(&b.url, &init.admin_token).await;
+    assert_eq!(status.stations.len(), STATIONS);
+    for station in &status.stations {
+        assert_eq!(
+            (station.playlog.records, station.playlog.acked_through),
+            (RECORDS, RECORDS),
+            "{}",
+            station.id
+        );
+        assert!(station.playlog.issues.is_empty(), "{}: {:?}", station.id, station.playlog.issues);
+    }
+}
