@@ -850,4 +850,28 @@ mod tests {
         let store = SqliteStore::open(&path).unwrap();
         assert_eq!(seqs(&store, 0), vec![7, 8, 9], "imported once");
     }
+
+    /// `loa central migrate --to postgres://…`: the bulletin tables copy column by
+    /// column, and the stream's numbering goes on in PostgreSQL after the last event
+    /// SQLite numbered (stations resume where they were).
+    #[test]
+    fn a_migrated_central_goes_on_numbering_its_bulletin_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("central.sqlite");
+        let lite = SqliteStore::open(&path).unwrap();
+        issue(&lite, "b-1");
+        issue(&lite, "b-2");
+        append(&lite, EventSubject::Cancel { id: "b-1", at: t0() });
+        let started = batch("a", vec![report("b-2", DeliveryState::Started, 1)]);
+        lite.put_deliveries(&[started]).unwrap();
+        let database = TestDatabase::new();
+        let pg = PgStore::connect(&database.url).unwrap();
+        let audio = dir.path().join("audio");
+        std::fs::create_dir_all(&audio).unwrap();
+        crate::store::copy::sqlite_to_postgres(&path, &audio, &pg).unwrap();
+        assert_eq!(pg.bulletin_events_after(0).unwrap(), lite.bulletin_events_after(0).unwrap());
+        assert_eq!(pg.bulletins().unwrap(), lite.bulletins().unwrap());
+        assert_eq!(pg.deliveries("b-2").unwrap(), lite.deliveries("b-2").unwrap());
+        assert_eq!(issue(&pg, "b-3"), 4);
+    }
 }
