@@ -180,7 +180,7 @@ pub(super) fn deliveries(
     bulletin_id: &str,
 ) -> Result<Vec<(String, DeliveryReport)>, StoreError> {
     c.query(
-        "SELECT station_id, state, at, latency_ms, reason, reason_code FROM bulletin_deliveries WHERE bulletin_id = $1 ORDER BY station_id, state",
+        "SELECT station_id, state, at, latency_ms, reason, reason_code FROM bulletin_deliveries WHERE bulletin_id = $1 ORDER BY station_id COLLATE \"C\", state COLLATE \"C\"",
         &[&bulletin_id],
     )?
     .iter()
