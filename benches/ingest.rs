@@ -11,6 +11,9 @@ use std::time::Instant;
 
 use chrono::{TimeZone, Utc};
 use loa::central;
+
+#[path = "support/central_process.rs"]
+mod central_process;
 use loa::protocol::{PlaylogAck, PlaylogBatch};
 use loa::schedule::{Layer, Priority};
 use loa::station::ledger::{Entry, GENESIS, Outcome, Record};
@@ -61,49 +64,10 @@ fn chain(station: &str, n: u64) -> Vec<Record> {
     Record::chain(station, 1, GENESIS, entries)
 }
 
-/// `loa central` on `config`, its base URL once it listens; killed on drop.
-struct CentralProcess(std::process::Child);
-
-impl Drop for CentralProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_central(config: &std::path::Path) -> (CentralProcess, String) {
-    use std::io::BufRead;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_loa"))
-        .args(["central", "--config"])
-        .arg(config)
-        .env("RUST_LOG", "warn")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start loa central");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = std::io::BufReader::new(stderr).lines();
-    let url = loop {
-        let line = lines.next().expect("central exited before listening").expect("stderr");
-        if let Some((_, url)) = line.split_once("listening on ") {
-            break url.trim().to_string();
-        }
-    };
-    // Keep draining its log so it never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    (CentralProcess(child), url)
-}
-
 async fn run(database_url: Option<String>) {
     let dir = tempfile::tempdir().expect("temp dir");
     let data_dir = dir.path().join("central");
     central::init_with(&data_dir, database_url.as_deref()).expect("init");
-    let config = dir.path().join("central.toml");
-    let mut toml =
-        format!("data_dir = {:?}\nlisten = \"127.0.0.1:0\"\n", data_dir.display().to_string());
-    if let Some(url) = &database_url {
-        toml.push_str(&format!("database_url = {url:?}\n"));
-    }
-    std::fs::write(&config, toml).expect("central.toml");
     let store = central::open_store(&data_dir, database_url.as_deref()).expect("store");
     let mut work = Vec::new();
     for i in 0..STATIONS {
@@ -117,7 +81,8 @@ async fn run(database_url: Option<String>) {
             .collect();
         work.push((token, bodies));
     }
-    let (_central, base) = start_central(&config);
+    let central = central_process::start(dir.path(), "central", &data_dir, database_url.as_deref());
+    let base = central.url.clone();
     let which = if database_url.is_some() { "PostgreSQL" } else { "SQLite" };
     let url = format!("{base}/api/v1/station/playlog");
     let bytes: usize = work.iter().flat_map(|(_, b)| b.iter().map(Vec::len)).sum();

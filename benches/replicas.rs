@@ -1,0 +1,185 @@
+//! An urgent bulletin across central replicas: push → audio handed to the player at
+//! every simulated station, with central in processes of their own (`loa central`),
+//! on PostgreSQL with two replicas (half the stations streaming from each, the push
+//! through the first: the others hear of it by `LISTEN/NOTIFY`) and, for comparison, on
+//! SQLite with one. Each simulated station is a real bulletin receiver in this process
+//! (its own HTTP client, event stream, replay store and audio cache), as in the
+//! `bulletin` benchmark.
+//!
+//! Run with `cargo bench --bench replicas`. `LOA_BENCH_STATIONS=N` sets the fleet
+//! (default 1,000), `LOA_BENCH_STORE=sqlite|postgres` runs one store. PostgreSQL is
+//! `LOA_TEST_DATABASE_URL`, else the throwaway server of scripts/pg-test.sh.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use loa::central;
+use loa::clock::{SharedClock, SystemClock};
+use loa::protocol::{BulletinPriority, PushBulletinRequest, PushBulletinResponse, Target};
+use loa::station::bulletins::{Mode, Receiver, ReceiverConfig};
+use loa::station::sync::{Backoff, SyncConfig};
+use loa::store::Station;
+
+#[path = "support/central_process.rs"]
+mod central_process;
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let idx = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[idx]
+}
+
+/// The event streams open at a replica, from its `/metrics`.
+async fn streams_open(http: &reqwest::Client, url: &str, admin: &str) -> usize {
+    let Ok(response) = http.get(format!("{url}/metrics")).bearer_auth(admin).send().await else {
+        return 0;
+    };
+    let text = response.text().await.unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix("loa_event_streams_open "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Handed-to-player latencies, sorted.
+async fn run(stations: usize, database_url: Option<&str>) -> Vec<Duration> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let station_disk = tempfile::tempdir_in("/dev/shm").unwrap_or_else(|_| tempfile::tempdir().expect("dir"));
+    let replicas = if database_url.is_some() { 2 } else { 1 };
+    let data: Vec<_> = (0..replicas).map(|r| dir.path().join(format!("replica-{r}"))).collect();
+    let init = central::init_with(&data[0], database_url).expect("init");
+    for other in &data[1..] {
+        std::fs::create_dir_all(other).expect("replica dir");
+        std::fs::copy(data[0].join(central::KEY_FILE), other.join(central::KEY_FILE)).expect("key");
+    }
+    let key = loa::signing::ProvinceKey::load_file(&data[0].join(central::KEY_FILE)).expect("key");
+    let mut tokens = Vec::with_capacity(stations);
+    {
+        let store = central::open_store(&data[0], database_url).expect("store");
+        for n in 0..stations {
+            let id = format!("xa-{n:05}");
+            let station = Station { id: id.clone(), name: id.clone(), district: "bench".into() };
+            tokens.push((id, central::add_station(store.as_ref(), &station).expect("station")));
+        }
+    }
+    let centrals: Vec<_> = data
+        .iter()
+        .enumerate()
+        .map(|(r, d)| central_process::start(dir.path(), &format!("replica-{r}"), d, database_url))
+        .collect();
+    let http = reqwest::Client::new();
+    let audio = loa::testing::wav_bytes(7.5, 440.0, 0.3);
+    let uploaded: loa::protocol::AudioInfo = http
+        .put(format!("{}/api/v1/audio?title=bao", centrals[0].url))
+        .bearer_auth(&init.admin_token)
+        .body(audio)
+        .send()
+        .await
+        .expect("upload")
+        .json()
+        .await
+        .expect("upload answer");
+
+    let clock: SharedClock = Arc::new(SystemClock);
+    let (tx, mut ready) = tokio::sync::mpsc::unbounded_channel();
+    let (quit, _) = tokio::sync::broadcast::channel::<()>(1);
+    let mut tasks = Vec::new();
+    for (n, (id, token)) in tokens.iter().enumerate() {
+        let url = &centrals[n % replicas].url;
+        let sync = SyncConfig::new(url, token, id, key.public(), station_disk.path().join(id));
+        let config = ReceiverConfig {
+            sync,
+            mode: Mode::Stream,
+            backoff: Backoff { base: Duration::from_millis(100), max: Duration::from_secs(2) },
+        };
+        let receiver =
+            Receiver::new(config, clock.clone(), Arc::new(loa::testing::ChannelAirwaves(tx.clone())))
+                .expect("receiver");
+        let mut quit = quit.subscribe();
+        tasks.push(tokio::spawn(receiver.run(None, async move {
+            let _ = quit.recv().await;
+        })));
+    }
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let mut open = 0;
+        for c in &centrals {
+            open += streams_open(&http, &c.url, &init.admin_token).await;
+        }
+        if open >= stations {
+            break;
+        }
+        assert!(Instant::now() < deadline, "only {open} of {stations} streams connected");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let request = PushBulletinRequest {
+        title: Some("bench".into()),
+        audio_sha256: Some(uploaded.sha256.clone()),
+        text: None,
+        voice: None,
+        to: Target::All,
+        priority: BulletinPriority::Emergency,
+        repeat: 0,
+        interval_secs: 0,
+        expires_secs: 3600,
+        tone: false,
+    };
+    let pushed: PushBulletinResponse = http
+        .post(format!("{}/api/v1/bulletins", centrals[0].url))
+        .bearer_auth(&init.admin_token)
+        .json(&request)
+        .send()
+        .await
+        .expect("push")
+        .json()
+        .await
+        .expect("push answer");
+    let mut handed = Vec::with_capacity(stations);
+    while handed.len() < stations {
+        let got = tokio::time::timeout(Duration::from_secs(120), ready.recv())
+            .await
+            .expect("every station verified the bulletin in time")
+            .expect("channel open");
+        assert_eq!(got.doc.id, pushed.id);
+        let us = (got.verified_at - pushed.issued_at).num_microseconds().unwrap_or(0).max(0);
+        handed.push(Duration::from_micros(us as u64));
+    }
+    let _ = quit.send(());
+    for t in tasks {
+        let _ = t.await;
+    }
+    handed.sort();
+    handed
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let stations: usize = std::env::var("LOA_BENCH_STATIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(if std::env::args().any(|a| a == "--bench") { 1000 } else { 1 });
+    let only = std::env::var("LOA_BENCH_STORE").unwrap_or_default();
+    println!("bulletin push → audio handed to the player, central in its own process(es)");
+    let report = |what: &str, l: &[Duration]| {
+        println!(
+            "{stations:>6} stations, {what}: p50 {:>7.1} ms  p99 {:>7.1} ms  max {:>7.1} ms",
+            percentile(l, 0.50).as_secs_f64() * 1000.0,
+            percentile(l, 0.99).as_secs_f64() * 1000.0,
+            l.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0),
+        );
+    };
+    if only != "postgres" {
+        report("SQLite, 1 replica     ", &runtime.block_on(run(stations, None)));
+    }
+    if only != "sqlite" {
+        let database = loa::testing::database::TestDatabase::new();
+        report("PostgreSQL, 2 replicas", &runtime.block_on(run(stations, Some(&database.url))));
+    }
+}
