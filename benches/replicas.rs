@@ -43,7 +43,8 @@ async fn streams_open(http: &reqwest::Client, url: &str, admin: &str) -> usize {
 /// Handed-to-player latencies, sorted.
 async fn run(stations: usize, database_url: Option<&str>) -> Vec<Duration> {
     let dir = tempfile::tempdir().expect("temp dir");
-    let station_disk = tempfile::tempdir_in("/dev/shm").unwrap_or_else(|_| tempfile::tempdir().expect("dir"));
+    let station_disk =
+        tempfile::tempdir_in("/dev/shm").unwrap_or_else(|_| tempfile::tempdir().expect("dir"));
     let replicas = if database_url.is_some() { 2 } else { 1 };
     let data: Vec<_> = (0..replicas).map(|r| dir.path().join(format!("replica-{r}"))).collect();
     let init = central::init_with(&data[0], database_url).expect("init");
@@ -91,9 +92,12 @@ async fn run(stations: usize, database_url: Option<&str>) -> Vec<Duration> {
             mode: Mode::Stream,
             backoff: Backoff { base: Duration::from_millis(100), max: Duration::from_secs(2) },
         };
-        let receiver =
-            Receiver::new(config, clock.clone(), Arc::new(loa::testing::ChannelAirwaves(tx.clone())))
-                .expect("receiver");
+        let receiver = Receiver::new(
+            config,
+            clock.clone(),
+            Arc::new(loa::testing::ChannelAirwaves(tx.clone())),
+        )
+        .expect("receiver");
         let mut quit = quit.subscribe();
         tasks.push(tokio::spawn(receiver.run(None, async move {
             let _ = quit.recv().await;

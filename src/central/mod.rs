@@ -437,10 +437,13 @@ async fn serve_with(
     // The CAP feeds are polled while central serves, and stop with it.
     let feeds =
         (!state.config.cap.feeds.is_empty()).then(|| tokio::spawn(cap::feed::run(state.clone())));
+    // Bulletins other replicas push get their audio hot here too.
+    let warm = tokio::spawn(bulletins::warm(state.clone()));
     let served = server::run(listener, tls, router(state), limits, shutdown).await;
     if let Some(feeds) = feeds {
         feeds.abort();
     }
+    warm.abort();
     served.map_err(CentralError::Serve)
 }
 

@@ -112,6 +112,20 @@ pub async fn speak(
     speech::speech_audio(state, text, voice, title).await
 }
 
+/// Makes `doc`'s audio hot ([`crate::central::hot_audio`]) until the bulletin expires:
+/// every station it reaches asks for it within the same second. A failure only means it
+/// is served the slow way.
+pub(super) async fn make_hot(state: &AppState, doc: &BulletinDoc) {
+    let path = match state.audio.local(&doc.audio_sha256).await {
+        Ok(Some(path)) => path,
+        _ => state.audio.path(&doc.audio_sha256),
+    };
+    let now = state.clock.now();
+    if let Err(e) = state.hot_audio.load(&doc.audio_sha256, &path, doc.expires_at, now).await {
+        tracing::warn!(id = %doc.id, "bulletin audio will be served from disk: {e}");
+    }
+}
+
 /// Signs `doc` for `targets` (resolved, also for `to_all`) and sends it: its audio made
 /// hot, then one event on the stations' stream. Returns the event number.
 pub async fn issue(
@@ -123,15 +137,8 @@ pub async fn issue(
 ) -> Result<u64, ApiError> {
     // The same bounds every station checks: nothing is signed that a station refuses.
     doc.check_bounds().map_err(|why| ApiError::BadRequest(format!("bulletin refused: {why}")))?;
-    let now = state.clock.now();
     // Hot before the stations hear of it: the whole fleet asks for it at once.
-    let path = match state.audio.local(&doc.audio_sha256).await {
-        Ok(Some(path)) => path,
-        _ => state.audio.path(&doc.audio_sha256),
-    };
-    if let Err(e) = state.hot_audio.load(&doc.audio_sha256, &path, doc.expires_at, now).await {
-        tracing::warn!(id = %doc.id, "bulletin audio will be served from disk: {e}");
-    }
+    make_hot(state, doc).await;
     let sign = |seq| {
         let signed = BulletinDoc { event_seq: Some(seq), ..doc.clone() };
         state.key.sign(DocumentKind::Bulletin, &signed)

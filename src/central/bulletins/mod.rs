@@ -292,15 +292,20 @@ impl Hub {
         }
     }
 
-    /// Events after `after` for `station` whose bulletin has not expired at `now`.
-    fn events_for(&self, station: &str, after: u64, now: DateTime<Utc>) -> Vec<Arc<StoredEvent>> {
+    /// Events after `after` that `keep` keeps.
+    fn events_after(
+        &self,
+        after: u64,
+        keep: impl Fn(&StoredEvent) -> bool,
+    ) -> Vec<Arc<StoredEvent>> {
         let events = self.cache.events.read().unwrap_or_else(|p| p.into_inner());
         let start = events.partition_point(|e| e.seq <= after);
-        events[start..]
-            .iter()
-            .filter(|e| e.targets.contains(station) && e.expires_at > now)
-            .cloned()
-            .collect()
+        events[start..].iter().filter(|e| keep(e)).cloned().collect()
+    }
+
+    /// Events after `after` for `station` whose bulletin has not expired at `now`.
+    fn events_for(&self, station: &str, after: u64, now: DateTime<Utc>) -> Vec<Arc<StoredEvent>> {
+        self.events_after(after, |e| e.targets.contains(station) && e.expires_at > now)
     }
 
     /// The stored bulletin `id` (with `targets` resolved for a `to_all` one), who issued
@@ -403,6 +408,35 @@ impl Hub {
             seen.insert(station.clone(), now);
         }
         seen
+    }
+}
+
+/// Makes the audio of each bulletin another central pushed hot here too, as soon as this
+/// central holds its event: the stations streaming from here ask for it all at once as
+/// well ([`issue::issue`] makes its own pushes hot before they are sent). Runs while
+/// central serves; with one central every bulletin is already hot.
+pub async fn warm(state: Arc<AppState>) {
+    let mut changes = state.bulletins.subscribe();
+    let mut seen = state.bulletins.cache.newest();
+    while changes.changed().await.is_ok() {
+        let (now, newest) = (state.clock.now(), *changes.borrow_and_update());
+        let fresh = state.bulletins.events_after(seen, |e| {
+            e.seq <= newest
+                && e.envelope.kind == crate::protocol::DocumentKind::Bulletin
+                && e.expires_at > now
+        });
+        seen = newest;
+        for event in fresh {
+            match state.store.bulletin(&event.bulletin_id) {
+                Ok(Some(b)) if state.hot_audio.get(&b.doc.audio_sha256).is_none() => {
+                    issue::make_hot(&state, &b.doc).await;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(id = %event.bulletin_id, "bulletin audio not made hot: {e}")
+                }
+            }
+        }
     }
 }
 
@@ -529,6 +563,47 @@ mod tests {
             a.append(again, |_| Ok(env.clone()), &doc.targets, doc.expires_at).unwrap().is_none()
         );
         assert!(a.bulletin("b-1").unwrap().unwrap().cancelled_at.is_some());
+    }
+
+    /// A bulletin pushed through one central has its audio hot at another on the same
+    /// database as soon as that one holds the event (its stations ask for it at once).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_bulletin_pushed_elsewhere_gets_its_audio_hot_here() {
+        let database = crate::testing::database::TestDatabase::new();
+        let dir = tempfile::tempdir().unwrap();
+        let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
+        crate::central::init_with(&a_dir, Some(&database.url)).unwrap();
+        std::fs::create_dir_all(&b_dir).unwrap();
+        let key = crate::central::KEY_FILE;
+        std::fs::copy(a_dir.join(key), b_dir.join(key)).unwrap();
+        let open = |data_dir: &std::path::Path| {
+            let config = crate::central::CentralConfig {
+                data_dir: data_dir.to_path_buf(),
+                database_url: Some(database.url.clone()),
+                ..Default::default()
+            };
+            crate::central::open(config, Arc::new(crate::clock::SystemClock)).unwrap()
+        };
+        let (a, b) = (open(&a_dir), open(&b_dir));
+        let wav = crate::testing::wav_bytes(1.0, 440.0, 0.3);
+        let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&wav));
+        std::fs::write(a.audio.path(&sha), &wav).unwrap();
+        a.audio.stored(&sha).await.unwrap();
+        let warming = tokio::spawn(warm(b.clone()));
+
+        let now = a.clock.now();
+        let doc = BulletinDoc {
+            audio_sha256: sha.clone(),
+            audio_size: wav.len() as u64,
+            ..test_doc("b-1", now, 600)
+        };
+        let actor = Actor::new("admin", "-");
+        issue(&a, &doc, &doc.targets, "admin", &actor).await.unwrap();
+        assert!(a.hot_audio.get(&sha).is_some(), "hot where it was pushed");
+        crate::testing::wait_until(Duration::from_secs(10), || b.hot_audio.get(&sha).is_some())
+            .await;
+        assert_eq!(b.hot_audio.get(&sha).unwrap().as_ref(), wav.as_slice());
+        warming.abort();
     }
 
     fn test_doc(id: &str, t0: DateTime<Utc>, expires_in_secs: i64) -> BulletinDoc {
