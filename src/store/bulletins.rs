@@ -44,7 +44,7 @@ CREATE TABLE IF NOT EXISTS bulletin_deliveries (
 ";
 
 /// The file the bulletin tables lived in before they moved into the store.
-pub(super) const OLD_FILE: &str = "bulletins.sqlite";
+const OLD_FILE: &str = "bulletins.sqlite";
 
 /// Every bulletin, in the order of its first event (the order they were signed), the
 /// same text in both stores.
@@ -59,7 +59,7 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
 use super::pg::time;
 
 /// An event number as the database keeps it (BIGINT / INTEGER).
-pub(super) fn seq_to_db(seq: u64) -> Result<i64, StoreError> {
+fn seq_to_db(seq: u64) -> Result<i64, StoreError> {
     i64::try_from(seq).map_err(|_| corrupt("bulletin event number", format!("{seq} is too large")))
 }
 
