@@ -156,10 +156,31 @@ async fn run(stations: usize, database_url: Option<&str>) -> Vec<Duration> {
     handed
 }
 
+/// Ten thousand simulated stations hold tens of thousands of files and sockets (an
+/// event stream, a replay store, downloads) in this one process and their centrals:
+/// raise the open-file limit as far as this user may (root: 1 << 20).
+fn raise_open_files() {
+    // SAFETY: getrlimit/setrlimit only read and write the struct given.
+    unsafe {
+        let mut limit: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return;
+        }
+        let wanted =
+            if libc::geteuid() == 0 { limit.rlim_max.max(1 << 20) } else { limit.rlim_max };
+        let raised = libc::rlimit { rlim_cur: wanted, rlim_max: wanted };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) != 0 {
+            let at_most = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+            libc::setrlimit(libc::RLIMIT_NOFILE, &at_most);
+        }
+    }
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
+    raise_open_files();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
