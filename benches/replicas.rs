@@ -43,7 +43,8 @@ async fn streams_open(http: &reqwest::Client, url: &str, admin: &str) -> usize {
 /// Handed-to-player latencies, sorted.
 async fn run(stations: usize, database_url: Option<&str>) -> Vec<Duration> {
     let dir = tempfile::tempdir().expect("temp dir");
-    let station_disk = tempfile::tempdir_in("/dev/shm").unwrap_or_else(|_| tempfile::tempdir().expect("dir"));
+    let station_disk =
+        tempfile::tempdir_in("/dev/shm").unwrap_or_else(|_| tempfile::tempdir().expect("dir"));
     let replicas = if database_url.is_some() { 2 } else { 1 };
     let data: Vec<_> = (0..replicas).map(|r| dir.path().join(format!("replica-{r}"))).collect();
     let init = central::init_with(&data[0], database_url).expect("init");
@@ -91,9 +92,12 @@ async fn run(stations: usize, database_url: Option<&str>) -> Vec<Duration> {
             mode: Mode::Stream,
             backoff: Backoff { base: Duration::from_millis(100), max: Duration::from_secs(2) },
         };
-        let receiver =
-            Receiver::new(config, clock.clone(), Arc::new(loa::testing::ChannelAirwaves(tx.clone())))
-                .expect("receiver");
+        let receiver = Receiver::new(
+            config,
+            clock.clone(),
+            Arc::new(loa::testing::ChannelAirwaves(tx.clone())),
+        )
+        .expect("receiver");
         let mut quit = quit.subscribe();
         tasks.push(tokio::spawn(receiver.run(None, async move {
             let _ = quit.recv().await;
@@ -152,10 +156,31 @@ async fn run(stations: usize, database_url: Option<&str>) -> Vec<Duration> {
     handed
 }
 
+/// Ten thousand simulated stations hold tens of thousands of files and sockets (an
+/// event stream, a replay store, downloads) in this one process and their centrals:
+/// raise the open-file limit as far as this user may (root: 1 << 20).
+fn raise_open_files() {
+    // SAFETY: getrlimit/setrlimit only read and write the struct given.
+    unsafe {
+        let mut limit: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return;
+        }
+        let wanted =
+            if libc::geteuid() == 0 { limit.rlim_max.max(1 << 20) } else { limit.rlim_max };
+        let raised = libc::rlimit { rlim_cur: wanted, rlim_max: wanted };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) != 0 {
+            let at_most = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+            libc::setrlimit(libc::RLIMIT_NOFILE, &at_most);
+        }
+    }
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
+    raise_open_files();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

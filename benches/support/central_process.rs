@@ -20,9 +20,15 @@ impl Drop for CentralProcess {
 
 /// Writes `dir/NAME.toml` (`data_dir`, loopback on a free port, `database_url` when
 /// given), starts central on it and returns once it listens.
-pub fn start(dir: &Path, name: &str, data_dir: &Path, database_url: Option<&str>) -> CentralProcess {
+pub fn start(
+    dir: &Path,
+    name: &str,
+    data_dir: &Path,
+    database_url: Option<&str>,
+) -> CentralProcess {
     let config = dir.join(format!("{name}.toml"));
-    let mut toml = format!("data_dir = {:?}\nlisten = \"127.0.0.1:0\"\n", data_dir.display().to_string());
+    let mut toml =
+        format!("data_dir = {:?}\nlisten = \"127.0.0.1:0\"\n", data_dir.display().to_string());
     if let Some(url) = database_url {
         toml.push_str(&format!("database_url = {url:?}\n"));
     }

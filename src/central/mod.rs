@@ -362,7 +362,7 @@ pub fn open(config: CentralConfig, clock: SharedClock) -> Result<Arc<AppState>, 
     }
     let (store, audio_db) = open_stores(dir, config.database_url().as_deref())?;
     let audio = audio_files::AudioFiles::for_config(&config, audio_db);
-    let bulletins = bulletins::Hub::open(dir)?;
+    let bulletins = bulletins::Hub::open(store.clone())?;
     let cap = cap::CapState::load(&config.cap).map_err(CentralError::Cap)?;
     Ok(Arc::new(AppState {
         cap,
@@ -437,10 +437,13 @@ async fn serve_with(
     // The CAP feeds are polled while central serves, and stop with it.
     let feeds =
         (!state.config.cap.feeds.is_empty()).then(|| tokio::spawn(cap::feed::run(state.clone())));
+    // Bulletins other replicas push get their audio hot here too.
+    let warm = tokio::spawn(bulletins::warm(state.clone()));
     let served = server::run(listener, tls, router(state), limits, shutdown).await;
     if let Some(feeds) = feeds {
         feeds.abort();
     }
+    warm.abort();
     served.map_err(CentralError::Serve)
 }
 

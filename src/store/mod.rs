@@ -7,6 +7,7 @@
 //! Tokens are never stored, only their sha256.
 
 pub mod blobs;
+mod bulletins;
 mod cap;
 pub mod console;
 #[cfg(test)]
@@ -26,6 +27,7 @@ pub use field::{AlertRow, ClaimOutcome, EnrolCode, Notification};
 pub use pg::PgStore;
 pub use sqlite::SqliteStore;
 
+use crate::protocol::DeliveryReport;
 use crate::protocol::{AlertRecord, Approval, ApprovalState, AuditEntry, BulletinDoc};
 use crate::protocol::{AudioInfo, Heartbeat, PlaylogAck, PlaylogSummary, SignedEnvelope};
 use crate::protocol::{Outcome, Record};
@@ -54,6 +56,9 @@ pub enum StoreError {
     VersionTaken { station: String, version: u64 },
     #[error("user {0:?} already exists: `loa central user passwd` changes a password")]
     UserExists(String),
+    /// Signing a bulletin event failed: nothing was appended.
+    #[error("signing bulletin event {seq}: {why}")]
+    Signing { seq: u64, why: String },
 }
 
 impl From<postgres::Error> for StoreError {
@@ -454,6 +459,90 @@ pub trait Store: Send + Sync + 'static {
     /// The newest `limit` broadcasts, newest first.
     fn live_list(&self, limit: usize)
     -> Result<Vec<crate::protocol::live::LiveRecord>, StoreError>;
+
+    // Urgent bulletins: the one event stream every station follows, the signed
+    // bulletins it carries and the stations' delivery states (`bulletins.rs`,
+    // `pg/bulletins.rs`). Several centrals on one database serve one stream.
+    /// Appends one event to the bulletin stream, durably, with what it carries in the
+    /// same transaction: a new bulletin (stored with `event_seq` set), a bulletin's
+    /// cancellation, or a live broadcast's start (nothing else stored). The number is
+    /// the database's, one more than the newest, taken under a lock held until commit:
+    /// numbers are contiguous and committed in order however many centrals append at
+    /// once, so a station that saw event `n` can have missed none before it. `sign` is
+    /// called once with the number (which goes under the signature), inside the
+    /// transaction; its error appends nothing ([`StoreError::Signing`]). `None` (and
+    /// `sign` not called) when a cancel finds its bulletin unknown or already cancelled
+    /// — by another operator or another central a moment before.
+    fn append_bulletin_event(
+        &self,
+        subject: EventSubject<'_>,
+        targets: &[String],
+        expires_at: DateTime<Utc>,
+        sign: SignEvent<'_>,
+    ) -> Result<Option<BulletinEventRow>, StoreError>;
+    /// Every event numbered above `after`, in order.
+    fn bulletin_events_after(&self, after: u64) -> Result<Vec<BulletinEventRow>, StoreError>;
+    /// The signed bulletin `id` (its `targets` as pushed: empty for a `to_all` one,
+    /// whose stations are its event's targets).
+    fn bulletin(&self, id: &str) -> Result<Option<StoredBulletin>, StoreError>;
+    /// Every signed bulletin, in the order their events were numbered.
+    fn bulletins(&self) -> Result<Vec<StoredBulletin>, StoreError>;
+    /// Stores every batch's reports in one transaction, all or none. Idempotent: a state
+    /// a station already reported for a bulletin keeps its first report, whichever
+    /// central received the later one.
+    fn put_deliveries(&self, batches: &[DeliveryBatch]) -> Result<(), StoreError>;
+    /// Every state each station reported for bulletin `bulletin_id`, to any central.
+    fn deliveries(&self, bulletin_id: &str) -> Result<Vec<(String, DeliveryReport)>, StoreError>;
+    /// News of bulletin events appended by any process on this database: each message
+    /// is the newest event number known to have been committed (`0`: unknown — load
+    /// to be sure, e.g. after the store's listening connection came back). `None` when
+    /// no other process can append (an embedded file only this central opens): its own
+    /// appends are all it needs to know of.
+    fn bulletin_feed(&self) -> Option<std::sync::mpsc::Receiver<u64>>;
+}
+
+/// A signed bulletin as stored: the document, who issued it, when it was cancelled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredBulletin {
+    pub doc: BulletinDoc,
+    pub issued_by: String,
+    pub cancelled_at: Option<DateTime<Utc>>,
+}
+
+/// One event of the bulletin stream: a signed bulletin, cancel order or live start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BulletinEventRow {
+    /// The event number, from the database: contiguous, and the order of commits.
+    pub seq: u64,
+    /// The bulletin (or live broadcast) it is about.
+    pub bulletin_id: String,
+    pub envelope: SignedEnvelope,
+    /// The stations it goes to (resolved, also for `--to all`).
+    pub targets: Vec<String>,
+    /// After this no station is sent it.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What a new bulletin event carries ([`Store::append_bulletin_event`]).
+#[derive(Debug, Clone, Copy)]
+pub enum EventSubject<'a> {
+    /// A new bulletin, stored with the event (its `event_seq` set to the number).
+    Issue { doc: &'a BulletinDoc, issued_by: &'a str },
+    /// The cancel order of stored bulletin `id`, cancelled at `at`.
+    Cancel { id: &'a str, at: DateTime<Utc> },
+    /// The start of live broadcast `id` (kept by the live tables, not here).
+    Live { id: &'a str },
+}
+
+/// Signs an event once its number is known (the number goes under the signature).
+pub type SignEvent<'a> = &'a mut (dyn FnMut(u64) -> Result<SignedEnvelope, String> + Send);
+
+/// Delivery reports from one station's request, stored together.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryBatch {
+    pub station: String,
+    pub reports: Vec<DeliveryReport>,
+    pub received_at: DateTime<Utc>,
 }
 
 /// What [`Store::playlog`] selects; empty fields select everything.

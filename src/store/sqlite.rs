@@ -102,6 +102,7 @@ impl SqliteStore {
             .and_then(|()| conn.execute_batch(super::live::SCHEMA))
             .and_then(|()| conn.execute_batch(super::console::SCHEMA))
             .and_then(|()| add_missing_columns(&conn))
+            .and_then(|()| super::bulletins::prepare(&conn, path))
             .map_err(|source| StoreError::Open { path: shown, source })?;
         Ok(Self { conn: Mutex::new(conn) })
     }
@@ -853,6 +854,48 @@ impl Store for SqliteStore {
         rows.into_iter()
             .map(|(station_id, received_at, body)| heartbeat_row(station_id, &received_at, &body))
             .collect()
+    }
+
+    // Urgent bulletins (`bulletins.rs`).
+    fn append_bulletin_event(
+        &self,
+        subject: super::EventSubject<'_>,
+        targets: &[String],
+        expires_at: DateTime<Utc>,
+        sign: super::SignEvent<'_>,
+    ) -> Result<Option<super::BulletinEventRow>, StoreError> {
+        super::bulletins::append_bulletin_event(
+            &mut self.conn(),
+            subject,
+            targets,
+            expires_at,
+            sign,
+        )
+    }
+    fn bulletin_events_after(
+        &self,
+        after: u64,
+    ) -> Result<Vec<super::BulletinEventRow>, StoreError> {
+        super::bulletins::bulletin_events_after(&self.conn(), after)
+    }
+    fn bulletin(&self, id: &str) -> Result<Option<super::StoredBulletin>, StoreError> {
+        super::bulletins::bulletin(&self.conn(), id)
+    }
+    fn bulletins(&self) -> Result<Vec<super::StoredBulletin>, StoreError> {
+        super::bulletins::bulletins(&self.conn())
+    }
+    fn put_deliveries(&self, batches: &[super::DeliveryBatch]) -> Result<(), StoreError> {
+        super::bulletins::put_deliveries(&mut self.conn(), batches)
+    }
+    fn deliveries(
+        &self,
+        bulletin_id: &str,
+    ) -> Result<Vec<(String, crate::protocol::DeliveryReport)>, StoreError> {
+        super::bulletins::deliveries(&self.conn(), bulletin_id)
+    }
+    /// One process writes the file: its own appends are all there is to know of.
+    fn bulletin_feed(&self) -> Option<std::sync::mpsc::Receiver<u64>> {
+        None
     }
 }
 

@@ -550,3 +550,55 @@ impl StationToml<'_> {
 pub fn utf8(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")
 }
+
+/// `loa central init --data-dir DATA --format json` with central's tables in the
+/// PostgreSQL database at `database_url` (as `LOA_DATABASE_URL`): the first replica.
+#[track_caller]
+pub fn central_init_on(data: &Path, database_url: &str) -> Province {
+    let out = command()
+        .env("LOA_DATABASE_URL", database_url)
+        .args(["central", "init", "--data-dir", utf8(data), "--format", "json"])
+        .output()
+        .expect("run loa");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let init: loa::cli::central::Initialised = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("init printed no JSON ({e}): {}", text(&out.stdout)));
+    Province { data: data.to_path_buf(), key: init.public_key, admin: init.admin_token }
+}
+
+/// [`add_station`] on a province whose tables are in the database at `database_url`;
+/// the station's token.
+#[track_caller]
+pub fn add_station_on(data: &Path, database_url: &str, id: &str, district: &str) -> String {
+    let args = ["central", "station", "add", id, "--name", id, "--district", district];
+    let out = command()
+        .env("LOA_DATABASE_URL", database_url)
+        .args([&args[..], &["--data-dir", utf8(data), "--format", "json"]].concat())
+        .output()
+        .expect("run loa");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let added: loa::cli::central::StationAdded = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("station add printed no JSON ({e}): {}", text(&out.stdout)));
+    added.token
+}
+
+/// A `loa central` replica serving the province's tables in the database at
+/// `database_url` from its own data directory `data` (made, with a copy of the
+/// province's key file, when it is not the province's own), listening.
+#[track_caller]
+pub fn central_replica(province: &Province, data: &Path, database_url: &str) -> CentralProc {
+    let key = loa::central::KEY_FILE;
+    if !data.join(key).exists() {
+        std::fs::create_dir_all(data).expect("replica data directory");
+        std::fs::copy(province.data.join(key), data.join(key)).expect("copy the province key");
+    }
+    let config = data.with_extension("toml");
+    std::fs::write(
+        &config,
+        format!("data_dir = {:?}\ndatabase_url = {database_url:?}\n", utf8(data)),
+    )
+    .expect("write the replica's central.toml");
+    let mut central = CentralProc::with_args(&["central", "--config", utf8(&config)]);
+    central.start();
+    central
+}

@@ -12,7 +12,7 @@ use crate::protocol::{
     Approval, ApprovalState, AudioInfo, AuditEntry, BulletinCancelDoc, BulletinDoc,
     BulletinPriority, DocumentKind,
 };
-use crate::store::PendingBulletin;
+use crate::store::{EventSubject, PendingBulletin, StoredBulletin};
 
 /// Who asked, for the audit trail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,6 +112,20 @@ pub async fn speak(
     speech::speech_audio(state, text, voice, title).await
 }
 
+/// Makes `doc`'s audio hot ([`crate::central::hot_audio`]) until the bulletin expires:
+/// every station it reaches asks for it within the same second. A failure only means it
+/// is served the slow way.
+pub(super) async fn make_hot(state: &AppState, doc: &BulletinDoc) {
+    let path = match state.audio.local(&doc.audio_sha256).await {
+        Ok(Some(path)) => path,
+        _ => state.audio.path(&doc.audio_sha256),
+    };
+    let now = state.clock.now();
+    if let Err(e) = state.hot_audio.load(&doc.audio_sha256, &path, doc.expires_at, now).await {
+        tracing::warn!(id = %doc.id, "bulletin audio will be served from disk: {e}");
+    }
+}
+
 /// Signs `doc` for `targets` (resolved, also for `to_all`) and sends it: its audio made
 /// hot, then one event on the stations' stream. Returns the event number.
 pub async fn issue(
@@ -123,21 +137,17 @@ pub async fn issue(
 ) -> Result<u64, ApiError> {
     // The same bounds every station checks: nothing is signed that a station refuses.
     doc.check_bounds().map_err(|why| ApiError::BadRequest(format!("bulletin refused: {why}")))?;
-    let now = state.clock.now();
     // Hot before the stations hear of it: the whole fleet asks for it at once.
-    let path = match state.audio.local(&doc.audio_sha256).await {
-        Ok(Some(path)) => path,
-        _ => state.audio.path(&doc.audio_sha256),
-    };
-    if let Err(e) = state.hot_audio.load(&doc.audio_sha256, &path, doc.expires_at, now).await {
-        tracing::warn!(id = %doc.id, "bulletin audio will be served from disk: {e}");
-    }
+    make_hot(state, doc).await;
     let sign = |seq| {
         let signed = BulletinDoc { event_seq: Some(seq), ..doc.clone() };
         state.key.sign(DocumentKind::Bulletin, &signed)
     };
-    let (seq, _) =
-        state.bulletins.append(Some((doc, issued_by)), None, sign, targets, doc.expires_at)?;
+    let subject = EventSubject::Issue { doc, issued_by };
+    let (seq, _) = state
+        .bulletins
+        .append(subject, sign, targets, doc.expires_at)?
+        .ok_or_else(|| ApiError::Internal(format!("bulletin {} was not appended", doc.id)))?;
     tracing::info!(id = %doc.id, seq, stations = targets.len(), priority = %doc.priority, by = %issued_by, "bulletin pushed");
     audit(
         state,
@@ -287,8 +297,8 @@ pub enum Cancelled {
 /// caller), a waiting one by withdrawing it. Role checks are the caller's.
 pub fn cancel(state: &AppState, id: &str, actor: &Actor, why: &str) -> Result<Cancelled, ApiError> {
     let now = state.clock.now();
-    if let Some((doc, _, cancelled)) = state.bulletins.bulletin(id)? {
-        if cancelled.is_some() || doc.expires_at <= now {
+    if let Some(StoredBulletin { doc, cancelled_at, .. }) = state.bulletins.bulletin(id)? {
+        if cancelled_at.is_some() || doc.expires_at <= now {
             return Ok(Cancelled::AlreadyOver);
         }
         let order = BulletinCancelDoc {
@@ -303,13 +313,12 @@ pub fn cancel(state: &AppState, id: &str, actor: &Actor, why: &str) -> Result<Ca
             let signed = BulletinCancelDoc { event_seq: Some(seq), ..order.clone() };
             state.key.sign(DocumentKind::BulletinCancel, &signed)
         };
-        let (seq, _) = state.bulletins.append(
-            None,
-            Some((&doc.id, now)),
-            sign,
-            &doc.targets,
-            doc.expires_at,
-        )?;
+        let subject = EventSubject::Cancel { id: &doc.id, at: now };
+        let Some((seq, _)) = state.bulletins.append(subject, sign, &doc.targets, doc.expires_at)?
+        else {
+            // Another operator, or another central, cancelled it a moment before.
+            return Ok(Cancelled::AlreadyOver);
+        };
         tracing::info!(id = %doc.id, seq, by = %actor.who, "bulletin cancelled");
         audit(state, actor, "bulletin.cancel", id, why.to_string());
         return Ok(Cancelled::Signed);

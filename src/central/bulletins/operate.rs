@@ -14,7 +14,7 @@ use crate::protocol::{
     ApprovalState, BulletinInfo, DeliveryReport, DeliveryState, PushBulletinRequest,
     PushBulletinResponse, StationDelivery, Target,
 };
-use crate::store::{PendingBulletin, Role, Station};
+use crate::store::{PendingBulletin, Role, Station, StoredBulletin};
 
 /// The stations a push may reach under `role` (see the module docs).
 pub fn resolve_targets(
@@ -210,7 +210,8 @@ fn may_touch(state: &AppState, role: &Role, targets: &[String]) -> Result<(), Ap
 /// that stands (and, while it is not signed, no station state at all).
 fn info(state: &AppState, id: &str) -> Result<BulletinInfo, ApiError> {
     let approval = state.store.pending(id)?;
-    let Some((doc, issued_by, cancelled_at)) = state.bulletins.bulletin(id)? else {
+    let Some(StoredBulletin { doc, issued_by, cancelled_at }) = state.bulletins.bulletin(id)?
+    else {
         let pending = approval.ok_or_else(|| no_bulletin(id))?;
         return Ok(unsigned_info(pending));
     };
@@ -380,7 +381,7 @@ pub fn cancel(state: &AppState, caller: &Caller, id: &str) -> Result<BulletinInf
     // A district token learns nothing of a bulletin that reaches none of its stations.
     let before = visible_info(state, role, id)?;
     let (targets, cancelled) = match state.bulletins.bulletin(id)? {
-        Some((doc, _, cancelled)) => (doc.targets, cancelled),
+        Some(b) => (b.doc.targets, b.cancelled_at),
         None => (before.doc.targets.clone(), None),
     };
     may_touch(state, role, &targets)?;

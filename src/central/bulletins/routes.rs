@@ -135,7 +135,7 @@ async fn stream(
     state.bulletins.touch(&station.id, state.clock.now());
     tracing::info!(station = %station.id, after, "bulletin stream opened");
     let guard = Connected::new(state.clone(), station.id.clone());
-    let changes = state.bulletins.latest.subscribe();
+    let changes = state.bulletins.subscribe();
     let open = OpenStream {
         state,
         guard,
@@ -218,7 +218,7 @@ async fn poll(
         Some(state.streams.open(&station.id, crate::central::streams::Kind::LongPoll)?)
     };
     let deadline = tokio::time::Instant::now() + wait;
-    let mut changes = state.bulletins.latest.subscribe();
+    let mut changes = state.bulletins.subscribe();
     loop {
         changes.mark_unchanged();
         let now = state.clock.now();

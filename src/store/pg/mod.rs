@@ -15,6 +15,7 @@
 
 mod base;
 mod blobs;
+mod bulletins;
 mod cap;
 mod console;
 mod field;
@@ -53,19 +54,22 @@ const STATEMENT_TIMEOUT_MS: u32 = 30_000;
 
 /// The schema, in order: each entry is applied once, in one transaction, and recorded
 /// in `schema_migrations`. Append; never edit a shipped entry.
-const MIGRATIONS: &[(i32, &str, &[&str])] = &[(
-    1,
-    "central's tables",
-    &[
-        base::SCHEMA,
-        playlog::SCHEMA,
-        cap::SCHEMA,
-        field::SCHEMA,
-        live::SCHEMA,
-        console::SCHEMA,
-        blobs::SCHEMA,
-    ],
-)];
+const MIGRATIONS: &[(i32, &str, &[&str])] = &[
+    (
+        1,
+        "central's tables",
+        &[
+            base::SCHEMA,
+            playlog::SCHEMA,
+            cap::SCHEMA,
+            field::SCHEMA,
+            live::SCHEMA,
+            console::SCHEMA,
+            blobs::SCHEMA,
+        ],
+    ),
+    (2, "urgent bulletins", &[bulletins::SCHEMA]),
+];
 
 /// An arbitrary, fixed key for `pg_advisory_xact_lock`: one replica migrates at a time.
 const MIGRATION_LOCK: i64 = 0x6c6f_615f_6d69_6772; // "loa_migr"
@@ -76,6 +80,9 @@ pub struct PgStore {
     pool: Option<Pool>,
     /// The URL without its password, for messages.
     shown: String,
+    /// News of bulletin events other replicas append (a listening connection of its
+    /// own, opened on the first [`Store::bulletin_feed`]).
+    feed: std::sync::Arc<bulletins::Feed>,
 }
 
 impl PgStore {
@@ -91,6 +98,7 @@ impl PgStore {
             .connect_timeout(CONNECT_TIMEOUT)
             .application_name("loa central")
             .options(&format!("-c statement_timeout={STATEMENT_TIMEOUT_MS}"));
+        let feed = bulletins::Feed::new(config.clone());
         let manager = PostgresConnectionManager::new(config, NoTls);
         let pool = off_runtime(|| {
             r2d2::Pool::builder()
@@ -99,7 +107,7 @@ impl PgStore {
                 .connection_timeout(CONNECT_TIMEOUT)
                 .build_unchecked(manager)
         });
-        let store = Self { pool: Some(pool), shown };
+        let store = Self { pool: Some(pool), shown, feed };
         store.run(migrate)?;
         Ok(store)
     }
@@ -126,6 +134,7 @@ impl PgStore {
 
 impl Drop for PgStore {
     fn drop(&mut self) {
+        self.feed.stop();
         // Closing a connection blocks on the client's runtime: never on an async thread.
         if let Some(pool) = self.pool.take() {
             off_runtime(move || drop(pool));
@@ -498,6 +507,42 @@ impl Store for PgStore {
         limit: usize,
     ) -> Result<Vec<crate::protocol::live::LiveRecord>, StoreError> {
         self.run(|c| live::live_list(c, limit))
+    }
+
+    // Urgent bulletins (`bulletins.rs`).
+    fn append_bulletin_event(
+        &self,
+        subject: super::EventSubject<'_>,
+        targets: &[String],
+        expires_at: DateTime<Utc>,
+        sign: super::SignEvent<'_>,
+    ) -> Result<Option<super::BulletinEventRow>, StoreError> {
+        self.run(|c| bulletins::append_bulletin_event(c, subject, targets, expires_at, sign))
+    }
+    fn bulletin_events_after(
+        &self,
+        after: u64,
+    ) -> Result<Vec<super::BulletinEventRow>, StoreError> {
+        self.run(|c| bulletins::bulletin_events_after(c, after))
+    }
+    fn bulletin(&self, id: &str) -> Result<Option<super::StoredBulletin>, StoreError> {
+        self.run(|c| bulletins::bulletin(c, id))
+    }
+    fn bulletins(&self) -> Result<Vec<super::StoredBulletin>, StoreError> {
+        self.run(bulletins::bulletins)
+    }
+    fn put_deliveries(&self, batches: &[super::DeliveryBatch]) -> Result<(), StoreError> {
+        self.run(|c| bulletins::put_deliveries(c, batches))
+    }
+    fn deliveries(
+        &self,
+        bulletin_id: &str,
+    ) -> Result<Vec<(String, crate::protocol::DeliveryReport)>, StoreError> {
+        self.run(|c| bulletins::deliveries(c, bulletin_id))
+    }
+    /// Other replicas append too: their commits are announced on `loa_bulletin_events`.
+    fn bulletin_feed(&self) -> Option<std::sync::mpsc::Receiver<u64>> {
+        Some(self.feed.subscribe())
     }
 }
 

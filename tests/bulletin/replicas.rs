@@ -1,0 +1,81 @@
+//! Two `loa central` replicas on one PostgreSQL database serve one bulletin stream: a
+//! station streaming from replica B airs an emergency pushed through replica A (the
+//! event numbered by the database, announced to B by `NOTIFY`), and its delivery
+//! reports, received by B, show through A.
+
+use std::time::Duration;
+
+use loa::protocol::DeliveryState;
+use loa::testing::database::TestDatabase;
+
+use crate::support::process::{
+    Proc, Remote, StationToml, add_station_on, central_init_on, central_replica,
+    field_str as field, station_log as records,
+};
+use crate::support::wait;
+
+#[test]
+fn an_emergency_pushed_through_one_replica_airs_at_a_station_streaming_from_the_other() {
+    let database = TestDatabase::new();
+    let dir = tempfile::tempdir().unwrap();
+    let province = central_init_on(&dir.path().join("a"), &database.url);
+    let token = add_station_on(&province.data, &database.url, "tri-ton", "Tri Tôn");
+    let a = central_replica(&province, &province.data, &database.url);
+    let b = central_replica(&province, &dir.path().join("b"), &database.url);
+
+    let root = dir.path().join("tri-ton");
+    let station_toml = StationToml {
+        id: "tri-ton",
+        central_url: &b.url,
+        token: &token,
+        key: &province.key,
+        extra: "",
+        audio: "sink = \"clocked\"\n",
+    }
+    .write(&root);
+    let station = Proc::station(&station_toml);
+    station.wait_for(&["bulletin stream connected"], Duration::from_secs(60));
+
+    let audio = dir.path().join("canh-bao-lu.wav");
+    std::fs::write(&audio, loa::testing::wav_bytes(2.0, 880.0, 0.4)).unwrap();
+    let through_a = Remote::new(&a.url, &province.admin);
+    let id = through_a.push_bulletin(&[
+        "--audio",
+        audio.to_str().unwrap(),
+        "--to",
+        "tri-ton",
+        "--title",
+        "Cảnh báo lũ",
+    ]);
+
+    // It airs at the station, which only ever talked to B.
+    wait::until("the bulletin aired", Duration::from_secs(60), || {
+        records(&root.join("data"))
+            .iter()
+            .any(|r| {
+                field(r, "item_id") == Some(id.as_str()) && field(r, "outcome") == Some("played")
+            })
+            .then_some(())
+    });
+    assert!(b.proc().find(&["bulletin stream opened", "tri-ton"]).is_some(), "{}", b.proc().log());
+    assert!(a.proc().find(&["bulletin stream opened"]).is_none(), "{}", a.proc().log());
+
+    // The reports went to B; A shows them, read from the database.
+    let info = wait::until("A shows the station's start", Duration::from_secs(30), || {
+        let info = through_a.bulletin(&id);
+        info.stations.iter().all(|s| s.latency_ms.is_some()).then_some(info)
+    });
+    let shown = &info.stations[0];
+    assert_eq!(shown.station_id, "tri-ton");
+    assert!(
+        matches!(shown.state, Some(DeliveryState::Started | DeliveryState::Finished)),
+        "{shown:?}"
+    );
+    let latency = shown.latency_ms.unwrap();
+    eprintln!("push through A → first sample at a station on B: {latency} ms");
+    assert!((0..10_000).contains(&latency), "{latency} ms");
+    // B agrees, event number and all.
+    let through_b = Remote::new(&b.url, &province.admin).bulletin(&id);
+    assert_eq!(through_b.doc.event_seq, info.doc.event_seq);
+    assert!(through_b.stations[0].state.is_some(), "{through_b:?}");
+}
