@@ -40,8 +40,11 @@ async fn streams_open(http: &reqwest::Client, url: &str, admin: &str) -> usize {
         .unwrap_or(0)
 }
 
-/// Handed-to-player latencies, sorted.
-async fn run(stations: usize, database_url: Option<&str>) -> Vec<Duration> {
+/// Per replica the stations stream from: latencies from the push to the signed bulletin
+/// received, and to the audio handed to the player; each sorted.
+type Latencies = Vec<(Vec<Duration>, Vec<Duration>)>;
+
+async fn run(stations: usize, database_url: Option<&str>) -> Latencies {
     let dir = tempfile::tempdir().expect("temp dir");
     let station_disk =
         tempfile::tempdir_in("/dev/shm").unwrap_or_else(|_| tempfile::tempdir().expect("dir"));
@@ -138,22 +141,35 @@ async fn run(stations: usize, database_url: Option<&str>) -> Vec<Duration> {
         .json()
         .await
         .expect("push answer");
-    let mut handed = Vec::with_capacity(stations);
-    while handed.len() < stations {
+    let since_push = |at: chrono::DateTime<chrono::Utc>| {
+        Duration::from_micros((at - pushed.issued_at).num_microseconds().unwrap_or(0).max(0) as u64)
+    };
+    let mut per_replica: Latencies = vec![(Vec::new(), Vec::new()); replicas];
+    for _ in 0..stations {
         let got = tokio::time::timeout(Duration::from_secs(120), ready.recv())
             .await
             .expect("every station verified the bulletin in time")
             .expect("channel open");
         assert_eq!(got.doc.id, pushed.id);
-        let us = (got.verified_at - pushed.issued_at).num_microseconds().unwrap_or(0).max(0);
-        handed.push(Duration::from_micros(us as u64));
+        // The station's number is in its cache's path (`xa-NNNNN`): which replica it used.
+        let n: usize = got
+            .audio
+            .iter()
+            .find_map(|part| part.to_str()?.strip_prefix("xa-")?.parse().ok())
+            .expect("a station's cache");
+        let (received, handed) = &mut per_replica[n % replicas];
+        received.push(since_push(got.received_at));
+        handed.push(since_push(got.verified_at));
     }
     let _ = quit.send(());
     for t in tasks {
         let _ = t.await;
     }
-    handed.sort();
-    handed
+    for (received, handed) in &mut per_replica {
+        received.sort();
+        handed.sort();
+    }
+    per_replica
 }
 
 /// Ten thousand simulated stations hold tens of thousands of files and sockets (an
@@ -192,19 +208,30 @@ fn main() {
         .unwrap_or(if std::env::args().any(|a| a == "--bench") { 1000 } else { 1 });
     let only = std::env::var("LOA_BENCH_STORE").unwrap_or_default();
     println!("bulletin push → audio handed to the player, central in its own process(es)");
-    let report = |what: &str, l: &[Duration]| {
+    let line = |what: &str, l: &[Duration]| {
         println!(
-            "{stations:>6} stations, {what}: p50 {:>7.1} ms  p99 {:>7.1} ms  max {:>7.1} ms",
+            "  {what}: p50 {:>7.1} ms  p99 {:>7.1} ms  max {:>7.1} ms",
             percentile(l, 0.50).as_secs_f64() * 1000.0,
             percentile(l, 0.99).as_secs_f64() * 1000.0,
             l.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0),
         );
     };
+    let report = |store: &str, per_replica: Latencies| {
+        let mut all: Vec<Duration> = per_replica.iter().flat_map(|r| r.1.clone()).collect();
+        all.sort();
+        println!("{stations} stations, {store}:");
+        line("handed to the player, all stations      ", &all);
+        for (r, (received, handed)) in per_replica.iter().enumerate() {
+            let via = if r == 0 { "pushed here" } else { "pushed elsewhere" };
+            line(&format!("replica {r} ({via:16}) bulletin received"), received);
+            line(&format!("replica {r} ({via:16}) handed          "), handed);
+        }
+    };
     if only != "postgres" {
-        report("SQLite, 1 replica     ", &runtime.block_on(run(stations, None)));
+        report("SQLite, 1 replica", runtime.block_on(run(stations, None)));
     }
     if only != "sqlite" {
         let database = loa::testing::database::TestDatabase::new();
-        report("PostgreSQL, 2 replicas", &runtime.block_on(run(stations, Some(&database.url))));
+        report("PostgreSQL, 2 replicas", runtime.block_on(run(stations, Some(&database.url))));
     }
 }
