@@ -1,7 +1,8 @@
 //! Two `loa central` replicas on one PostgreSQL database serve one bulletin stream: a
 //! station streaming from replica B airs an emergency pushed through replica A (the
 //! event numbered by the database, announced to B by `NOTIFY`), and its delivery
-//! reports, received by B, show through A.
+//! reports, received by B, show through A. And when A dies in the middle of its
+//! fan-out, the stations that were on it move to B and every station airs it once.
 
 use std::time::Duration;
 
@@ -78,4 +79,81 @@ fn an_emergency_pushed_through_one_replica_airs_at_a_station_streaming_from_the_
     let through_b = Remote::new(&b.url, &province.admin).bulletin(&id);
     assert_eq!(through_b.doc.event_seq, info.doc.event_seq);
     assert!(through_b.stations[0].state.is_some(), "{through_b:?}");
+}
+
+/// Twenty real stations, half streaming from each of two replicas (each listing both,
+/// its own first); an emergency to all is pushed through A and A is SIGKILLed as soon as
+/// it has answered, in the middle of its fan-out. The stations that were on A move to B,
+/// resume the stream after the last event they had, and every station airs the
+/// bulletin exactly once.
+#[test]
+fn the_replica_that_took_the_push_dies_mid_fan_out_and_every_station_airs_it_once() {
+    const STATIONS: usize = 20;
+    let database = TestDatabase::new();
+    let dir = tempfile::tempdir().unwrap();
+    let province = central_init_on(&dir.path().join("a"), &database.url);
+    let tokens: Vec<(String, String)> = (0..STATIONS)
+        .map(|n| {
+            let id = format!("xa-{n:02}");
+            let token = add_station_on(&province.data, &database.url, &id, "Tri Tôn");
+            (id, token)
+        })
+        .collect();
+    let mut a = central_replica(&province, &province.data, &database.url);
+    let b = central_replica(&province, &dir.path().join("b"), &database.url);
+
+    let stations: Vec<(std::path::PathBuf, Proc)> = tokens
+        .iter()
+        .enumerate()
+        .map(|(n, (id, token))| {
+            let order = if n % 2 == 0 { [&a.url, &b.url] } else { [&b.url, &a.url] };
+            let urls = format!("[\"{}\", \"{}\"]", order[0], order[1]);
+            let root = dir.path().join(id);
+            let toml = StationToml {
+                id,
+                central_url: &urls,
+                token,
+                key: &province.key,
+                extra: "",
+                audio: "sink = \"clocked\"\n",
+            }
+            .write(&root);
+            (root, Proc::station(&toml))
+        })
+        .collect();
+    for (_, station) in &stations {
+        station.wait_for(&["bulletin stream connected"], Duration::from_secs(60));
+    }
+
+    let audio = dir.path().join("canh-bao-lu.wav");
+    std::fs::write(&audio, loa::testing::wav_bytes(2.0, 880.0, 0.4)).unwrap();
+    let id = Remote::new(&a.url, &province.admin).push_bulletin(&[
+        "--audio",
+        audio.to_str().unwrap(),
+        "--to",
+        "all",
+        "--title",
+        "Cảnh báo lũ",
+    ]);
+    a.kill();
+
+    for (root, _) in &stations {
+        let aired = wait::until("the bulletin aired everywhere", Duration::from_secs(90), || {
+            let aired: Vec<_> = records(&root.join("data"))
+                .into_iter()
+                .filter(|r| field(r, "item_id") == Some(id.as_str()))
+                .collect();
+            aired
+                .iter()
+                .any(|r| matches!(field(r, "outcome"), Some("played" | "late")))
+                .then_some(aired)
+        });
+        assert_eq!(aired.len(), 1, "{}: aired once, recorded once: {aired:?}", root.display());
+    }
+    // B shows every station's report, whichever replica each reached.
+    let info = wait::until("B shows every station", Duration::from_secs(30), || {
+        let info = Remote::new(&b.url, &province.admin).bulletin(&id);
+        info.stations.iter().all(|s| s.latency_ms.is_some()).then_some(info)
+    });
+    assert_eq!(info.stations.len(), STATIONS);
 }
