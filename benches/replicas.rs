@@ -83,28 +83,23 @@ async fn run(stations: usize, database_url: Option<&str>) -> Latencies {
         .await
         .expect("upload answer");
 
-    let clock: SharedClock = Arc::new(SystemClock);
-    let (tx, mut ready) = tokio::sync::mpsc::unbounded_channel();
+    let urls: Vec<String> = centrals.iter().map(|c| c.url.clone()).collect();
+    let fleet: Vec<(usize, String, String)> =
+        tokens.iter().enumerate().map(|(n, (id, token))| (n, id.clone(), token.clone())).collect();
+    let (tx, mut ready) = tokio::sync::mpsc::unbounded_channel::<Arrival>();
     let (quit, _) = tokio::sync::broadcast::channel::<()>(1);
     let mut tasks = Vec::new();
-    for (n, (id, token)) in tokens.iter().enumerate() {
-        let url = &centrals[n % replicas].url;
-        let sync = SyncConfig::new(url, token, id, key.public(), station_disk.path().join(id));
-        let config = ReceiverConfig {
-            sync,
-            mode: Mode::Stream,
-            backoff: Backoff { base: Duration::from_millis(100), max: Duration::from_secs(2) },
-        };
-        let receiver = Receiver::new(
-            config,
-            clock.clone(),
-            Arc::new(loa::testing::ChannelAirwaves(tx.clone())),
-        )
-        .expect("receiver");
-        let mut quit = quit.subscribe();
-        tasks.push(tokio::spawn(receiver.run(None, async move {
-            let _ = quit.recv().await;
-        })));
+    let mut workers = Vec::new();
+    if stations <= PER_PROCESS {
+        tasks = spawn_receivers(&fleet, &urls, &key.public_hex(), station_disk.path(), &tx, &quit);
+    } else {
+        // Past one process's open-file limit: worker processes, each a share of the fleet.
+        for (w, share) in fleet.chunks(PER_PROCESS).enumerate() {
+            let spec = dir.path().join(format!("worker-{w}.json"));
+            let body = (&urls, key.public_hex(), station_disk.path(), share);
+            std::fs::write(&spec, serde_json::to_vec(&body).expect("spec")).expect("worker spec");
+            workers.push(start_worker(&spec, tx.clone()));
+        }
     }
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
@@ -146,18 +141,12 @@ async fn run(stations: usize, database_url: Option<&str>) -> Latencies {
     };
     let mut per_replica: Latencies = vec![(Vec::new(), Vec::new()); replicas];
     for _ in 0..stations {
-        let got = tokio::time::timeout(Duration::from_secs(120), ready.recv())
+        let got = tokio::time::timeout(Duration::from_secs(300), ready.recv())
             .await
             .expect("every station verified the bulletin in time")
             .expect("channel open");
-        assert_eq!(got.doc.id, pushed.id);
-        // The station's number is in its cache's path (`xa-NNNNN`): which replica it used.
-        let n: usize = got
-            .audio
-            .iter()
-            .find_map(|part| part.to_str()?.strip_prefix("xa-")?.parse().ok())
-            .expect("a station's cache");
-        let (received, handed) = &mut per_replica[n % replicas];
+        assert_eq!(got.id, pushed.id);
+        let (received, handed) = &mut per_replica[got.n % replicas];
         received.push(since_push(got.received_at));
         handed.push(since_push(got.verified_at));
     }
@@ -165,6 +154,7 @@ async fn run(stations: usize, database_url: Option<&str>) -> Latencies {
     for t in tasks {
         let _ = t.await;
     }
+    drop(workers);
     for (received, handed) in &mut per_replica {
         received.sort();
         handed.sort();
@@ -192,11 +182,129 @@ fn raise_open_files() {
     }
 }
 
+/// One simulated station's bulletin, handed to its player.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Arrival {
+    /// The station's number (`xa-NNNNN`): which replica it streams from.
+    n: usize,
+    id: String,
+    received_at: chrono::DateTime<chrono::Utc>,
+    verified_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Simulated stations per process: each holds about four files and sockets, and this
+/// machine allows a process 20,000.
+const PER_PROCESS: usize = 3000;
+
+/// Receivers for `fleet` (number, id, token), station `n` on `urls[n % urls.len()]`;
+/// each arrival sent to `tx`.
+fn spawn_receivers(
+    fleet: &[(usize, String, String)],
+    urls: &[String],
+    key_hex: &str,
+    disk: &std::path::Path,
+    tx: &tokio::sync::mpsc::UnboundedSender<Arrival>,
+    quit: &tokio::sync::broadcast::Sender<()>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let key = loa::signing::PublicKey::from_hex(key_hex).expect("province key");
+    let clock: SharedClock = Arc::new(SystemClock);
+    let mut tasks = Vec::new();
+    for (n, id, token) in fleet {
+        let url = &urls[n % urls.len()];
+        let sync = SyncConfig::new(url, token, id, key, disk.join(id));
+        let config = ReceiverConfig {
+            sync,
+            mode: Mode::Stream,
+            backoff: Backoff { base: Duration::from_millis(100), max: Duration::from_secs(2) },
+        };
+        let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel();
+        let receiver =
+            Receiver::new(config, clock.clone(), Arc::new(loa::testing::ChannelAirwaves(ready_tx)))
+                .expect("receiver");
+        let (tx, n) = (tx.clone(), *n);
+        tokio::spawn(async move {
+            while let Some(got) = ready_rx.recv().await {
+                let arrival = Arrival {
+                    n,
+                    id: got.doc.id.clone(),
+                    received_at: got.received_at,
+                    verified_at: got.verified_at,
+                };
+                if tx.send(arrival).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut quit = quit.subscribe();
+        tasks.push(tokio::spawn(receiver.run(None, async move {
+            let _ = quit.recv().await;
+        })));
+    }
+    tasks
+}
+
+/// A worker process of this benchmark running a share of the fleet; its arrivals (one
+/// JSON line each on its stdout) go to `tx`. Killed on drop.
+struct Worker(std::process::Child);
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_worker(spec: &std::path::Path, tx: tokio::sync::mpsc::UnboundedSender<Arrival>) -> Worker {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(std::env::current_exe().expect("this benchmark"))
+        .arg("--worker")
+        .arg(spec)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start a worker");
+    let stdout = child.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(arrival) = serde_json::from_str::<Arrival>(&line)
+                && tx.send(arrival).is_err()
+            {
+                return;
+            }
+        }
+    });
+    Worker(child)
+}
+
+/// `--worker SPEC`: runs the receivers SPEC lists, printing each arrival, until killed.
+fn worker(spec: &std::path::Path) {
+    type Spec = (Vec<String>, String, std::path::PathBuf, Vec<(usize, String, String)>);
+    let (urls, key, disk, fleet): Spec =
+        serde_json::from_slice(&std::fs::read(spec).expect("spec")).expect("spec json");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async move {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (quit, _) = tokio::sync::broadcast::channel::<()>(1);
+        let _tasks = spawn_receivers(&fleet, &urls, &key, &disk, &tx, &quit);
+        while let Some(arrival) = rx.recv().await {
+            println!("{}", serde_json::to_string(&arrival).expect("json"));
+        }
+    });
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
     raise_open_files();
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "--worker") {
+        worker(std::path::Path::new(&args[at + 1]));
+        return;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

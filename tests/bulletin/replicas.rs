@@ -157,3 +157,49 @@ fn the_replica_that_took_the_push_dies_mid_fan_out_and_every_station_airs_it_onc
     });
     assert_eq!(info.stations.len(), STATIONS);
 }
+
+/// A live broadcast is received by the replica the operator speaks to (A), but the
+/// station streams from B: B, which does not hold the broadcast but knows from the
+/// database that it is on air, answers `503`, and the station asks its next address (A)
+/// and airs it, rather than staying silent.
+#[test]
+fn a_live_broadcast_on_one_replica_reaches_a_station_on_the_other() {
+    let database = TestDatabase::new();
+    let dir = tempfile::tempdir().unwrap();
+    let province = central_init_on(&dir.path().join("a"), &database.url);
+    let token = add_station_on(&province.data, &database.url, "tri-ton", "Tri Tôn");
+    let a = central_replica(&province, &province.data, &database.url);
+    let b = central_replica(&province, &dir.path().join("b"), &database.url);
+    let root = dir.path().join("tri-ton");
+    let urls = format!("[\"{}\", \"{}\"]", b.url, a.url);
+    let toml = StationToml {
+        id: "tri-ton",
+        central_url: &urls,
+        token: &token,
+        key: &province.key,
+        extra: "",
+        audio: "sink = \"clocked\"\n",
+    }
+    .write(&root);
+    let station = Proc::station(&toml);
+    station.wait_for(&["bulletin stream connected"], Duration::from_secs(60));
+    assert!(b.proc().find(&["bulletin stream opened", "tri-ton"]).is_some(), "{}", b.proc().log());
+
+    let voice = dir.path().join("giong-noi.wav");
+    std::fs::write(&voice, loa::testing::wav_bytes(3.0, 600.0, 0.4)).unwrap();
+    let out = crate::support::process::remote(
+        &a.url,
+        &province.admin,
+        &["live", "--to", "tri-ton", "--input", voice.to_str().unwrap(), "--title", "Trực tiếp"],
+    );
+    assert!(out.status.success(), "{}", crate::support::process::stderr(&out));
+    let id = crate::support::process::stdout(&out).trim().to_string();
+    let record = wait::until("the live broadcast aired", Duration::from_secs(60), || {
+        records(&root.join("data")).into_iter().find(|r| {
+            field(r, "item_id") == Some(id.as_str()) && field(r, "outcome") == Some("relayed")
+        })
+    });
+    let relayed = record["relay"]["relayed_secs"].as_f64().unwrap_or_default();
+    assert!(relayed > 2.0, "{record}");
+    assert!(a.proc().find(&["live listener joined", "tri-ton"]).is_some(), "{}", a.proc().log());
+}

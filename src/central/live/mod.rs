@@ -318,6 +318,30 @@ async fn list(
     Ok(axum::Json(state.store.live_list(100)?).into_response())
 }
 
+/// With replicas: a broadcast the store says is on air but this replica does not hold
+/// is being received by another replica. `503` (with `Retry-After`) sends the station to
+/// its next central address, where it may be; a plain `404` would leave it silent.
+fn held_elsewhere(state: &AppState, id: &str) -> Result<Option<ApiError>, ApiError> {
+    // No broadcast lasts longer than MAX_LIVE_SECS: a row left open by a replica that
+    // died mid-broadcast stops counting then.
+    let oldest = state.clock.now() - chrono::Duration::seconds(MAX_LIVE_SECS as i64);
+    let on_air = state
+        .store
+        .live_list(LIVE_LOOKUP)?
+        .into_iter()
+        .any(|r| r.id == id && r.ended_at.is_none() && r.started_at > oldest);
+    Ok(on_air.then(|| {
+        ApiError::Busy(format!(
+            "live broadcast {:?} is received by another central replica: ask another address",
+            crate::protocol::bounds::clip(id)
+        ))
+    }))
+}
+
+/// How many of the newest broadcasts [`held_elsewhere`] looks through: far more than
+/// can be on air at once.
+const LIVE_LOOKUP: usize = 100;
+
 /// A station's listener: the latest checkpoint, then every record as it comes.
 async fn listen(
     State(state): State<Arc<AppState>>,
@@ -331,7 +355,9 @@ async fn listen(
             crate::protocol::bounds::clip(&id)
         ))
     };
-    let broadcast = state.live.get(&id).ok_or_else(not_here)?;
+    let Some(broadcast) = state.live.get(&id) else {
+        return Err(held_elsewhere(&state, &id)?.unwrap_or_else(not_here));
+    };
     if !broadcast.targets.contains(&station.id) {
         return Err(not_here());
     }
