@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL server for the tests: `start` prints its URL (starting it in
-# target/tmp/pg when it is not already running), `stop` stops it and deletes its files.
+# /tmp/loa-pg-test-<checkout> when it is not already running), `stop` stops it and deletes its files.
 # Debian's `postgresql` package provides the binaries (scripts/deps.sh installs it).
 # initdb refuses to run as root, so as root the server runs as the `postgres` user.
 # Trust authentication on 127.0.0.1 only: the server holds nothing but test data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-dir="$PWD/target/tmp/pg"
+# Outside the checkout: the server runs as `postgres`, which may not be able to enter
+# the directory the repository is in (a clone under /root). One server per checkout.
+dir="${TMPDIR:-/tmp}/loa-pg-test-$(printf %s "$PWD" | sha256sum | cut -c1-12)"
 bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 if [ -z "$bin" ]; then
     echo "PostgreSQL is not installed: run scripts/deps.sh (Debian's postgresql package)" >&2
     exit 1
 fi
 as_owner() {
-    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+    # From / : the tools change to their working directory, which `postgres` may not enter.
+    if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 case "${1:-}" in
 start)

@@ -55,6 +55,10 @@ where
         hasher.update(&chunk);
         file.write_all(&chunk).await?;
     }
+    // tokio writes on its blocking pool: a write still in flight when the file is
+    // dropped lands later, and the measurement below would read a truncated file and
+    // refuse a good upload as damaged. Flush first (seen once in the chaos test: 400).
+    file.flush().await?;
     drop(file);
     if size == 0 {
         return Err(ApiError::BadRequest("upload is empty: send the audio file's bytes".into()));

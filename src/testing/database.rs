@@ -1,5 +1,5 @@
 //! A fresh PostgreSQL database per test, on the server `LOA_TEST_DATABASE_URL` names or
-//! else on a throwaway server that `scripts/pg-test.sh start` runs in `target/tmp/pg`
+//! else on a throwaway server that `scripts/pg-test.sh start` runs in `/tmp/loa-pg-test-<checkout>`
 //! (started once, reused by later test runs, stopped by `scripts/test.sh` at the end).
 //! Each [`TestDatabase`] is dropped (with its connections) when the value is.
 

@@ -33,13 +33,16 @@ fn is_root() -> bool {
 /// `program args…`, as the `postgres` user when this process is root (initdb and the
 /// server refuse to run as root).
 fn as_owner(program: &Path) -> Command {
-    if is_root() {
+    let mut command = if is_root() {
         let mut command = Command::new("runuser");
         command.args(["-u", "postgres", "--"]).arg(program);
         command
     } else {
         Command::new(program)
-    }
+    };
+    // The tools change to their working directory, which `postgres` may not enter.
+    command.current_dir("/");
+    command
 }
 
 #[track_caller]
