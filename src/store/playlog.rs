@@ -122,9 +122,21 @@ impl Checked {
     }
 }
 
+/// The largest sequence number a record may have: its successor's number must still be
+/// below `i64::MAX` ([`seq_sql`]). No station gets near it; a record past it is refused
+/// by its own number before anything is read or written.
+pub(super) const MAX_SEQ: u64 = i64::MAX as u64 - 2;
+
 /// The sequences whose stored records [`check`] needs: each record's own (is it a
-/// duplicate?), its predecessor's and its successor's (do the links match?).
-pub(super) fn neighbours(records: &[Record]) -> Vec<u64> {
+/// duplicate?), its predecessor's and its successor's (do the links match?). Refuses a
+/// batch with a record past [`MAX_SEQ`].
+pub(super) fn neighbours(records: &[Record]) -> Result<Vec<u64>, StoreError> {
+    if let Some(r) = records.iter().find(|r| r.seq > MAX_SEQ) {
+        return Err(StoreError::Corrupt(format!(
+            "playlog record {} of {}: sequence numbers stop at {MAX_SEQ}",
+            r.seq, r.station
+        )));
+    }
     let mut seqs: Vec<u64> = records
         .iter()
         .flat_map(|r| [r.seq.checked_sub(1), Some(r.seq), r.seq.checked_add(1)])
@@ -132,7 +144,7 @@ pub(super) fn neighbours(records: &[Record]) -> Vec<u64> {
         .collect();
     seqs.sort_unstable();
     seqs.dedup();
-    seqs
+    Ok(seqs)
 }
 
 /// Checks a batch against what was `held` (of [`neighbours`]) before it, as if its
@@ -255,7 +267,7 @@ pub(super) fn ingest(
     let now_text = time_text(now);
     let tx = conn.transaction()?;
     let mut held = HashMap::new();
-    for seq in neighbours(records) {
+    for seq in neighbours(records)? {
         let row = tx
             .prepare_cached(
                 "SELECT hash, prev_hash, record_json FROM playlog
@@ -508,6 +520,25 @@ mod tests {
             assert_eq!((summary.acked_through, summary.max_seq, summary.records), (10, 10, 10));
             assert_eq!(summary.last_received.map(|t| t.timestamp()), Some(now.timestamp()));
             assert!(summary.issues.is_empty(), "{:?}", summary.issues);
+        });
+    }
+
+    /// A sequence number past [`MAX_SEQ`] (2⁶³ − 3: its successor, which the chain check
+    /// reads, must fit a BIGINT) is refused on both stores by its own number, before
+    /// anything is written; `MAX_SEQ` itself is stored.
+    #[test]
+    fn a_sequence_past_the_stored_range_is_refused() {
+        each_store(|store| {
+            stations(store);
+            let last = MAX_SEQ;
+            let template = chain("a", 1).remove(0).entry;
+            let fits = Record::chain("a", last, GENESIS, [template.clone()]);
+            let past = Record::chain("a", last + 1, GENESIS, [template]);
+            let err = store.ingest_playlog("a", &past, Utc::now()).unwrap_err();
+            assert!(err.to_string().contains(&(last + 1).to_string()), "{err}");
+            assert_eq!(store.playlog_summary("a").unwrap().records, 0, "nothing written");
+            store.ingest_playlog("a", &fits, Utc::now()).unwrap();
+            assert_eq!(store.playlog_summary("a").unwrap().max_seq, last);
         });
     }
 

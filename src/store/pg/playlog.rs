@@ -76,7 +76,7 @@ pub(super) fn ingest_playlog(
             &[(&station_id, Type::TEXT), (&now_text, Type::TEXT)],
         )?
         .get(0);
-    let wanted = neighbours(records).into_iter().map(seq_sql).collect::<Result<Vec<_>, _>>()?;
+    let wanted = neighbours(records)?.into_iter().map(seq_sql).collect::<Result<Vec<_>, _>>()?;
     let mut held = HashMap::new();
     for row in tx.query_typed(
         "SELECT seq, hash, prev_hash, record_json FROM playlog
