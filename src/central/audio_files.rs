@@ -111,6 +111,25 @@ fn touch(path: &Path) -> bool {
     }
 }
 
+/// A file that hashes what is written to it: the fetched copy is checked as it
+/// arrives, never read back whole into memory (a programme can be hundreds of MB).
+struct Hashing {
+    file: std::fs::File,
+    hasher: Sha256,
+}
+
+impl std::io::Write for Hashing {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let written = self.file.write(bytes)?;
+        self.hasher.update(&bytes[..written]);
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
 /// Copies `sha256` from the database to `target` through a temporary file, checking it;
 /// then trims the cache. False when the database does not hold it.
 fn fetch(
@@ -123,12 +142,12 @@ fn fetch(
 ) -> Result<bool, ApiError> {
     let temp = tmp.join(format!("fetch-{sha256}-{:016x}", rand::random::<u64>()));
     let result = (|| {
-        let mut file = std::fs::File::create(&temp)?;
-        if !database.read_audio_bytes(sha256, &mut file)? {
+        let mut out = Hashing { file: std::fs::File::create(&temp)?, hasher: Sha256::new() };
+        if !database.read_audio_bytes(sha256, &mut out)? {
             return Ok(false);
         }
-        file.sync_all()?;
-        let actual = hex::encode(Sha256::digest(std::fs::read(&temp)?));
+        out.file.sync_all()?;
+        let actual = hex::encode(out.hasher.finalize());
         if actual != sha256 {
             return Err(ApiError::from(StoreError::Corrupt(format!(
                 "the database's copy of sha256:{sha256} hashes to {actual}: upload the audio again"
