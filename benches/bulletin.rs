@@ -15,13 +15,15 @@ use std::time::{Duration, Instant};
 
 use loa::central::{self, CentralConfig};
 use loa::clock::{SharedClock, SystemClock};
-use loa::protocol::{BulletinPriority, PushBulletinRequest, PushBulletinResponse, Target};
 use loa::station::bulletins::{Mode, Receiver, ReceiverConfig};
 use loa::station::sync::{Backoff, SyncConfig};
 use loa::store::Station;
 
 /// 7.5 s of 16 kHz mono 16-bit: 240,044 bytes.
 const AUDIO_SECONDS: f64 = 7.5;
+
+#[path = "support/push.rs"]
+mod push;
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let idx = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
@@ -91,28 +93,7 @@ async fn run(stations: usize) -> ([Vec<Duration>; 3], Duration) {
 
     profile("enable");
     let cpu_before = cpu_time();
-    let request = PushBulletinRequest {
-        title: Some("bench".into()),
-        audio_sha256: Some(uploaded.sha256.clone()),
-        text: None,
-        voice: None,
-        to: Target::All,
-        priority: BulletinPriority::Emergency,
-        repeat: 0,
-        interval_secs: 0,
-        expires_secs: 3600,
-        tone: false,
-    };
-    let pushed: PushBulletinResponse = http
-        .post(format!("{url}/api/v1/bulletins"))
-        .bearer_auth(&init.admin_token)
-        .json(&request)
-        .send()
-        .await
-        .expect("push")
-        .json()
-        .await
-        .expect("push answer");
+    let pushed = push::emergency_to_all(&http, &url, &init.admin_token, &uploaded.sha256).await;
     let since_push = |at: chrono::DateTime<chrono::Utc>| {
         let us = (at - pushed.issued_at).num_microseconds().unwrap_or(0).max(0);
         Duration::from_micros(us as u64)

@@ -15,13 +15,14 @@ use std::time::{Duration, Instant};
 
 use loa::central;
 use loa::clock::{SharedClock, SystemClock};
-use loa::protocol::{BulletinPriority, PushBulletinRequest, PushBulletinResponse, Target};
 use loa::station::bulletins::{Mode, Receiver, ReceiverConfig};
 use loa::station::sync::{Backoff, SyncConfig};
 use loa::store::Station;
 
 #[path = "support/central_process.rs"]
 mod central_process;
+#[path = "support/push.rs"]
+mod push;
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let idx = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
@@ -114,28 +115,8 @@ async fn run(stations: usize, database_url: Option<&str>) -> Latencies {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    let request = PushBulletinRequest {
-        title: Some("bench".into()),
-        audio_sha256: Some(uploaded.sha256.clone()),
-        text: None,
-        voice: None,
-        to: Target::All,
-        priority: BulletinPriority::Emergency,
-        repeat: 0,
-        interval_secs: 0,
-        expires_secs: 3600,
-        tone: false,
-    };
-    let pushed: PushBulletinResponse = http
-        .post(format!("{}/api/v1/bulletins", centrals[0].url))
-        .bearer_auth(&init.admin_token)
-        .json(&request)
-        .send()
-        .await
-        .expect("push")
-        .json()
-        .await
-        .expect("push answer");
+    let pushed =
+        push::emergency_to_all(&http, &centrals[0].url, &init.admin_token, &uploaded.sha256).await;
     let since_push = |at: chrono::DateTime<chrono::Utc>| {
         Duration::from_micros((at - pushed.issued_at).num_microseconds().unwrap_or(0).max(0) as u64)
     };
