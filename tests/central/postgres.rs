@@ -2,18 +2,21 @@
 //! `loa central migrate --to` moves a SQLite central (stations, tokens, library bytes,
 //! playlog) into PostgreSQL and a replica with nothing on its disk but the key then
 //! serves all of it; while the database is down central answers `503` with
-//! `Retry-After` and keeps serving the audio it has, and nothing a station sent during
-//! the outage is lost once it returns.
+//! `Retry-After`, and nothing a station sent during the outage is lost once it returns;
+//! central follows a promoted standby; a replica killed mid-upload doubles nothing.
 
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use loa::protocol::{FleetStatus, Outcome, PlaylogAck, PlaylogBatch, Record};
-use loa::testing::database::{TestDatabase, with_database};
+use loa::testing::database::TestDatabase;
 
 use crate::support::pg::PgServer;
 use crate::support::playlog::{chain, entry};
-use crate::support::process::{CentralProc, Province, central_init, loa, stderr, stdout, utf8};
+use crate::support::process::{
+    CentralProc, Province, add_station_on, central_init, central_init_on, central_replica, loa,
+    stderr, stdout, utf8,
+};
 use crate::support::wait::until_async;
 
 const LISTEN: &str = "listen = \"127.0.0.1:0\"\n";
@@ -49,25 +52,13 @@ async fn fleet(url: &str, admin: &str) -> FleetStatus {
     response.json().await.unwrap()
 }
 
-/// A second replica's data directory: only the province key, copied.
-fn replica_dir(province: &Province, name: &str) -> std::path::PathBuf {
-    let dir = province.data.with_file_name(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::copy(province.data.join(loa::central::KEY_FILE), dir.join(loa::central::KEY_FILE))
-        .unwrap();
-    dir
-}
-
-fn serve_on(data: &std::path::Path, database_url: &str) -> CentralProc {
-    let config = data.with_extension("toml");
-    std::fs::write(
-        &config,
-        format!("data_dir = {:?}\ndatabase_url = {database_url:?}\n{LISTEN}", utf8(data)),
-    )
-    .unwrap();
-    let mut central = CentralProc::with_args(&["central", "--config", utf8(&config)]);
-    central.start();
-    central
+/// A province initialised straight into `database_url`, with station `tri-ton`, and
+/// central serving it: the province, the station's token, central.
+fn province_on(dir: &std::path::Path, database_url: &str) -> (Province, String, CentralProc) {
+    let province = central_init_on(&dir.join("central"), database_url);
+    let token = add_station_on(&province.data, database_url, "tri-ton", "Tri Tôn");
+    let central = central_replica(&province, &province.data, database_url);
+    (province, token, central)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -109,8 +100,8 @@ async fn a_sqlite_central_moves_to_postgres_and_a_bare_replica_serves_all_of_it(
 
     // A replica with an empty disk but the key: the admin token, the stations, their
     // playlog and the library's bytes all come from the database.
-    let bare = replica_dir(&province, "replica-b");
-    let replica = serve_on(&bare, &database.url);
+    let bare = dir.path().join("replica-b");
+    let replica = central_replica(&province, &bare, &database.url);
     let status = fleet(&replica.url, &province.admin).await;
     let ids: Vec<&str> = status.stations.iter().map(|s| s.id.as_str()).collect();
     assert_eq!(ids, ["co-to", "tri-ton"]);
@@ -136,44 +127,16 @@ async fn a_sqlite_central_moves_to_postgres_and_a_bare_replica_serves_all_of_it(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_the_database_is_down_central_says_retry_and_loses_nothing() {
     let server = PgServer::start();
-    let url = with_database(&server.url(), "postgres");
+    let url = server.url();
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("central");
-    // Initialised straight into PostgreSQL.
-    let config = dir.path().join("central.toml");
-    std::fs::write(
-        &config,
-        format!("data_dir = {:?}\ndatabase_url = {url:?}\n{LISTEN}", utf8(&data)),
-    )
-    .unwrap();
-    let init = loa(&["central", "--config", utf8(&config), "init", "--format", "json"]);
-    assert!(init.status.success(), "{}", stderr(&init));
-    let init: loa::cli::central::Initialised = serde_json::from_slice(&init.stdout).unwrap();
-    let add = loa(&[
-        "central",
-        "--config",
-        utf8(&config),
-        "station",
-        "add",
-        "tri-ton",
-        "--name",
-        "Tri Tôn",
-        "--district",
-        "Tri Tôn",
-        "--format",
-        "json",
-    ]);
-    assert!(add.status.success(), "{}", stderr(&add));
-    let added: loa::cli::central::StationAdded = serde_json::from_slice(&add.stdout).unwrap();
-    let mut central = CentralProc::with_args(&["central", "--config", utf8(&config)]);
-    central.start();
+    let (province, token, central) = province_on(dir.path(), &url);
     let all = records("tri-ton", 30);
     let ack: PlaylogAck =
-        send_playlog(&central.url, &added.token, &all[..10]).await.json().await.unwrap();
+        send_playlog(&central.url, &token, &all[..10]).await.json().await.unwrap();
     assert_eq!(ack.acked_through, 10);
 
     server.stop();
-    let refused = send_playlog(&central.url, &added.token, &all[10..20]).await;
+    let refused = send_playlog(&central.url, &token, &all[10..20]).await;
     assert_eq!(refused.status(), 503, "{}", refused.text().await.unwrap_or_default());
     assert!(refused.headers().contains_key("retry-after"));
     assert!(central.running(), "central stays up without its database");
@@ -182,13 +145,13 @@ async fn while_the_database_is_down_central_says_retry_and_loses_nothing() {
     // The station sends again what was refused, and the rest: all stored, once.
     let resent =
         until_async("central to take the playlog again", Duration::from_secs(30), || async {
-            let response = send_playlog(&central.url, &added.token, &all[10..]).await;
+            let response = send_playlog(&central.url, &token, &all[10..]).await;
             (response.status() == 200).then_some(response)
         })
         .await;
     let ack: PlaylogAck = resent.json().await.unwrap();
     assert_eq!(ack.acked_through, 30);
-    let status = fleet(&central.url, &init.admin_token).await;
+    let status = fleet(&central.url, &province.admin).await;
     assert_eq!(status.stations[0].playlog.records, 30);
     assert!(status.stations[0].playlog.issues.is_empty());
 }
@@ -205,37 +168,10 @@ async fn central_follows_a_promoted_standby() {
         primary.port, standby.port
     );
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("central");
-    let config = dir.path().join("central.toml");
-    std::fs::write(
-        &config,
-        format!("data_dir = {:?}\ndatabase_url = {url:?}\n{LISTEN}", utf8(&data)),
-    )
-    .unwrap();
-    let init = loa(&["central", "--config", utf8(&config), "init", "--format", "json"]);
-    assert!(init.status.success(), "{}", stderr(&init));
-    let init: loa::cli::central::Initialised = serde_json::from_slice(&init.stdout).unwrap();
-    let add = loa(&[
-        "central",
-        "--config",
-        utf8(&config),
-        "station",
-        "add",
-        "tri-ton",
-        "--name",
-        "Tri Tôn",
-        "--district",
-        "Tri Tôn",
-        "--format",
-        "json",
-    ]);
-    assert!(add.status.success(), "{}", stderr(&add));
-    let added: loa::cli::central::StationAdded = serde_json::from_slice(&add.stdout).unwrap();
-    let mut central = CentralProc::with_args(&["central", "--config", utf8(&config)]);
-    central.start();
+    let (province, token, central) = province_on(dir.path(), &url);
     let all = records("tri-ton", 20);
     let ack: PlaylogAck =
-        send_playlog(&central.url, &added.token, &all[..10]).await.json().await.unwrap();
+        send_playlog(&central.url, &token, &all[..10]).await.json().await.unwrap();
     assert_eq!(ack.acked_through, 10);
     // The standby has replayed the first ten (streaming replication is asynchronous).
     let on_standby = format!("host=127.0.0.1 port={} user=postgres dbname=postgres", standby.port);
@@ -260,14 +196,14 @@ async fn central_follows_a_promoted_standby() {
         "central to write to the promoted standby",
         Duration::from_secs(30),
         || async {
-            let response = send_playlog(&central.url, &added.token, &all[10..]).await;
+            let response = send_playlog(&central.url, &token, &all[10..]).await;
             (response.status() == 200).then_some(response)
         },
     )
     .await;
     let ack: PlaylogAck = resent.json().await.unwrap();
     assert_eq!(ack.acked_through, 20);
-    let status = fleet(&central.url, &init.admin_token).await;
+    let status = fleet(&central.url, &province.admin).await;
     assert_eq!(status.stations[0].playlog.records, 20);
 }
 
@@ -282,13 +218,10 @@ async fn a_replica_killed_while_stations_upload_loses_and_doubles_nothing() {
     const BATCH: usize = 20;
     let database = TestDatabase::new();
     let dir = tempfile::tempdir().unwrap();
-    let data_a = dir.path().join("a");
-    let init = loa::central::init_with(&data_a, Some(&database.url)).unwrap();
-    let data_b = dir.path().join("b");
-    std::fs::create_dir_all(&data_b).unwrap();
-    std::fs::copy(data_a.join(loa::central::KEY_FILE), data_b.join(loa::central::KEY_FILE))
-        .unwrap();
-    let store = loa::central::open_store(&data_a, Some(&database.url)).unwrap();
+    let province = central_init_on(&dir.path().join("a"), &database.url);
+    // Stations added in this process: twenty `loa central station add` runs would only
+    // slow the test down.
+    let store = loa::central::open_store(&province.data, Some(&database.url)).unwrap();
     let mut tokens = Vec::new();
     for n in 0..STATIONS {
         let id = format!("xa-{n:02}");
@@ -296,8 +229,8 @@ async fn a_replica_killed_while_stations_upload_loses_and_doubles_nothing() {
             loa::store::Station { id: id.clone(), name: id.clone(), district: "Tri Tôn".into() };
         tokens.push((id, loa::central::add_station(store.as_ref(), &station).unwrap()));
     }
-    let mut a = serve_on(&data_a, &database.url);
-    let b = serve_on(&data_b, &database.url);
+    let mut a = central_replica(&province, &province.data, &database.url);
+    let b = central_replica(&province, &dir.path().join("b"), &database.url);
     let urls = [a.url.clone(), b.url.clone()];
     let batches_done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let uploads: Vec<_> = tokens
@@ -342,7 +275,7 @@ async fn a_replica_killed_while_stations_upload_loses_and_doubles_nothing() {
     for upload in uploads {
         assert_eq!(upload.await.unwrap(), RECORDS, "every record acknowledged");
     }
-    let status = fleet(&b.url, &init.admin_token).await;
+    let status = fleet(&b.url, &province.admin).await;
     assert_eq!(status.stations.len(), STATIONS);
     for station in &status.stations {
         assert_eq!(

@@ -14,7 +14,9 @@ use loa::protocol::{DailyReport, FleetStatus, ReportStatus};
 use loa::schedule::{Layer, Priority};
 use loa::station::ledger::{Entry, Ledger, Outcome, Record};
 
-use crate::support::process::{self, CentralProc, Proc, Remote, StationToml, stderr, stdout};
+use crate::support::process::{
+    self, CentralProc, Proc, Remote, StationToml, station_ledger as ledger, stderr, stdout,
+};
 use crate::support::wait;
 
 /// A province on disk and its central, which keeps its port across restarts (the
@@ -96,11 +98,6 @@ fn start_station(config: &Path) -> Proc {
     );
     station.wait_station_started();
     station
-}
-
-fn ledger(config: &Path) -> Option<Ledger> {
-    let path = config.parent().expect("dir").join("data/ledger.sqlite3");
-    Ledger::open_existing(&path).ok()
 }
 
 /// Played to the end, on time or — on a machine loaded by parallel builds — a little

@@ -3,14 +3,14 @@
 //! `503` + `Retry-After`, and once PostgreSQL is back every record reaches central,
 //! once, with every chain whole and nothing left unacknowledged.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use loa::station::ledger::{Ledger, Outcome};
+use loa::station::ledger::Outcome;
 
 use crate::support::pg::PgServer;
-use crate::support::process::{self, CentralProc, Proc, Remote, StationToml, stderr, utf8};
+use crate::support::process::{self, Proc, Remote, StationToml, station_ledger, stderr, utf8};
 use crate::support::wait;
 
 /// Items in the schedule, 15 s apart; the database is down for the middle ones.
@@ -21,74 +21,37 @@ fn local(t: DateTime<Utc>) -> String {
     t.with_timezone(&chrono_tz::Asia::Ho_Chi_Minh).format("%Y-%m-%dT%H:%M:%S").to_string()
 }
 
-fn start_station(config: &Path) -> Proc {
-    let dir = config.parent().expect("dir");
-    let station = Proc::start_logged(
-        process::command().args(["station", "--config", utf8(config)]).current_dir(dir),
-        &dir.join("station.log"),
-    );
-    station.wait_station_started();
-    station
-}
-
-fn ledger(config: &Path) -> Option<Ledger> {
-    Ledger::open_existing(&config.parent()?.join("data/ledger.sqlite3")).ok()
-}
-
 #[test]
 fn stations_play_and_report_through_a_minute_without_the_database() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = PgServer::start();
-    let data = dir.path().join("central");
-    let config = dir.path().join("central.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "data_dir = {:?}\ndatabase_url = {:?}\nlisten = \"127.0.0.1:0\"\n",
-            utf8(&data),
-            server.url()
-        ),
-    )
-    .expect("central.toml");
-    let init = process::loa(&["central", "--config", utf8(&config), "init", "--format", "json"]);
-    assert!(init.status.success(), "{}", stderr(&init));
-    let init: loa::cli::central::Initialised = serde_json::from_slice(&init.stdout).expect("json");
-    let mut central = CentralProc::with_args(&["central", "--config", utf8(&config)])
-        .logging_to(&dir.path().join("central.log"));
-    central.start();
-    let admin = Remote::new(&central.url, &init.admin_token);
+    let url = server.url();
+    let province = process::central_init_on(&dir.path().join("central"), &url);
+    let central = process::central_replica(&province, &province.data, &url);
+    let admin = Remote::new(&central.url, &province.admin);
     let configs: Vec<PathBuf> = ["tri-ton", "ba-chuc"]
         .iter()
         .map(|id| {
-            let added = process::loa(&[
-                "central",
-                "--config",
-                utf8(&config),
-                "station",
-                "add",
-                id,
-                "--name",
-                id,
-                "--district",
-                "Tri Tôn",
-                "--format",
-                "json",
-            ]);
-            assert!(added.status.success(), "{}", stderr(&added));
-            let added: loa::cli::central::StationAdded =
-                serde_json::from_slice(&added.stdout).expect("json");
+            let token = process::add_station_on(&province.data, &url, id, "Tri Tôn");
             StationToml {
                 id,
                 central_url: &central.url,
-                token: &added.token,
-                key: &init.public_key,
+                token: &token,
+                key: &province.key,
                 extra: "heartbeat_secs = 1\n",
                 audio: "sink = \"null\"\n",
             }
             .write(&dir.path().join(id))
         })
         .collect();
-    let _stations: Vec<Proc> = configs.iter().map(|c| start_station(c)).collect();
+    let _stations: Vec<Proc> = configs
+        .iter()
+        .map(|c| {
+            let station = Proc::station(c);
+            station.wait_station_started();
+            station
+        })
+        .collect();
 
     let work = dir.path().join("work");
     std::fs::create_dir_all(work.join("audio")).expect("audio dir");
@@ -121,7 +84,7 @@ fn stations_play_and_report_through_a_minute_without_the_database() {
     assert!(!refused.status.success(), "central cannot answer without its database");
     wait::until_past("the outage to last a minute", down_until, OUTAGE + Duration::from_secs(5));
     for c in &configs {
-        let l = ledger(c).expect("ledger");
+        let l = station_ledger(c).expect("ledger");
         let unacked = l.unacked(100).expect("unacked");
         assert!(!unacked.is_empty(), "records made during the outage wait for central");
         assert!(unacked.iter().all(|r| matches!(r.entry.outcome, Outcome::Played | Outcome::Late)));
@@ -142,7 +105,7 @@ fn stations_play_and_report_through_a_minute_without_the_database() {
         assert!(s.playlog.issues.is_empty(), "{}: {:?}", s.id, s.playlog.issues);
     }
     for c in &configs {
-        let l = ledger(c).expect("ledger");
+        let l = station_ledger(c).expect("ledger");
         assert!(l.unacked(10).expect("unacked").is_empty(), "every record acknowledged");
         assert!(l.verify().expect("verify").first_break.is_none());
         let aired = l.query(&Default::default()).expect("records");

@@ -180,6 +180,13 @@ pub fn station_log(data: &Path) -> Vec<serde_json::Value> {
     serde_json::from_slice(&out.stdout).unwrap_or_default()
 }
 
+/// The ledger of the station configured by `config` (whose `data_dir` is `data`, beside
+/// it, as [`StationToml`] writes it), opened read-only; `None` until it exists.
+pub fn station_ledger(config: &Path) -> Option<loa::station::ledger::Ledger> {
+    let path = config.parent()?.join("data/ledger.sqlite3");
+    loa::station::ledger::Ledger::open_existing(&path).ok()
+}
+
 /// A field of a printed ledger record: its own, else its entry's.
 pub fn field<'a>(record: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
     record.get(name).or_else(|| record.get("entry").and_then(|e| e.get(name)))
