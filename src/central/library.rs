@@ -155,7 +155,7 @@ pub async fn store(state: &AppState, incoming: Incoming) -> Result<AudioInfo, Ap
         damage: stats.damage(),
     };
     tokio::fs::File::open(&temp.0).await?.sync_all().await?;
-    tokio::fs::rename(&temp.0, state.audio_dir().join(&sha256)).await?;
+    tokio::fs::rename(&temp.0, state.audio.path(&sha256)).await?;
     sync_dir(&state.audio_dir()).await?;
     // Into the database (replicas) before the record that lists it.
     state.audio.stored(&sha256).await?;
