@@ -22,6 +22,7 @@ pub mod ingest;
 pub mod library;
 pub mod live;
 pub mod manifest;
+pub mod manifest_news;
 pub mod metrics;
 pub mod people;
 pub mod playlog;
@@ -32,7 +33,6 @@ pub mod streams;
 pub mod supervise;
 pub mod tls;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -91,6 +91,8 @@ pub enum CentralError {
     Tls { path: String, message: String },
     #[error("[cap]: {0}")]
     Cap(String),
+    #[error("cannot start a thread (the system is out of resources?): {0}")]
+    Thread(std::io::Error),
 }
 
 /// Why central cannot listen on `addr`, and what to do about it.
@@ -292,10 +294,10 @@ pub struct AppState {
     pub key: ProvinceKey,
     pub clock: SharedClock,
     pub config: CentralConfig,
-    /// Per station, the latest manifest version issued: a long-poll waits on its own
-    /// station's channel only, so loading a schedule for 10,000 stations wakes each
-    /// waiting station once.
-    versions: std::sync::Mutex<HashMap<String, tokio::sync::watch::Sender<u64>>>,
+    /// Per station, the latest manifest version issued, here or by another replica: a
+    /// long-poll waits on its own station's channel only, so loading a schedule for
+    /// 10,000 stations wakes each waiting station once.
+    manifests: Arc<manifest_news::ManifestWatch>,
     /// Serialises manifest issuing so versions never collide.
     pub issue_lock: tokio::sync::Mutex<()>,
     /// Urgent bulletins: events, streams, delivery states.
@@ -323,26 +325,13 @@ impl AppState {
         self.config.data_dir.join(TMP_DIR)
     }
 
-    fn version_channel<T>(
-        &self,
-        station_id: &str,
-        f: impl FnOnce(&tokio::sync::watch::Sender<u64>) -> T,
-    ) -> T {
-        let mut map = self.versions.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let sender =
-            map.entry(station_id.to_string()).or_insert_with(|| tokio::sync::watch::channel(0).0);
-        f(sender)
-    }
-
-    /// A receiver that changes whenever a manifest is issued for `station_id`.
+    /// A receiver that changes whenever a newer manifest is issued for `station_id`.
     pub fn watch_station(&self, station_id: &str) -> tokio::sync::watch::Receiver<u64> {
-        self.version_channel(station_id, |s| s.subscribe())
+        self.manifests.watch(station_id)
     }
 
     pub(crate) fn announce(&self, station_id: &str, version: u64) {
-        self.version_channel(station_id, |s| {
-            s.send_replace(version);
-        });
+        self.manifests.announce(station_id, version);
     }
 }
 
@@ -363,6 +352,7 @@ pub fn open(config: CentralConfig, clock: SharedClock) -> Result<Arc<AppState>, 
     let (store, audio_db) = open_stores(dir, config.database_url().as_deref())?;
     let audio = audio_files::AudioFiles::for_config(&config, audio_db);
     let bulletins = bulletins::Hub::open(store.clone())?;
+    let manifests = manifest_news::ManifestWatch::open(&*store).map_err(CentralError::Thread)?;
     let cap = cap::CapState::load(&config.cap).map_err(CentralError::Cap)?;
     Ok(Arc::new(AppState {
         cap,
@@ -375,7 +365,7 @@ pub fn open(config: CentralConfig, clock: SharedClock) -> Result<Arc<AppState>, 
         key,
         clock,
         config,
-        versions: std::sync::Mutex::new(HashMap::new()),
+        manifests,
         issue_lock: tokio::sync::Mutex::new(()),
         enrol_limit: enrol::Limiter::default(),
         metrics: metrics::Counters::default(),

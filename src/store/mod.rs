@@ -499,6 +499,20 @@ pub trait Store: Send + Sync + 'static {
     /// no other process can append (an embedded file only this central opens): its own
     /// appends are all it needs to know of.
     fn bulletin_feed(&self) -> Option<std::sync::mpsc::Receiver<u64>>;
+    /// News of manifests issued by any process on this database (its own included), so
+    /// a station long-polling one replica hears at once of a version another issued.
+    /// Its first message, once the store listens, is [`ManifestNews::MaybeMissed`].
+    /// `None` when no other process issues manifests (an embedded file).
+    fn manifest_feed(&self) -> Option<std::sync::mpsc::Receiver<ManifestNews>>;
+}
+
+/// What [`Store::manifest_feed`] tells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ManifestNews {
+    /// `version` of `station_id`'s manifest was committed.
+    Issued { station_id: String, version: u64 },
+    /// Some may have been issued unannounced (the listening connection was down): look.
+    MaybeMissed,
 }
 
 /// A signed bulletin as stored: the document, who issued it, when it was cancelled.

@@ -897,6 +897,10 @@ impl Store for SqliteStore {
     fn bulletin_feed(&self) -> Option<std::sync::mpsc::Receiver<u64>> {
         None
     }
+    /// One process issues this file's manifests: it announces its own.
+    fn manifest_feed(&self) -> Option<std::sync::mpsc::Receiver<super::ManifestNews>> {
+        None
+    }
 }
 
 #[cfg(test)]
@@ -1173,6 +1177,35 @@ mod tests {
             );
             assert_eq!(store.latest_manifest("a").unwrap().unwrap().version, 7);
         });
+    }
+
+    /// Replica B hears of each manifest replica A commits, with its station and version;
+    /// a version refused as taken is not announced; an embedded file has no feed.
+    #[test]
+    fn a_manifest_issued_on_one_replica_is_announced_to_the_other() {
+        use crate::store::ManifestNews;
+        use std::time::Duration;
+        let dir = tempfile::tempdir().unwrap();
+        let embedded = SqliteStore::open(&dir.path().join("central.sqlite")).unwrap();
+        assert!(embedded.manifest_feed().is_none(), "one process issues: nothing to follow");
+
+        let database = crate::testing::database::TestDatabase::new();
+        let a = crate::store::PgStore::connect(&database.url).unwrap();
+        let b = crate::store::PgStore::connect(&database.url).unwrap();
+        a.add_station(&station("a"), "h1").unwrap();
+        let feed = b.manifest_feed().expect("a shared database has a feed");
+        let next = || feed.recv_timeout(Duration::from_secs(10)).expect("news within 10 s");
+        assert_eq!(next(), ManifestNews::MaybeMissed, "first: B listens");
+        a.put_manifest(&manifest(1, 0)).unwrap();
+        assert!(a.put_manifest(&manifest(1, 5)).is_err(), "taken");
+        b.put_manifest(&manifest(2, 10)).unwrap();
+        assert_eq!(next(), ManifestNews::Issued { station_id: "a".into(), version: 1 });
+        assert_eq!(
+            next(),
+            ManifestNews::Issued { station_id: "a".into(), version: 2 },
+            "its own too"
+        );
+        assert!(feed.try_recv().is_err(), "the refused version was not announced");
     }
 
     #[test]

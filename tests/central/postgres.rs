@@ -3,7 +3,8 @@
 //! playlog) into PostgreSQL and a replica with nothing on its disk but the key then
 //! serves all of it; while the database is down central answers `503` with
 //! `Retry-After`, and nothing a station sent during the outage is lost once it returns;
-//! central follows a promoted standby; a replica killed mid-upload doubles nothing.
+//! central follows a promoted standby; a replica killed mid-upload doubles nothing; a
+//! schedule loaded through one replica reaches a station long-polling another at once.
 
 use std::time::Duration;
 
@@ -286,4 +287,71 @@ async fn a_replica_killed_while_stations_upload_loses_and_doubles_nothing() {
         );
         assert!(station.playlog.issues.is_empty(), "{}: {:?}", station.id, station.playlog.issues);
     }
+}
+
+/// A station long-polls replica B for its next manifest; a schedule is loaded through
+/// replica A. B answers with A's new version as soon as A commits it (the database's
+/// notice), not when the station's wait of a minute ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_loaded_through_one_replica_reaches_a_station_waiting_on_another() {
+    let database = TestDatabase::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (province, token, a) = province_on(dir.path(), &database.url);
+    let b = central_replica(&province, &dir.path().join("b"), &database.url);
+    let manifest = |url: &str, known: Option<String>, wait: u64| {
+        let mut request = reqwest::Client::new()
+            .get(format!("{url}/api/v1/station/manifest?wait={wait}"))
+            .bearer_auth(&token);
+        if let Some(tag) = known {
+            request = request.header("If-None-Match", tag);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.headers()["etag"].to_str().unwrap().to_string()
+        }
+    };
+    let first = manifest(&b.url, None, 0).await;
+
+    // The station waits on B, for up to 60 s, holding the first version.
+    let waiting = tokio::spawn(manifest(&b.url, Some(first.clone()), 60));
+    // The long poll is held (its place counted by B's /metrics) before the load begins:
+    // a load committed earlier would be answered at once, without the notice.
+    until_async("the long poll waits on B", Duration::from_secs(20), || async {
+        let body = reqwest::Client::new()
+            .get(format!("{}/metrics", b.url))
+            .bearer_auth(&province.admin)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        body.lines().any(|l| l == "loa_event_streams_open 1")
+    })
+    .await;
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(work.join("sang.wav"), loa::testing::wav_bytes(1.0, 440.0, 0.2)).unwrap();
+    let schedule = work.join("provincial.toml");
+    std::fs::write(
+        &schedule,
+        "layer = \"provincial\"\ntimezone = \"Asia/Ho_Chi_Minh\"\n\n[[item]]\nid = \"ban-tin-sang\"\n\
+         title = \"Bản tin sáng\"\naudio = \"sang.wav\"\ncron = \"30 5 * * *\"\n",
+    )
+    .unwrap();
+    let loaded = std::time::Instant::now();
+    let out = province.admin(&a).run(&["schedule", "load", utf8(&schedule), "--to", "all"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // Within 30 s, not at the 60 s end of the wait: without the notice, B would hold the
+    // request until then.
+    let tag = tokio::time::timeout(Duration::from_secs(30), waiting)
+        .await
+        .expect("B answered the waiting station before its wait ended")
+        .unwrap();
+    assert_ne!(tag, first, "a new version");
+    let latest = manifest(&a.url, None, 0).await;
+    assert_eq!(tag, latest, "the version A issued, not one of B's own");
+    eprintln!("manifest reached the station on B {:?} after the load began", loaded.elapsed());
 }

@@ -302,8 +302,15 @@ pub(super) fn schedules_for(
 
 /// A version already taken, by this replica or another at the same instant, is refused:
 /// the primary key decides, and its violation is [`StoreError::VersionTaken`].
+/// The insert and its announcement ([`notify::MANIFEST_CHANNEL`]) in one transaction:
+/// other replicas hear of the version when, and only if, it is committed.
 pub(super) fn put_manifest(c: &mut Client, manifest: &StoredManifest) -> Result<(), StoreError> {
-    let result = c.execute(
+    let taken = || StoreError::VersionTaken {
+        station: manifest.station_id.clone(),
+        version: manifest.version,
+    };
+    let mut tx = c.transaction()?;
+    let result = tx.execute(
         "INSERT INTO manifests (station_id, version, issued_at, valid_until, envelope_json)
          VALUES ($1, $2, $3, $4, $5)",
         &[
@@ -315,11 +322,15 @@ pub(super) fn put_manifest(c: &mut Client, manifest: &StoredManifest) -> Result<
         ],
     );
     match result {
-        Ok(_) => Ok(()),
-        Err(e) if is_unique_violation(&e) => Err(StoreError::VersionTaken {
-            station: manifest.station_id.clone(),
-            version: manifest.version,
-        }),
+        Ok(_) => {}
+        Err(e) if is_unique_violation(&e) => return Err(taken()),
+        Err(e) => return Err(e.into()),
+    }
+    let payload = notify::manifest_payload(&manifest.station_id, manifest.version);
+    tx.execute("SELECT pg_notify($1, $2)", &[&notify::MANIFEST_CHANNEL, &payload])?;
+    match tx.commit() {
+        Ok(()) => Ok(()),
+        Err(e) if is_unique_violation(&e) => Err(taken()),
         Err(e) => Err(e.into()),
     }
 }

@@ -1,8 +1,8 @@
 //! Urgent bulletins on PostgreSQL: the signed bulletins, the one event stream every
 //! station follows, and the delivery states — shared by every central replica on the
 //! database. What an append does, in which order, is [`append_event`] (shared with the
-//! SQLite store); here are PostgreSQL's statements for it, and [`Feed`]: how a replica
-//! hears, within milliseconds, that another one appended.
+//! SQLite store); here are PostgreSQL's statements for it. Each commit is announced on
+//! [`notify::BULLETIN_CHANNEL`], so other replicas hear of it within milliseconds.
 //!
 //! Numbering under concurrent writers: every append takes one transaction-scoped
 //! advisory lock ([`APPEND_LOCK`]) before it reads the newest number, and holds it until
@@ -12,14 +12,10 @@
 //! the SQLite store's, column for column (for `loa central migrate`), and the number
 //! follows whatever rows a migration copied in.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Once, mpsc};
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
-use postgres::{Client, NoTls, Transaction};
+use postgres::{Client, Transaction};
 
-use super::StoreError;
+use super::{StoreError, notify};
 use crate::protocol::DeliveryReport;
 use crate::store::bulletins::{
     EventColumns, EventWriter, SELECT_BULLETINS, append_event, bulletin_row, delivery_columns,
@@ -55,18 +51,8 @@ CREATE TABLE bulletin_deliveries (
 );
 ";
 
-/// The channel an append notifies at its commit, with the event number as payload.
-pub(super) const CHANNEL: &str = "loa_bulletin_events";
-
 /// An arbitrary, fixed key for `pg_advisory_xact_lock`: one append at a time.
 const APPEND_LOCK: i64 = 0x6c6f_615f_6275_6c6c; // "loa_bull"
-
-/// How often the listening thread looks up from its connection to see whether the store
-/// was dropped.
-const LISTEN_WAKE: Duration = Duration::from_millis(500);
-
-/// Longest wait before connecting the listener again after a failure.
-const LISTEN_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// PostgreSQL's statements for [`append_event`], inside one transaction.
 struct PgWriter<'a, 'b>(&'a mut Transaction<'b>);
@@ -99,7 +85,10 @@ impl EventWriter for PgWriter<'_, '_> {
             &[&row.seq, &row.bulletin_id, &row.envelope_json, &row.targets_json, &row.expires_at],
         )?;
         // Sent by the server at commit, and only if it commits.
-        self.0.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &row.seq.to_string()])?;
+        self.0.execute(
+            "SELECT pg_notify($1, $2)",
+            &[&notify::BULLETIN_CHANNEL, &row.seq.to_string()],
+        )?;
         Ok(())
     }
 }
@@ -189,119 +178,4 @@ pub(super) fn deliveries(
         delivery_row(bulletin_id, r.get(0), r.get(1), at, r.get(3), r.get(4), r.get(5))
     })
     .collect()
-}
-
-/// The store's news of appended events ([`crate::store::Store::bulletin_feed`]): one
-/// dedicated connection, on a thread of its own, `LISTEN`s on [`CHANNEL`] and hands each
-/// notification's event number to every subscriber. Started by the first subscriber;
-/// ends (within [`LISTEN_WAKE`]) once the store is dropped.
-pub(super) struct Feed {
-    config: postgres::Config,
-    subscribers: Mutex<Subscribers>,
-    started: Once,
-    stopped: AtomicBool,
-}
-
-#[derive(Default)]
-struct Subscribers {
-    senders: Vec<mpsc::Sender<u64>>,
-    /// Whether the connection is listening now.
-    listening: bool,
-}
-
-impl Feed {
-    pub(super) fn new(config: postgres::Config) -> Arc<Self> {
-        Arc::new(Self {
-            config,
-            subscribers: Mutex::new(Subscribers::default()),
-            started: Once::new(),
-            stopped: AtomicBool::new(false),
-        })
-    }
-
-    /// A new receiver of the feed. Its first message, `0`, comes once the store listens:
-    /// every append committed after that is announced by its number.
-    pub(super) fn subscribe(self: &Arc<Self>) -> mpsc::Receiver<u64> {
-        let (tx, rx) = mpsc::channel();
-        {
-            let mut subscribers = self.lock();
-            if subscribers.listening {
-                let _ = tx.send(0);
-            }
-            subscribers.senders.push(tx);
-        }
-        self.started.call_once(|| {
-            let feed = self.clone();
-            let spawned = std::thread::Builder::new()
-                .name("loa-bulletin-listen".into())
-                .spawn(move || feed.listen());
-            if let Err(e) = spawned {
-                tracing::error!("cannot start the bulletin listener: {e}; polling only");
-            }
-        });
-        rx
-    }
-
-    /// Ends the listening thread (the store is being dropped).
-    pub(super) fn stop(&self) {
-        self.stopped.store(true, Ordering::Relaxed);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Subscribers> {
-        self.subscribers.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Sends `seq` to every subscriber still there; `listening` says whether the
-    /// connection listens from now on.
-    fn publish(&self, seq: u64, listening: bool) {
-        let mut subscribers = self.lock();
-        subscribers.listening = listening;
-        subscribers.senders.retain(|s| s.send(seq).is_ok());
-    }
-
-    /// Connects, listens and relays until the store is dropped, connecting again (with
-    /// backoff) whenever the connection fails. Every (re)connection is announced as `0`:
-    /// a notification sent while nobody listened is lost, so subscribers load to be sure.
-    fn listen(self: Arc<Self>) {
-        let mut backoff = Duration::from_millis(100);
-        while !self.stopped.load(Ordering::Relaxed) {
-            let connected = self.config.connect(NoTls).and_then(|mut client| {
-                client.batch_execute(&format!("LISTEN {CHANNEL}"))?;
-                Ok(client)
-            });
-            match connected {
-                Ok(mut client) => {
-                    backoff = Duration::from_millis(100);
-                    self.publish(0, true);
-                    if let Err(e) = self.relay(&mut client) {
-                        tracing::warn!("bulletin listener: {e}; connecting again");
-                    }
-                    self.lock().listening = false;
-                }
-                Err(e) => {
-                    tracing::warn!("bulletin listener cannot connect: {e}; trying again");
-                    std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(LISTEN_BACKOFF_MAX);
-                }
-            }
-        }
-    }
-
-    /// Hands on notifications until the connection closes or the store is dropped.
-    fn relay(&self, client: &mut Client) -> Result<(), postgres::Error> {
-        use postgres::fallible_iterator::FallibleIterator;
-        while !self.stopped.load(Ordering::Relaxed) {
-            {
-                let mut notifications = client.notifications();
-                let mut waiting = notifications.timeout_iter(LISTEN_WAKE);
-                while let Some(note) = waiting.next()? {
-                    self.publish(note.payload().parse().unwrap_or(0), true);
-                }
-            }
-            if client.is_closed() {
-                return Ok(());
-            }
-        }
-        Ok(())
-    }
 }

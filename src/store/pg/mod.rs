@@ -20,6 +20,7 @@ mod cap;
 mod console;
 mod field;
 mod live;
+mod notify;
 mod playlog;
 
 use std::time::Duration;
@@ -80,9 +81,9 @@ pub struct PgStore {
     pool: Option<Pool>,
     /// The URL without its password, for messages.
     shown: String,
-    /// News of bulletin events other replicas append (a listening connection of its
-    /// own, opened on the first [`Store::bulletin_feed`]).
-    feed: std::sync::Arc<bulletins::Feed>,
+    /// News of what other replicas commit (a listening connection of its own, opened on
+    /// the first [`Store::bulletin_feed`] or [`Store::manifest_feed`]).
+    feed: std::sync::Arc<notify::Feed>,
 }
 
 impl PgStore {
@@ -98,7 +99,7 @@ impl PgStore {
             .connect_timeout(CONNECT_TIMEOUT)
             .application_name("loa central")
             .options(&format!("-c statement_timeout={STATEMENT_TIMEOUT_MS}"));
-        let feed = bulletins::Feed::new(config.clone());
+        let feed = notify::Feed::new(config.clone());
         let manager = PostgresConnectionManager::new(config, NoTls);
         let pool = off_runtime(|| {
             r2d2::Pool::builder()
@@ -542,7 +543,11 @@ impl Store for PgStore {
     }
     /// Other replicas append too: their commits are announced on `loa_bulletin_events`.
     fn bulletin_feed(&self) -> Option<std::sync::mpsc::Receiver<u64>> {
-        Some(self.feed.subscribe())
+        Some(self.feed.bulletins())
+    }
+    /// Other replicas issue manifests too: their commits are announced on `loa_manifests`.
+    fn manifest_feed(&self) -> Option<std::sync::mpsc::Receiver<super::ManifestNews>> {
+        Some(self.feed.manifests())
     }
 }
 
