@@ -289,6 +289,11 @@ pub struct LiveRecord {
     pub end_reason: Option<String>,
     /// Central's recording (data_dir-relative).
     pub recording: String,
+    /// When the central replica receiving it last said it still was (every
+    /// `LIVE_ALIVE_EVERY` while on air): a replica that died mid-broadcast leaves its row
+    /// open, and this tells the others to stop sending stations to look for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alive_at: Option<DateTime<Utc>>,
 }
 
 #[cfg(test)]

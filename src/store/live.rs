@@ -22,9 +22,13 @@ CREATE TABLE IF NOT EXISTS live_broadcasts (
     chunks INTEGER NOT NULL DEFAULT 0,
     audio_secs REAL NOT NULL DEFAULT 0,
     end_reason TEXT,
-    recording TEXT NOT NULL
+    recording TEXT NOT NULL,
+    alive_at TEXT
 );
 ";
+
+/// Columns added after the table first shipped (see `sqlite::add_missing_columns`).
+pub(crate) const ADDED: &[(&str, &str, &str)] = &[("live_broadcasts", "alive_at", "TEXT")];
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("live broadcast {what}: {e}"))
@@ -32,8 +36,8 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
 
 pub(crate) fn started(conn: &Connection, r: &LiveRecord) -> Result<(), StoreError> {
     conn.execute(
-        "INSERT INTO live_broadcasts (id, title, priority, started_by, started_at, stations, recording)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO live_broadcasts (id, title, priority, started_by, started_at, stations, recording, alive_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?5)",
         params![
             r.id,
             r.title,
@@ -69,13 +73,34 @@ pub(crate) fn ended(
     Ok(())
 }
 
+/// Marks broadcast `id`, still on air, as alive at `at` (an ended one is left alone).
+pub(crate) fn alive(conn: &Connection, id: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE live_broadcasts SET alive_at = ?2 WHERE id = ?1 AND ended_at IS NULL",
+        params![id, time_text(at)],
+    )?;
+    Ok(())
+}
+
 /// The `live_broadcasts` columns [`record_from`] reads, in order, for both stores.
 pub(super) const LIVE_COLUMNS: &str = "id, title, priority, started_by, started_at, stations, \
-     ended_at, chunks, audio_secs, end_reason, recording FROM live_broadcasts";
+     ended_at, chunks, audio_secs, end_reason, recording, alive_at FROM live_broadcasts";
 
 /// A broadcast's stored columns ([`LIVE_COLUMNS`]), for both stores.
-pub(super) type LiveRow =
-    (String, String, String, String, String, i64, Option<String>, i64, f64, Option<String>, String);
+pub(super) type LiveRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<String>,
+    i64,
+    f64,
+    Option<String>,
+    String,
+    Option<String>,
+);
 
 /// Most broadcasts one list shows, whatever is asked.
 pub(super) const LIST_MAX: usize = 1000;
@@ -91,7 +116,7 @@ pub(crate) fn list(conn: &Connection, limit: usize) -> Result<Vec<LiveRecord>, S
 
 /// A broadcast from [`LIVE_COLUMNS`]' values, for both stores.
 pub(super) fn record_from(
-    (id, title, priority, by, started, stations, ended, chunks, secs, reason, rec): LiveRow,
+    (id, title, priority, by, started, stations, ended, chunks, secs, reason, rec, alive): LiveRow,
 ) -> Result<LiveRecord, StoreError> {
     let time = |t: &str| {
         DateTime::parse_from_rfc3339(t).map(|t| t.to_utc()).map_err(|e| corrupt("time", e))
@@ -110,6 +135,7 @@ pub(super) fn record_from(
         audio_secs: secs,
         end_reason: reason,
         recording: rec,
+        alive_at: alive.as_deref().map(time).transpose()?,
     })
 }
 
@@ -135,7 +161,27 @@ mod tests {
             audio_secs: 0.0,
             end_reason: None,
             recording: format!("live/{id}.loalive"),
+            alive_at: Some(at),
         }
+    }
+
+    /// The start is the first mark of life; later marks move it while on air, and
+    /// none after the end (a late mark from a replica that lost the race changes nothing).
+    #[test]
+    fn a_broadcast_is_marked_alive_while_on_air_only() {
+        each_store(|store| {
+            let started = record("a", 0);
+            store.live_started(&LiveRecord { alive_at: None, ..started.clone() }).unwrap();
+            let alive = |s: &dyn crate::store::Store| s.live_list(1).unwrap()[0].alive_at;
+            assert_eq!(alive(store), Some(started.started_at), "the start counts");
+            let later = started.started_at + chrono::Duration::seconds(5);
+            store.live_alive("a", later).unwrap();
+            assert_eq!(alive(store), Some(later));
+            store.live_ended("a", later, 50, 5.0, "upload ended").unwrap();
+            store.live_alive("a", later + chrono::Duration::seconds(5)).unwrap();
+            assert_eq!(alive(store), Some(later), "not after the end");
+            store.live_alive("nope", later).unwrap();
+        });
     }
 
     #[test]

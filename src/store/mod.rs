@@ -456,6 +456,9 @@ pub trait Store: Send + Sync + 'static {
         audio_secs: f64,
         reason: &str,
     ) -> Result<(), StoreError>;
+    /// The replica receiving broadcast `id` says it still is, at `at` (nothing changes
+    /// once the broadcast ended). The start counts as the first such mark.
+    fn live_alive(&self, id: &str, at: DateTime<Utc>) -> Result<(), StoreError>;
     /// The newest `limit` broadcasts, newest first.
     fn live_list(&self, limit: usize)
     -> Result<Vec<crate::protocol::live::LiveRecord>, StoreError>;

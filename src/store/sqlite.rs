@@ -119,7 +119,9 @@ impl SqliteStore {
 fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
     const ADDED: &[(&str, &str, &str)] =
         &[("audio", "true_peak_dbtp", "REAL"), ("audio", "damage", "TEXT")];
-    for (table, column, kind) in ADDED.iter().chain(cap::ADDED).chain(super::console::ADDED) {
+    for (table, column, kind) in
+        ADDED.iter().chain(cap::ADDED).chain(super::console::ADDED).chain(super::live::ADDED)
+    {
         let exists: bool = conn.query_row(
             &format!("SELECT COUNT(*) > 0 FROM pragma_table_info('{table}') WHERE name = ?1"),
             [column],
@@ -597,6 +599,10 @@ impl Store for SqliteStore {
         reason: &str,
     ) -> Result<(), StoreError> {
         super::live::ended(&self.conn(), id, at, chunks, audio_secs, reason)
+    }
+
+    fn live_alive(&self, id: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        super::live::alive(&self.conn(), id, at)
     }
 
     fn live_list(

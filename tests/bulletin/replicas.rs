@@ -203,3 +203,46 @@ fn a_live_broadcast_on_one_replica_reaches_a_station_on_the_other() {
     assert!(relayed > 2.0, "{record}");
     assert!(a.proc().find(&["live listener joined", "tri-ton"]).is_some(), "{}", a.proc().log());
 }
+
+/// The replica receiving a live broadcast dies before it ends, leaving the broadcast's
+/// row open. While A lived, B sent the station on to its next address (`503`); once A
+/// has not marked the broadcast alive for the lease, B answers that there is no such
+/// broadcast (`404`), so stations stop looking for it — not two hours later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_broadcast_whose_replica_died_stops_being_looked_for() {
+    use loa::central::live::{LIVE_ALIVE_EVERY, LIVE_LEASE};
+    use loa::protocol::live::{StartLiveRequest, StartLiveResponse};
+    let database = TestDatabase::new();
+    let dir = tempfile::tempdir().unwrap();
+    let province = central_init_on(&dir.path().join("a"), &database.url);
+    let token = add_station_on(&province.data, &database.url, "tri-ton", "Tri Tôn");
+    let mut a = central_replica(&province, &province.data, &database.url);
+    let b = central_replica(&province, &dir.path().join("b"), &database.url);
+    let http = reqwest::Client::new();
+    let request = StartLiveRequest {
+        title: "Trực tiếp".into(),
+        to: loa::protocol::Target::All,
+        priority: loa::protocol::BulletinPriority::Emergency,
+    };
+    let response =
+        http.post(format!("{}/api/v1/live", a.url)).bearer_auth(&province.admin).json(&request);
+    let started: StartLiveResponse = response.send().await.unwrap().json().await.unwrap();
+    let listen = || {
+        let request =
+            http.get(format!("{}/api/v1/station/live/{}", b.url, started.id)).bearer_auth(&token);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(listen().await, 503, "on air at A: B sends the station on");
+
+    a.kill();
+    let killed = std::time::Instant::now();
+    wait::until_async(
+        "B says the broadcast is gone",
+        LIVE_LEASE + Duration::from_secs(30),
+        || async { (listen().await == 404).then_some(()) },
+    )
+    .await;
+    let gone = killed.elapsed();
+    // Not before A's last mark could have lapsed: the lease, less the marking interval.
+    assert!(gone >= LIVE_LEASE - LIVE_ALIVE_EVERY, "after {gone:?}");
+}

@@ -50,6 +50,12 @@ pub const LISTENER_QUEUE: usize = 256;
 pub const UPLOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 /// Where recordings go, under `data_dir`.
 pub const RECORDINGS_DIR: &str = "live";
+/// How often the replica receiving a broadcast marks it alive in the store.
+pub const LIVE_ALIVE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+/// A broadcast not marked alive for this long is no longer on air, whatever its row says:
+/// the replica receiving it died. Four marks missed, so a slow write is not taken for a
+/// death, and stations looking for it elsewhere are told it is gone within this.
+pub const LIVE_LEASE: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// One record as it goes out: its chunk number (a checkpoint: the chunk it covers) and
 /// its framed bytes.
@@ -223,6 +229,7 @@ pub fn begin(
         audio_secs: 0.0,
         end_reason: None,
         recording,
+        alive_at: Some(now),
     })?;
     // Signed with its event number, and on air before any station can hear of it: the
     // broadcast is listed inside the signing step, which runs before the event is
@@ -265,6 +272,7 @@ pub fn begin(
         }
     };
     tracing::info!(id, stations = targets.len(), by = %caller.who, "live broadcast started");
+    tokio::spawn(keep_alive(state.clone(), id.clone()));
     crate::central::bulletins::issue::audit(
         state,
         &caller.actor(),
@@ -318,19 +326,45 @@ async fn list(
     Ok(axum::Json(state.store.live_list(100)?).into_response())
 }
 
+/// While this replica holds broadcast `id`, marks it alive in the store every
+/// [`LIVE_ALIVE_EVERY`], so other replicas can tell a broadcast on air from the open row
+/// of one whose replica died ([`held_elsewhere`]).
+async fn keep_alive(state: Arc<AppState>, id: String) {
+    let mut every = tokio::time::interval(LIVE_ALIVE_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.tick().await; // the start is the first mark
+    loop {
+        every.tick().await;
+        if state.live.get(&id).is_none() {
+            return;
+        }
+        let (store, at, mark) = (state.store.clone(), state.clock.now(), id.clone());
+        let marked = tokio::task::spawn_blocking(move || store.live_alive(&mark, at)).await;
+        match marked {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(id, "cannot mark the live broadcast alive: {e}"),
+            Err(e) => tracing::warn!(id, "cannot mark the live broadcast alive: {e}"),
+        }
+    }
+}
+
+/// Whether `r`, as stored, is broadcast `id` still on air at `now`: not ended, and marked
+/// alive within [`LIVE_LEASE`] (a row without marks, from before they were kept, counts
+/// from its start).
+fn on_air(r: &LiveRecord, id: &str, now: chrono::DateTime<chrono::Utc>) -> bool {
+    let lease = chrono::Duration::from_std(LIVE_LEASE).unwrap_or(chrono::Duration::MAX);
+    r.id == id && r.ended_at.is_none() && r.alive_at.unwrap_or(r.started_at) > now - lease
+}
+
 /// With replicas: a broadcast the store says is on air but this replica does not hold
 /// is being received by another replica. `503` (with `Retry-After`) sends the station to
 /// its next central address, where it may be; a plain `404` would leave it silent.
 fn held_elsewhere(state: &AppState, id: &str) -> Result<Option<ApiError>, ApiError> {
-    // No broadcast lasts longer than MAX_LIVE_SECS: a row left open by a replica that
-    // died mid-broadcast stops counting then.
-    let oldest = state.clock.now() - chrono::Duration::seconds(MAX_LIVE_SECS as i64);
-    let on_air = state
-        .store
-        .live_list(LIVE_LOOKUP)?
-        .into_iter()
-        .any(|r| r.id == id && r.ended_at.is_none() && r.started_at > oldest);
-    Ok(on_air.then(|| {
+    // A row left open by a replica that died mid-broadcast stops counting once its last
+    // mark of life is older than the lease.
+    let now = state.clock.now();
+    let elsewhere = state.store.live_list(LIVE_LOOKUP)?.iter().any(|r| on_air(r, id, now));
+    Ok(elsewhere.then(|| {
         ApiError::Busy(format!(
             "live broadcast {:?} is received by another central replica: ask another address",
             crate::protocol::bounds::clip(id)
@@ -436,6 +470,40 @@ mod tests {
             started_at: Utc::now(),
             started_by: "admin".into(),
         }
+    }
+
+    /// A stored row counts as on air only while its replica keeps marking it: the lease
+    /// runs from the last mark (or the start), to the second, and an ended row never counts.
+    #[test]
+    fn a_row_is_on_air_only_within_the_lease_of_its_last_mark() {
+        assert!(LIVE_LEASE >= LIVE_ALIVE_EVERY * 4, "several marks may be missed");
+        let start = chrono::DateTime::parse_from_rfc3339("2026-12-06T06:00:00Z").unwrap().to_utc();
+        let lease = chrono::Duration::from_std(LIVE_LEASE).unwrap();
+        let row = LiveRecord {
+            id: "live-1".into(),
+            title: "Lũ".into(),
+            priority: BulletinPriority::Emergency,
+            started_by: "admin".into(),
+            started_at: start,
+            stations: 3,
+            ended_at: None,
+            chunks: 0,
+            audio_secs: 0.0,
+            end_reason: None,
+            recording: String::new(),
+            alive_at: None,
+        };
+        let second = chrono::Duration::seconds(1);
+        assert!(on_air(&row, "live-1", start + lease - second), "from its start");
+        assert!(!on_air(&row, "live-1", start + lease), "its replica stopped marking it");
+        assert!(!on_air(&row, "live-2", start), "another broadcast");
+        let marked =
+            LiveRecord { alive_at: Some(start + chrono::Duration::hours(1)), ..row.clone() };
+        let then = start + chrono::Duration::hours(1);
+        assert!(on_air(&marked, "live-1", then + lease - second), "from its last mark");
+        assert!(!on_air(&marked, "live-1", then + lease));
+        let ended = LiveRecord { ended_at: Some(start), ..marked };
+        assert!(!on_air(&ended, "live-1", then));
     }
 
     fn seqs(records: &[Arc<Out>]) -> Vec<(u64, bool)> {

@@ -29,8 +29,8 @@ CREATE TABLE live_broadcasts (
 
 pub(super) fn live_started(c: &mut Client, r: &LiveRecord) -> Result<(), StoreError> {
     c.execute(
-        "INSERT INTO live_broadcasts (id, title, priority, started_by, started_at, stations, recording)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO live_broadcasts (id, title, priority, started_by, started_at, stations, recording, alive_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $5)",
         &[
             &r.id,
             &r.title,
@@ -59,6 +59,18 @@ pub(super) fn live_ended(
         "UPDATE live_broadcasts SET ended_at = $2, chunks = $3, audio_secs = $4, end_reason = $5
          WHERE id = $1 AND ended_at IS NULL",
         &[&id, &time_text(at), &to_bigint(chunks, "live chunks")?, &audio_secs, &reason],
+    )?;
+    Ok(())
+}
+
+/// Added by migration 3: when the replica receiving a broadcast last said it was alive.
+pub(super) const ALIVE_COLUMN: &str =
+    "ALTER TABLE live_broadcasts ADD COLUMN alive_at TEXT COLLATE \"C\"";
+
+pub(super) fn live_alive(c: &mut Client, id: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+    c.execute(
+        "UPDATE live_broadcasts SET alive_at = $2 WHERE id = $1 AND ended_at IS NULL",
+        &[&id, &time_text(at)],
     )?;
     Ok(())
 }

@@ -70,6 +70,7 @@ const MIGRATIONS: &[(i32, &str, &[&str])] = &[
         ],
     ),
     (2, "urgent bulletins", &[bulletins::SCHEMA]),
+    (3, "live broadcasts' heartbeat", &[live::ALIVE_COLUMN]),
 ];
 
 /// An arbitrary, fixed key for `pg_advisory_xact_lock`: one replica migrates at a time.
@@ -502,6 +503,9 @@ impl Store for PgStore {
         reason: &str,
     ) -> Result<(), StoreError> {
         self.run(|c| live::live_ended(c, id, at, chunks, audio_secs, reason))
+    }
+    fn live_alive(&self, id: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.run(|c| live::live_alive(c, id, at))
     }
     fn live_list(
         &self,
