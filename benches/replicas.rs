@@ -7,7 +7,10 @@
 //! `bulletin` benchmark.
 //!
 //! Run with `cargo bench --bench replicas`. `LOA_BENCH_STATIONS=N` sets the fleet
-//! (default 1,000), `LOA_BENCH_STORE=sqlite|postgres` runs one store. PostgreSQL is
+//! (default 1,000), `LOA_BENCH_STORE=sqlite|postgres` runs one store,
+//! `LOA_BENCH_AUDIO_SECS=S` the bulletin's length (default 7.5: a 16-bit mono WAV of
+//! 240 KB, every byte of which each station downloads and checks; a shorter one shows
+//! what central's fan-out costs apart from the bytes). PostgreSQL is
 //! `LOA_TEST_DATABASE_URL`, else the throwaway server of scripts/pg-test.sh.
 
 use std::sync::Arc;
@@ -23,6 +26,15 @@ use loa::store::Station;
 mod central_process;
 #[path = "support/push.rs"]
 mod push;
+
+/// The bulletin's length in seconds (`LOA_BENCH_AUDIO_SECS`, default 7.5).
+fn audio_secs() -> f64 {
+    std::env::var("LOA_BENCH_AUDIO_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|s: &f64| s.is_finite() && *s > 0.0 && *s <= 600.0)
+        .unwrap_or(7.5)
+}
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let idx = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
@@ -72,7 +84,7 @@ async fn run(stations: usize, database_url: Option<&str>) -> Latencies {
         .map(|(r, d)| central_process::start(dir.path(), &format!("replica-{r}"), d, database_url))
         .collect();
     let http = reqwest::Client::new();
-    let audio = loa::testing::wav_bytes(7.5, 440.0, 0.3);
+    let audio = loa::testing::wav_bytes(audio_secs(), 440.0, 0.3);
     let uploaded: loa::protocol::AudioInfo = http
         .put(format!("{}/api/v1/audio?title=bao", centrals[0].url))
         .bearer_auth(&init.admin_token)
@@ -296,7 +308,12 @@ fn main() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(if std::env::args().any(|a| a == "--bench") { 1000 } else { 1 });
     let only = std::env::var("LOA_BENCH_STORE").unwrap_or_default();
-    println!("bulletin push → audio handed to the player, central in its own process(es)");
+    let bytes = loa::testing::wav_bytes(audio_secs(), 440.0, 0.3).len();
+    println!(
+        "bulletin push → audio handed to the player, central in its own process(es); \
+         the bulletin: {} s, {bytes} bytes",
+        audio_secs()
+    );
     let line = |what: &str, l: &[Duration]| {
         println!(
             "  {what}: p50 {:>7.1} ms  p99 {:>7.1} ms  max {:>7.1} ms",
