@@ -511,6 +511,9 @@ impl From<StoreError> for ApiError {
             // 503 + Retry-After: a station keeps its records and sends them again.
             return ApiError::Busy(format!("database unavailable, try again later: {why}"));
         }
+        if let StoreError::Busy(why) = e {
+            return ApiError::Busy(why);
+        }
         ApiError::Internal(e.to_string())
     }
 }

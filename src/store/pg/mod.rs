@@ -17,6 +17,7 @@ mod base;
 mod blobs;
 mod bulletins;
 mod cap;
+mod cap_turn;
 mod console;
 mod field;
 mod live;
@@ -83,6 +84,8 @@ pub struct PgStore {
     /// News of bulletin events other replicas append (a listening connection of its
     /// own, opened on the first [`Store::bulletin_feed`]).
     feed: std::sync::Arc<bulletins::Feed>,
+    /// CAP decisions one at a time across replicas (a connection of each turn's own).
+    cap_turns: cap_turn::CapTurns,
 }
 
 impl PgStore {
@@ -99,6 +102,7 @@ impl PgStore {
             .application_name("loa central")
             .options(&format!("-c statement_timeout={STATEMENT_TIMEOUT_MS}"));
         let feed = bulletins::Feed::new(config.clone());
+        let cap_turns = cap_turn::CapTurns::new(config.clone());
         let manager = PostgresConnectionManager::new(config, NoTls);
         let pool = off_runtime(|| {
             r2d2::Pool::builder()
@@ -107,7 +111,7 @@ impl PgStore {
                 .connection_timeout(CONNECT_TIMEOUT)
                 .build_unchecked(manager)
         });
-        let store = Self { pool: Some(pool), shown, feed };
+        let store = Self { pool: Some(pool), shown, feed, cap_turns };
         store.run(migrate)?;
         Ok(store)
     }
@@ -327,6 +331,9 @@ impl Store for PgStore {
     }
     fn station_places(&self) -> Result<Vec<StationPlace>, StoreError> {
         self.run(cap::station_places)
+    }
+    fn cap_turn(&self) -> Result<super::CapTurn, StoreError> {
+        self.cap_turns.take(&self.shown)
     }
     fn cap_ledger(&self) -> Result<Option<String>, StoreError> {
         self.run(cap::cap_ledger)
