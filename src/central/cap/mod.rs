@@ -57,7 +57,8 @@ const MAX_REASON_CHARS: usize = 2000;
 pub struct CapState {
     /// The trusted signers' keys (`[cap] trusted_signers`), read at start.
     pub trust: TrustStore,
-    /// Alerts are taken one at a time.
+    /// Alerts are taken one at a time in this process; across replicas on one
+    /// database, a decision then also holds the store's turn (`Store::cap_turn`).
     pub lock: tokio::sync::Mutex<()>,
 }
 
