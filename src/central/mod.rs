@@ -583,6 +583,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_store_that_is_busy_or_unreachable_answers_503_with_retry_after() {
+        for e in [StoreError::Busy("wait".into()), StoreError::Unavailable("down".into())] {
+            let response = ApiError::from(e).into_response();
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert!(response.headers().contains_key(axum::http::header::RETRY_AFTER));
+        }
+    }
+
+    #[test]
     fn station_ids_are_plain() {
         assert!(valid_station_id("tri-ton_01"));
         for bad in ["", "../etc", "A", "a/b", "a b", &"x".repeat(65)] {
