@@ -501,6 +501,9 @@ impl From<StoreError> for ApiError {
             // 503 + Retry-After: a station keeps its records and sends them again.
             return ApiError::Busy(format!("database unavailable, try again later: {why}"));
         }
+        if let StoreError::Busy(why) = e {
+            return ApiError::Busy(why);
+        }
         ApiError::Internal(e.to_string())
     }
 }
@@ -568,6 +571,15 @@ impl IntoResponse for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_store_that_is_busy_or_unreachable_answers_503_with_retry_after() {
+        for e in [StoreError::Busy("wait".into()), StoreError::Unavailable("down".into())] {
+            let response = ApiError::from(e).into_response();
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert!(response.headers().contains_key(axum::http::header::RETRY_AFTER));
+        }
+    }
 
     #[test]
     fn station_ids_are_plain() {

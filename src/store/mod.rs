@@ -9,6 +9,7 @@
 pub mod blobs;
 mod bulletins;
 mod cap;
+mod cap_turn;
 pub mod console;
 #[cfg(test)]
 pub(crate) mod contract;
@@ -22,6 +23,7 @@ mod sqlite;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
+pub use cap_turn::CapTurn;
 pub use console::{LibraryEntry, LoginFailures, ScheduleLoad, SessionRow, User};
 pub use field::{AlertRow, ClaimOutcome, EnrolCode, Notification};
 pub use pg::PgStore;
@@ -46,6 +48,10 @@ pub enum StoreError {
     /// answers `503` with `Retry-After`, and whoever asked sends again later.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// Another central held what this call waited for, for longer than it may wait:
+    /// central answers `503` with `Retry-After`, and whoever asked sends again later.
+    #[error("{0}")]
+    Busy(String),
     #[error("stored value is corrupt: {0}")]
     Corrupt(String),
     #[error("station {0:?} already exists")]
@@ -310,6 +316,13 @@ pub trait Store: Send + Sync + 'static {
     /// Every station's place (stations without one have empty fields), by id.
     fn station_places(&self) -> Result<Vec<StationPlace>, StoreError>;
 
+    /// Waits for this process's turn to decide a CAP alert, among every central on this
+    /// database: a decision reads the ledger ([`Store::cap_ledger`]), acts, and records
+    /// the ledger's new state ([`Store::record_alerts`]) while holding the turn, so no
+    /// central overwrites another's update or acts on an alert another is acting on.
+    /// Blocks (call it off the async workers); [`StoreError::Busy`] when another central
+    /// held the turn for longer than this store waits.
+    fn cap_turn(&self) -> Result<CapTurn, StoreError>;
     /// The CAP alert ledger's state as last saved (JSON of `cap::AlertLedger`).
     fn cap_ledger(&self) -> Result<Option<String>, StoreError>;
     /// In one transaction: the records of an alert's decisions, the audit rows that go

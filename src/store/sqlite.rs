@@ -790,6 +790,11 @@ impl Store for SqliteStore {
         cap::places(&self.conn())
     }
 
+    /// Nothing to wait for: one process opens the file, and it already takes CAP alerts
+    /// one at a time (`CapState::lock` in `central::cap`).
+    fn cap_turn(&self) -> Result<super::CapTurn, StoreError> {
+        Ok(super::CapTurn::within_process())
+    }
     fn cap_ledger(&self) -> Result<Option<String>, StoreError> {
         cap::ledger(&self.conn())
     }

@@ -1,11 +1,13 @@
 //! Central: the HTTP API in process, sync faults, TLS, the playlog API, and the real
-//! `loa central` with the operator CLI (`central init`, `station add`, `audio add`, …), and central on PostgreSQL.
+//! `loa central` with the operator CLI (`central init`, `station add`, `audio add`, …),
+//! and central on PostgreSQL (replicas deciding CAP alerts at once included).
 
 #[path = "../support/mod.rs"]
 mod support;
 
 mod api;
 mod cap_ingest;
+mod cap_replicas;
 mod cli;
 mod library_gains;
 mod operator_cli;

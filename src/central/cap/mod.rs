@@ -8,7 +8,12 @@
 //!
 //! Rules decided here:
 //! - Alerts are taken one at a time ([`CapState::lock`]): an Update never overtakes the
-//!   alert it updates.
+//!   alert it updates. Across replicas on one database too: a decision holds the
+//!   store's turn ([`Store::cap_turn`](crate::store::Store::cap_turn)) from reading the
+//!   ledger until its new state is recorded, so every replica may take posts and poll
+//!   feeds, and an alert a replica has just decided is a repeat to the next one (one
+//!   bulletin, and no ledger update lost). A turn not had within its bound is `503`
+//!   (a feed tries again at its next poll).
 //! - A document with any error — its signature failing included — is refused (`422`
 //!   with the diagnostics) and recorded as refused; nothing else changes.
 //! - A test alert (status Test, Exercise) is signed and sent at once as a `test`
@@ -39,7 +44,7 @@ use crate::cap::{
 use crate::protocol::{
     AlertRecord, AuditEntry, BulletinPriority, CapAnswer, CapDecision, CapOutcome,
 };
-use crate::store::Role;
+use crate::store::{CapTurn, Role};
 
 /// An alert older than this is forgotten by the ledger (a feed does not list an alert
 /// for a month); its bulletin expired long before (at most 7 days).
@@ -52,7 +57,8 @@ const MAX_REASON_CHARS: usize = 2000;
 pub struct CapState {
     /// The trusted signers' keys (`[cap] trusted_signers`), read at start.
     pub trust: TrustStore,
-    /// Alerts are taken one at a time.
+    /// Alerts are taken one at a time in this process; across replicas on one
+    /// database, a decision then also holds the store's turn (`Store::cap_turn`).
     pub lock: tokio::sync::Mutex<()>,
 }
 
@@ -165,6 +171,9 @@ pub async fn ingest(
         return Err(ApiError::Invalid { message: message.to_string(), diagnostics: errors });
     };
 
+    // Held until the ledger's new state is recorded: no other central reads the ledger
+    // in between (it would act on this alert again, or overwrite this update).
+    let _turn = cap_turn(state).await?;
     let now = state.clock.now();
     let mut ledger: AlertLedger = match state.store.cap_ledger()? {
         Some(json) => serde_json::from_str(&json)
@@ -207,6 +216,17 @@ pub async fn ingest(
         outcomes: records.into_iter().map(|r| r.outcome).collect(),
         warnings,
     })
+}
+
+/// This central's turn to decide, among every central on the database
+/// ([`Store::cap_turn`](crate::store::Store::cap_turn)): waited for on the blocking pool,
+/// since another replica's decision may take seconds.
+async fn cap_turn(state: &AppState) -> Result<CapTurn, ApiError> {
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || store.cap_turn())
+        .await
+        .map_err(|e| ApiError::Internal(format!("CAP turn: {e}")))?
+        .map_err(ApiError::from)
 }
 
 /// Does what one ledger action says; the outcome to record.

@@ -92,7 +92,8 @@ fn insert_audit(c: &mut impl postgres::GenericClient, e: &AuditEntry) -> Result<
 }
 
 /// One transaction. The ledger is replaced by an upsert (the last writer's state
-/// stands, as in SQLite).
+/// stands, as in SQLite); a decision writes it while holding its CAP turn
+/// ([`super::cap_turn`]), so no other replica wrote it since this one read it.
 pub(super) fn record_alerts(
     c: &mut Client,
     records: &[AlertRecord],

@@ -17,6 +17,7 @@ mod base;
 mod blobs;
 mod bulletins;
 mod cap;
+mod cap_turn;
 mod console;
 mod field;
 mod live;
@@ -85,6 +86,8 @@ pub struct PgStore {
     /// News of what other replicas commit (a listening connection of its own, opened on
     /// the first [`Store::bulletin_feed`] or [`Store::manifest_feed`]).
     feed: std::sync::Arc<notify::Feed>,
+    /// CAP decisions one at a time across replicas (a connection of each turn's own).
+    cap_turns: cap_turn::CapTurns,
 }
 
 impl PgStore {
@@ -101,6 +104,7 @@ impl PgStore {
             .application_name("loa central")
             .options(&format!("-c statement_timeout={STATEMENT_TIMEOUT_MS}"));
         let feed = notify::Feed::new(config.clone());
+        let cap_turns = cap_turn::CapTurns::new(config.clone());
         let manager = PostgresConnectionManager::new(config, NoTls);
         let pool = off_runtime(|| {
             r2d2::Pool::builder()
@@ -109,7 +113,7 @@ impl PgStore {
                 .connection_timeout(CONNECT_TIMEOUT)
                 .build_unchecked(manager)
         });
-        let store = Self { pool: Some(pool), shown, feed };
+        let store = Self { pool: Some(pool), shown, feed, cap_turns };
         store.run(migrate)?;
         Ok(store)
     }
@@ -329,6 +333,9 @@ impl Store for PgStore {
     }
     fn station_places(&self) -> Result<Vec<StationPlace>, StoreError> {
         self.run(cap::station_places)
+    }
+    fn cap_turn(&self) -> Result<super::CapTurn, StoreError> {
+        self.cap_turns.take(&self.shown)
     }
     fn cap_ledger(&self) -> Result<Option<String>, StoreError> {
         self.run(cap::cap_ledger)
