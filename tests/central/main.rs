@@ -1,5 +1,5 @@
 //! Central: the HTTP API in process, sync faults, TLS, the playlog API, and the real
-//! `loa central` with the operator CLI (`central init`, `station add`, `audio add`, …), and central on PostgreSQL.
+//! `loa central` with the operator CLI (`central init`, `station add`, `audio add`, …), and central on PostgreSQL (over TLS too).
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -11,5 +11,6 @@ mod library_gains;
 mod operator_cli;
 mod playlog_api;
 mod postgres;
+mod postgres_tls;
 mod sync_faults;
 mod tls;

@@ -17,9 +17,9 @@ use std::sync::{Arc, Mutex, Once, mpsc};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use postgres::{Client, NoTls, Transaction};
+use postgres::{Client, Transaction};
 
-use super::StoreError;
+use super::{Connector, StoreError};
 use crate::protocol::DeliveryReport;
 use crate::store::bulletins::{
     EventColumns, EventWriter, SELECT_BULLETINS, append_event, bulletin_row, delivery_columns,
@@ -196,7 +196,7 @@ pub(super) fn deliveries(
 /// notification's event number to every subscriber. Started by the first subscriber;
 /// ends (within [`LISTEN_WAKE`]) once the store is dropped.
 pub(super) struct Feed {
-    config: postgres::Config,
+    connector: Connector,
     subscribers: Mutex<Subscribers>,
     started: Once,
     stopped: AtomicBool,
@@ -210,9 +210,9 @@ struct Subscribers {
 }
 
 impl Feed {
-    pub(super) fn new(config: postgres::Config) -> Arc<Self> {
+    pub(super) fn new(connector: Connector) -> Arc<Self> {
         Arc::new(Self {
-            config,
+            connector,
             subscribers: Mutex::new(Subscribers::default()),
             started: Once::new(),
             stopped: AtomicBool::new(false),
@@ -265,7 +265,7 @@ impl Feed {
     fn listen(self: Arc<Self>) {
         let mut backoff = Duration::from_millis(100);
         while !self.stopped.load(Ordering::Relaxed) {
-            let connected = self.config.connect(NoTls).and_then(|mut client| {
+            let connected = self.connector.client().and_then(|mut client| {
                 client.batch_execute(&format!("LISTEN {CHANNEL}"))?;
                 Ok(client)
             });
