@@ -67,8 +67,8 @@ fn chain(station: &str, n: u64) -> Vec<Record> {
 async fn run(database_url: Option<String>) {
     let dir = tempfile::tempdir().expect("temp dir");
     let data_dir = dir.path().join("central");
-    central::init_with(&data_dir, database_url.as_deref()).expect("init");
-    let store = central::open_store(&data_dir, database_url.as_deref()).expect("store");
+    central::init_with(&data_dir, database_url.as_deref(), None).expect("init");
+    let store = central::open_store(&data_dir, database_url.as_deref(), None).expect("store");
     let mut work = Vec::new();
     for i in 0..STATIONS {
         let id = format!("xa-{i:02}");

@@ -63,7 +63,7 @@ async fn run(stations: usize, database_url: Option<&str>) -> Latencies {
         tempfile::tempdir_in("/dev/shm").unwrap_or_else(|_| tempfile::tempdir().expect("dir"));
     let replicas = if database_url.is_some() { 2 } else { 1 };
     let data: Vec<_> = (0..replicas).map(|r| dir.path().join(format!("replica-{r}"))).collect();
-    let init = central::init_with(&data[0], database_url).expect("init");
+    let init = central::init_with(&data[0], database_url, None).expect("init");
     for other in &data[1..] {
         std::fs::create_dir_all(other).expect("replica dir");
         std::fs::copy(data[0].join(central::KEY_FILE), other.join(central::KEY_FILE)).expect("key");
@@ -71,7 +71,7 @@ async fn run(stations: usize, database_url: Option<&str>) -> Latencies {
     let key = loa::signing::ProvinceKey::load_file(&data[0].join(central::KEY_FILE)).expect("key");
     let mut tokens = Vec::with_capacity(stations);
     {
-        let store = central::open_store(&data[0], database_url).expect("store");
+        let store = central::open_store(&data[0], database_url, None).expect("store");
         for n in 0..stations {
             let id = format!("xa-{n:05}");
             let station = Station { id: id.clone(), name: id.clone(), district: "bench".into() };

@@ -73,6 +73,11 @@ two_person_rule = false
 # one PostgreSQL database instead (README "Scaling out"), name it here or in the
 # environment (LOA_DATABASE_URL, which wins):
 # database_url = "postgres://loa:PASSWORD@db.internal:5432/loa"
+# Without sslmode the connection is plain TCP: keep the database on a private network.
+# Over any other network, use TLS: add ?sslmode=require to the URL. The server's
+# certificate is then verified (stricter than libpq's require) against the system's
+# roots and this CA file (or LOA_DATABASE_CA), e.g. the province's own CA:
+# database_ca_file = "/etc/loa/db-ca.pem"
 # With a database_url, the audio library is in the database too and data_dir/audio is
 # this replica's cache of it, at most this many MB (least recently used files leave):
 # audio_cache_mb = 4096
@@ -179,6 +184,10 @@ pub struct CentralConfig {
     pub timezone: chrono_tz::Tz,
     /// PostgreSQL instead of the embedded SQLite file (`None`); see [`Self::database_url`].
     pub database_url: Option<String>,
+    /// With `database_url` and `sslmode=require`: the CA certificate (PEM) that issued the
+    /// database server's certificate, besides the system's roots; see
+    /// [`Self::database_ca_file`].
+    pub database_ca_file: Option<PathBuf>,
     /// With `database_url`: the most this replica keeps of the library on its own disk
     /// (a cache; the database holds every file).
     pub audio_cache_mb: u64,
@@ -206,6 +215,7 @@ impl Default for CentralConfig {
             two_person_rule: false,
             timezone: crate::schedule::DEFAULT_TIMEZONE,
             database_url: None,
+            database_ca_file: None,
             audio_cache_mb: 4096,
         }
     }
@@ -233,6 +243,16 @@ impl CentralConfig {
             .or_else(|| self.database_url.clone())
     }
 
+    /// The CA file the database server's certificate is checked against (with the
+    /// system's roots): `LOA_DATABASE_CA` when set, as `LOA_DATABASE_URL` overrides
+    /// `database_url`, else `database_ca_file`.
+    pub fn database_ca_file(&self) -> Option<PathBuf> {
+        std::env::var_os("LOA_DATABASE_CA")
+            .filter(|path| !path.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| self.database_ca_file.clone())
+    }
+
     /// Reads a config file; a relative `data_dir` (and every other path in it) is taken
     /// relative to the file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -246,6 +266,7 @@ impl CentralConfig {
                 config.tls_cert.as_mut(),
                 config.tls_key.as_mut(),
                 config.alerts.smtp_ca_cert.as_mut(),
+                config.database_ca_file.as_mut(),
             ]
             .into_iter()
             .flatten()
@@ -360,5 +381,14 @@ mod tests {
             [dir.path().join("signers.pem"), PathBuf::from("/etc/x.pem")]
         );
         assert_eq!(config.cap.feed_ca, PathBuf::from("/etc/ssl/certs/ca-certificates.crt"));
+    }
+
+    #[test]
+    fn the_database_ca_file_is_relative_to_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("central.toml");
+        std::fs::write(&path, "database_ca_file = \"db-ca.pem\"\n").unwrap();
+        let config = CentralConfig::load(&path).unwrap();
+        assert_eq!(config.database_ca_file, Some(dir.path().join("db-ca.pem")));
     }
 }

@@ -152,13 +152,17 @@ pub struct Initialised {
 /// Creates the data directory, the province's signing key (0600) and a first admin
 /// token. Refuses to replace an existing key.
 pub fn init(data_dir: &Path) -> Result<Initialised, CentralError> {
-    init_with(data_dir, None)
+    init_with(data_dir, None, None)
 }
 
 /// [`init`] with central's tables in the PostgreSQL database at `database_url` (`None`:
-/// the embedded SQLite file). Other replicas on the same database get a copy of the key
-/// file, not an init of their own.
-pub fn init_with(data_dir: &Path, database_url: Option<&str>) -> Result<Initialised, CentralError> {
+/// the embedded SQLite file; `database_ca`: see [`open_store`]). Other replicas on the
+/// same database get a copy of the key file, not an init of their own.
+pub fn init_with(
+    data_dir: &Path,
+    database_url: Option<&str>,
+    database_ca: Option<&Path>,
+) -> Result<Initialised, CentralError> {
     for dir in [data_dir.to_path_buf(), data_dir.join(AUDIO_DIR), data_dir.join(TMP_DIR)] {
         std::fs::create_dir_all(&dir).map_err(|source| CentralError::CreateDir {
             path: dir.display().to_string(),
@@ -167,18 +171,21 @@ pub fn init_with(data_dir: &Path, database_url: Option<&str>) -> Result<Initiali
     }
     let key = ProvinceKey::generate();
     key.create_file(&data_dir.join(KEY_FILE))?;
-    let store = open_store(data_dir, database_url)?;
+    let store = open_store(data_dir, database_url, database_ca)?;
     let admin_token = store::new_token();
     store.add_operator(&store::hash_token(&admin_token), &Role::Admin, "created by init")?;
     Ok(Initialised { public_key: key.public_hex(), admin_token })
 }
 
 /// Central's store: PostgreSQL at `database_url`, else the SQLite file in `data_dir`.
+/// `database_ca`: the CA file (`database_ca_file`) that, besides the system's roots, may
+/// have issued the database server's certificate, for a URL with `sslmode=require`.
 pub fn open_store(
     data_dir: &Path,
     database_url: Option<&str>,
+    database_ca: Option<&Path>,
 ) -> Result<Arc<dyn Store>, CentralError> {
-    Ok(open_stores(data_dir, database_url)?.0)
+    Ok(open_stores(data_dir, database_url, database_ca)?.0)
 }
 
 /// Central's store, and where the audio library's bytes are kept besides the data
@@ -187,10 +194,14 @@ pub type Stores = (Arc<dyn Store>, Option<Arc<dyn AudioBlobs>>);
 
 /// [`open_store`], and the database that holds the audio library's bytes (PostgreSQL
 /// only: on SQLite the library is the files in `data_dir/audio`).
-pub fn open_stores(data_dir: &Path, database_url: Option<&str>) -> Result<Stores, CentralError> {
+pub fn open_stores(
+    data_dir: &Path,
+    database_url: Option<&str>,
+    database_ca: Option<&Path>,
+) -> Result<Stores, CentralError> {
     Ok(match database_url {
         Some(url) => {
-            let pg = Arc::new(store::PgStore::connect(url)?);
+            let pg = Arc::new(store::PgStore::connect_with_ca(url, database_ca)?);
             (pg.clone(), Some(pg))
         }
         None => (Arc::new(SqliteStore::open(&data_dir.join(DB_FILE))?), None),
@@ -349,7 +360,8 @@ pub fn open(config: CentralConfig, clock: SharedClock) -> Result<Arc<AppState>, 
             source,
         })?;
     }
-    let (store, audio_db) = open_stores(dir, config.database_url().as_deref())?;
+    let (store, audio_db) =
+        open_stores(dir, config.database_url().as_deref(), config.database_ca_file().as_deref())?;
     let audio = audio_files::AudioFiles::for_config(&config, audio_db);
     let bulletins = bulletins::Hub::open(store.clone())?;
     let manifests = manifest_news::ManifestWatch::open(&*store).map_err(CentralError::Thread)?;

@@ -92,7 +92,9 @@ pub enum CentralCommand {
     /// check the copy (row counts, playlog chains). Stop central first; afterwards set
     /// `database_url` in central.toml (or LOA_DATABASE_URL) and start it again.
     Migrate {
-        /// The PostgreSQL database: `postgres://USER:PASSWORD@HOST:PORT/DBNAME`.
+        /// The PostgreSQL database: `postgres://USER:PASSWORD@HOST:PORT/DBNAME`
+        /// (`?sslmode=require` for TLS, checked against the system's roots and
+        /// `database_ca_file`/LOA_DATABASE_CA).
         #[arg(long, value_name = "URL")]
         to: String,
     },
@@ -307,12 +309,20 @@ fn run_inner(args: CentralArgs) -> anyhow::Result<()> {
             )
             .into());
         }
-        central::open_store(&config.data_dir, config.database_url().as_deref())
-            .map_err(anyhow::Error::from)
+        central::open_store(
+            &config.data_dir,
+            config.database_url().as_deref(),
+            config.database_ca_file().as_deref(),
+        )
+        .map_err(anyhow::Error::from)
     };
     match args.command {
         Some(CentralCommand::Init { hosts, format }) => {
-            let done = central::init_with(&config.data_dir, config.database_url().as_deref())?;
+            let done = central::init_with(
+                &config.data_dir,
+                config.database_url().as_deref(),
+                config.database_ca_file().as_deref(),
+            )?;
             if format == Format::Json {
                 let tls = if hosts.is_empty() {
                     None
@@ -427,7 +437,8 @@ fn run_inner(args: CentralArgs) -> anyhow::Result<()> {
                 )
                 .into());
             }
-            let pg = crate::store::PgStore::connect(&to)?;
+            let pg =
+                crate::store::PgStore::connect_with_ca(&to, config.database_ca_file().as_deref())?;
             let copied = crate::store::copy::sqlite_to_postgres(
                 &config.data_dir.join(central::DB_FILE),
                 &config.data_dir.join(central::AUDIO_DIR),

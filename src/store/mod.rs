@@ -26,7 +26,7 @@ use sha2::{Digest, Sha256};
 pub use cap_turn::CapTurn;
 pub use console::{LibraryEntry, LoginFailures, ScheduleLoad, SessionRow, User};
 pub use field::{AlertRow, ClaimOutcome, EnrolCode, Notification};
-pub use pg::PgStore;
+pub use pg::{ConnectError, Connector, PgStore};
 pub use sqlite::SqliteStore;
 
 use crate::protocol::DeliveryReport;

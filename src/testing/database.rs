@@ -84,7 +84,9 @@ fn admin(f: impl FnOnce(&mut postgres::Client) -> Result<(), postgres::Error> + 
     std::thread::scope(|scope| {
         scope
             .spawn(|| {
-                let mut client = postgres::Client::connect(&url, postgres::NoTls)
+                let mut client = crate::store::Connector::new(&url, None)
+                    .map_err(|e| e.to_string())
+                    .and_then(|connector| connector.client().map_err(|e| e.to_string()))
                     .unwrap_or_else(|e| panic!("test database server {url}: {e}"));
                 f(&mut client).unwrap_or_else(|e| panic!("test database server {url}: {e}"));
             })

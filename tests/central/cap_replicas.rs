@@ -63,7 +63,7 @@ async fn replicas_deciding_at_once_make_one_bulletin_per_alert_and_lose_no_ledge
     let a = central_replica(&province, &province.data, &database.url);
     let b = central_replica(&province, &dir.path().join("b"), &database.url);
     let admin = &province.admin;
-    let store = loa::central::open_store(&province.data, Some(&database.url)).unwrap();
+    let store = loa::central::open_store(&province.data, Some(&database.url), None).unwrap();
 
     // The same alert to both replicas at once: one decides it, the other sees a repeat.
     let same = test_alert("VN-AG-T1");

@@ -1,6 +1,6 @@
 //! Central: the HTTP API in process, sync faults, TLS, the playlog API, and the real
 //! `loa central` with the operator CLI (`central init`, `station add`, `audio add`, …),
-//! and central on PostgreSQL (replicas deciding CAP alerts at once included).
+//! and central on PostgreSQL (over TLS too; replicas deciding CAP alerts at once).
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -13,5 +13,6 @@ mod library_gains;
 mod operator_cli;
 mod playlog_api;
 mod postgres;
+mod postgres_tls;
 mod sync_faults;
 mod tls;

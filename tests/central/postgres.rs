@@ -222,7 +222,7 @@ async fn a_replica_killed_while_stations_upload_loses_and_doubles_nothing() {
     let province = central_init_on(&dir.path().join("a"), &database.url);
     // Stations added in this process: twenty `loa central station add` runs would only
     // slow the test down.
-    let store = loa::central::open_store(&province.data, Some(&database.url)).unwrap();
+    let store = loa::central::open_store(&province.data, Some(&database.url), None).unwrap();
     let mut tokens = Vec::new();
     for n in 0..STATIONS {
         let id = format!("xa-{n:02}");

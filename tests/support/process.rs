@@ -53,6 +53,7 @@ pub fn command() -> Command {
         .env_remove("LOA_TOKEN")
         .env_remove("LOA_CA_CERT")
         .env_remove("LOA_CLIENT_CONFIG")
+        .env_remove("LOA_DATABASE_CA")
         .env_remove("LOA_LOG_FORMAT")
         .env("HOME", "/nonexistent");
     c

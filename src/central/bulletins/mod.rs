@@ -572,7 +572,7 @@ mod tests {
         let database = crate::testing::database::TestDatabase::new();
         let dir = tempfile::tempdir().unwrap();
         let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
-        crate::central::init_with(&a_dir, Some(&database.url)).unwrap();
+        crate::central::init_with(&a_dir, Some(&database.url), None).unwrap();
         std::fs::create_dir_all(&b_dir).unwrap();
         let key = crate::central::KEY_FILE;
         std::fs::copy(a_dir.join(key), b_dir.join(key)).unwrap();

@@ -15,10 +15,10 @@
 
 use std::time::Duration;
 
+use postgres::Client;
 use postgres::error::SqlState;
-use postgres::{Client, NoTls};
 
-use super::{PgStore, StoreError, off_runtime};
+use super::{Connector, PgStore, StoreError, off_runtime};
 use crate::store::CapTurn;
 
 /// An arbitrary, fixed key for `pg_advisory_lock`: one CAP decision at a time.
@@ -31,20 +31,20 @@ pub const CAP_TURN_WAIT: Duration = Duration::from_secs(30);
 /// How a [`PgStore`] takes CAP turns: the database to open a connection to, and how
 /// long to wait.
 pub(super) struct CapTurns {
-    config: postgres::Config,
+    connector: Connector,
     wait: Duration,
 }
 
 impl CapTurns {
-    pub(super) fn new(config: postgres::Config) -> Self {
-        CapTurns { config, wait: CAP_TURN_WAIT }
+    pub(super) fn new(connector: Connector) -> Self {
+        CapTurns { connector, wait: CAP_TURN_WAIT }
     }
 
     /// Opens a connection and waits on it for the lock, off any async worker (the
     /// client is made and, on a failure, dropped here).
     pub(super) fn take(&self, shown: &str) -> Result<CapTurn, StoreError> {
         off_runtime(|| {
-            let mut client = self.config.connect(NoTls).map_err(|e| {
+            let mut client = self.connector.client().map_err(|e| {
                 StoreError::Unavailable(format!("cannot reach the database {shown}: {e}"))
             })?;
             // The lock's wait is bounded by lock_timeout alone (not the store's

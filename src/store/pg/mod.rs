@@ -18,17 +18,19 @@ mod blobs;
 mod bulletins;
 mod cap;
 mod cap_turn;
+mod connector;
 mod console;
 mod field;
 mod live;
 mod notify;
 mod playlog;
+mod tls;
 
+use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use postgres::{Client, NoTls};
-use r2d2_postgres::PostgresConnectionManager;
+use postgres::Client;
 
 use super::{
     AlertRow, AudioLevels, ClaimOutcome, EnrolCode, LibraryEntry, LoginFailures, Notification,
@@ -39,7 +41,9 @@ use crate::protocol::{
     AlertRecord, ApprovalState, AudioInfo, AuditEntry, PlaylogAck, PlaylogSummary, Record,
 };
 
-type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+pub use connector::{ConnectError, Connector};
+
+type Pool = r2d2::Pool<Connector>;
 
 /// Connections a replica keeps at most: request handlers beyond this wait (up to
 /// [`CONNECT_TIMEOUT`]) rather than overload the database; ten replicas stay under
@@ -93,19 +97,25 @@ pub struct PgStore {
 impl PgStore {
     /// Connects to `url` (`postgres://user:password@host:port/dbname`, or libpq's
     /// `key=value` form), creates or upgrades the schema, and returns the store. Fails
-    /// when the database cannot be reached within [`CONNECT_TIMEOUT`].
+    /// when the database cannot be reached within [`CONNECT_TIMEOUT`]. With
+    /// `sslmode=require` in the URL, over TLS verified against the system's roots only
+    /// (see [`Self::connect_with_ca`]).
     pub fn connect(url: &str) -> Result<Self, StoreError> {
-        let shown = redact(url);
-        let mut config: postgres::Config = url.parse().map_err(|e: postgres::Error| {
-            StoreError::Unavailable(format!("database_url {shown}: {e}"))
-        })?;
-        config
+        Self::connect_with_ca(url, None)
+    }
+
+    /// [`Self::connect`], also trusting the CA certificates in `ca_file` to have issued
+    /// the server's certificate (`database_ca_file`: a province's own CA).
+    pub fn connect_with_ca(url: &str, ca_file: Option<&Path>) -> Result<Self, StoreError> {
+        let mut manager = Connector::new(url, ca_file)?;
+        let shown = manager.shown().to_string();
+        manager
+            .config_mut()
             .connect_timeout(CONNECT_TIMEOUT)
             .application_name("loa central")
             .options(&format!("-c statement_timeout={STATEMENT_TIMEOUT_MS}"));
-        let feed = notify::Feed::new(config.clone());
-        let cap_turns = cap_turn::CapTurns::new(config.clone());
-        let manager = PostgresConnectionManager::new(config, NoTls);
+        let feed = notify::Feed::new(manager.clone());
+        let cap_turns = cap_turn::CapTurns::new(manager.clone());
         let pool = off_runtime(|| {
             r2d2::Pool::builder()
                 .max_size(POOL_SIZE)

@@ -17,8 +17,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Once, mpsc};
 use std::time::Duration;
 
-use postgres::{Client, NoTls};
+use postgres::Client;
 
+use super::Connector;
 use crate::store::ManifestNews;
 
 /// The channel a bulletin event's append notifies at its commit, with its number.
@@ -55,7 +56,7 @@ fn manifest_news(payload: &str) -> ManifestNews {
 /// The store's listening connection and this process's subscribers. Started by the first
 /// subscriber; ends (within [`LISTEN_WAKE`]) once the store is dropped.
 pub(super) struct Feed {
-    config: postgres::Config,
+    connector: Connector,
     subscribers: Mutex<Subscribers>,
     started: Once,
     stopped: AtomicBool,
@@ -70,9 +71,9 @@ struct Subscribers {
 }
 
 impl Feed {
-    pub(super) fn new(config: postgres::Config) -> Arc<Self> {
+    pub(super) fn new(connector: Connector) -> Arc<Self> {
         Arc::new(Self {
-            config,
+            connector,
             subscribers: Mutex::new(Subscribers::default()),
             started: Once::new(),
             stopped: AtomicBool::new(false),
@@ -160,7 +161,7 @@ impl Feed {
     fn listen(self: Arc<Self>) {
         let mut backoff = Duration::from_millis(100);
         while !self.stopped.load(Ordering::Relaxed) {
-            let connected = self.config.connect(NoTls).and_then(|mut client| {
+            let connected = self.connector.client().and_then(|mut client| {
                 client.batch_execute(&format!(
                     "LISTEN {BULLETIN_CHANNEL}; LISTEN {MANIFEST_CHANNEL}"
                 ))?;
