@@ -52,8 +52,10 @@ pub const IDLE_LEAD: Duration = Duration::from_millis(1500);
 /// Blocks of silence written after the last item ended before pausing: the device's
 /// buffer then holds only silence, and the limiter has released (no pop).
 pub const IDLE_AFTER_BLOCKS: u32 = 8;
-/// While paused, the thread wakes this often to check the sink and show it is alive.
-pub const IDLE_POLL: Duration = Duration::from_millis(500);
+/// While paused, the thread wakes this often to check the sink and show it is alive. A
+/// sound card's stream reports a failure at its next period (up to 50 ms, see
+/// `sinks::device`), so a failure while paused is noticed within 0.5 s in all.
+pub const IDLE_POLL: Duration = Duration::from_millis(450);
 
 /// Opens the sink again after it failed (the station passes `sinks::open` of its sink).
 pub type Reopen = Box<dyn FnMut() -> Result<Box<dyn Sink>, SinkError> + Send>;

@@ -1,5 +1,6 @@
-//! The real output: a sound card through cpal (ALSA on Linux), fixed 1024-frame buffers,
-//! f32 or i16 as the device takes.
+//! The real output: a sound card through cpal (ALSA on Linux), f32 or i16 as the device
+//! takes, in ALSA periods of at most 50 ms ([`period_frames`]: 2048 frames at 44.1 and
+//! 48 kHz) with two periods in the device.
 //!
 //! The player writes into a ring the cpal callback drains. Each callback records which
 //! ring frame it starts with and when that frame will be heard: the clock's now plus the
@@ -31,6 +32,36 @@ use crate::clock::SharedClock;
 const STALL: Duration = Duration::from_secs(5);
 /// How long a callback short of frames waits for the player before playing silence.
 const CALLBACK_PATIENCE: Duration = Duration::from_millis(500);
+/// The longest ALSA period asked for; see [`period_frames`].
+const MAX_PERIOD: Duration = Duration::from_millis(50);
+
+/// Frames per ALSA period at `rate`: the largest power of two within [`MAX_PERIOD`]
+/// (2048 at 44.1 and 48 kHz, 4096 at 96 kHz), inside the range the device supports.
+///
+/// Why this size: the stream runs all day, idle included (`audio::player` pauses only its
+/// own writing), and cpal's ALSA thread runs one callback per period
+/// (`BufferSize::Fixed(n)`: period n, device buffer 2n), so each period is a wakeup, a
+/// callback and a write of silence whether anything plays or not. At 1024 frames that
+/// was 47 a second, most of an idle station's CPU; 2048 halves their number (README,
+/// "Idle cost": about a quarter off the idle figure through the test rig).
+///
+/// What it costs: the device holds two periods, so a frame written now (the fade-out and
+/// first frame of an emergency bulletin pre-empting, the first frame after a pause)
+/// reaches the speaker up to `2 × (period − 1024)` frames later than with 1024-frame
+/// periods: 2048 frames, 42.7 ms at 48 kHz (with the ring in front: at most 6144 frames,
+/// 128 ms, instead of 4096). The device holds at most 100 ms unless it allows no period
+/// that short. 4096 frames would hold 171 ms: too slow for an emergency. Starts stay on
+/// their exact frame: the anchor comes from each callback's playback timestamp, however
+/// far apart the callbacks are.
+fn period_frames(rate: u32, supported: &cpal::SupportedBufferSize) -> u32 {
+    let within = (u64::from(rate) * MAX_PERIOD.as_millis() as u64 / 1000).max(1);
+    let frames = 1u64 << within.ilog2();
+    let frames = u32::try_from(frames).unwrap_or(u32::MAX);
+    match *supported {
+        cpal::SupportedBufferSize::Range { min, max } if min <= max => frames.clamp(min, max),
+        _ => frames,
+    }
+}
 
 struct Shared {
     ring: VecDeque<f32>,
@@ -130,7 +161,10 @@ impl DeviceSink {
         let config = StreamConfig {
             channels: supported.channels(),
             sample_rate: supported.sample_rate(),
-            buffer_size: cpal::BufferSize::Fixed(options.buffer_frames as u32),
+            buffer_size: cpal::BufferSize::Fixed(period_frames(
+                format.rate,
+                supported.buffer_size(),
+            )),
         };
         let state = Arc::new(State {
             shared: Mutex::new(Shared {
@@ -158,18 +192,24 @@ impl DeviceSink {
             }),
         }?;
         stream.play().map_err(device_err)?;
+        // What ALSA made of the request (a card may round it).
+        let period = stream.buffer_size().map_or(0, |p| p as usize);
         tracing::info!(
             rate = format.rate,
             channels = format.channels,
             sample_format = %supported.sample_format(),
+            period_frames = period,
             "sound card stream started"
         );
+        // The ring holds two of the player's buffers, as before the period grew, and at
+        // least a period: a callback waits for a whole period of frames.
+        let ring_frames = (2 * options.buffer_frames).max(period);
         Ok(Self {
             format,
             state,
             clock: options.clock,
             written: 0,
-            capacity_samples: options.buffer_frames * 2 * format.channels,
+            capacity_samples: ring_frames * format.channels,
             sample_format: supported.sample_format(),
             _stream: stream,
         })
@@ -403,5 +443,36 @@ impl Drop for DeviceSink {
         shared.paused = false;
         drop(shared);
         self.state.data.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cpal::SupportedBufferSize;
+
+    #[test]
+    fn a_period_is_the_largest_power_of_two_within_50_ms() {
+        let any = SupportedBufferSize::Unknown;
+        assert_eq!(period_frames(48_000, &any), 2048);
+        assert_eq!(period_frames(44_100, &any), 2048);
+        assert_eq!(period_frames(96_000, &any), 4096);
+        assert_eq!(period_frames(22_050, &any), 1024);
+        assert_eq!(period_frames(8_000, &any), 256);
+        for rate in [8_000, 22_050, 44_100, 48_000, 96_000, 192_000, 384_000] {
+            let frames = u64::from(period_frames(rate, &any));
+            assert!(frames * 1000 <= u64::from(rate) * 50, "{rate} Hz: {frames} frames");
+            assert!(frames * 2 * 1000 > u64::from(rate) * 50, "{rate} Hz: {frames} frames");
+        }
+    }
+
+    #[test]
+    fn a_period_stays_within_what_the_device_supports() {
+        let narrow = SupportedBufferSize::Range { min: 64, max: 1024 };
+        assert_eq!(period_frames(48_000, &narrow), 1024);
+        let large = SupportedBufferSize::Range { min: 4096, max: 65_536 };
+        assert_eq!(period_frames(48_000, &large), 4096);
+        let odd = SupportedBufferSize::Range { min: 4096, max: 64 };
+        assert_eq!(period_frames(48_000, &odd), 2048);
     }
 }

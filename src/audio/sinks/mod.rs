@@ -24,8 +24,9 @@ pub use self::wav::WavSink;
 use super::decode::AudioFormat;
 use crate::clock::{SharedClock, SystemClock};
 
-/// Frames per device period: the cpal buffer size and the clocked sinks' device buffer.
-/// (cpal's default gives 1-frame callbacks on ALSA.)
+/// The clocked sinks' device buffer, and half the cpal sink's ring (the frames written
+/// ahead of its callbacks). The cpal sink's ALSA period is its own, up to 50 ms (2048
+/// frames at 48 kHz): fewer periods make an idle stream cheaper (see `device.rs`).
 pub const DEFAULT_BUFFER_FRAMES: usize = 1024;
 
 /// Why a sink could not be opened or stopped working.
@@ -107,7 +108,8 @@ pub struct SinkOptions {
     pub rate: u32,
     /// Channels of the clocked sinks (the device decides for `alsa`).
     pub channels: usize,
-    /// Device buffer in frames.
+    /// Device buffer in frames (for the cpal sink: half its ring; see
+    /// [`DEFAULT_BUFFER_FRAMES`]).
     pub buffer_frames: usize,
     /// The clock the clocked sinks pace against, and the cpal sink stamps callbacks with.
     pub clock: SharedClock,
@@ -143,7 +145,7 @@ impl std::fmt::Debug for SinkOptions {
 /// The sink backends by name, with what each is for.
 pub const BACKENDS: &[(&str, &str)] = &[
     ("default", "the system's default sound card through cpal/ALSA (same as alsa)"),
-    ("alsa", "a sound card through cpal/ALSA; --device picks one, fixed 1024-frame buffer"),
+    ("alsa", "a sound card through cpal/ALSA; --device picks one, periods of at most 50 ms"),
     ("wav", "real-time air-check: writes exactly what was played, silence included, to a WAV file"),
     ("clocked", "consumes frames in real time against the clock and discards them (tests)"),
     ("null", "discards frames as fast as they come, unpaced (benchmarks)"),
