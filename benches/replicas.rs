@@ -127,6 +127,18 @@ async fn run(stations: usize, database_url: Option<&str>) -> Latencies {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
+    let mut pids: Vec<(String, Vec<u32>)> = centrals
+        .iter()
+        .enumerate()
+        .map(|(r, c)| (format!("central replica {r}"), vec![c.pid()]))
+        .collect();
+    let stations_in: Vec<u32> = if workers.is_empty() {
+        vec![std::process::id()]
+    } else {
+        workers.iter().map(|w| w.0.id()).collect()
+    };
+    pids.push(("the simulated stations".into(), stations_in));
+    let cpu_before = cpu::Usage::now(&pids);
     let pushed =
         push::emergency_to_all(&http, &centrals[0].url, &init.admin_token, &uploaded.sha256).await;
     let since_push = |at: chrono::DateTime<chrono::Utc>| {
@@ -143,6 +155,7 @@ async fn run(stations: usize, database_url: Option<&str>) -> Latencies {
         received.push(since_push(got.received_at));
         handed.push(since_push(got.verified_at));
     }
+    println!("{}", cpu::Usage::now(&pids).since(&cpu_before));
     let _ = quit.send(());
     for t in tasks {
         let _ = t.await;
@@ -153,6 +166,101 @@ async fn run(stations: usize, database_url: Option<&str>) -> Latencies {
         handed.sort();
     }
     per_replica
+}
+
+/// Where the CPU went during a fan-out: each process (central replicas, the simulated
+/// stations), PostgreSQL's server processes, and the machine as a whole. Tells whether a
+/// slow fan-out was the machine's cores being full or something waiting.
+mod cpu {
+    use std::time::Instant;
+
+    /// CPU seconds (user + system) of process `pid`'s threads so far, from /proc.
+    fn process_secs(pid: u32) -> f64 {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
+        // The fields after the command name, which is in parentheses and may hold spaces.
+        let Some(rest) = stat.rsplit_once(") ").map(|r| r.1) else { return 0.0 };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+        (ticks(11) + ticks(12)) / ticks_per_sec()
+    }
+
+    fn ticks_per_sec() -> f64 {
+        // SAFETY: sysconf reads a constant of the system.
+        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        if ticks > 0 { ticks as f64 } else { 100.0 }
+    }
+
+    /// CPU seconds of every process whose command is `postgres` (the server and its
+    /// backends alive now).
+    fn postgres_secs() -> f64 {
+        let Ok(entries) = std::fs::read_dir("/proc") else { return 0.0 };
+        entries
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|c| c.trim() == "postgres")
+            })
+            .map(process_secs)
+            .sum()
+    }
+
+    /// The machine's busy and total CPU seconds so far (all cores), from /proc/stat.
+    fn machine_secs() -> (f64, f64) {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let ticks: Vec<f64> = stat
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|t| t.parse().ok())
+            .collect();
+        let total: f64 = ticks.iter().sum();
+        // idle and iowait are the 4th and 5th.
+        let idle = ticks.get(3).copied().unwrap_or(0.0) + ticks.get(4).copied().unwrap_or(0.0);
+        ((total - idle) / ticks_per_sec(), total / ticks_per_sec())
+    }
+
+    pub struct Usage {
+        at: Instant,
+        processes: Vec<(String, f64)>,
+        postgres: f64,
+        machine: (f64, f64),
+    }
+
+    impl Usage {
+        pub fn now(named: &[(String, Vec<u32>)]) -> Self {
+            Usage {
+                at: Instant::now(),
+                processes: named
+                    .iter()
+                    .map(|(name, pids)| (name.clone(), pids.iter().map(|&p| process_secs(p)).sum()))
+                    .collect(),
+                postgres: postgres_secs(),
+                machine: machine_secs(),
+            }
+        }
+
+        /// What was used between `before` and this, as one line.
+        pub fn since(&self, before: &Usage) -> String {
+            let mut parts: Vec<String> = self
+                .processes
+                .iter()
+                .zip(&before.processes)
+                .map(|((name, now), (_, then))| format!("{name} {:.1} s", now - then))
+                .collect();
+            if self.postgres > 0.0 {
+                parts.push(format!("PostgreSQL {:.1} s", self.postgres - before.postgres));
+            }
+            let busy = self.machine.0 - before.machine.0;
+            let total = self.machine.1 - before.machine.1;
+            format!(
+                "  CPU from the push to the last hand-over ({:.1} s): {}; the machine was busy {busy:.1} of {total:.1} CPU-s",
+                self.at.duration_since(before.at).as_secs_f64(),
+                parts.join(", ")
+            )
+        }
+    }
 }
 
 /// Ten thousand simulated stations hold tens of thousands of files and sockets (an

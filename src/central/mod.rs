@@ -32,6 +32,7 @@ pub mod server;
 pub mod streams;
 pub mod supervise;
 pub mod tls;
+pub mod token_check;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -309,6 +310,8 @@ pub struct AppState {
     /// long-poll waits on its own station's channel only, so loading a schedule for
     /// 10,000 stations wakes each waiting station once.
     manifests: Arc<manifest_news::ManifestWatch>,
+    /// The one read of station tokens every open stream's periodic check shares.
+    pub tokens: token_check::TokenCheck,
     /// Serialises manifest issuing so versions never collide.
     pub issue_lock: tokio::sync::Mutex<()>,
     /// Urgent bulletins: events, streams, delivery states.
@@ -378,6 +381,7 @@ pub fn open(config: CentralConfig, clock: SharedClock) -> Result<Arc<AppState>, 
         clock,
         config,
         manifests,
+        tokens: token_check::TokenCheck::default(),
         issue_lock: tokio::sync::Mutex::new(()),
         enrol_limit: enrol::Limiter::default(),
         metrics: metrics::Counters::default(),

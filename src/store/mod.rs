@@ -231,6 +231,9 @@ pub trait Store: Send + Sync + 'static {
     fn add_station(&self, station: &Station, token_hash: &str) -> Result<(), StoreError>;
     fn station(&self, id: &str) -> Result<Option<Station>, StoreError>;
     fn station_by_token(&self, token_hash: &str) -> Result<Option<Station>, StoreError>;
+    /// Every station's token hash, with its id: one read that serves the periodic token
+    /// check of every open stream ([`crate::central::token_check`]).
+    fn station_token_hashes(&self) -> Result<Vec<(String, String)>, StoreError>;
     fn stations(&self) -> Result<Vec<Station>, StoreError>;
 
     /// Replaces a station's token hash: the old token stops working at once. `false`

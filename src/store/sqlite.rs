@@ -302,6 +302,13 @@ impl Store for SqliteStore {
         Ok(stmt.query_row([token_hash], station_row).optional()?)
     }
 
+    fn station_token_hashes(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT token_hash, id FROM stations")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
     fn stations(&self) -> Result<Vec<Station>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare("SELECT id, name, district FROM stations ORDER BY id")?;
@@ -1016,6 +1023,14 @@ mod tests {
             assert!(store.set_station_token("a", &hash_token("tok-a2")).unwrap());
             assert_eq!(store.station_by_token(&hash_token("tok-a")).unwrap(), None);
             assert_eq!(store.station_by_token(&hash_token("tok-a2")).unwrap(), Some(station("a")));
+            let mut tokens = store.station_token_hashes().unwrap();
+            tokens.sort();
+            let mut expected = vec![
+                (hash_token("tok-a2"), "a".to_string()),
+                (hash_token("tok-b"), "b".to_string()),
+            ];
+            expected.sort();
+            assert_eq!(tokens, expected, "every station's current token, the old one gone");
             assert!(!store.set_station_token("c", &hash_token("tok-c")).unwrap());
         });
     }

@@ -120,8 +120,9 @@ fn sse_event(e: &StoredEvent) -> Event {
 
 /// How often an open stream checks that its station's token is still valid: a rotated
 /// token (`loa central station rotate-token`, which may run beside central on the same
-/// database) closes the stream within this. One indexed lookup per stream each time.
-pub const REAUTH_EVERY: Duration = Duration::from_secs(5);
+/// database) closes the stream within seconds. All streams share one read of the tokens
+/// ([`crate::central::token_check`]).
+pub use crate::central::token_check::REAUTH_EVERY;
 
 async fn stream(
     State(state): State<Arc<AppState>>,
@@ -192,8 +193,8 @@ impl OpenStream {
                 () = self.slot.closed() => return None,
                 () = tokio::time::sleep_until(self.check_at) => {
                     self.check_at = tokio::time::Instant::now() + REAUTH_EVERY;
-                    let still = self.state.store.station_by_token(&self.token);
-                    if !matches!(&still, Ok(Some(s)) if s.id == self.guard.station) {
+                    let (state, station) = (&self.state, &self.guard.station);
+                    if !state.tokens.still_valid(&state.store, &self.token, station).await {
                         tracing::info!(station = %self.guard.station, "its token is no longer valid: closing its bulletin stream");
                         return None;
                     }

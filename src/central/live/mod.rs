@@ -415,8 +415,7 @@ async fn listen(
                 () = slot.closed() => break,
                 () = tokio::time::sleep_until(check_at) => {
                     check_at = tokio::time::Instant::now() + reauth;
-                    let still = state.store.station_by_token(&token);
-                    if !matches!(&still, Ok(Some(s)) if s.id == station.id) {
+                    if !state.tokens.still_valid(&state.store, &token, &station.id).await {
                         tracing::info!(station = %station.id, "its token is no longer valid: closing its live stream");
                         break;
                     }

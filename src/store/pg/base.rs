@@ -119,6 +119,13 @@ pub(super) fn station_by_token(
     Ok(row.as_ref().map(station_row))
 }
 
+pub(super) fn station_token_hashes(c: &mut Client) -> Result<Vec<(String, String)>, StoreError> {
+    c.query("SELECT token_hash, id FROM stations", &[])?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
+}
+
 pub(super) fn stations(c: &mut Client) -> Result<Vec<Station>, StoreError> {
     Ok(c.query("SELECT id, name, district FROM stations ORDER BY id", &[])?
         .iter()

@@ -247,6 +247,9 @@ impl Store for PgStore {
     fn station_by_token(&self, token_hash: &str) -> Result<Option<Station>, StoreError> {
         self.run(|c| base::station_by_token(c, token_hash))
     }
+    fn station_token_hashes(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.run(base::station_token_hashes)
+    }
     fn stations(&self) -> Result<Vec<Station>, StoreError> {
         self.run(base::stations)
     }
