@@ -10,19 +10,38 @@ use loa::protocol::DeliveryState;
 use loa::testing::database::TestDatabase;
 
 use crate::support::process::{
-    Proc, Remote, StationToml, add_station_on, central_init_on, central_replica,
-    field_str as field, station_log as records,
+    CentralProc, Proc, Province, Remote, StationToml, add_station_on, central_init_on,
+    central_replica, field_str as field, station_log as records,
 };
 use crate::support::wait;
 
+/// Replica A and replica B on a fresh database, station `tri-ton` (its token), the
+/// province and the directory they live in. Bind them database first, as a test's own
+/// locals were declared: the centrals then stop before their directory and database go.
+struct Pair {
+    a: CentralProc,
+    b: CentralProc,
+    token: String,
+    province: Province,
+    dir: tempfile::TempDir,
+    _database: TestDatabase,
+}
+
+impl Pair {
+    fn start() -> Self {
+        let database = TestDatabase::new();
+        let dir = tempfile::tempdir().unwrap();
+        let province = central_init_on(&dir.path().join("a"), &database.url);
+        let token = add_station_on(&province.data, &database.url, "tri-ton", "Tri Tôn");
+        let a = central_replica(&province, &province.data, &database.url);
+        let b = central_replica(&province, &dir.path().join("b"), &database.url);
+        Pair { a, b, token, province, dir, _database: database }
+    }
+}
+
 #[test]
 fn an_emergency_pushed_through_one_replica_airs_at_a_station_streaming_from_the_other() {
-    let database = TestDatabase::new();
-    let dir = tempfile::tempdir().unwrap();
-    let province = central_init_on(&dir.path().join("a"), &database.url);
-    let token = add_station_on(&province.data, &database.url, "tri-ton", "Tri Tôn");
-    let a = central_replica(&province, &province.data, &database.url);
-    let b = central_replica(&province, &dir.path().join("b"), &database.url);
+    let Pair { _database, dir, province, token, a, b } = Pair::start();
 
     let root = dir.path().join("tri-ton");
     let station_toml = StationToml {
@@ -164,12 +183,7 @@ fn the_replica_that_took_the_push_dies_mid_fan_out_and_every_station_airs_it_onc
 /// and airs it, rather than staying silent.
 #[test]
 fn a_live_broadcast_on_one_replica_reaches_a_station_on_the_other() {
-    let database = TestDatabase::new();
-    let dir = tempfile::tempdir().unwrap();
-    let province = central_init_on(&dir.path().join("a"), &database.url);
-    let token = add_station_on(&province.data, &database.url, "tri-ton", "Tri Tôn");
-    let a = central_replica(&province, &province.data, &database.url);
-    let b = central_replica(&province, &dir.path().join("b"), &database.url);
+    let Pair { _database, dir, province, token, a, b } = Pair::start();
     let root = dir.path().join("tri-ton");
     let urls = format!("[\"{}\", \"{}\"]", b.url, a.url);
     let toml = StationToml {
@@ -212,12 +226,7 @@ fn a_live_broadcast_on_one_replica_reaches_a_station_on_the_other() {
 async fn a_live_broadcast_whose_replica_died_stops_being_looked_for() {
     use loa::central::live::{LIVE_ALIVE_EVERY, LIVE_LEASE};
     use loa::protocol::live::{StartLiveRequest, StartLiveResponse};
-    let database = TestDatabase::new();
-    let dir = tempfile::tempdir().unwrap();
-    let province = central_init_on(&dir.path().join("a"), &database.url);
-    let token = add_station_on(&province.data, &database.url, "tri-ton", "Tri Tôn");
-    let mut a = central_replica(&province, &province.data, &database.url);
-    let b = central_replica(&province, &dir.path().join("b"), &database.url);
+    let Pair { _database, dir: _dir, province, token, mut a, b } = Pair::start();
     let http = reqwest::Client::new();
     let request = StartLiveRequest {
         title: "Trực tiếp".into(),
