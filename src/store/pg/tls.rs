@@ -56,12 +56,28 @@ pub(super) fn client_config(ca_file: Option<&Path>) -> Result<Arc<rustls::Client
     Ok(Arc::new(config))
 }
 
-/// The PEM certificates in `path`; at least one.
+/// The most a database CA file may hold: a whole system bundle of every public CA is
+/// about 220 KB; a file past this is the wrong file, refused unread.
+const MAX_CA_FILE_BYTES: u64 = 1 << 20;
+
+/// The PEM certificates in `path` (at most [`MAX_CA_FILE_BYTES`]); at least one.
 fn ca_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    use std::io::Read;
     let shown = path.display();
-    let pem = std::fs::read(path).map_err(|e| {
+    let unreadable = |e: io::Error| {
         TlsError(format!("cannot read the database CA file {shown}: {e}: check {CA_SETTING}"))
-    })?;
+    };
+    let mut pem = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_CA_FILE_BYTES + 1).read_to_end(&mut pem))
+        .map_err(unreadable)?;
+    if pem.len() as u64 > MAX_CA_FILE_BYTES {
+        return Err(TlsError(format!(
+            "the database CA file {shown} is larger than {MAX_CA_FILE_BYTES} bytes (1 MiB): \
+             give the PEM file of the CA that issued the database server's certificate in \
+             {CA_SETTING}"
+        )));
+    }
     let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(&pem).collect();
     match certs {
         Ok(certs) if !certs.is_empty() => Ok(certs),
@@ -214,6 +230,22 @@ mod tests {
             assert!(message.contains(&path.display().to_string()), "{message}");
             assert!(message.contains("database_ca_file"), "{message}");
         }
+    }
+
+    /// At the bound a file is read (and refused for what it holds); one byte past it is
+    /// refused for its size, unread.
+    #[test]
+    fn a_ca_file_past_one_mebibyte_is_refused_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = dir.path().join("at.pem");
+        std::fs::write(&at, vec![b'\n'; MAX_CA_FILE_BYTES as usize]).unwrap();
+        let message = client_config(Some(&at)).expect_err("no certificate").to_string();
+        assert!(message.contains("holds no certificate"), "{message}");
+        let past = dir.path().join("past.pem");
+        std::fs::write(&past, vec![b'\n'; MAX_CA_FILE_BYTES as usize + 1]).unwrap();
+        let message = client_config(Some(&past)).expect_err("too large").to_string();
+        assert!(message.contains("larger than 1048576 bytes"), "{message}");
+        assert!(message.contains("database_ca_file"), "{message}");
     }
 
     #[test]
